@@ -1,0 +1,55 @@
+"""Cold start of the whole stack (four servers, three proxies) and the reset between tests.
+
+Targets on the 2-core reference machine: cold start at most 6 s, reset at most 0.3 s.
+Each figure is reported next to its target as a ratio (below 1.0 meets it).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from harness.backends.local import LocalBackend
+from harness.stack import LINKS
+
+COLD_STARTS = 3
+RESETS = 30
+TARGET_COLD_S = 6.0
+TARGET_RESET_S = 0.3
+
+
+def run() -> dict:
+    cold: list[float] = []
+    resets: list[float] = []
+    for i in range(COLD_STARTS):
+        t0 = time.monotonic()
+        backend = LocalBackend()
+        stack = backend.start()
+        cold.append(time.monotonic() - t0)
+        try:
+            if i == 0:
+                for _ in range(RESETS):
+                    # Dirty every link as a test would, then time the reset that cleans it.
+                    for link in LINKS:
+                        proxy = stack.proxy(link)
+                        proxy.add_toxic("latency", latency=100)
+                        proxy.disable()
+                    t1 = time.monotonic()
+                    stack.reset()
+                    resets.append(time.monotonic() - t1)
+                    assert all(stack.proxy(link).enabled and not stack.proxy(link).toxics() for link in LINKS)
+        finally:
+            backend.stop()
+    cold_median = statistics.median(cold)
+    reset_p95 = sorted(resets)[int(0.95 * (len(resets) - 1))]
+    return {
+        "cold_start_seconds": [round(x, 3) for x in cold],
+        "cold_start_median_seconds": round(cold_median, 3),
+        "cold_start_target_seconds": TARGET_COLD_S,
+        "cold_start_ratio_to_target": round(cold_median / TARGET_COLD_S, 3),
+        "reset_median_seconds": round(statistics.median(resets), 4),
+        "reset_p95_seconds": round(reset_p95, 4),
+        "reset_target_seconds": TARGET_RESET_S,
+        "reset_ratio_to_target": round(reset_p95 / TARGET_RESET_S, 3),
+        "meets_targets": cold_median <= TARGET_COLD_S and reset_p95 <= TARGET_RESET_S,
+    }

@@ -1,0 +1,1 @@
+"""Faultline: chaos harness and verification suite for data exporters."""

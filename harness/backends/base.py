@@ -1,0 +1,92 @@
+"""What every backend (local processes, Docker, external servers) offers the harness."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from abc import ABC, abstractmethod
+from types import TracebackType
+
+from harness.stack import Stack
+
+_live: weakref.WeakSet[Backend] = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+class Backend(ABC):
+    """Starts the servers and proxies, hands out a :class:`Stack`, and tears it all down."""
+
+    name = "abstract"
+
+    def __init__(self) -> None:
+        self._stack: Stack | None = None
+
+    @property
+    def stack(self) -> Stack:
+        if self._stack is None:
+            raise RuntimeError(f"{self.name} backend is not started")
+        return self._stack
+
+    def start(self) -> Stack:
+        with _live_lock:
+            _live.add(self)
+        try:
+            self._stack = self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self._stack
+
+    def stop(self) -> None:
+        try:
+            self._stop()
+        finally:
+            self._stack = None
+            with _live_lock:
+                _live.discard(self)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    @abstractmethod
+    def _start(self) -> Stack: ...
+
+    @abstractmethod
+    def _stop(self) -> None: ...
+
+    @abstractmethod
+    def kill_service(self, service: str) -> None:
+        """SIGKILL (or the closest equivalent): no shutdown work at all."""
+
+    @abstractmethod
+    def stop_service(self, service: str) -> None:
+        """A graceful stop."""
+
+    @abstractmethod
+    def start_service(self, service: str) -> None:
+        """Start a stopped service again with its data, and wait until it is ready."""
+
+    @abstractmethod
+    def freeze_service(self, service: str) -> None:
+        """SIGSTOP: the process stays, answers nothing."""
+
+    @abstractmethod
+    def thaw_service(self, service: str) -> None: ...
+
+    @abstractmethod
+    def ensure_running(self) -> None:
+        """Bring every service back to running and unfrozen (between tests)."""
+
+
+@atexit.register
+def stop_live_backends() -> None:
+    """Last line of defence: an interpreter exit (also after SIGTERM, see lifecycle) stops them."""
+    with _live_lock:
+        backends = list(_live)
+    for backend in backends:
+        backend.stop()

@@ -1,0 +1,308 @@
+"""The servers Faultline needs, each able to say where it is and to install itself.
+
+Lookup order for every component: an explicit environment variable, then what the machine
+already has (PATH, Debian's locations), then Faultline's own cache. Installing writes only to
+the cache (or, as root, through apt-get); ``--check`` never installs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness.errors import SetupError
+from harness.paths import cache_dir
+from harness.provision.commands import apt_install, can_apt_install, run_logged, version_of
+
+KAFKA_VERSION = "3.9.1"
+SCALA_VERSION = "2.13"
+SLF4J_VERSION = "1.7.36"
+TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
+TOXIPROXY_VERSION = "v2.12.0"
+
+
+@dataclass(frozen=True)
+class Installed:
+    """Where a component was found: ``path`` is its binary or its jar directory."""
+
+    name: str
+    path: str
+    version: str
+    source: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+Log = Callable[[str], None]
+
+
+def _setup_log() -> Path:
+    return cache_dir() / "setup.log"
+
+
+@contextmanager
+def _cache_lock() -> Iterator[None]:
+    """Serialise installs into the cache between concurrent setups (parallel CI jobs)."""
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Component:
+    name: str = ""
+    debian_packages: list[str] = []
+
+    def locate(self) -> Installed | None:
+        raise NotImplementedError
+
+    def install(self, log: Log) -> Installed:
+        raise NotImplementedError
+
+    def how_to_install(self) -> str:
+        raise NotImplementedError
+
+    def _install_debian(self, log: Log) -> Installed:
+        if not can_apt_install():
+            raise SetupError(f"{self.name} is not installed and Faultline cannot install it "
+                             f"without root: {self.how_to_install()}")
+        log(f"installing {' '.join(self.debian_packages)} from Debian's packages")
+        apt_install(self.debian_packages, _setup_log(), what=f"installing {self.name}")
+        found = self.locate()
+        if found is None:
+            raise SetupError(f"{self.name}: installed {self.debian_packages} but still cannot "
+                             f"find it; {self.how_to_install()}")
+        return found
+
+
+class Postgres(Component):
+    name = "postgres"
+    debian_packages = ["postgresql"]
+
+    def locate(self) -> Installed | None:
+        on_path = shutil.which("postgres")
+        candidates: list[tuple[str, str]] = []
+        if on_path and shutil.which("initdb"):
+            candidates.append((str(Path(on_path).resolve().parent), "PATH"))
+        for bindir in sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                             key=lambda p: int(re.sub(r"\D", "", p.split("/")[4]) or 0),
+                             reverse=True):
+            candidates.append((bindir, "debian"))
+        for bindir, source in candidates:
+            if os.access(Path(bindir) / "postgres", os.X_OK) and (Path(bindir) / "initdb").exists():
+                version = version_of([str(Path(bindir) / "postgres"), "--version"])
+                return Installed(self.name, bindir, version, source)
+        return None
+
+    def install(self, log: Log) -> Installed:
+        # Debian's postinst would create and start a "main" cluster we never use; say no first.
+        conf = Path("/etc/postgresql-common/createcluster.d")
+        if can_apt_install():
+            conf.mkdir(parents=True, exist_ok=True)
+            (conf / "faultline.conf").write_text("create_main_cluster = false\n")
+        return self._install_debian(log)
+
+    def how_to_install(self) -> str:
+        return "install PostgreSQL (Debian: `apt-get install postgresql`) or put postgres/initdb on PATH"
+
+
+class Redis(Component):
+    name = "redis"
+    debian_packages = ["redis-server"]
+
+    def locate(self) -> Installed | None:
+        for path, source in ((shutil.which("redis-server"), "PATH"),
+                             ("/usr/bin/redis-server", "debian")):
+            if path and os.access(path, os.X_OK):
+                return Installed(self.name, path, version_of([path, "--version"]), source)
+        return None
+
+    def install(self, log: Log) -> Installed:
+        return self._install_debian(log)
+
+    def how_to_install(self) -> str:
+        return "install Redis (Debian: `apt-get install redis-server`) or put redis-server on PATH"
+
+
+class Java(Component):
+    name = "java"
+    debian_packages = ["default-jre-headless"]
+
+    def locate(self) -> Installed | None:
+        java_home = os.environ.get("JAVA_HOME")
+        candidates = [(str(Path(java_home) / "bin" / "java"), "JAVA_HOME")] if java_home else []
+        candidates.append((shutil.which("java") or "", "PATH"))
+        for path, source in candidates:
+            if path and os.access(path, os.X_OK):
+                return Installed(self.name, path, version_of([path, "-version"]), source)
+        return None
+
+    def install(self, log: Log) -> Installed:
+        return self._install_debian(log)
+
+    def how_to_install(self) -> str:
+        return "install a Java runtime 11 or newer (Debian: `apt-get install default-jre-headless`)"
+
+
+_KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.faultline</groupId>
+  <artifactId>kafka-broker-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <!-- Generated by `faultline setup`: the broker and everything it needs at run time. -->
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_{scala}</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.slf4j</groupId>
+      <artifactId>slf4j-reload4j</artifactId>
+      <version>{slf4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+
+class Kafka(Component):
+    """The broker's jars; ``path`` is the directory holding them (``KAFKA_HOME/libs``)."""
+
+    name = "kafka"
+
+    def _cached(self) -> Path:
+        return cache_dir() / f"kafka-{KAFKA_VERSION}"
+
+    def locate(self) -> Installed | None:
+        home = os.environ.get("KAFKA_HOME")
+        if home:
+            libs = Path(home) / "libs"
+            jars = sorted(libs.glob("kafka_*.jar"))
+            if not jars:
+                return None  # check_all/require name KAFKA_HOME in the error
+            version = re.sub(r"^kafka_[\d.]+-", "", jars[0].stem)
+            return Installed(self.name, str(libs), version, "KAFKA_HOME")
+        libs = self._cached() / "libs"
+        if (self._cached() / ".complete").exists():
+            return Installed(self.name, str(libs), KAFKA_VERSION, "cache")
+        return None
+
+    def install(self, log: Log) -> Installed:
+        if os.environ.get("KAFKA_HOME"):
+            raise SetupError(f"KAFKA_HOME={os.environ['KAFKA_HOME']} has no libs/kafka_*.jar; "
+                             "point it at an unpacked Apache Kafka or unset it")
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            if not can_apt_install():
+                raise SetupError("kafka: Maven (mvn) is needed to fetch the broker's jars; "
+                                 "install it (Debian: `apt-get install maven`) or set KAFKA_HOME")
+            log("installing Maven from Debian's packages")
+            apt_install(["maven"], _setup_log(), what="installing maven")
+            mvn = shutil.which("mvn") or "mvn"
+        target = self._cached()
+        staging = Path(tempfile.mkdtemp(prefix="kafka-", dir=cache_dir()))
+        try:
+            (staging / "pom.xml").write_text(_KAFKA_POM.format(
+                scala=SCALA_VERSION, kafka=KAFKA_VERSION, slf4j=SLF4J_VERSION))
+            log(f"resolving Kafka {KAFKA_VERSION} and its dependencies with Maven")
+            run_logged([mvn, "-B", "-q", "dependency:copy-dependencies",
+                        f"-DoutputDirectory={staging / 'libs'}", "-DincludeScope=runtime"],
+                       _setup_log(), what="fetching the Kafka jars", cwd=staging)
+            (staging / ".complete").write_text(KAFKA_VERSION + "\n")
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        found = self.locate()
+        assert found is not None, "kafka cache was written but not found"
+        return found
+
+    def how_to_install(self) -> str:
+        return "run `faultline setup` (needs Java and Maven) or set KAFKA_HOME to an Apache Kafka install"
+
+
+class Toxiproxy(Component):
+    name = "toxiproxy"
+
+    def _cached(self) -> Path:
+        return cache_dir() / f"toxiproxy-{TOXIPROXY_VERSION}" / "toxiproxy-server"
+
+    def locate(self) -> Installed | None:
+        override = os.environ.get("TOXIPROXY_SERVER")
+        candidates = [(override, "TOXIPROXY_SERVER")] if override else [
+            (shutil.which("toxiproxy-server"), "PATH"), (str(self._cached()), "cache")]
+        for path, source in candidates:
+            if path and os.access(path, os.X_OK):
+                # `go install` builds carry no version stamp ("git"): name the pinned one.
+                version = TOXIPROXY_VERSION if source == "cache" else version_of([path, "-version"])
+                return Installed(self.name, path, version, source)
+        return None
+
+    def install(self, log: Log) -> Installed:
+        if os.environ.get("TOXIPROXY_SERVER"):
+            raise SetupError(f"TOXIPROXY_SERVER={os.environ['TOXIPROXY_SERVER']} is not an "
+                             "executable file; fix the path or unset it")
+        go = shutil.which("go") or ("/usr/local/go/bin/go" if os.path.exists("/usr/local/go/bin/go") else None)
+        if go is None:
+            raise SetupError("toxiproxy: Go is needed to build the Toxiproxy server "
+                             f"(`go install {TOXIPROXY_MODULE}/cmd/server@{TOXIPROXY_VERSION}`); "
+                             "install Go 1.22 or newer, or set TOXIPROXY_SERVER")
+        target = self._cached()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as gobin:
+            log(f"building Toxiproxy {TOXIPROXY_VERSION} with go install")
+            env = dict(os.environ, GOBIN=gobin, CGO_ENABLED="0")
+            run_logged([go, "install", f"{TOXIPROXY_MODULE}/cmd/server@{TOXIPROXY_VERSION}"],
+                       _setup_log(), what="building toxiproxy-server", env=env)
+            os.replace(Path(gobin) / "server", target)
+        found = self.locate()
+        assert found is not None, "toxiproxy was built but not found"
+        return found
+
+    def how_to_install(self) -> str:
+        return "run `faultline setup` (needs Go) or set TOXIPROXY_SERVER to a toxiproxy-server binary"
+
+
+COMPONENTS: dict[str, Component] = {c.name: c for c in (Postgres(), Redis(), Java(), Kafka(), Toxiproxy())}
+
+
+def check_all() -> dict[str, Installed | None]:
+    """What is present now; installs nothing."""
+    return {name: component.locate() for name, component in COMPONENTS.items()}
+
+
+def provision_all(log: Log, on_done: Callable[[Installed], None] | None = None) -> dict[str, Installed]:
+    """Find or install every component; idempotent, so a second run only looks."""
+    result: dict[str, Installed] = {}
+    with _cache_lock():
+        for name, component in COMPONENTS.items():
+            found = component.locate()
+            if found is None:
+                found = component.install(log)
+            result[name] = found
+            if on_done:
+                on_done(found)
+    return result
+
+
+def require(name: str) -> Installed:
+    """The installed component, or a SetupError saying exactly what to do."""
+    found = COMPONENTS[name].locate()
+    if found is None:
+        raise SetupError(f"{name} is not available: {COMPONENTS[name].how_to_install()}")
+    return found

@@ -1,0 +1,90 @@
+"""Faultline's pytest plugin (registered through the ``pytest11`` entry point).
+
+Pattern after pytest-timeout: options both on the command line and in the ini file, markers
+registered in ``pytest_configure``, per-session state in a ``StashKey``. The stack starts once
+per session and is reset between tests, which is what keeps a real-server suite fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from harness.backends.base import Backend
+from harness.backends.factory import BACKENDS, make_backend
+from harness.errors import HarnessError
+from harness.lifecycle import unwind_on_termination
+from harness.stack import Stack
+
+BACKEND_KEY = pytest.StashKey[Backend]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("faultline", "Faultline chaos harness")
+    group.addoption("--faultline-backend", choices=BACKENDS, default=None,
+                    help="where the servers run: local child processes or Docker (ini: faultline_backend)")
+    group.addoption("--faultline-start-timeout", type=float, default=None,
+                    help="seconds each server may take to become ready (ini: faultline_start_timeout)")
+    parser.addini("faultline_backend", "default backend for the stack fixture", default="local")
+    parser.addini("faultline_start_timeout", "seconds each server may take to become ready", default="60")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "faultline: the test uses the real service stack")
+    config.addinivalue_line("markers", "docker: the test needs a Docker engine (skipped without one)")
+    config.addinivalue_line("markers", "slow: long-running; run in nox sessions rather than every CI run")
+    # SIGTERM must unwind like Ctrl-C so session teardown stops the servers.
+    unwind_on_termination()
+    if config.pluginmanager.hasplugin("timeout") and _timeout_method(config) == "thread":
+        raise pytest.UsageError("faultline: timeout_method=thread exits without teardown and leaks the "
+                                "servers; use timeout_method = signal")
+
+
+def _timeout_method(config: pytest.Config) -> str:
+    return str(config.getoption("timeout_method", None) or config.getini("timeout_method") or "")
+
+
+def _option(config: pytest.Config, name: str) -> str:
+    value = config.getoption(f"--faultline-{name.replace('_', '-')}")
+    return str(value) if value is not None else str(config.getini(f"faultline_{name}"))
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The real Postgres, Redis, Kafka and Toxiproxy, started once for the session."""
+    config = request.config
+    backend = make_backend(_option(config, "backend"), start_timeout=float(_option(config, "start_timeout")))
+    config.stash[BACKEND_KEY] = backend
+    try:
+        yield backend.start()
+    finally:
+        backend.stop()
+        del config.stash[BACKEND_KEY]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Even when a test run is interrupted, nothing outlives the session."""
+    backend = session.config.stash.get(BACKEND_KEY, None)
+    if backend is not None:
+        backend.stop()
+
+
+@pytest.fixture
+def fresh_stack(stack: Stack) -> Stack:
+    """The session's stack after a reset: no toxics, every link up, every service running."""
+    try:
+        stack.reset()
+    except HarnessError as exc:
+        pytest.fail(f"faultline: could not reset the stack before the test: {exc}")
+    return stack
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest) -> str:
+    """A name unique to this test, for its tables, streams and topics (lowercase, SQL-safe)."""
+    digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
+    stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:30].strip("_")
+    return f"t_{stem}_{digest}"

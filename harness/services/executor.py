@@ -1,0 +1,98 @@
+"""A mirakuru executor for one server: port check before start, protocol check after.
+
+mirakuru starts the child in its own session (``setsid``) and tags it with an environment
+marker, so stopping kills the whole process group and any child that wandered off it.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from mirakuru import Executor
+from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
+
+from harness.errors import PortBusyError, ServiceStartError
+
+_claimed_ports: set[int] = set()
+_claim_lock = threading.Lock()
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex((host, port)) == 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, never handed out twice by this process."""
+    with _claim_lock:
+        for _attempt in range(50):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((host, 0))
+                port = sock.getsockname()[1]
+            if port not in _claimed_ports:
+                _claimed_ports.add(port)
+                return port
+    raise PortBusyError("harness", host, 0)
+
+
+class ServiceExecutor(Executor):
+    """Runs one server; ``ready`` speaks the server's own protocol and returns True when it answers."""
+
+    def __init__(self, name: str, command: list[str], *, host: str, port: int,
+                 ready: Callable[[], bool], log_path: Path, timeout: float = 60.0,
+                 stop_signal: int = signal.SIGTERM, cwd: str | None = None,
+                 envvars: dict[str, str] | None = None,
+                 popen_kwargs: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.log_path = log_path
+        self._ready = ready
+        self.last_check_error: BaseException | None = None
+        self._log: IO[str] | None = None
+        super().__init__(command, cwd=cwd, timeout=timeout, sleep=0.05, stop_signal=stop_signal,
+                         envvars=envvars, stdin=subprocess.DEVNULL, stdout=None, stderr=None,
+                         popen_kwargs=popen_kwargs)
+
+    def pre_start_check(self) -> bool:
+        if port_in_use(self.host, self.port):
+            raise PortBusyError(self.name, self.host, self.port)
+        return False
+
+    def after_start_check(self) -> bool:
+        try:
+            ok = self._ready()
+        except Exception as exc:  # noqa: BLE001 - each client raises its own types while a server boots
+            # Kept, not dropped: the start timeout reports the last one.
+            self.last_check_error = exc
+            return False
+        return bool(ok)
+
+    def start(self) -> ServiceExecutor:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("a")
+        self._stdout = self._log
+        self._stderr = self._log
+        try:
+            super().start()
+        except TimeoutExpired as exc:
+            raise ServiceStartError(self.name, f"not ready after {self._timeout:.0f}s on "
+                                    f"{self.host}:{self.port}; last check: {self.last_check_error!r}",
+                                    str(self.log_path)) from exc
+        except ProcessExitedWithError as exc:
+            raise ServiceStartError(self.name, f"exited during start with code {exc.exit_code}",
+                                    str(self.log_path)) from exc
+        return self
+
+    def _clear_process(self) -> None:
+        super()._clear_process()
+        if self._log is not None:
+            self._log.close()
+            self._log = None

@@ -1,0 +1,233 @@
+"""The four servers of the local backend: how each is prepared once and launched (again).
+
+``prepare()`` runs once per stack (initdb, storage format); ``executor()`` builds a fresh
+executor each time the server is (re)started, so a restart keeps the server's data.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from harness.errors import ServiceStartError, SetupError
+from harness.provision import require
+from harness.provision.commands import tail
+from harness.services import probes
+from harness.services.executor import ServiceExecutor
+
+HOST = "127.0.0.1"
+UNPRIVILEGED_USER = "nobody"
+
+
+def random_secret() -> str:
+    return secrets.token_urlsafe(18)
+
+
+@dataclass
+class Server:
+    """One server on ``HOST:port`` with its files under ``root``."""
+
+    name: str
+    root: Path
+    port: int
+    start_timeout: float = 60.0
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / f"{self.name}.log"
+
+    def prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def executor(self) -> ServiceExecutor:
+        raise NotImplementedError
+
+
+def _drop_privileges() -> dict[str, object]:
+    """Popen arguments that run a child as an unprivileged user when we are root."""
+    if os.geteuid() != 0:
+        return {}
+    user = pwd.getpwnam(UNPRIVILEGED_USER)
+    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
+def _chown_for_child(path: Path) -> None:
+    if os.geteuid() == 0:
+        user = pwd.getpwnam(UNPRIVILEGED_USER)
+        for dirpath, _dirs, files in os.walk(path):
+            os.chown(dirpath, user.pw_uid, user.pw_gid)
+            for name in files:
+                os.chown(os.path.join(dirpath, name), user.pw_uid, user.pw_gid)
+
+
+@dataclass
+class PostgresServer(Server):
+    """PostgreSQL refuses to run as root, so as root it runs as ``nobody``."""
+
+    user: str = "faultline"
+    database: str = "faultline"
+    password: str = field(default_factory=random_secret)
+
+    def prepare(self) -> None:
+        super().prepare()
+        bindir = Path(require("postgres").path)
+        data, sockets = self.root / "data", self.root / "sockets"
+        sockets.mkdir(exist_ok=True)
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        _chown_for_child(self.root)
+        proc = subprocess.run(
+            [str(bindir / "initdb"), "-D", str(data), "-U", self.user, "--pwfile", str(pwfile),
+             "--auth=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"],
+            capture_output=True, text=True, check=False, timeout=120, **_drop_privileges())
+        pwfile.unlink()
+        if proc.returncode != 0:
+            raise ServiceStartError(self.name, f"initdb failed ({proc.returncode}): {proc.stderr.strip()}")
+
+    def executor(self) -> ServiceExecutor:
+        bindir = Path(require("postgres").path)
+        command = [str(bindir / "postgres"), "-D", str(self.root / "data"), "-p", str(self.port),
+                   "-c", f"listen_addresses={HOST}", "-c", f"unix_socket_directories={self.root / 'sockets'}",
+                   # Throwaway data: durability of the harness's own database is not under test.
+                   "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200"]
+        return ServiceExecutor(
+            self.name, command, host=HOST, port=self.port, log_path=self.log_path,
+            timeout=self.start_timeout, stop_signal=signal.SIGINT,
+            ready=self._ready_and_created,
+            popen_kwargs=_drop_privileges())
+
+    def _ready_and_created(self) -> bool:
+        if not probes.postgres_ready(HOST, self.port, self.user, self.password, "postgres"):
+            return False
+        import psycopg  # local: only the first start needs it
+
+        with psycopg.connect(host=HOST, port=self.port, user=self.user, password=self.password,
+                             dbname="postgres", autocommit=True, connect_timeout=2) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{self.database}"')
+        return probes.postgres_ready(HOST, self.port, self.user, self.password, self.database)
+
+
+@dataclass
+class RedisServer(Server):
+    """``persistence`` is ``aof`` (data survives a restart) or ``none`` (a restart empties it)."""
+
+    password: str = field(default_factory=random_secret)
+    persistence: str = "aof"
+
+    def executor(self) -> ServiceExecutor:
+        binary = require("redis").path
+        persistence = (["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistence == "aof"
+                       else ["--appendonly", "no"])
+        command = [binary, "--port", str(self.port), "--bind", HOST, "--requirepass", self.password,
+                   "--dir", str(self.root), "--save", "", "--protected-mode", "yes",
+                   "--daemonize", "no", *persistence]
+        return ServiceExecutor(self.name, command, host=HOST, port=self.port, log_path=self.log_path,
+                               timeout=self.start_timeout,
+                               ready=partial(probes.redis_ready, HOST, self.port, self.password))
+
+
+_KAFKA_LOG4J = """log4j.rootLogger=INFO, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.state.change.logger=WARN
+"""
+
+
+@dataclass
+class KafkaServer(Server):
+    """A single KRaft node with two client listeners.
+
+    ``PLAINTEXT`` advertises the Toxiproxy address (``advertised_port``), so clients that
+    bootstrap through the proxy keep going through it after the metadata round trip.
+    ``DIRECT`` advertises itself: the reconciler reads the topic without any fault in the way.
+    """
+
+    direct_port: int = 0
+    controller_port: int = 0
+    advertised_port: int = 0
+    cluster_id: str = "ZmF1bHRsaW5lLWthZmthMQ"  # any 22-char base64 id; the cluster is throwaway
+
+    @property
+    def properties_path(self) -> Path:
+        return self.root / "server.properties"
+
+    def prepare(self) -> None:
+        super().prepare()
+        data = self.root / "data"
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{HOST}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{HOST}:{self.port},DIRECT://{HOST}:{self.direct_port},"
+                         f"CONTROLLER://{HOST}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.advertised_port},DIRECT://{HOST}:{self.direct_port}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,DIRECT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "DIRECT",
+            "log.dirs": str(data),
+            "num.partitions": "1",
+            "auto.create.topics.enable": "true",
+            # One node: internal topics with one replica and one partition start in milliseconds.
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "message.max.bytes": "1048588",
+        }
+        self.properties_path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        (self.root / "log4j.properties").write_text(_KAFKA_LOG4J)
+        java = require("java").path
+        proc = subprocess.run(
+            [java, *self._jvm_classpath(), "kafka.tools.StorageTool", "format", "-t", self.cluster_id,
+             "-c", str(self.properties_path), "--ignore-formatted"],
+            capture_output=True, text=True, check=False, timeout=120)
+        if proc.returncode != 0:
+            raise ServiceStartError(self.name, f"storage format failed ({proc.returncode}): "
+                                    f"{(proc.stdout + proc.stderr).strip()[-2000:]}")
+
+    def _jvm_classpath(self) -> list[str]:
+        libs = Path(require("kafka").path)
+        if not any(libs.glob("*.jar")):
+            raise SetupError(f"kafka: no jars in {libs}; run `faultline setup`")
+        return ["-cp", f"{libs}/*", f"-Dlog4j.configuration=file:{self.root / 'log4j.properties'}"]
+
+    def executor(self) -> ServiceExecutor:
+        java = require("java").path
+        command = [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                   "-Djava.awt.headless=true", *self._jvm_classpath(), "kafka.Kafka", str(self.properties_path)]
+        return ServiceExecutor(self.name, command, host=HOST, port=self.port, log_path=self.log_path,
+                               timeout=self.start_timeout,
+                               ready=partial(probes.kafka_ready, f"{HOST}:{self.direct_port}"))
+
+
+@dataclass
+class ToxiproxyServer(Server):
+    def executor(self) -> ServiceExecutor:
+        binary = require("toxiproxy").path
+        command = [binary, "-host", HOST, "-port", str(self.port)]
+        return ServiceExecutor(self.name, command, host=HOST, port=self.port, log_path=self.log_path,
+                               timeout=self.start_timeout,
+                               ready=partial(probes.toxiproxy_ready, HOST, self.port))
+
+
+def describe_failure(server: Server) -> str:
+    return f"{server.name} log ({server.log_path}):\n{tail(server.log_path)}"
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a run directory; errors other than 'already gone' propagate."""
+    if path.exists():
+        shutil.rmtree(path)

@@ -1,0 +1,119 @@
+"""The one place that knows every endpoint of a running stack, direct and proxied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from harness.errors import UnknownServiceError
+from harness.toxiproxy import ProxyHandle, ToxiproxyClient
+
+if TYPE_CHECKING:
+    from harness.backends.base import Backend
+
+# The links the exporter uses; each one has a Toxiproxy proxy of the same name.
+LINKS = ("postgres", "redis", "kafka")
+SERVICES = (*LINKS, "toxiproxy")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A service the exporter talks to: where it really is, and where its proxy listens."""
+
+    name: str
+    direct: Endpoint
+    proxied: Endpoint
+
+    def endpoint(self, proxied: bool) -> Endpoint:
+        return self.proxied if proxied else self.direct
+
+
+@dataclass
+class Stack:
+    backend: Backend = field(repr=False)
+    postgres: Link
+    redis: Link
+    kafka: Link
+    toxiproxy_api: Endpoint
+    postgres_user: str
+    postgres_password: str = field(repr=False)
+    postgres_database: str
+    redis_password: str = field(repr=False)
+    workdir: Path
+    start_seconds: dict[str, float] = field(default_factory=dict)
+
+    def link(self, name: str) -> Link:
+        if name not in LINKS:
+            raise UnknownServiceError(f"unknown link {name!r}; links are {', '.join(LINKS)}")
+        return getattr(self, name)
+
+    # -- connection strings -------------------------------------------------------------
+    def postgres_dsn(self, proxied: bool = True) -> str:
+        ep = self.postgres.endpoint(proxied)
+        return (f"postgresql://{quote(self.postgres_user)}:{quote(self.postgres_password)}"
+                f"@{ep.host}:{ep.port}/{quote(self.postgres_database)}")
+
+    def redis_url(self, proxied: bool = True) -> str:
+        ep = self.redis.endpoint(proxied)
+        return f"redis://:{quote(self.redis_password)}@{ep.host}:{ep.port}/0"
+
+    def kafka_bootstrap(self, proxied: bool = True) -> str:
+        return self.kafka.endpoint(proxied).address
+
+    # -- faults -----------------------------------------------------------------------------
+    @cached_property
+    def toxiproxy(self) -> ToxiproxyClient:
+        return ToxiproxyClient(self.toxiproxy_api.host, self.toxiproxy_api.port)
+
+    def proxy(self, link: str) -> ProxyHandle:
+        return self.toxiproxy.proxy(self.link(link).name)
+
+    def reset(self) -> None:
+        """Between tests: every service running and unfrozen, every toxic gone, every link up."""
+        self.backend.ensure_running()
+        self.toxiproxy.reset()
+
+    # -- process faults (delegated to the backend) -----------------------------------------
+    def kill(self, service: str) -> None:
+        self.backend.kill_service(service)
+
+    def stop(self, service: str) -> None:
+        self.backend.stop_service(service)
+
+    def start(self, service: str) -> None:
+        self.backend.start_service(service)
+
+    def restart(self, service: str, *, kill: bool = False) -> None:
+        (self.backend.kill_service if kill else self.backend.stop_service)(service)
+        self.backend.start_service(service)
+
+    def freeze(self, service: str) -> None:
+        self.backend.freeze_service(service)
+
+    def thaw(self, service: str) -> None:
+        self.backend.thaw_service(service)
+
+    def describe(self) -> dict[str, Any]:
+        """Endpoints as JSON-ready data (no secrets)."""
+        return {
+            "backend": self.backend.name,
+            "workdir": str(self.workdir),
+            "toxiproxy_api": self.toxiproxy_api.address,
+            "links": {name: {"direct": self.link(name).direct.address,
+                             "proxied": self.link(name).proxied.address} for name in LINKS},
+            "postgres": {"user": self.postgres_user, "database": self.postgres_database},
+            "start_seconds": {k: round(v, 3) for k, v in self.start_seconds.items()},
+        }

@@ -1,0 +1,46 @@
+"""Sessions: `tests` (what CI runs), `gate` (the scenario gate), `lint`, `bench`.
+
+Each session installs the project into its own virtualenv and provisions the servers with
+`faultline setup` (cached per user, so only the first run downloads anything).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("faultline", "setup")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests against the real servers (slow ones excluded)."""
+    _install(session)
+    session.run("python", "-m", "pytest", "-m", "not slow", *session.posargs)
+
+
+@nox.session
+def gate(session: nox.Session) -> None:
+    """The main job: the resilience gate against the bundled exporter."""
+    _install(session)
+    session.run("faultline", "up", "--check", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "harness", "exporter", "scenarios", "tests", "bench", "noxfile.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Every benchmark in bench/ (figures land in reports/bench/)."""
+    _install(session)
+    names = session.posargs or ["stack"]
+    for name in names:
+        session.run("faultline", "bench", name)

@@ -1,0 +1,1 @@
+"""Faultline scenarios: one module per scenario."""

@@ -1,0 +1,1 @@
+"""Test-suite wide settings; the stack fixtures come from the installed faultline plugin."""

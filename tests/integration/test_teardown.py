@@ -1,0 +1,110 @@
+"""Nothing survives the harness: not after SIGTERM, not after Ctrl-C, not after a failing test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.services.executor import port_in_use
+
+pytestmark = pytest.mark.faultline
+
+
+def leftovers(workdir: str) -> list[str]:
+    """Live processes whose command line or working directory points into ``workdir``."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if workdir in cmd or proc.cwd().startswith(workdir):
+                found.append(f"{proc.pid}: {cmd[:120]}")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue  # gone between listing and reading: not a leftover
+    return found
+
+
+def wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], dict]:
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "up"], stdout=subprocess.PIPE,
+                            stderr=(tmp_path / "up.err").open("w"), text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("}"):
+            return proc, json.loads("".join(lines))
+    proc.kill()
+    raise AssertionError(f"faultline up printed no endpoints: {''.join(lines)} "
+                         f"{(tmp_path / 'up.err').read_text()}")
+
+
+def ports_of(described: dict) -> list[int]:
+    addresses = [described["toxiproxy_api"]]
+    for link in described["links"].values():
+        addresses += [link["direct"], link["proxied"]]
+    return [int(a.rsplit(":", 1)[1]) for a in addresses]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_to_the_harness_leaves_nothing_behind(tmp_path: Path, sig: int) -> None:
+    proc, described = start_up(tmp_path)
+    workdir = described["workdir"]
+    assert leftovers(workdir), "the stack should be running before the signal"
+    assert all(port_in_use("127.0.0.1", p) for p in ports_of(described))
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0 or sig == signal.SIGINT
+    wait_until(lambda: not leftovers(workdir), 10, f"processes of {workdir} to exit")
+    assert not os.path.exists(workdir)
+    assert not [p for p in ports_of(described) if port_in_use("127.0.0.1", p)]
+
+
+def test_a_failing_test_still_tears_the_stack_down(tmp_path: Path) -> None:
+    test_file = tmp_path / "test_fails.py"
+    test_file.write_text(textwrap.dedent("""
+        def test_fails(stack):
+            print("WORKDIR=" + str(stack.workdir))
+            assert False, "deliberate"
+    """))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider",
+                             str(test_file), "--rootdir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=170, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    workdir = next(line.split("=", 1)[1] for line in result.stdout.splitlines() if line.startswith("WORKDIR="))
+    assert not leftovers(workdir)
+    assert not os.path.exists(workdir)
+
+
+def test_up_check_prints_one_json_object_with_readiness(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "up", "--check"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert set(report["services"]) == {"postgres", "redis", "kafka", "toxiproxy"}
+    for name, service in report["services"].items():
+        assert service["ready"] is True, name
+        assert 0 < service["start_seconds"] <= report["total_start_seconds"]

@@ -1,0 +1,60 @@
+"""Ports, provisioning lookups and their error messages, without starting the stack."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.errors import PortBusyError, SetupError
+from harness.provision import require
+from harness.services.executor import ServiceExecutor, free_port
+
+
+def test_free_ports_are_never_handed_out_twice() -> None:
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+
+
+def test_a_busy_port_is_named_in_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        executor = ServiceExecutor("redis", ["true"], host="127.0.0.1", port=port, ready=lambda: True,
+                                   log_path=tmp_path / "x.log")
+        with pytest.raises(PortBusyError) as info:
+            executor.start()
+    assert f"127.0.0.1:{port} is already in use" in str(info.value)
+    assert "redis" in str(info.value)
+    assert executor.process is None  # nothing was started
+
+
+def test_a_missing_toxiproxy_binary_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOXIPROXY_SERVER", "/nonexistent/toxiproxy-server")
+    with pytest.raises(SetupError) as info:
+        require("toxiproxy")
+    assert "TOXIPROXY_SERVER" in str(info.value)
+
+
+def test_setup_check_reports_missing_and_changes_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FAULTLINE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("KAFKA_HOME", str(tmp_path / "no-kafka"))
+    monkeypatch.setenv("TOXIPROXY_SERVER", str(tmp_path / "no-toxiproxy"))
+    result = CliRunner().invoke(main, ["setup", "--check", "--json"])
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert report["kafka"] is None and report["toxiproxy"] is None
+    assert report["postgres"]["path"]  # present on every machine that ran `faultline setup`
+    assert not (tmp_path / "cache").exists()
+
+
+def test_kafka_home_without_jars_is_refused_with_the_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KAFKA_HOME", str(tmp_path))
+    result = CliRunner().invoke(main, ["setup"])
+    assert result.exit_code == 2
+    assert f"KAFKA_HOME={tmp_path}" in result.output
