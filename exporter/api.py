@@ -1,0 +1,119 @@
+"""HTTP API: health, readiness, metrics, status, pause/resume, batch export jobs."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field, field_validator
+
+from exporter import defects, metrics
+from exporter.errors import TransientError
+from exporter.jobs import DiskGuardRefused, JobSpec, QuotaExceeded
+from exporter.service import Service
+
+
+class Filter(BaseModel):
+    min_id: int | None = None
+    max_id: int | None = None
+    key_prefix: str | None = None
+
+
+class Destination(BaseModel):
+    kind: Literal["file", "kafka"]
+    name: str = Field(description="file name inside the export directory, or a Kafka topic")
+
+    @field_validator("name")
+    @classmethod
+    def plain_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}", value):
+            raise ValueError("must be a plain name (letters, digits, . _ -), no path separators")
+        return value
+
+
+class ExportRequest(BaseModel):
+    user: str = Field(min_length=1, max_length=100)
+    filter: Filter = Filter()
+    format: Literal["csv", "jsonl"] = "jsonl"
+    encoding: str = "utf-8"
+    destination: Destination
+
+    @field_validator("encoding")
+    @classmethod
+    def known_encoding(cls, value: str) -> str:
+        try:
+            "".encode(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}") from exc
+        return value
+
+
+def create_app(service: Service) -> FastAPI:
+    app = FastAPI(title="exporter", lifespan=service.lifespan)
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok", "defect": defects.active()}
+
+    @app.get("/readyz")
+    def readyz(response: Response) -> dict:
+        checks = service.dependency_checks()
+        ok = all(c["ok"] for c in checks.values())
+        response.status_code = 200 if ok else 503
+        return {"ready": ok, "checks": checks}
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/status")
+    def status() -> dict:
+        return service.status()
+
+    @app.post("/pause")
+    async def pause(grace: float = Query(default=None, gt=0, le=600)) -> dict:
+        grace_s = grace if grace is not None else service.config.pause_grace_s
+        result = await run_in_threadpool(service.pauser.pause, grace_s)
+        return result.to_dict()
+
+    @app.get("/pause")
+    def pause_status() -> dict:
+        return service.pauser.status.to_dict()
+
+    @app.post("/resume")
+    def resume() -> dict:
+        return service.pauser.resume().to_dict()
+
+    @app.post("/exports", status_code=202)
+    async def submit(request: ExportRequest) -> dict:
+        if request.destination.kind == "file" and not service.config.export_dir:
+            raise HTTPException(422, "file exports need export_dir (EXPORTER_EXPORT_DIR) to be configured")
+        spec = JobSpec(user=request.user, format=request.format, encoding=request.encoding,
+                       destination_kind=request.destination.kind, destination=request.destination.name,
+                       min_id=request.filter.min_id, max_id=request.filter.max_id,
+                       key_prefix=request.filter.key_prefix)
+        try:
+            job = await run_in_threadpool(service.jobs.submit, spec)
+        except QuotaExceeded as exc:
+            raise HTTPException(429, str(exc)) from exc
+        except DiskGuardRefused as exc:
+            raise HTTPException(503, str(exc)) from exc
+        except TransientError as exc:
+            raise HTTPException(503, f"source unavailable: {exc}") from exc
+        return job.to_dict()
+
+    @app.get("/exports/{job_id}")
+    def job_status(job_id: str) -> dict:
+        job = service.jobs.jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no export job {job_id!r}")
+        return job.to_dict()
+
+    @app.get("/exports")
+    def jobs() -> list[dict]:
+        return [job.to_dict() for job in service.jobs.jobs.values()]
+
+    return app

@@ -1,0 +1,116 @@
+"""Settings from a TOML file and/or ``EXPORTER_*`` environment variables (the environment wins)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from exporter.errors import ConfigError
+
+ENV_PREFIX = "EXPORTER_"
+
+
+@dataclass(frozen=True)
+class Config:
+    postgres_dsn: str = ""
+    redis_url: str = ""
+    kafka_bootstrap: str = ""
+    source_table: str = "source_records"
+    sink: str = "kafka"  # kafka | file | both
+    topic: str = "exported-records"
+    file_sink_dir: str = ""
+    export_dir: str = ""
+    stream_prefix: str = "exporter"
+    consumer_name: str = "exporter-1"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    batch_size: int = 2000
+    max_buffer: int = 50_000
+    max_record_bytes: int = 900_000
+    sink_encoding: str = "utf-8"
+    poll_interval_s: float = 0.2
+    claim_idle_ms: int = 10_000
+    kafka_message_timeout_ms: int = 10_000
+    redis_timeout_s: float = 2.0
+    postgres_timeout_s: float = 5.0
+    retry_max_backoff_s: float = 2.0
+    metadata_poll_interval_s: float = 2.0
+    pause_grace_s: float = 5.0
+    quota_jobs_per_hour: int = 20
+    quota_rows_per_job: int = 1_000_000
+    disk_usage_threshold: float = 0.85
+    log_level: str = "INFO"
+
+    @property
+    def stream(self) -> str:
+        return f"{self.stream_prefix}:buffer"
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self.stream_prefix}:dlq"
+
+    @property
+    def checkpoint_key(self) -> str:
+        return f"{self.stream_prefix}:checkpoint"
+
+    @property
+    def group(self) -> str:
+        return f"{self.stream_prefix}-group"
+
+    def validate(self) -> Config:
+        missing = [name for name in ("postgres_dsn", "redis_url") if not getattr(self, name)]
+        if self.sink in ("kafka", "both") and not self.kafka_bootstrap:
+            missing.append("kafka_bootstrap")
+        if self.sink in ("file", "both") and not self.file_sink_dir:
+            missing.append("file_sink_dir")
+        if missing:
+            raise ConfigError("missing settings: " + ", ".join(f"{m} ({ENV_PREFIX}{m.upper()})" for m in missing))
+        if self.sink not in ("kafka", "file", "both"):
+            raise ConfigError(f"sink must be kafka, file or both, not {self.sink!r} ({ENV_PREFIX}SINK)")
+        if not self.source_table.replace("_", "").isalnum():
+            raise ConfigError(f"source_table {self.source_table!r} must be a plain identifier")
+        try:
+            "".encode(self.sink_encoding)
+        except LookupError as exc:
+            raise ConfigError(f"sink_encoding {self.sink_encoding!r} is not an encoding Python knows") from exc
+        if not 0 < self.disk_usage_threshold <= 1:
+            raise ConfigError(f"disk_usage_threshold must be within (0, 1], not {self.disk_usage_threshold}")
+        return self
+
+
+def _coerce(name: str, raw: object, kind: type) -> object:
+    try:
+        if kind is bool:
+            return str(raw).lower() in ("1", "true", "yes", "on")
+        return kind(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting {name}: {raw!r} is not a valid {kind.__name__}") from exc
+
+
+def load(path: str | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read ``path`` (TOML, optional), then overlay ``EXPORTER_*`` variables."""
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, object] = {}
+    path = path or environ.get(f"{ENV_PREFIX}CONFIG")
+    known = {f.name: f for f in fields(Config)}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+        unknown = set(data) - set(known)
+        if unknown:
+            raise ConfigError(f"config file {path}: unknown settings {sorted(unknown)}")
+        values.update(data)
+    for name in known:
+        env_name = f"{ENV_PREFIX}{name.upper()}"
+        if env_name in environ:
+            values[name] = environ[env_name]
+    types = {f.name: type(f.default) for f in known.values()}
+    coerced = {name: _coerce(name, value, types[name]) for name, value in values.items()}
+    return dataclasses.replace(Config(), **coerced).validate()

@@ -1,0 +1,43 @@
+"""Seeded defects: realistic bugs switched on one at a time to prove the harness has teeth.
+
+``FAULTLINE_EXPORTER_DEFECT=<name>`` turns one on. Each lives in the code path where such a
+bug would really be written; this module only says whether it is on. Off by default, and
+loud when on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from exporter.errors import ConfigError
+
+ENV = "FAULTLINE_EXPORTER_DEFECT"
+KNOWN = {
+    "ignore_send_errors": "Kafka delivery errors are dropped: failed sends count as delivered",
+    "ack_before_send": "buffer entries are acknowledged before the sink confirmed them",
+    "lossy_encoding": "encoding uses errors='replace': unencodable characters silently become '?'",
+    "fatal_on_timeout": "a timeout on the background metadata poll exits the process",
+    "pause_check_after_work": "pause checks its grace deadline only after a buffer query that can fail forever",
+    "checkpoint_before_buffer": "the source checkpoint moves before the buffer acknowledged the append",
+    "ignore_enospc": "file write errors are swallowed and the batch counts as written",
+}
+
+
+def active() -> str | None:
+    name = os.environ.get(ENV, "").strip() or None
+    if name is not None and name not in KNOWN:
+        raise ConfigError(f"{ENV}={name!r} is not a known defect; known: {', '.join(sorted(KNOWN))}")
+    return name
+
+
+def on(name: str) -> bool:
+    assert name in KNOWN, name
+    return active() == name
+
+
+def announce(log: logging.Logger) -> None:
+    name = active()
+    if name:
+        log.error("SEEDED DEFECT ACTIVE: %s (%s); this exporter is deliberately broken", name, KNOWN[name],
+                  extra={"defect": name})

@@ -1,0 +1,250 @@
+"""Batch export jobs: a filtered query written as CSV or JSON lines to a file or a Kafka topic.
+
+Files are written under a temporary name, fsynced and renamed into place only when complete,
+so a reader never sees a half file under the final name. Encoding is strict: a row that
+cannot be encoded goes to the dead-letter stream with its reason; disk full and permission
+denied fail the job with a clear error and remove the temporary file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from dataclasses import asdict, dataclass, field
+
+import psycopg
+from confluent_kafka import Producer
+from psycopg import sql
+
+from exporter import metrics
+from exporter.buffer import Buffer, DeadLetter
+from exporter.config import Config
+from exporter.encoding import decode_payload, encode_text
+from exporter.errors import ExporterError, JobError, PermanentRecordError, TransientError
+from exporter.files import append_durably, fsync_dir
+
+log = logging.getLogger("exporter.jobs")
+
+
+class QuotaExceeded(ExporterError):
+    """HTTP 429."""
+
+
+class DiskGuardRefused(ExporterError):
+    """HTTP 503."""
+
+
+@dataclass
+class JobSpec:
+    user: str
+    format: str  # csv | jsonl
+    encoding: str
+    destination_kind: str  # file | kafka
+    destination: str  # a file name inside the export dir, or a topic
+    min_id: int | None = None
+    max_id: int | None = None
+    key_prefix: str | None = None
+
+
+@dataclass
+class Job:
+    id: str
+    spec: JobSpec
+    state: str = "queued"  # queued | running | completed | failed
+    rows_total: int = 0
+    rows_written: int = 0
+    rows_dead_lettered: int = 0
+    error: str | None = None
+    path: str | None = None
+    created_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["spec"] = asdict(self.spec)
+        return data
+
+
+def _where(spec: JobSpec) -> tuple[sql.Composable, list]:
+    clauses: list[sql.Composable] = [sql.SQL("TRUE")]
+    params: list = []
+    if spec.min_id is not None:
+        clauses.append(sql.SQL("id >= %s"))
+        params.append(spec.min_id)
+    if spec.max_id is not None:
+        clauses.append(sql.SQL("id <= %s"))
+        params.append(spec.max_id)
+    if spec.key_prefix:
+        clauses.append(sql.SQL("key LIKE %s"))
+        params.append(spec.key_prefix.replace("%", r"\%").replace("_", r"\_") + "%")
+    return sql.SQL(" AND ").join(clauses), params
+
+
+class JobManager:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.jobs: dict[str, Job] = {}
+        self._started: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    # -- admission -------------------------------------------------------------------------------
+    def submit(self, spec: JobSpec) -> Job:
+        if spec.destination_kind == "file":
+            self._disk_guard()
+        rows = self._count(spec)
+        with self._lock:
+            window = self._started[spec.user]
+            now = time.time()
+            while window and now - window[0] > 3600:
+                window.popleft()
+            if len(window) >= self.config.quota_jobs_per_hour:
+                retry_in = int(3600 - (now - window[0])) + 1
+                raise QuotaExceeded(f"user {spec.user!r} has started {len(window)} export jobs in the last hour "
+                                    f"(quota {self.config.quota_jobs_per_hour}); retry in {retry_in}s")
+            if rows > self.config.quota_rows_per_job:
+                raise QuotaExceeded(f"the filter matches {rows} rows; user {spec.user!r} may export at most "
+                                    f"{self.config.quota_rows_per_job} per job; narrow the filter")
+            window.append(now)
+            job = Job(id=uuid.uuid4().hex[:12], spec=spec, rows_total=rows)
+            self.jobs[job.id] = job
+        threading.Thread(target=self._run, args=(job,), name=f"job-{job.id}", daemon=True).start()
+        return job
+
+    def _disk_guard(self) -> None:
+        os.makedirs(self.config.export_dir, exist_ok=True)
+        usage = shutil.disk_usage(self.config.export_dir)
+        used = usage.used / usage.total if usage.total else 1.0
+        if used > self.config.disk_usage_threshold:
+            raise DiskGuardRefused(f"export dir {self.config.export_dir} is {used:.0%} full (threshold "
+                                   f"{self.config.disk_usage_threshold:.0%}); free space or raise the threshold")
+
+    def _count(self, spec: JobSpec) -> int:
+        where, params = _where(spec)
+        query = sql.SQL("SELECT count(*) FROM {} WHERE ").format(sql.Identifier(self.config.source_table)) + where
+        try:
+            with psycopg.connect(self.config.postgres_dsn, connect_timeout=5) as conn:
+                return int(conn.execute(query, params).fetchone()[0])  # type: ignore[index]
+        except psycopg.OperationalError as exc:
+            raise TransientError("export_job.count", exc) from exc
+
+    # -- running ---------------------------------------------------------------------------------
+    def _run(self, job: Job) -> None:
+        job.state = "running"
+        t0 = time.monotonic()
+        buffer = Buffer(self.config)
+        try:
+            if job.spec.destination_kind == "file":
+                self._to_file(job, buffer)
+            else:
+                self._to_kafka(job, buffer)
+            job.state = "completed"
+        except (JobError, OSError, psycopg.Error) as exc:
+            job.state = "failed"
+            job.error = str(exc)
+            log.error("export job failed", extra={"job_id": job.id, "stage": "export_job",
+                                                  "error_class": exc.__class__.__name__, "cause": str(exc)})
+        finally:
+            buffer.close()
+            job.finished_at = time.time()
+            metrics.export_job_duration.labels(state=job.state).observe(time.monotonic() - t0)
+
+    def _rows(self, spec: JobSpec):  # noqa: ANN202 - generator of (id, key, payload)
+        where, params = _where(spec)
+        query = (sql.SQL("SELECT id, key, payload FROM {} WHERE ").format(sql.Identifier(self.config.source_table))
+                 + where + sql.SQL(" ORDER BY id"))
+        with psycopg.connect(self.config.postgres_dsn, connect_timeout=5) as conn:
+            with conn.cursor(name="export_job") as cur:  # server-side: constant memory
+                cur.itersize = 2000
+                cur.execute(query, params)
+                for row_id, key, payload in cur:
+                    yield int(row_id), key or "", bytes(payload or b"")
+
+    def _render(self, job: Job, row_id: int, key: str, payload: bytes) -> bytes:
+        text = decode_payload(row_id, payload)
+        if job.spec.format == "jsonl":
+            line = json.dumps({"id": row_id, "key": key, "payload": text}, ensure_ascii=False) + "\n"
+        else:
+            out = io.StringIO()
+            csv.writer(out, lineterminator="\n").writerow([row_id, key, text])
+            line = out.getvalue()
+        return encode_text(row_id, line, job.spec.encoding)
+
+    def _dead_letter(self, job: Job, buffer: Buffer, row_id: int, payload: bytes, exc: PermanentRecordError) -> None:
+        letter = DeadLetter(row_id, exc.reason, f"job {job.id}: {exc.detail}", payload, "export_job")
+        buffer.dead_letter([(None, letter)])
+        job.rows_dead_lettered += 1
+        metrics.records_dead_lettered.labels(reason=exc.reason).inc()
+        metrics.export_rows.labels(outcome="dead_lettered").inc()
+        log.error("export row dead-lettered", extra={"job_id": job.id, "record_id": row_id, "reason": exc.reason,
+                                                     "cause": exc.detail, "stage": "export_job"})
+
+    def _to_file(self, job: Job, buffer: Buffer) -> None:
+        directory = self.config.export_dir
+        final = os.path.join(directory, job.spec.destination)
+        partial = os.path.join(directory, f".{job.spec.destination}.{job.id}.partial")
+        job.path = final
+        try:
+            open(partial, "xb").close()  # permission denied surfaces here, before any work
+            if job.spec.format == "csv":
+                append_durably(partial, encode_text(0, "id,key,payload\n", job.spec.encoding))
+            pending: list[bytes] = []
+            for row_id, key, payload in self._rows(job.spec):
+                try:
+                    pending.append(self._render(job, row_id, key, payload))
+                except PermanentRecordError as exc:
+                    self._dead_letter(job, buffer, row_id, payload, exc)
+                    continue
+                job.rows_written += 1
+                if len(pending) >= 1000:
+                    append_durably(partial, b"".join(pending))
+                    pending.clear()
+            if pending:
+                append_durably(partial, b"".join(pending))
+            os.replace(partial, final)
+            fsync_dir(directory)
+            metrics.export_rows.labels(outcome="written").inc(job.rows_written)
+        except OSError as exc:
+            _remove_quietly(partial)
+            job.rows_written = 0
+            raise JobError(f"writing {final} failed: {exc.strerror or exc} (errno {exc.errno}); "
+                           f"no file was left under the final name") from exc
+
+    def _to_kafka(self, job: Job, buffer: Buffer) -> None:
+        producer = Producer({"bootstrap.servers": self.config.kafka_bootstrap, "acks": "all",
+                             "enable.idempotence": True,
+                             "message.timeout.ms": self.config.kafka_message_timeout_ms})
+        failures: list[str] = []
+
+        def report(err, _msg) -> None:  # noqa: ANN001
+            if err is not None:
+                failures.append(err.str())
+            else:
+                job.rows_written += 1
+
+        for row_id, key, payload in self._rows(job.spec):
+            try:
+                value = self._render(job, row_id, key, payload)
+            except PermanentRecordError as exc:
+                self._dead_letter(job, buffer, row_id, payload, exc)
+                continue
+            producer.produce(job.spec.destination, value, key=str(row_id).encode(), on_delivery=report)
+            producer.poll(0)
+        left = producer.flush(self.config.kafka_message_timeout_ms / 1000 + 5)
+        if left or failures:
+            raise JobError(f"{len(failures)} rows failed delivery to {job.spec.destination} "
+                           f"({left} still queued); first error: {failures[0] if failures else 'timeout'}")
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return

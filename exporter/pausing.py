@@ -1,0 +1,106 @@
+"""Pause with a grace period that always ends (the incident: a pipeline stuck in 'pausing').
+
+The grace check comes first in every pass, before anything that can fail; the buffer status
+is asked once, after the decision, with its own short timeout, and its failure is reported
+with its cause rather than replaced by a generic message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+from exporter import defects, metrics
+from exporter.buffer import Buffer
+from exporter.errors import TransientError
+from exporter.pipeline import Control
+
+log = logging.getLogger("exporter.pause")
+
+
+@dataclass
+class PauseStatus:
+    state: str = "running"  # running | pausing | paused
+    drained: bool | None = None
+    pending: int | None = None
+    buffer_length: int | None = None
+    error: str | None = None
+    requested_at: float | None = None
+    finished_at: float | None = None
+    grace_s: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Pauser:
+    def __init__(self, control: Control, buffer: Buffer) -> None:
+        self.control = control
+        self.buffer = buffer
+        self.status = PauseStatus()
+        self._lock = threading.Lock()
+
+    def pause(self, grace_s: float) -> PauseStatus:
+        with self._lock:
+            if self.status.state == "paused":
+                return self.status
+            started = time.monotonic()
+            deadline = started + grace_s
+            self.status = PauseStatus(state="pausing", requested_at=time.time(), grace_s=grace_s)
+            self.control.pause_deadline = deadline
+            self.control.pause_requested.set()
+            metrics.paused.set(1)
+            log.info("pause requested", extra={"grace_s": grace_s})
+            if defects.on("pause_check_after_work"):
+                drained = self._wait_checking_buffer_first(deadline)
+            else:
+                drained = self._wait_for_idle(deadline)
+            self._report(drained)
+            return self.status
+
+    def _wait_for_idle(self, deadline: float) -> bool:
+        while True:
+            if self.control.reader_idle.is_set() and self.control.deliverer_idle.is_set():
+                return True
+            if time.monotonic() >= deadline:  # checked before anything that can fail
+                return False
+            time.sleep(0.02)
+
+    def _wait_checking_buffer_first(self, deadline: float) -> bool:
+        # The incident's shape: ask the buffer first and retry it until it answers; the grace
+        # check below is never reached while the buffer keeps failing.
+        while True:
+            try:
+                pending = self.buffer.pending_count()
+            except TransientError:
+                time.sleep(0.1)
+                continue
+            idle = self.control.reader_idle.is_set() and self.control.deliverer_idle.is_set()
+            if (idle and pending == 0) or time.monotonic() >= deadline:
+                return idle
+            time.sleep(0.02)
+
+    def _report(self, drained: bool) -> None:
+        status = self.status
+        status.drained = drained
+        try:
+            status.pending = self.buffer.pending_count()
+            status.buffer_length = self.buffer.length()
+        except TransientError as exc:
+            status.error = f"buffer status unavailable: {exc}"
+            log.error("pause: buffer status unavailable", extra={"stage": exc.stage, "cause": str(exc.cause),
+                                                                 "error_class": exc.cause.__class__.__name__})
+        status.state = "paused"
+        status.finished_at = time.time()
+        log.info("paused", extra={"drained": drained, "pending": status.pending, "error": status.error})
+
+    def resume(self) -> PauseStatus:
+        with self._lock:
+            self.control.pause_requested.clear()
+            self.control.pause_deadline = None
+            metrics.paused.set(0)
+            self.status = PauseStatus(state="running")
+            log.info("resumed")
+            return self.status

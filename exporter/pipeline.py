@@ -1,0 +1,243 @@
+"""The continuous export: reader (source -> buffer), deliverer (buffer -> sinks), metadata poller.
+
+At-least-once end to end: the checkpoint moves in the same Redis transaction as the append;
+a buffer entry is acknowledged only after every sink confirmed it; failed entries stay pending
+and are read again (``pending=True``) before anything new; entries a crashed consumer left
+behind are claimed with XAUTOCLAIM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+from exporter import defects, metrics
+from exporter.buffer import Buffer, DeadLetter, Entry
+from exporter.config import Config
+from exporter.encoding import decode_payload, record_json
+from exporter.errors import PermanentRecordError, TransientError
+from exporter.retrying import retry_transient
+from exporter.sinks import FileSink, KafkaSink, SendResult
+from exporter.source import QueryTimeout, Source
+
+log = logging.getLogger("exporter.pipeline")
+
+
+@dataclass
+class Control:
+    """Shared state of the pipeline threads: stop, pause and the pause deadline."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    pause_requested: threading.Event = field(default_factory=threading.Event)
+    pause_deadline: float | None = None
+    reader_idle: threading.Event = field(default_factory=threading.Event)
+    deliverer_idle: threading.Event = field(default_factory=threading.Event)
+
+    def deadline(self) -> float | None:
+        return self.pause_deadline if self.pause_requested.is_set() else None
+
+    def wait(self, seconds: float) -> None:
+        self.stop.wait(seconds)
+
+
+def backoff(attempt: int, cap: float) -> float:
+    return min(cap, 0.05 * (2 ** min(attempt, 10)))
+
+
+class Reader(threading.Thread):
+    def __init__(self, config: Config, control: Control) -> None:
+        super().__init__(name="reader", daemon=True)
+        self.config, self.control = config, control
+        self.source = Source(config, stage="source.read")
+        self.buffer = Buffer(config)
+        self.checkpoint: int | None = None
+
+    def run(self) -> None:
+        attempt = 0
+        while not self.control.stop.is_set():
+            if self.control.pause_requested.is_set():
+                self.control.reader_idle.set()
+                self.control.wait(self.config.poll_interval_s)
+                continue
+            self.control.reader_idle.clear()
+            try:
+                moved = self.step()
+                attempt = 0
+                if not moved:
+                    self.control.reader_idle.set()
+                    self.control.wait(self.config.poll_interval_s)
+            except TransientError as exc:
+                attempt += 1
+                metrics.retries.labels(stage=exc.stage).inc()
+                log.error("read pass failed; retrying", extra={"stage": exc.stage, "attempt": attempt,
+                                                               "error_class": exc.cause.__class__.__name__,
+                                                               "cause": str(exc.cause),
+                                                               "checkpoint": self.checkpoint})
+                self.control.wait(backoff(attempt, self.config.retry_max_backoff_s))
+        self.control.reader_idle.set()
+
+    def step(self) -> bool:
+        """One chunk from the source into the buffer; False when there was nothing to do."""
+        if self.checkpoint is None:
+            self.checkpoint = self.buffer.checkpoint()
+            log.info("reader starting", extra={"checkpoint": self.checkpoint})
+        if self.buffer.length() >= self.config.max_buffer:
+            return False  # backpressure: the sink is behind; nothing is evicted
+        rows = self.source.fetch_after(self.checkpoint, self.config.batch_size)
+        if not rows:
+            return False
+        metrics.records_read.inc(len(rows))
+        records: list[tuple[int, bytes]] = []
+        dead: list[DeadLetter] = []
+        for row in rows:
+            try:
+                text = decode_payload(row.id, row.payload)
+                value = record_json(row.id, row.key, text).encode("utf-8")
+                if len(value) > self.config.max_record_bytes:
+                    raise PermanentRecordError(row.id, "too_large", f"{len(value)} bytes, the sink accepts "
+                                                                    f"{self.config.max_record_bytes}")
+                records.append((row.id, value))
+            except PermanentRecordError as exc:
+                dead.append(DeadLetter(row.id, exc.reason, exc.detail, row.payload, "source.read"))
+        last = rows[-1].id
+        if defects.on("checkpoint_before_buffer"):
+            # The bug: the checkpoint is moved first; if the append then fails, these rows are skipped.
+            self.buffer.set_checkpoint(last)
+            self.checkpoint = last
+        self.buffer.append(records, dead, last)
+        self.checkpoint = last
+        metrics.records_buffered.inc(len(records))
+        for letter in dead:
+            _count_dead(letter)
+        return True
+
+
+def _count_dead(letter: DeadLetter) -> None:
+    metrics.records_dead_lettered.labels(reason=letter.reason).inc()
+    log.error("record dead-lettered", extra={"record_id": letter.record_id, "stage": letter.stage,
+                                             "reason": letter.reason, "cause": letter.detail})
+
+
+class Deliverer(threading.Thread):
+    def __init__(self, config: Config, control: Control) -> None:
+        super().__init__(name="deliverer", daemon=True)
+        self.config, self.control = config, control
+        self.buffer = Buffer(config)
+        self.sinks: list[KafkaSink | FileSink] = []
+        if config.sink in ("kafka", "both"):
+            self.sinks.append(KafkaSink(config))
+        if config.sink in ("file", "both"):
+            self.sinks.append(FileSink(config))
+        self.attempts: dict[bytes, int] = {}
+        self._last_claim = 0.0
+
+    def run(self) -> None:
+        failures = 0
+        while not self.control.stop.is_set():
+            if self.control.pause_requested.is_set():
+                self.control.deliverer_idle.set()
+                self.control.wait(0.05)
+                continue
+            self.control.deliverer_idle.clear()
+            try:
+                entries = self.next_batch()
+                if not entries:
+                    self.control.deliverer_idle.set()
+                    continue
+                if self.deliver(entries):
+                    failures = 0
+                else:
+                    failures += 1
+                    self.control.wait(backoff(failures, self.config.retry_max_backoff_s))
+            except TransientError as exc:
+                failures += 1
+                metrics.retries.labels(stage=exc.stage).inc()
+                log.error("delivery pass failed; retrying", extra={"stage": exc.stage, "attempt": failures,
+                                                                   "error_class": exc.cause.__class__.__name__,
+                                                                   "cause": str(exc.cause)})
+                self.control.wait(backoff(failures, self.config.retry_max_backoff_s))
+        self.control.deliverer_idle.set()
+        for sink in self.sinks:
+            sink.close()
+
+    def next_batch(self) -> list[Entry]:
+        """Redeliveries first (own pending), then orphans of crashed consumers, then new entries."""
+        entries = self.buffer.read(self.config.batch_size, 0, pending=True)
+        if entries:
+            return entries
+        if time.monotonic() - self._last_claim > self.config.claim_idle_ms / 2000:
+            self._last_claim = time.monotonic()
+            entries = self.buffer.autoclaim(self.config.batch_size)
+            if entries:
+                log.warning("claimed entries left pending by another consumer", extra={"count": len(entries)})
+                return entries
+        metrics.buffer_length.set(self.buffer.length())
+        return self.buffer.read(self.config.batch_size, int(self.config.poll_interval_s * 1000), pending=False)
+
+    def deliver(self, entries: list[Entry]) -> bool:
+        """Send to every sink; ack what all confirmed; dead-letter the hopeless. True if all went."""
+        deadline = self.control.deadline() or (time.monotonic() + self.config.kafka_message_timeout_ms / 1000 + 5)
+        confirmed = {e.entry_id for e in entries}
+        dead: dict[bytes, tuple[Entry, DeadLetter]] = {}
+        for sink in self.sinks:
+            todo = [e for e in entries if e.entry_id in confirmed and e.entry_id not in dead]
+            result: SendResult = sink.send(todo, deadline)
+            ok = {e.entry_id for e in result.delivered}
+            for entry, reason in result.failed:
+                attempt = self.attempts.get(entry.entry_id, 0) + 1
+                self.attempts[entry.entry_id] = attempt
+                log.error("send failed; left in the buffer for redelivery", extra={
+                    "record_id": entry.record_id, "stage": f"sink.{sink.name}", "attempt": attempt,
+                    "error_class": reason.split(":", 1)[0], "cause": reason})
+            if result.failed:
+                metrics.send_failures.labels(sink=sink.name).inc(len(result.failed))
+            for entry, letter in result.dead:
+                dead[entry.entry_id] = (entry, letter)
+            confirmed &= ok
+        for entry in entries:
+            if entry.entry_id in confirmed:
+                for sink in self.sinks:
+                    metrics.records_delivered.labels(sink=sink.name).inc()
+        delivered = [e for e in entries if e.entry_id in confirmed]
+        stop_at = self.control.deadline
+        if dead:
+            retry_transient(lambda: self.buffer.dead_letter(list(dead.values())), stage="buffer.dead_letter",
+                            stop_event=self.control.stop, max_backoff_s=self.config.retry_max_backoff_s,
+                            deadline=stop_at)
+            for _entry, letter in dead.values():
+                _count_dead(letter)
+        retry_transient(lambda: self.buffer.ack(delivered), stage="buffer.ack", stop_event=self.control.stop,
+                        max_backoff_s=self.config.retry_max_backoff_s, deadline=stop_at)
+        for entry in delivered:
+            self.attempts.pop(entry.entry_id, None)
+        return len(delivered) + len(dead) == len(entries)
+
+
+class MetadataPoller(threading.Thread):
+    """Background path: polls the source's high-water mark for the lag gauge.
+
+    A timeout here is never fatal: the pass is skipped, logged and counted, and nothing is
+    acted on from a failed read (the incident: one etcd timeout on a list call exited the
+    process).
+    """
+
+    def __init__(self, config: Config, control: Control) -> None:
+        super().__init__(name="metadata-poller", daemon=True)
+        self.config, self.control = config, control
+        self.source = Source(config, stage="background.metadata")
+        self.source_max_id: int | None = None
+
+    def run(self) -> None:
+        while not self.control.stop.wait(self.config.metadata_poll_interval_s):
+            try:
+                self.source_max_id = self.source.max_id()
+            except TransientError as exc:
+                if defects.on("fatal_on_timeout") and isinstance(exc.cause, QueryTimeout):
+                    log.critical("metadata poll timed out; exiting", extra={"cause": str(exc.cause)})
+                    os._exit(70)
+                metrics.background_failures.labels(task="metadata_poll").inc()
+                log.warning("metadata poll failed; skipping this pass", extra={
+                    "stage": exc.stage, "error_class": exc.cause.__class__.__name__, "cause": str(exc.cause)})

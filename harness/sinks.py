@@ -1,0 +1,106 @@
+"""Reading what the exporter produced, directly (never through a proxy), from the beginning."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from harness.errors import HarnessError
+from harness.stack import Stack
+
+
+@dataclass(frozen=True)
+class SinkRecord:
+    record_id: int | None
+    payload: str | None
+    raw: bytes
+    where: str
+
+
+@dataclass(frozen=True)
+class DeadLetterRecord:
+    record_id: str
+    reason: str
+    detail: str
+    stage: str
+    original: bytes
+
+
+def _parse(raw: bytes, where: str, encoding: str = "utf-8") -> SinkRecord:
+    try:
+        data = json.loads(raw.decode(encoding))
+        return SinkRecord(int(data["id"]), data.get("payload"), raw, where)
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return SinkRecord(None, None, raw, where)  # unexpected shape: the reconciler reports it
+
+
+def read_topic(stack: Stack, topic: str, timeout: float = 30.0) -> Iterator[SinkRecord]:
+    """Every message of ``topic`` from offset 0 to the high watermark at the time of the call."""
+    consumer = Consumer({"bootstrap.servers": stack.kafka_bootstrap(proxied=False),
+                         "group.id": f"faultline-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+        topic_meta = metadata.topics.get(topic)
+        if topic_meta is None or topic_meta.error is not None:
+            return  # the topic was never created: nothing was delivered
+        partitions = [TopicPartition(topic, p, 0) for p in topic_meta.partitions]
+        ends = {}
+        for tp in partitions:
+            _low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            ends[tp.partition] = high
+        todo = {p for p, high in ends.items() if high > 0}
+        if not todo:
+            return
+        consumer.assign(partitions)
+        deadline = time.monotonic() + timeout
+        while todo:
+            if time.monotonic() > deadline:
+                raise HarnessError(f"reading topic {topic}: partitions {sorted(todo)} not read to their end "
+                                   f"within {timeout}s")
+            for msg in consumer.consume(num_messages=10_000, timeout=0.5):
+                if msg.error():
+                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KafkaException(msg.error())
+                if msg.offset() < ends[msg.partition()]:
+                    yield _parse(msg.value(), f"kafka:{topic}/{msg.partition()}@{msg.offset()}")
+                if msg.offset() + 1 >= ends[msg.partition()]:
+                    todo.discard(msg.partition())
+    finally:
+        consumer.close()
+
+
+def read_dead_letters(stack: Stack, stream: str) -> list[DeadLetterRecord]:
+    client = redis.Redis.from_url(stack.redis_url(proxied=False), retry=None, socket_timeout=10)
+    try:
+        letters = []
+        last = "-"
+        while True:
+            batch = client.xrange(stream, min=last, max="+", count=10_000)
+            if last != "-" and batch:
+                batch = batch[1:]
+            if not batch:
+                break
+            for _entry_id, f in batch:
+                letters.append(DeadLetterRecord(f.get(b"record_id", b"").decode(), f.get(b"reason", b"").decode(),
+                                                f.get(b"detail", b"").decode(errors="replace"),
+                                                f.get(b"stage", b"").decode(), f.get(b"original", b"")))
+            last = batch[-1][0].decode()
+        return letters
+    finally:
+        client.close()
+
+
+def read_lines(path: Path, encoding: str = "utf-8") -> list[SinkRecord]:
+    if not path.exists():
+        return []
+    return [_parse(line, f"file:{path}:{n}", encoding) for n, line in enumerate(path.read_bytes().splitlines(), 1)
+            if line]

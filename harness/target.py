@@ -1,0 +1,200 @@
+"""The system under test as a black box: a target definition, and a running exporter process.
+
+Faultline never imports the exporter. A target definition (TOML) says how to start it, which
+environment to give it, where its HTTP endpoints, sinks, dead letters and metrics are; the
+placeholders ``{postgres_dsn}``, ``{redis_url}``, ``{kafka_bootstrap}`` (all proxied),
+``{http_port}``, ``{namespace}``, ``{source_table}``, ``{topic}``, ``{workdir}`` and
+``{python}`` are filled per run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.errors import HarnessError
+from harness.paths import project_root
+from harness.services.executor import ServiceExecutor, free_port
+from harness.stack import Stack
+
+DEFECT_ENV = "FAULTLINE_EXPORTER_DEFECT"
+BUNDLED = project_root() / "targets" / "bundled-exporter.toml"
+
+
+class TargetError(HarnessError):
+    """A target definition is missing, malformed or incomplete."""
+
+
+@dataclass(frozen=True)
+class TargetDefinition:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    sinks: dict[str, str]
+    metrics: dict[str, str]
+    ready_path: str = "/healthz"
+    metrics_path: str = "/metrics"
+    pause_path: str = "/pause"
+    resume_path: str = "/resume"
+    exports_path: str = "/exports"
+
+    @classmethod
+    def load(cls, path: Path = BUNDLED) -> TargetDefinition:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise TargetError(f"target definition {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise TargetError(f"target definition {path}: {exc}") from exc
+        missing = [k for k in ("name", "command", "env", "sinks", "metrics") if k not in data]
+        if missing:
+            raise TargetError(f"target definition {path}: missing {', '.join(missing)}")
+        for key in ("delivered", "dead_lettered"):
+            if key not in data["metrics"]:
+                raise TargetError(f"target definition {path}: [metrics] needs {key!r}")
+        return cls(**data)
+
+
+@dataclass
+class RunContext:
+    """The values a target definition's placeholders are filled with."""
+
+    stack: Stack
+    namespace: str
+    workdir: Path
+    http_port: int = field(default_factory=free_port)
+
+    @property
+    def source_table(self) -> str:
+        return f"{self.namespace}_source"
+
+    @property
+    def topic(self) -> str:
+        return f"{self.namespace}-out"
+
+    def values(self) -> dict[str, str]:
+        return {"postgres_dsn": self.stack.postgres_dsn(proxied=True), "redis_url": self.stack.redis_url(proxied=True),
+                "kafka_bootstrap": self.stack.kafka_bootstrap(proxied=True), "http_port": str(self.http_port),
+                "namespace": self.namespace, "source_table": self.source_table, "topic": self.topic,
+                "workdir": str(self.workdir), "python": sys.executable}
+
+    def fill(self, template: str) -> str:
+        try:
+            return template.format(**self.values())
+        except KeyError as exc:
+            raise TargetError(f"unknown placeholder {exc} in target definition value {template!r}") from exc
+
+
+class ExporterProcess:
+    """One running exporter, started from its target definition; restartable, killable, freezable."""
+
+    def __init__(self, target: TargetDefinition, ctx: RunContext, *, extra_env: dict[str, str] | None = None,
+                 start_timeout: float = 60.0) -> None:
+        self.target = target
+        self.ctx = ctx
+        self.extra_env = extra_env or {}
+        self.start_timeout = start_timeout
+        self.log_path = ctx.workdir / "exporter.log"
+        self.executor: ServiceExecutor | None = None
+        self.starts = 0
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{ctx.http_port}", timeout=30)
+
+    def sink(self, name: str) -> str:
+        return self.ctx.fill(self.target.sinks[name])
+
+    def environment(self) -> dict[str, str]:
+        env = {key: self.ctx.fill(value) for key, value in self.target.env.items()}
+        # The seeded defect is passed through from Faultline's own environment, never read here.
+        if DEFECT_ENV in os.environ:
+            env[DEFECT_ENV] = os.environ[DEFECT_ENV]
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        self.ctx.workdir.mkdir(parents=True, exist_ok=True)
+        command = [self.ctx.fill(part) for part in self.target.command]
+        self.executor = ServiceExecutor(
+            "exporter", command, host="127.0.0.1", port=self.ctx.http_port, log_path=self.log_path,
+            timeout=self.start_timeout, cwd=str(project_root()), envvars=self.environment(),
+            ready=self._ready)
+        self.executor.start()
+        self.starts += 1
+
+    def _ready(self) -> bool:
+        return self.http.get(self.target.ready_path, timeout=1).status_code == 200
+
+    def running(self) -> bool:
+        return self.executor is not None and self.executor.running()
+
+    def exit_code(self) -> int | None:
+        if self.executor is None or self.executor.process is None:
+            return None
+        return self.executor.process.poll()
+
+    def stop(self) -> None:
+        if self.executor is not None:
+            self.executor.stop()
+            self.executor = None
+
+    def kill(self) -> None:
+        if self.executor is not None:
+            self.executor.kill(sig=signal.SIGKILL)
+            self.executor = None
+
+    def freeze(self) -> None:
+        assert self.executor and self.executor.process
+        os.killpg(self.executor.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.executor and self.executor.process
+        os.killpg(self.executor.process.pid, signal.SIGCONT)
+
+    def close(self) -> None:
+        if self.executor is not None:
+            if self.executor.process is not None and self.executor.running():
+                os.killpg(self.executor.process.pid, signal.SIGCONT)
+            self.executor.kill()
+            self.executor = None
+        self.http.close()
+
+    # -- observation -----------------------------------------------------------------------------
+    def metrics(self) -> dict[str, float]:
+        """Every sample as ``name{label="v",...}`` -> value (summed over nothing)."""
+        text = self.http.get(self.target.metrics_path, timeout=5).text
+        samples: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return samples
+
+    def metric_total(self, key: str) -> float:
+        """Sum of a target metric (by its role in [metrics]) over all label values."""
+        name = self.target.metrics[key]
+        return sum(v for k, v in self.metrics().items() if k == name or k.startswith(name + "{"))
+
+    def log_records(self) -> list[dict[str, Any]]:
+        records = []
+        if self.log_path.exists():
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if line.startswith("{"):
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        records.append({"level": "unparsed", "msg": line})
+        return records
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.post(path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.get(path, **kwargs)

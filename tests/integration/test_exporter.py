@@ -1,0 +1,202 @@
+"""The bundled exporter on the real stack: each guarantee of issue 3, no mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.sinks import read_dead_letters, read_lines, read_topic
+from harness.target import ExporterProcess, RunContext
+from harness.waiting import wait_for
+from harness.workload import SourceWriter
+
+pytestmark = pytest.mark.faultline
+
+Start = Callable[..., ExporterProcess]
+
+
+def rows(prefix: str, n: int, size: int = 200) -> list[tuple[str, bytes]]:
+    return [(f"{prefix}-{i}", (f"{prefix}-{i}:".encode() + b"x" * size)[:size]) for i in range(n)]
+
+
+def delivered_ids(ctx: RunContext) -> Counter[int]:
+    return Counter(r.record_id for r in read_topic(ctx.stack, ctx.topic) if r.record_id is not None)
+
+
+def wait_delivered(ctx: RunContext, expected: set[int], timeout: float = 60) -> Counter[int]:
+    seen: Counter[int] = Counter()
+
+    def complete() -> bool:
+        seen.clear()
+        seen.update(delivered_ids(ctx))
+        return expected <= set(seen)
+
+    wait_for(complete, timeout=timeout, interval=0.5, what=f"{len(expected)} records in {ctx.topic}",
+             describe=lambda: f"{len(expected & set(seen))} of them delivered")
+    return seen
+
+
+def test_rows_flow_to_kafka_intact_and_metrics_agree(run_ctx: RunContext, writer: SourceWriter,
+                                                     start_exporter: Start) -> None:
+    written = writer.insert(rows("a", 500))
+    exporter = start_exporter()
+    seen = wait_delivered(run_ctx, {w.record_id for w in written})
+    by_id = {r.record_id: r for r in read_topic(run_ctx.stack, run_ctx.topic)}
+    for w in written:
+        assert by_id[w.record_id].payload.encode() == w.payload
+    assert sum(seen.values()) == 500
+    wait_for(lambda: exporter.metric_total("delivered") == 500, timeout=10, what="delivered counter to reach 500")
+
+
+def test_kill_9_in_the_middle_of_delivery_loses_nothing(run_ctx: RunContext, writer: SourceWriter,
+                                                        start_exporter: Start) -> None:
+    written = writer.insert(rows("k", 30_000))
+    expected = {w.record_id for w in written}
+    exporter = start_exporter(EXPORTER_BATCH_SIZE="500")
+    for _round in range(2):
+        wait_for(lambda: exporter.metric_total("delivered") > 0, timeout=30, what="delivery to begin")
+        exporter.kill()  # SIGKILL: no shutdown work at all
+        exporter.start()
+    seen = wait_delivered(run_ctx, expected, timeout=120)
+    assert set(seen) == expected
+    duplicates = sum(c - 1 for c in seen.values())
+    assert duplicates <= 3 * 500 * 2, f"{duplicates} duplicates: more than the in-flight batches at the kills"
+
+
+def test_permanent_errors_land_in_the_dead_letter_stream_with_a_reason(run_ctx: RunContext, writer: SourceWriter,
+                                                                       start_exporter: Start) -> None:
+    good = writer.insert(rows("g", 50))
+    bad = writer.insert([("bad-utf8", b"\xff\xfe not utf-8"), ("too-big", b"z" * 950_000)])
+    exporter = start_exporter()
+    wait_delivered(run_ctx, {w.record_id for w in good})
+    stream = exporter.sink("dead_letter_stream")
+    letters = wait_for(lambda: read_dead_letters(run_ctx.stack, stream) if len(
+        read_dead_letters(run_ctx.stack, stream)) >= 2 else None, timeout=20, what="two dead letters")
+    reasons = {int(letter.record_id): letter for letter in letters}
+    assert reasons[bad[0].record_id].reason == "malformed_row"
+    assert reasons[bad[0].record_id].original == b"\xff\xfe not utf-8"
+    assert reasons[bad[1].record_id].reason == "too_large"
+    assert "bytes" in reasons[bad[1].record_id].detail
+    assert exporter.metric_total("dead_lettered") == 2
+    logged = [r for r in exporter.log_records() if r.get("msg") == "record dead-lettered"]
+    assert {r["record_id"] for r in logged} == {bad[0].record_id, bad[1].record_id}
+    assert all(r["level"] == "error" and r["reason"] for r in logged)
+
+
+def test_pause_completes_within_grace_while_redis_is_down_and_loses_nothing(
+        run_ctx: RunContext, writer: SourceWriter, start_exporter: Start) -> None:
+    first = writer.insert(rows("p", 200))
+    exporter = start_exporter()
+    wait_delivered(run_ctx, {w.record_id for w in first})
+    run_ctx.stack.proxy("redis").disable()
+    later = writer.insert(rows("q", 200))
+    grace = 2.0
+    t0 = time.monotonic()
+    status = exporter.post("/pause", params={"grace": grace}).json()
+    took = time.monotonic() - t0
+    assert status["state"] == "paused"
+    assert took <= grace + 1.5, f"pause took {took:.2f}s with a {grace}s grace period"
+    assert status["error"] and "buffer status unavailable" in status["error"]
+    assert "Connection" in status["error"] or "Timeout" in status["error"]  # the cause, not a generic message
+    run_ctx.stack.proxy("redis").enable()
+    assert exporter.post("/resume").json()["state"] == "running"
+    wait_delivered(run_ctx, {w.record_id for w in first + later})
+
+
+def submit(exporter: ExporterProcess, **body: object) -> object:
+    return exporter.post("/exports", json=body)
+
+
+def wait_job(exporter: ExporterProcess, job_id: str, timeout: float = 60) -> dict:
+    return wait_for(lambda: (j := exporter.get(f"/exports/{job_id}").json())["state"] in ("completed", "failed")
+                    and j, timeout=timeout, what=f"export job {job_id} to finish")
+
+
+def test_quotas_answer_429_with_a_clear_message(run_ctx: RunContext, writer: SourceWriter,
+                                                start_exporter: Start) -> None:
+    writer.insert(rows("u", 30))
+    exporter = start_exporter(EXPORTER_QUOTA_JOBS_PER_HOUR="2", EXPORTER_QUOTA_ROWS_PER_JOB="20")
+    dest = {"kind": "file", "name": "q.jsonl"}
+    too_many_rows = submit(exporter, user="alice", destination=dest)
+    assert too_many_rows.status_code == 429
+    assert "matches 30 rows" in too_many_rows.json()["detail"] and "at most 20" in too_many_rows.json()["detail"]
+    for n in range(2):
+        ok = submit(exporter, user="bob", filter={"max_id": 10}, destination={"kind": "file", "name": f"b{n}.jsonl"})
+        assert ok.status_code == 202, ok.text
+    third = submit(exporter, user="bob", filter={"max_id": 10}, destination=dest)
+    assert third.status_code == 429
+    assert "user 'bob' has started 2 export jobs in the last hour (quota 2)" in third.json()["detail"]
+    assert submit(exporter, user="carol", filter={"max_id": 10}, destination=dest).status_code == 202
+
+
+def test_gbk_export_dead_letters_unencodable_rows_and_keeps_the_rest_intact(
+        run_ctx: RunContext, writer: SourceWriter, start_exporter: Start) -> None:
+    good_texts = ["中文数据", "plain ascii", "混合 text 123", "日本語のかな"]
+    bad_texts = ["emoji 😀", "thai ก", "math ∯"]
+    good = writer.insert([(f"g{i}", t.encode()) for i, t in enumerate(good_texts)])
+    bad = writer.insert([(f"b{i}", t.encode()) for i, t in enumerate(bad_texts)])
+    exporter = start_exporter()
+    job = submit(exporter, user="dana", format="jsonl", encoding="gbk", destination={"kind": "file", "name": "g.jsonl"})
+    assert job.status_code == 202, job.text
+    done = wait_job(exporter, job.json()["id"])
+    assert done["state"] == "completed", done
+    assert (done["rows_written"], done["rows_dead_lettered"]) == (4, 3)
+    out = Path(exporter.sink("export_dir")) / "g.jsonl"
+    lines = [json.loads(line) for line in out.read_bytes().decode("gbk").splitlines()]
+    assert {line["id"]: line["payload"] for line in lines} == {w.record_id: w.payload.decode() for w in good}
+    assert "\ufffd" not in out.read_bytes().decode("gbk") and "?" not in out.read_bytes().decode("gbk")
+    letters = {int(x.record_id): x for x in read_dead_letters(run_ctx.stack, exporter.sink("dead_letter_stream"))}
+    for w in bad:
+        assert letters[w.record_id].reason == "unencodable"
+        assert "cannot be encoded in gbk" in letters[w.record_id].detail
+        assert letters[w.record_id].original == w.payload
+
+
+@pytest.fixture
+def tiny_disk(run_ctx: RunContext) -> Path:
+    """The export directory on a 256 KiB tmpfs (root only; skipped with the reason otherwise)."""
+    path = run_ctx.workdir / "exports"
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(path)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def test_disk_full_fails_the_job_cleanly(run_ctx: RunContext, writer: SourceWriter, start_exporter: Start,
+                                         tiny_disk: Path) -> None:
+    writer.insert(rows("d", 2000, size=300))  # ~700 KB of output for a 256 KiB disk
+    exporter = start_exporter(EXPORTER_DISK_USAGE_THRESHOLD="1.0")
+    job = submit(exporter, user="erin", destination={"kind": "file", "name": "full.jsonl"})
+    assert job.status_code == 202, job.text
+    done = wait_job(exporter, job.json()["id"])
+    assert done["state"] == "failed"
+    assert "No space left on device" in done["error"] and "full.jsonl" in done["error"]
+    assert os.listdir(tiny_disk) == []  # neither a final file nor a partial one
+
+
+def test_disk_usage_guard_refuses_new_file_exports_with_503(run_ctx: RunContext, writer: SourceWriter,
+                                                            start_exporter: Start) -> None:
+    writer.insert(rows("h", 5))
+    exporter = start_exporter(EXPORTER_DISK_USAGE_THRESHOLD="0.0001")
+    refused = submit(exporter, user="finn", destination={"kind": "file", "name": "x.jsonl"})
+    assert refused.status_code == 503
+    assert "threshold" in refused.json()["detail"]
+
+
+def test_file_sink_writes_fsynced_json_lines(run_ctx: RunContext, writer: SourceWriter,
+                                             start_exporter: Start) -> None:
+    written = writer.insert(rows("f", 300))
+    exporter = start_exporter(EXPORTER_SINK="file")
+    path = Path(exporter.sink("file_sink"))
+    wait_for(lambda: len(read_lines(path)) >= 300, timeout=30, what="300 lines in the file sink")
+    assert {r.record_id: r.payload.encode() for r in read_lines(path)} == {w.record_id: w.payload for w in written}
