@@ -7,6 +7,7 @@ loud when on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -24,6 +25,7 @@ KNOWN = {
 }
 
 
+@functools.cache  # read once: the environment of a running process does not change
 def active() -> str | None:
     name = os.environ.get(ENV, "").strip() or None
     if name is not None and name not in KNOWN:

@@ -197,11 +197,9 @@ class Deliverer(threading.Thread):
             for entry, letter in result.dead:
                 dead[entry.entry_id] = (entry, letter)
             confirmed &= ok
-        for entry in entries:
-            if entry.entry_id in confirmed:
-                for sink in self.sinks:
-                    metrics.records_delivered.labels(sink=sink.name).inc()
         delivered = [e for e in entries if e.entry_id in confirmed]
+        for sink in self.sinks:
+            metrics.records_delivered.labels(sink=sink.name).inc(len(delivered))
         stop_at = self.control.deadline
         if dead:
             retry_transient(lambda: self.buffer.dead_letter(list(dead.values())), stage="buffer.dead_letter",
