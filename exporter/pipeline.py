@@ -21,7 +21,7 @@ from exporter.encoding import decode_payload, record_json
 from exporter.errors import PermanentRecordError, TransientError
 from exporter.retrying import retry_transient
 from exporter.sinks import FileSink, KafkaSink, SendResult
-from exporter.source import QueryTimeout, Source
+from exporter.source import TIMEOUTS, Source
 
 log = logging.getLogger("exporter.pipeline")
 
@@ -233,7 +233,7 @@ class MetadataPoller(threading.Thread):
             try:
                 self.source_max_id = self.source.max_id()
             except TransientError as exc:
-                if defects.on("fatal_on_timeout") and isinstance(exc.cause, QueryTimeout):
+                if defects.on("fatal_on_timeout") and isinstance(exc.cause, TIMEOUTS):
                     log.critical("metadata poll timed out; exiting", extra={"cause": str(exc.cause)})
                     os._exit(70)
                 metrics.background_failures.labels(task="metadata_poll").inc()

@@ -38,6 +38,10 @@ class QueryTimeout(TimeoutError):
     """The server did not answer within the deadline (an etcd-style 'request timed out')."""
 
 
+# Both are "the request timed out": no answer to a query, or none to the connection attempt.
+TIMEOUTS = (QueryTimeout, psycopg.errors.ConnectionTimeout)
+
+
 @contextmanager
 def _watchdog(conn: psycopg.Connection, seconds: float) -> Iterator[threading.Event]:
     fired = threading.Event()
