@@ -1,0 +1,91 @@
+"""The reconciler puts every write in exactly one class, with crafted inputs for each class."""
+
+from __future__ import annotations
+
+import json
+
+from harness.reconcile import (
+    DEAD_LETTERED,
+    DEAD_LETTERED_WITHOUT_REASON,
+    DELIVERED_CORRUPTED,
+    DELIVERED_INTACT,
+    HOP_BUFFER_TO_SINK,
+    HOP_NEVER_BUFFERED,
+    HOP_PENDING,
+    INDETERMINATE_ABSENT,
+    LOST,
+    BufferEvidence,
+    reconcile,
+)
+from harness.sinks import DeadLetterRecord, SinkRecord
+from harness.workload import Written
+
+
+def w(i: int, text: str = "", outcome: str = "ok") -> Written:
+    return Written(i if outcome != "failed" or i else None, f"k{i}", (text or f"payload {i}").encode(), outcome)
+
+
+def sink(i: int | None, text: str | None = None) -> SinkRecord:
+    payload = text if text is not None else f"payload {i}"
+    return SinkRecord(i, payload, json.dumps({"id": i, "payload": payload}).encode(), f"kafka:t/0@{i}")
+
+
+def letter(i: int | str, reason: str = "unencodable") -> DeadLetterRecord:
+    return DeadLetterRecord(str(i), reason, "detail", "sink.file", b"orig")
+
+
+def test_intact_delivery_is_clean() -> None:
+    result = reconcile([w(1), w(2, "中文 😀")], [sink(1), sink(2, "中文 😀")], [])
+    assert result.classes[DELIVERED_INTACT] == [1, 2] and result.ok and result.violations() == []
+
+
+def test_corrupted_delivery_is_a_violation_even_beside_an_intact_copy() -> None:
+    result = reconcile([w(1, "naïve")], [sink(1, "naïve"), sink(1, "na?ve")], [])
+    assert result.classes[DELIVERED_CORRUPTED] == [1] and not result.ok
+    assert result.duplicates == 1
+
+
+def test_duplicates_are_counted_apart_from_loss() -> None:
+    result = reconcile([w(1), w(2)], [sink(1), sink(1), sink(1), sink(2)], [])
+    assert result.ok and result.duplicates == 2 and result.duplicated_ids == [1]
+
+
+def test_dead_letters_with_and_without_reason() -> None:
+    result = reconcile([w(1), w(2)], [], [letter(1, "unencodable"), letter(2, " ")])
+    assert result.classes[DEAD_LETTERED] == [1] and result.dead_letter_reasons[1] == "unencodable"
+    assert result.classes[DEAD_LETTERED_WITHOUT_REASON] == [2] and not result.ok
+
+
+def test_lost_records_name_their_hop() -> None:
+    evidence = BufferEvidence(seen=frozenset({2, 3}), present=frozenset({3}), pending=frozenset({3}))
+    result = reconcile([w(1), w(2), w(3)], [], [], evidence)
+    assert result.classes[LOST] == [1, 2, 3] and not result.ok
+    assert result.lost_hops == {1: HOP_NEVER_BUFFERED, 2: HOP_BUFFER_TO_SINK, 3: HOP_PENDING}
+    assert result.violations() == ["3 lost"]
+
+
+def test_unexpected_records_are_reported() -> None:
+    result = reconcile([w(1)], [sink(1), sink(99), SinkRecord(None, None, b"garbage", "kafka:t/0@7")],
+                       [letter(42), letter("x")])
+    assert len(result.unexpected) == 4 and not result.ok
+    assert "kafka:t/0@7" in result.unexpected
+
+
+def test_indeterminate_writes_may_appear_or_not() -> None:
+    ledger = [w(1, outcome="indeterminate"), w(2, outcome="indeterminate")]
+    result = reconcile(ledger, [sink(1)], [])
+    assert result.ok
+    assert result.classes[DELIVERED_INTACT] == [1] and result.recovered_indeterminate == [1]
+    assert result.classes[INDETERMINATE_ABSENT] == [2]
+
+
+def test_a_failed_write_that_shows_up_is_unexpected() -> None:
+    failed = Written(5, "k5", b"payload 5", "failed")
+    result = reconcile([failed], [sink(5)], [])
+    assert result.unexpected == ["kafka:t/0@5"] and not result.ok
+
+
+def test_summary_carries_counts_and_samples() -> None:
+    summary = reconcile([w(1), w(2)], [sink(1)], []).summary()
+    assert summary["counts"] == {DELIVERED_INTACT: 1, LOST: 1}
+    assert summary["samples"] == {LOST: [2]} and summary["lost_hops"] == {"2": HOP_NEVER_BUFFERED}
