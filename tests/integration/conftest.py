@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,3 +39,16 @@ def start_exporter(run_ctx: RunContext) -> Iterator[Callable[..., ExporterProces
     yield start
     for process in started:
         process.close()
+
+
+@pytest.fixture
+def tiny_export_dir(run_ctx: RunContext) -> Iterator[Path]:
+    """The exporter's export directory on a 128 KiB tmpfs (root only; skipped with the reason otherwise)."""
+    path = run_ctx.workdir / "exports"
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(path)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=True)

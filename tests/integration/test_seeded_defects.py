@@ -4,7 +4,6 @@ corrupts or hangs with the defect on. (The scenarios that catch them by verdict 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -123,18 +122,6 @@ def test_gbk_export_of_unencodable_rows(run_ctx: RunContext, writer: SourceWrite
         assert "?" not in text and len(letters) == 1
     else:
         assert "emoji ?" in text and letters == []  # silently replaced: what the gate must catch
-
-
-@pytest.fixture
-def tiny_export_dir(run_ctx: RunContext) -> Path:
-    path = run_ctx.workdir / "exports"
-    path.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(path)],
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    yield path
-    subprocess.run(["umount", "-l", str(path)], check=True)
 
 
 @pytest.mark.parametrize("defect", [CLEAN, "ignore_enospc"])
