@@ -146,11 +146,14 @@ class JobManager:
             else:
                 self._to_kafka(job, buffer)
             job.state = "completed"
-        except (JobError, OSError, psycopg.Error) as exc:
+        except Exception as exc:  # noqa: BLE001 - a job thread's top: the failure is recorded, logged, visible
+            # Anything else (a Kafka client error, a bug) must not leave the job 'running' forever.
             job.state = "failed"
-            job.error = str(exc)
-            log.error("export job failed", extra={"job_id": job.id, "stage": "export_job",
-                                                  "error_class": exc.__class__.__name__, "cause": str(exc)})
+            job.error = str(exc) if isinstance(exc, (JobError, OSError, psycopg.Error)) else (
+                f"{exc.__class__.__name__}: {exc}")
+            log.error("export job failed", exc_info=not isinstance(exc, JobError),
+                      extra={"job_id": job.id, "stage": "export_job", "error_class": exc.__class__.__name__,
+                             "cause": str(exc)})
         finally:
             buffer.close()
             job.finished_at = time.time()
@@ -235,7 +238,12 @@ class JobManager:
             except PermanentRecordError as exc:
                 self._dead_letter(job, buffer, row_id, payload, exc)
                 continue
-            producer.produce(job.spec.destination, value, key=str(row_id).encode(), on_delivery=report)
+            while True:
+                try:
+                    producer.produce(job.spec.destination, value, key=str(row_id).encode(), on_delivery=report)
+                    break
+                except BufferError:
+                    producer.poll(0.05)  # local queue full: let delivery reports drain it
             producer.poll(0)
         left = producer.flush(self.config.kafka_message_timeout_ms / 1000 + 5)
         if left or failures:

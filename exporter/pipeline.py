@@ -209,8 +209,8 @@ class Deliverer(threading.Thread):
                 _count_dead(letter)
         retry_transient(lambda: self.buffer.ack(delivered), stage="buffer.ack", stop_event=self.control.stop,
                         max_backoff_s=self.config.retry_max_backoff_s, deadline=stop_at)
-        for entry in delivered:
-            self.attempts.pop(entry.entry_id, None)
+        for entry in delivered + [entry for entry, _letter in dead.values()]:
+            self.attempts.pop(entry.entry_id, None)  # settled: no longer a retry to count
         return len(delivered) + len(dead) == len(entries)
 
 
