@@ -82,18 +82,16 @@ def read_dead_letters(stack: Stack, stream: str) -> list[DeadLetterRecord]:
     client = redis.Redis.from_url(stack.redis_url(proxied=False), retry=None, socket_timeout=10)
     try:
         letters = []
-        last = "-"
+        start = "-"
         while True:
-            batch = client.xrange(stream, min=last, max="+", count=10_000)
-            if last != "-" and batch:
-                batch = batch[1:]
+            batch = client.xrange(stream, min=start, max="+", count=10_000)
             if not batch:
                 break
             for _entry_id, f in batch:
                 letters.append(DeadLetterRecord(f.get(b"record_id", b"").decode(), f.get(b"reason", b"").decode(),
                                                 f.get(b"detail", b"").decode(errors="replace"),
                                                 f.get(b"stage", b"").decode(), f.get(b"original", b"")))
-            last = batch[-1][0].decode()
+            start = "(" + batch[-1][0].decode()  # exclusive: the next page starts after this entry
         return letters
     finally:
         client.close()

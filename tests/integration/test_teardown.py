@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from harness.services.executor import port_in_use
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.faultline
 
@@ -32,15 +33,6 @@ def leftovers(workdir: str) -> list[str]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue  # gone between listing and reading: not a leftover
     return found
-
-
-def wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], dict]:
@@ -77,7 +69,8 @@ def test_signal_to_the_harness_leaves_nothing_behind(tmp_path: Path, sig: int) -
     proc.send_signal(sig)
     proc.wait(timeout=60)
     assert proc.returncode != 0 or sig == signal.SIGINT
-    wait_until(lambda: not leftovers(workdir), 10, f"processes of {workdir} to exit")
+    wait_for(lambda: not leftovers(workdir), timeout=10, what=f"processes of {workdir} to exit",
+             describe=lambda: ", ".join(leftovers(workdir)))
     assert not os.path.exists(workdir)
     assert not [p for p in ports_of(described) if port_in_use("127.0.0.1", p)]
 
