@@ -83,10 +83,16 @@ def test_permanent_errors_land_in_the_dead_letter_stream_with_a_reason(run_ctx: 
     assert reasons[bad[0].record_id].original == b"\xff\xfe not utf-8"
     assert reasons[bad[1].record_id].reason == "too_large"
     assert "bytes" in reasons[bad[1].record_id].detail
+    # The counter and the log line follow the dead-letter write: wait for them, then be exact.
+    def logged() -> list[dict]:
+        return [r for r in exporter.log_records() if r.get("msg") == "record dead-lettered"]
+
+    wait_for(lambda: exporter.metric_total("dead_lettered") >= 2 and len(logged()) >= 2, timeout=10,
+             what="the dead letters to be counted and logged")
     assert exporter.metric_total("dead_lettered") == 2
-    logged = [r for r in exporter.log_records() if r.get("msg") == "record dead-lettered"]
-    assert {r["record_id"] for r in logged} == {bad[0].record_id, bad[1].record_id}
-    assert all(r["level"] == "error" and r["reason"] for r in logged)
+    lines = logged()
+    assert {r["record_id"] for r in lines} == {bad[0].record_id, bad[1].record_id}
+    assert all(r["level"] == "error" and r["reason"] for r in lines)
 
 
 def test_pause_completes_within_grace_while_redis_is_down_and_loses_nothing(
