@@ -78,7 +78,7 @@ class KafkaSink:
         topic = self.config.topic
         skip_confirmation = defects.on("ack_before_send")
         for entry in entries:
-            key = str(entry.record_id).encode()
+            key = entry.key
             while True:
                 try:
                     producer.produce(topic, entry.value, key=key, on_delivery=report)
@@ -96,7 +96,7 @@ class KafkaSink:
         if skip_confirmation:
             return result
         for entry in entries:
-            key = str(entry.record_id).encode()
+            key = entry.key
             if key not in reports:
                 result.failed.append((entry, f"no delivery report before the deadline ({remaining} still queued)"))
                 continue

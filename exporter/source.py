@@ -15,8 +15,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -27,8 +26,7 @@ from exporter.errors import TransientError
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     id: int
     key: str
     payload: bytes
@@ -101,9 +99,10 @@ class Source:
             sql.Identifier(self.config.source_table))
 
         def fetch(conn: psycopg.Connection) -> list[Row]:
-            with conn.cursor() as cur:
+            # Binary results: bytea arrives as bytes, not as hex text to decode row by row.
+            with conn.cursor(binary=True) as cur:
                 cur.execute(query, (last_id, limit))
-                return [Row(int(i), k or "", bytes(p) if p is not None else b"") for i, k, p in cur]
+                return [Row(i, k or "", p or b"") for i, k, p in cur]
 
         return self.run(fetch)
 
