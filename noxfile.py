@@ -1,4 +1,4 @@
-"""Sessions: `tests` (what CI runs), `gate` (the scenario gate), `lint`, `bench`.
+"""Sessions: `tests` and `mutants` (what CI runs), `gate` (the scenario gate), `lint`, `bench`.
 
 Each session installs the project into its own virtualenv and provisions the servers with
 `faultline setup` (cached per user, so only the first run downloads anything).
@@ -26,9 +26,16 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def gate(session: nox.Session) -> None:
-    """The main job: the resilience gate against the bundled exporter."""
+    """The main job: the resilience gate (every scenario) against the bundled exporter."""
     _install(session)
-    session.run("faultline", "up", "--check", *session.posargs)
+    session.run("faultline", "run", *session.posargs)
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Every seeded exporter defect must be caught; the clean exporter must pass every scenario."""
+    _install(session)
+    session.run("faultline", "mutants", *session.posargs)
 
 
 @nox.session

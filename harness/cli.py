@@ -128,6 +128,84 @@ def up(backend: str, check: bool, start_timeout: float) -> None:
             continue
 
 
+def _print_result(result, prefix: str = "") -> None:  # noqa: ANN001
+    colour = {"pass": "green", "fail": "red", "error": "yellow"}[result.verdict]
+    console.print(f"{prefix}[{colour}]{result.verdict.upper():5}[/] {result.name} ({result.duration_s:.1f}s)")
+    for check in result.violations:
+        console.print(f"      [red]✗ {check.name}[/]: {check.detail}")
+    if result.error:
+        console.print(f"      [yellow]harness error[/]: {result.error}")
+
+
+@main.command("list")
+def list_scenarios() -> None:
+    """List the scenarios with their one-line descriptions."""
+    from harness.registry import discover
+
+    table = Table(title="Faultline scenarios")
+    for column in ("scenario", "description", "catches", "incident"):
+        table.add_column(column)
+    for scenario in discover().values():
+        table.add_row(scenario.name, scenario.description, ", ".join(scenario.catches), scenario.incident or "")
+    Console().print(table)
+
+
+@main.command()
+@click.argument("scenarios", nargs=-1)
+@click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
+@click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None,
+              help="Target definition (default: the bundled exporter's).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
+def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: str | None) -> None:
+    """Run scenarios (all by default) on one stack; write reports/<run-id>/."""
+    from pathlib import Path
+
+    from harness.gate import run_gate
+    from harness.registry import select
+    from harness.target import BUNDLED
+
+    chosen = select(list(scenarios))
+    console.print(f"faultline: {len(chosen)} scenario(s) on the {backend} backend")
+    gate = run_gate(chosen, Path(target_path) if target_path else BUNDLED, backend=backend,
+                    out_dir=Path(out) if out else None, on_result=_print_result)
+    console.print(f"reports: {gate.out}")
+    sys.exit(gate.exit_code)
+
+
+@main.command()
+@click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
+@click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--out", type=click.Path(file_okay=False), default=None)
+def mutants(backend: str, target_path: str | None, out: str | None) -> None:
+    """Every seeded defect must be caught by a scenario that claims it; the clean exporter must pass."""
+    import json as _json
+    from pathlib import Path
+
+    from harness.gate import new_run_id
+    from harness.mutants import run_mutants
+    from harness.paths import reports_dir
+    from harness.registry import discover
+    from harness.target import BUNDLED
+
+    out_dir = Path(out) if out else reports_dir() / f"mutants-{new_run_id()}"
+    result = run_mutants(list(discover().values()), Path(target_path) if target_path else BUNDLED, out_dir,
+                         backend=backend, on_result=lambda label, r: _print_result(r, f"[{label}] "))
+    table = Table(title="Seeded defects")
+    for column in ("defect", "caught", "caught by", "violation seen"):
+        table.add_column(column, overflow="fold")
+    for d in result.defects:
+        table.add_row(d.defect, "[green]yes[/]" if d.caught else "[red]NO[/]", ", ".join(d.caught_by) or "-",
+                      (d.violations[0] if d.violations else "; ".join(d.errors) or "-")[:300])
+    Console(width=200).print(table)
+    clean_ok = all(r.verdict == "pass" for r in result.clean)
+    console.print(f"clean exporter: {'[green]all scenarios pass[/]' if clean_ok else '[red]FAILS[/]'}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "mutants.json").write_text(_json.dumps({
+        "ok": result.ok, "clean": [r.to_dict() for r in result.clean],
+        "defects": [d.__dict__ | {"caught": d.caught} for d in result.defects]}, indent=2, default=str))
+    sys.exit(EXIT_OK if result.ok else EXIT_VIOLATION)
+
+
 @main.command()
 @click.argument("name")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory for NAME.json.")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,10 @@ from harness.backends.base import Backend
 from harness.backends.factory import BACKENDS, make_backend
 from harness.errors import HarnessError
 from harness.lifecycle import unwind_on_termination
+from harness.runner import ScenarioResult, ScenarioRunner
+from harness.scenario import Scenario
 from harness.stack import Stack
+from harness.target import BUNDLED, TargetDefinition
 
 BACKEND_KEY = pytest.StashKey[Backend]()
 
@@ -30,6 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seconds each server may take to become ready (ini: faultline_start_timeout)")
     parser.addini("faultline_backend", "default backend for the stack fixture", default="local")
     parser.addini("faultline_start_timeout", "seconds each server may take to become ready", default="60")
+    parser.addini("faultline_target", "target definition of the exporter under test (default: the bundled one)",
+                  default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -88,3 +94,30 @@ def namespace(request: pytest.FixtureRequest) -> str:
     digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
     stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:30].strip("_")
     return f"t_{stem}_{digest}"
+
+
+@pytest.fixture(scope="session")
+def faultline_target(request: pytest.FixtureRequest) -> TargetDefinition:
+    """The exporter under test, as its target definition describes it."""
+    path = request.config.getini("faultline_target")
+    return TargetDefinition.load(Path(path) if path else BUNDLED)
+
+
+@pytest.fixture
+def run_scenario(fresh_stack: Stack, faultline_target: TargetDefinition,
+                 tmp_path: Path) -> Callable[..., ScenarioResult]:
+    """Run a scenario on the session's stack: ``run_scenario(SCENARIO, extra_env={...})``."""
+
+    def run(scenario: Scenario, extra_env: dict[str, str] | None = None) -> ScenarioResult:
+        return ScenarioRunner(fresh_stack, faultline_target, scenario, tmp_path, extra_env=extra_env).run()
+
+    return run
+
+
+def assert_scenario_passed(result: ScenarioResult) -> None:
+    """Fail with every violated invariant (or the harness error) spelled out."""
+    if result.verdict == "error":
+        pytest.fail(f"scenario {result.name}: harness error: {result.error}", pytrace=False)
+    if result.verdict != "pass":
+        lines = "\n".join(f"  {c.name}: {c.detail}" for c in result.violations)
+        pytest.fail(f"scenario {result.name} violated:\n{lines}", pytrace=False)

@@ -46,6 +46,8 @@ class TargetDefinition:
     pause_path: str = "/pause"
     resume_path: str = "/resume"
     exports_path: str = "/exports"
+    defect_env: str = DEFECT_ENV
+    defects: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: Path = BUNDLED) -> TargetDefinition:
@@ -61,6 +63,10 @@ class TargetDefinition:
         for key in ("delivered", "dead_lettered"):
             if key not in data["metrics"]:
                 raise TargetError(f"target definition {path}: [metrics] needs {key!r}")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise TargetError(f"target definition {path}: unknown keys {sorted(unknown)}")
+        data["defects"] = tuple(data.get("defects", ()))
         return cls(**data)
 
 

@@ -1,0 +1,72 @@
+"""``faultline run``: scenarios on one stack, a verdict each, and the reports.
+
+Exit codes: 0 every invariant held, 1 an invariant was violated, 2 the harness itself failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.backends.factory import make_backend
+from harness.paths import reports_dir
+from harness.reports import write_all
+from harness.runner import ScenarioResult, ScenarioRunner, scenario_workdir
+from harness.scenario import Scenario
+from harness.stack import Stack
+from harness.target import TargetDefinition
+
+EXIT_OK, EXIT_VIOLATION, EXIT_HARNESS = 0, 1, 2
+
+
+@dataclass
+class GateRun:
+    run_id: str
+    out: Path
+    results: list[ScenarioResult]
+    exit_code: int
+
+
+def exit_code_of(results: list[ScenarioResult]) -> int:
+    if any(r.verdict == "error" for r in results):
+        return EXIT_HARNESS
+    return EXIT_VIOLATION if any(r.verdict == "fail" for r in results) else EXIT_OK
+
+
+def run_on_stack(stack: Stack, target: TargetDefinition, scenarios: list[Scenario], work: Path,
+                 extra_env: dict[str, str] | None = None,
+                 on_result: Callable[[ScenarioResult], None] | None = None) -> list[ScenarioResult]:
+    results = []
+    for scenario in scenarios:
+        result = ScenarioRunner(stack, target, scenario, work, extra_env=extra_env,
+                                interrupt=threading.Event()).run()
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "local",
+             out_dir: Path | None = None, on_result: Callable[[ScenarioResult], None] | None = None) -> GateRun:
+    target = TargetDefinition.load(target_path)
+    run_id = new_run_id()
+    out = out_dir or reports_dir() / run_id
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with make_backend(backend) as stack:
+        results = run_on_stack(stack, target, scenarios, scenario_workdir(out), on_result=on_result)
+    code = exit_code_of(results)
+    meta = {"run_id": run_id, "target": str(target_path), "backend": backend,
+            "verdict": {EXIT_OK: "pass", EXIT_VIOLATION: "fail", EXIT_HARNESS: "error"}[code],
+            "duration_s": round(time.monotonic() - t0, 3)}
+    write_all(out, meta, results)
+    return GateRun(run_id, out, results, code)

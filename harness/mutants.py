@@ -1,0 +1,75 @@
+"""``faultline mutants``: every seeded defect must be caught, and the clean exporter must pass.
+
+For each defect the target declares, the scenarios that claim to catch it run with the
+defect switched on (through the target's ``defect_env``); a scenario catches it when its
+verdict is a violation. Judgement is by behaviour alone: nothing here reads which defect is
+on inside the exporter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.backends.factory import make_backend
+from harness.gate import run_on_stack
+from harness.runner import ScenarioResult, scenario_workdir
+from harness.scenario import Scenario, ScenarioError
+from harness.target import TargetDefinition
+
+
+@dataclass
+class DefectOutcome:
+    defect: str
+    scenarios: list[str]
+    caught_by: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def caught(self) -> bool:
+        return bool(self.caught_by)
+
+
+@dataclass
+class MutantsRun:
+    clean: list[ScenarioResult]
+    defects: list[DefectOutcome]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.verdict == "pass" for r in self.clean) and all(d.caught for d in self.defects)
+
+
+def plan(target: TargetDefinition, scenarios: list[Scenario]) -> dict[str, list[Scenario]]:
+    unclaimed = [d for d in target.defects if not any(d in s.catches for s in scenarios)]
+    if unclaimed:
+        raise ScenarioError(f"no scenario claims to catch {', '.join(unclaimed)}; add it to a scenario's catches")
+    unknown = sorted({d for s in scenarios for d in s.catches} - set(target.defects))
+    if unknown:
+        raise ScenarioError(f"scenarios claim defects the target does not declare: {', '.join(unknown)}")
+    return {d: [s for s in scenarios if d in s.catches] for d in target.defects}
+
+
+def run_mutants(scenarios: list[Scenario], target_path: Path, out: Path, *, backend: str = "local",
+                on_result: Callable[[str, ScenarioResult], None] | None = None) -> MutantsRun:
+    target = TargetDefinition.load(target_path)
+    by_defect = plan(target, scenarios)
+    work = scenario_workdir(out)
+    with make_backend(backend) as stack:
+        clean = run_on_stack(stack, target, scenarios, work / "clean",
+                             on_result=(lambda r: on_result("clean", r)) if on_result else None)
+        outcomes = []
+        for defect, claimed in by_defect.items():
+            outcome = DefectOutcome(defect, [s.name for s in claimed])
+            results = run_on_stack(stack, target, claimed, work / defect, extra_env={target.defect_env: defect},
+                                   on_result=(lambda r, d=defect: on_result(d, r)) if on_result else None)
+            for result in results:
+                if result.verdict == "fail":
+                    outcome.caught_by.append(result.name)
+                    outcome.violations += [f"{result.name}: {c.name}: {c.detail}" for c in result.violations[:3]]
+                elif result.verdict == "error":
+                    outcome.errors.append(f"{result.name}: {result.error}")
+            outcomes.append(outcome)
+    return MutantsRun(clean, outcomes)

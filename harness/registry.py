@@ -1,0 +1,49 @@
+"""Finding scenarios: every ``scenarios/<name>.py`` that defines ``SCENARIO``."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from harness.paths import project_root
+from harness.scenario import Scenario, ScenarioError
+
+
+def scenarios_dir() -> Path:
+    return project_root() / "scenarios"
+
+
+def load_file(path: Path) -> Scenario:
+    spec = importlib.util.spec_from_file_location(f"faultline_scenario_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ScenarioError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - any error in a user's scenario file is reported with its path
+        raise ScenarioError(f"{path}: failed to import: {exc.__class__.__name__}: {exc}") from exc
+    scenario = getattr(module, "SCENARIO", None)
+    if not isinstance(scenario, Scenario):
+        raise ScenarioError(f"{path}: defines no SCENARIO = Scenario(...)")
+    if scenario.name != path.stem:
+        raise ScenarioError(f"{path}: SCENARIO.name is {scenario.name!r}; it must match the file name {path.stem!r}")
+    return scenario.validate()
+
+
+def discover(directory: Path | None = None) -> dict[str, Scenario]:
+    directory = directory or scenarios_dir()
+    found = {}
+    for path in sorted(directory.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        scenario = load_file(path)
+        found[scenario.name] = scenario
+    return found
+
+
+def select(names: list[str], directory: Path | None = None) -> list[Scenario]:
+    available = discover(directory)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ScenarioError(f"unknown scenario(s) {', '.join(unknown)}; available: {', '.join(available)}")
+    return [available[n] for n in names] if names else list(available.values())

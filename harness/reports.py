@@ -1,0 +1,60 @@
+"""What a run writes to ``reports/<run-id>/``: report.json, junit.xml (one case per invariant) and summary.md."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from harness.runner import ScenarioResult
+
+SUMMARY_LIMIT = 1_000_000  # CI step summaries refuse more than 1 MiB
+
+
+def write_all(out: Path, run: dict[str, Any], results: list[ScenarioResult]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps({**run, "scenarios": [r.to_dict() for r in results]}, indent=2,
+                                                default=str) + "\n")
+    write_junit(out / "junit.xml", results)
+    (out / "summary.md").write_text(summary_markdown(run, results)[:SUMMARY_LIMIT])
+
+
+def write_junit(path: Path, results: list[ScenarioResult]) -> None:
+    suites = ET.Element("testsuites", name="faultline")
+    for result in results:
+        suite = ET.SubElement(suites, "testsuite", name=result.name, tests=str(max(1, len(result.checks))),
+                              failures=str(len(result.violations)), errors="1" if result.verdict == "error" else "0",
+                              time=f"{result.duration_s:.3f}")
+        if result.verdict == "error":
+            case = ET.SubElement(suite, "testcase", classname=f"faultline.{result.name}", name="harness")
+            ET.SubElement(case, "error", message=result.error or "harness error").text = result.error
+        for check in result.checks:
+            case = ET.SubElement(suite, "testcase", classname=f"faultline.{result.name}", name=check.name)
+            if not check.ok:
+                ET.SubElement(case, "failure", message=check.detail[:500]).text = check.detail
+            else:
+                ET.SubElement(case, "system-out").text = check.detail
+    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def summary_markdown(run: dict[str, Any], results: list[ScenarioResult]) -> str:
+    icon = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error"}
+    lines = [f"# Faultline run {run['run_id']}: {run['verdict']}", "",
+             f"Target `{run['target']}`, backend `{run['backend']}`, {len(results)} scenario(s), "
+             f"{run['duration_s']:.1f}s.", "", "| scenario | verdict | lost | corrupted | dead-lettered | duplicates | "
+             "duration |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        counts = r.ledger.get("counts", {})
+        cells = [r.name, icon[r.verdict], counts.get("lost", 0), counts.get("delivered_corrupted", 0),
+                 counts.get("dead_lettered", 0), r.ledger.get("duplicates", 0), f"{r.duration_s:.1f}s"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    failing = [r for r in results if r.verdict != "pass"]
+    if failing:
+        lines += ["", "## First violations", ""]
+        for r in failing:
+            if r.error:
+                lines.append(f"- **{r.name}**: harness error: {r.error}")
+            for check in r.violations[:5]:
+                lines.append(f"- **{r.name}** `{check.name}`: {check.detail}")
+    return "\n".join(lines) + "\n"

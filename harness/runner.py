@@ -1,0 +1,506 @@
+"""Plays one scenario against a running stack and a black-box exporter, and judges it.
+
+Journal (after chaostoolkit): steady state before, the timeline during (every step with the
+time it was applied and removed and the evidence it took effect), then heal everything, let
+the exporter drain (a condition poll whose deadline scales with the faults injected), read
+every sink directly and check the expectations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.errors import HarnessError
+from harness.profiles import payloads
+from harness.reconcile import DEAD_LETTERED_WITHOUT_REASON, DELIVERED_CORRUPTED, LOST, reconcile
+from harness.scenario import (
+    DiskFull,
+    Export,
+    FreezeExporter,
+    KillExporter,
+    LinkDown,
+    Pause,
+    RestartService,
+    Resume,
+    Scenario,
+    Step,
+    Toxic,
+    Write,
+)
+from harness.sinks import DeadLetterRecord, SinkRecord, read_dead_letters, read_lines, read_topic
+from harness.stack import Stack
+from harness.tap import BufferTap
+from harness.target import ExporterProcess, RunContext, TargetDefinition
+from harness.waiting import WaitTimeout, wait_for
+from harness.workload import SourceWriter, Written
+
+PAUSE_MARGIN_S = 1.5
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class StepRecord:
+    phase: str
+    description: str
+    applied_at: float | None = None
+    removed_at: float | None = None
+    evidence: str = ""
+    result: dict[str, Any] | None = None
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    description: str
+    incident: str | None
+    verdict: str = "error"  # pass | fail | error
+    checks: list[Check] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
+    ledger: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    steady_state: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    error: str | None = None
+    log_excerpt: list[str] = field(default_factory=list)
+
+    @property
+    def violations(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ScenarioRunner:
+    def __init__(self, stack: Stack, target: TargetDefinition, scenario: Scenario, workdir: Path,
+                 extra_env: dict[str, str] | None = None, interrupt: threading.Event | None = None) -> None:
+        self.stack = stack
+        self.target = target
+        self.scenario = scenario.validate()
+        self.extra_env = extra_env or {}
+        self.interrupt = interrupt or threading.Event()
+        namespace = f"s_{scenario.name}_{uuid.uuid4().hex[:6]}"
+        self.ctx = RunContext(stack, namespace, workdir / scenario.name)
+        self.writer = SourceWriter(stack, self.ctx.source_table)
+        self.ledger: list[Written] = []
+        self.result = ScenarioResult(scenario.name, scenario.description, scenario.incident)
+        self.exporter: ExporterProcess | None = None
+        self.t0 = 0.0
+        self._written = 0
+        self._planned_kills = 0
+        self._revived = False  # the exporter died by itself and was started again to drain
+        self._mounted: list[Path] = []
+        self._active: list[tuple[Step, StepRecord]] = []
+
+    # -- public ----------------------------------------------------------------------------------
+    def run(self) -> ScenarioResult:
+        self.t0 = time.monotonic()
+        tap: BufferTap | None = None
+        try:
+            self.stack.reset()
+            self.ctx.workdir.mkdir(parents=True, exist_ok=True)
+            self.writer.create()
+            self.exporter = ExporterProcess(self.target, self.ctx,
+                                            extra_env={**self.scenario.exporter_env, **self.extra_env})
+            tap = BufferTap(self.stack, self.exporter.sink("buffer_stream"), self.exporter.sink("buffer_group")).start()
+            self.exporter.start()
+            self._before()
+            self._during()
+            healed_at = self._heal()
+            self._phase("after")
+            self._judge(tap, healed_at)
+            self.result.verdict = "pass" if not self.result.violations else "fail"
+        except HarnessError as exc:
+            self.result.verdict = "error"
+            self.result.error = str(exc)
+        finally:
+            self._cleanup(tap)
+            self.result.duration_s = round(time.monotonic() - self.t0, 3)
+        return self.result
+
+    # -- phases ----------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return round(time.monotonic() - self.t0, 3)
+
+    def _before(self) -> None:
+        exporter = self._exporter()
+        healthy = exporter.get(self.target.ready_path, timeout=5).status_code == 200
+        self.result.steady_state["before"] = {"healthy": healthy}
+        self.result.checks.append(Check("steady_state_before", healthy, "exporter answered its health check"
+                                        if healthy else "exporter unhealthy before any fault"))
+        self._write(self.scenario.workload.records // 2)
+        self._phase("before")
+
+    def _during(self) -> None:
+        steps = sorted((s for s in self.scenario.steps if s.phase == "during"), key=lambda s: s.at)
+        end = max([self.scenario.during_s] + [s.at + (s.duration or 0) for s in steps])
+        remaining = self.scenario.workload.records - self._written
+        chunk = self.scenario.workload.chunk
+        writes = [(end * i / max(1, -(-remaining // chunk)), min(chunk, remaining - i * chunk))
+                  for i in range(-(-remaining // chunk))] if remaining > 0 else []
+        events: list[tuple[float, int, Any]] = [(at, 1, ("write", n)) for at, n in writes]
+        for step in steps:
+            events.append((step.at, 0, ("apply", step)))
+            if step.duration is not None:
+                events.append((step.at + step.duration, 2, ("remove", step)))
+        events.sort(key=lambda e: (e[0], e[1]))
+        start = time.monotonic()
+        for at, _order, (kind, payload) in events:
+            self._wait_until(start + at)
+            if kind == "write":
+                self._write(payload)
+            elif kind == "apply":
+                self._apply(payload)
+            else:
+                self._remove(payload)
+        self._wait_until(start + end)
+        exporter = self._exporter()
+        self.result.steady_state["during"] = {"exporter_running": exporter.running()}
+        for step, _record in list(self._active):
+            self._remove(step)
+
+    def _phase(self, phase: str) -> None:
+        """Actions of the before or after phase, in order (faults live in 'during' only)."""
+        for step in sorted((s for s in self.scenario.steps if s.phase == phase), key=lambda s: s.at):
+            self._apply(step)
+
+    def _wait_until(self, deadline: float) -> None:
+        # The timeline's own clock (fault windows are part of the scenario), interruptible by Ctrl-C.
+        remaining = deadline - time.monotonic()
+        if remaining > 0 and self.interrupt.wait(remaining):
+            raise HarnessError(f"scenario {self.scenario.name}: interrupted")
+
+    # -- workload ----------------------------------------------------------------------------------
+    def _write(self, count: int) -> None:
+        w = self.scenario.workload
+        done = 0
+        while done < count:
+            n = min(w.chunk, count - done)
+            bodies = payloads(w.profile, n, w.size, w.seed, start=self._written)
+            rows = [(f"{self.scenario.name}-{self._written + i}", body) for i, body in enumerate(bodies)]
+            self.ledger.extend(self.writer.insert(rows))
+            self._written += n
+            done += n
+
+    # -- faults and actions ------------------------------------------------------------------------
+    @staticmethod
+    def _is_fault(step: Step) -> bool:
+        return not isinstance(step.do, (Pause, Resume, Export, Write))
+
+    def _apply(self, step: Step) -> None:
+        record = StepRecord(step.phase, step.describe(), applied_at=self._now())
+        self.result.steps.append(record)
+        do = step.do
+        exporter = self._exporter()
+        if isinstance(do, Toxic):
+            toxic = self.stack.proxy(do.link).add_toxic(do.type, stream=do.stream, toxicity=do.toxicity,
+                                                        name=f"{do.type}_{do.stream}_{len(self.result.steps)}",
+                                                        **dict(do.attributes))
+            record.evidence = f"toxic listed by toxiproxy: {toxic.name} {toxic.attributes}"
+        elif isinstance(do, LinkDown):
+            proxy = self.stack.proxy(do.link)
+            proxy.disable()
+            record.evidence = f"proxy {do.link} enabled={proxy.enabled}"
+        elif isinstance(do, KillExporter):
+            self._planned_kills += 1
+            exporter.kill()
+            record.evidence = f"exporter running={exporter.running()}"
+        elif isinstance(do, FreezeExporter):
+            exporter.freeze()
+            record.evidence = "SIGSTOP sent to the exporter's process group"
+        elif isinstance(do, RestartService):
+            (self.stack.kill if do.kill else self.stack.stop)(do.service)
+            record.evidence = f"{do.service} {'killed' if do.kill else 'stopped'}"
+        elif isinstance(do, DiskFull):
+            record.evidence = self._mount_tmpfs(do.size_kib)
+        elif isinstance(do, Write):
+            self._write(do.records)
+            record.evidence = f"{do.records} records written"
+        elif isinstance(do, Pause):
+            record.result = self._pause(do)
+        elif isinstance(do, Resume):
+            reply = exporter.post(self.target.resume_path, timeout=10)
+            record.result = {"status_code": reply.status_code}
+        elif isinstance(do, Export):
+            record.result = self._export(do)
+        if self._is_fault(step):
+            self._active.append((step, record))
+        else:
+            record.removed_at = record.applied_at
+
+    def _remove(self, step: Step) -> None:
+        match = [(s, r) for s, r in self._active if s is step]
+        if not match:
+            return
+        _step, record = match[0]
+        self._active.remove(match[0])
+        do = step.do
+        exporter = self._exporter()
+        if isinstance(do, Toxic):
+            proxy = self.stack.proxy(do.link)
+            name = record.evidence.split(": ", 1)[1].split(" ", 1)[0]
+            proxy.remove_toxic(name)
+        elif isinstance(do, LinkDown):
+            self.stack.proxy(do.link).enable()
+        elif isinstance(do, KillExporter):
+            exporter.start()
+        elif isinstance(do, FreezeExporter):
+            exporter.thaw()
+        elif isinstance(do, RestartService):
+            self.stack.start(do.service)
+        elif isinstance(do, DiskFull):
+            self._unmount_all()
+        record.removed_at = self._now()
+
+    def _pause(self, do: Pause) -> dict[str, Any]:
+        exporter = self._exporter()
+        started = time.monotonic()
+        try:
+            reply = exporter.post(self.target.pause_path, params={"grace": do.grace_s},
+                                  timeout=do.grace_s + PAUSE_MARGIN_S + 2)
+            body = reply.json()
+        except httpx.TimeoutException:
+            body = {"state": "no answer"}
+        elapsed = round(time.monotonic() - started, 3)
+        ok = body.get("state") == "paused" and elapsed <= do.grace_s + PAUSE_MARGIN_S
+        self.result.checks.append(Check(
+            "pause_within_grace", ok,
+            f"pause answered {body.get('state')!r} after {elapsed}s (grace {do.grace_s}s + {PAUSE_MARGIN_S}s); "
+            f"drained={body.get('drained')} pending={body.get('pending')} error={body.get('error')!r}"))
+        return {"elapsed_s": elapsed, **body}
+
+    def _export(self, do: Export) -> dict[str, Any]:
+        exporter = self._exporter()
+        ledger_now = [w for w in self.ledger if w.outcome != "failed"]
+        reply = exporter.post(self.target.exports_path, json={
+            "user": f"faultline-{self.scenario.name}", "format": do.format, "encoding": do.encoding,
+            "destination": {"kind": "file", "name": do.name}}, timeout=30)
+        if reply.status_code != 202:
+            self.result.checks.append(Check(f"export:{do.name}", False,
+                                            f"submission answered {reply.status_code}: {reply.text[:300]}"))
+            return {"status_code": reply.status_code}
+        job_id = reply.json()["id"]
+        job = wait_for(lambda: (j := exporter.get(f"{self.target.exports_path}/{job_id}", timeout=10).json())
+                       ["state"] in ("completed", "failed") and j, timeout=60 + self.scenario.fault_seconds,
+                       what=f"export job {job_id} to finish")
+        export_dir = Path(exporter.sink("export_dir"))
+        final = export_dir / do.name
+        leftovers = sorted(p.name for p in export_dir.iterdir() if p.name != do.name) if export_dir.exists() else []
+        state_ok = job["state"] == do.expect_state
+        detail = f"job {job_id} ended {job['state']!r} (expected {do.expect_state!r})"
+        if job["state"] == "failed":
+            clean = not final.exists() and not leftovers and bool(job.get("error"))
+            detail += f"; error={job.get('error')!r}; final file present={final.exists()}; leftovers={leftovers}"
+            self.result.checks.append(Check(f"export:{do.name}", state_ok and clean, detail))
+            return job
+        letters = [x for x in read_dead_letters(self.stack, exporter.sink("dead_letter_stream"))
+                   if x.stage == exporter.sink("export_dead_letter_stage")]
+        records = [r for r in read_lines(final, do.encoding) if r.record_id is not None]
+        # Lines were decoded with the export's encoding; hashes compare the text as UTF-8, like the ledger.
+        outcome = reconcile(ledger_now, records, letters)
+        bad = outcome.violations()
+        detail += f"; rows file={len(records)} dead-lettered={len(letters)}; " + (
+            f"violations: {', '.join(bad)}; samples {outcome.summary()['samples']}" if bad else "every row intact "
+            "or dead-lettered with a reason")
+        self.result.checks.append(Check(f"export:{do.name}", state_ok and not bad, detail))
+        return job
+
+    # -- disk faults -------------------------------------------------------------------------------
+    def _mount_tmpfs(self, size_kib: int) -> str:
+        path = Path(self._exporter().sink("export_dir"))
+        path.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise HarnessError(f"scenario {self.scenario.name}: cannot mount a tmpfs on {path} (needs root): "
+                               f"{proc.stderr.strip()}")
+        self._mounted.append(path)
+        return f"tmpfs of {size_kib} KiB mounted on {path}"
+
+    def _unmount_all(self) -> None:
+        while self._mounted:
+            path = self._mounted.pop()
+            subprocess.run(["umount", "-l", str(path)], check=True, capture_output=True)
+
+    # -- heal, drain, judge ------------------------------------------------------------------------
+    def _heal(self) -> float:
+        exporter = self._exporter()
+        died = not exporter.running()
+        exit_code = exporter.exit_code()
+        self.stack.reset()  # every toxic gone, every link up, every server running
+        expected_starts = 1 + self._planned_kills
+        alive = not died and exporter.starts == expected_starts
+        self.result.checks.append(Check(
+            "process_alive", alive or not self.scenario.expect.process_alive,
+            f"exporter started {exporter.starts} time(s) for {self._planned_kills} planned kill(s); "
+            + (f"it exited by itself with code {exit_code}" if died else "still running")))
+        if died:
+            self._revived = True
+            exporter.close()  # collect it, then bring it back so what it left can still be delivered
+            self.exporter = ExporterProcess(self.target, self.ctx,
+                                            extra_env={**self.scenario.exporter_env, **self.extra_env})
+            self.exporter.start()
+        return time.monotonic()
+
+    def _drain_deadline(self) -> float:
+        # Waits scale with the faults injected (too-tight timeouts are an incident of their own).
+        latency = sum(int(s.do.attributes.get("latency", 0)) for s in self.scenario.steps if isinstance(s.do, Toxic))
+        return 30.0 + 2 * self.scenario.fault_seconds + latency / 100
+
+    def _judge(self, tap: BufferTap, healed_at: float) -> None:
+        exporter = self._exporter()
+        expect = self.scenario.expect
+        ok_ids = {w.record_id for w in self.ledger if w.outcome == "ok"}
+        dlq = exporter.sink("dead_letter_stream")
+        seen: dict[str, Any] = {"sink": [], "letters": []}
+        quiet = {"since": time.monotonic(), "count": -1}
+
+        def accounted() -> bool:
+            sink = list(read_topic(self.stack, exporter.sink("kafka_topic")))
+            letters = read_dead_letters(self.stack, dlq)
+            seen["sink"], seen["letters"] = sink, letters
+            ids = {r.record_id for r in sink} | {int(x.record_id) for x in letters if x.record_id.isdigit()}
+            if ok_ids <= ids:
+                return True
+            count = len(sink) + len(letters)
+            if count != quiet["count"]:
+                quiet["since"], quiet["count"] = time.monotonic(), count
+            # No progress for 5 s with an empty buffer: the exporter has given all it will give.
+            return time.monotonic() - quiet["since"] > 5 and self._buffer_idle(tap)
+
+        try:
+            wait_for(accounted, timeout=self._drain_deadline(), interval=0.5, what="the exporter to drain")
+            recovered = time.monotonic() - healed_at
+            self.result.checks.append(Check("recovered_within", recovered <= expect.recovered_within_s,
+                                            f"drained {recovered:.1f}s after healing "
+                                            f"(bound {expect.recovered_within_s}s)"))
+        except WaitTimeout as exc:
+            self.result.checks.append(Check("recovered_within", False, str(exc)))
+        steady_after = exporter.get(self.target.ready_path, timeout=5).status_code == 200
+        self.result.steady_state["after"] = {"healthy": steady_after}
+        self.result.checks.append(Check("steady_state_after", steady_after, "exporter healthy after healing"))
+        evidence = tap.evidence()
+        outcome = reconcile(self.ledger, seen["sink"], [x for x in seen["letters"]
+                                                        if x.stage != exporter.sink("export_dead_letter_stage")],
+                            evidence)
+        summary = outcome.summary()
+        outcomes = [w.outcome for w in self.ledger]
+        summary["writes"] = {k: outcomes.count(k) for k in ("ok", "failed", "indeterminate")}
+        summary["tap_error"] = repr(tap.error) if tap.error else None
+        self.result.ledger = summary
+        if expect.no_loss:
+            lost = outcome.classes.get(LOST, [])
+            hops = {outcome.lost_hops[i] for i in lost}
+            detail = (f"{len(lost)} lost; ids {sorted(lost)[:10]}; hops {sorted(hops)}" if lost
+                      else "every acknowledged write accounted for")
+            self.result.checks.append(Check("no_loss", not lost, detail))
+        if expect.no_corruption:
+            bad = outcome.classes.get(DELIVERED_CORRUPTED, [])
+            self.result.checks.append(Check("no_corruption", not bad, f"{len(bad)} corrupted; ids {sorted(bad)[:10]}"
+                                            if bad else "every delivered record byte for byte"))
+        if expect.dead_letters_have_reasons:
+            bad = outcome.classes.get(DEAD_LETTERED_WITHOUT_REASON, [])
+            self.result.checks.append(Check("dead_letters_have_reasons", not bad,
+                                            f"{len(bad)} without reason: {sorted(bad)[:10]}" if bad else
+                                            f"{outcome.count('dead_lettered')} dead letters, each with a reason"))
+        if expect.dead_lettered_at_least:
+            n = outcome.count("dead_lettered")
+            self.result.checks.append(Check("dead_lettered", n >= expect.dead_lettered_at_least,
+                                            f"{n} dead-lettered (expected at least {expect.dead_lettered_at_least})"))
+        self.result.checks.append(Check("no_unexpected", not outcome.unexpected,
+                                        f"{len(outcome.unexpected)} unexpected: {outcome.unexpected[:5]}"
+                                        if outcome.unexpected else "nothing in the sinks that was not written"))
+        self._check_metrics(exporter, seen["sink"], seen["letters"])
+        self._check_errors_surfaced(exporter)
+        self.result.log_excerpt = _log_excerpt(exporter)
+
+    def _buffer_idle(self, tap: BufferTap) -> bool:
+        evidence = tap.evidence()
+        return not evidence.present and not evidence.pending
+
+    def _check_metrics(self, exporter: ExporterProcess, sink: list[SinkRecord],
+                       letters: list[DeadLetterRecord]) -> None:
+        try:
+            delivered = exporter.metric_total("delivered")
+            dead = exporter.metric_total("dead_lettered")
+        except httpx.HTTPError as exc:
+            self.result.checks.append(Check("metrics_agree", False, f"metrics unreadable: {exc}"))
+            return
+        self.result.metrics = {"delivered": delivered, "dead_lettered": dead, "sink_messages": len(sink),
+                               "dead_letter_entries": len(letters), "exporter_starts": exporter.starts}
+        if not self.scenario.expect.metrics_agree:
+            return
+        restarted = exporter.starts > 1 or self._planned_kills > 0 or self._revived
+        if restarted:
+            # Counters restart with the process: they may only fall short of the sinks, never exceed them.
+            ok = delivered <= len(sink) and dead <= len(letters)
+            rule = "counters since the last start <= sink contents"
+        else:
+            ok = delivered == len(sink) and dead == len(letters)
+            rule = "counters == sink contents"
+        self.result.checks.append(Check(
+            "metrics_agree", ok, f"{rule}: delivered counter {delivered:.0f} vs {len(sink)} messages; "
+            f"dead-lettered counter {dead:.0f} vs {len(letters)} dead letters"
+            + ("" if ok else " (a failure the exporter did not count, or a delivery it counted but never made)")))
+
+    def _check_errors_surfaced(self, exporter: ExporterProcess) -> None:
+        if not self.scenario.expect.errors_surfaced:
+            return
+        failures = sum(exporter.metric_total(k) for k in ("send_failures", "retries") if k in self.target.metrics)
+        errors = [r for r in exporter.log_records() if r.get("level") in ("error", "critical")
+                  and (r.get("record_id") is not None or r.get("stage"))]
+        ok = failures > 0 and bool(errors)
+        self.result.checks.append(Check("errors_surfaced", ok, f"failure counters {failures:.0f}, "
+                                        f"{len(errors)} error log lines naming a record or stage"))
+
+    # -- cleanup ---------------------------------------------------------------------------------
+    def _exporter(self) -> ExporterProcess:
+        if self.exporter is None:
+            raise HarnessError(f"scenario {self.scenario.name}: exporter not started")
+        return self.exporter
+
+    def _cleanup(self, tap: BufferTap | None) -> None:
+        problems = []
+        for step, _record in list(self._active):
+            try:
+                self._remove(step)
+            except (HarnessError, OSError) as exc:
+                problems.append(f"removing {step.describe()}: {exc}")
+        self._unmount_all()
+        if tap is not None:
+            tap.close()
+        if self.exporter is not None:
+            self.result.log_excerpt = self.result.log_excerpt or _log_excerpt(self.exporter)
+            self.exporter.close()
+        if problems and self.result.error is None:
+            self.result.verdict = "error"
+            self.result.error = "; ".join(problems)
+
+
+def _log_excerpt(exporter: ExporterProcess, lines: int = 30) -> list[str]:
+    records = exporter.log_records()
+    important = [r for r in records if r.get("level") in ("error", "critical", "warning")]
+    return [json.dumps(r, default=str)[:500] for r in important[-lines:]]
+
+
+def scenario_workdir(base: Path) -> Path:
+    path = base / "work"
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o755)
+    return path

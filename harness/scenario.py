@@ -1,0 +1,205 @@
+"""The scenario model: a workload, a timeline of fault steps and actions, and expectations.
+
+A scenario is data. ``scenarios/<name>.py`` defines ``SCENARIO = Scenario(...)``; the runner
+plays its timeline (phases before, during, after, as in chaostoolkit's journal), records when
+every step was applied and removed with evidence that it took effect, and checks the
+expectations. ``catches`` names the seeded exporter defects the scenario exists to catch;
+the harness never reads which defect is on, it only judges behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.stack import LINKS
+from harness.toxiproxy import validate_toxic
+
+PHASES = ("before", "during", "after")
+
+
+class ScenarioError(HarnessError):
+    """A scenario definition is invalid; the message names the scenario and the field."""
+
+
+# -- faults ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Toxic:
+    link: str
+    type: str
+    stream: str = "downstream"
+    toxicity: float = 1.0
+    attributes: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        attrs = ",".join(f"{k}={v}" for k, v in sorted(self.attributes.items()))
+        return f"{self.type}({attrs}) on {self.link} {self.stream}" + (
+            f" toxicity={self.toxicity}" if self.toxicity != 1.0 else "")
+
+
+@dataclass(frozen=True)
+class LinkDown:
+    link: str
+
+    def describe(self) -> str:
+        return f"{self.link} link down"
+
+
+@dataclass(frozen=True)
+class KillExporter:
+    """SIGKILL the exporter; it is started again when the step ends."""
+
+    def describe(self) -> str:
+        return "exporter killed (SIGKILL)"
+
+
+@dataclass(frozen=True)
+class FreezeExporter:
+    """SIGSTOP the exporter for the step's duration, then SIGCONT."""
+
+    def describe(self) -> str:
+        return "exporter frozen (SIGSTOP)"
+
+
+@dataclass(frozen=True)
+class RestartService:
+    """Stop (or kill) a server and start it again when the step ends."""
+
+    service: str
+    kill: bool = False
+
+    def describe(self) -> str:
+        return f"{self.service} {'killed' if self.kill else 'stopped'}"
+
+
+@dataclass(frozen=True)
+class DiskFull:
+    """The exporter's export directory on a small tmpfs for the step's duration."""
+
+    size_kib: int = 128
+
+    def describe(self) -> str:
+        return f"export dir on a {self.size_kib} KiB tmpfs"
+
+
+Fault = Toxic | LinkDown | KillExporter | FreezeExporter | RestartService | DiskFull
+
+
+# -- actions -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Pause:
+    grace_s: float
+
+    def describe(self) -> str:
+        return f"pause (grace {self.grace_s}s)"
+
+
+@dataclass(frozen=True)
+class Resume:
+    def describe(self) -> str:
+        return "resume"
+
+
+@dataclass(frozen=True)
+class Export:
+    """Submit a batch export job and wait for it; ``expect_state`` is what a correct exporter reaches."""
+
+    name: str
+    encoding: str = "utf-8"
+    format: str = "jsonl"
+    expect_state: str = "completed"
+
+    def describe(self) -> str:
+        return f"export job {self.name} ({self.format}, {self.encoding})"
+
+
+@dataclass(frozen=True)
+class Write:
+    """Write more records of the scenario's profile during a phase."""
+
+    records: int
+
+    def describe(self) -> str:
+        return f"write {self.records} records"
+
+
+Action = Pause | Resume | Export | Write
+
+
+@dataclass(frozen=True)
+class Step:
+    phase: str
+    do: Fault | Action
+    at: float = 0.0
+    duration: float | None = None  # faults only; None = until the phase ends
+
+    def describe(self) -> str:
+        return self.do.describe()
+
+
+@dataclass(frozen=True)
+class Workload:
+    records: int = 400
+    profile: str = "ascii"
+    size: int = 200
+    seed: int = 1
+    chunk: int = 100
+
+
+@dataclass(frozen=True)
+class Expect:
+    no_loss: bool = True
+    no_corruption: bool = True
+    dead_letters_have_reasons: bool = True
+    errors_surfaced: bool = False
+    process_alive: bool = True
+    pause_within_grace: bool = False
+    metrics_agree: bool = True
+    recovered_within_s: float = 60.0
+    dead_lettered_at_least: int = 0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    workload: Workload = Workload()
+    steps: tuple[Step, ...] = ()
+    expect: Expect = Expect()
+    catches: tuple[str, ...] = ()
+    incident: str | None = None
+    exporter_env: dict[str, str] = field(default_factory=dict)
+    during_s: float = 3.0  # how long the during phase lasts at least
+
+    def validate(self) -> Scenario:
+        where = f"scenario {self.name!r}"
+        if not self.name.replace("_", "").isalnum():
+            raise ScenarioError(f"{where}: name must be letters, digits and underscores")
+        if not self.description:
+            raise ScenarioError(f"{where}: description is empty")
+        if self.workload.records < 0 or self.workload.chunk <= 0:
+            raise ScenarioError(f"{where}: workload records must be >= 0 and chunk > 0")
+        for n, step in enumerate(self.steps):
+            at = f"{where}: step {n} ({type(step.do).__name__})"
+            if step.phase not in PHASES:
+                raise ScenarioError(f"{at}: phase must be one of {PHASES}, not {step.phase!r}")
+            if step.at < 0 or (step.duration is not None and step.duration <= 0):
+                raise ScenarioError(f"{at}: at must be >= 0 and duration > 0")
+            do: Any = step.do
+            if step.phase != "during" and not isinstance(do, (Pause, Resume, Export, Write)):
+                raise ScenarioError(f"{at}: faults belong in the 'during' phase, not {step.phase!r}")
+            if isinstance(do, (Toxic, LinkDown)) and do.link not in LINKS:
+                raise ScenarioError(f"{at}: unknown link {do.link!r}; links are {', '.join(LINKS)}")
+            if isinstance(do, Toxic):
+                try:
+                    validate_toxic(do.type, do.stream, do.toxicity, dict(do.attributes))
+                except HarnessError as exc:
+                    raise ScenarioError(f"{at}: {exc}") from exc
+        return self
+
+    @property
+    def fault_seconds(self) -> float:
+        """Total time faults are on: the runner's waits scale with it."""
+        return sum((s.duration or self.during_s) for s in self.steps if not isinstance(s.do, (Pause, Resume,
+                                                                                                Export, Write)))

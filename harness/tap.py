@@ -1,0 +1,64 @@
+"""Evidence of the buffer hop: which records were ever seen in the buffer, and which sit there now.
+
+A tap reads the buffer stream directly with a blocking XREAD (no consumer group, so it takes
+nothing from the exporter). Redis wakes blocked readers on every XADD, so entries are seen
+even when the exporter acknowledges and deletes them milliseconds later.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+
+from harness.reconcile import BufferEvidence
+from harness.stack import Stack
+
+
+class BufferTap:
+    def __init__(self, stack: Stack, stream: str, group: str) -> None:
+        self.stream = stream
+        self.group = group
+        self.client = redis.Redis.from_url(stack.redis_url(proxied=False), retry=None, socket_timeout=5)
+        self.seen: set[int] = set()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="buffer-tap", daemon=True)
+
+    def start(self) -> BufferTap:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        last = "0-0"
+        try:
+            while not self._stop.is_set():
+                reply = self.client.xread({self.stream: last}, count=10_000, block=200)
+                for _stream, entries in reply or []:
+                    for entry_id, fields in entries:
+                        last = entry_id
+                        if b"id" in fields:
+                            self.seen.add(int(fields[b"id"]))
+        except (redis.RedisError, ValueError) as exc:
+            self.error = exc  # reported with the evidence: a blind tap must not look like "never buffered"
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def evidence(self) -> BufferEvidence:
+        present: dict[bytes, int] = {}
+        for entry_id, fields in self.client.xrange(self.stream, count=1_000_000):
+            if b"id" in fields:
+                present[entry_id] = int(fields[b"id"])
+        try:
+            pending_ids = [p["message_id"] for p in self.client.xpending_range(
+                self.stream, self.group, min="-", max="+", count=1_000_000)]
+        except redis.ResponseError:
+            pending_ids = []  # no group: nothing can be pending
+        return BufferEvidence(seen=frozenset(self.seen), present=frozenset(present.values()),
+                              pending=frozenset(present[i] for i in pending_ids if i in present))
+
+    def close(self) -> None:
+        self.stop()
+        self.client.close()

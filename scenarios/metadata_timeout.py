@@ -1,0 +1,18 @@
+"""fatal-on-transient-timeout: an etcd-like timeout on a background path must never end the process."""
+
+from harness.scenario import Expect, Scenario, Step, Toxic, Workload
+
+SCENARIO = Scenario(
+    name="metadata_timeout",
+    description="Postgres link stalls (timeout toxic), then slows: the exporter logs, skips, stays alive, recovers",
+    incident="fatal-on-transient-timeout",
+    workload=Workload(records=300, profile="ascii"),
+    steps=(
+        Step("during", Toxic("postgres", "timeout", attributes={"timeout": 0}), at=0.5, duration=3.0),
+        Step("during", Toxic("postgres", "latency", attributes={"latency": 1500, "jitter": 200}), at=4.0, duration=2.0),
+    ),
+    expect=Expect(process_alive=True),
+    catches=("fatal_on_timeout",),
+    exporter_env={"EXPORTER_POSTGRES_TIMEOUT_S": "1", "EXPORTER_METADATA_POLL_INTERVAL_S": "0.3"},
+    during_s=6.5,
+)
