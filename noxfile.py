@@ -48,6 +48,6 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Every benchmark in bench/ (figures land in reports/bench/)."""
     _install(session)
-    names = session.posargs or ["stack"]
+    names = session.posargs or ["stack", "exporter", "reconcile"]
     for name in names:
         session.run("faultline", "bench", name)

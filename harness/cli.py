@@ -37,6 +37,12 @@ class FaultlineGroup(click.Group):
         except KeyboardInterrupt:
             console.print("[yellow]faultline: interrupted; everything started was stopped[/]")
             sys.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except Exception:  # noqa: BLE001 - a harness bug must exit 2, never 1 (which means a violation)
+            console.print_exception()
+            console.print("[bold red]faultline: internal error[/] (exit 2: the harness failed, not the exporter)")
+            sys.exit(EXIT_HARNESS)
 
 
 @click.group(cls=FaultlineGroup)

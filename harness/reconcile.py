@@ -11,9 +11,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from harness.ledger import FAILED, INDETERMINATE, Ledger, content_hash
 from harness.sinks import DeadLetterRecord, SinkRecord
-from harness.workload import Written, content_hash
+
+if TYPE_CHECKING:
+    from harness.workload import Written
 
 DELIVERED_INTACT = "delivered_intact"
 DELIVERED_CORRUPTED = "delivered_corrupted"
@@ -40,6 +44,9 @@ class BufferEvidence:
 
 @dataclass
 class Reconciliation:
+    """Counts for every class; record ids for every class but the (usually huge) intact one."""
+
+    counts: Counter[str] = field(default_factory=Counter)
     classes: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     lost_hops: dict[int, str] = field(default_factory=dict)
     dead_letter_reasons: dict[int, str] = field(default_factory=dict)
@@ -49,7 +56,7 @@ class Reconciliation:
     recovered_indeterminate: list[int] = field(default_factory=list)
 
     def count(self, cls: str) -> int:
-        return len(self.classes.get(cls, []))
+        return self.counts.get(cls, 0)
 
     @property
     def ok(self) -> bool:
@@ -64,7 +71,7 @@ class Reconciliation:
     def summary(self, sample: int = 10) -> dict:
         return {
             "ok": self.ok,
-            "counts": {c: len(ids) for c, ids in sorted(self.classes.items())},
+            "counts": dict(sorted(self.counts.items())),
             "duplicates": self.duplicates,
             "unexpected": len(self.unexpected),
             "recovered_indeterminate": len(self.recovered_indeterminate),
@@ -74,49 +81,67 @@ class Reconciliation:
         }
 
 
-def reconcile(ledger: Iterable[Written], delivered: Iterable[SinkRecord], dead_letters: Iterable[DeadLetterRecord],
-              buffer: BufferEvidence = BufferEvidence()) -> Reconciliation:
+UNEXPECTED_KEPT = 1000  # beyond this only the count grows: a flood of strangers must not eat memory
+
+
+def reconcile(ledger: Ledger | Iterable[Written], delivered: Iterable[SinkRecord],
+              dead_letters: Iterable[DeadLetterRecord], buffer: BufferEvidence = BufferEvidence()) -> Reconciliation:
+    """Stream the sinks past the ledger once; memory stays one byte per written record."""
+    if not isinstance(ledger, Ledger):
+        ledger = Ledger.from_writes(ledger)
     result = Reconciliation()
-    writes = {w.record_id: w for w in ledger if w.record_id is not None}
-    outcomes = {i: w.outcome for i, w in writes.items()}
-    copies: dict[int, list[str]] = defaultdict(list)
+    unexpected_count = 0
+
+    def stranger(where: str) -> None:
+        nonlocal unexpected_count
+        unexpected_count += 1
+        if len(result.unexpected) < UNEXPECTED_KEPT:
+            result.unexpected.append(where)
+
+    copies = bytearray(ledger.span)  # deliveries per record, saturating at 255
+    corrupted: set[int] = set()
     for record in delivered:
-        if record.record_id is None or record.record_id not in writes or outcomes[record.record_id] == "failed":
-            result.unexpected.append(record.where)
+        index = ledger.index(record.record_id)
+        if index is None or ledger.outcome_at(index) == FAILED:
+            stranger(record.where)
             continue
-        copies[record.record_id].append(content_hash((record.payload or "").encode("utf-8")))
+        if copies[index] < 255:
+            copies[index] += 1
+        if content_hash((record.payload or "").encode("utf-8")) != ledger.digest_at(index):
+            corrupted.add(index)
     letters: dict[int, DeadLetterRecord] = {}
     for letter in dead_letters:
-        try:
-            record_id = int(letter.record_id)
-        except ValueError:
-            result.unexpected.append(f"dead letter with record id {letter.record_id!r}")
+        index = ledger.index(int(letter.record_id)) if letter.record_id.isdigit() else None
+        if index is None:
+            stranger(f"dead letter for record {letter.record_id!r}, never written")
             continue
-        if record_id not in writes:
-            result.unexpected.append(f"dead letter for unknown record {record_id}")
+        letters[index] = letter
+    for index, outcome in ledger.entries():
+        if outcome == FAILED:
             continue
-        letters[record_id] = letter
-    for record_id, write in writes.items():
-        if write.outcome == "failed":
-            continue
-        hashes = copies.get(record_id, [])
-        if len(hashes) > 1:
-            result.duplicates += len(hashes) - 1
+        record_id = ledger.record_id(index)
+        seen = copies[index]
+        if seen > 1:
+            result.duplicates += seen - 1
             result.duplicated_ids.append(record_id)
-        if hashes:
-            cls = DELIVERED_INTACT if all(h == write.hash for h in hashes) else DELIVERED_CORRUPTED
-            if write.outcome == "indeterminate":
+        if seen:
+            cls = DELIVERED_CORRUPTED if index in corrupted else DELIVERED_INTACT
+            if outcome == INDETERMINATE:
                 result.recovered_indeterminate.append(record_id)
-        elif record_id in letters:
-            reason = letters[record_id].reason.strip()
+        elif index in letters:
+            reason = letters[index].reason.strip()
             cls = DEAD_LETTERED if reason else DEAD_LETTERED_WITHOUT_REASON
             result.dead_letter_reasons[record_id] = reason
-        elif write.outcome == "indeterminate":
+        elif outcome == INDETERMINATE:
             cls = INDETERMINATE_ABSENT
         else:
             cls = LOST
             result.lost_hops[record_id] = lost_hop(record_id, buffer)
-        result.classes[cls].append(record_id)
+        result.counts[cls] += 1
+        if cls != DELIVERED_INTACT:
+            result.classes[cls].append(record_id)
+    if unexpected_count > len(result.unexpected):
+        result.unexpected.append(f"... and {unexpected_count - len(result.unexpected)} more")
     return result
 
 

@@ -13,6 +13,7 @@ import os
 import subprocess
 import threading
 import time
+import traceback
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 
 from harness.errors import HarnessError
+from harness.ledger import Ledger, content_hash
 from harness.profiles import payloads
 from harness.reconcile import DEAD_LETTERED_WITHOUT_REASON, DELIVERED_CORRUPTED, LOST, reconcile
 from harness.scenario import (
@@ -42,7 +44,7 @@ from harness.stack import Stack
 from harness.tap import BufferTap
 from harness.target import ExporterProcess, RunContext, TargetDefinition
 from harness.waiting import WaitTimeout, wait_for
-from harness.workload import SourceWriter, Written
+from harness.workload import SourceWriter
 
 PAUSE_MARGIN_S = 1.5
 
@@ -98,7 +100,7 @@ class ScenarioRunner:
         namespace = f"s_{scenario.name}_{uuid.uuid4().hex[:6]}"
         self.ctx = RunContext(stack, namespace, workdir / scenario.name)
         self.writer = SourceWriter(stack, self.ctx.source_table)
-        self.ledger: list[Written] = []
+        self.ledger = Ledger()
         self.result = ScenarioResult(scenario.name, scenario.description, scenario.incident)
         self.exporter: ExporterProcess | None = None
         self.t0 = 0.0
@@ -129,6 +131,9 @@ class ScenarioRunner:
         except HarnessError as exc:
             self.result.verdict = "error"
             self.result.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug in the harness is a harness error (exit 2), not a verdict
+            self.result.verdict = "error"
+            self.result.error = f"harness bug: {exc.__class__.__name__}: {exc}\n{traceback.format_exc()}"
         finally:
             self._cleanup(tap)
             self.result.duration_s = round(time.monotonic() - self.t0, 3)
@@ -194,7 +199,8 @@ class ScenarioRunner:
             n = min(w.chunk, count - done)
             bodies = payloads(w.profile, n, w.size, w.seed, start=self._written)
             rows = [(f"{self.scenario.name}-{self._written + i}", body) for i, body in enumerate(bodies)]
-            self.ledger.extend(self.writer.insert(rows))
+            for written in self.writer.insert(rows):
+                self.ledger.add(written.record_id, content_hash(written.payload), written.outcome)
             self._written += n
             done += n
 
@@ -287,7 +293,7 @@ class ScenarioRunner:
 
     def _export(self, do: Export) -> dict[str, Any]:
         exporter = self._exporter()
-        ledger_now = [w for w in self.ledger if w.outcome != "failed"]
+        submitted_at = self.ledger.span  # rows written after this may or may not be exported
         reply = exporter.post(self.target.exports_path, json={
             "user": f"faultline-{self.scenario.name}", "format": do.format, "encoding": do.encoding,
             "destination": {"kind": "file", "name": do.name}}, timeout=30)
@@ -313,7 +319,9 @@ class ScenarioRunner:
                    if x.stage == exporter.sink("export_dead_letter_stage")]
         records = [r for r in read_lines(final, do.encoding) if r.record_id is not None]
         # Lines were decoded with the export's encoding; hashes compare the text as UTF-8, like the ledger.
-        outcome = reconcile(ledger_now, records, letters)
+        exported = self.ledger.copy()
+        exported.mark_indeterminate_from(submitted_at)
+        outcome = reconcile(exported, records, letters)
         bad = outcome.violations()
         detail += f"; rows file={len(records)} dead-lettered={len(letters)}; " + (
             f"violations: {', '.join(bad)}; samples {outcome.summary()['samples']}" if bad else "every row intact "
@@ -366,7 +374,7 @@ class ScenarioRunner:
     def _judge(self, tap: BufferTap, healed_at: float) -> None:
         exporter = self._exporter()
         expect = self.scenario.expect
-        ok_ids = {w.record_id for w in self.ledger if w.outcome == "ok"}
+        ok_ids = self.ledger.ids("ok")
         dlq = exporter.sink("dead_letter_stream")
         seen: dict[str, Any] = {"sink": [], "letters": []}
         quiet = {"since": time.monotonic(), "count": -1}
@@ -400,8 +408,7 @@ class ScenarioRunner:
                                                         if x.stage != exporter.sink("export_dead_letter_stage")],
                             evidence)
         summary = outcome.summary()
-        outcomes = [w.outcome for w in self.ledger]
-        summary["writes"] = {k: outcomes.count(k) for k in ("ok", "failed", "indeterminate")}
+        summary["writes"] = self.ledger.outcome_counts()
         summary["tap_error"] = repr(tap.error) if tap.error else None
         self.result.ledger = summary
         if expect.no_loss:

@@ -6,7 +6,6 @@ and must not be disturbed by the faults aimed at the exporter.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import psycopg
@@ -22,10 +21,6 @@ SOURCE_DDL = """CREATE TABLE IF NOT EXISTS {table} (
 )"""
 
 
-def content_hash(payload: bytes) -> str:
-    return hashlib.blake2b(payload, digest_size=16).hexdigest()
-
-
 @dataclass(frozen=True)
 class Written:
     """One write: ``outcome`` is ok, failed or indeterminate (commit outcome unknown)."""
@@ -35,9 +30,6 @@ class Written:
     payload: bytes
     outcome: str
 
-    @property
-    def hash(self) -> str:
-        return content_hash(self.payload)
 
 
 class SourceWriter:

@@ -36,7 +36,8 @@ def letter(i: int | str, reason: str = "unencodable") -> DeadLetterRecord:
 
 def test_intact_delivery_is_clean() -> None:
     result = reconcile([w(1), w(2, "中文 😀")], [sink(1), sink(2, "中文 😀")], [])
-    assert result.classes[DELIVERED_INTACT] == [1, 2] and result.ok and result.violations() == []
+    assert result.count(DELIVERED_INTACT) == 2 and DELIVERED_INTACT not in result.classes
+    assert result.ok and result.violations() == []
 
 
 def test_corrupted_delivery_is_a_violation_even_beside_an_intact_copy() -> None:
@@ -75,7 +76,7 @@ def test_indeterminate_writes_may_appear_or_not() -> None:
     ledger = [w(1, outcome="indeterminate"), w(2, outcome="indeterminate")]
     result = reconcile(ledger, [sink(1)], [])
     assert result.ok
-    assert result.classes[DELIVERED_INTACT] == [1] and result.recovered_indeterminate == [1]
+    assert result.count(DELIVERED_INTACT) == 1 and result.recovered_indeterminate == [1]
     assert result.classes[INDETERMINATE_ABSENT] == [2]
 
 
@@ -89,3 +90,18 @@ def test_summary_carries_counts_and_samples() -> None:
     summary = reconcile([w(1), w(2)], [sink(1)], []).summary()
     assert summary["counts"] == {DELIVERED_INTACT: 1, LOST: 1}
     assert summary["samples"] == {LOST: [2]} and summary["lost_hops"] == {"2": HOP_NEVER_BUFFERED}
+
+
+def test_the_ledger_is_compact_and_rebases_on_a_lower_id() -> None:
+    from harness.ledger import Ledger, content_hash
+
+    ledger = Ledger()
+    ledger.add(10, content_hash(b"x"), "ok")
+    ledger.add(7, content_hash(b"y"), "indeterminate")
+    ledger.add(None, content_hash(b"z"), "failed")
+    assert ledger.base == 7 and ledger.span == 4
+    assert ledger.index(8) is None and ledger.index(10) == 3
+    assert ledger.outcome_counts() == {"ok": 1, "indeterminate": 1, "failed": 1}
+    later = ledger.copy()
+    later.mark_indeterminate_from(3)
+    assert later.ids("ok") == set() and ledger.ids("ok") == {10}
