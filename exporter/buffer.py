@@ -48,17 +48,8 @@ class DeadLetter:
     stage: str
 
 
-@contextmanager
-def _transient(stage: str) -> Iterator[None]:
-    try:
-        yield
-    except TRANSIENT_REDIS as exc:
-        raise TransientError(stage, exc) from exc
-    except redis.ResponseError as exc:
-        # NOGROUP: Redis restarted without persistence and lost the group; recreated on retry.
-        if "NOGROUP" in str(exc):
-            raise TransientError(stage, exc) from exc
-        raise
+class GroupLost(TransientError):
+    """Redis restarted without persistence and lost the consumer group; it is recreated on retry."""
 
 
 class Buffer:
@@ -73,8 +64,20 @@ class Buffer:
     def close(self) -> None:
         self.client.close()
 
+    @contextmanager
+    def _transient(self, stage: str) -> Iterator[None]:
+        try:
+            yield
+        except TRANSIENT_REDIS as exc:
+            raise TransientError(stage, exc) from exc
+        except redis.ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                self._group_ready = False
+                raise GroupLost(stage, exc) from exc
+            raise
+
     def ensure_group(self) -> None:
-        with _transient("buffer.create_group"):
+        with self._transient("buffer.create_group"):
             try:
                 self.client.xgroup_create(self.config.stream, self.config.group, id="0", mkstream=True)
             except redis.ResponseError as exc:
@@ -88,17 +91,17 @@ class Buffer:
 
     # -- source side --------------------------------------------------------------------------
     def checkpoint(self) -> int:
-        with _transient("buffer.checkpoint"):
+        with self._transient("buffer.checkpoint"):
             raw = self.client.get(self.config.checkpoint_key)
         return int(raw) if raw is not None else 0
 
     def set_checkpoint(self, last_id: int) -> None:
-        with _transient("buffer.checkpoint"):
+        with self._transient("buffer.checkpoint"):
             self.client.set(self.config.checkpoint_key, last_id)
 
     def append(self, records: list[tuple[int, bytes]], dead: list[DeadLetter], last_id: int) -> None:
         """Append records and dead letters and move the checkpoint, all in one MULTI/EXEC."""
-        with _transient("buffer.append"):
+        with self._transient("buffer.append"):
             pipe = self.client.pipeline(transaction=True)
             stream = self.config.stream
             for record_id, value in records:
@@ -111,14 +114,14 @@ class Buffer:
             pipe.execute()
 
     def length(self) -> int:
-        with _transient("buffer.length"):
+        with self._transient("buffer.length"):
             return int(self.client.xlen(self.config.stream))
 
     # -- sink side ------------------------------------------------------------------------------
     def read(self, count: int, block_ms: int, *, pending: bool) -> list[Entry]:
         """Own pending entries (``pending=True``: redelivery after a failure) or new ones."""
         self._group()
-        with _transient("buffer.read"):
+        with self._transient("buffer.read"):
             reply = self.client.xreadgroup(self.config.group, self.config.consumer_name,
                                            {self.config.stream: "0" if pending else ">"},
                                            count=count, block=None if pending else block_ms)
@@ -127,7 +130,7 @@ class Buffer:
     def autoclaim(self, count: int) -> list[Entry]:
         """Entries another (crashed) consumer left pending for longer than ``claim_idle_ms``."""
         self._group()
-        with _transient("buffer.autoclaim"):
+        with self._transient("buffer.autoclaim"):
             reply = self.client.xautoclaim(self.config.stream, self.config.group, self.config.consumer_name,
                                            min_idle_time=self.config.claim_idle_ms, start_id="0-0", count=count)
         return _entries(reply[1])
@@ -136,7 +139,7 @@ class Buffer:
         if not entries:
             return
         ids = [e.entry_id for e in entries]
-        with _transient("buffer.ack"):
+        with self._transient("buffer.ack"):
             pipe = self.client.pipeline(transaction=True)
             pipe.xack(self.config.stream, self.config.group, *ids)
             pipe.xdel(self.config.stream, *ids)
@@ -146,7 +149,7 @@ class Buffer:
         """Write dead letters and ack their buffer entries in one transaction: never one without the other."""
         if not letters:
             return
-        with _transient("buffer.dead_letter"):
+        with self._transient("buffer.dead_letter"):
             pipe = self.client.pipeline(transaction=True)
             for entry, letter in letters:
                 pipe.xadd(self.config.dead_letter_stream, _dead_letter_fields(letter))
@@ -157,11 +160,11 @@ class Buffer:
 
     def pending_count(self) -> int:
         self._group()
-        with _transient("buffer.pending"):
+        with self._transient("buffer.pending"):
             return int(self.client.xpending(self.config.stream, self.config.group)["pending"])
 
     def ping(self) -> bool:
-        with _transient("buffer.ping"):
+        with self._transient("buffer.ping"):
             return bool(self.client.ping())
 
 

@@ -81,9 +81,17 @@ class Reader(threading.Thread):
 
     def step(self) -> bool:
         """One chunk from the source into the buffer; False when there was nothing to do."""
+        stored = self.buffer.checkpoint()
         if self.checkpoint is None:
-            self.checkpoint = self.buffer.checkpoint()
+            self.checkpoint = stored
             log.info("reader starting", extra={"checkpoint": self.checkpoint})
+        elif stored != self.checkpoint:
+            # The buffer lost its state (Redis restarted without persistence): what it held is gone,
+            # so read again from what it still remembers. Duplicates, never loss.
+            log.warning("buffer checkpoint went back; re-reading from it", extra={
+                "stage": "source.read", "checkpoint": self.checkpoint, "buffer_checkpoint": stored})
+            metrics.retries.labels(stage="source.rewind").inc()
+            self.checkpoint = stored
         if self.buffer.length() >= self.config.max_buffer:
             return False  # backpressure: the sink is behind; nothing is evicted
         rows = self.source.fetch_after(self.checkpoint, self.config.batch_size)

@@ -55,6 +55,21 @@ def _invalid_utf8(rng: random.Random, i: int, size: int) -> bytes:
     return _ascii(rng, i, size)
 
 
+def _hostile(rng: random.Random, i: int, size: int) -> bytes:
+    """Every tenth row not UTF-8, every tenth oversize (``size`` is the sink's limit), every
+    tenth with NUL bytes (legal text), the rest mixed scripts and emoji."""
+    kind = i % 10
+    if kind == 0:
+        return b"\xc3\x28 invalid " + str(i).encode()
+    if kind == 1:
+        return b"o" * (size + 100)
+    if kind == 2:
+        return f"nul\x00inside\x00{i}".encode()
+    return _mixed(rng, i, 80)
+
+
+HOSTILE_BAD_SHARE = 0.2  # rows of the hostile profile that can never be delivered
+
 PROFILES: dict[str, Callable[[random.Random, int, int], bytes]] = {
     "ascii": _ascii,
     "mixed": _mixed,
@@ -62,6 +77,7 @@ PROFILES: dict[str, Callable[[random.Random, int, int], bytes]] = {
     "near_limit": _near_limit,
     "encoding_faults_gbk": _gbk_faults,
     "encoding_faults_utf8": _invalid_utf8,
+    "hostile": _hostile,
 }
 
 

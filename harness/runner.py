@@ -15,6 +15,7 @@ import threading
 import time
 import traceback
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,15 @@ from harness.ledger import Ledger, content_hash
 from harness.profiles import payloads
 from harness.reconcile import DEAD_LETTERED_WITHOUT_REASON, DELIVERED_CORRUPTED, LOST, reconcile
 from harness.scenario import (
+    ACTIONS,
     DiskFull,
     Export,
+    ExportBurst,
     FreezeExporter,
     KillExporter,
     LinkDown,
     Pause,
+    ReadOnlyDir,
     RestartService,
     Resume,
     Scenario,
@@ -108,6 +112,7 @@ class ScenarioRunner:
         self._planned_kills = 0
         self._revived = False  # the exporter died by itself and was started again to drain
         self._mounted: list[Path] = []
+        self._immutable: list[Path] = []
         self._active: list[tuple[Step, StepRecord]] = []
 
     # -- public ----------------------------------------------------------------------------------
@@ -207,7 +212,7 @@ class ScenarioRunner:
     # -- faults and actions ------------------------------------------------------------------------
     @staticmethod
     def _is_fault(step: Step) -> bool:
-        return not isinstance(step.do, (Pause, Resume, Export, Write))
+        return not isinstance(step.do, ACTIONS)
 
     def _apply(self, step: Step) -> None:
         record = StepRecord(step.phase, step.describe(), applied_at=self._now())
@@ -232,9 +237,13 @@ class ScenarioRunner:
             record.evidence = "SIGSTOP sent to the exporter's process group"
         elif isinstance(do, RestartService):
             (self.stack.kill if do.kill else self.stack.stop)(do.service)
-            record.evidence = f"{do.service} {'killed' if do.kill else 'stopped'}"
+            if do.wipe:
+                self.stack.backend.wipe_service_data(do.service)
+            record.evidence = f"{do.service} {'killed' if do.kill else 'stopped'}" + (", data wiped" if do.wipe else "")
         elif isinstance(do, DiskFull):
-            record.evidence = self._mount_tmpfs(do.size_kib)
+            record.evidence = self._fill_disk(do)
+        elif isinstance(do, ReadOnlyDir):
+            record.evidence = self._set_immutable(self._directory(do.directory), True)
         elif isinstance(do, Write):
             self._write(do.records)
             record.evidence = f"{do.records} records written"
@@ -245,6 +254,8 @@ class ScenarioRunner:
             record.result = {"status_code": reply.status_code}
         elif isinstance(do, Export):
             record.result = self._export(do)
+        elif isinstance(do, ExportBurst):
+            record.result = self._export_burst(do)
         if self._is_fault(step):
             self._active.append((step, record))
         else:
@@ -271,7 +282,9 @@ class ScenarioRunner:
         elif isinstance(do, RestartService):
             self.stack.start(do.service)
         elif isinstance(do, DiskFull):
-            self._unmount_all()
+            self._free_disk(do)
+        elif isinstance(do, ReadOnlyDir):
+            self._set_immutable(self._directory(do.directory), False)
         record.removed_at = self._now()
 
     def _pause(self, do: Pause) -> dict[str, Any]:
@@ -329,22 +342,94 @@ class ScenarioRunner:
         self.result.checks.append(Check(f"export:{do.name}", state_ok and not bad, detail))
         return job
 
+    def _export_burst(self, do: ExportBurst) -> dict[str, Any]:
+        exporter = self._exporter()
+        submitted_at = self.ledger.span
+        bodies = [{"user": f"burst-{u}", "format": "jsonl",
+                   "destination": {"kind": "file", "name": f"burst-{u}-{n}.jsonl"}}
+                  for u in range(do.users) for n in range(do.jobs)]
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="burst") as pool:
+            replies = list(pool.map(lambda body: exporter.post(self.target.exports_path, json=body, timeout=30),
+                                    bodies))
+        accepted: dict[str, list[str]] = {}
+        refused_badly = []
+        for body, reply in zip(bodies, replies, strict=True):
+            if reply.status_code == 202:
+                accepted.setdefault(body["user"], []).append(reply.json()["id"])
+            elif reply.status_code != do.refused_status or not reply.json().get("detail"):
+                refused_badly.append(f"{body['destination']['name']}: {reply.status_code} {reply.text[:200]}")
+        counts = {f"burst-{u}": len(accepted.get(f"burst-{u}", [])) for u in range(do.users)}
+        admission_ok = all(n == do.accepted_per_user for n in counts.values()) and not refused_badly
+        self.result.checks.append(Check(
+            "export_admission", admission_ok,
+            f"accepted per user {counts} (expected {do.accepted_per_user} each); others answered "
+            f"{do.refused_status} with a reason" + (f"; wrong refusals: {refused_badly[:3]}" if refused_badly else "")))
+        unfinished, broken = [], []
+        exported = self.ledger.copy()
+        exported.mark_indeterminate_from(submitted_at)
+        for job_id in (j for ids in accepted.values() for j in ids):
+            job = wait_for(lambda job_id=job_id: (j := exporter.get(f"{self.target.exports_path}/{job_id}",
+                                                                     timeout=10).json())["state"]
+                           in ("completed", "failed") and j, timeout=120, what=f"export job {job_id}")
+            if job["state"] != "completed":
+                unfinished.append(f"{job_id}: {job['state']} {job.get('error')}")
+                continue
+            outcome = reconcile(exported, read_lines(Path(job["path"])), [])
+            if outcome.violations():
+                broken.append(f"{job_id}: {', '.join(outcome.violations())}")
+        total = sum(counts.values())
+        self.result.checks.append(Check(
+            "exports_complete", not unfinished and not broken,
+            f"{total} accepted job(s): " + ("all completed with every row intact" if not unfinished and not broken
+                                           else f"unfinished {unfinished[:3]}; incomplete {broken[:3]}")))
+        return {"accepted": counts, "refused": len(bodies) - total}
+
     # -- disk faults -------------------------------------------------------------------------------
-    def _mount_tmpfs(self, size_kib: int) -> str:
-        path = Path(self._exporter().sink("export_dir"))
+    def _directory(self, name: str) -> Path:
+        exporter = self._exporter()
+        path = Path(exporter.sink("export_dir")) if name == "export_dir" else Path(exporter.sink("file_sink")).parent
         path.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise HarnessError(f"scenario {self.scenario.name}: cannot mount a tmpfs on {path} (needs root): "
-                               f"{proc.stderr.strip()}")
-        self._mounted.append(path)
-        return f"tmpfs of {size_kib} KiB mounted on {path}"
+        return path
+
+    def _fill_disk(self, do: DiskFull) -> str:
+        path = self._directory(do.directory)
+        if path not in self._mounted:
+            # Whatever the exporter already wrote there moves onto the small disk with it.
+            keep = {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()}
+            _run(["mount", "-t", "tmpfs", "-o", f"size={do.size_kib}k", "tmpfs", str(path)],
+                 f"mount a {do.size_kib} KiB tmpfs on {path} (needs root)")
+            self._mounted.append(path)
+            for name, data in keep.items():
+                (path / name).write_bytes(data)
+        else:
+            _run(["mount", "-o", f"remount,size={do.size_kib}k", str(path)], f"shrink the tmpfs on {path}")
+        evidence = f"tmpfs of {do.size_kib} KiB on {path}"
+        if do.fill:
+            filler = path / ".faultline-filler"
+            with filler.open("wb") as out:
+                out.write(b"\0" * int(do.fill * do.size_kib * 1024))
+            evidence += f", {filler.stat().st_size} bytes taken by {filler.name}"
+        return evidence
+
+    def _free_disk(self, do: DiskFull) -> None:
+        path = self._directory(do.directory)
+        (path / ".faultline-filler").unlink(missing_ok=True)
+        _run(["mount", "-o", "remount,size=64m", str(path)], f"grow the tmpfs on {path}")
+
+    def _set_immutable(self, path: Path, on: bool) -> str:
+        _run(["chattr", "+i" if on else "-i", str(path)], f"{'set' if on else 'clear'} the immutable flag on {path}")
+        if on:
+            self._immutable.append(path)
+        elif path in self._immutable:
+            self._immutable.remove(path)
+        return f"{path} immutable={on}"
 
     def _unmount_all(self) -> None:
+        for path in list(self._immutable):
+            self._set_immutable(path, False)
         while self._mounted:
             path = self._mounted.pop()
-            subprocess.run(["umount", "-l", str(path)], check=True, capture_output=True)
+            _run(["umount", "-l", str(path)], f"unmount {path}")
 
     # -- heal, drain, judge ------------------------------------------------------------------------
     def _heal(self) -> float:
@@ -380,7 +465,7 @@ class ScenarioRunner:
         quiet = {"since": time.monotonic(), "count": -1}
 
         def accounted() -> bool:
-            sink = list(read_topic(self.stack, exporter.sink("kafka_topic")))
+            sink = self._sink_records(exporter)
             letters = read_dead_letters(self.stack, dlq)
             seen["sink"], seen["letters"] = sink, letters
             ids = {r.record_id for r in sink} | {int(x.record_id) for x in letters if x.record_id.isdigit()}
@@ -436,6 +521,11 @@ class ScenarioRunner:
         self._check_metrics(exporter, seen["sink"], seen["letters"])
         self._check_errors_surfaced(exporter)
         self.result.log_excerpt = _log_excerpt(exporter)
+
+    def _sink_records(self, exporter: ExporterProcess) -> list[SinkRecord]:
+        if self.scenario.sink == "file":
+            return read_lines(Path(exporter.sink("file_sink")))
+        return list(read_topic(self.stack, exporter.sink("kafka_topic")))
 
     def _buffer_idle(self, tap: BufferTap) -> bool:
         evidence = tap.evidence()
@@ -511,3 +601,9 @@ def scenario_workdir(base: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o755)
     return path
+
+
+def _run(command: list[str], what: str) -> None:
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise HarnessError(f"cannot {what}: {proc.stderr.strip() or proc.returncode}")

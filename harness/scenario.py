@@ -64,26 +64,45 @@ class FreezeExporter:
 
 @dataclass(frozen=True)
 class RestartService:
-    """Stop (or kill) a server and start it again when the step ends."""
+    """Stop (or kill) a server and start it again when the step ends; ``wipe`` loses its data
+    first (Redis without persistence)."""
 
     service: str
     kill: bool = False
+    wipe: bool = False
 
     def describe(self) -> str:
-        return f"{self.service} {'killed' if self.kill else 'stopped'}"
+        return f"{self.service} {'killed' if self.kill else 'stopped'}" + (" and its data lost" if self.wipe else "")
+
+
+DIRECTORIES = ("export_dir", "file_sink")
 
 
 @dataclass(frozen=True)
 class DiskFull:
-    """The exporter's export directory on a small tmpfs for the step's duration."""
+    """A directory of the exporter's (``export_dir`` or the ``file_sink``'s) on a small tmpfs,
+    ``fill`` of it taken by a filler file. When the step ends the space is freed (filler
+    removed, tmpfs grown) and the data stays; the tmpfs goes when the scenario ends."""
 
     size_kib: int = 128
+    directory: str = "export_dir"
+    fill: float = 0.0
 
     def describe(self) -> str:
-        return f"export dir on a {self.size_kib} KiB tmpfs"
+        return f"{self.directory} on a {self.size_kib} KiB tmpfs" + (f", {self.fill:.0%} filled" if self.fill else "")
 
 
-Fault = Toxic | LinkDown | KillExporter | FreezeExporter | RestartService | DiskFull
+@dataclass(frozen=True)
+class ReadOnlyDir:
+    """Writes into a directory of the exporter's are refused (immutable attribute: even root gets EPERM)."""
+
+    directory: str = "export_dir"
+
+    def describe(self) -> str:
+        return f"{self.directory} refuses writes (permission denied)"
+
+
+Fault = Toxic | LinkDown | KillExporter | FreezeExporter | RestartService | DiskFull | ReadOnlyDir
 
 
 # -- actions -----------------------------------------------------------------------------------
@@ -124,7 +143,23 @@ class Write:
         return f"write {self.records} records"
 
 
-Action = Pause | Resume | Export | Write
+@dataclass(frozen=True)
+class ExportBurst:
+    """Submit ``jobs`` export jobs at once for each of ``users``; a correct exporter accepts
+    ``accepted_per_user`` of each user's (the rest 429, or all 503 when the disk guard refuses)
+    and completes every accepted one."""
+
+    jobs: int
+    users: int = 2
+    accepted_per_user: int = 0
+    refused_status: int = 429
+
+    def describe(self) -> str:
+        return f"burst of {self.jobs} export jobs for each of {self.users} users"
+
+
+Action = Pause | Resume | Export | Write | ExportBurst
+ACTIONS = (Pause, Resume, Export, Write, ExportBurst)
 
 
 @dataclass(frozen=True)
@@ -171,6 +206,7 @@ class Scenario:
     incident: str | None = None
     exporter_env: dict[str, str] = field(default_factory=dict)
     during_s: float = 3.0  # how long the during phase lasts at least
+    sink: str = "kafka"  # which of the target's sinks the pipeline delivers to: kafka_topic or file_sink
 
     def validate(self) -> Scenario:
         where = f"scenario {self.name!r}"
@@ -178,6 +214,8 @@ class Scenario:
             raise ScenarioError(f"{where}: name must be letters, digits and underscores")
         if not self.description:
             raise ScenarioError(f"{where}: description is empty")
+        if self.sink not in ("kafka", "file"):
+            raise ScenarioError(f"{where}: sink must be 'kafka' or 'file', not {self.sink!r}")
         if self.workload.records < 0 or self.workload.chunk <= 0:
             raise ScenarioError(f"{where}: workload records must be >= 0 and chunk > 0")
         for n, step in enumerate(self.steps):
@@ -187,10 +225,14 @@ class Scenario:
             if step.at < 0 or (step.duration is not None and step.duration <= 0):
                 raise ScenarioError(f"{at}: at must be >= 0 and duration > 0")
             do: Any = step.do
-            if step.phase != "during" and not isinstance(do, (Pause, Resume, Export, Write)):
+            if step.phase != "during" and not isinstance(do, ACTIONS):
                 raise ScenarioError(f"{at}: faults belong in the 'during' phase, not {step.phase!r}")
             if isinstance(do, (Toxic, LinkDown)) and do.link not in LINKS:
                 raise ScenarioError(f"{at}: unknown link {do.link!r}; links are {', '.join(LINKS)}")
+            if isinstance(do, (DiskFull, ReadOnlyDir)) and do.directory not in DIRECTORIES:
+                raise ScenarioError(f"{at}: directory must be one of {DIRECTORIES}, not {do.directory!r}")
+            if isinstance(do, DiskFull) and not (0 <= do.fill < 1 and do.size_kib > 0):
+                raise ScenarioError(f"{at}: fill must be within [0, 1) and size_kib > 0")
             if isinstance(do, Toxic):
                 try:
                     validate_toxic(do.type, do.stream, do.toxicity, dict(do.attributes))
@@ -201,5 +243,4 @@ class Scenario:
     @property
     def fault_seconds(self) -> float:
         """Total time faults are on: the runner's waits scale with it."""
-        return sum((s.duration or self.during_s) for s in self.steps if not isinstance(s.do, (Pause, Resume,
-                                                                                                Export, Write)))
+        return sum((s.duration or self.during_s) for s in self.steps if not isinstance(s.do, ACTIONS))

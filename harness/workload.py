@@ -49,10 +49,14 @@ class SourceWriter:
         query = sql.SQL("INSERT INTO {} (key, payload) SELECT * FROM unnest(%s::text[], %s::bytea[]) "
                         "RETURNING id, key").format(sql.Identifier(self.table))
         try:
-            with self._connect() as conn:
+            conn = self._connect()
+        except psycopg.OperationalError:
+            return [Written(None, k, p, "failed") for k, p in rows]  # never reached the database
+        try:
+            with conn:
                 returned = conn.execute(query, ([k for k, _ in rows], [p for _, p in rows])).fetchall()
         except psycopg.OperationalError:
-            # The commit may or may not have happened: neither lost nor promised.
+            # The connection broke mid-statement: the commit may or may not have happened.
             return [Written(None, k, p, "indeterminate") for k, p in rows]
         except psycopg.Error:
             return [Written(None, k, p, "failed") for k, p in rows]

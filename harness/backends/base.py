@@ -79,6 +79,10 @@ class Backend(ABC):
     def thaw_service(self, service: str) -> None: ...
 
     @abstractmethod
+    def wipe_service_data(self, service: str) -> None:
+        """Delete a stopped server's data (a Redis without persistence losing its memory)."""
+
+    @abstractmethod
     def ensure_running(self) -> None:
         """Bring every service back to running and unfrozen (between tests)."""
 

@@ -173,6 +173,16 @@ class DockerBackend(Backend):
         if service == "toxiproxy":
             self._create_proxies(self.stack.toxiproxy_api.port)
 
+    def wipe_service_data(self, service: str) -> None:
+        if service != "redis":
+            raise HarnessError(f"wiping data is supported for redis only, not {service}")
+        # The container is stopped and files can only be removed from inside it: start it, delete
+        # its persistence files, and kill it so nothing in memory is written back.
+        container = self._container(service)
+        container.start()
+        container.exec_run(["sh", "-c", "rm -rf /data/*"])
+        container.kill()
+
     def freeze_service(self, service: str) -> None:
         self._container(service).pause()
 

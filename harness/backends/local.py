@@ -167,6 +167,16 @@ class LocalBackend(Backend):
         if service == "toxiproxy":
             self._create_proxies()
 
+    def wipe_service_data(self, service: str) -> None:
+        if service != "redis":
+            raise HarnessError(f"wiping data is supported for redis only, not {service}")
+        if service in self.executors:
+            raise HarnessError("stop or kill redis before wiping its data")
+        server = self.servers["redis"]
+        for path in server.root.iterdir():
+            if path != server.log_path:
+                remove_tree(path) if path.is_dir() else path.unlink()
+
     def freeze_service(self, service: str) -> None:
         self._signal(self._executor(service), signal.SIGSTOP)
         self.frozen.add(service)
