@@ -51,3 +51,10 @@ def bench(session: nox.Session) -> None:
     names = session.posargs or ["stack", "exporter", "reconcile"]
     for name in names:
         session.run("faultline", "bench", name)
+
+
+@nox.session
+def determinism(session: nox.Session) -> None:
+    """Twenty runs of the latency scenario must give twenty identical verdicts (not in every CI)."""
+    _install(session)
+    session.run("faultline", "run", "latency_all_links", "--repeat", session.posargs[0] if session.posargs else "20")

@@ -162,7 +162,9 @@ def list_scenarios() -> None:
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None,
               help="Target definition (default: the bundled exporter's).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
-def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: str | None) -> None:
+@click.option("--repeat", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Run everything N times; any verdict that differs between runs fails the gate.")
+def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: str | None, repeat: int) -> None:
     """Run scenarios (all by default) on one stack; write reports/<run-id>/."""
     from pathlib import Path
 
@@ -173,7 +175,14 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
     chosen = select(list(scenarios))
     console.print(f"faultline: {len(chosen)} scenario(s) on the {backend} backend")
     gate = run_gate(chosen, Path(target_path) if target_path else BUNDLED, backend=backend,
-                    out_dir=Path(out) if out else None, on_result=_print_result)
+                    out_dir=Path(out) if out else None, on_result=_print_result, repeat=repeat)
+    if repeat > 1:
+        from harness.gate import consistency
+
+        for name, signatures in consistency(gate.results).items():
+            same = len(set(signatures)) == 1
+            console.print(f"{'[green]identical' if same else '[red]DIFFERENT'}[/] verdicts for {name} over "
+                          f"{len(signatures)} runs: {sorted(set(signatures))}")
     console.print(f"reports: {gate.out}")
     sys.exit(gate.exit_code)
 

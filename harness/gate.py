@@ -55,18 +55,39 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
+def verdict_signature(result: ScenarioResult) -> str:
+    """What must be identical between repeated runs: the verdict and which invariants failed."""
+    return result.verdict + ":" + ",".join(sorted({c.name for c in result.violations}))
+
+
+def consistency(results: list[ScenarioResult]) -> dict[str, list[str]]:
+    signatures: dict[str, list[str]] = {}
+    for result in results:
+        signatures.setdefault(result.name, []).append(verdict_signature(result))
+    return signatures
+
+
 def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "local",
-             out_dir: Path | None = None, on_result: Callable[[ScenarioResult], None] | None = None) -> GateRun:
+             out_dir: Path | None = None, on_result: Callable[[ScenarioResult], None] | None = None,
+             repeat: int = 1) -> GateRun:
     target = TargetDefinition.load(target_path)
     run_id = new_run_id()
     out = out_dir or reports_dir() / run_id
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
+    results: list[ScenarioResult] = []
     with make_backend(backend) as stack:
-        results = run_on_stack(stack, target, scenarios, scenario_workdir(out), on_result=on_result)
+        for round_ in range(repeat):
+            work = scenario_workdir(out) / (f"round-{round_ + 1}" if repeat > 1 else "")
+            results += run_on_stack(stack, target, scenarios, work, on_result=on_result)
     code = exit_code_of(results)
-    meta = {"run_id": run_id, "target": str(target_path), "backend": backend,
+    signatures = consistency(results)
+    unstable = {name: sigs for name, sigs in signatures.items() if len(set(sigs)) > 1}
+    if unstable and code == EXIT_OK:
+        code = EXIT_VIOLATION
+    meta = {"run_id": run_id, "target": str(target_path), "backend": backend, "repeat": repeat,
             "verdict": {EXIT_OK: "pass", EXIT_VIOLATION: "fail", EXIT_HARNESS: "error"}[code],
-            "duration_s": round(time.monotonic() - t0, 3)}
+            "duration_s": round(time.monotonic() - t0, 3),
+            "repeat_consistent": not unstable, "unstable": unstable}
     write_all(out, meta, results)
     return GateRun(run_id, out, results, code)

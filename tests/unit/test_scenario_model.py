@@ -65,3 +65,13 @@ def test_exit_codes_rank_harness_errors_above_violations() -> None:
     bad = ScenarioResult("b", "", None, verdict="fail", checks=[Check("no_loss", False, "1 lost")])
     err = ScenarioResult("c", "", None, verdict="error", error="boom")
     assert (exit_code_of([ok]), exit_code_of([ok, bad]), exit_code_of([bad, err])) == (0, 1, 2)
+
+
+def test_repeated_runs_must_fail_the_same_invariants_to_count_as_identical() -> None:
+    from harness.gate import consistency
+
+    a = ScenarioResult("lat", "", None, verdict="pass")
+    b = ScenarioResult("lat", "", None, verdict="fail", checks=[Check("no_loss", False, "1 lost")])
+    c = ScenarioResult("lat", "", None, verdict="fail", checks=[Check("metrics_agree", False, "off")])
+    assert consistency([a, a]) == {"lat": ["pass:", "pass:"]}
+    assert len(set(consistency([a, b, c])["lat"])) == 3
