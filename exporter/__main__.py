@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
+import tempfile
 
 import uvicorn
 
@@ -24,6 +27,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exporter: configuration error: {exc}", file=sys.stderr)
         return 2
     jsonlog.configure(cfg.log_level)
+    # Before exporter.metrics is imported: every process of this exporter writes its samples here.
+    own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    if own_metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="exporter-metrics-")
+    try:
+        return _serve(cfg)
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
+
+
+def _serve(cfg: config_module.Config) -> int:
     from exporter.api import create_app
     from exporter.service import Service
 

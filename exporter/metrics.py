@@ -1,8 +1,16 @@
-"""Prometheus metrics, in one registry so the API serves exactly these."""
+"""Prometheus metrics, in one registry so the API serves exactly these.
+
+The reader and deliverer run in processes of their own, so metrics use prometheus_client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set by ``python -m exporter`` before this
+module is imported): every process writes its samples to files there, and the API sums them.
+Counters of a worker that was restarted keep counting from where they were.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -17,10 +25,23 @@ send_failures = Counter("exporter_send_failures_total", "Failed sends to a sink 
 retries = Counter("exporter_retries_total", "Retried operations", ["stage"], registry=REGISTRY)
 background_failures = Counter("exporter_background_failures_total", "Skipped passes of background tasks",
                               ["task"], registry=REGISTRY)
-buffer_length = Gauge("exporter_buffer_length", "Entries waiting in the buffer", registry=REGISTRY)
-in_flight = Gauge("exporter_in_flight", "Records handed to a sink and not yet confirmed", registry=REGISTRY)
-paused = Gauge("exporter_paused", "1 while intake is paused", registry=REGISTRY)
+buffer_length = Gauge("exporter_buffer_length", "Entries waiting in the buffer", registry=REGISTRY,
+                      multiprocess_mode="mostrecent")
+in_flight = Gauge("exporter_in_flight", "Records handed to a sink and not yet confirmed", registry=REGISTRY,
+                  multiprocess_mode="livesum")
+paused = Gauge("exporter_paused", "1 while intake is paused", registry=REGISTRY, multiprocess_mode="mostrecent")
+worker_restarts = Counter("exporter_worker_restarts_total", "Reader or deliverer processes restarted after dying",
+                          ["worker"], registry=REGISTRY)
 export_job_duration = Histogram("exporter_export_job_duration_seconds", "Batch export job duration",
                                 ["state"], registry=REGISTRY)
 export_rows = Counter("exporter_export_rows_total", "Rows handled by batch export jobs", ["outcome"],
                       registry=REGISTRY)
+
+
+def exposition() -> bytes:
+    """The text format of every process's samples (or this process's, outside multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)

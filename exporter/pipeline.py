@@ -9,10 +9,11 @@ behind are claimed with XAUTOCLAIM.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.context
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 
 from exporter import defects, metrics
 from exporter.buffer import Buffer, DeadLetter, Entry
@@ -26,15 +27,30 @@ from exporter.source import TIMEOUTS, Source
 log = logging.getLogger("exporter.pipeline")
 
 
-@dataclass
 class Control:
-    """Shared state of the pipeline threads: stop, pause and the pause deadline."""
+    """State shared by the main process and the reader and deliverer processes.
 
-    stop: threading.Event = field(default_factory=threading.Event)
-    pause_requested: threading.Event = field(default_factory=threading.Event)
-    pause_deadline: float | None = None
-    reader_idle: threading.Event = field(default_factory=threading.Event)
-    deliverer_idle: threading.Event = field(default_factory=threading.Event)
+    Process-safe primitives: the reader and deliverer run in processes of their own so the
+    two halves of the pipeline use both cores instead of taking turns on one GIL.
+    CLOCK_MONOTONIC is system-wide, so a deadline set here means the same in a child.
+    """
+
+    def __init__(self, ctx: multiprocessing.context.BaseContext | None = None) -> None:
+        ctx = ctx or multiprocessing.get_context("spawn")
+        self.stop = ctx.Event()
+        self.pause_requested = ctx.Event()
+        self.reader_idle = ctx.Event()
+        self.deliverer_idle = ctx.Event()
+        self._deadline = ctx.Value("d", 0.0)
+
+    @property
+    def pause_deadline(self) -> float | None:
+        value = self._deadline.value
+        return value if value > 0 else None
+
+    @pause_deadline.setter
+    def pause_deadline(self, value: float | None) -> None:
+        self._deadline.value = value or 0.0
 
     def deadline(self) -> float | None:
         return self.pause_deadline if self.pause_requested.is_set() else None
@@ -47,9 +63,10 @@ def backoff(attempt: int, cap: float) -> float:
     return min(cap, 0.05 * (2 ** min(attempt, 10)))
 
 
-class Reader(threading.Thread):
+class Reader:
+    name = "reader"
+
     def __init__(self, config: Config, control: Control) -> None:
-        super().__init__(name="reader", daemon=True)
         self.config, self.control = config, control
         self.source = Source(config, stage="source.read")
         self.buffer = Buffer(config)
@@ -129,9 +146,10 @@ def _count_dead(letter: DeadLetter) -> None:
                                              "reason": letter.reason, "cause": letter.detail})
 
 
-class Deliverer(threading.Thread):
+class Deliverer:
+    name = "deliverer"
+
     def __init__(self, config: Config, control: Control) -> None:
-        super().__init__(name="deliverer", daemon=True)
         self.config, self.control = config, control
         self.buffer = Buffer(config)
         self.sinks: list[KafkaSink | FileSink] = []
@@ -247,3 +265,27 @@ class MetadataPoller(threading.Thread):
                 metrics.background_failures.labels(task="metadata_poll").inc()
                 log.warning("metadata poll failed; skipping this pass", extra={
                     "stage": exc.stage, "error_class": exc.cause.__class__.__name__, "cause": str(exc.cause)})
+
+
+WORKERS = {"reader": Reader, "deliverer": Deliverer}
+
+
+def worker_main(kind: str, config: Config, control: Control) -> None:
+    """Entry point of a reader or deliverer process (spawned by the service)."""
+    from exporter import jsonlog
+
+    _die_with_parent()
+    jsonlog.configure(config.log_level)
+    WORKERS[kind](config, control).run()
+
+
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: if the main process is killed, its workers go with it (no orphans)."""
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    if libc.prctl(1, signal.SIGKILL) != 0:  # 1 = PR_SET_PDEATHSIG
+        log.warning("cannot tie the worker's life to the main process", extra={"errno": ctypes.get_errno()})
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)

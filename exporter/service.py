@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import psycopg
 from confluent_kafka.admin import AdminClient
+from prometheus_client import multiprocess
 
-from exporter import defects
+from exporter import defects, metrics
 from exporter.buffer import Buffer
 from exporter.config import Config
 from exporter.errors import TransientError
 from exporter.jobs import JobManager
 from exporter.pausing import Pauser
-from exporter.pipeline import Control, Deliverer, MetadataPoller, Reader
+from exporter.pipeline import WORKERS, Control, MetadataPoller, worker_main
 
 log = logging.getLogger("exporter.service")
 
@@ -24,10 +28,11 @@ log = logging.getLogger("exporter.service")
 class Service:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.control = Control()
-        self.reader = Reader(config, self.control)
-        self.deliverer = Deliverer(config, self.control)
+        self.mp = multiprocessing.get_context("spawn")
+        self.control = Control(self.mp)
+        self.workers: dict[str, BaseProcess] = {}
         self.poller = MetadataPoller(config, self.control)
+        self.supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         self.status_buffer = Buffer(config)
         self.pauser = Pauser(self.control, Buffer(config))
         self.jobs = JobManager(config)
@@ -37,17 +42,41 @@ class Service:
         defects.announce(log)
         log.info("exporter starting", extra={"sink": self.config.sink, "topic": self.config.topic,
                                              "source_table": self.config.source_table})
-        for thread in (self.reader, self.deliverer, self.poller):
-            thread.start()
+        for kind in WORKERS:
+            self._start_worker(kind)
+        self.poller.start()
+        self.supervisor.start()
         try:
             yield
         finally:
             self.control.stop.set()
-            for thread in (self.reader, self.deliverer, self.poller):
-                thread.join(timeout=15)
-                if thread.is_alive():
-                    log.error("thread did not stop in time", extra={"thread": thread.name})
+            self.poller.join(timeout=15)
+            self.supervisor.join(timeout=15)
+            for kind, process in self.workers.items():
+                process.join(timeout=15)
+                if process.is_alive():
+                    log.error("worker did not stop in time; terminating it", extra={"worker": kind})
+                    process.terminate()
+                    process.join(timeout=5)
             log.info("exporter stopped")
+
+    def _start_worker(self, kind: str) -> None:
+        process = self.mp.Process(target=worker_main, args=(kind, self.config, self.control),
+                                  name=f"exporter-{kind}", daemon=True)
+        process.start()
+        self.workers[kind] = process
+
+    def _supervise(self) -> None:
+        """A worker that dies (a bug, the OOM killer) is logged, counted and started again."""
+        while not self.control.stop.wait(0.5):
+            for kind, process in list(self.workers.items()):
+                if process.is_alive() or self.control.stop.is_set():
+                    continue
+                log.error("worker process exited; restarting it", extra={
+                    "worker": kind, "exitcode": process.exitcode, "stage": f"supervisor.{kind}"})
+                metrics.worker_restarts.labels(worker=kind).inc()
+                multiprocess.mark_process_dead(process.pid)
+                self._start_worker(kind)
 
     def dependency_checks(self) -> dict[str, dict[str, Any]]:
         checks: dict[str, dict[str, Any]] = {}
@@ -73,8 +102,10 @@ class Service:
 
     def status(self) -> dict[str, Any]:
         info: dict[str, Any] = {"pause": self.pauser.status.to_dict(), "defect": defects.active(),
-                                "checkpoint": self.reader.checkpoint, "source_max_id": self.poller.source_max_id}
+                                "source_max_id": self.poller.source_max_id,
+                                "workers": {k: p.is_alive() for k, p in self.workers.items()}}
         try:
+            info["checkpoint"] = self.status_buffer.checkpoint()
             info["buffer_length"] = self.status_buffer.length()
             info["pending"] = self.status_buffer.pending_count()
         except TransientError as exc:
