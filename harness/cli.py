@@ -222,6 +222,46 @@ def mutants(backend: str, target_path: str | None, out: str | None) -> None:
 
 
 @main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+def report(run_dir: str) -> None:
+    """Regenerate RUN_DIR/report.html from RUN_DIR/report.json."""
+    from pathlib import Path
+
+    from harness.reports import write_html
+
+    console.print(f"wrote {write_html(Path(run_dir))}")
+
+
+@main.command()
+@click.argument("run_a", type=click.Path(file_okay=False))
+@click.argument("run_b", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
+def compare(run_a: str, run_b: str, as_json: bool) -> None:
+    """What changed from RUN_A to RUN_B: verdicts, throughput under each fault, recovery times."""
+    import json as _json
+    from pathlib import Path
+
+    from harness.compare import compare as diff
+    from harness.compare import load
+
+    rows = diff(load(Path(run_a)), load(Path(run_b)))
+    if as_json:
+        click.echo(_json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{run_a} -> {run_b}")
+    for column in ("scenario", "verdict", "recovery", "throughput under fault (rec/s)", "violations now"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        verdict = f"{row['verdict_a']} -> {row['verdict_b']}"
+        if row["verdict_changed"]:
+            verdict = f"[bold red]{verdict} (changed)[/]"
+        recovery = f"{row['recovery_a']} -> {row['recovery_b']}"
+        throughput = "; ".join(f"{fault}: {a} -> {b}" for fault, (a, b) in row["throughput_under_fault"].items())
+        table.add_row(row["scenario"], verdict, recovery, throughput or "-", ", ".join(row["violations_b"]) or "-")
+    Console(width=200).print(table)
+
+
+@main.command()
 @click.argument("name")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory for NAME.json.")
 def bench(name: str, out: str | None) -> None:

@@ -77,6 +77,7 @@ class Reconciliation:
             "recovered_indeterminate": len(self.recovered_indeterminate),
             "samples": {c: sorted(ids)[:sample] for c, ids in self.classes.items() if c in VIOLATIONS and ids},
             "lost_hops": {str(i): hop for i, hop in sorted(self.lost_hops.items())[:sample]},
+            "dead_letter_samples": {str(i): r for i, r in sorted(self.dead_letter_reasons.items())[:sample]},
             "unexpected_samples": self.unexpected[:sample],
         }
 

@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
+from harness.html_report import render
 from harness.runner import ScenarioResult
 
 SUMMARY_LIMIT = 1_000_000  # CI step summaries refuse more than 1 MiB
@@ -17,7 +19,22 @@ def write_all(out: Path, run: dict[str, Any], results: list[ScenarioResult]) -> 
     (out / "report.json").write_text(json.dumps({**run, "scenarios": [r.to_dict() for r in results]}, indent=2,
                                                 default=str) + "\n")
     write_junit(out / "junit.xml", results)
+    write_html(out)
     (out / "summary.md").write_text(summary_markdown(run, results)[:SUMMARY_LIMIT])
+
+
+def write_html(out: Path) -> Path:
+    """(Re)generate report.html from report.json: ``faultline report RUN_DIR`` calls this too."""
+    source = out / "report.json"
+    if not source.exists():
+        raise HarnessError(f"{out} holds no report.json; point at a directory a run wrote")
+    try:
+        report = json.loads(source.read_text())
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{source} is not valid JSON: {exc}") from exc
+    target = out / "report.html"
+    target.write_text(render(report))
+    return target
 
 
 def write_junit(path: Path, results: list[ScenarioResult]) -> None:

@@ -8,13 +8,16 @@ every sink directly and check the expectations.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +50,7 @@ from harness.sinks import DeadLetterRecord, SinkRecord, read_dead_letters, read_
 from harness.stack import Stack
 from harness.tap import BufferTap
 from harness.target import ExporterProcess, RunContext, TargetDefinition
+from harness.timeline import Sampler, WriteClock, deliveries
 from harness.waiting import WaitTimeout, wait_for
 from harness.workload import SourceWriter
 
@@ -84,6 +88,8 @@ class ScenarioResult:
     duration_s: float = 0.0
     error: str | None = None
     log_excerpt: list[str] = field(default_factory=list)
+    series: dict[str, Any] = field(default_factory=dict)
+    recovery_s: float | None = None
 
     @property
     def violations(self) -> list[Check]:
@@ -95,7 +101,8 @@ class ScenarioResult:
 
 class ScenarioRunner:
     def __init__(self, stack: Stack, target: TargetDefinition, scenario: Scenario, workdir: Path,
-                 extra_env: dict[str, str] | None = None, interrupt: threading.Event | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, interrupt: threading.Event | None = None,
+                 on_step: Callable[[str, StepRecord], None] | None = None) -> None:
         self.stack = stack
         self.target = target
         self.scenario = scenario.validate()
@@ -114,10 +121,15 @@ class ScenarioRunner:
         self._mounted: list[Path] = []
         self._immutable: list[Path] = []
         self._active: list[tuple[Step, StepRecord]] = []
+        self.on_step = on_step or (lambda _event, _record: None)
+        self.clock = WriteClock()
+        self.wall_start = 0.0
+        self.sampler: Sampler | None = None
 
     # -- public ----------------------------------------------------------------------------------
     def run(self) -> ScenarioResult:
         self.t0 = time.monotonic()
+        self.wall_start = time.time()
         tap: BufferTap | None = None
         try:
             self.stack.reset()
@@ -125,8 +137,10 @@ class ScenarioRunner:
             self.writer.create()
             self.exporter = ExporterProcess(self.target, self.ctx,
                                             extra_env={**self.scenario.exporter_env, **self.extra_env})
+            self._mount_small_disks()
             tap = BufferTap(self.stack, self.exporter.sink("buffer_stream"), self.exporter.sink("buffer_group")).start()
             self.exporter.start()
+            self.sampler = Sampler(self.stack, self.exporter.sink("buffer_stream"), self._counters, self.t0).start()
             self._before()
             self._during()
             healed_at = self._heal()
@@ -149,12 +163,21 @@ class ScenarioRunner:
         return round(time.monotonic() - self.t0, 3)
 
     def _before(self) -> None:
+        """Steady state before any fault: healthy, and the first half of the workload flowing through."""
         exporter = self._exporter()
         healthy = exporter.get(self.target.ready_path, timeout=5).status_code == 200
-        self.result.steady_state["before"] = {"healthy": healthy}
-        self.result.checks.append(Check("steady_state_before", healthy, "exporter answered its health check"
-                                        if healthy else "exporter unhealthy before any fault"))
         self._write(self.scenario.workload.records // 2)
+        expected = len(self.ledger.ids("ok"))
+        try:
+            wait_for(lambda: exporter.metric_total("delivered") + exporter.metric_total("dead_lettered") >= expected,
+                     timeout=30, interval=0.1, what=f"the first {expected} records to flow before any fault")
+            flowing = True
+        except WaitTimeout:
+            flowing = False
+        self.result.steady_state["before"] = {"healthy": healthy, "flowing": flowing, "records": expected}
+        self.result.checks.append(Check(
+            "steady_state_before", healthy and flowing,
+            f"exporter healthy={healthy}; first {expected} records delivered or dead-lettered={flowing}"))
         self._phase("before")
 
     def _during(self) -> None:
@@ -204,8 +227,13 @@ class ScenarioRunner:
             n = min(w.chunk, count - done)
             bodies = payloads(w.profile, n, w.size, w.seed, start=self._written)
             rows = [(f"{self.scenario.name}-{self._written + i}", body) for i, body in enumerate(bodies)]
-            for written in self.writer.insert(rows):
+            at = self._now()
+            inserted = self.writer.insert(rows)
+            for written in inserted:
                 self.ledger.add(written.record_id, content_hash(written.payload), written.outcome)
+            ids = [x.record_id for x in inserted if x.record_id is not None]
+            if ids:
+                self.clock.add(min(ids), at)
             self._written += n
             done += n
 
@@ -260,6 +288,7 @@ class ScenarioRunner:
             self._active.append((step, record))
         else:
             record.removed_at = record.applied_at
+        self.on_step("applied", record)
 
     def _remove(self, step: Step) -> None:
         match = [(s, r) for s, r in self._active if s is step]
@@ -286,6 +315,7 @@ class ScenarioRunner:
         elif isinstance(do, ReadOnlyDir):
             self._set_immutable(self._directory(do.directory), False)
         record.removed_at = self._now()
+        self.on_step("removed", record)
 
     def _pause(self, do: Pause) -> dict[str, Any]:
         exporter = self._exporter()
@@ -391,24 +421,32 @@ class ScenarioRunner:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def _mount_small_disks(self) -> None:
+        """Before the exporter starts: every directory a DiskFull step targets goes on its tmpfs."""
+        for step in self.scenario.steps:
+            do = step.do
+            if isinstance(do, DiskFull):
+                path = self._directory(do.directory)
+                if path not in self._mounted:
+                    _run(["mount", "-t", "tmpfs", "-o", f"size={do.size_kib}k", "tmpfs", str(path)],
+                         f"mount a {do.size_kib} KiB tmpfs on {path} (needs root)")
+                    self._mounted.append(path)
+
     def _fill_disk(self, do: DiskFull) -> str:
         path = self._directory(do.directory)
-        if path not in self._mounted:
-            # Whatever the exporter already wrote there moves onto the small disk with it.
-            keep = {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()}
-            _run(["mount", "-t", "tmpfs", "-o", f"size={do.size_kib}k", "tmpfs", str(path)],
-                 f"mount a {do.size_kib} KiB tmpfs on {path} (needs root)")
-            self._mounted.append(path)
-            for name, data in keep.items():
-                (path / name).write_bytes(data)
-        else:
-            _run(["mount", "-o", f"remount,size={do.size_kib}k", str(path)], f"shrink the tmpfs on {path}")
-        evidence = f"tmpfs of {do.size_kib} KiB on {path}"
-        if do.fill:
+        _run(["mount", "-o", f"remount,size={do.size_kib}k", str(path)], f"size the tmpfs on {path}")
+        usage = shutil.disk_usage(path)
+        evidence = f"tmpfs of {do.size_kib} KiB on {path}, {usage.used} bytes used"
+        want = int(do.fill * usage.total) - usage.used
+        if want > 0:
             filler = path / ".faultline-filler"
             with filler.open("wb") as out:
-                out.write(b"\0" * int(do.fill * do.size_kib * 1024))
-            evidence += f", {filler.stat().st_size} bytes taken by {filler.name}"
+                try:
+                    out.write(b"\0" * want)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+            evidence += f"; filler of {filler.stat().st_size} bytes; {shutil.disk_usage(path).free} bytes free"
         return evidence
 
     def _free_disk(self, do: DiskFull) -> None:
@@ -417,7 +455,9 @@ class ScenarioRunner:
         _run(["mount", "-o", "remount,size=64m", str(path)], f"grow the tmpfs on {path}")
 
     def _set_immutable(self, path: Path, on: bool) -> str:
-        _run(["chattr", "+i" if on else "-i", str(path)], f"{'set' if on else 'clear'} the immutable flag on {path}")
+        # -R: the files already there refuse appends too, not only new files in the directory.
+        _run(["chattr", "-R", "+i" if on else "-i", str(path)],
+             f"{'set' if on else 'clear'} the immutable flag on {path}")
         if on:
             self._immutable.append(path)
         elif path in self._immutable:
@@ -480,6 +520,7 @@ class ScenarioRunner:
         try:
             wait_for(accounted, timeout=self._drain_deadline(), interval=0.5, what="the exporter to drain")
             recovered = time.monotonic() - healed_at
+            self.result.recovery_s = round(recovered, 3)
             self.result.checks.append(Check("recovered_within", recovered <= expect.recovered_within_s,
                                             f"drained {recovered:.1f}s after healing "
                                             f"(bound {expect.recovered_within_s}s)"))
@@ -488,6 +529,10 @@ class ScenarioRunner:
         steady_after = exporter.get(self.target.ready_path, timeout=5).status_code == 200
         self.result.steady_state["after"] = {"healthy": steady_after}
         self.result.checks.append(Check("steady_state_after", steady_after, "exporter healthy after healing"))
+        if self.sampler is not None:
+            timeline = self.sampler.stop()
+            self.sampler = None
+            self.result.series = timeline.to_series(*deliveries(seen["sink"], self.clock, self.wall_start))
         evidence = tap.evidence()
         outcome = reconcile(self.ledger, seen["sink"], [x for x in seen["letters"]
                                                         if x.stage != exporter.sink("export_dead_letter_stage")],
@@ -573,6 +618,13 @@ class ScenarioRunner:
         self.result.checks.append(Check("errors_surfaced", ok, f"failure counters {failures:.0f}, "
                                         f"{len(errors)} error log lines naming a record or stage"))
 
+    def _counters(self) -> tuple[float, float]:
+        exporter = self._exporter()
+        samples = exporter.metrics(timeout=1.0)
+        errors = sum(exporter.metric_total(k, samples) for k in ("send_failures", "retries")
+                     if k in self.target.metrics)
+        return exporter.metric_total("delivered", samples), errors
+
     # -- cleanup ---------------------------------------------------------------------------------
     def _exporter(self) -> ExporterProcess:
         if self.exporter is None:
@@ -581,6 +633,8 @@ class ScenarioRunner:
 
     def _cleanup(self, tap: BufferTap | None) -> None:
         problems = []
+        if self.sampler is not None:
+            self.sampler.stop()
         for step, _record in list(self._active):
             try:
                 self._remove(step)

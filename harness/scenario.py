@@ -80,16 +80,18 @@ DIRECTORIES = ("export_dir", "file_sink")
 
 @dataclass(frozen=True)
 class DiskFull:
-    """A directory of the exporter's (``export_dir`` or the ``file_sink``'s) on a small tmpfs,
-    ``fill`` of it taken by a filler file. When the step ends the space is freed (filler
-    removed, tmpfs grown) and the data stays; the tmpfs goes when the scenario ends."""
+    """A directory of the exporter's (``export_dir`` or the ``file_sink``'s) lives on a tmpfs of
+    ``size_kib`` for the whole scenario (mounted before the exporter starts). The step fills it
+    with a filler file until ``fill`` of it is in use (0: the exporter's own writes fill it);
+    when the step ends the filler goes and the tmpfs grows: the space is freed, the data stays."""
 
     size_kib: int = 128
     directory: str = "export_dir"
     fill: float = 0.0
 
     def describe(self) -> str:
-        return f"{self.directory} on a {self.size_kib} KiB tmpfs" + (f", {self.fill:.0%} filled" if self.fill else "")
+        return f"{self.directory} disk of {self.size_kib} KiB" + (f" filled to {self.fill:.0%}" if self.fill else
+                                                                 " (filling up)")
 
 
 @dataclass(frozen=True)
@@ -231,8 +233,8 @@ class Scenario:
                 raise ScenarioError(f"{at}: unknown link {do.link!r}; links are {', '.join(LINKS)}")
             if isinstance(do, (DiskFull, ReadOnlyDir)) and do.directory not in DIRECTORIES:
                 raise ScenarioError(f"{at}: directory must be one of {DIRECTORIES}, not {do.directory!r}")
-            if isinstance(do, DiskFull) and not (0 <= do.fill < 1 and do.size_kib > 0):
-                raise ScenarioError(f"{at}: fill must be within [0, 1) and size_kib > 0")
+            if isinstance(do, DiskFull) and not (0 <= do.fill <= 1 and do.size_kib > 0):
+                raise ScenarioError(f"{at}: fill must be within [0, 1] and size_kib > 0")
             if isinstance(do, Toxic):
                 try:
                     validate_toxic(do.type, do.stream, do.toxicity, dict(do.attributes))

@@ -24,6 +24,7 @@ class SinkRecord(NamedTuple):
     payload: str | None
     raw: bytes
     where: str
+    ts: float | None = None  # when the sink took it (Kafka's message timestamp), epoch seconds
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,12 @@ class DeadLetterRecord:
     original: bytes
 
 
-def _parse(raw: bytes, where: str, encoding: str = "utf-8") -> SinkRecord:
+def _parse(raw: bytes, where: str, encoding: str = "utf-8", ts: float | None = None) -> SinkRecord:
     try:
         data = json.loads(raw.decode(encoding))
-        return SinkRecord(int(data["id"]), data.get("payload"), raw, where)
+        return SinkRecord(int(data["id"]), data.get("payload"), raw, where, ts)
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
-        return SinkRecord(None, None, raw, where)  # unexpected shape: the reconciler reports it
+        return SinkRecord(None, None, raw, where, ts)  # unexpected shape: the reconciler reports it
 
 
 def read_topic(stack: Stack, topic: str, timeout: float = 30.0) -> Iterator[SinkRecord]:
@@ -77,7 +78,8 @@ def read_topic(stack: Stack, topic: str, timeout: float = 30.0) -> Iterator[Sink
                         continue
                     raise KafkaException(msg.error())
                 if msg.offset() < ends[msg.partition()]:
-                    yield _parse(msg.value(), f"kafka:{topic}/{msg.partition()}@{msg.offset()}")
+                    yield _parse(msg.value(), f"kafka:{topic}/{msg.partition()}@{msg.offset()}",
+                                 ts=msg.timestamp()[1] / 1000)
                 if msg.offset() + 1 >= ends[msg.partition()]:
                     todo.discard(msg.partition())
     finally:

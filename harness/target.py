@@ -173,9 +173,9 @@ class ExporterProcess:
         self.http.close()
 
     # -- observation -----------------------------------------------------------------------------
-    def metrics(self) -> dict[str, float]:
+    def metrics(self, timeout: float = 5.0) -> dict[str, float]:
         """Every sample as ``name{label="v",...}`` -> value (summed over nothing)."""
-        text = self.http.get(self.target.metrics_path, timeout=5).text
+        text = self.http.get(self.target.metrics_path, timeout=timeout).text
         samples: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
@@ -183,10 +183,11 @@ class ExporterProcess:
                 samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
         return samples
 
-    def metric_total(self, key: str) -> float:
+    def metric_total(self, key: str, samples: dict[str, float] | None = None) -> float:
         """Sum of a target metric (by its role in [metrics]) over all label values."""
         name = self.target.metrics[key]
-        return sum(v for k, v in self.metrics().items() if k == name or k.startswith(name + "{"))
+        samples = self.metrics() if samples is None else samples
+        return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
 
     def log_records(self) -> list[dict[str, Any]]:
         records = []

@@ -1,17 +1,21 @@
-"""`faultline run` end to end: reports, exit codes, and a seeded defect caught with ids and hop."""
+"""`faultline run` end to end: reports (JSON, JUnit, Markdown, HTML in a real browser), exit
+codes, a seeded defect caught with ids and hop, and `compare` between the two runs."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.faultline
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def faultline(*args: str, env: dict[str, str] | None = None, timeout: float = 170) -> subprocess.CompletedProcess:
@@ -19,35 +23,101 @@ def faultline(*args: str, env: dict[str, str] | None = None, timeout: float = 17
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def test_clean_run_writes_all_three_reports_and_exits_0(tmp_path: Path) -> None:
-    result = faultline("run", "baseline", "--out", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert report["verdict"] == "pass"
-    (scenario,) = report["scenarios"]
-    assert scenario["ledger"]["counts"] == {"delivered_intact": 400}
-    assert scenario["metrics"]["delivered"] == 400
-    cases = ET.parse(tmp_path / "junit.xml").getroot().findall(".//testcase")
-    assert {"no_loss", "no_corruption", "metrics_agree"} <= {c.get("name") for c in cases}
-    assert not ET.parse(tmp_path / "junit.xml").getroot().findall(".//failure")
-    assert "| baseline | ✅ pass |" in (tmp_path / "summary.md").read_text()
+@dataclass
+class Runs:
+    clean: Path
+    defect: Path
+    clean_result: subprocess.CompletedProcess
+    defect_result: subprocess.CompletedProcess
 
 
-def test_seeded_defect_from_the_environment_is_caught_with_lost_ids_and_hop(tmp_path: Path) -> None:
-    result = faultline("run", "kafka_send_failures", "--out", str(tmp_path),
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    base = tmp_path_factory.mktemp("runs")
+    clean = faultline("run", "baseline", "kafka_send_failures", "--out", str(base / "clean"))
+    defect = faultline("run", "baseline", "kafka_send_failures", "--out", str(base / "defect"),
                        env={"FAULTLINE_EXPORTER_DEFECT": "ack_before_send"})
-    assert result.returncode == 1, result.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
-    checks = {c["name"]: c for c in report["scenarios"][0]["checks"]}
+    return Runs(base / "clean", base / "defect", clean, defect)
+
+
+def test_clean_run_writes_every_report_and_exits_0(runs: Runs) -> None:
+    assert runs.clean_result.returncode == 0, runs.clean_result.stderr
+    report = json.loads((runs.clean / "report.json").read_text())
+    assert report["verdict"] == "pass"
+    baseline = report["scenarios"][0]
+    assert baseline["ledger"]["counts"] == {"delivered_intact": 400}
+    assert baseline["metrics"]["delivered"] == 400
+    cases = ET.parse(runs.clean / "junit.xml").getroot().findall(".//testcase")
+    assert {"no_loss", "no_corruption", "metrics_agree"} <= {c.get("name") for c in cases}
+    assert not ET.parse(runs.clean / "junit.xml").getroot().findall(".//failure")
+    assert "| baseline | ✅ pass |" in (runs.clean / "summary.md").read_text()
+    assert (runs.clean / "summary.md").stat().st_size < 1_000_000
+
+
+def test_seeded_defect_from_the_environment_is_caught_with_lost_ids_and_hop(runs: Runs) -> None:
+    assert runs.defect_result.returncode == 1, runs.defect_result.stderr
+    report = json.loads((runs.defect / "report.json").read_text())
+    verdicts = {s["name"]: s["verdict"] for s in report["scenarios"]}
+    assert verdicts == {"baseline": "pass", "kafka_send_failures": "fail"}
+    checks = {c["name"]: c for c in report["scenarios"][1]["checks"]}
     assert not checks["no_loss"]["ok"]
-    assert "lost; ids [" in checks["no_loss"]["detail"]
-    assert "buffer->sink" in checks["no_loss"]["detail"]
-    assert report["scenarios"][0]["ledger"]["samples"]["lost"]
-    assert ET.parse(tmp_path / "junit.xml").getroot().findall(".//failure")
-    assert "First violations" in (tmp_path / "summary.md").read_text()
+    assert "lost; ids [" in checks["no_loss"]["detail"] and "buffer->sink" in checks["no_loss"]["detail"]
+    assert ET.parse(runs.defect / "junit.xml").getroot().findall(".//failure")
+    assert "First violations" in (runs.defect / "summary.md").read_text()
+
+
+def test_compare_shows_the_changed_verdict(runs: Runs) -> None:
+    result = faultline("compare", str(runs.clean), str(runs.defect), "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["scenario"]: row for row in json.loads(result.stdout)}
+    assert rows["kafka_send_failures"]["verdict_changed"] is True
+    assert (rows["kafka_send_failures"]["verdict_a"], rows["kafka_send_failures"]["verdict_b"]) == ("pass", "fail")
+    assert rows["baseline"]["verdict_changed"] is False
+    assert "no_loss" in rows["kafka_send_failures"]["violations_b"]
+    assert "kafka link down" in rows["kafka_send_failures"]["throughput_under_fault"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package chromium; .ci/run installs it)")
+def test_report_html_opens_offline_in_chromium_with_charts_windows_and_lost_ids(runs: Runs) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    html = runs.defect / "report.html"
+    assert html.exists()
+    report = json.loads((runs.defect / "report.json").read_text())
+    lost = report["scenarios"][1]["ledger"]["samples"]["lost"]
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 1400})
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(html.as_uri())
+            page.screenshot(path=str(runs.defect / "report.png"), full_page=True)
+            assert errors == []
+            assert all(url.startswith("file://") for url in requests), requests  # self-contained, offline
+            for name in ("baseline", "kafka_send_failures"):
+                assert page.locator(f"#scenario-{name} svg.chart").count() == 4
+            windows = page.locator("#scenario-kafka_send_failures rect.fault-window")
+            assert windows.count() == 2 * 4  # two fault steps, shaded on each of the four charts
+            assert windows.first.get_attribute("data-label") == "kafka link down"
+            lost_table = page.locator("#scenario-kafka_send_failures table.lost").inner_text()
+            assert str(lost[0]) in lost_table and "buffer->sink" in lost_table
+            assert page.locator("#summary").inner_text().count("fail") >= 1
+        finally:
+            browser.close()
+    assert (runs.defect / "report.png").stat().st_size > 10_000
 
 
 def test_unknown_scenario_is_a_harness_error_exit_2() -> None:
     result = faultline("run", "no_such_scenario")
     assert result.returncode == 2
     assert "unknown scenario(s) no_such_scenario" in result.stderr
+
+
+def test_report_of_a_directory_without_a_run_is_exit_2(tmp_path: Path) -> None:
+    result = faultline("report", str(tmp_path))
+    assert result.returncode == 2 and "holds no report.json" in result.stderr

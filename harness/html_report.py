@@ -1,0 +1,165 @@
+"""``report.html``: one self-contained page (inline CSS and SVG, no script, no network) per run.
+
+Per scenario: a timeline of delivered records/s, buffer length, errors/s and latency with
+every fault window shaded and labelled; the verdict and every check; ledger counts; sample ids
+of lost, corrupted and dead-lettered records with their hop or reason; the exporter's log
+lines around the violations. A summary table of all scenarios on top.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+CHARTS = (
+    ("delivered_per_s", "delivered records/s", "#2563eb"),
+    ("buffer_length", "buffer length", "#7c3aed"),
+    ("errors_per_s", "errors/s (send failures + retries)", "#dc2626"),
+    ("latency_p50_ms", "end-to-end latency p50 (ms)", "#059669"),
+)
+FAULT_COLOURS = ("#fde68a", "#fecaca", "#bfdbfe", "#d9f99d", "#fbcfe8", "#ddd6fe")
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#111;max-width:1100px}
+h1{font-size:22px}h2{font-size:18px;margin-top:36px;border-top:1px solid #ddd;padding-top:16px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;
+text-align:left;vertical-align:top}th{background:#f3f4f6}.pass{color:#15803d;font-weight:600}
+.fail{color:#b91c1c;font-weight:600}.error{color:#b45309;font-weight:600}.chart{display:block;margin:4px 0}
+pre{background:#f9fafb;border:1px solid #e5e7eb;padding:8px;font-size:12px;white-space:pre-wrap;
+word-break:break-all}.ids{font-family:ui-monospace,monospace;font-size:12px}
+"""
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def svg_chart(points: list[list[float]], windows: list[dict[str, Any]], title: str, colour: str,
+              duration: float, width: int = 1000, height: int = 130) -> str:
+    left, right, top, bottom = 60, 10, 18, 20
+    plot_w, plot_h = width - left - right, height - top - bottom
+    x_max = max(duration, max((p[0] for p in points), default=0.0), 1.0)
+    y_max = max((p[1] for p in points), default=0.0) or 1.0
+
+    def x(t: float) -> float:
+        return left + plot_w * t / x_max
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - v / y_max)
+
+    parts = [f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+             f'<text x="{left}" y="12" font-size="12" font-weight="600">{escape(title)}</text>']
+    for n, window in enumerate(windows):
+        x0, x1 = x(window["start"]), x(max(window["end"], window["start"] + x_max / 200))
+        label = escape(window["label"])
+        parts.append(f'<rect class="fault-window" data-label="{label}" x="{x0:.1f}" y="{top}" '
+                     f'width="{x1 - x0:.1f}" height="{plot_h}" fill="{FAULT_COLOURS[n % len(FAULT_COLOURS)]}" '
+                     f'opacity="0.6"><title>{label} ({window["start"]:.1f}s to {window["end"]:.1f}s)</title></rect>')
+        parts.append(f'<text x="{x0 + 2:.1f}" y="{top + 11 + 11 * (n % 3)}" font-size="10" fill="#444">'
+                     f'{label[:40]}</text>')
+    parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>')
+    parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#999"/>')
+    parts.append(f'<text x="{left - 4}" y="{top + 8}" font-size="10" text-anchor="end">{_fmt(y_max)}</text>')
+    parts.append(f'<text x="{left - 4}" y="{top + plot_h}" font-size="10" text-anchor="end">0</text>')
+    for i in range(0, int(x_max) + 1, max(1, int(x_max) // 10 or 1)):
+        parts.append(f'<text x="{x(i):.1f}" y="{height - 5}" font-size="10" text-anchor="middle">{i}s</text>')
+    if points:
+        path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
+        parts.append(f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="1.6" points="{path}"/>')
+    else:
+        parts.append(f'<text x="{left + 10}" y="{top + plot_h / 2}" font-size="11" fill="#888">no samples</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _windows(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"start": s["applied_at"], "end": s["removed_at"], "label": s["description"]}
+            for s in scenario["steps"]
+            if s.get("applied_at") is not None and s.get("removed_at") is not None
+            and s["removed_at"] > s["applied_at"]]
+
+
+def _ids(values: list[Any]) -> str:
+    return f'<span class="ids">{escape(", ".join(str(v) for v in values))}</span>' if values else "-"
+
+
+def _scenario_section(sc: dict[str, Any]) -> str:
+    ledger = sc.get("ledger") or {}
+    counts = ledger.get("counts", {})
+    series = sc.get("series") or {}
+    duration = sc.get("duration_s") or 1.0
+    windows = _windows(sc)
+    out = [f'<section class="scenario" id="scenario-{escape(sc["name"])}">',
+           f'<h2>{escape(sc["name"])} <span class="{sc["verdict"]}">{sc["verdict"].upper()}</span></h2>',
+           f'<p>{escape(sc["description"])}' + (f' (incident: <b>{escape(sc["incident"])}</b>)' if sc.get("incident")
+                                                else "") + "</p>"]
+    if sc.get("error"):
+        out.append(f"<pre>harness error: {escape(sc['error'])}</pre>")
+    for key, title, colour in CHARTS:
+        out.append(svg_chart(series.get(key, []), windows, title, colour, duration))
+    out.append("<h3>Checks</h3><table><tr><th>invariant</th><th>held</th><th>detail</th></tr>")
+    for check in sc["checks"]:
+        state = "pass" if check["ok"] else "fail"
+        out.append(f'<tr class="check-{state}"><td>{escape(check["name"])}</td><td class="{state}">'
+                   f'{"yes" if check["ok"] else "NO"}</td><td>{escape(check["detail"])}</td></tr>')
+    out.append("</table><h3>Fault steps</h3><table><tr><th>phase</th><th>step</th><th>applied</th><th>removed</th>"
+               "<th>evidence</th></tr>")
+    for step in sc["steps"]:
+        applied = "-" if step["applied_at"] is None else f'{step["applied_at"]:.2f}s'
+        removed = "-" if step["removed_at"] is None else f'{step["removed_at"]:.2f}s'
+        out.append(f'<tr><td>{escape(step["phase"])}</td><td>{escape(step["description"])}</td>'
+                   f'<td>{applied}</td><td>{removed}</td><td>{escape(step.get("evidence") or "")}</td></tr>')
+    out.append("</table><h3>Ledger</h3><table><tr>" + "".join(f"<th>{escape(k)}</th>" for k in counts)
+               + "<th>duplicates</th><th>unexpected</th></tr><tr>"
+               + "".join(f"<td>{v}</td>" for v in counts.values())
+               + f'<td>{ledger.get("duplicates", 0)}</td><td>{ledger.get("unexpected", 0)}</td></tr></table>')
+    samples = ledger.get("samples", {})
+    hops = ledger.get("lost_hops", {})
+    if samples.get("lost"):
+        out.append('<h3>Lost records</h3><table class="lost"><tr><th>record id</th><th>lost at hop</th></tr>')
+        for record_id in samples["lost"]:
+            out.append(f'<tr><td class="ids">{record_id}</td><td>{escape(hops.get(str(record_id), "?"))}</td></tr>')
+        out.append("</table>")
+    if samples.get("delivered_corrupted"):
+        out.append(f"<h3>Corrupted records</h3><p>{_ids(samples['delivered_corrupted'])}</p>")
+    letters = ledger.get("dead_letter_samples", {})
+    if letters:
+        rows = "".join(f'<tr><td class="ids">{escape(k)}</td><td>{escape(v)}</td></tr>' for k, v in letters.items())
+        out.append(f"<h3>Dead-lettered records</h3><table><tr><th>record id</th><th>reason</th></tr>{rows}</table>")
+    if ledger.get("unexpected_samples"):
+        out.append(f"<h3>Unexpected records</h3><p>{_ids(ledger['unexpected_samples'])}</p>")
+    if sc.get("log_excerpt") and sc["verdict"] != "pass":
+        out.append("<h3>Exporter log around the violations</h3><pre>"
+                   + escape("\n".join(sc["log_excerpt"][-30:])) + "</pre>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def render(report: dict[str, Any]) -> str:
+    scenarios = report.get("scenarios", [])
+    rows = []
+    for sc in scenarios:
+        counts = (sc.get("ledger") or {}).get("counts", {})
+        recovery = "-" if sc.get("recovery_s") is None else f'{sc["recovery_s"]:.1f}s'
+        rows.append(f'<tr><td><a href="#scenario-{escape(sc["name"])}">{escape(sc["name"])}</a></td>'
+                    f'<td class="{sc["verdict"]}">{sc["verdict"]}</td><td>{counts.get("lost", 0)}</td>'
+                    f'<td>{counts.get("delivered_corrupted", 0)}</td><td>{counts.get("dead_lettered", 0)}</td>'
+                    f'<td>{(sc.get("ledger") or {}).get("duplicates", 0)}</td><td>{recovery}</td>'
+                    f'<td>{sc.get("duration_s", 0):.1f}s</td></tr>')
+    verdict = report.get("verdict", "?")
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Faultline run {escape(str(report.get('run_id', '')))}: {escape(verdict)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f'<h1>Faultline run {escape(str(report.get("run_id", "")))}: <span class="{escape(verdict)}">'
+        f"{escape(verdict.upper())}</span></h1>",
+        f"<p>Target <code>{escape(str(report.get('target', '')))}</code>, backend "
+        f"<code>{escape(str(report.get('backend', '')))}</code>, {len(scenarios)} scenario(s), "
+        f"{report.get('duration_s', 0):.1f}s.</p>",
+        '<table id="summary"><tr><th>scenario</th><th>verdict</th><th>lost</th><th>corrupted</th>'
+        "<th>dead-lettered</th><th>duplicates</th><th>recovery</th><th>duration</th></tr>",
+        *rows, "</table>",
+        *(_scenario_section(sc) for sc in scenarios),
+        "</body></html>",
+    ])
