@@ -143,6 +143,20 @@ def _print_result(result, prefix: str = "") -> None:  # noqa: ANN001
         console.print(f"      [yellow]harness error[/]: {result.error}")
 
 
+def _results_table(results: list) -> Table:  # noqa: ANN001
+    table = Table(title="Faultline verdicts")
+    for column in ("scenario", "verdict", "lost", "corrupted", "dead-lettered", "duplicates", "recovery", "duration"):
+        table.add_column(column)
+    colour = {"pass": "green", "fail": "red", "error": "yellow"}
+    for r in results:
+        counts = r.ledger.get("counts", {})
+        table.add_row(r.name, f"[{colour[r.verdict]}]{r.verdict}[/]", str(counts.get("lost", 0)),
+                      str(counts.get("delivered_corrupted", 0)), str(counts.get("dead_lettered", 0)),
+                      str(r.ledger.get("duplicates", 0)), "-" if r.recovery_s is None else f"{r.recovery_s:.1f}s",
+                      f"{r.duration_s:.1f}s")
+    return table
+
+
 @main.command("list")
 def list_scenarios() -> None:
     """List the scenarios with their one-line descriptions."""
@@ -174,8 +188,14 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
 
     chosen = select(list(scenarios))
     console.print(f"faultline: {len(chosen)} scenario(s) on the {backend} backend")
+
+    def on_step(name: str, event: str, record) -> None:  # noqa: ANN001
+        at = record.applied_at if event == "applied" else record.removed_at
+        console.print(f"  [dim]{name} t={at:.1f}s {event}[/] {record.description}")
+
     gate = run_gate(chosen, Path(target_path) if target_path else BUNDLED, backend=backend,
-                    out_dir=Path(out) if out else None, on_result=_print_result, repeat=repeat)
+                    out_dir=Path(out) if out else None, on_result=_print_result, repeat=repeat, on_step=on_step)
+    console.print(_results_table(gate.results))
     if repeat > 1:
         from harness.gate import consistency
 
@@ -185,6 +205,55 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
                           f"{len(signatures)} runs: {sorted(set(signatures))}")
     console.print(f"reports: {gate.out}")
     sys.exit(gate.exit_code)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
+@click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
+def reproduce(file: str, backend: str, target_path: str | None, out: str | None) -> None:
+    """Run the incident file FILE (exit 0 held, 1 violated, 2 harness failure or bad file)."""
+    from pathlib import Path
+
+    from harness import incident
+    from harness.gate import run_gate
+    from harness.target import BUNDLED
+
+    scenario = incident.load(Path(file))
+    gate = run_gate([scenario], Path(target_path) if target_path else BUNDLED, backend=backend,
+                    out_dir=Path(out) if out else None, on_result=_print_result)
+    console.print(_results_table(gate.results))
+    console.print(f"reports: {gate.out}")
+    sys.exit(gate.exit_code)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the minimal incident file (default: FILE with .min.toml).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
+@click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
+def shrink(file: str, out_file: str | None, backend: str, target_path: str | None) -> None:
+    """Cut the failing incident FILE down to the fewest steps, shortest windows and least load that still fail."""
+    import tempfile
+    from pathlib import Path
+
+    from harness import incident
+    from harness.backends.factory import make_backend
+    from harness.runner import ScenarioRunner
+    from harness.shrink import shrink as minimise
+    from harness.target import BUNDLED, TargetDefinition
+
+    scenario = incident.load(Path(file))
+    target = TargetDefinition.load(Path(target_path) if target_path else BUNDLED)
+    with make_backend(backend) as stack, tempfile.TemporaryDirectory(prefix="faultline-shrink-") as work:
+        best, kept, trials = minimise(scenario, lambda s: ScenarioRunner(stack, target, s, Path(work)).run(),
+                                      log=console.print)
+    destination = Path(out_file) if out_file else Path(file).with_suffix(".min.toml")
+    incident.write(best, destination, comment=f"Shrunk from {file} in {trials} trials; still violates "
+                                              f"{', '.join(sorted(kept))}")
+    console.print(f"minimal incident: {len(best.steps)} step(s), {best.workload.records} records -> {destination}")
 
 
 @main.command()

@@ -5,7 +5,9 @@ Exit codes: 0 every invariant held, 1 an invariant was violated, 2 the harness i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import os
 import threading
 import time
 import uuid
@@ -13,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import incident
 from harness.backends.factory import make_backend
 from harness.paths import reports_dir
 from harness.reports import write_all
-from harness.runner import ScenarioResult, ScenarioRunner, scenario_workdir
+from harness.runner import ScenarioResult, ScenarioRunner, StepRecord, scenario_workdir
 from harness.scenario import Scenario
 from harness.stack import Stack
 from harness.target import TargetDefinition
@@ -40,15 +43,38 @@ def exit_code_of(results: list[ScenarioResult]) -> int:
 
 def run_on_stack(stack: Stack, target: TargetDefinition, scenarios: list[Scenario], work: Path,
                  extra_env: dict[str, str] | None = None,
-                 on_result: Callable[[ScenarioResult], None] | None = None) -> list[ScenarioResult]:
+                 on_result: Callable[[ScenarioResult], None] | None = None,
+                 on_step: Callable[[str, str, StepRecord], None] | None = None) -> list[ScenarioResult]:
     results = []
     for scenario in scenarios:
+        step_hook = (lambda event, record, name=scenario.name: on_step(name, event, record)) if on_step else None
         result = ScenarioRunner(stack, target, scenario, work, extra_env=extra_env,
-                                interrupt=threading.Event()).run()
+                                interrupt=threading.Event(), on_step=step_hook).run()
         results.append(result)
         if on_result:
             on_result(result)
     return results
+
+
+def write_incidents(directory: Path, scenarios: list[Scenario], results: list[ScenarioResult],
+                    target: TargetDefinition, extra_env: dict[str, str] | None = None) -> list[Path]:
+    """Every failing scenario's exact schedule, replayable with `faultline reproduce`."""
+    by_name = {s.name: s for s in scenarios}
+    written = []
+    for result in results:
+        if result.verdict != "fail":
+            continue
+        scenario = by_name[result.name]
+        # The environment the exporter really had, seeded defect included, so the replay is exact.
+        env = {**scenario.exporter_env, **(extra_env or {})}
+        if target.defect_env in os.environ:
+            env[target.defect_env] = os.environ[target.defect_env]
+        exact = dataclasses.replace(scenario, exporter_env=env)
+        directory.mkdir(parents=True, exist_ok=True)
+        comment = "\n".join([f"Written by a failing run of {result.name}; replay: faultline reproduce <this file>",
+                             *(f"violated {c.name}: {c.detail[:200]}" for c in result.violations)])
+        written.append(incident.write(exact, directory / f"{result.name}.toml", comment))
+    return written
 
 
 def new_run_id() -> str:
@@ -69,7 +95,7 @@ def consistency(results: list[ScenarioResult]) -> dict[str, list[str]]:
 
 def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "local",
              out_dir: Path | None = None, on_result: Callable[[ScenarioResult], None] | None = None,
-             repeat: int = 1) -> GateRun:
+             repeat: int = 1, on_step: Callable[[str, str, StepRecord], None] | None = None) -> GateRun:
     target = TargetDefinition.load(target_path)
     run_id = new_run_id()
     out = out_dir or reports_dir() / run_id
@@ -79,12 +105,13 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
     with make_backend(backend) as stack:
         for round_ in range(repeat):
             work = scenario_workdir(out) / (f"round-{round_ + 1}" if repeat > 1 else "")
-            results += run_on_stack(stack, target, scenarios, work, on_result=on_result)
+            results += run_on_stack(stack, target, scenarios, work, on_result=on_result, on_step=on_step)
     code = exit_code_of(results)
     signatures = consistency(results)
     unstable = {name: sigs for name, sigs in signatures.items() if len(set(sigs)) > 1}
     if unstable and code == EXIT_OK:
         code = EXIT_VIOLATION
+    write_incidents(out / "incidents", scenarios, results, target)
     meta = {"run_id": run_id, "target": str(target_path), "backend": backend, "repeat": repeat,
             "verdict": {EXIT_OK: "pass", EXIT_VIOLATION: "fail", EXIT_HARNESS: "error"}[code],
             "duration_s": round(time.monotonic() - t0, 3),

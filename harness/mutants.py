@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.backends.factory import make_backend
-from harness.gate import run_on_stack
+from harness.gate import run_on_stack, write_incidents
 from harness.runner import ScenarioResult, scenario_workdir
 from harness.scenario import Scenario, ScenarioError
 from harness.target import TargetDefinition
@@ -63,8 +63,10 @@ def run_mutants(scenarios: list[Scenario], target_path: Path, out: Path, *, back
         outcomes = []
         for defect, claimed in by_defect.items():
             outcome = DefectOutcome(defect, [s.name for s in claimed])
-            results = run_on_stack(stack, target, claimed, work / defect, extra_env={target.defect_env: defect},
+            env = {target.defect_env: defect}
+            results = run_on_stack(stack, target, claimed, work / defect, extra_env=env,
                                    on_result=(lambda r, d=defect: on_result(d, r)) if on_result else None)
+            write_incidents(work / defect / "incidents", claimed, results, target, extra_env=env)
             for result in results:
                 if result.verdict == "fail":
                     outcome.caught_by.append(result.name)

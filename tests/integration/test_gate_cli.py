@@ -40,8 +40,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     return Runs(base / "clean", base / "defect", clean, defect)
 
 
+def _violations(run_dir: Path) -> list[str]:
+    report = json.loads((run_dir / "report.json").read_text())
+    return [f"{s['name']}: {c['name']}: {c['detail']}" for s in report["scenarios"] for c in s["checks"]
+            if not c["ok"]] + [f"{s['name']}: {s['error']}" for s in report["scenarios"] if s.get("error")]
+
+
 def test_clean_run_writes_every_report_and_exits_0(runs: Runs) -> None:
-    assert runs.clean_result.returncode == 0, runs.clean_result.stderr
+    assert runs.clean_result.returncode == 0, _violations(runs.clean) or runs.clean_result.stderr
     report = json.loads((runs.clean / "report.json").read_text())
     assert report["verdict"] == "pass"
     baseline = report["scenarios"][0]
@@ -121,3 +127,17 @@ def test_unknown_scenario_is_a_harness_error_exit_2() -> None:
 def test_report_of_a_directory_without_a_run_is_exit_2(tmp_path: Path) -> None:
     result = faultline("report", str(tmp_path))
     assert result.returncode == 2 and "holds no report.json" in result.stderr
+
+
+def test_a_failing_run_writes_an_incident_file_that_reproduces_the_violation(runs: Runs, tmp_path: Path) -> None:
+    written = runs.defect / "incidents" / "kafka_send_failures.toml"
+    assert written.exists()
+    assert not (runs.defect / "incidents" / "baseline.toml").exists()  # only failing scenarios are written
+    text = written.read_text()
+    assert 'FAULTLINE_EXPORTER_DEFECT = "ack_before_send"' in text and "violated no_loss" in text
+    env = {k: v for k, v in os.environ.items() if k != "FAULTLINE_EXPORTER_DEFECT"}
+    replay = subprocess.run([sys.executable, "-m", "harness.cli", "reproduce", str(written), "--out",
+                             str(tmp_path / "replay")], capture_output=True, text=True, timeout=170, env=env)
+    assert replay.returncode == 1, replay.stderr
+    report = json.loads((tmp_path / "replay" / "report.json").read_text())
+    assert "no_loss" in {c["name"] for c in report["scenarios"][0]["checks"] if not c["ok"]}
