@@ -68,7 +68,7 @@ def test_shrink_keeps_the_violation_with_at_most_three_steps(tmp_path: Path) -> 
     minimal = incident.load(tmp_path / "noisy.min.toml")
     assert len(minimal.steps) <= 3
     assert [type(s.do).__name__ for s in minimal.steps] == ["LinkDown"]  # the one fault that matters
-    assert "trial" in result.stdout
+    assert "trial" in result.stderr  # progress goes to stderr, like every faultline message
     replay = subprocess.run([sys.executable, "-m", "harness.cli", "reproduce", str(tmp_path / "noisy.min.toml"),
                              "--out", str(tmp_path / "replay")], capture_output=True, text=True, timeout=170)
     assert replay.returncode == 1, replay.stdout + replay.stderr
