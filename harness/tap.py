@@ -31,16 +31,20 @@ class BufferTap:
 
     def _run(self) -> None:
         last = "0-0"
-        try:
-            while not self._stop.is_set():
+        while not self._stop.is_set():
+            try:
                 reply = self.client.xread({self.stream: last}, count=10_000, block=200)
-                for _stream, entries in reply or []:
-                    for entry_id, fields in entries:
-                        last = entry_id
-                        if b"id" in fields:
-                            self.seen.add(int(fields[b"id"]))
-        except (redis.RedisError, ValueError) as exc:
-            self.error = exc  # reported with the evidence: a blind tap must not look like "never buffered"
+            except redis.RedisError as exc:
+                # Redis itself is under a fault (restarted, killed): keep the error for the report
+                # (a blind spot must not read as "never buffered") and look again shortly.
+                self.error = exc
+                self._stop.wait(0.2)
+                continue
+            for _stream, entries in reply or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    if b"id" in fields:
+                        self.seen.add(int(fields[b"id"]))
 
     def stop(self) -> None:
         self._stop.set()
