@@ -8,6 +8,7 @@ Counters of a worker that was restarted keep counting from where they were.
 
 from __future__ import annotations
 
+import glob
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
@@ -38,10 +39,27 @@ export_rows = Counter("exporter_export_rows_total", "Rows handled by batch expor
                       registry=REGISTRY)
 
 
+class _SettledFiles:
+    """MultiProcessCollector over the settled sample files only.
+
+    A worker that is starting creates its file empty and sizes it a moment later; the stock
+    collector fails the whole scrape on such a file. Skipping it loses nothing: it holds no
+    sample yet.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def collect(self):  # noqa: ANN201 - prometheus_client's collector protocol
+        files = [f for f in glob.glob(os.path.join(self.directory, "*.db")) if os.path.getsize(f) >= 8]
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
+
+
 def exposition() -> bytes:
     """The text format of every process's samples (or this process's, outside multiprocess mode)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        registry.register(_SettledFiles(directory))
         return generate_latest(registry)
     return generate_latest(REGISTRY)

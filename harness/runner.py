@@ -49,7 +49,7 @@ from harness.scenario import (
 from harness.sinks import DeadLetterRecord, SinkRecord, read_dead_letters, read_lines, read_topic
 from harness.stack import Stack
 from harness.tap import BufferTap
-from harness.target import ExporterProcess, RunContext, TargetDefinition
+from harness.target import ExporterProcess, MetricsUnavailable, RunContext, TargetDefinition
 from harness.timeline import Sampler, WriteClock, deliveries
 from harness.waiting import WaitTimeout, wait_for
 from harness.workload import SourceWriter
@@ -168,9 +168,16 @@ class ScenarioRunner:
         healthy = exporter.get(self.target.ready_path, timeout=5).status_code == 200
         self._write(self.scenario.workload.records // 2)
         expected = len(self.ledger.ids("ok"))
+        def flowed() -> bool:
+            try:
+                samples = exporter.metrics(timeout=2)
+            except (MetricsUnavailable, httpx.HTTPError):
+                return False  # a scrape that fails now is judged at the end, by metrics_agree
+            return exporter.metric_total("delivered", samples) + exporter.metric_total("dead_lettered", samples) \
+                >= expected
+
         try:
-            wait_for(lambda: exporter.metric_total("delivered") + exporter.metric_total("dead_lettered") >= expected,
-                     timeout=30, interval=0.1, what=f"the first {expected} records to flow before any fault")
+            wait_for(flowed, timeout=30, interval=0.1, what=f"the first {expected} records to flow before any fault")
             flowing = True
         except WaitTimeout:
             flowing = False
@@ -581,7 +588,7 @@ class ScenarioRunner:
         try:
             delivered = exporter.metric_total("delivered")
             dead = exporter.metric_total("dead_lettered")
-        except httpx.HTTPError as exc:
+        except (MetricsUnavailable, httpx.HTTPError) as exc:
             self.result.checks.append(Check("metrics_agree", False, f"metrics unreadable: {exc}"))
             return
         self.result.metrics = {"delivered": delivered, "dead_lettered": dead, "sink_messages": len(sink),
@@ -611,7 +618,13 @@ class ScenarioRunner:
     def _check_errors_surfaced(self, exporter: ExporterProcess) -> None:
         if not self.scenario.expect.errors_surfaced:
             return
-        failures = sum(exporter.metric_total(k) for k in ("send_failures", "retries") if k in self.target.metrics)
+        try:
+            samples = exporter.metrics()
+        except (MetricsUnavailable, httpx.HTTPError) as exc:
+            self.result.checks.append(Check("errors_surfaced", False, f"metrics unreadable: {exc}"))
+            return
+        failures = sum(exporter.metric_total(k, samples) for k in ("send_failures", "retries")
+                       if k in self.target.metrics)
         errors = [r for r in exporter.log_records() if r.get("level") in ("error", "critical")
                   and (r.get("record_id") is not None or r.get("stage"))]
         ok = failures > 0 and bool(errors)

@@ -34,6 +34,10 @@ class TargetError(HarnessError):
     """A target definition is missing, malformed or incomplete."""
 
 
+class MetricsUnavailable(HarnessError):
+    """The exporter's metrics endpoint did not give valid Prometheus text this time."""
+
+
 @dataclass(frozen=True)
 class TargetDefinition:
     name: str
@@ -175,12 +179,18 @@ class ExporterProcess:
     # -- observation -----------------------------------------------------------------------------
     def metrics(self, timeout: float = 5.0) -> dict[str, float]:
         """Every sample as ``name{label="v",...}`` -> value (summed over nothing)."""
-        text = self.http.get(self.target.metrics_path, timeout=timeout).text
+        response = self.http.get(self.target.metrics_path, timeout=timeout)
+        if response.status_code != 200:
+            raise MetricsUnavailable(f"exporter {self.target.metrics_path} answered {response.status_code}: "
+                                     f"{response.text[:200]}")
         samples: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-                samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        try:
+            for family in text_string_to_metric_families(response.text):
+                for sample in family.samples:
+                    labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                    samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        except ValueError as exc:
+            raise MetricsUnavailable(f"exporter {self.target.metrics_path} is not Prometheus text: {exc}") from exc
         return samples
 
     def metric_total(self, key: str, samples: dict[str, float] | None = None) -> float:
