@@ -3,6 +3,12 @@
 redis-py retries silently by default (three tries with backoff); here that is switched off
 (``Retry(NoBackoff(), 0)``) so every failure reaches our own retry loop, which logs and
 counts it. Delivered entries are XACKed and XDELed together, so XLEN is the real backlog.
+
+Records travel in packs: one stream entry holds up to ``pack_size`` records, its ``ids`` field
+the comma-separated record ids and its ``v`` field their JSON values joined by newlines (JSON
+escapes every newline inside a value, so the split is exact). An entry is acknowledged only
+when every record in it is settled; a partly settled entry is replaced, in one transaction, by
+a new entry holding just the unsettled records.
 """
 
 from __future__ import annotations
@@ -19,13 +25,13 @@ from redis.retry import Retry
 
 from exporter import defects
 from exporter.config import Config
-from exporter.errors import TransientError
+from exporter.errors import ExporterError, TransientError
 
 TRANSIENT_REDIS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError)
 
 
 class Entry(NamedTuple):
-    """One buffered record: stream entry id, source record id (as the stream holds it), value.
+    """One buffered record: the stream entry (pack) holding it, its record id as bytes, its value.
 
     A NamedTuple, not a frozen dataclass: thousands are built per batch on the hot path.
     """
@@ -46,6 +52,10 @@ class DeadLetter:
     detail: str
     original: bytes
     stage: str
+
+
+class BufferCorrupt(ExporterError, ValueError):
+    """A stream entry whose ids and values do not pair up: never guessed at, always reported."""
 
 
 class GroupLost(TransientError):
@@ -104,9 +114,12 @@ class Buffer:
         with self._transient("buffer.append"):
             pipe = self.client.pipeline(transaction=True)
             stream = self.config.stream
-            for record_id, value in records:
+            size = self.config.pack_size
+            for start in range(0, len(records), size):
+                pack = records[start:start + size]
                 # execute_command: xadd()'s argument handling costs more than the append itself.
-                pipe.execute_command("XADD", stream, "*", "id", record_id, "v", value)
+                pipe.execute_command("XADD", stream, "*", "ids", b",".join(b"%d" % r for r, _v in pack),
+                                     "v", b"\n".join(v for _r, v in pack))
             for letter in dead:
                 pipe.xadd(self.config.dead_letter_stream, _dead_letter_fields(letter))
             if not defects.on("checkpoint_before_buffer"):
@@ -135,28 +148,38 @@ class Buffer:
                                            min_idle_time=self.config.claim_idle_ms, start_id="0-0", count=count)
         return _entries(reply[1])
 
-    def ack(self, entries: list[Entry]) -> None:
-        if not entries:
+    def settle(self, settled: list[Entry], letters: list[tuple[Entry | None, DeadLetter]],
+               unsettled: list[Entry]) -> None:
+        """Record the outcome of a delivery pass in one transaction.
+
+        Dead letters are written; a pack whose records are all settled (delivered or
+        dead-lettered) is acknowledged and deleted; a pack with some records settled and some
+        not is replaced by a new pack of the unsettled ones (so nothing is delivered twice and
+        nothing is dropped); a pack with nothing settled stays pending for redelivery.
+        """
+        if not settled and not letters:
             return
-        ids = [e.entry_id for e in entries]
-        with self._transient("buffer.ack"):
+        done = {e.entry_id for e in settled} | {e.entry_id for e, _l in letters if e is not None}
+        left: dict[bytes, list[Entry]] = {}
+        for entry in unsettled:
+            if entry.entry_id in done:
+                left.setdefault(entry.entry_id, []).append(entry)
+        with self._transient("buffer.settle"):
             pipe = self.client.pipeline(transaction=True)
-            pipe.xack(self.config.stream, self.config.group, *ids)
-            pipe.xdel(self.config.stream, *ids)
+            stream = self.config.stream
+            for _entry, letter in letters:
+                pipe.xadd(self.config.dead_letter_stream, _dead_letter_fields(letter))
+            for rest in left.values():
+                pipe.execute_command("XADD", stream, "*", "ids", b",".join(e.key for e in rest),
+                                     "v", b"\n".join(e.value for e in rest))
+            if done:
+                pipe.xack(stream, self.config.group, *done)
+                pipe.xdel(stream, *done)
             pipe.execute()
 
-    def dead_letter(self, letters: list[tuple[Entry | None, DeadLetter]]) -> None:
-        """Write dead letters and ack their buffer entries in one transaction: never one without the other."""
-        if not letters:
-            return
-        with self._transient("buffer.dead_letter"):
-            pipe = self.client.pipeline(transaction=True)
-            for entry, letter in letters:
-                pipe.xadd(self.config.dead_letter_stream, _dead_letter_fields(letter))
-                if entry is not None:
-                    pipe.xack(self.config.stream, self.config.group, entry.entry_id)
-                    pipe.xdel(self.config.stream, entry.entry_id)
-            pipe.execute()
+    def dead_letter(self, letters: list[DeadLetter]) -> None:
+        """Dead letters of records that never reached the buffer (export jobs)."""
+        self.settle([], [(None, letter) for letter in letters], [])
 
     def pending_count(self) -> int:
         self._group()
@@ -178,5 +201,11 @@ def _entries(raw: list) -> list[Entry]:
     for entry_id, fields in raw:
         if not fields:  # deleted while pending (acked elsewhere): nothing to deliver
             continue
-        entries.append(Entry(entry_id, fields[b"id"], fields[b"v"]))
+        if b"ids" not in fields:  # one record per entry, as earlier versions wrote
+            entries.append(Entry(entry_id, fields[b"id"], fields[b"v"]))
+            continue
+        ids, values = fields[b"ids"].split(b","), fields[b"v"].split(b"\n")
+        if len(ids) != len(values):
+            raise BufferCorrupt(f"buffer entry {entry_id!r} holds {len(ids)} ids but {len(values)} values")
+        entries.extend(Entry(entry_id, key, value) for key, value in zip(ids, values, strict=True))
     return entries

@@ -182,7 +182,7 @@ class JobManager:
 
     def _dead_letter(self, job: Job, buffer: Buffer, row_id: int, payload: bytes, exc: PermanentRecordError) -> None:
         letter = DeadLetter(row_id, exc.reason, f"job {job.id}: {exc.detail}", payload, "export_job")
-        buffer.dead_letter([(None, letter)])
+        buffer.dead_letter([letter])
         job.rows_dead_lettered += 1
         metrics.records_dead_lettered.labels(reason=exc.reason).inc()
         metrics.export_rows.labels(outcome="dead_lettered").inc()

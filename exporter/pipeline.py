@@ -109,8 +109,10 @@ class Reader:
                 "stage": "source.read", "checkpoint": self.checkpoint, "buffer_checkpoint": stored})
             metrics.retries.labels(stage="source.rewind").inc()
             self.checkpoint = stored
-        if self.buffer.length() >= self.config.max_buffer:
-            return False  # backpressure: the sink is behind; nothing is evicted
+        if self.buffer.length() * self.config.pack_size >= self.config.max_buffer:
+            # Backpressure: the sink is behind; nothing is evicted. Entries times pack size is an
+            # upper bound on the records buffered, so the bound holds however full the packs are.
+            return False
         rows = self.source.fetch_after(self.checkpoint, self.config.batch_size)
         if not rows:
             return False
@@ -191,53 +193,52 @@ class Deliverer:
 
     def next_batch(self) -> list[Entry]:
         """Redeliveries first (own pending), then orphans of crashed consumers, then new entries."""
-        entries = self.buffer.read(self.config.batch_size, 0, pending=True)
+        packs = max(1, self.config.batch_size // self.config.pack_size)  # stream entries per batch
+        entries = self.buffer.read(packs, 0, pending=True)
         if entries:
             return entries
         if time.monotonic() - self._last_claim > self.config.claim_idle_ms / 2000:
             self._last_claim = time.monotonic()
-            entries = self.buffer.autoclaim(self.config.batch_size)
+            entries = self.buffer.autoclaim(packs)
             if entries:
                 log.warning("claimed entries left pending by another consumer", extra={"count": len(entries)})
                 return entries
         metrics.buffer_length.set(self.buffer.length())
-        return self.buffer.read(self.config.batch_size, int(self.config.poll_interval_s * 1000), pending=False)
+        return self.buffer.read(packs, int(self.config.poll_interval_s * 1000), pending=False)
 
     def deliver(self, entries: list[Entry]) -> bool:
-        """Send to every sink; ack what all confirmed; dead-letter the hopeless. True if all went."""
+        """Send to every sink; settle what all confirmed or what is hopeless. True if all settled."""
         deadline = self.control.deadline() or (time.monotonic() + self.config.kafka_message_timeout_ms / 1000 + 5)
-        confirmed = {e.entry_id for e in entries}
-        dead: dict[bytes, tuple[Entry, DeadLetter]] = {}
+        # A record is identified by (pack, record id): a redelivered record may sit in two packs.
+        confirmed = {(e.entry_id, e.key) for e in entries}
+        dead: dict[tuple[bytes, bytes], tuple[Entry, DeadLetter]] = {}
         for sink in self.sinks:
-            todo = [e for e in entries if e.entry_id in confirmed and e.entry_id not in dead]
+            todo = [e for e in entries if (e.entry_id, e.key) in confirmed and (e.entry_id, e.key) not in dead]
             result: SendResult = sink.send(todo, deadline)
-            ok = {e.entry_id for e in result.delivered}
+            ok = {(e.entry_id, e.key) for e in result.delivered}
             for entry, reason in result.failed:
-                attempt = self.attempts.get(entry.entry_id, 0) + 1
-                self.attempts[entry.entry_id] = attempt
+                attempt = self.attempts.get(entry.key, 0) + 1
+                self.attempts[entry.key] = attempt
                 log.error("send failed; left in the buffer for redelivery", extra={
                     "record_id": entry.record_id, "stage": f"sink.{sink.name}", "attempt": attempt,
                     "error_class": reason.split(":", 1)[0], "cause": reason})
             if result.failed:
                 metrics.send_failures.labels(sink=sink.name).inc(len(result.failed))
             for entry, letter in result.dead:
-                dead[entry.entry_id] = (entry, letter)
+                dead[(entry.entry_id, entry.key)] = (entry, letter)
             confirmed &= ok
-        delivered = [e for e in entries if e.entry_id in confirmed]
+        delivered = [e for e in entries if (e.entry_id, e.key) in confirmed]
+        unsettled = [e for e in entries if (e.entry_id, e.key) not in confirmed and (e.entry_id, e.key) not in dead]
         for sink in self.sinks:
             metrics.records_delivered.labels(sink=sink.name).inc(len(delivered))
-        stop_at = self.control.deadline
-        if dead:
-            retry_transient(lambda: self.buffer.dead_letter(list(dead.values())), stage="buffer.dead_letter",
-                            stop_event=self.control.stop, max_backoff_s=self.config.retry_max_backoff_s,
-                            deadline=stop_at)
-            for _entry, letter in dead.values():
-                _count_dead(letter)
-        retry_transient(lambda: self.buffer.ack(delivered), stage="buffer.ack", stop_event=self.control.stop,
-                        max_backoff_s=self.config.retry_max_backoff_s, deadline=stop_at)
+        retry_transient(lambda: self.buffer.settle(delivered, list(dead.values()), unsettled), stage="buffer.settle",
+                        stop_event=self.control.stop, max_backoff_s=self.config.retry_max_backoff_s,
+                        deadline=self.control.deadline)
+        for _entry, letter in dead.values():
+            _count_dead(letter)
         for entry in delivered + [entry for entry, _letter in dead.values()]:
-            self.attempts.pop(entry.entry_id, None)  # settled: no longer a retry to count
-        return len(delivered) + len(dead) == len(entries)
+            self.attempts.pop(entry.key, None)  # settled: no longer a retry to count
+        return not unsettled
 
 
 class MetadataPoller(threading.Thread):

@@ -13,7 +13,7 @@ from typing import Any
 
 CHARTS = (
     ("delivered_per_s", "delivered records/s", "#2563eb"),
-    ("buffer_length", "buffer length", "#7c3aed"),
+    ("buffer_length", "buffer length (stream entries)", "#7c3aed"),
     ("errors_per_s", "errors/s (send failures + retries)", "#dc2626"),
     ("latency_p50_ms", "end-to-end latency p50 (ms)", "#059669"),
 )

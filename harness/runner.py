@@ -138,7 +138,9 @@ class ScenarioRunner:
             self.exporter = ExporterProcess(self.target, self.ctx,
                                             extra_env={**self.scenario.exporter_env, **self.extra_env})
             self._mount_small_disks()
-            tap = BufferTap(self.stack, self.exporter.sink("buffer_stream"), self.exporter.sink("buffer_group")).start()
+            tap = BufferTap(self.stack, self.exporter.sink("buffer_stream"), self.exporter.sink("buffer_group"),
+                            ids_field=self.exporter.target.sinks.get("buffer_ids_field", "id"),
+                            ids_separator=self.exporter.target.sinks.get("buffer_ids_separator", ",")).start()
             self.exporter.start()
             self.sampler = Sampler(self.stack, self.exporter.sink("buffer_stream"), self._counters, self.t0).start()
             self._before()

@@ -3,6 +3,10 @@
 A tap reads the buffer stream directly with a blocking XREAD (no consumer group, so it takes
 nothing from the exporter). Redis wakes blocked readers on every XADD, so entries are seen
 even when the exporter acknowledges and deletes them milliseconds later.
+
+An entry may carry one record or a pack of them: the target definition names the field that
+holds the record ids and the separator between them (``buffer_ids_field``,
+``buffer_ids_separator``; one id per entry in field ``id`` when not given).
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ from harness.stack import Stack
 
 
 class BufferTap:
-    def __init__(self, stack: Stack, stream: str, group: str) -> None:
+    def __init__(self, stack: Stack, stream: str, group: str, *, ids_field: str = "id",
+                 ids_separator: str = ",") -> None:
         self.stream = stream
         self.group = group
+        self.ids_field = ids_field.encode()
+        self.ids_separator = ids_separator.encode()
         self.client = redis.Redis.from_url(stack.redis_url(proxied=False), retry=None, socket_timeout=5)
         self.seen: set[int] = set()
         self.error: BaseException | None = None
@@ -43,25 +50,27 @@ class BufferTap:
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id
-                    if b"id" in fields:
-                        self.seen.add(int(fields[b"id"]))
+                    self.seen.update(self.record_ids(fields))
+
+    def record_ids(self, fields: dict[bytes, bytes]) -> list[int]:
+        raw = fields.get(self.ids_field)
+        return [int(part) for part in raw.split(self.ids_separator)] if raw else []
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
 
     def evidence(self) -> BufferEvidence:
-        present: dict[bytes, int] = {}
+        present: dict[bytes, list[int]] = {}
         for entry_id, fields in self.client.xrange(self.stream, count=1_000_000):
-            if b"id" in fields:
-                present[entry_id] = int(fields[b"id"])
+            present[entry_id] = self.record_ids(fields)
         try:
             pending_ids = [p["message_id"] for p in self.client.xpending_range(
                 self.stream, self.group, min="-", max="+", count=1_000_000)]
         except redis.ResponseError:
             pending_ids = []  # no group: nothing can be pending
-        return BufferEvidence(seen=frozenset(self.seen), present=frozenset(present.values()),
-                              pending=frozenset(present[i] for i in pending_ids if i in present))
+        return BufferEvidence(seen=frozenset(self.seen), present=frozenset(i for ids in present.values() for i in ids),
+                              pending=frozenset(i for e in pending_ids for i in present.get(e, ())))
 
     def close(self) -> None:
         self.stop()

@@ -1,0 +1,89 @@
+"""The exporter's packed buffer on a real Redis: packs split exactly, and settling a pack in part
+keeps every unsettled record (no loss) without keeping a settled one (no duplicate)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+
+from exporter.buffer import Buffer, BufferCorrupt, DeadLetter
+from exporter.config import Config
+from exporter.encoding import record_json
+from harness.stack import Stack
+
+pytestmark = pytest.mark.faultline
+
+
+@pytest.fixture
+def buffer(stack: Stack) -> Buffer:
+    config = Config(redis_url=stack.redis_url(proxied=False), stream_prefix=f"packs-{uuid.uuid4().hex[:8]}",
+                    pack_size=100, consumer_name="test-consumer")
+    buf = Buffer(config)
+    buf.ensure_group()
+    yield buf
+    buf.client.delete(config.stream, config.dead_letter_stream, config.checkpoint_key)
+    buf.close()
+
+
+def values(n: int) -> list[tuple[int, bytes]]:
+    # Newlines and line separators inside the text: JSON escapes them, so the pack split stays exact.
+    return [(i, record_json(i, f"k{i}", f"line one\nline two\u2028{i}").encode()) for i in range(1, n + 1)]
+
+
+def test_records_travel_in_packs_and_come_back_exactly(buffer: Buffer) -> None:
+    records = values(250)
+    buffer.append(records, [], last_id=250)
+    assert buffer.length() == 3  # 100 + 100 + 50
+    entries = buffer.read(10, 0, pending=False)
+    assert [(e.record_id, e.value) for e in entries] == records
+    assert buffer.checkpoint() == 250
+
+
+def test_partly_settled_pack_is_replaced_by_its_unsettled_records(buffer: Buffer) -> None:
+    buffer.append(values(250), [], last_id=250)
+    entries = buffer.read(10, 0, pending=False)
+    packs = sorted({e.entry_id for e in entries})
+    first = [e for e in entries if e.entry_id == packs[0]]
+    second = [e for e in entries if e.entry_id == packs[1]]
+    third = [e for e in entries if e.entry_id == packs[2]]
+    letter = DeadLetter(second[0].record_id, "too_large", "test", second[0].value, "sink.kafka")
+    delivered = first + second[1:40]
+    unsettled = second[40:] + third
+    buffer.settle(delivered, [(second[0], letter)], unsettled)
+
+    # The first pack is gone, the third is untouched and still pending, the second was replaced.
+    remaining = buffer.client.xrange(buffer.config.stream)
+    assert [entry_id for entry_id, _f in remaining][:1] == [packs[2]]
+    assert len(remaining) == 2
+    pending = buffer.read(10, 0, pending=True)
+    assert {e.entry_id for e in pending} == {packs[2]}
+    fresh = buffer.read(10, 0, pending=False)
+    assert [e.record_id for e in fresh] == [e.record_id for e in second[40:]]
+    dead = buffer.client.xrange(buffer.config.dead_letter_stream)
+    assert [fields[b"record_id"] for _id, fields in dead] == [str(second[0].record_id).encode()]
+
+
+def test_nothing_settled_leaves_the_pack_pending(buffer: Buffer) -> None:
+    buffer.append(values(10), [], last_id=10)
+    entries = buffer.read(10, 0, pending=False)
+    buffer.settle([], [], entries)
+    assert [e.record_id for e in buffer.read(10, 0, pending=True)] == list(range(1, 11))
+
+
+def test_a_pack_whose_ids_and_values_disagree_is_reported_not_guessed(buffer: Buffer) -> None:
+    buffer.client.xadd(buffer.config.stream, {"ids": "1,2,3", "v": b"{}\n{}"})
+    with pytest.raises(BufferCorrupt, match="3 ids but 2 values"):
+        buffer.read(10, 0, pending=False)
+
+
+def test_entries_of_one_record_as_earlier_versions_wrote_are_still_read(buffer: Buffer) -> None:
+    buffer.client.xadd(buffer.config.stream, {"id": "7", "v": b'{"id":7}'})
+    assert [(e.record_id, e.value) for e in buffer.read(10, 0, pending=False)] == [(7, b'{"id":7}')]
+
+
+def test_redis_client_has_silent_retries_switched_off(buffer: Buffer) -> None:
+    retry = buffer.client.connection_pool.connection_kwargs.get("retry")
+    assert retry is not None and retry._retries == 0
+    assert isinstance(buffer.client, redis.Redis)
