@@ -20,9 +20,12 @@ import uuid
 from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field
 
+from concurrent.futures import ThreadPoolExecutor
+
 import psycopg
 from confluent_kafka import Producer
 from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from exporter import metrics
 from exporter.buffer import Buffer, DeadLetter
@@ -88,12 +91,39 @@ def _where(spec: JobSpec) -> tuple[sql.Composable, list]:
     return sql.SQL(" AND ").join(clauses), params
 
 
+JOB_WORKERS = 4  # jobs run at most this many at once; the rest wait as "queued"
+
+
 class JobManager:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.jobs: dict[str, Job] = {}
         self._started: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
+        # Bounded: a burst of submissions queues jobs instead of starting a thread and two
+        # connections each (hundreds per second would starve the pipeline of CPU).
+        self._workers = ThreadPoolExecutor(max_workers=JOB_WORKERS, thread_name_prefix="export-job")
+        # Pooled connections, each checked before use: a connection a fault broke is replaced,
+        # never handed out. Opened lazily: the API answers even while Postgres is down.
+        self.pool = ConnectionPool(config.postgres_dsn, min_size=0, max_size=JOB_WORKERS + 4, open=False,
+                                   timeout=config.postgres_timeout_s, check=ConnectionPool.check_connection,
+                                   kwargs={"connect_timeout": max(1, int(config.postgres_timeout_s))},
+                                   name="export-jobs")
+        self._pool_opened = False
+        self.buffer = Buffer(config)  # thread-safe (redis-py pools its connections)
+
+    def _connection(self):  # noqa: ANN202 - the pool's context manager
+        with self._lock:
+            if not self._pool_opened:
+                self.pool.open(wait=False)
+                self._pool_opened = True
+        return self.pool.connection()
+
+    def close(self) -> None:
+        self._workers.shutdown(wait=False, cancel_futures=True)
+        if self._pool_opened:
+            self.pool.close(timeout=5)
+        self.buffer.close()
 
     # -- admission -------------------------------------------------------------------------------
     def submit(self, spec: JobSpec) -> Job:
@@ -115,7 +145,7 @@ class JobManager:
             window.append(now)
             job = Job(id=uuid.uuid4().hex[:12], spec=spec, rows_total=rows)
             self.jobs[job.id] = job
-        threading.Thread(target=self._run, args=(job,), name=f"job-{job.id}", daemon=True).start()
+        self._workers.submit(self._run, job)
         return job
 
     def _disk_guard(self) -> None:
@@ -130,16 +160,16 @@ class JobManager:
         where, params = _where(spec)
         query = sql.SQL("SELECT count(*) FROM {} WHERE ").format(sql.Identifier(self.config.source_table)) + where
         try:
-            with psycopg.connect(self.config.postgres_dsn, connect_timeout=5) as conn:
+            with self._connection() as conn:
                 return int(conn.execute(query, params).fetchone()[0])  # type: ignore[index]
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, PoolTimeout) as exc:
             raise TransientError("export_job.count", exc) from exc
 
     # -- running ---------------------------------------------------------------------------------
     def _run(self, job: Job) -> None:
         job.state = "running"
         t0 = time.monotonic()
-        buffer = Buffer(self.config)
+        buffer = self.buffer
         try:
             if job.spec.destination_kind == "file":
                 self._to_file(job, buffer)
@@ -155,7 +185,6 @@ class JobManager:
                       extra={"job_id": job.id, "stage": "export_job", "error_class": exc.__class__.__name__,
                              "cause": str(exc)})
         finally:
-            buffer.close()
             job.finished_at = time.time()
             metrics.export_job_duration.labels(state=job.state).observe(time.monotonic() - t0)
 
@@ -163,7 +192,7 @@ class JobManager:
         where, params = _where(spec)
         query = (sql.SQL("SELECT id, key, payload FROM {} WHERE ").format(sql.Identifier(self.config.source_table))
                  + where + sql.SQL(" ORDER BY id"))
-        with psycopg.connect(self.config.postgres_dsn, connect_timeout=5) as conn:
+        with self._connection() as conn:
             with conn.cursor(name="export_job") as cur:  # server-side: constant memory
                 cur.itersize = 2000
                 cur.execute(query, params)

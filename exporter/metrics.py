@@ -26,7 +26,8 @@ send_failures = Counter("exporter_send_failures_total", "Failed sends to a sink 
 retries = Counter("exporter_retries_total", "Retried operations", ["stage"], registry=REGISTRY)
 background_failures = Counter("exporter_background_failures_total", "Skipped passes of background tasks",
                               ["task"], registry=REGISTRY)
-buffer_length = Gauge("exporter_buffer_length", "Stream entries (packs of up to pack_size records) waiting in the buffer", registry=REGISTRY,
+buffer_length = Gauge("exporter_buffer_length", "Stream entries (packs of records) waiting in the buffer",
+                      registry=REGISTRY,
                       multiprocess_mode="mostrecent")
 in_flight = Gauge("exporter_in_flight", "Records handed to a sink and not yet confirmed", registry=REGISTRY,
                   multiprocess_mode="livesum")

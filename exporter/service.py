@@ -58,6 +58,7 @@ class Service:
                     log.error("worker did not stop in time; terminating it", extra={"worker": kind})
                     process.terminate()
                     process.join(timeout=5)
+            self.jobs.close()
             log.info("exporter stopped")
 
     def _start_worker(self, kind: str) -> None:

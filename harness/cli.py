@@ -257,6 +257,90 @@ def shrink(file: str, out_file: str | None, backend: str, target_path: str | Non
 
 
 @main.command()
+@click.option("--duration", default="10m", show_default=True, help="How long the fault schedule runs: 600, 90s, 10m.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same schedule.")
+@click.option("--faults", default=None, help="Comma-separated catalogue names to draw from (default: all).")
+@click.option("--rate", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="Records per second written by the harness.")
+@click.option("--load-users", type=click.IntRange(0, 10_000), default=0, show_default=True,
+              help="Locust source-writer users on top of the rate, for the whole soak.")
+@click.option("--load-workers", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Run the Locust load in distributed mode with this many worker processes.")
+@click.option("--window-scale", type=float, default=1.0, show_default=True,
+              help="Scale every fault window (2.0: twice as long).")
+@click.option("--plan-only", is_flag=True, help="Print the schedule as an incident file and stop.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
+@click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
+def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: int, load_workers: int,
+         window_scale: float, plan_only: bool, backend: str, target_path: str | None, out: str | None) -> None:
+    """Continuous workload under a seeded random fault schedule, with checkpoints and a resource monitor.
+
+    Ctrl-C once: the schedule stops, faults are healed, the run is reconciled and reported
+    (exit 130 if nothing was violated). Twice: stop at once.
+    """
+    import signal
+    from pathlib import Path
+
+    from harness import incident
+    from harness.gate import run_gate
+    from harness.soak import CATALOGUE, SoakPlan, parse_duration, schedule
+    from harness.target import BUNDLED
+
+    plan = SoakPlan(parse_duration(duration), seed, tuple(f.strip() for f in faults.split(",")) if faults
+                    else tuple(CATALOGUE), rate=rate, load_users=load_users, load_workers=load_workers,
+                    window_scale=window_scale)
+    scenario = schedule(plan)
+    if plan_only:
+        click.echo(incident.dumps(scenario, f"faultline soak --duration {duration} --seed {seed}"))
+        return
+    interrupt = threading.Event()
+
+    def first_ctrl_c(_signum: int, _frame: object) -> None:
+        console.print("[yellow]interrupted: healing faults, reconciling, writing the report "
+                      "(Ctrl-C again to stop at once)[/]")
+        interrupt.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first_ctrl_c)
+    console.print(f"faultline soak: {scenario.description}")
+
+    def on_step(name: str, event: str, record) -> None:  # noqa: ANN001
+        at = record.applied_at if event in ("applied", "interrupted") else record.removed_at
+        console.print(f"  [dim]t={at:.1f}s {event}[/] {record.description}")
+
+    try:
+        gate = run_gate([scenario], Path(target_path) if target_path else BUNDLED, backend=backend,
+                        out_dir=Path(out) if out else None, on_result=_print_result, on_step=on_step,
+                        interrupt=interrupt)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    result = gate.results[0]
+    table = Table(title="Checkpoints")
+    for column in ("t", "written", "not yet settled", "in buffer", "corrupted"):
+        table.add_column(column)
+    for point in result.checkpoints:
+        table.add_row(f"{point['at']:.0f}s", str(point["written"]), str(point["missing"]), str(point["in_flight"]),
+                      str(point["corrupted"]))
+    console.print(table)
+    trends = Table(title="Exporter resources (fitted trend per process lifetime)")
+    for column in ("pid", "quantity", "start", "end", "per minute", "leak"):
+        trends.add_column(column)
+    for trend in result.resources.get("trends", []):
+        trends.add_row(str(trend["pid"]), trend["quantity"], f"{trend['start']:.1f}", f"{trend['end']:.1f}",
+                       f"{trend['slope_per_min']:+.2f}", "[red]yes[/]" if trend["leak"] else "no")
+    console.print(trends)
+    if result.resources.get("not_judged"):
+        console.print(f"resources not judged: {result.resources['not_judged']}")
+    console.print(f"reports: {gate.out}")
+    if result.verdict == "fail":
+        console.print(f"incident file: {gate.out / 'incidents' / (result.name + '.toml')} "
+                      "(faultline reproduce / faultline shrink)")
+    code = gate.exit_code
+    sys.exit(130 if code == EXIT_OK and result.interrupted else code)
+
+
+@main.command()
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None)

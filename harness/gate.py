@@ -44,12 +44,13 @@ def exit_code_of(results: list[ScenarioResult]) -> int:
 def run_on_stack(stack: Stack, target: TargetDefinition, scenarios: list[Scenario], work: Path,
                  extra_env: dict[str, str] | None = None,
                  on_result: Callable[[ScenarioResult], None] | None = None,
-                 on_step: Callable[[str, str, StepRecord], None] | None = None) -> list[ScenarioResult]:
+                 on_step: Callable[[str, str, StepRecord], None] | None = None,
+                 interrupt: threading.Event | None = None) -> list[ScenarioResult]:
     results = []
     for scenario in scenarios:
         step_hook = (lambda event, record, name=scenario.name: on_step(name, event, record)) if on_step else None
         result = ScenarioRunner(stack, target, scenario, work, extra_env=extra_env,
-                                interrupt=threading.Event(), on_step=step_hook).run()
+                                interrupt=interrupt or threading.Event(), on_step=step_hook).run()
         results.append(result)
         if on_result:
             on_result(result)
@@ -95,7 +96,8 @@ def consistency(results: list[ScenarioResult]) -> dict[str, list[str]]:
 
 def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "local",
              out_dir: Path | None = None, on_result: Callable[[ScenarioResult], None] | None = None,
-             repeat: int = 1, on_step: Callable[[str, str, StepRecord], None] | None = None) -> GateRun:
+             repeat: int = 1, on_step: Callable[[str, str, StepRecord], None] | None = None,
+             interrupt: threading.Event | None = None) -> GateRun:
     target = TargetDefinition.load(target_path)
     run_id = new_run_id()
     out = out_dir or reports_dir() / run_id
@@ -105,7 +107,8 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
     with make_backend(backend) as stack:
         for round_ in range(repeat):
             work = scenario_workdir(out) / (f"round-{round_ + 1}" if repeat > 1 else "")
-            results += run_on_stack(stack, target, scenarios, work, on_result=on_result, on_step=on_step)
+            results += run_on_stack(stack, target, scenarios, work, on_result=on_result, on_step=on_step,
+                                    interrupt=interrupt)
     code = exit_code_of(results)
     signatures = consistency(results)
     unstable = {name: sigs for name, sigs in signatures.items() if len(set(sigs)) > 1}

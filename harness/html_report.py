@@ -129,11 +129,61 @@ def _scenario_section(sc: dict[str, Any]) -> str:
         out.append(f"<h3>Dead-lettered records</h3><table><tr><th>record id</th><th>reason</th></tr>{rows}</table>")
     if ledger.get("unexpected_samples"):
         out.append(f"<h3>Unexpected records</h3><p>{_ids(ledger['unexpected_samples'])}</p>")
+    out += _load_section(sc.get("load") or [])
+    out += _checkpoint_section(sc.get("checkpoints") or [])
+    out += _resource_section(sc.get("resources") or {}, windows, duration)
     if sc.get("log_excerpt") and sc["verdict"] != "pass":
         out.append("<h3>Exporter log around the violations</h3><pre>"
                    + escape("\n".join(sc["log_excerpt"][-30:])) + "</pre>")
     out.append("</section>")
     return "\n".join(out)
+
+
+def _load_section(loads: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for load in loads:
+        out.append(f'<h3>Locust {escape(load["kind"])} load: {load["users"]} users'
+                   + (f' on {load["workers"]} workers' if load.get("workers") else "")
+                   + "</h3><table><tr><th>request</th><th>count</th><th>failures</th><th>req/s</th>"
+                   "<th>p50 ms</th><th>p95 ms</th><th>p99 ms</th></tr>")
+        for row in load["requests"]:
+            out.append("<tr>" + "".join(f"<td>{escape(str(row.get(k)))}</td>" for k in
+                                        ("name", "requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms"))
+                       + "</tr>")
+        out.append("</table>")
+    return out
+
+
+def _checkpoint_section(points: list[dict[str, Any]]) -> list[str]:
+    if not points:
+        return []
+    out = ["<h3>Checkpoint reconciliations</h3><table><tr><th>at</th><th>written</th><th>not yet settled</th>"
+           "<th>still in buffer</th><th>corrupted</th><th>missing ids</th></tr>"]
+    for p in points:
+        out.append(f'<tr><td>{p["at"]:.1f}s</td><td>{p["written"]}</td><td>{p["missing"]}</td>'
+                   f'<td>{p["in_flight"]}</td><td>{p["corrupted"]}</td>'
+                   f'<td>{_ids(p.get("missing_ids") or [])}</td></tr>')
+    out.append("</table>")
+    return out
+
+
+def _resource_section(resources: dict[str, Any], windows: list[dict[str, Any]], duration: float) -> list[str]:
+    samples = resources.get("samples") or []
+    if not samples:
+        return []
+    out = ["<h3>Exporter resources</h3>",
+           svg_chart([[s["t"], s["rss_mib"]] for s in samples], windows, "exporter RSS (MiB)", "#0f766e", duration),
+           svg_chart([[s["t"], s["open_files"]] for s in samples], windows, "exporter open files", "#b45309",
+                     duration),
+           "<table><tr><th>pid</th><th>quantity</th><th>start</th><th>end</th><th>per minute</th><th>leak</th></tr>"]
+    for t in resources.get("trends") or []:
+        leak = '<td class="fail">LEAK</td>' if t["leak"] else '<td class="pass">no</td>'
+        out.append(f'<tr><td>{t["pid"]}</td><td>{escape(t["quantity"])}</td><td>{t["start"]}</td>'
+                   f'<td>{t["end"]}</td><td>{t["slope_per_min"]:+}</td>{leak}</tr>')
+    out.append("</table>")
+    if resources.get("not_judged"):
+        out.append(f"<p>Not judged: {escape(resources['not_judged'])}</p>")
+    return out
 
 
 def render(report: dict[str, Any]) -> str:

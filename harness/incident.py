@@ -9,6 +9,7 @@ line and the field, and are harness errors (exit 2).
     [exporter_env]                  # extra environment for the exporter
     [expect]                        # required: at least one expectation
     [[steps]]                       # phase, at, duration, and one of fault = ... / action = ...
+                                    # (action = "load" runs Locust for its duration)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.scenario import (
+    Checkpoint,
     DiskFull,
     Expect,
     Export,
@@ -28,6 +30,7 @@ from harness.scenario import (
     FreezeExporter,
     KillExporter,
     LinkDown,
+    Load,
     Pause,
     ReadOnlyDir,
     RestartService,
@@ -43,7 +46,8 @@ from harness.stack import LINKS, SERVICES
 
 FAULTS = {"toxic": Toxic, "link_down": LinkDown, "kill_exporter": KillExporter, "freeze_exporter": FreezeExporter,
           "restart_service": RestartService, "disk_full": DiskFull, "read_only_dir": ReadOnlyDir}
-ACTIONS = {"pause": Pause, "resume": Resume, "export": Export, "write": Write, "export_burst": ExportBurst}
+ACTIONS = {"pause": Pause, "resume": Resume, "export": Export, "write": Write, "export_burst": ExportBurst,
+           "checkpoint": Checkpoint, "load": Load}
 KINDS = {**FAULTS, **ACTIONS}
 NAMES = {cls: name for name, cls in KINDS.items()}
 STEP_KEYS = {"phase", "at", "duration", "fault", "action"}

@@ -66,6 +66,19 @@ def summary_markdown(run: dict[str, Any], results: list[ScenarioResult]) -> str:
         cells = [r.name, icon[r.verdict], counts.get("lost", 0), counts.get("delivered_corrupted", 0),
                  counts.get("dead_lettered", 0), r.ledger.get("duplicates", 0), f"{r.duration_s:.1f}s"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    for r in results:
+        for load in r.load:
+            lines += ["", f"**{r.name}**: Locust {load['kind']} load, {load['users']} users", "",
+                      "| request | count | failures | req/s | p50 ms | p99 ms |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            lines += [f"| {q['name']} | {q['requests']} | {q['failures']} | {q['rps']} | {q['p50_ms']} "
+                      f"| {q['p99_ms']} |" for q in load["requests"]]
+        leaks = [t for t in r.resources.get("trends", []) if t["leak"]]
+        if r.resources.get("trends"):
+            lines += ["", f"**{r.name}** resources: " + ("leak in " + ", ".join(
+                f"{t['quantity']} ({t['slope_per_min']:+}/min)" for t in leaks) if leaks else "no leak trend")]
+        if r.interrupted:
+            lines += ["", f"**{r.name}** was interrupted (Ctrl-C); healed, reconciled and reported."]
     failing = [r for r in results if r.verdict != "pass"]
     if failing:
         lines += ["", "## First violations", ""]

@@ -27,16 +27,19 @@ import httpx
 
 from harness.errors import HarnessError
 from harness.ledger import Ledger, content_hash
+from harness.load import LoadRun
 from harness.profiles import payloads
 from harness.reconcile import DEAD_LETTERED_WITHOUT_REASON, DELIVERED_CORRUPTED, LOST, reconcile
+from harness.resources import ResourceMonitor
 from harness.scenario import (
-    ACTIONS,
+    Checkpoint,
     DiskFull,
     Export,
     ExportBurst,
     FreezeExporter,
     KillExporter,
     LinkDown,
+    Load,
     Pause,
     ReadOnlyDir,
     RestartService,
@@ -45,6 +48,7 @@ from harness.scenario import (
     Step,
     Toxic,
     Write,
+    has_window,
 )
 from harness.sinks import DeadLetterRecord, SinkRecord, read_dead_letters, read_lines, read_topic
 from harness.stack import Stack
@@ -90,6 +94,10 @@ class ScenarioResult:
     log_excerpt: list[str] = field(default_factory=list)
     series: dict[str, Any] = field(default_factory=dict)
     recovery_s: float | None = None
+    interrupted: bool = False
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    resources: dict[str, Any] = field(default_factory=dict)
+    load: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def violations(self) -> list[Check]:
@@ -97,6 +105,10 @@ class ScenarioResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Interrupted(HarnessError):
+    """Ctrl-C during the timeline: faults are healed and the run is still judged and reported."""
 
 
 class ScenarioRunner:
@@ -125,6 +137,9 @@ class ScenarioRunner:
         self.clock = WriteClock()
         self.wall_start = 0.0
         self.sampler: Sampler | None = None
+        self.monitor: ResourceMonitor | None = None
+        self.tap: BufferTap | None = None
+        self._loads: dict[int, LoadRun] = {}
 
     # -- public ----------------------------------------------------------------------------------
     def run(self) -> ScenarioResult:
@@ -141,8 +156,12 @@ class ScenarioRunner:
             tap = BufferTap(self.stack, self.exporter.sink("buffer_stream"), self.exporter.sink("buffer_group"),
                             ids_field=self.exporter.target.sinks.get("buffer_ids_field", "id"),
                             ids_separator=self.exporter.target.sinks.get("buffer_ids_separator", ",")).start()
+            self.tap = tap
             self.exporter.start()
             self.sampler = Sampler(self.stack, self.exporter.sink("buffer_stream"), self._counters, self.t0).start()
+            if self.scenario.expect.no_resource_leak:
+                self.monitor = ResourceMonitor(lambda: self.exporter.pid() if self.exporter else None,
+                                               self.t0).start()
             self._before()
             self._during()
             healed_at = self._heal()
@@ -168,7 +187,7 @@ class ScenarioRunner:
         """Steady state before any fault: healthy, and the first half of the workload flowing through."""
         exporter = self._exporter()
         healthy = exporter.get(self.target.ready_path, timeout=5).status_code == 200
-        self._write(self.scenario.workload.records // 2)
+        self._write(int(self.scenario.workload.records * self.scenario.workload.before_fraction))
         expected = len(self.ledger.ids("ok"))
         def flowed() -> bool:
             try:
@@ -203,15 +222,20 @@ class ScenarioRunner:
                 events.append((step.at + step.duration, 2, ("remove", step)))
         events.sort(key=lambda e: (e[0], e[1]))
         start = time.monotonic()
-        for at, _order, (kind, payload) in events:
-            self._wait_until(start + at)
-            if kind == "write":
-                self._write(payload)
-            elif kind == "apply":
-                self._apply(payload)
-            else:
-                self._remove(payload)
-        self._wait_until(start + end)
+        try:
+            for at, _order, (kind, payload) in events:
+                self._wait_until(start + at)
+                if kind == "write":
+                    self._write(payload)
+                elif kind == "apply":
+                    self._apply(payload)
+                else:
+                    self._remove(payload)
+            self._wait_until(start + end)
+        except Interrupted:
+            # Ctrl-C: stop the timeline here, but heal, drain, reconcile and report as usual.
+            self.result.interrupted = True
+            self.on_step("interrupted", StepRecord("during", "interrupted (Ctrl-C)", applied_at=self._now()))
         exporter = self._exporter()
         self.result.steady_state["during"] = {"exporter_running": exporter.running()}
         for step, _record in list(self._active):
@@ -226,7 +250,7 @@ class ScenarioRunner:
         # The timeline's own clock (fault windows are part of the scenario), interruptible by Ctrl-C.
         remaining = deadline - time.monotonic()
         if remaining > 0 and self.interrupt.wait(remaining):
-            raise HarnessError(f"scenario {self.scenario.name}: interrupted")
+            raise Interrupted(f"scenario {self.scenario.name}: interrupted")
 
     # -- workload ----------------------------------------------------------------------------------
     def _write(self, count: int) -> None:
@@ -249,7 +273,7 @@ class ScenarioRunner:
     # -- faults and actions ------------------------------------------------------------------------
     @staticmethod
     def _is_fault(step: Step) -> bool:
-        return not isinstance(step.do, ACTIONS)
+        return has_window(step)  # applied now, removed when its window ends
 
     def _apply(self, step: Step) -> None:
         record = StepRecord(step.phase, step.describe(), applied_at=self._now())
@@ -293,6 +317,18 @@ class ScenarioRunner:
             record.result = self._export(do)
         elif isinstance(do, ExportBurst):
             record.result = self._export_burst(do)
+        elif isinstance(do, Checkpoint):
+            record.result = self._checkpoint(do)
+        elif isinstance(do, Load):
+            n, workload = len(self._loads), self.scenario.workload
+            load = LoadRun(do, step.duration or self.scenario.during_s, self.ctx.workdir / f"load-{n}",
+                           dsn=self.stack.postgres_dsn(proxied=False), table=self.ctx.source_table,
+                           base_url=f"http://127.0.0.1:{self.ctx.http_port}", exports_path=self.target.exports_path,
+                           key_prefix=f"{self.scenario.name}-load{n}", profile=workload.profile,
+                           size=workload.size, seed=workload.seed + n)
+            self._loads[id(step)] = load
+            load.start()
+            record.evidence = f"locust running, pid {load.pid}"
         if self._is_fault(step):
             self._active.append((step, record))
         else:
@@ -323,6 +359,8 @@ class ScenarioRunner:
             self._free_disk(do)
         elif isinstance(do, ReadOnlyDir):
             self._set_immutable(self._directory(do.directory), False)
+        elif isinstance(do, Load):
+            self._finish_load(self._loads.pop(id(step)), record)
         record.removed_at = self._now()
         self.on_step("removed", record)
 
@@ -422,6 +460,50 @@ class ScenarioRunner:
             f"{total} accepted job(s): " + ("all completed with every row intact" if not unfinished and not broken
                                            else f"unfinished {unfinished[:3]}; incomplete {broken[:3]}")))
         return {"accepted": counts, "refused": len(bodies) - total}
+
+    def _checkpoint(self, do: Checkpoint) -> dict[str, Any]:
+        """Mid-run reconciliation of everything written so far (later writes are left out)."""
+        exporter = self._exporter()
+        assert self.tap is not None
+        span = self.ledger.span
+        written = self.ledger.copy()
+        ok_ids = written.ids("ok")
+        state: dict[str, Any] = {}
+
+        def settled() -> bool:
+            sink = self._sink_records(exporter)
+            letters = read_dead_letters(self.stack, exporter.sink("dead_letter_stream"))
+            state["sink"], state["letters"] = sink, letters
+            ids = {r.record_id for r in sink} | {int(x.record_id) for x in letters if x.record_id.isdigit()}
+            return ok_ids <= ids
+
+        t0 = time.monotonic()
+        try:
+            wait_for(settled, timeout=do.within_s, interval=0.5, what="checkpoint: records written so far to settle")
+        except WaitTimeout:
+            pass  # not settled yet: what is still missing is reported below, the end judges loss
+        evidence = self.tap.evidence()
+        job_stage = exporter.sink("export_dead_letter_stage")
+        outcome = reconcile(written, state.get("sink", []),
+                            [x for x in state.get("letters", []) if x.stage != job_stage], evidence)
+        missing = outcome.classes.get(LOST, [])
+        in_flight = [i for i in missing if i in evidence.present or i in evidence.pending]  # still in the buffer
+        point = {"at": self._now(), "written": len(ok_ids), "ledger_span": span,
+                 "settle_s": round(time.monotonic() - t0, 3),
+                 "missing": len(missing), "missing_ids": sorted(missing)[:20],
+                 "missing_hops": sorted({outcome.lost_hops[i] for i in missing}),
+                 "in_flight": len(in_flight),
+                 "corrupted": outcome.count(DELIVERED_CORRUPTED),
+                 "unexpected": len(outcome.unexpected)}
+        self.result.checkpoints.append(point)
+        return point
+
+    def _finish_load(self, load: LoadRun, record: StepRecord) -> None:
+        summary = load.finish()
+        for written in load.journal():
+            self.ledger.add(written.record_id, written.digest, written.outcome)
+        self.result.load.append(summary)
+        record.result = summary
 
     # -- disk faults -------------------------------------------------------------------------------
     def _directory(self, name: str) -> Path:
@@ -574,7 +656,37 @@ class ScenarioRunner:
                                         if outcome.unexpected else "nothing in the sinks that was not written"))
         self._check_metrics(exporter, seen["sink"], seen["letters"])
         self._check_errors_surfaced(exporter)
+        self._check_checkpoints()
+        self._check_resources()
         self.result.log_excerpt = _log_excerpt(exporter)
+
+    def _check_checkpoints(self) -> None:
+        if not self.result.checkpoints:
+            return
+        bad = [p for p in self.result.checkpoints if p["corrupted"] or p["unexpected"]]
+        lagging = max(p["missing"] for p in self.result.checkpoints)
+        self.result.checks.append(Check(
+            "checkpoints", not bad,
+            f"{len(self.result.checkpoints)} checkpoint(s); most records not yet settled at one: {lagging}"
+            + (f"; corrupted or unexpected records at t={[p['at'] for p in bad]}" if bad else "")))
+
+    def _check_resources(self) -> None:
+        if self.monitor is None:
+            return
+        report = self.monitor.stop()
+        self.monitor = None
+        self.result.resources = {
+            "samples": [asdict(s) for s in report.samples], "sample_errors": report.errors,
+            "trends": [asdict(t) for t in report.trends]}
+        if not report.trends:
+            # Not a pass by default: nothing is claimed, and the report says why.
+            self.result.resources["not_judged"] = (f"no exporter lifetime had {10} samples after warm-up "
+                                                   f"({len(report.samples)} samples in all)")
+            return
+        leaks = report.leaks
+        self.result.checks.append(Check(
+            "no_resource_leak", not leaks,
+            "; ".join(t.describe() for t in (leaks or report.trends))))
 
     def _sink_records(self, exporter: ExporterProcess) -> list[SinkRecord]:
         if self.scenario.sink == "file":
@@ -650,6 +762,8 @@ class ScenarioRunner:
         problems = []
         if self.sampler is not None:
             self.sampler.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
         for step, _record in list(self._active):
             try:
                 self._remove(step)

@@ -107,6 +107,28 @@ class ReadOnlyDir:
 Fault = Toxic | LinkDown | KillExporter | FreezeExporter | RestartService | DiskFull | ReadOnlyDir
 
 
+# -- load --------------------------------------------------------------------------------------
+LOAD_KINDS = ("source", "api")
+
+
+@dataclass(frozen=True)
+class Load:
+    """Locust load for the step's window, run as a subprocess. ``kind`` "source": users write
+    rows of ``rows_per_write`` into the source table (every write goes into the ledger with its
+    outcome); "api": users submit small export jobs and poll them. ``workers`` > 1 runs Locust's
+    distributed mode (a master and that many worker processes)."""
+
+    kind: str = "source"
+    users: int = 4
+    spawn_rate: float = 10.0
+    wait_s: float = 0.05
+    rows_per_write: int = 10
+    workers: int = 0
+
+    def describe(self) -> str:
+        return f"locust {self.kind} load: {self.users} users" + (f" on {self.workers} workers" if self.workers else "")
+
+
 # -- actions -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Pause:
@@ -160,8 +182,20 @@ class ExportBurst:
         return f"burst of {self.jobs} export jobs for each of {self.users} users"
 
 
-Action = Pause | Resume | Export | Write | ExportBurst
-ACTIONS = (Pause, Resume, Export, Write, ExportBurst)
+@dataclass(frozen=True)
+class Checkpoint:
+    """Reconcile mid-run: wait up to ``within_s`` for every record written so far to reach a
+    sink or the dead-letter stream, then record what is delivered, in flight or missing (soaks
+    place one after each quiet period; the final reconciliation still gives the verdict)."""
+
+    within_s: float = 10.0
+
+    def describe(self) -> str:
+        return "checkpoint reconciliation"
+
+
+Action = Pause | Resume | Export | Write | ExportBurst | Checkpoint
+ACTIONS = (Pause, Resume, Export, Write, ExportBurst, Checkpoint)
 
 
 @dataclass(frozen=True)
@@ -182,6 +216,7 @@ class Workload:
     size: int = 200
     seed: int = 1
     chunk: int = 100
+    before_fraction: float = 0.5  # of the records, written in the before phase (steady state)
 
 
 @dataclass(frozen=True)
@@ -195,6 +230,7 @@ class Expect:
     metrics_agree: bool = True
     recovered_within_s: float = 60.0
     dead_lettered_at_least: int = 0
+    no_resource_leak: bool = False  # sample the exporter's RSS, files, threads, connections; judge trends
 
 
 @dataclass(frozen=True)
@@ -220,6 +256,8 @@ class Scenario:
             raise ScenarioError(f"{where}: sink must be 'kafka' or 'file', not {self.sink!r}")
         if self.workload.records < 0 or self.workload.chunk <= 0:
             raise ScenarioError(f"{where}: workload records must be >= 0 and chunk > 0")
+        if not 0 <= self.workload.before_fraction <= 1:
+            raise ScenarioError(f"{where}: workload before_fraction must be within [0, 1]")
         for n, step in enumerate(self.steps):
             at = f"{where}: step {n} ({type(step.do).__name__})"
             if step.phase not in PHASES:
@@ -235,6 +273,12 @@ class Scenario:
                 raise ScenarioError(f"{at}: directory must be one of {DIRECTORIES}, not {do.directory!r}")
             if isinstance(do, DiskFull) and not (0 <= do.fill <= 1 and do.size_kib > 0):
                 raise ScenarioError(f"{at}: fill must be within [0, 1] and size_kib > 0")
+            if isinstance(do, Load) and (do.kind not in LOAD_KINDS or do.users < 1 or do.workers < 0
+                                         or do.rows_per_write < 1 or do.wait_s < 0 or do.spawn_rate <= 0):
+                raise ScenarioError(f"{at}: load needs kind in {LOAD_KINDS}, users >= 1, workers >= 0, "
+                                    "rows_per_write >= 1, wait_s >= 0 and spawn_rate > 0")
+            if isinstance(do, Load) and step.duration is None:
+                raise ScenarioError(f"{at}: a load step needs a duration")
             if isinstance(do, Toxic):
                 try:
                     validate_toxic(do.type, do.stream, do.toxicity, dict(do.attributes))
@@ -245,4 +289,13 @@ class Scenario:
     @property
     def fault_seconds(self) -> float:
         """Total time faults are on: the runner's waits scale with it."""
-        return sum((s.duration or self.during_s) for s in self.steps if not isinstance(s.do, ACTIONS))
+        return sum((s.duration or self.during_s) for s in self.steps if is_fault(s))
+
+
+def is_fault(step: Step) -> bool:
+    return not isinstance(step.do, ACTIONS) and not isinstance(step.do, Load)
+
+
+def has_window(step: Step) -> bool:
+    """Faults and loads are applied, then removed; actions happen at an instant."""
+    return not isinstance(step.do, ACTIONS)

@@ -1,8 +1,15 @@
 """``faultline shrink FILE``: deterministic minimisation of a failing schedule.
 
-In a fixed order (hypothesis-style, so the same input always shrinks the same way): drop each
-step, then halve each fault window, then halve the workload, keeping a change only when the
-run still fails with the same class of violation (at least one invariant the original broke).
+In a fixed order (hypothesis-style, so the same input always shrinks the same way), keeping a
+change only when the run still fails with the same class of violation (at least one invariant
+the original broke):
+
+1. drop every instant action at once (checkpoints and the like), then
+2. close the gaps: every window moved as early as it can go, the timeline cut after the last
+   (a soak's quiet periods make each later trial shorter), then
+3. drop fault and load steps, in halves, then quarters, ... then one at a time (ddmin), then
+   close the gaps again, then
+4. halve each window, then lower each load (halve its users), then halve the workload.
 """
 
 from __future__ import annotations
@@ -12,14 +19,34 @@ from collections.abc import Callable
 
 from harness.errors import HarnessError
 from harness.runner import ScenarioResult
-from harness.scenario import Scenario
+from harness.scenario import Load, Scenario, Step, has_window
 
 MIN_RECORDS = 50
 MIN_WINDOW_S = 0.5
+LEAD_S = 1.0  # the first window opens this long after the during phase starts
+GAP_S = 1.0  # and the next this long after the one before closes
+TAIL_S = 2.0
 
 
 def violation_class(result: ScenarioResult) -> frozenset[str]:
     return frozenset(c.name for c in result.violations) if result.verdict == "fail" else frozenset()
+
+
+def close_gaps(scenario: Scenario) -> Scenario:
+    """Windows moved as early as they go, in their order, the timeline cut after the last one."""
+    steps, t = [], LEAD_S
+    for step in sorted(scenario.steps, key=lambda s: s.at):
+        if step.phase != "during":
+            steps.append(step)
+            continue
+        steps.append(dataclasses.replace(step, at=round(t, 3)))
+        t += (step.duration or 0.0) + (GAP_S if has_window(step) else 0.0)
+    during = round(max(t - GAP_S, LEAD_S) + TAIL_S, 3)
+    # Keep the write rate: the same records over a shorter timeline would be a heavier load.
+    ratio = min(1.0, during / scenario.during_s) if scenario.during_s else 1.0
+    workload = dataclasses.replace(scenario.workload, records=max(MIN_RECORDS, int(scenario.workload.records * ratio)))
+    return dataclasses.replace(scenario, steps=tuple(steps), during_s=min(during, scenario.during_s),
+                               workload=workload)
 
 
 def shrink(scenario: Scenario, run: Callable[[Scenario], ScenarioResult],
@@ -29,7 +56,7 @@ def shrink(scenario: Scenario, run: Callable[[Scenario], ScenarioResult],
     if not original:
         raise HarnessError(f"incident {scenario.name} does not fail here: there is nothing to shrink")
     log(f"original fails with {sorted(original)} ({len(scenario.steps)} steps, "
-        f"{scenario.workload.records} records)")
+        f"{scenario.workload.records} records, {scenario.during_s}s)")
     trials = 1
     best = scenario
 
@@ -41,21 +68,67 @@ def shrink(scenario: Scenario, run: Callable[[Scenario], ScenarioResult],
         log(f"trial {trials}: {what}: {'still fails ' + str(sorted(got)) if kept else 'no longer fails the same way'}")
         return kept
 
-    for index in reversed(range(len(best.steps))):
-        candidate = dataclasses.replace(best, steps=best.steps[:index] + best.steps[index + 1:])
-        if keeps(candidate, f"drop step {index + 1} ({best.steps[index].describe()})"):
+    def attempt(candidate: Scenario, what: str) -> None:
+        nonlocal best
+        if candidate != best and keeps(candidate, what):
             best = candidate
-    for index, step in enumerate(best.steps):
-        while step.duration is not None and step.duration / 2 >= MIN_WINDOW_S:
-            shorter = dataclasses.replace(step, duration=round(step.duration / 2, 3))
-            candidate = dataclasses.replace(best, steps=best.steps[:index] + (shorter,) + best.steps[index + 1:])
-            if not keeps(candidate, f"halve the window of {step.describe()} to {shorter.duration}s"):
+
+    instants = [s for s in best.steps if not has_window(s)]
+    if instants:
+        attempt(dataclasses.replace(best, steps=tuple(s for s in best.steps if has_window(s))),
+                f"drop all {len(instants)} instant action(s)")
+    attempt(close_gaps(best), "close the gaps between windows")
+    _drop_windows(lambda: best, attempt)
+    attempt(close_gaps(best), "close the gaps again")
+    for index in range(len(best.steps)):
+        while True:
+            step = best.steps[index]
+            if step.duration is None or step.duration / 2 < MIN_WINDOW_S:
                 break
-            best, step = candidate, shorter
+            shorter = dataclasses.replace(step, duration=round(step.duration / 2, 3))
+            before = best
+            attempt(_with_step(best, index, shorter), f"halve the window of {step.describe()} to {shorter.duration}s")
+            if best is before:
+                break
+    for index in range(len(best.steps)):
+        while isinstance(best.steps[index].do, Load) and best.steps[index].do.users > 1:
+            step = best.steps[index]
+            lighter = dataclasses.replace(step, do=dataclasses.replace(step.do, users=step.do.users // 2))
+            before = best
+            attempt(_with_step(best, index, lighter), f"lower the load to {lighter.do.users} users")
+            if best is before:
+                break
     while best.workload.records // 2 >= MIN_RECORDS:
         smaller = dataclasses.replace(best.workload, records=best.workload.records // 2)
-        candidate = dataclasses.replace(best, workload=smaller)
-        if not keeps(candidate, f"halve the workload to {smaller.records} records"):
+        before = best
+        attempt(dataclasses.replace(best, workload=smaller), f"halve the workload to {smaller.records} records")
+        if best is before:
             break
-        best = candidate
     return best, original, trials
+
+
+def _with_step(scenario: Scenario, index: int, step: Step) -> Scenario:
+    return dataclasses.replace(scenario, steps=scenario.steps[:index] + (step,) + scenario.steps[index + 1:])
+
+
+def _drop_windows(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], None]) -> None:
+    """ddmin over the windowed steps: try dropping chunks of n/2, then n/4, ... then 1 of them.
+
+    Chunks are tried from the end, so dropping one leaves the positions still to try valid.
+    """
+    def windowed(scenario: Scenario) -> list[int]:
+        return [i for i, s in enumerate(scenario.steps) if has_window(s)]
+
+    size = max(1, len(windowed(current())) // 2)
+    while True:
+        pos = len(windowed(current())) - size
+        while pos >= 0:
+            scenario = current()
+            chunk = set(windowed(scenario)[pos:pos + size])
+            names = ", ".join(scenario.steps[i].describe() for i in sorted(chunk))
+            attempt(dataclasses.replace(scenario, steps=tuple(s for i, s in enumerate(scenario.steps)
+                                                              if i not in chunk)), f"drop {names}")
+            pos -= size
+        if size == 1:
+            break
+        size = max(1, size // 2)

@@ -145,6 +145,12 @@ class ExporterProcess:
     def running(self) -> bool:
         return self.executor is not None and self.executor.running()
 
+    def pid(self) -> int | None:
+        """The exporter's main process id while it runs (its workers are its children)."""
+        if self.executor is None or self.executor.process is None or not self.executor.running():
+            return None
+        return self.executor.process.pid
+
     def exit_code(self) -> int | None:
         if self.executor is None or self.executor.process is None:
             return None

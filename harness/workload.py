@@ -33,12 +33,24 @@ class Written:
 
 
 class SourceWriter:
-    def __init__(self, stack: Stack, table: str) -> None:
-        self.stack = stack
+    """Writes through a fresh connection per insert by default (a broken one never lingers);
+    ``keep_open`` reuses one until it breaks (Locust users writing hundreds of times a second)."""
+
+    def __init__(self, stack: Stack | None, table: str, *, dsn: str | None = None, keep_open: bool = False) -> None:
+        if stack is None and dsn is None:
+            raise ValueError("SourceWriter needs a stack or a dsn")
+        self.dsn = dsn or stack.postgres_dsn(proxied=False)  # type: ignore[union-attr]
         self.table = table
+        self.keep_open = keep_open
+        self._open: psycopg.Connection | None = None
 
     def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.stack.postgres_dsn(proxied=False), connect_timeout=10, autocommit=True)
+        return psycopg.connect(self.dsn, connect_timeout=10, autocommit=True)
+
+    def close(self) -> None:
+        if self._open is not None:
+            self._open.close()
+            self._open = None
 
     def create(self) -> None:
         with self._connect() as conn:
@@ -49,16 +61,22 @@ class SourceWriter:
         query = sql.SQL("INSERT INTO {} (key, payload) SELECT * FROM unnest(%s::text[], %s::bytea[]) "
                         "RETURNING id, key").format(sql.Identifier(self.table))
         try:
-            conn = self._connect()
+            conn = self._open if self._open is not None and not self._open.closed else self._connect()
         except psycopg.OperationalError:
             return [Written(None, k, p, "failed") for k, p in rows]  # never reached the database
         try:
-            with conn:
-                returned = conn.execute(query, ([k for k, _ in rows], [p for _, p in rows])).fetchall()
+            returned = conn.execute(query, ([k for k, _ in rows], [p for _, p in rows])).fetchall()
         except psycopg.OperationalError:
             # The connection broke mid-statement: the commit may or may not have happened.
+            conn.close()
+            self._open = None
             return [Written(None, k, p, "indeterminate") for k, p in rows]
         except psycopg.Error:
             return [Written(None, k, p, "failed") for k, p in rows]
+        finally:
+            if not self.keep_open:
+                conn.close()
+        if self.keep_open and not conn.closed:
+            self._open = conn
         ids = {key: int(record_id) for record_id, key in returned}  # keys are unique per workload
         return [Written(ids[k], k, p, "ok") for k, p in rows]

@@ -1,0 +1,69 @@
+"""Locust load against the running exporter: export-job submissions and status polls per second,
+and their p99, while the pipeline carries a continuous source workload.
+
+Two Locust runs in subprocesses at once: source writers (rows into Postgres, so the pipeline is
+busy) and API users (submit a small export job, poll it until it ends, again). Targets: at
+least 500 API requests/s with the p99 of job submissions under 250 ms on this machine.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from harness.backends.local import LocalBackend
+from harness.load import LoadRun
+from harness.scenario import Load
+from harness.target import ExporterProcess, RunContext, TargetDefinition
+from harness.waiting import wait_for
+from harness.workload import SourceWriter
+
+DURATION_S = 20
+API_USERS = 60
+TARGET_RPS = 500
+TARGET_P99_MS = 250
+
+
+def _row(rows: list[dict], name: str) -> dict:
+    found = [r for r in rows if r["name"] == name]
+    if not found:
+        raise AssertionError(f"locust reported no {name!r} requests: {[r['name'] for r in rows]}")
+    return found[0]
+
+
+def run() -> dict:
+    target = TargetDefinition.load()
+    with LocalBackend() as stack, tempfile.TemporaryDirectory() as tmp:
+        ctx = RunContext(stack, "benchload", Path(tmp) / "run")
+        writer = SourceWriter(stack, ctx.source_table)
+        writer.create()
+        writer.insert([(f"seed-{i}", b"x" * 200) for i in range(1000)])
+        exporter = ExporterProcess(target, ctx, extra_env={
+            "EXPORTER_QUOTA_JOBS_PER_HOUR": "100000000", "EXPORTER_LOG_LEVEL": "WARNING"})
+        try:
+            exporter.start()
+            wait_for(lambda: exporter.metric_total("delivered") >= 1000, timeout=60, interval=0.2,
+                     what="the pipeline to deliver the first rows")
+            common = {"dsn": stack.postgres_dsn(proxied=False), "table": ctx.source_table,
+                      "base_url": f"http://127.0.0.1:{ctx.http_port}", "exports_path": target.exports_path}
+            source = LoadRun(Load("source", users=2, wait_s=0.1, rows_per_write=20), DURATION_S,
+                             Path(tmp) / "source", key_prefix="bench-src", **common).start()
+            api = LoadRun(Load("api", users=API_USERS, spawn_rate=API_USERS, wait_s=0.05, rows_per_write=10),
+                          DURATION_S, Path(tmp) / "api", key_prefix="bench-api", **common).start()
+            api_summary, source_summary = api.finish(), source.finish()
+            delivered = exporter.metric_total("delivered")
+        finally:
+            exporter.close()
+    rows = api_summary["requests"]
+    total, submit, poll = _row(rows, "Aggregated"), _row(rows, "POST /exports"), _row(rows, "GET /exports/{id}")
+    writes = _row(source_summary["requests"], "insert rows")
+    return {
+        "duration_s": DURATION_S, "api_users": API_USERS,
+        "api_requests_per_s": total["rps"], "api_failures": total["failures"],
+        "submissions_per_s": submit["rps"], "submission_p50_ms": submit["p50_ms"],
+        "submission_p99_ms": submit["p99_ms"], "poll_per_s": poll["rps"], "poll_p99_ms": poll["p99_ms"],
+        "source_writes_per_s": writes["rps"], "records_delivered_meanwhile": delivered,
+        "target_requests_per_s": TARGET_RPS, "target_submission_p99_ms": TARGET_P99_MS,
+        "meets_targets": (total["rps"] or 0) >= TARGET_RPS and (submit["p99_ms"] or 1e9) < TARGET_P99_MS
+        and total["failures"] == 0,
+    }

@@ -1,0 +1,157 @@
+"""Locust load, always in a subprocess: importing locust monkey-patches the standard library
+(gevent), which must never happen inside the harness.
+
+``LoadRun`` starts ``python -m locust`` headless on one of the locustfiles in
+``harness/locustfiles`` (in its own process group, so the whole tree is stopped together),
+waits for it, reads its CSV statistics (requests/s, failures, p50/p95/p99 per request name) and
+the write journal the source-writer users keep, for the ledger. ``workers`` > 0 uses Locust's
+distributed mode on this machine (``--processes``: a master and that many workers).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.scenario import Load
+
+LOCUSTFILES = Path(__file__).parent / "locustfiles"
+LOCUSTFILE = {"source": LOCUSTFILES / "source_writers.py", "api": LOCUSTFILES / "api_users.py"}
+GRACE_S = 30.0  # beyond the planned window: Locust's own start-up and its stop timeout
+
+
+class LoadError(HarnessError):
+    """Locust could not run or produced no statistics; the message carries its log's tail."""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    record_id: int | None
+    digest: bytes
+    outcome: str
+
+
+class LoadRun:
+    def __init__(self, load: Load, duration_s: float, workdir: Path, *, dsn: str, table: str, base_url: str,
+                 exports_path: str = "/exports", key_prefix: str = "load", profile: str = "ascii", size: int = 200,
+                 seed: int = 1) -> None:
+        self.load = load
+        self.duration_s = duration_s
+        self.workdir = workdir
+        self.base_url = base_url
+        self.env = {"FAULTLINE_LOAD_DIR": str(workdir), "FAULTLINE_LOAD_DSN": dsn, "FAULTLINE_LOAD_TABLE": table,
+                    "FAULTLINE_LOAD_PREFIX": key_prefix, "FAULTLINE_LOAD_PROFILE": profile,
+                    "FAULTLINE_LOAD_SIZE": str(size), "FAULTLINE_LOAD_SEED": str(seed),
+                    "FAULTLINE_LOAD_ROWS": str(load.rows_per_write), "FAULTLINE_LOAD_WAIT_S": str(load.wait_s),
+                    "FAULTLINE_LOAD_EXPORTS_PATH": exports_path}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "locust.log"
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE[self.load.kind]), "--headless",
+                   "--users", str(self.load.users), "--spawn-rate", str(self.load.spawn_rate),
+                   "--run-time", f"{max(1, math.ceil(self.duration_s))}s", "--stop-timeout", "5",
+                   "--csv", str(self.workdir / "locust"), "--only-summary", "--host", self.base_url,
+                   "--loglevel", "WARNING"]
+        if self.load.workers:
+            command += ["--processes", str(self.load.workers)]
+        return command
+
+    def start(self) -> LoadRun:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            # Own process group: Locust's worker processes are stopped with it, never left behind.
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **self.env}, start_new_session=True,
+                                            cwd=str(self.workdir))
+        self.started = time.monotonic()
+        return self
+
+    def finish(self) -> dict[str, Any]:
+        """Wait for Locust to end its run (stopping it if it overruns), then summarise it."""
+        if self.process is None:
+            raise LoadError("load was never started")
+        deadline = self.started + self.duration_s + GRACE_S
+        try:
+            self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.stop()
+        code = self.process.returncode
+        stats = self.workdir / "locust_stats.csv"
+        if not stats.exists():
+            raise LoadError(f"locust ({self.load.kind} load) exited {code} without statistics; "
+                            f"its log {self.log_path} ends: {self._log_tail()}")
+        return {"kind": self.load.kind, "users": self.load.users, "workers": self.load.workers,
+                "exit_code": code, "requests": read_stats(stats)}
+
+    def stop(self) -> None:
+        """SIGTERM to the process group (Locust writes its statistics on it), then SIGKILL."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def journal(self) -> Iterator[JournalEntry]:
+        """Every write the source-writer users made, from every Locust process."""
+        for path in sorted(self.workdir.glob("journal-*.tsv")):
+            with path.open() as lines:
+                for n, line in enumerate(lines, 1):
+                    parts = line.rstrip("\n").split("\t")
+                    if len(parts) != 3:
+                        # A line cut short by a kill mid-write: its row's outcome is unknown, and
+                        # an unknown outcome must never be taken as "ok" or as "never written".
+                        raise LoadError(f"{path}:{n}: malformed journal line {line!r}")
+                    record_id, digest, outcome = parts
+                    yield JournalEntry(None if record_id == "-" else int(record_id), bytes.fromhex(digest), outcome)
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def _number(raw: str) -> float | None:
+    try:
+        return float(raw)
+    except ValueError:
+        return None  # "N/A" when a name had no requests
+
+
+def read_stats(path: Path) -> list[dict[str, Any]]:
+    """Locust's ``*_stats.csv``: one row per request name and an ``Aggregated`` row."""
+    rows = []
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows.append({
+                "name": row["Name"], "type": row["Type"], "requests": int(row["Request Count"]),
+                "failures": int(row["Failure Count"]), "rps": _number(row["Requests/s"]),
+                "p50_ms": _number(row["50%"]), "p95_ms": _number(row["95%"]), "p99_ms": _number(row["99%"]),
+                "max_ms": _number(row["Max Response Time"])})
+    return rows

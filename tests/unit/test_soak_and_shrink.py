@@ -1,0 +1,127 @@
+"""Soak schedules (seeded, deterministic, healed) and the shrinker's order, without servers:
+the shrinker is driven by a judge that fails exactly when a chosen fault is present."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from harness import incident
+from harness.runner import Check, ScenarioResult
+from harness.scenario import Checkpoint, LinkDown, Load, Scenario, Step, Toxic, is_fault
+from harness.shrink import close_gaps, shrink
+from harness.soak import CATALOGUE, SoakError, SoakPlan, parse_duration, schedule
+
+
+def test_same_seed_same_schedule_and_another_seed_another() -> None:
+    a = incident.dumps(schedule(SoakPlan(600, 7)))
+    assert a == incident.dumps(schedule(SoakPlan(600, 7)))
+    assert a != incident.dumps(schedule(SoakPlan(600, 8)))
+
+
+def test_schedule_alternates_faults_and_quiet_periods_and_closes_before_the_end() -> None:
+    plan = SoakPlan(600, 3)
+    scenario = schedule(plan)
+    faults = [s for s in scenario.steps if is_fault(s)]
+    assert len(faults) >= 20  # ten minutes of 4-10 s quiet periods and windows of a few seconds
+    kinds = {type(s.do).__name__ + getattr(s.do, "link", "") + getattr(s.do, "service", "") for s in faults}
+    assert len(kinds) >= 8  # drawn from across the catalogue
+    for before, after in zip(faults, faults[1:], strict=False):
+        assert before.at + before.duration < after.at  # one fault at a time, a quiet gap between
+    assert faults[-1].at + faults[-1].duration <= plan.duration_s
+    checkpoints = [s for s in scenario.steps if isinstance(s.do, Checkpoint)]
+    assert len(checkpoints) == len(faults)
+    assert scenario.expect.no_resource_leak and scenario.expect.no_loss
+
+
+def test_schedule_draws_only_the_faults_asked_for() -> None:
+    scenario = schedule(SoakPlan(300, 5, faults=("kafka_down",)))
+    assert {type(s.do) for s in scenario.steps if is_fault(s)} == {LinkDown}
+    assert {s.do.link for s in scenario.steps if is_fault(s)} == {"kafka"}
+
+
+def test_load_users_add_a_locust_step_for_the_whole_soak() -> None:
+    scenario = schedule(SoakPlan(120, 1, load_users=6, load_workers=2))
+    loads = [s for s in scenario.steps if isinstance(s.do, Load)]
+    assert len(loads) == 1 and loads[0].duration == 120 and loads[0].do.workers == 2
+
+
+@pytest.mark.parametrize("bad", [SoakPlan(5, 1), SoakPlan(60, 1, faults=("disk_on_fire",)), SoakPlan(60, 1, faults=()),
+                                 SoakPlan(60, 1, rate=0)])
+def test_bad_plans_are_refused_with_the_reason(bad: SoakPlan) -> None:
+    with pytest.raises(SoakError) as info:
+        schedule(bad)
+    assert str(info.value)
+    if bad.faults == ("disk_on_fire",):
+        assert "disk_on_fire" in str(info.value) and "kafka_down" in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("600", 600), ("90s", 90), ("10m", 600), ("1h30m", 5400),
+                                               ("2.5m", 150)])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "ten minutes", "10x", "m"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(SoakError, match="cannot read duration"):
+        parse_duration(text)
+
+
+def test_every_catalogue_entry_draws_a_valid_fault() -> None:
+    import random
+
+    for name, (draw, (low, high)) in CATALOGUE.items():
+        step = Step("during", draw(random.Random(1)), at=1.0, duration=high)
+        Scenario(name="x", description=name, steps=(step,)).validate()
+        assert 0 < low <= high
+
+
+# -- shrinking ----------------------------------------------------------------------------------
+def _judge(culprit: str, calls: list[Scenario]):  # noqa: ANN202
+    """Fails (no_loss) exactly when a fault on the culprit link is in the schedule."""
+    def run(scenario: Scenario) -> ScenarioResult:
+        calls.append(scenario)
+        result = ScenarioResult(scenario.name, scenario.description, None)
+        guilty = any(getattr(s.do, "link", None) == culprit for s in scenario.steps)
+        result.checks.append(Check("no_loss", not guilty, "judge"))
+        result.verdict = "fail" if guilty else "pass"
+        return result
+    return run
+
+
+def test_shrink_cuts_a_soak_to_the_one_fault_that_matters_and_closes_the_gaps() -> None:
+    soak = schedule(SoakPlan(300, 11))
+    culprit_steps = [s for s in soak.steps if is_fault(s) and getattr(s.do, "link", None) == "kafka"]
+    assert culprit_steps, "seed 11 must draw a kafka fault for this test"
+    calls: list[Scenario] = []
+    best, kept, trials = shrink(soak, _judge("kafka", calls))
+    faults = [s for s in best.steps if is_fault(s)]
+    assert kept == frozenset({"no_loss"})
+    assert len(faults) == 1 and faults[0].do.link == "kafka"
+    assert not [s for s in best.steps if isinstance(s.do, Checkpoint)]
+    assert faults[0].at == 1.0 and best.during_s < 20  # the quiet minutes are gone
+    assert trials == len(calls) and trials < 40
+    # Deterministic: the same input shrinks the same way, trial for trial.
+    again: list[Scenario] = []
+    assert shrink(soak, _judge("kafka", again))[0] == best and again == calls
+
+
+def test_shrink_refuses_a_schedule_that_does_not_fail() -> None:
+    from harness.errors import HarnessError
+
+    scenario = Scenario(name="calm", description="no faults")
+    with pytest.raises(HarnessError, match="does not fail"):
+        shrink(scenario, _judge("kafka", []))
+
+
+def test_close_gaps_keeps_order_and_the_write_rate() -> None:
+    steps = (Step("during", Toxic("redis", "latency", attributes={"latency": 100}), at=30, duration=4),
+             Step("during", LinkDown("kafka"), at=50, duration=6))
+    scenario = Scenario(name="gappy", description="d", steps=steps, during_s=100,
+                        workload=dataclasses.replace(Scenario(name="w", description="d").workload, records=10_000))
+    closed = close_gaps(scenario)
+    assert [(s.at, s.duration) for s in closed.steps] == [(1.0, 4), (6.0, 6)]
+    assert closed.during_s == 14.0
+    assert closed.workload.records == 1400  # 100 records/s kept
