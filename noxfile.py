@@ -1,4 +1,5 @@
-"""Sessions: `tests` and `mutants` (what CI runs), `gate` (the scenario gate), `lint`, `bench`.
+"""Sessions: `tests` and `mutants` (what CI runs), `gate` (the scenario gate), `lint`, `bench`,
+`determinism` and `soak` (long runs, not in every CI).
 
 Each session installs the project into its own virtualenv and provisions the servers with
 `faultline setup` (cached per user, so only the first run downloads anything).
@@ -48,7 +49,7 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Every benchmark in bench/ (figures land in reports/bench/)."""
     _install(session)
-    names = session.posargs or ["stack", "exporter", "reconcile"]
+    names = session.posargs or ["stack", "exporter", "reconcile", "load"]
     for name in names:
         session.run("faultline", "bench", name)
 
@@ -58,3 +59,13 @@ def determinism(session: nox.Session) -> None:
     """Twenty runs of the latency scenario must give twenty identical verdicts (not in every CI)."""
     _install(session)
     session.run("faultline", "run", "latency_all_links", "--repeat", session.posargs[0] if session.posargs else "20")
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The ten-minute soak with a fixed seed and Locust writers on top (not in every CI).
+
+    Any arguments replace the defaults: ``nox -s soak -- --duration 1h --seed 42``.
+    """
+    _install(session)
+    session.run("faultline", "soak", *(session.posargs or ["--duration", "10m", "--seed", "1", "--load-users", "4"]))

@@ -135,19 +135,20 @@ def up(backend: str, check: bool, start_timeout: float) -> None:
 
 
 def _print_result(result, prefix: str = "") -> None:  # noqa: ANN001
-    colour = {"pass": "green", "fail": "red", "error": "yellow"}[result.verdict]
+    colour = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "cyan"}[result.verdict]
     console.print(f"{prefix}[{colour}]{result.verdict.upper():5}[/] {result.name} ({result.duration_s:.1f}s)")
     for check in result.violations:
         console.print(f"      [red]✗ {check.name}[/]: {check.detail}")
     if result.error:
-        console.print(f"      [yellow]harness error[/]: {result.error}")
+        label = "skipped" if result.verdict == "skipped" else "harness error"
+        console.print(f"      [yellow]{label}[/]: {result.error}")
 
 
 def _results_table(results: list) -> Table:  # noqa: ANN001
     table = Table(title="Faultline verdicts")
     for column in ("scenario", "verdict", "lost", "corrupted", "dead-lettered", "duplicates", "recovery", "duration"):
         table.add_column(column)
-    colour = {"pass": "green", "fail": "red", "error": "yellow"}
+    colour = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "cyan"}
     for r in results:
         counts = r.ledger.get("counts", {})
         table.add_row(r.name, f"[{colour[r.verdict]}]{r.verdict}[/]", str(counts.get("lost", 0)),
@@ -178,15 +179,21 @@ def list_scenarios() -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
 @click.option("--repeat", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Run everything N times; any verdict that differs between runs fails the gate.")
-def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: str | None, repeat: int) -> None:
+@click.option("--load-workers", type=click.IntRange(0, 64), default=None,
+              help="Run every Locust load step in distributed mode with this many worker processes.")
+def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: str | None, repeat: int,
+        load_workers: int | None) -> None:
     """Run scenarios (all by default) on one stack; write reports/<run-id>/."""
     from pathlib import Path
 
     from harness.gate import run_gate
     from harness.registry import select
+    from harness.scenario import with_load_workers
     from harness.target import BUNDLED
 
     chosen = select(list(scenarios))
+    if load_workers is not None:
+        chosen = [with_load_workers(s, load_workers) for s in chosen]
     console.print(f"faultline: {len(chosen)} scenario(s) on the {backend} backend")
 
     def on_step(name: str, event: str, record) -> None:  # noqa: ANN001
@@ -268,12 +275,15 @@ def shrink(file: str, out_file: str | None, backend: str, target_path: str | Non
               help="Run the Locust load in distributed mode with this many worker processes.")
 @click.option("--window-scale", type=float, default=1.0, show_default=True,
               help="Scale every fault window (2.0: twice as long).")
+@click.option("--exporter-env", multiple=True, metavar="KEY=VALUE",
+              help="Extra environment for the exporter under soak (repeatable), kept in the incident file.")
 @click.option("--plan-only", is_flag=True, help="Print the schedule as an incident file and stop.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
 def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: int, load_workers: int,
-         window_scale: float, plan_only: bool, backend: str, target_path: str | None, out: str | None) -> None:
+         window_scale: float, exporter_env: tuple[str, ...], plan_only: bool, backend: str, target_path: str | None,
+         out: str | None) -> None:
     """Continuous workload under a seeded random fault schedule, with checkpoints and a resource monitor.
 
     Ctrl-C once: the schedule stops, faults are healed, the run is reconciled and reported
@@ -287,9 +297,13 @@ def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: in
     from harness.soak import CATALOGUE, SoakPlan, parse_duration, schedule
     from harness.target import BUNDLED
 
+    bad = [item for item in exporter_env if "=" not in item or not item.split("=", 1)[0]]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r}: write KEY=VALUE", param_hint="--exporter-env")
     plan = SoakPlan(parse_duration(duration), seed, tuple(f.strip() for f in faults.split(",")) if faults
                     else tuple(CATALOGUE), rate=rate, load_users=load_users, load_workers=load_workers,
-                    window_scale=window_scale)
+                    window_scale=window_scale,
+                    exporter_env=tuple(tuple(item.split("=", 1)) for item in exporter_env))  # type: ignore[misc]
     scenario = schedule(plan)
     if plan_only:
         click.echo(incident.dumps(scenario, f"faultline soak --duration {duration} --seed {seed}"))

@@ -38,6 +38,8 @@ class GateRun:
 def exit_code_of(results: list[ScenarioResult]) -> int:
     if any(r.verdict == "error" for r in results):
         return EXIT_HARNESS
+    if results and all(r.verdict == "skipped" for r in results):
+        return EXIT_HARNESS  # nothing could run here: that is not a pass
     return EXIT_VIOLATION if any(r.verdict == "fail" for r in results) else EXIT_OK
 
 

@@ -118,6 +118,8 @@ def assert_scenario_passed(result: ScenarioResult) -> None:
     """Fail with every violated invariant (or the harness error) spelled out."""
     if result.verdict == "error":
         pytest.fail(f"scenario {result.name}: harness error: {result.error}", pytrace=False)
+    if result.verdict == "skipped":
+        pytest.skip(f"scenario {result.name}: {result.error}")
     if result.verdict != "pass":
         lines = "\n".join(f"  {c.name}: {c.detail}" for c in result.violations)
         pytest.fail(f"scenario {result.name} violated:\n{lines}", pytrace=False)

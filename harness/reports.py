@@ -46,6 +46,9 @@ def write_junit(path: Path, results: list[ScenarioResult]) -> None:
         if result.verdict == "error":
             case = ET.SubElement(suite, "testcase", classname=f"faultline.{result.name}", name="harness")
             ET.SubElement(case, "error", message=result.error or "harness error").text = result.error
+        if result.verdict == "skipped":
+            case = ET.SubElement(suite, "testcase", classname=f"faultline.{result.name}", name="backend")
+            ET.SubElement(case, "skipped", message=result.error or "skipped")
         for check in result.checks:
             case = ET.SubElement(suite, "testcase", classname=f"faultline.{result.name}", name=check.name)
             if not check.ok:
@@ -56,7 +59,7 @@ def write_junit(path: Path, results: list[ScenarioResult]) -> None:
 
 
 def summary_markdown(run: dict[str, Any], results: list[ScenarioResult]) -> str:
-    icon = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error"}
+    icon = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error", "skipped": "⏭️ skipped"}
     lines = [f"# Faultline run {run['run_id']}: {run['verdict']}", "",
              f"Target `{run['target']}`, backend `{run['backend']}`, {len(results)} scenario(s), "
              f"{run['duration_s']:.1f}s.", "", "| scenario | verdict | lost | corrupted | dead-lettered | duplicates | "
@@ -84,7 +87,8 @@ def summary_markdown(run: dict[str, Any], results: list[ScenarioResult]) -> str:
         lines += ["", "## First violations", ""]
         for r in failing:
             if r.error:
-                lines.append(f"- **{r.name}**: harness error: {r.error}")
+                label = "skipped" if r.verdict == "skipped" else "harness error"
+                lines.append(f"- **{r.name}**: {label}: {r.error}")
             for check in r.violations[:5]:
                 lines.append(f"- **{r.name}** `{check.name}`: {check.detail}")
     return "\n".join(lines) + "\n"

@@ -83,7 +83,7 @@ class ScenarioResult:
     name: str
     description: str
     incident: str | None
-    verdict: str = "error"  # pass | fail | error
+    verdict: str = "error"  # pass | fail | error | skipped (the backend cannot perform a step)
     checks: list[Check] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
     ledger: dict[str, Any] = field(default_factory=dict)
@@ -146,6 +146,12 @@ class ScenarioRunner:
         self.t0 = time.monotonic()
         self.wall_start = time.time()
         tap: BufferTap | None = None
+        reasons = [r for s in self.scenario.steps if (r := self.stack.backend.unsupported(s.do))]
+        if reasons:
+            # Not a pass and not a failure: the run could not happen here, and the report says why.
+            self.result.verdict = "skipped"
+            self.result.error = reasons[0]
+            return self.result
         try:
             self.stack.reset()
             self.ctx.workdir.mkdir(parents=True, exist_ok=True)

@@ -299,3 +299,12 @@ def is_fault(step: Step) -> bool:
 def has_window(step: Step) -> bool:
     """Faults and loads are applied, then removed; actions happen at an instant."""
     return not isinstance(step.do, ACTIONS)
+
+
+def with_load_workers(scenario: Scenario, workers: int) -> Scenario:
+    """Every Locust step of the scenario in distributed mode with ``workers`` worker processes."""
+    import dataclasses
+
+    steps = tuple(dataclasses.replace(s, do=dataclasses.replace(s.do, workers=workers)) if isinstance(s.do, Load)
+                  else s for s in scenario.steps)
+    return dataclasses.replace(scenario, steps=steps)

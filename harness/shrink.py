@@ -4,12 +4,13 @@ In a fixed order (hypothesis-style, so the same input always shrinks the same wa
 change only when the run still fails with the same class of violation (at least one invariant
 the original broke):
 
-1. drop every instant action at once (checkpoints and the like), then
-2. close the gaps: every window moved as early as it can go, the timeline cut after the last
-   (a soak's quiet periods make each later trial shorter), then
+1. drop every instant action at once (checkpoints and the like) and close the gaps: every
+   window moved as early as it can go, the timeline cut after the last (a soak's quiet
+   periods make each later trial shorter); failing that, each of the two alone, then
 3. drop fault and load steps, in halves, then quarters, ... then one at a time (ddmin), then
    close the gaps again, then
-4. halve each window, then lower each load (halve its users), then halve the workload.
+4. halve each window, then lower each load (halve its users), then cut the workload to its
+   minimum or, failing that, halve it.
 """
 
 from __future__ import annotations
@@ -74,9 +75,11 @@ def shrink(scenario: Scenario, run: Callable[[Scenario], ScenarioResult],
             best = candidate
 
     instants = [s for s in best.steps if not has_window(s)]
-    if instants:
-        attempt(dataclasses.replace(best, steps=tuple(s for s in best.steps if has_window(s))),
-                f"drop all {len(instants)} instant action(s)")
+    bare = dataclasses.replace(best, steps=tuple(s for s in best.steps if has_window(s)))
+    # Both at once first: one full-length trial fewer when (as in a soak) both are harmless.
+    attempt(close_gaps(bare), f"drop all {len(instants)} instant action(s) and close the gaps")
+    if instants and best is scenario:
+        attempt(bare, f"drop all {len(instants)} instant action(s)")
     attempt(close_gaps(best), "close the gaps between windows")
     _drop_windows(lambda: best, attempt)
     attempt(close_gaps(best), "close the gaps again")
@@ -98,7 +101,11 @@ def shrink(scenario: Scenario, run: Callable[[Scenario], ScenarioResult],
             attempt(_with_step(best, index, lighter), f"lower the load to {lighter.do.users} users")
             if best is before:
                 break
-    while best.workload.records // 2 >= MIN_RECORDS:
+    if best.workload.records > MIN_RECORDS:
+        # The smallest workload first (one trial when the load does not matter), then halving.
+        attempt(dataclasses.replace(best, workload=dataclasses.replace(best.workload, records=MIN_RECORDS)),
+                f"cut the workload to {MIN_RECORDS} records")
+    while best.workload.records // 2 >= MIN_RECORDS and best.workload.records > MIN_RECORDS:
         smaller = dataclasses.replace(best.workload, records=best.workload.records // 2)
         before = best
         attempt(dataclasses.replace(best, workload=smaller), f"halve the workload to {smaller.records} records")

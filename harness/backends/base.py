@@ -82,6 +82,10 @@ class Backend(ABC):
     def wipe_service_data(self, service: str) -> None:
         """Delete a stopped server's data (a Redis without persistence losing its memory)."""
 
+    def unsupported(self, step_do: object) -> str | None:
+        """Why this backend cannot perform a step (the scenario is then skipped), or None."""
+        return None
+
     @abstractmethod
     def ensure_running(self) -> None:
         """Bring every service back to running and unfrozen (between tests)."""

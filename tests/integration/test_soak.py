@@ -25,10 +25,12 @@ from harness.waiting import wait_for
 
 pytestmark = pytest.mark.faultline
 
-# Seed 7 over 60 s draws a redis latency window, a 12.5 s Kafka link down (longer than the
-# exporter's 10 s delivery timeout: sends fail) and an exporter freeze.
-DEFECT_SOAK = ["--duration", "60", "--seed", "7", "--rate", "50", "--window-scale", "1.6",
-               "--faults", "kafka_down,redis_latency,postgres_latency,exporter_freeze"]
+# Seed 44 over 40 s draws an exporter freeze, a Postgres latency window and a 6.4 s Kafka link
+# down, longer than the 1.5 s delivery timeout the exporter is given: sends fail during it.
+DEFECT_SOAK = ["--duration", "40", "--seed", "44", "--rate", "40",
+               "--faults", "kafka_down,redis_latency,postgres_latency,exporter_freeze",
+               "--exporter-env", "EXPORTER_KAFKA_MESSAGE_TIMEOUT_MS=1500"]
+INCIDENT = "soak_seed44_40s.toml"
 
 
 def faultline(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -53,10 +55,11 @@ def test_soak_with_a_seeded_defect_fails_and_writes_an_incident_file(defect_soak
     proc, out = defect_soak
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "no_loss" in violations(out)
-    written = out / "incidents" / "soak_seed7_60s.toml"
+    written = out / "incidents" / INCIDENT
     assert written.exists(), proc.stderr[-2000:]
     scenario = incident.load(written)
     assert scenario.exporter_env.get("FAULTLINE_EXPORTER_DEFECT") == "ack_before_send"
+    assert scenario.exporter_env.get("EXPORTER_KAFKA_MESSAGE_TIMEOUT_MS") == "1500"
     assert sum(1 for s in scenario.steps if is_fault(s)) == 3
     # Checkpoints saw the loss mid-run, not only at the end.
     report = json.loads((out / "report.json").read_text())["scenarios"][0]
@@ -66,7 +69,7 @@ def test_soak_with_a_seeded_defect_fails_and_writes_an_incident_file(defect_soak
 @pytest.mark.timeout(300)
 def test_reproduce_fails_the_same_way(defect_soak, tmp_path: Path) -> None:  # noqa: ANN001
     _proc, out = defect_soak
-    proc = faultline("reproduce", str(out / "incidents" / "soak_seed7_60s.toml"), "--out", str(tmp_path))
+    proc = faultline("reproduce", str(out / "incidents" / INCIDENT), "--out", str(tmp_path))
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "no_loss" in violations(tmp_path)
 
@@ -75,14 +78,14 @@ def test_reproduce_fails_the_same_way(defect_soak, tmp_path: Path) -> None:  # n
 def test_shrink_cuts_it_to_at_most_three_fault_steps_that_still_fail(defect_soak, tmp_path: Path) -> None:  # noqa: ANN001
     _proc, out = defect_soak
     minimal = tmp_path / "minimal.toml"
-    proc = faultline("shrink", str(out / "incidents" / "soak_seed7_60s.toml"), "--out", str(minimal), timeout=880)
+    proc = faultline("shrink", str(out / "incidents" / INCIDENT), "--out", str(minimal), timeout=880)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "trial" in proc.stderr  # progress printed as it goes
     scenario = incident.load(minimal)
     faults = [s for s in scenario.steps if is_fault(s)]
     assert 1 <= len(faults) <= 3
     assert any(getattr(s.do, "link", None) == "kafka" for s in faults)
-    assert scenario.during_s < 60
+    assert scenario.during_s < 40
     # The minimal file still fails when replayed.
     replay = faultline("reproduce", str(minimal), "--out", str(tmp_path / "replay"))
     assert replay.returncode == 1, replay.stderr[-3000:]

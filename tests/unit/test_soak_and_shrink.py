@@ -125,3 +125,35 @@ def test_close_gaps_keeps_order_and_the_write_rate() -> None:
     assert [(s.at, s.duration) for s in closed.steps] == [(1.0, 4), (6.0, 6)]
     assert closed.during_s == 14.0
     assert closed.workload.records == 1400  # 100 records/s kept
+
+
+def test_load_workers_override_reaches_every_load_step_and_nothing_else() -> None:
+    from harness.scenario import with_load_workers
+
+    scenario = schedule(SoakPlan(60, 2, load_users=3))
+    changed = with_load_workers(scenario, 4)
+    assert [s.do.workers for s in changed.steps if isinstance(s.do, Load)] == [4]
+    assert [s for s in changed.steps if not isinstance(s.do, Load)] == \
+        [s for s in scenario.steps if not isinstance(s.do, Load)]
+
+
+def test_a_soak_schedule_round_trips_through_an_incident_file(tmp_path) -> None:  # noqa: ANN001
+    scenario = schedule(SoakPlan(120, 9, load_users=2, exporter_env=(("EXPORTER_BATCH_SIZE", "500"),)))
+    path = incident.write(scenario, tmp_path / "soak.toml")
+    assert incident.load(path) == scenario
+    text = path.read_text()
+    assert 'action = "load"' in text and 'action = "checkpoint"' in text
+
+
+def test_a_load_step_without_a_window_or_with_a_bad_kind_is_refused(tmp_path) -> None:  # noqa: ANN001
+    from harness.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match="needs a duration"):
+        Scenario(name="x", description="d", steps=(Step("during", Load("source")),)).validate()
+    with pytest.raises(ScenarioError, match="kind in"):
+        Scenario(name="x", description="d", steps=(Step("during", Load("sql"), duration=2),)).validate()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[incident]\nname = "x"\ndescription = "d"\n[expect]\nno_loss = true\n'
+                   '[[steps]]\nat = 1.0\naction = "load"\nkind = "source"\nusers = 0\nduration = 5\n')
+    with pytest.raises(incident.IncidentError, match="users >= 1"):
+        incident.load(bad)
