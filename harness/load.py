@@ -10,14 +10,17 @@ distributed mode on this machine (``--processes``: a master and that many worker
 
 from __future__ import annotations
 
+import atexit
 import csv
 import math
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,19 @@ from harness.scenario import Load
 LOCUSTFILES = Path(__file__).parent / "locustfiles"
 LOCUSTFILE = {"source": LOCUSTFILES / "source_writers.py", "api": LOCUSTFILES / "api_users.py"}
 GRACE_S = 30.0  # beyond the planned window: Locust's own start-up and its stop timeout
+
+
+_running: weakref.WeakSet[LoadRun] = weakref.WeakSet()
+_running_lock = threading.Lock()
+
+
+@atexit.register
+def stop_running_loads() -> None:
+    """Last line of defence (a second Ctrl-C, an exception in teardown): no Locust outlives us."""
+    with _running_lock:
+        loads = list(_running)
+    for load in loads:
+        load.stop()
 
 
 class LoadError(HarnessError):
@@ -56,6 +72,7 @@ class LoadRun:
                     "FAULTLINE_LOAD_EXPORTS_PATH": exports_path}
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0.0
+        self.resolved = 0  # writes whose outcome was read back from the source table
 
     @property
     def pid(self) -> int | None:
@@ -83,6 +100,8 @@ class LoadRun:
                                             env={**os.environ, **self.env}, start_new_session=True,
                                             cwd=str(self.workdir))
         self.started = time.monotonic()
+        with _running_lock:
+            _running.add(self)
         return self
 
     def finish(self) -> dict[str, Any]:
@@ -94,6 +113,11 @@ class LoadRun:
             self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.stop()
+        finally:
+            if self.process.poll() is None:
+                self.stop()  # interrupted while waiting: never leave it running
+        with _running_lock:
+            _running.discard(self)
         code = self.process.returncode
         stats = self.workdir / "locust_stats.csv"
         if not stats.exists():
@@ -117,18 +141,46 @@ class LoadRun:
             except subprocess.TimeoutExpired:
                 continue
 
-    def journal(self) -> Iterator[JournalEntry]:
-        """Every write the source-writer users made, from every Locust process."""
+    def journal(self, resolve: Callable[[list[str]], dict[str, int]]) -> list[JournalEntry]:
+        """Every write the source-writer users made, from every Locust process.
+
+        ``resolve(keys)`` looks keys up in the source table: a write with an intent and no
+        certain result (stopped mid-insert, a broken connection) is in the ledger as what the
+        source says it is (committed with its id, or failed), never guessed.
+        """
+        intents: dict[str, bytes] = {}
+        results: dict[str, tuple[int | None, str]] = {}
         for path in sorted(self.workdir.glob("journal-*.tsv")):
-            with path.open() as lines:
-                for n, line in enumerate(lines, 1):
-                    parts = line.rstrip("\n").split("\t")
-                    if len(parts) != 3:
-                        # A line cut short by a kill mid-write: its row's outcome is unknown, and
-                        # an unknown outcome must never be taken as "ok" or as "never written".
-                        raise LoadError(f"{path}:{n}: malformed journal line {line!r}")
-                    record_id, digest, outcome = parts
-                    yield JournalEntry(None if record_id == "-" else int(record_id), bytes.fromhex(digest), outcome)
+            text = path.read_text()
+            lines = text.split("\n")
+            cut = lines.pop()  # "" when the file ends with a newline; else a line cut short by a kill
+            for n, line in enumerate(lines, 1):
+                parts = line.split("\t")
+                if parts[0] == "I" and len(parts) == 3:
+                    intents[parts[1]] = bytes.fromhex(parts[2])
+                elif parts[0] == "R" and len(parts) == 4:
+                    results[parts[1]] = (None if parts[2] == "-" else int(parts[2]), parts[3])
+                else:
+                    raise LoadError(f"{path}:{n}: malformed journal line {line!r}")
+            parts = cut.split("\t")
+            if cut and parts[0] == "R" and len(parts) >= 2:
+                results.pop(parts[1], None)  # its result was being written: unknown, resolved below
+            elif cut and parts[0] != "I":
+                raise LoadError(f"{path}:{len(lines) + 1}: malformed journal line {cut!r}")
+            # A cut intent line: that row's insert had not started.
+        unknown = [key for key in intents if key not in results or results[key][1] == "indeterminate"]
+        found = resolve(unknown) if unknown else {}
+        entries = []
+        for key, digest in intents.items():
+            if key in found:
+                entries.append(JournalEntry(found[key], digest, "ok"))
+            elif key in results and results[key][1] != "indeterminate":
+                record_id, outcome = results[key]
+                entries.append(JournalEntry(record_id, digest, outcome))
+            else:
+                entries.append(JournalEntry(None, digest, "failed"))  # not in the source: never committed
+        self.resolved = len(unknown)
+        return entries
 
     def _log_tail(self, lines: int = 15) -> str:
         try:

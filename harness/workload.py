@@ -52,6 +52,15 @@ class SourceWriter:
             self._open.close()
             self._open = None
 
+    def resolve(self, keys: list[str]) -> dict[str, int]:
+        """Which of these keys are in the source table, with their ids: the source is the truth
+        for a write whose outcome was unknown (its connection broke, its writer was killed)."""
+        if not keys:
+            return {}
+        query = sql.SQL("SELECT key, id FROM {} WHERE key = ANY(%s)").format(sql.Identifier(self.table))
+        with self._connect() as conn:
+            return {key: int(record_id) for key, record_id in conn.execute(query, (keys,)).fetchall()}
+
     def create(self) -> None:
         with self._connect() as conn:
             conn.execute(sql.SQL(SOURCE_DDL).format(table=sql.Identifier(self.table)))

@@ -2,8 +2,10 @@
 
 A custom client (psycopg through ``harness.workload.SourceWriter``) reports every write through
 Locust's request event, so Locust's statistics count it; and every row goes into a per-process
-journal (record id, content hash, outcome) that the harness adds to the ledger, so the loss
-check covers load traffic too.
+journal that the harness adds to the ledger, so the loss check covers load traffic too: an
+intent line (key, content hash) before the insert, a result line (key, id, outcome) after.
+A row with an intent and no certain result (the user was stopped mid-insert, the connection
+broke) is resolved afterwards against the source table itself.
 """
 
 from __future__ import annotations
@@ -54,12 +56,13 @@ class SourceWriterUser(User):
                           start=start)
         prefix = f"{ENV['FAULTLINE_LOAD_PREFIX']}-{os.getpid()}-{self.number}"
         rows = [(f"{prefix}-{start + i}", body) for i, body in enumerate(bodies)]
+        journal = _journal()
+        journal.write("".join(f"I\t{key}\t{content_hash(body).hex()}\n" for key, body in rows))
         t0 = time.perf_counter()
         written = self.writer.insert(rows)
         elapsed_ms = (time.perf_counter() - t0) * 1000
-        _journal().write("".join(
-            f"{w.record_id if w.record_id is not None else '-'}\t{content_hash(w.payload).hex()}\t{w.outcome}\n"
-            for w in written))
+        journal.write("".join(f"R\t{w.key}\t{w.record_id if w.record_id is not None else '-'}\t{w.outcome}\n"
+                              for w in written))
         outcome = written[0].outcome if written else "ok"
         self.environment.events.request.fire(
             request_type="SQL", name="insert rows", response_time=elapsed_ms, response_length=len(written),

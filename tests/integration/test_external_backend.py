@@ -99,5 +99,6 @@ def test_gate_on_the_external_backend_runs_what_it_can_and_skips_the_rest(extern
                            "--backend", "external", "--out", str(tmp_path / "out")], capture_output=True, text=True,
                           timeout=170, env={**os.environ, "FAULTLINE_EXTERNAL": str(external_config)}, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    verdicts = {s["name"]: s["verdict"] for s in json.loads((tmp_path / "out" / "report.json").read_text())["scenarios"]}
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    verdicts = {s["name"]: s["verdict"] for s in report["scenarios"]}
     assert verdicts == {"baseline": "pass", "redis_restart_kept": "skipped"}

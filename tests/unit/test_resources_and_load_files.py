@@ -68,17 +68,32 @@ def _run(tmp_path: Path) -> LoadRun:
 
 
 def test_journals_of_every_locust_process_are_read(tmp_path: Path) -> None:
-    (tmp_path / "journal-10.tsv").write_text(f"5\t{'ab' * 8}\tok\n-\t{'cd' * 8}\tfailed\n")
-    (tmp_path / "journal-11.tsv").write_text(f"6\t{'ef' * 8}\tindeterminate\n")
-    entries = list(_run(tmp_path).journal())
-    assert [(e.record_id, e.outcome) for e in entries] == [(5, "ok"), (None, "failed"), (6, "indeterminate")]
+    (tmp_path / "journal-10.tsv").write_text(f"I\ta\t{'ab' * 8}\nI\tb\t{'cd' * 8}\nR\ta\t5\tok\nR\tb\t-\tfailed\n")
+    (tmp_path / "journal-11.tsv").write_text(f"I\tc\t{'ef' * 8}\nR\tc\t-\tindeterminate\n")
+    asked: list[list[str]] = []
+
+    def resolve(keys: list[str]) -> dict[str, int]:
+        asked.append(keys)
+        return {"c": 6}  # the source says the indeterminate write did commit, as id 6
+
+    entries = _run(tmp_path).journal(resolve)
+    assert [(e.record_id, e.outcome) for e in entries] == [(5, "ok"), (None, "failed"), (6, "ok")]
     assert entries[0].digest == bytes.fromhex("ab" * 8)
+    assert asked == [["c"]]  # only the unknown outcome is looked up
 
 
-def test_a_journal_line_cut_short_is_an_error_not_a_guess(tmp_path: Path) -> None:
-    (tmp_path / "journal-10.tsv").write_text(f"5\t{'ab' * 8}\tok\n7\tab")
+def test_a_writer_stopped_mid_insert_is_resolved_against_the_source(tmp_path: Path) -> None:
+    # Intent written, insert under way, killed before the result line (or in the middle of it).
+    (tmp_path / "journal-10.tsv").write_text(f"I\ta\t{'ab' * 8}\nI\tb\t{'cd' * 8}\nI\tc\t{'ee' * 8}\nR\tb\t8")
+    entries = _run(tmp_path).journal(lambda keys: {"a": 7} if sorted(keys) == ["a", "b", "c"] else {})
+    assert sorted((e.record_id, e.outcome) for e in entries if e.outcome == "ok") == [(7, "ok")]
+    assert sorted(e.outcome for e in entries) == ["failed", "failed", "ok"]  # b and c never committed
+
+
+def test_a_garbled_journal_line_is_an_error_not_a_guess(tmp_path: Path) -> None:
+    (tmp_path / "journal-10.tsv").write_text(f"I\ta\t{'ab' * 8}\nbogus line\nR\ta\t5\tok\n")
     with pytest.raises(LoadError, match="journal-10.tsv:2"):
-        list(_run(tmp_path).journal())
+        _run(tmp_path).journal(lambda keys: {})
 
 
 def test_distributed_mode_asks_locust_for_worker_processes(tmp_path: Path) -> None:
