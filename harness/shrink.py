@@ -9,7 +9,8 @@ the original broke):
    periods make each later trial shorter); failing that, each of the two alone, then
 3. drop fault and load steps, in halves, then quarters, ... then one at a time (ddmin), then
    close the gaps again, then
-4. halve each window, then lower each load (halve its users), then cut the workload to its
+4. merge two windows of the same fault into one that spans both, then
+5. halve each window, then lower each load (halve its users), then cut the workload to its
    minimum or, failing that, halve it.
 """
 
@@ -82,6 +83,7 @@ def shrink(scenario: Scenario, run: Callable[[Scenario], ScenarioResult],
         attempt(bare, f"drop all {len(instants)} instant action(s)")
     attempt(close_gaps(best), "close the gaps between windows")
     _drop_windows(lambda: best, attempt)
+    _merge_windows(lambda: best, attempt)
     attempt(close_gaps(best), "close the gaps again")
     for index in range(len(best.steps)):
         while True:
@@ -139,3 +141,27 @@ def _drop_windows(current: Callable[[], Scenario], attempt: Callable[[Scenario, 
         if size == 1:
             break
         size = max(1, size // 2)
+
+
+def _merge_windows(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], None]) -> None:
+    """Two windows of the same fault become one spanning both: one step fewer, when the failure
+    needs the fault's time rather than its two separate onsets."""
+    merged = True
+    while merged:
+        merged = False
+        scenario = current()
+        steps = scenario.steps
+        for i, first in enumerate(steps):
+            later = [j for j in range(i + 1, len(steps)) if has_window(steps[j]) and steps[j].do == first.do
+                     and first.duration is not None and steps[j].duration is not None and steps[j].at >= first.at]
+            if not has_window(first) or not later:
+                continue
+            second = steps[later[0]]
+            span = round(second.at + second.duration - first.at, 3)  # type: ignore[operator]
+            joined = dataclasses.replace(first, duration=span)
+            candidate = dataclasses.replace(scenario, steps=tuple(
+                joined if k == i else s for k, s in enumerate(steps) if k != later[0]))
+            attempt(candidate, f"merge the two windows of {first.describe()} into one of {span}s")
+            if current() is not scenario:
+                merged = True
+                break

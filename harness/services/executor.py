@@ -49,7 +49,7 @@ class ServiceExecutor(Executor):
                  ready: Callable[[], bool], log_path: Path, timeout: float = 60.0,
                  stop_signal: int = signal.SIGTERM, cwd: str | None = None,
                  envvars: dict[str, str] | None = None,
-                 popen_kwargs: dict[str, Any] | None = None) -> None:
+                 popen_kwargs: dict[str, Any] | None = None, expected_returncode: int | None = None) -> None:
         self.name = name
         self.host = host
         self.port = port
@@ -57,9 +57,11 @@ class ServiceExecutor(Executor):
         self._ready = ready
         self.last_check_error: BaseException | None = None
         self._log: IO[str] | None = None
+        # expected_returncode: what a clean stop by stop_signal exits with (a JVM answers SIGTERM
+        # with 143); anything else on stop is still an error.
         super().__init__(command, cwd=cwd, timeout=timeout, sleep=0.05, stop_signal=stop_signal,
-                         envvars=envvars, stdin=subprocess.DEVNULL, stdout=None, stderr=None,
-                         popen_kwargs=popen_kwargs)
+                         expected_returncode=expected_returncode, envvars=envvars, stdin=subprocess.DEVNULL,
+                         stdout=None, stderr=None, popen_kwargs=popen_kwargs)
 
     def pre_start_check(self) -> bool:
         if port_in_use(self.host, self.port):

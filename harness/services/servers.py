@@ -210,7 +210,8 @@ class KafkaServer(Server):
                    "-Djava.awt.headless=true", *self._jvm_classpath(), "kafka.Kafka", str(self.properties_path)]
         return ServiceExecutor(self.name, command, host=HOST, port=self.port, log_path=self.log_path,
                                timeout=self.start_timeout,
-                               ready=partial(probes.kafka_ready, f"{HOST}:{self.direct_port}"))
+                               ready=partial(probes.kafka_ready, f"{HOST}:{self.direct_port}"),
+                               expected_returncode=143)  # the JVM's exit code for SIGTERM: a clean stop
 
 
 @dataclass

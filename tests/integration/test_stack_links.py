@@ -11,6 +11,7 @@ import redis
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from harness.services import probes
 from harness.stack import LINKS, Stack
 from harness.toxiproxy import TOXIC_ATTRIBUTES
 
@@ -240,3 +241,15 @@ def test_freeze_makes_a_service_unresponsive_until_thawed(fresh_stack: Stack) ->
         fresh_stack.thaw("redis")
     rc2 = redis_client(fresh_stack, timeout=2)
     assert rc2.ping() is True
+
+
+@pytest.mark.parametrize("service", ["kafka", "postgres", "redis"])
+def test_graceful_restart_of_every_server_is_clean(fresh_stack: Stack, service: str) -> None:
+    # A clean stop is not an error: the JVM answers SIGTERM with exit code 143, Postgres with 0.
+    fresh_stack.restart(service)
+    pg, rd = fresh_stack.postgres.proxied, fresh_stack.redis.proxied
+    ready = {"kafka": lambda: probes.kafka_ready(fresh_stack.kafka_bootstrap(proxied=True)),
+             "postgres": lambda: probes.postgres_ready(pg.host, pg.port, fresh_stack.postgres_user,
+                                                       fresh_stack.postgres_password, fresh_stack.postgres_database),
+             "redis": lambda: probes.redis_ready(rd.host, rd.port, fresh_stack.redis_password)}
+    assert ready[service]()

@@ -157,3 +157,19 @@ def test_a_load_step_without_a_window_or_with_a_bad_kind_is_refused(tmp_path) ->
                    '[[steps]]\nat = 1.0\naction = "load"\nkind = "source"\nusers = 0\nduration = 5\n')
     with pytest.raises(incident.IncidentError, match="users >= 1"):
         incident.load(bad)
+
+
+def test_shrink_merges_two_windows_of_one_fault_when_both_are_needed() -> None:
+    def run(scenario: Scenario) -> ScenarioResult:
+        downs = [s for s in scenario.steps if isinstance(s.do, LinkDown)]
+        guilty = len(downs) >= 2 or any(s.duration >= 10 for s in downs)  # needs the outage time
+        result = ScenarioResult(scenario.name, scenario.description, None)
+        result.checks.append(Check("no_loss", not guilty, "judge"))
+        result.verdict = "fail" if guilty else "pass"
+        return result
+
+    steps = (Step("during", LinkDown("kafka"), at=2, duration=6), Step("during", LinkDown("kafka"), at=12, duration=6),
+             Step("during", Toxic("redis", "latency", attributes={"latency": 50}), at=20, duration=3))
+    best, _kept, _trials = shrink(Scenario(name="twice", description="d", steps=steps, during_s=30), run)
+    # The gaps were closed first (windows at 1 s and 8 s), so the merged window spans 13 s.
+    assert [(type(s.do).__name__, s.duration) for s in best.steps] == [("LinkDown", 13.0)]
