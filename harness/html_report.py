@@ -24,7 +24,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#
 h1{font-size:22px}h2{font-size:18px;margin-top:36px;border-top:1px solid #ddd;padding-top:16px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;
 text-align:left;vertical-align:top}th{background:#f3f4f6}.pass{color:#15803d;font-weight:600}
-.fail{color:#b91c1c;font-weight:600}.error{color:#b45309;font-weight:600}.chart{display:block;margin:4px 0}
+.fail{color:#b91c1c;font-weight:600}.error{color:#b45309;font-weight:600}.skipped{color:#0e7490;font-weight:600}
+.chart{display:block;margin:4px 0}
 pre{background:#f9fafb;border:1px solid #e5e7eb;padding:8px;font-size:12px;white-space:pre-wrap;
 word-break:break-all}.ids{font-family:ui-monospace,monospace;font-size:12px}
 """
@@ -95,7 +96,8 @@ def _scenario_section(sc: dict[str, Any]) -> str:
            f'<p>{escape(sc["description"])}' + (f' (incident: <b>{escape(sc["incident"])}</b>)' if sc.get("incident")
                                                 else "") + "</p>"]
     if sc.get("error"):
-        out.append(f"<pre>harness error: {escape(sc['error'])}</pre>")
+        label = "skipped" if sc["verdict"] == "skipped" else "harness error"
+        out.append(f"<pre>{label}: {escape(sc['error'])}</pre>")
     for key, title, colour in CHARTS:
         out.append(svg_chart(series.get(key, []), windows, title, colour, duration))
     out.append("<h3>Checks</h3><table><tr><th>invariant</th><th>held</th><th>detail</th></tr>")

@@ -94,6 +94,9 @@ class LoadRun:
 
     def start(self) -> LoadRun:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # A report directory used before holds an earlier run's journals: never mix them in.
+        for stale in [*self.workdir.glob("journal-*.tsv"), *self.workdir.glob("locust_*.csv")]:
+            stale.unlink()
         with self.log_path.open("ab") as log:
             # Own process group: Locust's worker processes are stopped with it, never left behind.
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,

@@ -103,3 +103,15 @@ def test_distributed_mode_asks_locust_for_worker_processes(tmp_path: Path) -> No
     assert command[command.index("--users") + 1] == "50"
     assert command[command.index("--run-time") + 1] == "20s"
     assert "--processes" not in _run(tmp_path).command()
+
+
+def test_a_new_run_in_an_old_directory_starts_without_its_journals(tmp_path: Path) -> None:
+    (tmp_path / "journal-1.tsv").write_text("301\tdeadbeef\tok\n")  # an earlier run's, older format
+    (tmp_path / "locust_stats.csv").write_text("stale")
+    run = LoadRun(Load("source"), 1, tmp_path, dsn="postgresql://127.0.0.1:1/x", table="t",
+                  base_url="http://127.0.0.1:1")
+    try:
+        run.start()
+        assert not (tmp_path / "journal-1.tsv").exists() and not (tmp_path / "locust_stats.csv").exists()
+    finally:
+        run.stop()
