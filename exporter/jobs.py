@@ -103,11 +103,15 @@ class JobManager:
         # Bounded: a burst of submissions queues jobs instead of starting a thread and two
         # connections each (hundreds per second would starve the pipeline of CPU).
         self._workers = ThreadPoolExecutor(max_workers=JOB_WORKERS, thread_name_prefix="export-job")
-        # Pooled connections, each checked before use: a connection a fault broke is replaced,
-        # never handed out. Opened lazily: the API answers even while Postgres is down.
-        self.pool = ConnectionPool(config.postgres_dsn, min_size=0, max_size=JOB_WORKERS + 4, open=False,
-                                   timeout=config.postgres_timeout_s, check=ConnectionPool.check_connection,
-                                   kwargs={"connect_timeout": max(1, int(config.postgres_timeout_s))},
+        # Pooled connections: one a fault broke fails its request (503, the client retries) and
+        # the pool discards it when it comes back in a bad state. Opened lazily: the API answers
+        # even while Postgres is down.
+        # Autocommit: a count is one round trip, not BEGIN, query and COMMIT (the export's server-side
+        # cursor opens its own transaction).
+        self.pool = ConnectionPool(config.postgres_dsn, min_size=0, max_size=JOB_WORKERS + 8, open=False,
+                                   timeout=config.postgres_timeout_s,
+                                   kwargs={"connect_timeout": max(1, int(config.postgres_timeout_s)),
+                                           "autocommit": True},
                                    name="export-jobs")
         self._pool_opened = False
         self.buffer = Buffer(config)  # thread-safe (redis-py pools its connections)
@@ -192,7 +196,7 @@ class JobManager:
         where, params = _where(spec)
         query = (sql.SQL("SELECT id, key, payload FROM {} WHERE ").format(sql.Identifier(self.config.source_table))
                  + where + sql.SQL(" ORDER BY id"))
-        with self._connection() as conn:
+        with self._connection() as conn, conn.transaction():
             with conn.cursor(name="export_job") as cur:  # server-side: constant memory
                 cur.itersize = 2000
                 cur.execute(query, params)

@@ -11,7 +11,10 @@ the original broke):
    close the gaps again, then
 4. merge two windows of the same fault into one that spans both, then
 5. halve each window, then lower each load (halve its users), then cut the workload to its
-   minimum or, failing that, halve it.
+   minimum or, failing that, halve it (in smaller chunks, so writes still meet the faults).
+
+Reductions that move timing (shorter windows, fewer records) are kept only if they fail twice:
+near a threshold a run can fail by luck, and the minimal file must replay.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable
 
 from harness.errors import HarnessError
 from harness.runner import ScenarioResult
-from harness.scenario import Load, Scenario, Step, has_window
+from harness.scenario import Load, Scenario, Step, Workload, has_window
 
 MIN_RECORDS = 50
 MIN_WINDOW_S = 0.5
@@ -46,7 +49,7 @@ def close_gaps(scenario: Scenario) -> Scenario:
     during = round(max(t - GAP_S, LEAD_S) + TAIL_S, 3)
     # Keep the write rate: the same records over a shorter timeline would be a heavier load.
     ratio = min(1.0, during / scenario.during_s) if scenario.during_s else 1.0
-    workload = dataclasses.replace(scenario.workload, records=max(MIN_RECORDS, int(scenario.workload.records * ratio)))
+    workload = _fewer(scenario.workload, max(MIN_RECORDS, int(scenario.workload.records * ratio)))
     return dataclasses.replace(scenario, steps=tuple(steps), during_s=min(during, scenario.during_s),
                                workload=workload)
 
@@ -108,15 +111,22 @@ def shrink(scenario: Scenario, run: Callable[[Scenario], ScenarioResult],
                 break
     if best.workload.records > MIN_RECORDS:
         # The smallest workload first (one trial when the load does not matter), then halving.
-        attempt(dataclasses.replace(best, workload=dataclasses.replace(best.workload, records=MIN_RECORDS)),
-                f"cut the workload to {MIN_RECORDS} records")
+        attempt(dataclasses.replace(best, workload=_fewer(best.workload, MIN_RECORDS)),
+                f"cut the workload to {MIN_RECORDS} records", confirm=True)
     while best.workload.records // 2 >= MIN_RECORDS and best.workload.records > MIN_RECORDS:
-        smaller = dataclasses.replace(best.workload, records=best.workload.records // 2)
+        smaller = _fewer(best.workload, best.workload.records // 2)
         before = best
-        attempt(dataclasses.replace(best, workload=smaller), f"halve the workload to {smaller.records} records")
+        attempt(dataclasses.replace(best, workload=smaller), f"halve the workload to {smaller.records} records",
+                confirm=True)
         if best is before:
             break
     return best, original, trials
+
+
+def _fewer(workload: Workload, records: int) -> Workload:
+    """Fewer records, in smaller chunks: writes still spread over the timeline (and so still land
+    inside the fault windows) instead of arriving in one chunk before the first fault."""
+    return dataclasses.replace(workload, records=records, chunk=max(1, min(workload.chunk, records // 10)))
 
 
 def _with_step(scenario: Scenario, index: int, step: Step) -> Scenario:
