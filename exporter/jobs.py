@@ -18,9 +18,8 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from dataclasses import asdict, dataclass, field
-
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 
 import psycopg
 from confluent_kafka import Producer
