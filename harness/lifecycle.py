@@ -7,9 +7,15 @@ SIGTERM (and SIGHUP, a closed terminal) are made to do the same.
 
 from __future__ import annotations
 
+import atexit
 import signal
 import threading
+import weakref
+from collections.abc import Callable, Iterable
 from types import FrameType
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class TerminatedBySignal(KeyboardInterrupt):
@@ -30,3 +36,33 @@ def unwind_on_termination() -> None:
         return
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise)
+
+
+class StopAtExit(Generic[T]):
+    """What is still running when the interpreter exits (a second Ctrl-C, a crash in teardown,
+    SIGTERM above) is stopped then: the last line of defence against leaked processes.
+
+    Weak references: an object stopped and dropped the normal way is forgotten on its own.
+    """
+
+    def __init__(self, stop: Callable[[T], None]) -> None:
+        self._stop = stop
+        self._items: weakref.WeakSet[T] = weakref.WeakSet()  # type: ignore[type-var]
+        self._lock = threading.Lock()
+        atexit.register(self.stop_all)
+
+    def add(self, item: T) -> None:
+        with self._lock:
+            self._items.add(item)
+
+    def discard(self, item: T) -> None:
+        with self._lock:
+            self._items.discard(item)
+
+    def live(self) -> Iterable[T]:
+        with self._lock:
+            return list(self._items)
+
+    def stop_all(self) -> None:
+        for item in self.live():
+            self._stop(item)

@@ -10,22 +10,20 @@ distributed mode on this machine (``--processes``: a master and that many worker
 
 from __future__ import annotations
 
-import atexit
 import csv
 import math
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.lifecycle import StopAtExit
 from harness.scenario import Load
 
 LOCUSTFILES = Path(__file__).parent / "locustfiles"
@@ -33,21 +31,11 @@ LOCUSTFILE = {"source": LOCUSTFILES / "source_writers.py", "api": LOCUSTFILES / 
 GRACE_S = 30.0  # beyond the planned window: Locust's own start-up and its stop timeout
 
 
-_running: weakref.WeakSet[LoadRun] = weakref.WeakSet()
-_running_lock = threading.Lock()
-
-
-@atexit.register
-def stop_running_loads() -> None:
-    """Last line of defence (a second Ctrl-C, an exception in teardown): no Locust outlives us."""
-    with _running_lock:
-        loads = list(_running)
-    for load in loads:
-        load.stop()
-
-
 class LoadError(HarnessError):
     """Locust could not run or produced no statistics; the message carries its log's tail."""
+
+
+_running: StopAtExit[LoadRun] = StopAtExit(lambda load: load.stop())  # no Locust outlives the harness
 
 
 @dataclass(frozen=True)
@@ -103,8 +91,7 @@ class LoadRun:
                                             env={**os.environ, **self.env}, start_new_session=True,
                                             cwd=str(self.workdir))
         self.started = time.monotonic()
-        with _running_lock:
-            _running.add(self)
+        _running.add(self)
         return self
 
     def finish(self) -> dict[str, Any]:
@@ -119,8 +106,7 @@ class LoadRun:
         finally:
             if self.process.poll() is None:
                 self.stop()  # interrupted while waiting: never leave it running
-        with _running_lock:
-            _running.discard(self)
+        _running.discard(self)
         code = self.process.returncode
         stats = self.workdir / "locust_stats.csv"
         if not stats.exists():

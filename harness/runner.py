@@ -31,7 +31,7 @@ from harness.ledger import Ledger, content_hash
 from harness.load import LoadRun
 from harness.profiles import payloads
 from harness.reconcile import DEAD_LETTERED_WITHOUT_REASON, DELIVERED_CORRUPTED, LOST, reconcile
-from harness.resources import ResourceMonitor
+from harness.resources import MIN_SAMPLES, ResourceMonitor
 from harness.scenario import (
     Checkpoint,
     DiskFull,
@@ -143,12 +143,12 @@ class ScenarioRunner:
         self._loads: dict[int, LoadRun] = {}
         self._unknown: list[Any] = []  # writes whose commit outcome was unknown when made
         self._resolved = 0
+        self._resolve_error: str | None = None
 
     # -- public ----------------------------------------------------------------------------------
     def run(self) -> ScenarioResult:
         self.t0 = time.monotonic()
         self.wall_start = time.time()
-        tap: BufferTap | None = None
         reasons = [r for s in self.scenario.steps if (r := self.stack.backend.unsupported(s.do))]
         if reasons:
             # Not a pass and not a failure: the run could not happen here, and the report says why.
@@ -162,10 +162,9 @@ class ScenarioRunner:
             self.exporter = ExporterProcess(self.target, self.ctx,
                                             extra_env={**self.scenario.exporter_env, **self.extra_env})
             self._mount_small_disks()
-            tap = BufferTap(self.stack, self.exporter.sink("buffer_stream"), self.exporter.sink("buffer_group"),
-                            ids_field=self.exporter.target.sinks.get("buffer_ids_field", "id"),
-                            ids_separator=self.exporter.target.sinks.get("buffer_ids_separator", ",")).start()
-            self.tap = tap
+            self.tap = BufferTap(self.stack, self.exporter.sink("buffer_stream"), self.exporter.sink("buffer_group"),
+                                 ids_field=self.exporter.target.sinks.get("buffer_ids_field", "id"),
+                                 ids_separator=self.exporter.target.sinks.get("buffer_ids_separator", ",")).start()
             self.exporter.start()
             self.sampler = Sampler(self.stack, self.exporter.sink("buffer_stream"), self._counters, self.t0).start()
             if self.scenario.expect.no_resource_leak:
@@ -175,7 +174,7 @@ class ScenarioRunner:
             self._during()
             healed_at = self._heal()
             self._phase("after")
-            self._judge(tap, healed_at)
+            self._judge(self.tap, healed_at)
             self.result.verdict = "pass" if not self.result.violations else "fail"
         except HarnessError as exc:
             self.result.verdict = "error"
@@ -184,7 +183,7 @@ class ScenarioRunner:
             self.result.verdict = "error"
             self.result.error = f"harness bug: {exc.__class__.__name__}: {exc}\n{traceback.format_exc()}"
         finally:
-            self._cleanup(tap)
+            self._cleanup()
             self.result.duration_s = round(time.monotonic() - self.t0, 3)
         return self.result
 
@@ -283,10 +282,6 @@ class ScenarioRunner:
             done += n
 
     # -- faults and actions ------------------------------------------------------------------------
-    @staticmethod
-    def _is_fault(step: Step) -> bool:
-        return has_window(step)  # applied now, removed when its window ends
-
     def _apply(self, step: Step) -> None:
         record = StepRecord(step.phase, step.describe(), applied_at=self._now())
         self.result.steps.append(record)
@@ -341,7 +336,7 @@ class ScenarioRunner:
             self._loads[id(step)] = load
             load.start()
             record.evidence = f"locust running, pid {load.pid}"
-        if self._is_fault(step):
+        if has_window(step):  # applied now, removed when its window ends
             self._active.append((step, record))
         else:
             record.removed_at = record.applied_at
@@ -477,30 +472,27 @@ class ScenarioRunner:
         """Mid-run reconciliation of everything written so far (later writes are left out)."""
         exporter = self._exporter()
         assert self.tap is not None
-        span = self.ledger.span
-        written = self.ledger.copy()
-        ok_ids = written.ids("ok")
+        # The timeline is paused while this runs, so the ledger holds exactly what was written so far.
+        ok_ids = self.ledger.ids("ok")
         state: dict[str, Any] = {}
 
         def settled() -> bool:
-            sink = self._sink_records(exporter)
-            letters = read_dead_letters(self.stack, exporter.sink("dead_letter_stream"))
-            state["sink"], state["letters"] = sink, letters
-            ids = {r.record_id for r in sink} | {int(x.record_id) for x in letters if x.record_id.isdigit()}
+            state["sink"], state["letters"], ids = self._settled(exporter)
             return ok_ids <= ids
 
         t0 = time.monotonic()
         try:
             wait_for(settled, timeout=do.within_s, interval=0.5, what="checkpoint: records written so far to settle")
+            in_time = True
         except WaitTimeout:
-            pass  # not settled yet: what is still missing is reported below, the end judges loss
+            in_time = False  # what is still missing is reported below; the end judges loss
         evidence = self.tap.evidence()
         job_stage = exporter.sink("export_dead_letter_stage")
-        outcome = reconcile(written, state.get("sink", []),
-                            [x for x in state.get("letters", []) if x.stage != job_stage], evidence)
+        outcome = reconcile(self.ledger, state["sink"], [x for x in state["letters"] if x.stage != job_stage],
+                            evidence)
         missing = outcome.classes.get(LOST, [])
         in_flight = [i for i in missing if i in evidence.present or i in evidence.pending]  # still in the buffer
-        point = {"at": self._now(), "written": len(ok_ids), "ledger_span": span,
+        point = {"at": self._now(), "written": len(ok_ids), "settled_in_time": in_time,
                  "settle_s": round(time.monotonic() - t0, 3),
                  "missing": len(missing), "missing_ids": sorted(missing)[:20],
                  "missing_hops": sorted({outcome.lost_hops[i] for i in missing}),
@@ -614,9 +606,10 @@ class ScenarioRunner:
         if not self._unknown:
             return
         try:
-            found = self.writer.resolve([w.key for w in self._unknown])
-        except psycopg.Error:
+            found: dict[str, int] | None = self.writer.resolve([w.key for w in self._unknown])
+        except psycopg.Error as exc:
             found = None
+            self._resolve_error = f"{exc.__class__.__name__}: {exc}"  # reported with the ledger
         for written in self._unknown:
             digest = content_hash(written.payload)
             if found is None:
@@ -633,15 +626,12 @@ class ScenarioRunner:
         exporter = self._exporter()
         expect = self.scenario.expect
         ok_ids = self.ledger.ids("ok")
-        dlq = exporter.sink("dead_letter_stream")
         seen: dict[str, Any] = {"sink": [], "letters": []}
         quiet = {"since": time.monotonic(), "count": -1}
 
         def accounted() -> bool:
-            sink = self._sink_records(exporter)
-            letters = read_dead_letters(self.stack, dlq)
+            sink, letters, ids = self._settled(exporter)
             seen["sink"], seen["letters"] = sink, letters
-            ids = {r.record_id for r in sink} | {int(x.record_id) for x in letters if x.record_id.isdigit()}
             if ok_ids <= ids:
                 return True
             count = len(sink) + len(letters)
@@ -674,6 +664,7 @@ class ScenarioRunner:
         summary["writes"] = self.ledger.outcome_counts()
         summary["tap_error"] = repr(tap.error) if tap.error else None
         summary["resolved_from_source"] = self._resolved
+        summary["resolve_error"] = self._resolve_error
         self.result.ledger = summary
         if expect.no_loss:
             lost = outcome.classes.get(LOST, [])
@@ -723,13 +714,20 @@ class ScenarioRunner:
             "trends": [asdict(t) for t in report.trends]}
         if not report.trends:
             # Not a pass by default: nothing is claimed, and the report says why.
-            self.result.resources["not_judged"] = (f"no exporter lifetime had {10} samples after warm-up "
+            self.result.resources["not_judged"] = (f"no exporter lifetime had {MIN_SAMPLES} samples after warm-up "
                                                    f"({len(report.samples)} samples in all)")
             return
         leaks = report.leaks
         self.result.checks.append(Check(
             "no_resource_leak", not leaks,
             "; ".join(t.describe() for t in (leaks or report.trends))))
+
+    def _settled(self, exporter: ExporterProcess) -> tuple[list[SinkRecord], list[DeadLetterRecord], set[int]]:
+        """Everything in the sinks and the dead-letter stream now, and the record ids it covers."""
+        sink = self._sink_records(exporter)
+        letters = read_dead_letters(self.stack, exporter.sink("dead_letter_stream"))
+        ids = {r.record_id for r in sink} | {int(x.record_id) for x in letters if x.record_id.isdigit()}
+        return sink, letters, ids
 
     def _sink_records(self, exporter: ExporterProcess) -> list[SinkRecord]:
         if self.scenario.sink == "file":
@@ -801,7 +799,7 @@ class ScenarioRunner:
             raise HarnessError(f"scenario {self.scenario.name}: exporter not started")
         return self.exporter
 
-    def _cleanup(self, tap: BufferTap | None) -> None:
+    def _cleanup(self) -> None:
         problems = []
         if self.sampler is not None:
             self.sampler.stop()
@@ -813,8 +811,8 @@ class ScenarioRunner:
             except (HarnessError, OSError) as exc:
                 problems.append(f"removing {step.describe()}: {exc}")
         self._unmount_all()
-        if tap is not None:
-            tap.close()
+        if self.tap is not None:
+            self.tap.close()
         if self.exporter is not None:
             self.result.log_excerpt = self.result.log_excerpt or _log_excerpt(self.exporter)
             self.exporter.close()

@@ -9,7 +9,7 @@ the harness never reads which defect is on, it only judges behaviour.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.errors import HarnessError
@@ -115,7 +115,7 @@ LOAD_KINDS = ("source", "api")
 class Load:
     """Locust load for the step's window, run as a subprocess. ``kind`` "source": users write
     rows of ``rows_per_write`` into the source table (every write goes into the ledger with its
-    outcome); "api": users submit small export jobs and poll them. ``workers`` > 1 runs Locust's
+    outcome); "api": users submit small export jobs and poll them. ``workers`` > 0 runs Locust's
     distributed mode (a master and that many worker processes)."""
 
     kind: str = "source"
@@ -303,8 +303,6 @@ def has_window(step: Step) -> bool:
 
 def with_load_workers(scenario: Scenario, workers: int) -> Scenario:
     """Every Locust step of the scenario in distributed mode with ``workers`` worker processes."""
-    import dataclasses
-
-    steps = tuple(dataclasses.replace(s, do=dataclasses.replace(s.do, workers=workers)) if isinstance(s.do, Load)
-                  else s for s in scenario.steps)
-    return dataclasses.replace(scenario, steps=steps)
+    steps = tuple(replace(s, do=replace(s.do, workers=workers)) if isinstance(s.do, Load) else s
+                  for s in scenario.steps)
+    return replace(scenario, steps=steps)

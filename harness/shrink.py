@@ -73,12 +73,15 @@ def shrink(scenario: Scenario, run: Callable[[Scenario], ScenarioResult],
         log(f"trial {trials}: {what}: {'still fails ' + str(sorted(got)) if kept else 'no longer fails the same way'}")
         return kept
 
-    def attempt(candidate: Scenario, what: str, confirm: bool = False) -> None:
+    def attempt(candidate: Scenario, what: str, confirm: bool = False) -> bool:
+        """Keep ``candidate`` if it still fails the same way; True when it was kept."""
         nonlocal best
         # confirm: a shorter window can fail by luck near a timing threshold (a window just over a
         # delivery timeout); it is kept only if it fails twice, so the minimal file replays.
         if candidate != best and keeps(candidate, what) and (not confirm or keeps(candidate, f"{what} (again)")):
             best = candidate
+            return True
+        return False
 
     instants = [s for s in best.steps if not has_window(s)]
     bare = dataclasses.replace(best, steps=tuple(s for s in best.steps if has_window(s)))
@@ -96,18 +99,14 @@ def shrink(scenario: Scenario, run: Callable[[Scenario], ScenarioResult],
             if step.duration is None or step.duration / 2 < MIN_WINDOW_S:
                 break
             shorter = dataclasses.replace(step, duration=round(step.duration / 2, 3))
-            before = best
-            attempt(_with_step(best, index, shorter), f"halve the window of {step.describe()} to {shorter.duration}s",
-                    confirm=True)
-            if best is before:
+            if not attempt(_with_step(best, index, shorter),
+                           f"halve the window of {step.describe()} to {shorter.duration}s", confirm=True):
                 break
     for index in range(len(best.steps)):
         while isinstance(best.steps[index].do, Load) and best.steps[index].do.users > 1:
             step = best.steps[index]
             lighter = dataclasses.replace(step, do=dataclasses.replace(step.do, users=step.do.users // 2))
-            before = best
-            attempt(_with_step(best, index, lighter), f"lower the load to {lighter.do.users} users")
-            if best is before:
+            if not attempt(_with_step(best, index, lighter), f"lower the load to {lighter.do.users} users"):
                 break
     if best.workload.records > MIN_RECORDS:
         # The smallest workload first (one trial when the load does not matter), then halving.
@@ -115,10 +114,8 @@ def shrink(scenario: Scenario, run: Callable[[Scenario], ScenarioResult],
                 f"cut the workload to {MIN_RECORDS} records", confirm=True)
     while best.workload.records // 2 >= MIN_RECORDS and best.workload.records > MIN_RECORDS:
         smaller = _fewer(best.workload, best.workload.records // 2)
-        before = best
-        attempt(dataclasses.replace(best, workload=smaller), f"halve the workload to {smaller.records} records",
-                confirm=True)
-        if best is before:
+        if not attempt(dataclasses.replace(best, workload=smaller), f"halve the workload to {smaller.records} records",
+                       confirm=True):
             break
     return best, original, trials
 
@@ -133,7 +130,7 @@ def _with_step(scenario: Scenario, index: int, step: Step) -> Scenario:
     return dataclasses.replace(scenario, steps=scenario.steps[:index] + (step,) + scenario.steps[index + 1:])
 
 
-def _drop_windows(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], None]) -> None:
+def _drop_windows(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], bool]) -> None:
     """ddmin over the windowed steps: try dropping chunks of n/2, then n/4, ... then 1 of them.
 
     Chunks are tried from the end, so dropping one leaves the positions still to try valid.
@@ -156,7 +153,7 @@ def _drop_windows(current: Callable[[], Scenario], attempt: Callable[[Scenario, 
         size = max(1, size // 2)
 
 
-def _merge_windows(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], None]) -> None:
+def _merge_windows(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], bool]) -> None:
     """Two windows of the same fault become one spanning both: one step fewer, when the failure
     needs the fault's time rather than its two separate onsets."""
     merged = True
@@ -174,7 +171,6 @@ def _merge_windows(current: Callable[[], Scenario], attempt: Callable[[Scenario,
             joined = dataclasses.replace(first, duration=span)
             candidate = dataclasses.replace(scenario, steps=tuple(
                 joined if k == i else s for k, s in enumerate(steps) if k != later[0]))
-            attempt(candidate, f"merge the two windows of {first.describe()} into one of {span}s")
-            if current() is not scenario:
+            if attempt(candidate, f"merge the two windows of {first.describe()} into one of {span}s"):
                 merged = True
                 break

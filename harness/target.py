@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from harness.errors import HarnessError
 from harness.paths import project_root
 from harness.services.executor import ServiceExecutor, free_port
 from harness.stack import Stack
+from harness.tomlfile import read_toml
 
 DEFECT_ENV = "FAULTLINE_EXPORTER_DEFECT"
 BUNDLED = project_root() / "targets" / "bundled-exporter.toml"
@@ -55,12 +55,7 @@ class TargetDefinition:
 
     @classmethod
     def load(cls, path: Path = BUNDLED) -> TargetDefinition:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError as exc:
-            raise TargetError(f"target definition {path} does not exist") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise TargetError(f"target definition {path}: {exc}") from exc
+        data = read_toml(path, "target definition", TargetError)
         missing = [k for k in ("name", "command", "env", "sinks", "metrics") if k not in data]
         if missing:
             raise TargetError(f"target definition {path}: missing {', '.join(missing)}")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import atexit
-import threading
-import weakref
 from abc import ABC, abstractmethod
 from types import TracebackType
 
+from harness.lifecycle import StopAtExit
 from harness.stack import Stack
 
-_live: weakref.WeakSet[Backend] = weakref.WeakSet()
-_live_lock = threading.Lock()
+_live: StopAtExit[Backend] = StopAtExit(lambda backend: backend.stop())
 
 
 class Backend(ABC):
@@ -29,8 +26,7 @@ class Backend(ABC):
         return self._stack
 
     def start(self) -> Stack:
-        with _live_lock:
-            _live.add(self)
+        _live.add(self)
         try:
             self._stack = self._start()
         except BaseException:
@@ -43,8 +39,7 @@ class Backend(ABC):
             self._stop()
         finally:
             self._stack = None
-            with _live_lock:
-                _live.discard(self)
+            _live.discard(self)
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -90,11 +85,3 @@ class Backend(ABC):
     def ensure_running(self) -> None:
         """Bring every service back to running and unfrozen (between tests)."""
 
-
-@atexit.register
-def stop_live_backends() -> None:
-    """Last line of defence: an interpreter exit (also after SIGTERM, see lifecycle) stops them."""
-    with _live_lock:
-        backends = list(_live)
-    for backend in backends:
-        backend.stop()

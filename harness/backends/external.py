@@ -24,17 +24,18 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from harness.backends.base import Backend
 from harness.errors import HarnessError
+from harness.scenario import LinkDown, RestartService, Toxic
 from harness.services import probes
 from harness.services.executor import ServiceExecutor, free_port
 from harness.services.servers import HOST, ToxiproxyServer, remove_tree
 from harness.stack import LINKS, Endpoint, Link, Stack
+from harness.tomlfile import read_toml
 from harness.toxiproxy import ToxiproxyClient
 
 CONFIG_ENV = "FAULTLINE_EXTERNAL"
@@ -61,12 +62,7 @@ class ExternalConfig:
         if not path:
             raise ExternalBackendError(f"the external backend needs {CONFIG_ENV} set to a TOML file with "
                                        "postgres_dsn, redis_url and kafka_bootstrap (see harness/backends/external.py)")
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError as exc:
-            raise ExternalBackendError(f"{CONFIG_ENV}={path}: no such file") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ExternalBackendError(f"{path}: bad TOML syntax: {exc}") from exc
+        data = read_toml(path, f"external backend settings ({CONFIG_ENV})", ExternalBackendError)
         missing = [k for k in ("postgres_dsn", "redis_url", "kafka_bootstrap") if not data.get(k)]
         unknown = set(data) - {"postgres_dsn", "redis_url", "kafka_bootstrap", "kafka_proxy_port"}
         if missing or unknown:
@@ -199,8 +195,6 @@ class ExternalBackend(Backend):
 
     def unsupported(self, step_do: object) -> str | None:
         """Why this backend cannot perform a step, or None if it can."""
-        from harness.scenario import LinkDown, RestartService, Toxic
-
         if isinstance(step_do, RestartService):
             return str(self._not_ours("restart", step_do.service))
         if isinstance(step_do, (Toxic, LinkDown)) and step_do.link in self.bypassed:
