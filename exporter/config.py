@@ -39,6 +39,9 @@ class Config:
     kafka_message_timeout_ms: int = 10_000
     redis_timeout_s: float = 2.0
     postgres_timeout_s: float = 5.0
+    # How long the reader waits for a transaction older than rows already committed (it may hold
+    # lower ids) before it reads past it: past this, such a transaction's rows would be skipped.
+    source_settle_timeout_s: float = 60.0
     retry_max_backoff_s: float = 2.0
     metadata_poll_interval_s: float = 2.0
     pause_grace_s: float = 5.0
@@ -81,6 +84,8 @@ class Config:
             raise ConfigError(f"sink_encoding {self.sink_encoding!r} is not an encoding Python knows") from exc
         if not 1 <= self.pack_size <= 10_000:
             raise ConfigError(f"pack_size must be within 1..10000, not {self.pack_size} ({ENV_PREFIX}PACK_SIZE)")
+        if not 0 < self.source_settle_timeout_s <= 86_400:
+            raise ConfigError(f"source_settle_timeout_s must be within (0, 86400], not {self.source_settle_timeout_s}")
         if not 0 < self.disk_usage_threshold <= 1:
             raise ConfigError(f"disk_usage_threshold must be within (0, 1], not {self.disk_usage_threshold}")
         return self

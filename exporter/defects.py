@@ -22,6 +22,8 @@ KNOWN = {
     "pause_check_after_work": "pause checks its grace deadline only after a buffer query that can fail forever",
     "checkpoint_before_buffer": "the source checkpoint moves before the buffer acknowledged the append",
     "ignore_enospc": "file write errors are swallowed and the batch counts as written",
+    "read_past_open_transactions": "the reader pages by id alone: rows a slower transaction commits later with "
+                                   "lower ids are skipped",
 }
 
 

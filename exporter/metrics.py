@@ -24,6 +24,12 @@ records_dead_lettered = Counter("exporter_records_dead_lettered_total", "Records
 send_failures = Counter("exporter_send_failures_total", "Failed sends to a sink (each attempt)", ["sink"],
                         registry=REGISTRY)
 retries = Counter("exporter_retries_total", "Retried operations", ["stage"], registry=REGISTRY)
+source_settle_wait = Counter("exporter_source_settle_wait_seconds_total",
+                             "Time the reader waited for older open transactions before reading past later commits",
+                             registry=REGISTRY)
+source_settle_timeouts = Counter("exporter_source_settle_timeouts_total",
+                                 "Times the reader gave up waiting for an open transaction and read past it",
+                                 registry=REGISTRY)
 background_failures = Counter("exporter_background_failures_total", "Skipped passes of background tasks",
                               ["task"], registry=REGISTRY)
 buffer_length = Gauge("exporter_buffer_length", "Stream entries (packs of records) waiting in the buffer",

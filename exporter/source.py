@@ -1,5 +1,14 @@
 """The Postgres source: keyset pagination over a monotonic key, in chunks, in constant memory.
 
+Ids are taken from a sequence when a row is inserted, but rows become visible when their
+transaction commits, and commits do not come in id order: a transaction that took ids 10-14
+can commit after one that took 15-20 was already read. Paging with ``id > checkpoint`` would
+then step over 10-14 for good (silent loss under concurrent writers). So every page carries
+the snapshot's horizon (``pg_snapshot_xmin``: the oldest transaction still in progress) and
+each row's inserting transaction (``xmin``): a row is *settled* only when its transaction is
+older than every transaction still running, because only then can no lower id still appear.
+The reader moves its checkpoint through settled rows only (see ``settled_prefix``).
+
 Source table contract: ``id BIGINT`` (monotonic, unique), ``key TEXT``, ``payload BYTEA``
 (UTF-8 text by contract; rows that are not valid UTF-8 are malformed and dead-lettered).
 
@@ -30,6 +39,34 @@ class Row(NamedTuple):
     id: int
     key: str
     payload: bytes
+    xmin: int = 0  # the inserting transaction's 32-bit id (0: not read)
+
+
+class Page(NamedTuple):
+    """Rows after a checkpoint, with the horizon of the snapshot that read them."""
+
+    rows: list[Row]
+    horizon: int  # 32-bit id of the oldest transaction in progress when the rows were read
+
+
+# Transaction ids below 3 are special (bootstrap, frozen): older than anything running.
+_FIRST_NORMAL_XID = 3
+
+
+def xid_precedes(a: int, b: int) -> bool:
+    """``a`` is older than ``b`` in Postgres's circular 32-bit transaction-id space."""
+    if a < _FIRST_NORMAL_XID or b < _FIRST_NORMAL_XID:
+        return a < b
+    return ((a - b) & 0xFFFFFFFF) >= 0x80000000
+
+
+def settled_prefix(page: Page) -> list[Row]:
+    """The rows (in id order) up to the first whose transaction may still have company: a row
+    committed while an older transaction was still running may have lower ids in flight."""
+    for n, row in enumerate(page.rows):
+        if not xid_precedes(row.xmin, page.horizon):
+            return page.rows[:n]
+    return page.rows
 
 
 class QueryTimeout(TimeoutError):
@@ -94,15 +131,22 @@ class Source:
             self.close()
             raise TransientError(self.stage, exc) from exc
 
-    def fetch_after(self, last_id: int, limit: int) -> list[Row]:
-        query = sql.SQL("SELECT id, key, payload FROM {} WHERE id > %s ORDER BY id LIMIT %s").format(
-            sql.Identifier(self.config.source_table))
+    def fetch_after(self, last_id: int, limit: int) -> Page:
+        """Rows after ``last_id`` in id order, and the horizon of the same snapshot (the uncorrelated
+        subquery runs once, on the statement's snapshot: ``pg_current_snapshot`` is that snapshot)."""
+        query = sql.SQL(
+            "SELECT id, key, payload, xmin::text::bigint, "
+            "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint %% 4294967296) "
+            "FROM {} WHERE id > %s ORDER BY id LIMIT %s").format(sql.Identifier(self.config.source_table))
 
-        def fetch(conn: psycopg.Connection) -> list[Row]:
+        def fetch(conn: psycopg.Connection) -> Page:
             # Binary results: bytea arrives as bytes, not as hex text to decode row by row.
             with conn.cursor(binary=True) as cur:
                 cur.execute(query, (last_id, limit))
-                return [Row(i, k or "", p or b"") for i, k, p in cur]
+                found = cur.fetchall()
+            if not found:
+                return Page([], 0)
+            return Page([Row(i, k or "", p or b"", x) for i, k, p, x, _h in found], int(found[0][4]))
 
         return self.run(fetch)
 

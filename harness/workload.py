@@ -32,6 +32,32 @@ class Written:
 
 
 
+class HeldWrite:
+    """Rows inserted in a transaction that is still open: ``commit`` gives their outcomes."""
+
+    def __init__(self, conn: psycopg.Connection, rows: list[tuple[str, bytes]], ids: dict[str, int]) -> None:
+        self._conn, self.rows, self.ids = conn, rows, ids
+
+    @property
+    def lowest_id(self) -> int:
+        return min(self.ids.values())
+
+    def commit(self) -> list[Written]:
+        try:
+            self._conn.commit()
+            outcome = "ok"
+        except psycopg.OperationalError:
+            outcome = "indeterminate"  # the link broke during COMMIT: it may or may not have happened
+        except psycopg.Error:
+            outcome = "failed"
+        finally:
+            self._conn.close()
+        return [Written(self.ids[k] if outcome == "ok" else None, k, p, outcome) for k, p in self.rows]
+
+    def rollback(self) -> None:
+        self._conn.close()  # closing an open transaction rolls it back
+
+
 class SourceWriter:
     """Writes through a fresh connection per insert by default (a broken one never lingers);
     ``keep_open`` reuses one until it breaks (Locust users writing hundreds of times a second)."""
@@ -65,10 +91,24 @@ class SourceWriter:
         with self._connect() as conn:
             conn.execute(sql.SQL(SOURCE_DDL).format(table=sql.Identifier(self.table)))
 
+    def _insert_query(self) -> sql.Composed:
+        return sql.SQL("INSERT INTO {} (key, payload) SELECT * FROM unnest(%s::text[], %s::bytea[]) "
+                       "RETURNING id, key").format(sql.Identifier(self.table))
+
+    def begin(self, rows: list[tuple[str, bytes]]) -> HeldWrite:
+        """Insert ``rows`` in a transaction left open: their ids are taken now, their commit comes
+        when the caller says (writes committed meanwhile get higher ids but are visible first)."""
+        conn = psycopg.connect(self.dsn, connect_timeout=10, autocommit=False)
+        try:
+            returned = conn.execute(self._insert_query(), ([k for k, _ in rows], [p for _, p in rows])).fetchall()
+        except psycopg.Error:
+            conn.close()
+            raise
+        return HeldWrite(conn, rows, {key: int(record_id) for record_id, key in returned})
+
     def insert(self, rows: list[tuple[str, bytes]]) -> list[Written]:
         """Insert in one transaction; all rows share the commit's outcome."""
-        query = sql.SQL("INSERT INTO {} (key, payload) SELECT * FROM unnest(%s::text[], %s::bytea[]) "
-                        "RETURNING id, key").format(sql.Identifier(self.table))
+        query = self._insert_query()
         try:
             conn = self._open if self._open is not None and not self._open.closed else self._connect()
         except psycopg.OperationalError:

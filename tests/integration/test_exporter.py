@@ -192,3 +192,38 @@ def test_file_sink_writes_fsynced_json_lines(run_ctx: RunContext, writer: Source
     path = Path(exporter.sink("file_sink"))
     wait_for(lambda: len(read_lines(path)) >= 300, timeout=30, what="300 lines in the file sink")
     assert {r.record_id: r.payload.encode() for r in read_lines(path)} == {w.record_id: w.payload for w in written}
+
+
+def _commit_out_of_order(writer: SourceWriter, exporter: ExporterProcess,
+                         run_ctx: RunContext) -> tuple[set[int], set[int]]:
+    """A transaction takes lower ids and stays open while later writes commit and are delivered;
+    then it commits. Returns (held ids, later ids)."""
+    held = writer.begin(rows("held", 5))
+    later = {w.record_id for w in writer.insert(rows("later", 50))}
+    assert held.lowest_id < min(later)  # type: ignore[type-var]
+    # The later rows are committed and visible. Either the reader delivers them (it paged past
+    # the held ids: the bug) or it says it waits for the open transaction: both before the commit.
+    base = exporter.metric_total("delivered")
+
+    def reader_reached_later_rows() -> bool:
+        waiting = any(r.get("msg", "").startswith("waiting for older open transactions")
+                      for r in exporter.log_records())
+        return waiting or exporter.metric_total("delivered") >= base + len(later)
+
+    wait_for(reader_reached_later_rows, timeout=20, interval=0.05, what="the reader to reach the later rows")
+    committed = held.commit()
+    assert all(w.outcome == "ok" for w in committed)
+    return {w.record_id for w in committed}, later  # type: ignore[misc]
+
+
+def test_rows_committed_after_higher_ids_were_read_are_still_delivered(
+        run_ctx: RunContext, writer: SourceWriter, start_exporter: Start) -> None:
+    first = {w.record_id for w in writer.insert(rows("first", 20))}
+    exporter = start_exporter(EXPORTER_POLL_INTERVAL_S="0.05")
+    wait_delivered(run_ctx, first)  # type: ignore[arg-type]
+    held, later = _commit_out_of_order(writer, exporter, run_ctx)
+    seen = wait_delivered(run_ctx, first | held | later, timeout=30)  # type: ignore[operator]
+    assert held <= set(seen)
+    waited = "exporter_source_settle_wait_seconds_total"
+    wait_for(lambda: exporter.metrics().get(waited, 0) > 0, timeout=10,
+             what=f"the reader's wait for the open transaction to be counted in {waited}")
