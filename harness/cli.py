@@ -13,6 +13,7 @@ import time
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.backends.factory import BACKENDS, make_backend
@@ -214,53 +215,106 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
     sys.exit(gate.exit_code)
 
 
+def _defect_env(target_path: str | None, defect: str | None) -> dict[str, str]:
+    """The exporter environment that switches a seeded defect on (through the target's defect_env)."""
+    from pathlib import Path
+
+    from harness.errors import HarnessError
+    from harness.target import BUNDLED, TargetDefinition
+
+    if defect is None:
+        return {}
+    target = TargetDefinition.load(Path(target_path) if target_path else BUNDLED)
+    if defect not in target.defects:
+        raise HarnessError(f"--defect {defect!r}: target {target.name} declares {', '.join(target.defects) or 'none'}")
+    return {target.defect_env: defect}
+
+
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--repeat", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Run it N times on one stack and print the rate it failed the way the file says.")
+@click.option("--defect", default=None, help="Switch on one of the target's seeded defects for the replay.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
-def reproduce(file: str, backend: str, target_path: str | None, out: str | None) -> None:
-    """Run the incident file FILE (exit 0 held, 1 violated, 2 harness failure or bad file)."""
+def reproduce(file: str, repeat: int, defect: str | None, backend: str, target_path: str | None,
+              out: str | None) -> None:
+    """Run the incident file FILE: exit 1 when it fails (every repeat the same way, or flaky: the rate says
+    which), 0 when it held every time, 2 for a harness failure or a bad file."""
     from pathlib import Path
 
     from harness import incident
     from harness.gate import run_gate
+    from harness.reproduce import RepeatOutcome
     from harness.target import BUNDLED
 
     scenario = incident.load(Path(file))
+    if scenario.reproduction is not None:
+        console.print(f"{escape(file)}: confirmed {scenario.reproduction.rate} with faultline "
+                      f"{scenario.reproduction.faultline_version or '?'} on {scenario.reproduction.target or '?'}")
     gate = run_gate([scenario], Path(target_path) if target_path else BUNDLED, backend=backend,
-                    out_dir=Path(out) if out else None, on_result=_print_result)
+                    out_dir=Path(out) if out else None, on_result=_print_result, repeat=repeat,
+                    extra_env=_defect_env(target_path, defect))
     console.print(_results_table(gate.results))
+    outcome = RepeatOutcome.of(scenario, gate.results)
+    colour = "red" if outcome.exit_code == 1 else "green" if outcome.exit_code == 0 else "yellow"
+    console.print(f"[{colour}]{escape(outcome.summary())}[/]")
     console.print(f"reports: {gate.out}")
-    sys.exit(gate.exit_code)
+    sys.exit(outcome.exit_code)
 
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
               help="Where to write the minimal incident file (default: FILE with .min.toml).")
+@click.option("--confirm-runs", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="A reduction is kept only when it fails this many times out of as many, the original's way.")
+@click.option("--replays", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="The minimum is replayed this many times before it is written; any pass: fall back.")
+@click.option("--defect", default=None, help="Switch on one of the target's seeded defects while shrinking.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
-def shrink(file: str, out_file: str | None, backend: str, target_path: str | None) -> None:
-    """Cut the failing incident FILE down to the fewest steps, shortest windows and least load that still fail."""
+def shrink(file: str, out_file: str | None, confirm_runs: int, replays: int, defect: str | None, backend: str,
+           target_path: str | None) -> None:
+    """Cut the failing incident FILE down to the fewest steps, shortest windows and least load that still
+    fail, every time: exit 0 when the minimum failed every replay, 1 when even the original did not."""
+    import dataclasses
     import tempfile
     from pathlib import Path
 
     from harness import incident
     from harness.backends.factory import make_backend
-    from harness.runner import ScenarioRunner
+    from harness.gate import reproduction_record
+    from harness.runner import ScenarioResult, ScenarioRunner
+    from harness.scenario import Scenario
     from harness.shrink import shrink as minimise
     from harness.target import BUNDLED, TargetDefinition
+    from harness.versions import server_versions
 
     scenario = incident.load(Path(file))
     target = TargetDefinition.load(Path(target_path) if target_path else BUNDLED)
+    env = _defect_env(target_path, defect)
     with make_backend(backend) as stack, tempfile.TemporaryDirectory(prefix="faultline-shrink-") as work:
-        best, kept, trials = minimise(scenario, lambda s: ScenarioRunner(stack, target, s, Path(work)).run(),
-                                      log=console.print)
+        def run_once(candidate: Scenario) -> ScenarioResult:
+            return ScenarioRunner(stack, target, candidate, Path(work), extra_env=env).run()
+
+        found = minimise(scenario, run_once, log=lambda m: console.print(escape(m)), confirm_runs=confirm_runs,
+                         replays=replays)
+        servers = server_versions(stack)
+    record = dataclasses.replace(
+        reproduction_record(ScenarioResult(found.scenario.name, "", None), target, servers,
+                            found.scenario.workload.seed, found.replay_failed, found.replays, defect),
+        violates=tuple(sorted(found.stable)))
     destination = Path(out_file) if out_file else Path(file).with_suffix(".min.toml")
-    incident.write(best, destination, comment=f"Shrunk from {file} in {trials} trials; still violates "
-                                              f"{', '.join(sorted(kept))}")
-    console.print(f"minimal incident: {len(best.steps)} step(s), {best.workload.records} records -> {destination}")
+    incident.write(dataclasses.replace(found.scenario, reproduction=record), destination, comment=(
+        f"Shrunk from {file} in {found.trials} runs; violates {', '.join(sorted(found.stable))} "
+        f"in {record.rate} replays (each reduction kept only when it failed {confirm_runs}/{confirm_runs})"))
+    console.print(f"minimal incident: {len(found.scenario.steps)} step(s), {found.scenario.workload.records} records, "
+                  f"failed {record.rate} replays -> {destination}")
+    if found.replay_failed < found.replays:
+        console.print(f"[red]not even the original failed every replay ({record.rate}): the incident is flaky here[/]")
+        sys.exit(1)
 
 
 @main.command()

@@ -20,9 +20,10 @@ from harness.backends.factory import make_backend
 from harness.paths import reports_dir
 from harness.reports import write_all
 from harness.runner import ScenarioResult, ScenarioRunner, StepRecord, scenario_workdir
-from harness.scenario import Scenario
+from harness.scenario import Reproduction, Scenario
 from harness.stack import Stack
 from harness.target import TargetDefinition
+from harness.versions import faultline_version, server_versions
 
 EXIT_OK, EXIT_VIOLATION, EXIT_HARNESS = 0, 1, 2
 
@@ -59,8 +60,17 @@ def run_on_stack(stack: Stack, target: TargetDefinition, scenarios: list[Scenari
     return results
 
 
+def reproduction_record(result: ScenarioResult, target: TargetDefinition, servers: dict[str, str],
+                        seed: int, failed: int = 1, runs: int = 1, defect: str | None = None) -> Reproduction:
+    """What a failing run confirmed: its rate (one failing run is 1/1 until replayed with
+    ``faultline reproduce --repeat``), the checks it violated, and the versions it ran with."""
+    return Reproduction(failed, runs, tuple(sorted(c.name for c in result.violations)), faultline_version(),
+                        target.name, dict(servers), seed, dt.datetime.now(dt.UTC).date().isoformat(), defect)
+
+
 def write_incidents(directory: Path, scenarios: list[Scenario], results: list[ScenarioResult],
-                    target: TargetDefinition, extra_env: dict[str, str] | None = None) -> list[Path]:
+                    target: TargetDefinition, extra_env: dict[str, str] | None = None,
+                    servers: dict[str, str] | None = None) -> list[Path]:
     """Every failing scenario's exact schedule, replayable with `faultline reproduce`."""
     by_name = {s.name: s for s in scenarios}
     written = []
@@ -72,10 +82,14 @@ def write_incidents(directory: Path, scenarios: list[Scenario], results: list[Sc
         env = {**scenario.exporter_env, **(extra_env or {})}
         if target.defect_env in os.environ:
             env[target.defect_env] = os.environ[target.defect_env]
-        exact = dataclasses.replace(scenario, exporter_env=env)
+        exact = dataclasses.replace(scenario, exporter_env=env, reproduction=reproduction_record(
+            result, target, servers or {}, scenario.workload.seed))
         directory.mkdir(parents=True, exist_ok=True)
-        comment = "\n".join([f"Written by a failing run of {result.name}; replay: faultline reproduce <this file>",
-                             *(f"violated {c.name}: {c.detail[:200]}" for c in result.violations)])
+        comment = "\n".join([f"Written by a failing run of {result.name}; replay: faultline reproduce <this file> "
+                             "--repeat 5 (reproduced 1/1 means: failed once, not yet replayed)",
+                             *(f"violated {c.name}: {c.detail[:200]}" for c in result.violations),
+                             *(f"in flight when applied: {r.description}: {r.in_flight_at_apply} records"
+                               for r in result.steps if r.in_flight_at_apply is not None)])
         written.append(incident.write(exact, directory / f"{result.name}.toml", comment))
     return written
 
@@ -99,7 +113,7 @@ def consistency(results: list[ScenarioResult]) -> dict[str, list[str]]:
 def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "local",
              out_dir: Path | None = None, on_result: Callable[[ScenarioResult], None] | None = None,
              repeat: int = 1, on_step: Callable[[str, str, StepRecord], None] | None = None,
-             interrupt: threading.Event | None = None) -> GateRun:
+             interrupt: threading.Event | None = None, extra_env: dict[str, str] | None = None) -> GateRun:
     target = TargetDefinition.load(target_path)
     run_id = new_run_id()
     out = out_dir or reports_dir() / run_id
@@ -109,14 +123,15 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
     with make_backend(backend) as stack:
         for round_ in range(repeat):
             work = scenario_workdir(out) / (f"round-{round_ + 1}" if repeat > 1 else "")
-            results += run_on_stack(stack, target, scenarios, work, on_result=on_result, on_step=on_step,
-                                    interrupt=interrupt)
+            results += run_on_stack(stack, target, scenarios, work, extra_env=extra_env, on_result=on_result,
+                                    on_step=on_step, interrupt=interrupt)
+        servers = server_versions(stack)
     code = exit_code_of(results)
     signatures = consistency(results)
     unstable = {name: sigs for name, sigs in signatures.items() if len(set(sigs)) > 1}
     if unstable and code == EXIT_OK:
         code = EXIT_VIOLATION
-    write_incidents(out / "incidents", scenarios, results, target)
+    write_incidents(out / "incidents", scenarios, results, target, extra_env=extra_env, servers=servers)
     meta = {"run_id": run_id, "target": str(target_path), "backend": backend, "repeat": repeat,
             "verdict": {EXIT_OK: "pass", EXIT_VIOLATION: "fail", EXIT_HARNESS: "error"}[code],
             "duration_s": round(time.monotonic() - t0, 3),

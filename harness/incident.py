@@ -10,6 +10,8 @@ line and the field, and are harness errors (exit 2).
     [expect]                        # required: at least one expectation
     [[steps]]                       # phase, at, duration, and one of fault = ... / action = ...
                                     # (action = "load" runs Locust for its duration)
+    [reproduction]                  # optional: reproduced = "5/5", violates, faultline_version,
+                                    # target, servers, seed, measured_at, defect
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from harness.scenario import (
     Export,
     ExportBurst,
     FreezeExporter,
+    HeldTransaction,
     KillExporter,
     LinkDown,
     Load,
     Pause,
     ReadOnlyDir,
+    Reproduction,
     RestartService,
     Resume,
     Scenario,
@@ -45,7 +49,8 @@ from harness.scenario import (
 from harness.stack import LINKS, SERVICES
 
 FAULTS = {"toxic": Toxic, "link_down": LinkDown, "kill_exporter": KillExporter, "freeze_exporter": FreezeExporter,
-          "restart_service": RestartService, "disk_full": DiskFull, "read_only_dir": ReadOnlyDir}
+          "restart_service": RestartService, "disk_full": DiskFull, "read_only_dir": ReadOnlyDir,
+          "held_transaction": HeldTransaction}
 ACTIONS = {"pause": Pause, "resume": Resume, "export": Export, "write": Write, "export_burst": ExportBurst,
            "checkpoint": Checkpoint, "load": Load}
 KINDS = {**FAULTS, **ACTIONS}
@@ -99,7 +104,7 @@ def load(path: Path) -> Scenario:
     def fail(message: str, line: int | None) -> IncidentError:
         return IncidentError(f"{path}:{line or '?'}: {message}")
 
-    unknown = set(data) - {"incident", "workload", "exporter_env", "expect", "steps"}
+    unknown = set(data) - {"incident", "workload", "exporter_env", "expect", "steps", "reproduction"}
     if unknown:
         raise fail(f"unknown table(s) {sorted(unknown)}", where.table(sorted(unknown)[0]))
     head = data.get("incident", {})
@@ -159,9 +164,43 @@ def load(path: Path) -> Scenario:
                         workload=workload, steps=tuple(steps), expect=expect,
                         exporter_env={str(k): str(v) for k, v in data.get("exporter_env", {}).items()},
                         sink=head.get("sink", "kafka"), during_s=float(head.get("during_s", 3.0)),
-                        catches=tuple(head.get("catches", ()))).validate()
+                        catches=tuple(head.get("catches", ())),
+                        reproduction=_reproduction(data.get("reproduction"),
+                                                   lambda m: fail(m, where.table("reproduction")))).validate()
     except ScenarioError as exc:
         raise IncidentError(f"{path}: {exc}") from exc
+
+
+_REPRODUCED = re.compile(r"^(\d{1,5})/(\d{1,5})$")
+_REPRODUCTION_TYPES: dict[str, type] = {"reproduced": str, "violates": list, "faultline_version": str, "target": str,
+                                        "servers": dict, "seed": int, "measured_at": str, "defect": str}
+
+
+def _reproduction(raw: Any, fail: Any) -> Reproduction | None:
+    """The [reproduction] table: what the incident was confirmed with (its rate, versions, seed)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise fail("[reproduction] must be a table")
+    for key, value in raw.items():
+        kind = _REPRODUCTION_TYPES.get(key)
+        if kind is None:
+            raise fail(f"[reproduction]: unknown field '{key}'; known: {', '.join(sorted(_REPRODUCTION_TYPES))}")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise fail(f"[reproduction]: {key} must be a {kind.__name__}, not {value!r}")
+    match = _REPRODUCED.match(raw.get("reproduced", ""))
+    if match is None:
+        raise fail(f"[reproduction]: reproduced must be 'failed/runs' such as \"5/5\", not {raw.get('reproduced')!r}")
+    servers = raw.get("servers", {})
+    if not all(isinstance(v, str) for v in servers.values()) or not all(isinstance(v, str)
+                                                                        for v in raw.get("violates", [])):
+        raise fail("[reproduction]: servers values and violates entries must be strings")
+    try:
+        return Reproduction(int(match[1]), int(match[2]), tuple(raw.get("violates", ())),
+                            raw.get("faultline_version", ""), raw.get("target", ""), dict(servers),
+                            raw.get("seed", 0), raw.get("measured_at", ""), raw.get("defect")).validate()
+    except ScenarioError as exc:
+        raise fail(f"[reproduction]: {exc}") from exc
 
 
 def _fields_of_kind(raw: dict[str, Any]) -> set[str]:
@@ -209,6 +248,9 @@ def dumps(scenario: Scenario, comment: str = "") -> str:
     if scenario.exporter_env:
         lines += ["", "[exporter_env]"] + [f"{k} = {_toml_value(v)}" for k, v in scenario.exporter_env.items()]
     lines += ["", "[expect]"] + [f"{k} = {_toml_value(v)}" for k, v in asdict(scenario.expect).items()]
+    if scenario.reproduction is not None:
+        lines += ["", "[reproduction]"] + [f"{k} = {_toml_value(v)}" for k, v in _reproduction_fields(
+            scenario.reproduction).items()]
     for step in scenario.steps:
         kind = NAMES[type(step.do)]
         lines += ["", "[[steps]]", f'phase = "{step.phase}"', f"at = {step.at!r}"]
@@ -217,6 +259,16 @@ def dumps(scenario: Scenario, comment: str = "") -> str:
         lines.append(f"{'fault' if kind in FAULTS else 'action'} = \"{kind}\"")
         lines += [f"{k} = {_toml_value(v)}" for k, v in asdict(step.do).items()]
     return "\n".join(lines) + "\n"
+
+
+def _reproduction_fields(rep: Reproduction) -> dict[str, Any]:
+    values: dict[str, Any] = {"reproduced": rep.rate, "violates": list(rep.violates),
+                              "faultline_version": rep.faultline_version, "target": rep.target, "seed": rep.seed,
+                              "measured_at": rep.measured_at}
+    if rep.defect:
+        values["defect"] = rep.defect
+    values["servers"] = dict(rep.servers)
+    return values
 
 
 def write(scenario: Scenario, path: Path, comment: str = "") -> Path:

@@ -18,13 +18,15 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
+from confluent_kafka import KafkaException
+from redis import exceptions as redis_errors
 
 from harness.errors import HarnessError
 from harness.ledger import Ledger, content_hash
@@ -38,6 +40,7 @@ from harness.scenario import (
     Export,
     ExportBurst,
     FreezeExporter,
+    HeldTransaction,
     KillExporter,
     LinkDown,
     Load,
@@ -50,14 +53,15 @@ from harness.scenario import (
     Toxic,
     Write,
     has_window,
+    is_fault,
 )
-from harness.sinks import DeadLetterRecord, SinkRecord, read_dead_letters, read_lines, read_topic
+from harness.sinks import DeadLetterRecord, SinkProgress, SinkRecord, read_dead_letters, read_lines, read_topic
 from harness.stack import Stack
 from harness.tap import BufferTap
 from harness.target import ExporterProcess, MetricsUnavailable, RunContext, TargetDefinition
 from harness.timeline import Sampler, WriteClock, deliveries
 from harness.waiting import WaitTimeout, wait_for
-from harness.workload import SourceWriter
+from harness.workload import HeldWrite, SourceWriter
 
 PAUSE_MARGIN_S = 1.5
 
@@ -77,6 +81,9 @@ class StepRecord:
     removed_at: float | None = None
     evidence: str = ""
     result: dict[str, Any] | None = None
+    # Faults only: records written (acknowledged) but not yet in the sink or dead-lettered when the
+    # fault was applied; a fault that meets no data cannot show a loss (None: could not be read).
+    in_flight_at_apply: int | None = None
 
 
 @dataclass
@@ -144,6 +151,10 @@ class ScenarioRunner:
         self._unknown: list[Any] = []  # writes whose commit outcome was unknown when made
         self._resolved = 0
         self._resolve_error: str | None = None
+        self._held: dict[int, HeldWrite] = {}  # open transactions of HeldTransaction steps
+        self._progress: SinkProgress | None = None
+        self._meter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-flight")
+        self._meters: list[Future[None]] = []
 
     # -- public ----------------------------------------------------------------------------------
     def run(self) -> ScenarioResult:
@@ -261,29 +272,63 @@ class ScenarioRunner:
             raise Interrupted(f"scenario {self.scenario.name}: interrupted")
 
     # -- workload ----------------------------------------------------------------------------------
-    def _write(self, count: int) -> None:
+    def _next_rows(self, n: int) -> list[tuple[str, bytes]]:
+        """The workload's next ``n`` rows (keys unique within the scenario)."""
         w = self.scenario.workload
+        bodies = payloads(w.profile, n, w.size, w.seed, start=self._written)
+        rows = [(f"{self.scenario.name}-{self._written + i}", body) for i, body in enumerate(bodies)]
+        self._written += n
+        return rows
+
+    def _write(self, count: int) -> None:
         done = 0
         while done < count:
-            n = min(w.chunk, count - done)
-            bodies = payloads(w.profile, n, w.size, w.seed, start=self._written)
-            rows = [(f"{self.scenario.name}-{self._written + i}", body) for i, body in enumerate(bodies)]
+            n = min(self.scenario.workload.chunk, count - done)
             at = self._now()
-            inserted = self.writer.insert(rows)
-            for written in inserted:
-                if written.outcome == "indeterminate":
-                    self._unknown.append(written)  # resolved against the source before judging
-                    continue
-                self.ledger.add(written.record_id, content_hash(written.payload), written.outcome)
-            ids = [x.record_id for x in inserted if x.record_id is not None]
-            if ids:
-                self.clock.add(min(ids), at)
-            self._written += n
+            self._record_writes(self.writer.insert(self._next_rows(n)), at)
             done += n
+
+    def _record_writes(self, inserted: list[Any], at: float) -> None:
+        for written in inserted:
+            if written.outcome == "indeterminate":
+                self._unknown.append(written)  # resolved against the source before judging
+                continue
+            self.ledger.add(written.record_id, content_hash(written.payload), written.outcome)
+        ids = [x.record_id for x in inserted if x.record_id is not None]
+        if ids:
+            self.clock.add(min(ids), at)
+
+    def _measure_in_flight(self, record: StepRecord) -> None:
+        """Set ``record.in_flight_at_apply``: acknowledged writes (as of now, the apply time) not yet
+        in the sink nor dead-lettered. The sink is read on a background thread so that the
+        timeline is not delayed; nothing is set while a server it reads is down by design."""
+        if any(isinstance(s.do, RestartService) and s.do.service in ("kafka", "redis") for s, _r in self._active):
+            return
+        written = self.ledger.ids("ok")
+        exporter = self._exporter()
+        if self._progress is None:
+            self._progress = SinkProgress(self.stack, exporter.sink("kafka_topic"))
+        progress = self._progress
+
+        def measure() -> None:
+            try:
+                if self.scenario.sink == "file":
+                    reached = {r.record_id for r in read_lines(Path(exporter.sink("file_sink")))}
+                else:
+                    reached = set(progress.update())
+                letters = read_dead_letters(self.stack, exporter.sink("dead_letter_stream"))
+            except (HarnessError, OSError, redis_errors.RedisError, KafkaException):
+                return  # unreadable now: the figure stays unknown (None), never guessed
+            reached |= {int(x.record_id) for x in letters if x.record_id.isdigit()}
+            record.in_flight_at_apply = len(written - reached)
+
+        self._meters.append(self._meter.submit(measure))
 
     # -- faults and actions ------------------------------------------------------------------------
     def _apply(self, step: Step) -> None:
         record = StepRecord(step.phase, step.describe(), applied_at=self._now())
+        if is_fault(step):
+            self._measure_in_flight(record)
         self.result.steps.append(record)
         do = step.do
         exporter = self._exporter()
@@ -312,6 +357,8 @@ class ScenarioRunner:
             record.evidence = self._fill_disk(do)
         elif isinstance(do, ReadOnlyDir):
             record.evidence = self._set_immutable(self._directory(do.directory), True)
+        elif isinstance(do, HeldTransaction):
+            record.evidence = self._hold_transaction(step, do)
         elif isinstance(do, Write):
             self._write(do.records)
             record.evidence = f"{do.records} records written"
@@ -366,10 +413,28 @@ class ScenarioRunner:
             self._free_disk(do)
         elif isinstance(do, ReadOnlyDir):
             self._set_immutable(self._directory(do.directory), False)
+        elif isinstance(do, HeldTransaction):
+            at = self._now()
+            committed = self._held.pop(id(step)).commit()
+            self._record_writes(committed, at)
+            record.evidence += f"; committed: {committed[0].outcome if committed else 'nothing'}"
         elif isinstance(do, Load):
             self._finish_load(self._loads.pop(id(step)), record)
         record.removed_at = self._now()
         self.on_step("removed", record)
+
+    def _hold_transaction(self, step: Step, do: HeldTransaction) -> str:
+        try:
+            held = self.writer.begin(self._next_rows(do.records))
+        except psycopg.Error as exc:
+            raise HarnessError(f"scenario {self.scenario.name}: cannot open the held transaction: {exc}") from exc
+        self._held[id(step)] = held
+        at = self._now()
+        later = self.writer.insert(self._next_rows(do.then_write)) if do.then_write else []
+        self._record_writes(later, at)
+        later_ids = [w.record_id for w in later if w.record_id is not None]
+        return (f"transaction open holding ids {held.lowest_id}..{max(held.ids.values())}; {len(later_ids)} later "
+                f"rows committed" + (f" with ids {min(later_ids)}..{max(later_ids)}" if later_ids else ""))
 
     def _pause(self, do: Pause) -> dict[str, Any]:
         exporter = self._exporter()
@@ -622,6 +687,8 @@ class ScenarioRunner:
         self._unknown = []
 
     def _judge(self, tap: BufferTap, healed_at: float) -> None:
+        for meter in self._meters:
+            meter.result(timeout=60)  # every fault's in-flight figure is in the journal before judging
         self._resolve_unknown_writes()
         exporter = self._exporter()
         expect = self.scenario.expect
@@ -810,6 +877,10 @@ class ScenarioRunner:
                 self._remove(step)
             except (HarnessError, OSError) as exc:
                 problems.append(f"removing {step.describe()}: {exc}")
+        self._meter.shutdown(wait=True, cancel_futures=True)
+        for held in self._held.values():
+            held.rollback()  # a held transaction whose step never got removed: never left open
+        self._held.clear()
         self._unmount_all()
         if self.tap is not None:
             self.tap.close()

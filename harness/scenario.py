@@ -104,7 +104,21 @@ class ReadOnlyDir:
         return f"{self.directory} refuses writes (permission denied)"
 
 
-Fault = Toxic | LinkDown | KillExporter | FreezeExporter | RestartService | DiskFull | ReadOnlyDir
+@dataclass(frozen=True)
+class HeldTransaction:
+    """A writer takes ids for ``records`` rows in a transaction it keeps open for the window, while
+    other writers commit ``then_write`` rows with higher ids at once (and the workload goes on);
+    the transaction commits when the window ends. Commits out of id order: a reader that pages by
+    id alone moves past the held ids before they are visible and never sees them."""
+
+    records: int = 5
+    then_write: int = 50
+
+    def describe(self) -> str:
+        return f"transaction of {self.records} rows held open while {self.then_write} later rows commit"
+
+
+Fault = Toxic | LinkDown | KillExporter | FreezeExporter | RestartService | DiskFull | ReadOnlyDir | HeldTransaction
 
 
 # -- load --------------------------------------------------------------------------------------
@@ -234,6 +248,32 @@ class Expect:
 
 
 @dataclass(frozen=True)
+class Reproduction:
+    """How often an incident failed the same way when it was confirmed, and with what: a rate
+    below 100% means a replay that passes does not prove the bug gone."""
+
+    failed: int
+    runs: int
+    violates: tuple[str, ...] = ()
+    faultline_version: str = ""
+    target: str = ""
+    servers: dict[str, str] = field(default_factory=dict)
+    seed: int = 0
+    measured_at: str = ""
+    defect: str | None = None  # the seeded defect it was confirmed against, when not in exporter_env
+
+    @property
+    def rate(self) -> str:
+        return f"{self.failed}/{self.runs}"
+
+    def validate(self) -> Reproduction:
+        if not (1 <= self.runs <= 10_000 and 0 <= self.failed <= self.runs):
+            raise ScenarioError(f"reproduced must be 'failed/runs' with 0 <= failed <= runs <= 10000, "
+                                f"not {self.rate!r}")
+        return self
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -245,6 +285,8 @@ class Scenario:
     exporter_env: dict[str, str] = field(default_factory=dict)
     during_s: float = 3.0  # how long the during phase lasts at least
     sink: str = "kafka"  # which of the target's sinks the pipeline delivers to: kafka_topic or file_sink
+    # What an incident file says it was confirmed with; not part of what is run (nor compared).
+    reproduction: Reproduction | None = field(default=None, compare=False)
 
     def validate(self) -> Scenario:
         where = f"scenario {self.name!r}"
@@ -277,6 +319,9 @@ class Scenario:
                                          or do.rows_per_write < 1 or do.wait_s < 0 or do.spawn_rate <= 0):
                 raise ScenarioError(f"{at}: load needs kind in {LOAD_KINDS}, users >= 1, workers >= 0, "
                                     "rows_per_write >= 1, wait_s >= 0 and spawn_rate > 0")
+            if isinstance(do, HeldTransaction) and not (1 <= do.records <= 100_000 and 0 <= do.then_write <= 1_000_000):
+                raise ScenarioError(f"{at}: a held transaction needs 1 <= records <= 100000 and "
+                                    "0 <= then_write <= 1000000")
             if isinstance(do, Load) and step.duration is None:
                 raise ScenarioError(f"{at}: a load step needs a duration")
             if isinstance(do, Toxic):

@@ -1,8 +1,7 @@
-"""``faultline shrink FILE``: deterministic minimisation of a failing schedule.
+"""``faultline shrink FILE``: deterministic minimisation of a failing schedule, to a file that
+fails every time it is replayed.
 
-In a fixed order (hypothesis-style, so the same input always shrinks the same way), keeping a
-change only when the run still fails with the same class of violation (at least one invariant
-the original broke):
+In a fixed order (hypothesis-style, so the same input always shrinks the same way):
 
 1. drop every instant action at once (checkpoints and the like) and close the gaps: every
    window moved as early as it can go, the timeline cut after the last (a soak's quiet
@@ -13,14 +12,26 @@ the original broke):
 5. halve each window, then lower each load (halve its users), then cut the workload to its
    minimum or, failing that, halve it (in smaller chunks, so writes still meet the faults).
 
-Reductions that move timing (shorter windows, fewer records) are kept only if they fail twice:
-near a threshold a run can fail by luck, and the minimal file must replay.
+A failure that shows once may be luck near a timing threshold, and a minimal file that passes
+on replay tells its reader the bug is gone. So:
+
+- the original is run ``confirm_runs`` times first: it must fail every time, and the checks it
+  violated every time are *the* failure (``stable``);
+- a candidate is kept only when it fails ``confirm_runs`` times out of ``confirm_runs`` with
+  every one of those checks (it is dropped at its first run that does not);
+- and only while every fault that met data in the original still meets data: a fault applied
+  when nothing written is in flight cannot lose anything, so a smaller workload or load that
+  starves a fault window fails by luck (the journal's ``in_flight_at_apply``);
+- at the end the minimal candidate is replayed ``replays`` times; if any replay does not fail
+  the same way, shrink falls back to the next larger kept candidate (each kept one failed every
+  time), replaying each in turn, and reports the rate it measured.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.runner import ScenarioResult
@@ -31,10 +42,36 @@ MIN_WINDOW_S = 0.5
 LEAD_S = 1.0  # the first window opens this long after the during phase starts
 GAP_S = 1.0  # and the next this long after the one before closes
 TAIL_S = 2.0
+CONFIRM_RUNS = 3
+REPLAYS = 5
+
+
+class ShrinkError(HarnessError):
+    """The incident cannot be shrunk here (it does not fail, or not reliably); exit 2."""
 
 
 def violation_class(result: ScenarioResult) -> frozenset[str]:
     return frozenset(c.name for c in result.violations) if result.verdict == "fail" else frozenset()
+
+
+def fed_faults(result: ScenarioResult) -> frozenset[str]:
+    """Faults (by description) that were applied with acknowledged writes still in flight."""
+    return frozenset(r.description for r in result.steps if (r.in_flight_at_apply or 0) > 0)
+
+
+def starved_faults(result: ScenarioResult, needs_data: frozenset[str]) -> list[str]:
+    """Faults that met data in the original but were applied here with nothing in flight."""
+    return [r.description for r in result.steps if r.description in needs_data and r.in_flight_at_apply == 0]
+
+
+@dataclass(frozen=True)
+class ShrinkResult:
+    scenario: Scenario  # the minimal candidate that failed on every replay (or the best there was)
+    stable: frozenset[str]  # the checks the original violated on every confirmation run
+    trials: int  # scenario runs in all, confirmations and replays included
+    replay_failed: int  # of the final replays, how many failed the same way
+    replays: int
+    fell_back: int  # candidates given up because a replay of theirs passed
 
 
 def close_gaps(scenario: Scenario) -> Scenario:
@@ -54,70 +91,134 @@ def close_gaps(scenario: Scenario) -> Scenario:
                                workload=workload)
 
 
+class _Trials:
+    """Runs candidates and decides whether each fails reliably, the same way, with data in play."""
+
+    def __init__(self, run: Callable[[Scenario], ScenarioResult], log: Callable[[str], None], confirm_runs: int):
+        self.run, self.log, self.confirm_runs = run, log, confirm_runs
+        self.count = 0
+        self.stable: frozenset[str] = frozenset()
+        self.needs_data: frozenset[str] = frozenset()
+
+    def measure_original(self, scenario: Scenario) -> None:
+        classes, fed = [], frozenset[str]()
+        for n in range(self.confirm_runs):
+            self.count += 1
+            result = self.run(scenario)
+            got = violation_class(result)
+            classes.append(got)
+            fed |= fed_faults(result)
+            self.log(f"original, run {n + 1}/{self.confirm_runs}: "
+                     + (f"fails {sorted(got)}" if got else "does not fail"))
+        failed = sum(1 for c in classes if c)
+        if failed == 0:
+            raise ShrinkError(f"incident {scenario.name} does not fail here: there is nothing to shrink")
+        stable = frozenset.intersection(*classes)
+        if failed < self.confirm_runs or not stable:
+            raise ShrinkError(f"incident {scenario.name} failed {failed}/{self.confirm_runs} runs here "
+                              f"(violations {[sorted(c) for c in classes]}): it is flaky, and a minimum shrunk from "
+                              "a flaky failure would not replay; find what makes it flaky, or lower --confirm-runs")
+        self.stable, self.needs_data = stable, fed
+
+    def fails(self, candidate: Scenario, what: str, runs: int | None = None, stop_early: bool = True) -> int:
+        """How many of ``runs`` (default: confirm_runs) runs failed the same way; with ``stop_early``
+        it stops at the first that does not (what is left cannot make it pass k of k)."""
+        runs = runs or self.confirm_runs
+        failed = 0
+        for n in range(runs):
+            self.count += 1
+            result = self.run(candidate)
+            got = violation_class(result)
+            starved = starved_faults(result, self.needs_data)
+            run_name = f" (run {n + 1}/{runs})" if runs > 1 else ""
+            if not self.stable <= got:
+                self.log(f"trial {self.count}: {what}{run_name}: no longer fails the same way "
+                         f"({sorted(got) or 'passes'})")
+            elif starved:
+                self.log(f"trial {self.count}: {what}{run_name}: fails, but with nothing in flight when "
+                         f"{', '.join(starved)} was applied (luck, not the bug): not the same failure")
+            else:
+                self.log(f"trial {self.count}: {what}{run_name}: still fails {sorted(got)}")
+                failed += 1
+                continue
+            if stop_early:
+                break
+        return failed
+
+
 def shrink(scenario: Scenario, run: Callable[[Scenario], ScenarioResult],
-           log: Callable[[str], None] = lambda _m: None) -> tuple[Scenario, frozenset[str], int]:
-    """Return the smallest failing scenario found, the violation class it keeps, and the trials run."""
-    original = violation_class(run(scenario))
-    if not original:
-        raise HarnessError(f"incident {scenario.name} does not fail here: there is nothing to shrink")
-    log(f"original fails with {sorted(original)} ({len(scenario.steps)} steps, "
+           log: Callable[[str], None] = lambda _m: None, *, confirm_runs: int = CONFIRM_RUNS,
+           replays: int = REPLAYS) -> ShrinkResult:
+    """The smallest scenario that fails the original's way every time (see the module's docstring)."""
+    if confirm_runs < 1 or replays < 1:
+        raise ShrinkError("confirm_runs and replays must be at least 1")
+    trials = _Trials(run, log, confirm_runs)
+    trials.measure_original(scenario)
+    log(f"original fails with {sorted(trials.stable)} ({len(scenario.steps)} steps, "
         f"{scenario.workload.records} records, {scenario.during_s}s)")
-    trials = 1
-    best = scenario
+    kept = [scenario]  # every candidate kept, smallest last: the fallbacks
 
-    def keeps(candidate: Scenario, what: str) -> bool:
-        nonlocal trials
-        trials += 1
-        got = violation_class(run(candidate))
-        kept = bool(got & original)
-        log(f"trial {trials}: {what}: {'still fails ' + str(sorted(got)) if kept else 'no longer fails the same way'}")
-        return kept
+    def attempt(candidate: Scenario, what: str) -> bool:
+        """Keep ``candidate`` if it fails the same way every time; True when it was kept."""
+        if candidate == kept[-1] or trials.fails(candidate, what) < confirm_runs:
+            return False
+        kept.append(candidate)
+        return True
 
-    def attempt(candidate: Scenario, what: str, confirm: bool = False) -> bool:
-        """Keep ``candidate`` if it still fails the same way; True when it was kept."""
-        nonlocal best
-        # confirm: a shorter window can fail by luck near a timing threshold (a window just over a
-        # delivery timeout); it is kept only if it fails twice, so the minimal file replays.
-        if candidate != best and keeps(candidate, what) and (not confirm or keeps(candidate, f"{what} (again)")):
-            best = candidate
-            return True
-        return False
+    _reduce(lambda: kept[-1], attempt)
+    fell_back = 0
+    while True:
+        best = kept.pop()
+        last_resort = not kept  # the original: its replays are all counted, for the rate it reports
+        failed = trials.fails(best, "replay of the original" if last_resort else "replay of the minimum",
+                              runs=replays, stop_early=not last_resort)
+        if failed == replays or last_resort:
+            break
+        fell_back += 1
+        log("a replay of the minimum did not fail the same way: falling back to the next larger candidate")
+    return ShrinkResult(best, trials.stable, trials.count, failed, replays, fell_back)
 
-    instants = [s for s in best.steps if not has_window(s)]
-    bare = dataclasses.replace(best, steps=tuple(s for s in best.steps if has_window(s)))
+
+def _reduce(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], bool]) -> None:
+    scenario = current()
+    instants = [s for s in scenario.steps if not has_window(s)]
+    bare = dataclasses.replace(scenario, steps=tuple(s for s in scenario.steps if has_window(s)))
     # Both at once first: one full-length trial fewer when (as in a soak) both are harmless.
-    attempt(close_gaps(bare), f"drop all {len(instants)} instant action(s) and close the gaps")
-    if instants and best is scenario:
+    if not attempt(close_gaps(bare), f"drop all {len(instants)} instant action(s) and close the gaps") and instants:
         attempt(bare, f"drop all {len(instants)} instant action(s)")
-    attempt(close_gaps(best), "close the gaps between windows")
-    _drop_windows(lambda: best, attempt)
-    _merge_windows(lambda: best, attempt)
-    attempt(close_gaps(best), "close the gaps again")
-    for index in range(len(best.steps)):
+    attempt(close_gaps(current()), "close the gaps between windows")
+    _drop_windows(current, attempt)
+    _merge_windows(current, attempt)
+    attempt(close_gaps(current()), "close the gaps again")
+    for index in range(len(current().steps)):
         while True:
-            step = best.steps[index]
+            step = current().steps[index]
             if step.duration is None or step.duration / 2 < MIN_WINDOW_S:
                 break
             shorter = dataclasses.replace(step, duration=round(step.duration / 2, 3))
-            if not attempt(_with_step(best, index, shorter),
-                           f"halve the window of {step.describe()} to {shorter.duration}s", confirm=True):
+            if not attempt(_with_step(current(), index, shorter),
+                           f"halve the window of {step.describe()} to {shorter.duration}s"):
                 break
-    for index in range(len(best.steps)):
-        while isinstance(best.steps[index].do, Load) and best.steps[index].do.users > 1:
-            step = best.steps[index]
+    for index in range(len(current().steps)):
+        while isinstance(current().steps[index].do, Load) and current().steps[index].do.users > 1:
+            step = current().steps[index]
             lighter = dataclasses.replace(step, do=dataclasses.replace(step.do, users=step.do.users // 2))
-            if not attempt(_with_step(best, index, lighter), f"lower the load to {lighter.do.users} users"):
+            if not attempt(_with_step(current(), index, lighter), f"lower the load to {lighter.do.users} users"):
                 break
+    _cut_workload(current, attempt)
+
+
+def _cut_workload(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], bool]) -> None:
+    best = current()
     if best.workload.records > MIN_RECORDS:
         # The smallest workload first (one trial when the load does not matter), then halving.
         attempt(dataclasses.replace(best, workload=_fewer(best.workload, MIN_RECORDS)),
-                f"cut the workload to {MIN_RECORDS} records", confirm=True)
-    while best.workload.records // 2 >= MIN_RECORDS and best.workload.records > MIN_RECORDS:
-        smaller = _fewer(best.workload, best.workload.records // 2)
-        if not attempt(dataclasses.replace(best, workload=smaller), f"halve the workload to {smaller.records} records",
-                       confirm=True):
+                f"cut the workload to {MIN_RECORDS} records")
+    while current().workload.records // 2 >= MIN_RECORDS and current().workload.records > MIN_RECORDS:
+        smaller = _fewer(current().workload, current().workload.records // 2)
+        if not attempt(dataclasses.replace(current(), workload=smaller),
+                       f"halve the workload to {smaller.records} records"):
             break
-    return best, original, trials
 
 
 def _fewer(workload: Workload, records: int) -> Workload:

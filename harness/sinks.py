@@ -44,8 +44,11 @@ def _parse(raw: bytes, where: str, encoding: str = "utf-8", ts: float | None = N
         return SinkRecord(None, None, raw, where, ts)  # unexpected shape: the reconciler reports it
 
 
-def read_topic(stack: Stack, topic: str, timeout: float = 30.0) -> Iterator[SinkRecord]:
-    """Every message of ``topic`` from offset 0 to the high watermark at the time of the call."""
+def read_topic(stack: Stack, topic: str, timeout: float = 30.0,
+               offsets: dict[int, int] | None = None) -> Iterator[SinkRecord]:
+    """Every message of ``topic`` from offset 0 (or, per partition, from ``offsets``) to the high
+    watermark at the time of the call; ``offsets`` is then moved to where the read ended."""
+    offsets = {} if offsets is None else offsets
     consumer = Consumer({"bootstrap.servers": stack.kafka_bootstrap(proxied=False),
                          "group.id": f"faultline-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
                          "auto.offset.reset": "earliest", "enable.partition.eof": True,
@@ -58,12 +61,12 @@ def read_topic(stack: Stack, topic: str, timeout: float = 30.0) -> Iterator[Sink
         topic_meta = metadata.topics.get(topic)
         if topic_meta is None or topic_meta.error is not None:
             return  # the topic was never created: nothing was delivered
-        partitions = [TopicPartition(topic, p, 0) for p in topic_meta.partitions]
+        partitions = [TopicPartition(topic, p, offsets.get(p, 0)) for p in topic_meta.partitions]
         ends = {}
         for tp in partitions:
             _low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
             ends[tp.partition] = high
-        todo = {p for p, high in ends.items() if high > 0}
+        todo = {p for p, high in ends.items() if high > offsets.get(p, 0)}
         if not todo:
             return
         consumer.assign(partitions)
@@ -82,8 +85,24 @@ def read_topic(stack: Stack, topic: str, timeout: float = 30.0) -> Iterator[Sink
                                  ts=msg.timestamp()[1] / 1000)
                 if msg.offset() + 1 >= ends[msg.partition()]:
                     todo.discard(msg.partition())
+        offsets.update(ends)
     finally:
         consumer.close()
+
+
+class SinkProgress:
+    """The ids that reached a topic so far, read incrementally (each call reads only what is new),
+    so that the runner can ask at every fault how many written records are still in flight."""
+
+    def __init__(self, stack: Stack, topic: str) -> None:
+        self.stack, self.topic = stack, topic
+        self.ids: set[int] = set()
+        self._offsets: dict[int, int] = {}
+
+    def update(self) -> set[int]:
+        self.ids.update(r.record_id for r in read_topic(self.stack, self.topic, offsets=self._offsets)
+                        if r.record_id is not None)
+        return self.ids
 
 
 def read_dead_letters(stack: Stack, stream: str) -> list[DeadLetterRecord]:

@@ -71,3 +71,70 @@ def test_a_good_file_loads_into_the_scenario_it_describes(tmp_path: Path) -> Non
     assert scenario.name == "demo" and scenario.workload.records == 100
     assert [(s.phase, s.at, s.duration, type(s.do).__name__) for s in scenario.steps] == [
         ("during", 0.5, 2.0, "LinkDown")]
+
+
+REPRODUCTION = """
+[reproduction]
+reproduced = "5/5"
+violates = ["no_loss"]
+faultline_version = "0.1.0"
+target = "bundled-exporter"
+seed = 1
+measured_at = "2026-11-25"
+defect = "ack_before_send"
+servers = { postgres = "15.18", redis = "7.0.15", kafka = "3.9.1" }
+"""
+
+
+def test_a_reproduction_record_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "rep.toml"
+    path.write_text(GOOD + REPRODUCTION)
+    scenario = incident.load(path)
+    assert scenario.reproduction is not None
+    assert (scenario.reproduction.rate, scenario.reproduction.violates) == ("5/5", ("no_loss",))
+    assert scenario.reproduction.servers["kafka"] == "3.9.1"
+    again = incident.write(scenario, tmp_path / "again.toml")
+    assert incident.load(again).reproduction == scenario.reproduction
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('reproduced = "6/5"', "0 <= failed <= runs"),
+    ('reproduced = "all of them"', "failed/runs"),
+    ('reproduced = 5', "reproduced must be a str"),
+    ('seed = "one"', "seed must be a int"),
+    ('colour = "red"', "unknown field 'colour'"),
+])
+def test_a_bad_reproduction_record_is_refused_with_its_line(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    body = REPRODUCTION.replace('reproduced = "5/5"', line) if line.startswith("reproduced") else \
+        REPRODUCTION.replace('seed = 1', line)
+    path.write_text(GOOD + body)
+    with pytest.raises(incident.IncidentError) as info:
+        incident.load(path)
+    assert message in str(info.value)
+    table_line = (GOOD + body).splitlines().index("[reproduction]") + 1
+    assert f"bad.toml:{table_line}:" in str(info.value)
+
+
+def test_repeat_outcomes_tell_reproducing_from_flaky_from_held() -> None:
+    from harness.reproduce import RepeatOutcome
+    from harness.runner import Check, ScenarioResult
+
+    def result(verdict: str, *violated: str) -> ScenarioResult:
+        r = ScenarioResult("demo", "d", None, verdict=verdict)
+        r.checks = [Check(name, False) for name in violated] + [Check("steady_state_after", True)]
+        return r
+
+    from harness.scenario import Reproduction, Scenario
+
+    demo = Scenario(name="demo", description="d", reproduction=Reproduction(5, 5, ("no_loss",)))
+    every = RepeatOutcome.of(demo, [result("fail", "no_loss", "metrics_agree")] * 3)
+    assert (every.rate, every.exit_code) == ("3/3", 1) and "every time" in every.summary()
+    flaky = RepeatOutcome.of(demo, [result("fail", "no_loss"), result("pass"), result("fail", "no_loss")])
+    assert (flaky.rate, flaky.exit_code) == ("2/3", 1) and "flaky" in flaky.summary()
+    other = RepeatOutcome.of(demo, [result("fail", "metrics_agree")] * 2)
+    assert (other.rate, other.exit_code) == ("0/2", 1) and "another way" in other.summary()
+    held = RepeatOutcome.of(demo, [result("pass")] * 4)
+    assert (held.rate, held.exit_code) == ("0/4", 0)
+    broken = RepeatOutcome.of(demo, [result("error")])
+    assert broken.exit_code == 2

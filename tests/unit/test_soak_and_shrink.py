@@ -96,16 +96,18 @@ def test_shrink_cuts_a_soak_to_the_one_fault_that_matters_and_closes_the_gaps() 
     culprit_steps = [s for s in soak.steps if is_fault(s) and getattr(s.do, "link", None) == "kafka"]
     assert culprit_steps, "seed 11 must draw a kafka fault for this test"
     calls: list[Scenario] = []
-    best, kept, trials = shrink(soak, _judge("kafka", calls))
+    found = shrink(soak, _judge("kafka", calls), confirm_runs=1, replays=1)
+    best = found.scenario
     faults = [s for s in best.steps if is_fault(s)]
-    assert kept == frozenset({"no_loss"})
+    assert found.stable == frozenset({"no_loss"})
     assert len(faults) == 1 and faults[0].do.link == "kafka"
     assert not [s for s in best.steps if isinstance(s.do, Checkpoint)]
     assert faults[0].at == 1.0 and best.during_s < 20  # the quiet minutes are gone
-    assert trials == len(calls) and trials < 40
+    assert found.trials == len(calls) and found.trials < 40
+    assert (found.replay_failed, found.replays, found.fell_back) == (1, 1, 0)
     # Deterministic: the same input shrinks the same way, trial for trial.
     again: list[Scenario] = []
-    assert shrink(soak, _judge("kafka", again))[0] == best and again == calls
+    assert shrink(soak, _judge("kafka", again), confirm_runs=1, replays=1).scenario == best and again == calls
 
 
 def test_shrink_refuses_a_schedule_that_does_not_fail() -> None:
@@ -170,6 +172,84 @@ def test_shrink_merges_two_windows_of_one_fault_when_both_are_needed() -> None:
 
     steps = (Step("during", LinkDown("kafka"), at=2, duration=6), Step("during", LinkDown("kafka"), at=12, duration=6),
              Step("during", Toxic("redis", "latency", attributes={"latency": 50}), at=20, duration=3))
-    best, _kept, _trials = shrink(Scenario(name="twice", description="d", steps=steps, during_s=30), run)
+    best = shrink(Scenario(name="twice", description="d", steps=steps, during_s=30), run, confirm_runs=1,
+                  replays=1).scenario
     # The gaps were closed first (windows at 1 s and 8 s), so the merged window spans 13 s.
     assert [(type(s.do).__name__, s.duration) for s in best.steps] == [("LinkDown", 13.0)]
+
+
+# -- reductions that keep failing ------------------------------------------------------------------
+def _scripted(verdicts: dict[str, list[bool]], calls: list[Scenario], fed: bool = True):  # noqa: ANN202
+    """A judge that fails when a kafka fault is present, except on the runs ``verdicts`` scripts
+    (by number of fault steps: "1" -> [fail?, fail?, ...] consumed in order). Every fault step's
+    journal says ``fed`` records were in flight at apply."""
+    from harness.runner import StepRecord
+
+    def run(scenario: Scenario) -> ScenarioResult:
+        calls.append(scenario)
+        result = ScenarioResult(scenario.name, scenario.description, None)
+        faults = [s for s in scenario.steps if is_fault(s)]
+        script = verdicts.get(str(len(faults)))
+        guilty = any(getattr(s.do, "link", None) == "kafka" for s in faults)
+        if guilty and script:
+            guilty = script.pop(0)
+        result.steps = [StepRecord("during", s.describe(), in_flight_at_apply=10 if fed else 0) for s in faults]
+        result.checks.append(Check("no_loss", not guilty, "judge"))
+        result.verdict = "fail" if guilty else "pass"
+        return result
+    return run
+
+
+def _two_faults() -> Scenario:
+    steps = (Step("during", LinkDown("kafka"), at=1.0, duration=4), Step("during", LinkDown("redis"), at=6, duration=4))
+    return Scenario(name="two", description="d", steps=steps, during_s=12)
+
+
+def test_a_reduction_that_fails_only_two_times_of_three_is_not_kept() -> None:
+    # With one fault step left (kafka alone), the third confirmation run passes: luck, not kept.
+    calls: list[Scenario] = []
+    found = shrink(_two_faults(), _scripted({"1": [True, True, False] * 10}, calls), confirm_runs=3, replays=2)
+    assert [s.do.link for s in found.scenario.steps if is_fault(s)] == ["kafka", "redis"]
+    assert found.replay_failed == 2
+
+
+def test_the_original_must_fail_every_confirmation_run() -> None:
+    from harness.shrink import ShrinkError
+
+    with pytest.raises(ShrinkError, match="failed 2/3 runs here"):
+        shrink(_two_faults(), _scripted({"2": [True, False, True]}, []), confirm_runs=3)
+
+
+def test_a_minimum_whose_replay_passes_falls_back_to_the_next_larger_candidate() -> None:
+    # The smallest workload fails its three confirmations, then passes its second replay: the
+    # next larger candidate (which fails every time) is what gets written.
+    from harness.shrink import MIN_RECORDS
+
+    runs: dict[str, int] = {}
+    judge = _scripted({}, [])
+
+    def run(scenario: Scenario) -> ScenarioResult:
+        result = judge(scenario)
+        if scenario.workload.records == MIN_RECORDS:
+            runs[repr(scenario)] = runs.get(repr(scenario), 0) + 1
+            if runs[repr(scenario)] == 5:
+                result.checks[0].ok, result.verdict = True, "pass"
+        return result
+
+    found = shrink(_two_faults(), run, confirm_runs=3, replays=5)
+    assert found.fell_back == 1
+    assert found.scenario.workload.records > MIN_RECORDS
+    assert [s.do.link for s in found.scenario.steps if is_fault(s)] == ["kafka"]
+    assert (found.replay_failed, found.replays) == (5, 5)
+
+
+def test_a_reduction_that_starves_a_fault_of_data_is_not_kept() -> None:
+    # The original's faults met data; every candidate's journal says nothing was in flight.
+    first = {"n": 0}
+
+    def run(scenario: Scenario) -> ScenarioResult:
+        first["n"] += 1
+        return _scripted({}, [], fed=first["n"] <= 3)(scenario)
+
+    found = shrink(_two_faults(), run, confirm_runs=3, replays=1)
+    assert found.scenario == _two_faults()  # nothing could be cut without starving a fault
