@@ -1,5 +1,6 @@
 """Sessions: `tests` and `mutants` (what CI runs), `gate` (the scenario gate), `lint`, `bench`,
-`determinism` and `soak` (long runs, not in every CI).
+`slow` (the tests marked slow: soaks, shrinking, measured reproduction rates), `determinism` and
+`soak` (long runs, not in every CI).
 
 Each session installs the project into its own virtualenv and provisions the servers with
 `faultline setup` (cached per user, so only the first run downloads anything).
@@ -23,6 +24,13 @@ def tests(session: nox.Session) -> None:
     """Unit and integration tests against the real servers (slow ones excluded)."""
     _install(session)
     session.run("python", "-m", "pytest", "-m", "not slow", *session.posargs)
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """The long tests (marked slow): soaks, the shrink chain, reproduction rates measured N of N."""
+    _install(session)
+    session.run("python", "-m", "pytest", "-m", "slow", *session.posargs)
 
 
 @nox.session

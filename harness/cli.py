@@ -235,10 +235,12 @@ def _defect_env(target_path: str | None, defect: str | None) -> dict[str, str]:
 @click.option("--repeat", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Run it N times on one stack and print the rate it failed the way the file says.")
 @click.option("--defect", default=None, help="Switch on one of the target's seeded defects for the replay.")
+@click.option("--record", is_flag=True,
+              help="Write the measured rate, the versions and the seed into FILE's [reproduction] table.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
-def reproduce(file: str, repeat: int, defect: str | None, backend: str, target_path: str | None,
+def reproduce(file: str, repeat: int, defect: str | None, record: bool, backend: str, target_path: str | None,
               out: str | None) -> None:
     """Run the incident file FILE: exit 1 when it fails (every repeat the same way, or flaky: the rate says
     which), 0 when it held every time, 2 for a harness failure or a bad file."""
@@ -260,6 +262,11 @@ def reproduce(file: str, repeat: int, defect: str | None, backend: str, target_p
     outcome = RepeatOutcome.of(scenario, gate.results)
     colour = "red" if outcome.exit_code == 1 else "green" if outcome.exit_code == 0 else "yellow"
     console.print(f"[{colour}]{escape(outcome.summary())}[/]")
+    if record and outcome.exit_code != 2:
+        from harness.reproduce import record_rate
+
+        record_rate(Path(file), scenario, outcome, gate, defect)
+        console.print(f"recorded reproduced = {outcome.rate!r} in {escape(file)}")
     console.print(f"reports: {gate.out}")
     sys.exit(outcome.exit_code)
 

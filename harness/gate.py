@@ -34,6 +34,7 @@ class GateRun:
     out: Path
     results: list[ScenarioResult]
     exit_code: int
+    servers: dict[str, str] = dataclasses.field(default_factory=dict)  # versions the run was made with
 
 
 def exit_code_of(results: list[ScenarioResult]) -> int:
@@ -88,8 +89,9 @@ def write_incidents(directory: Path, scenarios: list[Scenario], results: list[Sc
         comment = "\n".join([f"Written by a failing run of {result.name}; replay: faultline reproduce <this file> "
                              "--repeat 5 (reproduced 1/1 means: failed once, not yet replayed)",
                              *(f"violated {c.name}: {c.detail[:200]}" for c in result.violations),
-                             *(f"in flight when applied: {r.description}: {r.in_flight_at_apply} records"
-                               for r in result.steps if r.in_flight_at_apply is not None)])
+                             *(f"records meeting {r.description}: {r.in_flight_at_apply} in flight when applied, "
+                               f"{r.written_during} written while it lasted"
+                               for r in result.steps if r.met_data is not None)])
         written.append(incident.write(exact, directory / f"{result.name}.toml", comment))
     return written
 
@@ -137,4 +139,4 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
             "duration_s": round(time.monotonic() - t0, 3),
             "repeat_consistent": not unstable, "unstable": unstable}
     write_all(out, meta, results)
-    return GateRun(run_id, out, results, code)
+    return GateRun(run_id, out, results, code, servers)

@@ -8,11 +8,16 @@ one, the checks the first failing repeat violated).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
-from harness.gate import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION
+from harness import incident
+from harness.gate import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, GateRun, reproduction_record
 from harness.runner import ScenarioResult
 from harness.scenario import Scenario
+from harness.target import TargetDefinition
 
 
 def expected_violations(scenario: Scenario, results: list[ScenarioResult]) -> frozenset[str]:
@@ -61,3 +66,24 @@ class RepeatOutcome:
             return (f"failed 0/{self.runs} the way the incident says ({checks}), but {self.failed_other} repeat(s) "
                     "failed in another way")
         return f"failed 0/{self.runs}: held every time (the incident does not reproduce here)"
+
+
+def record_rate(path: Path, scenario: Scenario, outcome: RepeatOutcome, gate: GateRun, defect: str | None) -> Path:
+    """Rewrite the incident file with its measured [reproduction] table; its header comment stays."""
+    meta = json.loads((gate.out / "report.json").read_text())
+    target = TargetDefinition.load(Path(meta["target"]))
+    record = dataclasses.replace(
+        reproduction_record(gate.results[0], target, gate.servers, scenario.workload.seed,
+                            outcome.failed_same, outcome.runs, defect),
+        violates=tuple(sorted(outcome.expected)))
+    return incident.write(dataclasses.replace(scenario, reproduction=record), path, comment=leading_comment(path))
+
+
+def leading_comment(path: Path) -> str:
+    """The comment block at the top of a file (what a person wrote about the incident)."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[2:] if line.startswith("# ") else line[1:])
+    return "\n".join(lines)

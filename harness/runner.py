@@ -82,8 +82,17 @@ class StepRecord:
     evidence: str = ""
     result: dict[str, Any] | None = None
     # Faults only: records written (acknowledged) but not yet in the sink or dead-lettered when the
-    # fault was applied; a fault that meets no data cannot show a loss (None: could not be read).
+    # fault was applied, and records acknowledged while its window was open. A fault that meets no
+    # data cannot show a loss (None: could not be read).
     in_flight_at_apply: int | None = None
+    written_during: int | None = None
+
+    @property
+    def met_data(self) -> int | None:
+        """Records exposed to this fault: in flight when it came, or written while it lasted."""
+        if self.in_flight_at_apply is None and self.written_during is None:
+            return None
+        return (self.in_flight_at_apply or 0) + (self.written_during or 0)
 
 
 @dataclass
@@ -155,6 +164,8 @@ class ScenarioRunner:
         self._progress: SinkProgress | None = None
         self._meter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-flight")
         self._meters: list[Future[None]] = []
+        self._ok_at_apply: dict[int, int] = {}  # per windowed fault step: acknowledged writes when applied
+        self._ok_writes = 0  # acknowledged writes so far (the harness's own and held transactions')
 
     # -- public ----------------------------------------------------------------------------------
     def run(self) -> ScenarioResult:
@@ -294,6 +305,7 @@ class ScenarioRunner:
                 self._unknown.append(written)  # resolved against the source before judging
                 continue
             self.ledger.add(written.record_id, content_hash(written.payload), written.outcome)
+            self._ok_writes += written.outcome == "ok"
         ids = [x.record_id for x in inserted if x.record_id is not None]
         if ids:
             self.clock.add(min(ids), at)
@@ -329,6 +341,7 @@ class ScenarioRunner:
         record = StepRecord(step.phase, step.describe(), applied_at=self._now())
         if is_fault(step):
             self._measure_in_flight(record)
+            self._ok_at_apply[id(step)] = self._ok_writes
         self.result.steps.append(record)
         do = step.do
         exporter = self._exporter()
@@ -421,6 +434,8 @@ class ScenarioRunner:
         elif isinstance(do, Load):
             self._finish_load(self._loads.pop(id(step)), record)
         record.removed_at = self._now()
+        if id(step) in self._ok_at_apply:
+            record.written_during = self._ok_writes - self._ok_at_apply.pop(id(step))
         self.on_step("removed", record)
 
     def _hold_transaction(self, step: Step, do: HeldTransaction) -> str:

@@ -20,8 +20,9 @@ on replay tells its reader the bug is gone. So:
 - a candidate is kept only when it fails ``confirm_runs`` times out of ``confirm_runs`` with
   every one of those checks (it is dropped at its first run that does not);
 - and only while every fault that met data in the original still meets data: a fault applied
-  when nothing written is in flight cannot lose anything, so a smaller workload or load that
-  starves a fault window fails by luck (the journal's ``in_flight_at_apply``);
+  when nothing written is in flight, and during which nothing is written, cannot lose anything,
+  so a smaller workload or load that starves a fault window fails by luck, if at all (the
+  journal's ``in_flight_at_apply`` and ``written_during``);
 - at the end the minimal candidate is replayed ``replays`` times; if any replay does not fail
   the same way, shrink falls back to the next larger kept candidate (each kept one failed every
   time), replaying each in turn, and reports the rate it measured.
@@ -55,13 +56,13 @@ def violation_class(result: ScenarioResult) -> frozenset[str]:
 
 
 def fed_faults(result: ScenarioResult) -> frozenset[str]:
-    """Faults (by description) that were applied with acknowledged writes still in flight."""
-    return frozenset(r.description for r in result.steps if (r.in_flight_at_apply or 0) > 0)
+    """Faults (by description) that met data: records in flight when applied or written meanwhile."""
+    return frozenset(r.description for r in result.steps if (r.met_data or 0) > 0)
 
 
 def starved_faults(result: ScenarioResult, needs_data: frozenset[str]) -> list[str]:
-    """Faults that met data in the original but were applied here with nothing in flight."""
-    return [r.description for r in result.steps if r.description in needs_data and r.in_flight_at_apply == 0]
+    """Faults that met data in the original but met none here (nothing in flight, nothing written)."""
+    return [r.description for r in result.steps if r.description in needs_data and r.met_data == 0]
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,8 @@ class _Trials:
                 self.log(f"trial {self.count}: {what}{run_name}: no longer fails the same way "
                          f"({sorted(got) or 'passes'})")
             elif starved:
-                self.log(f"trial {self.count}: {what}{run_name}: fails, but with nothing in flight when "
-                         f"{', '.join(starved)} was applied (luck, not the bug): not the same failure")
+                self.log(f"trial {self.count}: {what}{run_name}: fails, but no record met "
+                         f"{', '.join(starved)} (luck, not the bug): not the same failure")
             else:
                 self.log(f"trial {self.count}: {what}{run_name}: still fails {sorted(got)}")
                 failed += 1

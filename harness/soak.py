@@ -19,6 +19,7 @@ from harness.scenario import (
     Checkpoint,
     Expect,
     FreezeExporter,
+    HeldTransaction,
     KillExporter,
     LinkDown,
     Load,
@@ -61,6 +62,9 @@ CATALOGUE: dict[str, tuple[Draw, tuple[float, float]]] = {
     "redis_restart": (lambda rng: RestartService("redis"), (1, 4)),
     "kafka_restart": (lambda rng: RestartService("kafka"), (2, 6)),
     "postgres_restart": (lambda rng: RestartService("postgres"), (1, 4)),
+    # Commits out of id order: lower ids held open while later rows commit and are read.
+    "out_of_order_commit": (lambda rng: HeldTransaction(records=rng.choice((1, 5, 20)),
+                                                        then_write=rng.choice((20, 100))), (1, 4)),
 }
 QUIET_S = (4.0, 10.0)
 

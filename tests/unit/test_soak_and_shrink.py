@@ -193,7 +193,8 @@ def _scripted(verdicts: dict[str, list[bool]], calls: list[Scenario], fed: bool 
         guilty = any(getattr(s.do, "link", None) == "kafka" for s in faults)
         if guilty and script:
             guilty = script.pop(0)
-        result.steps = [StepRecord("during", s.describe(), in_flight_at_apply=10 if fed else 0) for s in faults]
+        result.steps = [StepRecord("during", s.describe(), in_flight_at_apply=10 if fed else 0,
+                                   written_during=0) for s in faults]
         result.checks.append(Check("no_loss", not guilty, "judge"))
         result.verdict = "fail" if guilty else "pass"
         return result

@@ -1,0 +1,81 @@
+"""Reproduction rates measured on the real stack: `reproduce --repeat` prints and records them,
+the out-of-order-commit scenario fails its seeded defect every time, and the shipped incident
+files meet the rates they state."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import incident
+from harness.paths import project_root
+from harness.registry import discover
+
+pytestmark = pytest.mark.faultline
+SHIPPED = sorted((project_root() / "incidents").glob("*.toml"))
+
+
+def faultline(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "COLUMNS": "200"}, check=False)
+
+
+@pytest.mark.timeout(400)
+def test_reproduce_repeat_prints_and_records_the_rate(tmp_path: Path) -> None:
+    path = incident.write(discover()["out_of_order_commits"], tmp_path / "ooc.toml", comment="Out of order.\nKept.")
+    proc = faultline("reproduce", str(path), "--repeat", "2", "--defect", "read_past_open_transactions", "--record",
+                     "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "failed 2/2" in proc.stdout and "every time" in proc.stdout
+    recorded = incident.load(path)
+    assert recorded.reproduction is not None
+    assert (recorded.reproduction.rate, recorded.reproduction.violates) == ("2/2", ("no_loss",))
+    assert recorded.reproduction.defect == "read_past_open_transactions"
+    assert recorded.reproduction.servers["postgres"].startswith("15")
+    assert path.read_text().startswith("# Out of order.\n# Kept.\n")  # the person's comment stays
+
+
+def test_an_unknown_defect_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    path = incident.write(discover()["baseline"], tmp_path / "b.toml")
+    proc = faultline("reproduce", str(path), "--defect", "no_such_bug", timeout=60)
+    assert proc.returncode == 2
+    assert "no_such_bug" in proc.stdout + proc.stderr and "read_past_open_transactions" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize(("defect", "expected"), [("read_past_open_transactions", "fail:no_loss"), ("", "pass:")])
+def test_out_of_order_commits_fails_the_defect_and_passes_the_clean_exporter_10_of_10(
+        tmp_path: Path, defect: str, expected: str) -> None:
+    env_defect = ["--defect", defect] if defect else []
+    path = incident.write(discover()["out_of_order_commits"], tmp_path / "ooc.toml")
+    proc = faultline("reproduce", str(path), "--repeat", "10", *env_defect, "--out", str(tmp_path / "out"),
+                     timeout=1150)
+    assert proc.returncode == (1 if defect else 0), proc.stdout[-3000:]
+    assert ("failed 10/10" if defect else "failed 0/10") in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_incident_meets_its_stated_reproduction_rate(tmp_path: Path, path: Path) -> None:
+    stated = incident.load(path).reproduction
+    assert stated is not None, f"{path.name} states no reproduction rate"
+    defect = ["--defect", stated.defect] if stated.defect else []
+    proc = faultline("reproduce", str(path), "--repeat", str(stated.runs), *defect, "--out", str(tmp_path),
+                     timeout=850)
+    assert f"failed {stated.rate}" in proc.stdout, proc.stdout[-3000:]
+    assert proc.returncode == (1 if stated.failed else 0)
+
+
+def test_every_shipped_incident_states_a_full_reproduction_rate() -> None:
+    for path in SHIPPED:
+        stated = incident.load(path).reproduction
+        assert stated is not None, f"{path.name} states no [reproduction]"
+        # Every repeat the same way: either always caught (with its defect) or always held.
+        assert stated.failed in (0, stated.runs) and stated.runs >= 5, f"{path.name}: {stated.rate}"
+        assert stated.faultline_version and stated.target and stated.servers and stated.measured_at
