@@ -7,6 +7,7 @@ Exit codes everywhere: 0 all held, 1 an invariant of the system under test was v
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -26,6 +27,25 @@ EXIT_OK, EXIT_VIOLATION, EXIT_HARNESS = 0, 1, 2
 console = Console(stderr=True)
 
 
+class FiniteFloat(click.ParamType):
+    """A float within [low, high]: NaN and infinities are refused (a NaN compares false with any
+    bound, so click's FloatRange lets it through)."""
+
+    name = "number"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or not self.low <= number <= self.high:
+            self.fail(f"{value!r} is not a finite number within [{self.low}, {self.high}]", param, ctx)
+        return number
+
+
 class FaultlineGroup(click.Group):
     """Any FaultlineError becomes a one-line message and exit code 2, not a traceback."""
 
@@ -33,7 +53,9 @@ class FaultlineGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FaultlineError as exc:
-            console.print(f"[bold red]faultline: error:[/] {exc}")
+            # Escaped (a message may hold [incident] or [metrics]: text, not markup) and unwrapped:
+            # one line, file:line:field first, whatever the terminal's width.
+            console.print(f"[bold red]faultline: error:[/] {escape(str(exc))}", soft_wrap=True)
             sys.exit(EXIT_HARNESS)
         except KeyboardInterrupt:
             console.print("[yellow]faultline: interrupted; everything started was stopped[/]")
@@ -93,7 +115,7 @@ def setup(check: bool, as_json: bool) -> None:
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--check", is_flag=True,
               help="Start, verify every service through its proxy, stop, print one JSON object.")
-@click.option("--start-timeout", type=float, default=60.0, show_default=True)
+@click.option("--start-timeout", type=FiniteFloat(1, 3600), default=60.0, show_default=True)
 def up(backend: str, check: bool, start_timeout: float) -> None:
     """Start the stack and print its endpoints until Ctrl-C."""
     from harness.services import probes
@@ -334,7 +356,7 @@ def shrink(file: str, out_file: str | None, confirm_runs: int, replays: int, def
               help="Locust source-writer users on top of the rate, for the whole soak.")
 @click.option("--load-workers", type=click.IntRange(0, 64), default=0, show_default=True,
               help="Run the Locust load in distributed mode with this many worker processes.")
-@click.option("--window-scale", type=float, default=1.0, show_default=True,
+@click.option("--window-scale", type=FiniteFloat(0.01, 100), default=1.0, show_default=True,
               help="Scale every fault window (2.0: twice as long).")
 @click.option("--exporter-env", multiple=True, metavar="KEY=VALUE",
               help="Extra environment for the exporter under soak (repeatable), kept in the incident file.")

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError
 from harness.scenario import (
@@ -45,8 +47,9 @@ from harness.scenario import (
     Toxic,
     Workload,
     Write,
+    error_field,
+    explain,
 )
-from harness.stack import LINKS, SERVICES
 
 FAULTS = {"toxic": Toxic, "link_down": LinkDown, "kill_exporter": KillExporter, "freeze_exporter": FreezeExporter,
           "restart_service": RestartService, "disk_full": DiskFull, "read_only_dir": ReadOnlyDir,
@@ -56,6 +59,7 @@ ACTIONS = {"pause": Pause, "resume": Resume, "export": Export, "write": Write, "
 KINDS = {**FAULTS, **ACTIONS}
 NAMES = {cls: name for name, cls in KINDS.items()}
 STEP_KEYS = {"phase", "at", "duration", "fault", "action"}
+ACTION_CLASSES = tuple(ACTIONS.values())
 
 
 class IncidentError(HarnessError):
@@ -89,12 +93,44 @@ class _Locator:
         return start if step is not None else None
 
 
-def load(path: Path) -> Scenario:
-    """Parse and validate an incident file into a Scenario."""
+class _ReproductionTable(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+    reproduced: Annotated[str, Field(pattern=r"^\d{1,5}/\d{1,5}$")]
+    violates: list[str] = []
+    faultline_version: str = ""
+    target: str = ""
+    servers: dict[str, str] = {}
+    seed: int = 0
+    measured_at: str = ""
+    defect: str | None = None
+
+
+class _FileShape(BaseModel):
+    """The tables an incident file has, and their types (each table's fields are the models')."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    incident: dict[str, Any]
+    expect: Annotated[dict[str, Any], Field(min_length=1)]
+    workload: dict[str, Any] = {}
+    exporter_env: dict[str, str] = {}
+    steps: Annotated[list[dict[str, Any]], Field(max_length=10_000)] = []
+    reproduction: _ReproductionTable | None = None
+
+
+def _read(path: Path) -> str:
     try:
-        text = Path(path).read_text()
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise IncidentError(f"{path}: no such incident file") from exc
+    except UnicodeDecodeError as exc:
+        raise IncidentError(f"{path}: not a text file (an incident file is TOML in UTF-8)") from exc
+    except OSError as exc:
+        raise IncidentError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
+
+
+def load(path: Path) -> Scenario:
+    """Parse and validate an incident file into a Scenario; every refusal names file:line:field."""
+    text = _read(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -104,119 +140,93 @@ def load(path: Path) -> Scenario:
     def fail(message: str, line: int | None) -> IncidentError:
         return IncidentError(f"{path}:{line or '?'}: {message}")
 
-    unknown = set(data) - {"incident", "workload", "exporter_env", "expect", "steps", "reproduction"}
-    if unknown:
-        raise fail(f"unknown table(s) {sorted(unknown)}", where.table(sorted(unknown)[0]))
-    head = data.get("incident", {})
-    for key in ("name", "description"):
-        if not head.get(key):
-            raise fail(f"[incident] needs {key}", where.table("incident"))
-    if "expect" not in data or not data["expect"]:
-        raise fail("missing expectations: add an [expect] table saying what must hold (e.g. no_loss = true)",
-                   where.table("expect"))
-    expect = _build(Expect, data["expect"], "[expect]", lambda m: fail(m, where.table("expect")))
-    workload = _build(Workload, data.get("workload", {}), "[workload]", lambda m: fail(m, where.table("workload")))
-    steps = []
+    try:
+        shape = _FileShape.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        table, key = str(error["loc"][0]), ".".join(str(x) for x in error["loc"][1:])
+        line = (where.key(key.split(".")[0], table=table) if key else None) or where.table(table) or where.key(table)
+        if error["type"] == "missing" and table == "expect":
+            raise fail("missing expectations: add an [expect] table saying what must hold (e.g. no_loss = true)",
+                       line) from exc
+        raise fail(f"[{table}]{'.' + key if key else ''}: {error['msg']} (got {repr(error.get('input'))[:80]})",
+                   line) from exc
+
+    def build(cls: Any, values: dict[str, Any], table: str) -> Any:
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise fail(f"[{table}] {explain(exc)}", where.key(error_field(exc).split(".")[0], table=table)
+                       or where.table(table)) from exc
+
+    expect = build(Expect, shape.expect, "expect")
+    workload = build(Workload, shape.workload, "workload")
+    steps = [_step(n, raw, where, fail) for n, raw in enumerate(shape.steps)]
+    _refuse_overlaps(steps, where, fail)
+    head = dict(shape.incident)
+    if isinstance(head.get("catches"), list):
+        head["catches"] = tuple(head["catches"])  # TOML arrays are lists; the model keeps tuples
+    try:
+        return build(Scenario, {**head, "workload": workload, "steps": tuple(steps), "expect": expect,
+                                "exporter_env": shape.exporter_env,
+                                "reproduction": _reproduction(shape.reproduction, where, fail)},
+                     "incident").validate()
+    except ScenarioError as exc:
+        line = where.key(exc.field_name, step=exc.step) if exc.field_name and exc.step is not None else None
+        raise IncidentError(f"{path}:{line or '?'}: {exc}") from exc
+
+
+def _step(n: int, raw: dict[str, Any], where: _Locator, fail: Any) -> Step:
+    """One [[steps]] entry: its kind (fault = ... or action = ...) and the fields that kind owns."""
+    line = where.step_lines[n] if n < len(where.step_lines) else None
+
+    def step_fail(message: str, key: str | None = None) -> IncidentError:
+        return fail(f"step {n + 1}: {message}", (where.key(key, step=n) if key else None) or line)
+
+    kind_key = "fault" if "fault" in raw else "action" if "action" in raw else None
+    if kind_key is None:
+        raise step_fail("needs `fault = ...` or `action = ...`")
+    kind = raw[kind_key]
+    table = FAULTS if kind_key == "fault" else ACTIONS
+    if not isinstance(kind, str) or kind not in table:
+        raise step_fail(f"unknown {kind_key} {kind!r}; known: {', '.join(sorted(table))}", kind_key)
+    params = {k: v for k, v in raw.items() if k not in STEP_KEYS}
+    try:
+        do = table[kind](**params)
+        return Step(phase=raw.get("phase", "during"), do=do, at=raw.get("at", 0.0), duration=raw.get("duration"))
+    except ValidationError as exc:
+        raise step_fail(explain(exc), error_field(exc).split(".")[0]) from exc
+
+
+def _refuse_overlaps(steps: list[Step], where: _Locator, fail: Any) -> None:
+    """Two faults of the same kind on the same target at once are ambiguous (which one ends when?);
+    different toxics on one link are fine."""
     windows: dict[str, list[tuple[float, float, int]]] = {}
-    for n, raw in enumerate(data.get("steps", [])):
-        line = where.step_lines[n] if n < len(where.step_lines) else None
-
-        def step_fail(message: str, key: str | None = None, n: int = n, line: int | None = line) -> IncidentError:
-            return fail(f"step {n + 1}: {message}", where.key(key, step=n) if key else line)
-
-        kind_key = "fault" if "fault" in raw else "action" if "action" in raw else None
-        if kind_key is None:
-            raise step_fail("needs `fault = ...` or `action = ...`")
-        kind = raw[kind_key]
-        table = FAULTS if kind_key == "fault" else ACTIONS
-        if kind not in table:
-            raise step_fail(f"unknown {kind_key} {kind!r}; known: {', '.join(sorted(table))}", kind_key)
-        extra = set(raw) - STEP_KEYS - _fields_of_kind(raw)
-        if extra:
-            raise step_fail(f"unknown field(s) {sorted(extra)} for {kind}", sorted(extra)[0])
-        at, duration = raw.get("at", 0.0), raw.get("duration")
-        if not isinstance(at, (int, float)) or at < 0:
-            raise step_fail(f"`at` must be a number >= 0, not {at!r}", "at")
-        if duration is not None and (not isinstance(duration, (int, float)) or duration <= 0):
-            raise step_fail(f"`duration` must be a number > 0, not {duration!r}", "duration")
-        params = {k: v for k, v in raw.items() if k not in STEP_KEYS}
-        if "link" in params and params["link"] not in LINKS:
-            raise step_fail(f"unknown target link {params['link']!r}; links: {', '.join(LINKS)}", "link")
-        if "service" in params and params["service"] not in SERVICES:
-            raise step_fail(f"unknown target service {params['service']!r}; services: {', '.join(SERVICES)}",
-                            "service")
-        do = _build(table[kind], params, f"step {n + 1}", lambda m, n=n: step_fail(m))
-        if kind_key == "fault":
-            # Two faults of the same kind on the same target at once are ambiguous (which one ends
-            # when?); different toxics on one link are fine.
-            target = ":".join([kind, *(str(params[k]) for k in ("link", "service", "directory", "type", "stream")
-                                       if k in params)])
-            end = at + (duration or float("inf"))
-            for other_at, other_end, other_n in windows.get(target, []):
-                if at < other_end and other_at < end:
-                    raise step_fail(f"overlaps step {other_n + 1} on the same target ({target}); "
-                                    "one fault of a kind per target at a time", "at")
-            windows.setdefault(target, []).append((at, end, n))
-        steps.append(Step(raw.get("phase", "during"), do, at=float(at),
-                          duration=float(duration) if duration is not None else None))
-    try:
-        return Scenario(name=head["name"], description=head["description"], incident=head.get("incident"),
-                        workload=workload, steps=tuple(steps), expect=expect,
-                        exporter_env={str(k): str(v) for k, v in data.get("exporter_env", {}).items()},
-                        sink=head.get("sink", "kafka"), during_s=float(head.get("during_s", 3.0)),
-                        catches=tuple(head.get("catches", ())),
-                        reproduction=_reproduction(data.get("reproduction"),
-                                                   lambda m: fail(m, where.table("reproduction")))).validate()
-    except ScenarioError as exc:
-        raise IncidentError(f"{path}: {exc}") from exc
+    for n, step in enumerate(steps):
+        if isinstance(step.do, ACTION_CLASSES):
+            continue
+        params = asdict(step.do)
+        target = ":".join([NAMES[type(step.do)], *(str(params[k]) for k in ("link", "service", "directory", "type",
+                                                                            "stream") if k in params)])
+        end = step.at + (step.duration or float("inf"))
+        for other_at, other_end, other_n in windows.get(target, []):
+            if step.at < other_end and other_at < end:
+                raise fail(f"step {n + 1}: overlaps step {other_n + 1} on the same target ({target}); one fault of "
+                           "a kind per target at a time", where.key("at", step=n))
+        windows.setdefault(target, []).append((step.at, end, n))
 
 
-_REPRODUCED = re.compile(r"^(\d{1,5})/(\d{1,5})$")
-_REPRODUCTION_TYPES: dict[str, type] = {"reproduced": str, "violates": list, "faultline_version": str, "target": str,
-                                        "servers": dict, "seed": int, "measured_at": str, "defect": str}
-
-
-def _reproduction(raw: Any, fail: Any) -> Reproduction | None:
+def _reproduction(table: _ReproductionTable | None, where: _Locator, fail: Any) -> Reproduction | None:
     """The [reproduction] table: what the incident was confirmed with (its rate, versions, seed)."""
-    if raw is None:
+    if table is None:
         return None
-    if not isinstance(raw, dict):
-        raise fail("[reproduction] must be a table")
-    for key, value in raw.items():
-        kind = _REPRODUCTION_TYPES.get(key)
-        if kind is None:
-            raise fail(f"[reproduction]: unknown field '{key}'; known: {', '.join(sorted(_REPRODUCTION_TYPES))}")
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise fail(f"[reproduction]: {key} must be a {kind.__name__}, not {value!r}")
-    match = _REPRODUCED.match(raw.get("reproduced", ""))
-    if match is None:
-        raise fail(f"[reproduction]: reproduced must be 'failed/runs' such as \"5/5\", not {raw.get('reproduced')!r}")
-    servers = raw.get("servers", {})
-    if not all(isinstance(v, str) for v in servers.values()) or not all(isinstance(v, str)
-                                                                        for v in raw.get("violates", [])):
-        raise fail("[reproduction]: servers values and violates entries must be strings")
+    failed, runs = (int(x) for x in table.reproduced.split("/"))
     try:
-        return Reproduction(int(match[1]), int(match[2]), tuple(raw.get("violates", ())),
-                            raw.get("faultline_version", ""), raw.get("target", ""), dict(servers),
-                            raw.get("seed", 0), raw.get("measured_at", ""), raw.get("defect")).validate()
-    except ScenarioError as exc:
-        raise fail(f"[reproduction]: {exc}") from exc
-
-
-def _fields_of_kind(raw: dict[str, Any]) -> set[str]:
-    kind = KINDS.get(raw.get("fault") or raw.get("action") or "")
-    return {f.name for f in fields(kind)} if kind else set()
-
-
-def _build(cls: type, values: dict[str, Any], where: str, fail: Any) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise fail(f"{where}: unknown field '{sorted(unknown)[0]}'; known: {', '.join(sorted(known))}")
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise fail(f"{where}: {exc}") from exc
+        return Reproduction(failed, runs, tuple(table.violates), table.faultline_version, table.target,
+                            dict(table.servers), table.seed, table.measured_at, table.defect).validate()
+    except (ValidationError, ScenarioError) as exc:
+        detail = explain(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise fail(f"[reproduction] {detail}", where.key("reproduced", table="reproduction")) from exc
 
 
 # -- writing ----------------------------------------------------------------------------------------

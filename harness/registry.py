@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import traceback
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from harness.paths import project_root
-from harness.scenario import Scenario, ScenarioError
+from harness.scenario import Scenario, ScenarioError, explain
 
 
 def scenarios_dir() -> Path:
@@ -20,6 +23,10 @@ def load_file(path: Path) -> Scenario:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
+    except ValidationError as exc:
+        # A field refused by the model: name the line of the scenario file that made it.
+        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+        raise ScenarioError(f"{path}:{lines[-1] if lines else '?'}: {explain(exc)}") from exc
     except Exception as exc:  # noqa: BLE001 - any error in a user's scenario file is reported with its path
         raise ScenarioError(f"{path}: failed to import: {exc.__class__.__name__}: {exc}") from exc
     scenario = getattr(module, "SCENARIO", None)

@@ -87,8 +87,8 @@ class SoakPlan:
         if unknown or not self.faults:
             raise SoakError(f"unknown fault(s) {unknown or '(none given)'}; the catalogue has: "
                             f"{', '.join(CATALOGUE)}")
-        if self.rate < 1 or self.load_users < 0 or self.load_workers < 0 or self.window_scale <= 0:
-            raise SoakError("rate must be >= 1, load users and workers >= 0, window scale > 0")
+        if self.rate < 1 or self.load_users < 0 or self.load_workers < 0 or not 0.01 <= self.window_scale <= 100:
+            raise SoakError("rate must be >= 1, load users and workers >= 0, window scale within [0.01, 100]")
         return self
 
 

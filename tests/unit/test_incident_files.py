@@ -42,14 +42,33 @@ def test_every_shipped_scenario_round_trips_through_an_incident_file(tmp_path: P
 @pytest.mark.parametrize("edit,fragment,line", [
     (lambda t: t.replace('records = 100', 'records = = 100'), "bad TOML syntax", None),
     (lambda t: t.replace('fault = "link_down"', 'fault = "earthquake"'), "unknown fault 'earthquake'", 16),
-    (lambda t: t.replace('link = "kafka"', 'link = "mysql"'), "unknown target link 'mysql'", 17),
-    (lambda t: t.replace("at = 0.5", "at = -1"), "`at` must be a number >= 0", 14),
-    (lambda t: t.replace("duration = 2.0", "duration = 0"), "`duration` must be a number > 0", 15),
+    (lambda t: t.replace('link = "kafka"', 'link = "mysql"'), "unknown link 'mysql'", 17),
+    (lambda t: t.replace("at = 0.5", "at = -1"), "step 1: Step.at: Input should be greater than or equal to 0", 14),
+    (lambda t: t.replace("at = 0.5", "at = nan"), "step 1: Step.at: Input should be a finite number", 14),
+    (lambda t: t.replace("duration = 2.0", "duration = inf"), "step 1: Step.duration: Input should be a finite", 15),
+    (lambda t: t.replace("duration = 2.0", "duration = 0"), "step 1: Step.duration: Input should be greater than 0",
+     15),
+    (lambda t: t.replace("records = 100", "records = 1e18"), "[workload] Workload.records: Input should be a valid "
+     "integer", 7),
+    (lambda t: t.replace("records = 100", "records = 1000000000000000000"), "Workload.records: Input should be less "
+     "than or equal to 10000000", 7),
+    (lambda t: t.replace("no_loss = true", 'no_loss = "false"'), "[expect] Expect.no_loss: Input should be a valid "
+     "boolean (got 'false')", 10),
+    (lambda t: t.replace('name = "demo"', "name = 42"), "[incident] Scenario.name: Input should be a valid string",
+     3),
+    (lambda t: t.replace('link = "kafka"', 'link = "kafka"\nattributes = 5'),
+     "step 1: LinkDown.attributes: Unexpected keyword argument", 18),
+    (lambda t: "steps = 5\n" + t.split("[[steps]]")[0], "[steps]: Input should be a valid list", 1),
+    (lambda t: "incident = 5\n" + t.replace("[incident]", "[x]"), "[incident]: Input should be a valid dictionary",
+     1),
+    (lambda t: t + "\n[weather]\nrain = true\n", "[weather]: Extra inputs are not permitted", 19),
+    (lambda t: t.replace('fault = "link_down"', 'fault = "toxic"\ntype = "latency"\nattributes = 5'),
+     "step 1: Toxic.attributes: Input should be a valid dictionary", 18),
     (lambda t: t.replace("[expect]\nno_loss = true\n", ""), "missing expectations", None),
     (lambda t: t + '\n[[steps]]\nat = 1.0\nduration = 1.0\nfault = "link_down"\nlink = "kafka"\n',
      "overlaps step 1 on the same target", 20),
-    (lambda t: t.replace("no_loss = true", "no_loss = true\nloses_nothing = true"), "unknown field 'loses_nothing'",
-     None),
+    (lambda t: t.replace("no_loss = true", "no_loss = true\nloses_nothing = true"), "Expect.loses_nothing: "
+     "Unexpected keyword argument", 11),
 ])
 def test_malformed_incident_files_name_the_problem(tmp_path: Path, edit, fragment: str,  # noqa: ANN001
                                                    line: int | None) -> None:
@@ -99,10 +118,11 @@ def test_a_reproduction_record_round_trips(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("line", "message"), [
     ('reproduced = "6/5"', "0 <= failed <= runs"),
-    ('reproduced = "all of them"', "failed/runs"),
-    ('reproduced = 5', "reproduced must be a str"),
-    ('seed = "one"', "seed must be a int"),
-    ('colour = "red"', "unknown field 'colour'"),
+    ('reproduced = "all of them"', "String should match pattern"),
+    ('reproduced = 5', "[reproduction].reproduced: Input should be a valid string"),
+    ('seed = "one"', "[reproduction].seed: Input should be a valid integer"),
+    ('seed = nan', "[reproduction].seed: Input should be a valid integer"),
+    ('colour = "red"', "[reproduction].colour: Extra inputs are not permitted"),
 ])
 def test_a_bad_reproduction_record_is_refused_with_its_line(tmp_path: Path, line: str, message: str) -> None:
     path = tmp_path / "bad.toml"
@@ -112,8 +132,9 @@ def test_a_bad_reproduction_record_is_refused_with_its_line(tmp_path: Path, line
     with pytest.raises(incident.IncidentError) as info:
         incident.load(path)
     assert message in str(info.value)
-    table_line = (GOOD + body).splitlines().index("[reproduction]") + 1
-    assert f"bad.toml:{table_line}:" in str(info.value)
+    key = line.split(" = ")[0]
+    key_line = next(n for n, text in enumerate((GOOD + body).splitlines(), 1) if text.startswith(f"{key} ="))
+    assert f"bad.toml:{key_line}:" in str(info.value)
 
 
 def test_repeat_outcomes_tell_reproducing_from_flaky_from_held() -> None:
@@ -138,3 +159,18 @@ def test_repeat_outcomes_tell_reproducing_from_flaky_from_held() -> None:
     assert (held.rate, held.exit_code) == ("0/4", 0)
     broken = RepeatOutcome.of(demo, [result("error")])
     assert broken.exit_code == 2
+
+
+def test_a_binary_file_is_refused_as_not_text(tmp_path: Path) -> None:
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    with pytest.raises(incident.IncidentError, match="not a text file"):
+        incident.load(path)
+    result = CliRunner().invoke(main, ["reproduce", str(path)])
+    assert result.exit_code == 2 and "not a text file" in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "1e9", "x"])
+def test_a_soak_window_scale_that_is_not_a_finite_sane_number_is_refused_at_once(value: str) -> None:
+    result = CliRunner().invoke(main, ["soak", "--plan-only", "--window-scale", value])
+    assert result.exit_code == 2 and "--window-scale" in result.output

@@ -5,12 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from harness.gate import exit_code_of
 from harness.mutants import plan
 from harness.registry import discover, load_file
 from harness.runner import Check, ScenarioResult
-from harness.scenario import KillExporter, LinkDown, Pause, Scenario, ScenarioError, Step, Toxic
+from harness.scenario import (
+    Expect,
+    KillExporter,
+    LinkDown,
+    Pause,
+    RestartService,
+    Scenario,
+    ScenarioError,
+    Step,
+    Toxic,
+    Workload,
+    explain,
+)
 from harness.target import TargetDefinition
 
 
@@ -19,16 +32,50 @@ def make(**kwargs: object) -> Scenario:
 
 
 @pytest.mark.parametrize("steps,fragment", [
-    ((Step("sometime", LinkDown("redis")),), "phase must be one of"),
-    ((Step("during", LinkDown("mysql")),), "unknown link 'mysql'"),
-    ((Step("during", Toxic("kafka", "latency", attributes={"delay": 1})),), "unknown attributes ['delay']"),
-    ((Step("during", LinkDown("redis"), at=-1),), "at must be >= 0"),
-    ((Step("before", KillExporter()),), "faults belong in the 'during' phase"),
+    (lambda: (Step("during", LinkDown("mysql")),), "unknown link 'mysql'"),
+    (lambda: (Step("during", Toxic("kafka", "latency", attributes={"delay": 1})),), "unknown attributes ['delay']"),
+    (lambda: (Step("before", KillExporter()),), "faults belong in the 'during' phase"),
+    (lambda: (Step("during", RestartService("mysql")),), "unknown service 'mysql'"),
 ])
 def test_bad_steps_are_refused_naming_the_step(steps: tuple, fragment: str) -> None:
     with pytest.raises(ScenarioError) as info:
-        make(steps=steps).validate()
+        make(steps=steps()).validate()
     assert fragment in str(info.value) and "scenario 's': step 0" in str(info.value)
+
+
+class NotAStep:
+    """An object a scenario might put in a step by mistake: it must be refused, never 'applied'."""
+
+
+@pytest.mark.parametrize("build,fragment", [
+    (lambda: Step("sometime", LinkDown("redis")), "Step.phase: Input should be 'before', 'during' or 'after'"),
+    (lambda: Step("during", LinkDown("redis"), at=-1), "Step.at: Input should be greater than or equal to 0"),
+    (lambda: Step("during", LinkDown("redis"), at=float("nan")), "Step.at: Input should be a finite number"),
+    (lambda: Step("during", LinkDown("redis"), duration=float("inf")), "Step.duration: Input should be a finite"),
+    (lambda: Step("during", NotAStep()), "Step.do: a NotAStep is not a step kind Faultline knows"),
+    (lambda: Workload(records=10**18), "Workload.records: Input should be less than or equal to 10000000"),
+    (lambda: Expect(no_loss="false"), "Expect.no_loss: Input should be a valid boolean (got 'false')"),
+    (lambda: Pause(-5.0), "Pause.grace_s: Input should be greater than or equal to 0"),
+    (lambda: Toxic("kafka", "latency", attributes=5), "Toxic.attributes: Input should be a valid dictionary"),
+    (lambda: Scenario(name=42, description="d"), "Scenario.name: Input should be a valid string"),
+    (lambda: Scenario(name="s", description="d", steps=5), "Scenario.steps: Input should be a valid tuple"),
+])
+def test_bad_fields_are_refused_when_made_with_the_field_named(build, fragment: str) -> None:  # noqa: ANN001
+    with pytest.raises(ValidationError) as info:
+        build()
+    assert explain(info.value).startswith(fragment), explain(info.value)
+
+
+def test_a_scenario_module_with_a_bad_field_is_refused_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "nan_window.py").write_text(
+        "from harness.scenario import LinkDown, Scenario, Step\n"
+        "SCENARIO = Scenario(\n"
+        "    name='nan_window', description='d',\n"
+        "    steps=(Step('during', LinkDown('kafka'), duration=float('nan')),),\n"
+        ")\n")
+    with pytest.raises(ScenarioError) as info:
+        load_file(tmp_path / "nan_window.py")
+    assert str(info.value).startswith(f"{tmp_path / 'nan_window.py'}:4: Step.duration: Input should be a finite")
 
 
 def test_actions_may_sit_in_any_phase() -> None:
