@@ -49,8 +49,10 @@ def mutants(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.5")
+    """ruff over everything, mypy over both packages (configured in pyproject.toml)."""
+    session.install("-e", ".[dev]")
     session.run("ruff", "check", "harness", "exporter", "scenarios", "tests", "bench", "noxfile.py")
+    session.run("mypy")
 
 
 @nox.session

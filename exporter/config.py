@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from exporter.errors import ConfigError
 
@@ -95,9 +97,13 @@ def _coerce(name: str, raw: object, kind: type) -> object:
     try:
         if kind is bool:
             return str(raw).lower() in ("1", "true", "yes", "on")
-        return kind(raw)
+        value = kind(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name}: {raw!r} is not a valid {kind.__name__}") from exc
+    if kind is float and not math.isfinite(value):
+        # A NaN deadline never passes and compares false with every bound: refuse it here.
+        raise ConfigError(f"setting {name}: {raw!r} is not a finite number")
+    return value
 
 
 def load(path: str | None = None, environ: dict[str, str] | None = None) -> Config:
@@ -122,5 +128,5 @@ def load(path: str | None = None, environ: dict[str, str] | None = None) -> Conf
         if env_name in environ:
             values[name] = environ[env_name]
     types = {f.name: type(f.default) for f in known.values()}
-    coerced = {name: _coerce(name, value, types[name]) for name, value in values.items()}
+    coerced: dict[str, Any] = {name: _coerce(name, value, types[name]) for name, value in values.items()}
     return dataclasses.replace(Config(), **coerced).validate()

@@ -164,7 +164,7 @@ class JobManager:
         query = sql.SQL("SELECT count(*) FROM {} WHERE ").format(sql.Identifier(self.config.source_table)) + where
         try:
             with self._connection() as conn:
-                return int(conn.execute(query, params).fetchone()[0])  # type: ignore[index]
+                return int(conn.execute(query, params).fetchone()[0])
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise TransientError("export_job.count", exc) from exc
 

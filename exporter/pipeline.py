@@ -300,7 +300,7 @@ class MetadataPoller(threading.Thread):
                     "stage": exc.stage, "error_class": exc.cause.__class__.__name__, "cause": str(exc.cause)})
 
 
-WORKERS = {"reader": Reader, "deliverer": Deliverer}
+WORKERS: dict[str, type[Reader] | type[Deliverer]] = {"reader": Reader, "deliverer": Deliverer}
 
 
 def worker_main(kind: str, config: Config, control: Control) -> None:

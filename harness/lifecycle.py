@@ -47,7 +47,7 @@ class StopAtExit(Generic[T]):
 
     def __init__(self, stop: Callable[[T], None]) -> None:
         self._stop = stop
-        self._items: weakref.WeakSet[T] = weakref.WeakSet()  # type: ignore[type-var]
+        self._items: weakref.WeakSet[T] = weakref.WeakSet()
         self._lock = threading.Lock()
         atexit.register(self.stop_all)
 

@@ -52,20 +52,27 @@ def plan(target: TargetDefinition, scenarios: list[Scenario]) -> dict[str, list[
     return {d: [s for s in scenarios if d in s.catches] for d in target.defects}
 
 
+def _reporter(on_result: Callable[[str, ScenarioResult], None] | None,
+              label: str) -> Callable[[ScenarioResult], None] | None:
+    """``on_result`` with the run's label (clean, or the defect) bound."""
+    if on_result is None:
+        return None
+    return lambda result: on_result(label, result)
+
+
 def run_mutants(scenarios: list[Scenario], target_path: Path, out: Path, *, backend: str = "local",
                 on_result: Callable[[str, ScenarioResult], None] | None = None) -> MutantsRun:
     target = TargetDefinition.load(target_path)
     by_defect = plan(target, scenarios)
     work = scenario_workdir(out)
     with make_backend(backend) as stack:
-        clean = run_on_stack(stack, target, scenarios, work / "clean",
-                             on_result=(lambda r: on_result("clean", r)) if on_result else None)
+        clean = run_on_stack(stack, target, scenarios, work / "clean", on_result=_reporter(on_result, "clean"))
         outcomes = []
         for defect, claimed in by_defect.items():
             outcome = DefectOutcome(defect, [s.name for s in claimed])
             env = {target.defect_env: defect}
-            results = run_on_stack(stack, target, claimed, work / defect, extra_env=env,
-                                   on_result=(lambda r, d=defect: on_result(d, r)) if on_result else None)
+            report = _reporter(on_result, defect)
+            results = run_on_stack(stack, target, claimed, work / defect, extra_env=env, on_result=report)
             write_incidents(work / defect / "incidents", claimed, results, target, extra_env=env)
             for result in results:
                 if result.verdict == "fail":

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -479,8 +480,7 @@ class ScenarioRunner:
                                             f"submission answered {reply.status_code}: {reply.text[:300]}"))
             return {"status_code": reply.status_code}
         job_id = reply.json()["id"]
-        job = wait_for(lambda: (j := exporter.get(f"{self.target.exports_path}/{job_id}", timeout=10).json())
-                       ["state"] in ("completed", "failed") and j, timeout=60 + self.scenario.fault_seconds,
+        job = wait_for(lambda: self._finished_job(job_id), timeout=60 + self.scenario.fault_seconds,
                        what=f"export job {job_id} to finish")
         export_dir = Path(exporter.sink("export_dir"))
         final = export_dir / do.name
@@ -506,12 +506,17 @@ class ScenarioRunner:
         self.result.checks.append(Check(f"export:{do.name}", state_ok and not bad, detail))
         return job
 
+    def _finished_job(self, job_id: str) -> dict[str, Any] | None:
+        """The job's status once it is completed or failed; None while it runs."""
+        job: dict[str, Any] = self._exporter().get(f"{self.target.exports_path}/{job_id}", timeout=10).json()
+        return job if job.get("state") in ("completed", "failed") else None
+
     def _export_burst(self, do: ExportBurst) -> dict[str, Any]:
         exporter = self._exporter()
         submitted_at = self.ledger.span
-        bodies = [{"user": f"burst-{u}", "format": "jsonl",
-                   "destination": {"kind": "file", "name": f"burst-{u}-{n}.jsonl"}}
-                  for u in range(do.users) for n in range(do.jobs)]
+        bodies: list[dict[str, Any]] = [{"user": f"burst-{u}", "format": "jsonl",
+                                         "destination": {"kind": "file", "name": f"burst-{u}-{n}.jsonl"}}
+                                        for u in range(do.users) for n in range(do.jobs)]
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="burst") as pool:
             replies = list(pool.map(lambda body: exporter.post(self.target.exports_path, json=body, timeout=30),
                                     bodies))
@@ -532,9 +537,7 @@ class ScenarioRunner:
         exported = self.ledger.copy()
         exported.mark_indeterminate_from(submitted_at)
         for job_id in (j for ids in accepted.values() for j in ids):
-            job = wait_for(lambda job_id=job_id: (j := exporter.get(f"{self.target.exports_path}/{job_id}",
-                                                                     timeout=10).json())["state"]
-                           in ("completed", "failed") and j, timeout=120, what=f"export job {job_id}")
+            job = wait_for(partial(self._finished_job, job_id), timeout=120, what=f"export job {job_id}")
             if job["state"] != "completed":
                 unfinished.append(f"{job_id}: {job['state']} {job.get('error')}")
                 continue
@@ -808,7 +811,8 @@ class ScenarioRunner:
         """Everything in the sinks and the dead-letter stream now, and the record ids it covers."""
         sink = self._sink_records(exporter)
         letters = read_dead_letters(self.stack, exporter.sink("dead_letter_stream"))
-        ids = {r.record_id for r in sink} | {int(x.record_id) for x in letters if x.record_id.isdigit()}
+        ids = {r.record_id for r in sink if r.record_id is not None}
+        ids |= {int(x.record_id) for x in letters if x.record_id.isdigit()}
         return sink, letters, ids
 
     def _sink_records(self, exporter: ExporterProcess) -> list[SinkRecord]:

@@ -201,10 +201,14 @@ def _reduce(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], 
                            f"halve the window of {step.describe()} to {shorter.duration}s"):
                 break
     for index in range(len(current().steps)):
-        while isinstance(current().steps[index].do, Load) and current().steps[index].do.users > 1:
+        while True:
             step = current().steps[index]
-            lighter = dataclasses.replace(step, do=dataclasses.replace(step.do, users=step.do.users // 2))
-            if not attempt(_with_step(current(), index, lighter), f"lower the load to {lighter.do.users} users"):
+            load = step.do
+            if not isinstance(load, Load) or load.users <= 1:
+                break
+            users = load.users // 2
+            lighter = dataclasses.replace(step, do=dataclasses.replace(load, users=users))
+            if not attempt(_with_step(current(), index, lighter), f"lower the load to {users} users"):
                 break
     _cut_workload(current, attempt)
 

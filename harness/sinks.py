@@ -76,15 +76,18 @@ def read_topic(stack: Stack, topic: str, timeout: float = 30.0,
                 raise HarnessError(f"reading topic {topic}: partitions {sorted(todo)} not read to their end "
                                    f"within {timeout}s")
             for msg in consumer.consume(num_messages=10_000, timeout=0.5):
-                if msg.error():
-                    if msg.error().code() == KafkaError._PARTITION_EOF:
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
                         continue
-                    raise KafkaException(msg.error())
-                if msg.offset() < ends[msg.partition()]:
-                    yield _parse(msg.value(), f"kafka:{topic}/{msg.partition()}@{msg.offset()}",
+                    raise KafkaException(error)
+                partition, offset = msg.partition(), msg.offset()
+                assert partition is not None and offset is not None  # set on every message that is not an error
+                if offset < ends[partition]:
+                    yield _parse(msg.value() or b"", f"kafka:{topic}/{partition}@{offset}",
                                  ts=msg.timestamp()[1] / 1000)
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    todo.discard(msg.partition())
+                if offset + 1 >= ends[partition]:
+                    todo.discard(partition)
         offsets.update(ends)
     finally:
         consumer.close()

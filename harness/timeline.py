@@ -83,7 +83,7 @@ class Sampler:
             try:
                 delivered, errors = self.counters()
             except Exception:  # noqa: BLE001 - exporter down or frozen under a fault: a gap, not a crash
-                delivered = errors = None
+                delivered, errors = None, None
             self.timeline.delivered_total.append(delivered)
             self.timeline.errors_total.append(errors)
 

@@ -15,7 +15,7 @@ class WaitTimeout(HarnessError, TimeoutError):
     """A condition did not hold before its deadline; the message says what was awaited and what was seen."""
 
 
-def wait_for(condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.1,
+def wait_for(condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1,
              describe: Callable[[], str] | None = None) -> T:
     """Poll ``condition`` until it returns something truthy; return that value."""
     deadline = time.monotonic() + timeout

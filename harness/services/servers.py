@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TypedDict
 
 from harness.errors import ServiceStartError, SetupError
 from harness.provision import require
@@ -50,7 +51,13 @@ class Server:
         raise NotImplementedError
 
 
-def _drop_privileges() -> dict[str, object]:
+class Privileges(TypedDict, total=False):
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def _drop_privileges() -> Privileges:
     """Popen arguments that run a child as an unprivileged user when we are root."""
     if os.geteuid() != 0:
         return {}
@@ -101,7 +108,7 @@ class PostgresServer(Server):
             self.name, command, host=HOST, port=self.port, log_path=self.log_path,
             timeout=self.start_timeout, stop_signal=signal.SIGINT,
             ready=self._ready_and_created,
-            popen_kwargs=_drop_privileges())
+            popen_kwargs=dict(_drop_privileges()))
 
     def _ready_and_created(self) -> bool:
         if not probes.postgres_ready(HOST, self.port, self.user, self.password, "postgres"):
