@@ -34,6 +34,11 @@ DEFECT_SOAK = ["--duration", "40", "--seed", "44", "--rate", "40",
 INCIDENT = "soak_seed44_40s.toml"
 
 
+def said(proc: subprocess.CompletedProcess) -> str:
+    """What the command printed (the console writes to stderr), its line wrapping undone."""
+    return " ".join((proc.stdout + proc.stderr).split())
+
+
 def faultline(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, check=False)
@@ -75,7 +80,7 @@ def test_reproduce_fails_the_same_way(defect_soak, tmp_path: Path) -> None:  # n
     proc = faultline("reproduce", str(out / "incidents" / INCIDENT), "--out", str(tmp_path))
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "no_loss" in violations(tmp_path)
-    assert "failed 1/1" in proc.stdout
+    assert "failed 1/1" in said(proc)
 
 
 @pytest.mark.slow
@@ -84,9 +89,9 @@ def test_shrink_cuts_it_to_at_most_three_fault_steps_that_fail_on_every_replay(d
     _proc, out = defect_soak
     minimal = tmp_path / "minimal.toml"
     proc = faultline("shrink", str(out / "incidents" / INCIDENT), "--out", str(minimal), timeout=2900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "trial" in proc.stdout + proc.stderr  # progress printed as it goes
-    assert "(run 3/3): still fails" in proc.stdout + proc.stderr  # reductions were confirmed three times
+    assert proc.returncode == 0, said(proc)[-3000:]
+    assert "trial" in said(proc)  # progress printed as it goes
+    assert "(run 3/3): still fails" in said(proc)  # reductions were confirmed three times
     scenario = incident.load(minimal)
     assert scenario.reproduction is not None and scenario.reproduction.rate == "5/5"
     assert "no_loss" in scenario.reproduction.violates
@@ -97,8 +102,8 @@ def test_shrink_cuts_it_to_at_most_three_fault_steps_that_fail_on_every_replay(d
     assert scenario.during_s < 40
     # The minimal file fails on every replay, not by luck.
     replay = faultline("reproduce", str(minimal), "--repeat", "5", "--out", str(tmp_path / "replay"), timeout=900)
-    assert replay.returncode == 1, replay.stdout[-3000:] + replay.stderr[-3000:]
-    assert "failed 5/5" in replay.stdout
+    assert replay.returncode == 1, said(replay)[-3000:]
+    assert "failed 5/5" in said(replay)
     assert "no_loss" in violations(tmp_path / "replay")
 
 
