@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from rich.table import Table
 
 from harness.backends.factory import BACKENDS, make_backend
 from harness.errors import FaultlineError
-from harness.lifecycle import unwind_on_termination
+from harness.lifecycle import TerminatedBySignal, unwind_on_termination
 from harness.provision import Installed, check_all, provision_all
 
 EXIT_OK, EXIT_VIOLATION, EXIT_HARNESS = 0, 1, 2
@@ -57,9 +58,11 @@ class FaultlineGroup(click.Group):
             # one line, file:line:field first, whatever the terminal's width.
             console.print(f"[bold red]faultline: error:[/] {escape(str(exc))}", soft_wrap=True)
             sys.exit(EXIT_HARNESS)
-        except KeyboardInterrupt:
-            console.print("[yellow]faultline: interrupted; everything started was stopped[/]")
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            # Ctrl-C exits 130; SIGTERM and SIGHUP exit 128 + their number, as a shell expects.
+            signum = exc.signum if isinstance(exc, TerminatedBySignal) else signal.SIGINT
+            console.print(f"[yellow]faultline: {signal.Signals(signum).name}; everything started was stopped[/]")
+            sys.exit(128 + signum)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
         except Exception:  # noqa: BLE001 - a harness bug must exit 2, never 1 (which means a violation)

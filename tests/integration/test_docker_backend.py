@@ -15,8 +15,16 @@ AVAILABLE, WHY = docker_available()
 
 
 def test_docker_backend_implements_the_same_interface_as_local() -> None:
-    public = {n for n in dir(Backend) if not n.startswith("_")}
-    assert public <= set(dir(DockerBackend)) and public <= set(dir(LocalBackend))
+    import inspect
+
+    required = {n for n in dir(Backend) if getattr(getattr(Backend, n), "__isabstractmethod__", False)}
+    assert required, "Backend declares the interface as abstract methods"
+    for backend in (DockerBackend, LocalBackend):
+        # Each abstract method is the backend's own, with the same parameters as the interface's.
+        for name in required:
+            own = getattr(backend, name)
+            assert own is not getattr(Backend, name) and not getattr(own, "__isabstractmethod__", False), name
+            assert list(inspect.signature(own).parameters) == list(inspect.signature(getattr(Backend, name)).parameters)
     DockerBackend()  # abstract methods left unimplemented would make this raise TypeError
 
 

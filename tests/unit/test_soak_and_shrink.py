@@ -47,12 +47,17 @@ def test_load_users_add_a_locust_step_for_the_whole_soak() -> None:
     assert len(loads) == 1 and loads[0].duration == 120 and loads[0].do.workers == 2
 
 
-@pytest.mark.parametrize("bad", [SoakPlan(5, 1), SoakPlan(60, 1, faults=("disk_on_fire",)), SoakPlan(60, 1, faults=()),
-                                 SoakPlan(60, 1, rate=0)])
-def test_bad_plans_are_refused_with_the_reason(bad: SoakPlan) -> None:
+@pytest.mark.parametrize(("bad", "reason"), [
+    (SoakPlan(5, 1), "between 10s and 7 days, not 5s"),
+    (SoakPlan(60, 1, faults=("disk_on_fire",)), "unknown fault(s) ['disk_on_fire']"),
+    (SoakPlan(60, 1, faults=()), "(none given)"),
+    (SoakPlan(60, 1, rate=0), "rate must be >= 1"),
+    (SoakPlan(60, 1, window_scale=float("nan")), "window scale within [0.01, 100]"),
+])
+def test_bad_plans_are_refused_with_the_reason(bad: SoakPlan, reason: str) -> None:
     with pytest.raises(SoakError) as info:
         schedule(bad)
-    assert str(info.value)
+    assert reason in str(info.value)
     if bad.faults == ("disk_on_fire",):
         assert "disk_on_fire" in str(info.value) and "kafka_down" in str(info.value)
 
