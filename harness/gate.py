@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness import incident
 from harness.backends.factory import make_backend
+from harness.errors import HarnessError
 from harness.paths import reports_dir
 from harness.reports import write_all
 from harness.runner import ScenarioResult, ScenarioRunner, StepRecord, scenario_workdir
@@ -78,22 +79,30 @@ def write_incidents(directory: Path, scenarios: list[Scenario], results: list[Sc
     for result in results:
         if result.verdict != "fail":
             continue
-        scenario = by_name[result.name]
-        # The environment the exporter really had, seeded defect included, so the replay is exact.
-        env = {**scenario.exporter_env, **(extra_env or {})}
-        if target.defect_env in os.environ:
-            env[target.defect_env] = os.environ[target.defect_env]
-        exact = dataclasses.replace(scenario, exporter_env=env, reproduction=reproduction_record(
-            result, target, servers or {}, scenario.workload.seed))
-        directory.mkdir(parents=True, exist_ok=True)
-        comment = "\n".join([f"Written by a failing run of {result.name}; replay: faultline reproduce <this file> "
-                             "--repeat 5 (reproduced 1/1 means: failed once, not yet replayed)",
-                             *(f"violated {c.name}: {c.detail[:200]}" for c in result.violations),
-                             *(f"records meeting {r.description}: {r.in_flight_at_apply} in flight when applied, "
-                               f"{r.written_during} written while it lasted"
-                               for r in result.steps if r.met_data is not None)])
-        written.append(incident.write(exact, directory / f"{result.name}.toml", comment))
+        try:
+            written.append(_write_incident(directory, by_name[result.name], result, target, extra_env, servers))
+        except (OSError, HarnessError) as exc:
+            # The incident file is lost, not the run's other reports: they say why.
+            result.report_errors.append(f"incident file for {result.name} not written: {exc}")
     return written
+
+
+def _write_incident(directory: Path, scenario: Scenario, result: ScenarioResult, target: TargetDefinition,
+                    extra_env: dict[str, str] | None, servers: dict[str, str] | None) -> Path:
+    # The environment the exporter really had, seeded defect included, so the replay is exact.
+    env = {**scenario.exporter_env, **(extra_env or {})}
+    if target.defect_env in os.environ:
+        env[target.defect_env] = os.environ[target.defect_env]
+    exact = dataclasses.replace(scenario, exporter_env=env, reproduction=reproduction_record(
+        result, target, servers or {}, scenario.workload.seed))
+    directory.mkdir(parents=True, exist_ok=True)
+    comment = "\n".join([f"Written by a failing run of {result.name}; replay: faultline reproduce <this file> "
+                         "--repeat 5 (reproduced 1/1 means: failed once, not yet replayed)",
+                         *(f"violated {c.name}: {c.detail[:200]}" for c in result.violations),
+                         *(f"records meeting {r.description}: {r.in_flight_at_apply} in flight when applied, "
+                           f"{r.written_during} written while it lasted"
+                           for r in result.steps if r.met_data is not None)])
+    return incident.write(exact, directory / f"{result.name}.toml", comment)
 
 
 def new_run_id() -> str:
@@ -137,6 +146,7 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
     meta = {"run_id": run_id, "target": str(target_path), "backend": backend, "repeat": repeat,
             "verdict": {EXIT_OK: "pass", EXIT_VIOLATION: "fail", EXIT_HARNESS: "error"}[code],
             "duration_s": round(time.monotonic() - t0, 3),
-            "repeat_consistent": not unstable, "unstable": unstable}
+            "repeat_consistent": not unstable, "unstable": unstable,
+            "report_errors": [e for r in results for e in r.report_errors]}
     write_all(out, meta, results)
     return GateRun(run_id, out, results, code, servers)

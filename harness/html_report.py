@@ -212,6 +212,20 @@ def render(report: dict[str, Any]) -> str:
         '<table id="summary"><tr><th>scenario</th><th>verdict</th><th>lost</th><th>corrupted</th>'
         "<th>dead-lettered</th><th>duplicates</th><th>recovery</th><th>duration</th></tr>",
         *rows, "</table>",
-        *(_scenario_section(sc) for sc in scenarios),
+        *(_section_or_error(sc) for sc in scenarios),
+        *(['<section id="report-errors"><h2>Report problems</h2><ul>'
+           + "".join(f"<li>{escape(str(p))}</li>" for p in report["report_errors"]) + "</ul></section>"]
+          if report.get("report_errors") else []),
         "</body></html>",
     ])
+
+
+def _section_or_error(scenario: dict[str, Any]) -> str:
+    """One scenario's section; a section that cannot be drawn (a shape this version does not
+    know, a bug here) is replaced by the reason, and every other section is still drawn."""
+    try:
+        return _scenario_section(scenario)
+    except Exception as exc:  # noqa: BLE001 - one broken section must not cost the whole report
+        name = escape(str(scenario.get("name", "?")))
+        return (f'<section id="scenario-{name}"><h2>{name}</h2><p class="error">This section could not be drawn: '
+                f"{escape(f'{exc.__class__.__name__}: {exc}')}; report.json has everything.</p></section>")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,31 @@ from harness.runner import ScenarioResult
 SUMMARY_LIMIT = 1_000_000  # CI step summaries refuse more than 1 MiB
 
 
-def write_all(out: Path, run: dict[str, Any], results: list[ScenarioResult]) -> None:
+def write_all(out: Path, run: dict[str, Any], results: list[ScenarioResult]) -> list[str]:
+    """Every report that can be written is: one that fails (a full disk, a bug in a renderer) is
+    named in the others (``report_errors``) instead of costing them. Returns the problems."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps({**run, "scenarios": [r.to_dict() for r in results]}, indent=2,
-                                                default=str) + "\n")
-    write_junit(out / "junit.xml", results)
-    write_html(out)
-    (out / "summary.md").write_text(summary_markdown(run, results)[:SUMMARY_LIMIT])
+    problems: list[str] = [str(p) for p in run.get("report_errors", [])]
+
+    def attempt(name: str, write: Callable[[], object]) -> None:
+        try:
+            write()
+        except Exception as exc:  # noqa: BLE001 - recorded in the reports that could be written
+            problems.append(f"{name} not written: {exc.__class__.__name__}: {exc}")
+
+    def report_json() -> None:
+        (out / "report.json").write_text(json.dumps({**run, "report_errors": problems,
+                                                     "scenarios": [r.to_dict() for r in results]},
+                                                    indent=2, default=str) + "\n")
+
+    attempt("junit.xml", lambda: write_junit(out / "junit.xml", results))
+    attempt("summary.md", lambda: (out / "summary.md").write_text(
+        summary_markdown({**run, "report_errors": problems}, results)[:SUMMARY_LIMIT]))
+    attempt("report.json", report_json)
+    attempt("report.html", lambda: write_html(out))
+    if problems and (out / "report.json").exists():
+        report_json()  # the HTML's problem too, if it had one
+    return problems
 
 
 def write_html(out: Path) -> Path:
@@ -82,6 +101,8 @@ def summary_markdown(run: dict[str, Any], results: list[ScenarioResult]) -> str:
                 f"{t['quantity']} ({t['slope_per_min']:+}/min)" for t in leaks) if leaks else "no leak trend")]
         if r.interrupted:
             lines += ["", f"**{r.name}** was interrupted (Ctrl-C); healed, reconciled and reported."]
+    if run.get("report_errors"):
+        lines += ["", "## Report problems", "", *(f"- {p}" for p in run["report_errors"])]
     failing = [r for r in results if r.verdict != "pass"]
     if failing:
         lines += ["", "## First violations", ""]

@@ -116,6 +116,7 @@ class ScenarioResult:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     resources: dict[str, Any] = field(default_factory=dict)
     load: list[dict[str, Any]] = field(default_factory=list)
+    report_errors: list[str] = field(default_factory=list)  # reports about it that could not be written
 
     @property
     def violations(self) -> list[Check]:

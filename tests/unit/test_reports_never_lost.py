@@ -1,0 +1,54 @@
+"""A report that cannot be written costs only itself: the others are written and name the problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.gate import write_incidents
+from harness.reports import write_all
+from harness.runner import Check, ScenarioResult
+from harness.scenario import LinkDown, Scenario, Step
+from harness.target import TargetDefinition
+
+RUN = {"run_id": "r1", "target": "targets/bundled-exporter.toml", "backend": "local", "verdict": "fail",
+       "duration_s": 1.0}
+
+
+def failing(name: str = "demo") -> ScenarioResult:
+    return ScenarioResult(name, "d", None, verdict="fail", checks=[Check("no_loss", False, "3 lost [incident]")])
+
+
+def test_a_section_that_cannot_be_drawn_leaves_the_rest_of_the_html(tmp_path: Path) -> None:
+    broken = failing("broken")
+    broken.series = {"delivered_per_s": "not a list of points"}  # a shape the charts cannot draw
+    problems = write_all(tmp_path, RUN, [failing("fine"), broken])
+    html = (tmp_path / "report.html").read_text()
+    assert 'id="scenario-fine"' in html and "This section could not be drawn" in html
+    assert problems == []  # the HTML was written; only one section is a placeholder
+    assert json.loads((tmp_path / "report.json").read_text())["scenarios"][1]["name"] == "broken"
+
+
+def test_a_report_that_cannot_be_written_is_named_in_the_others(tmp_path: Path) -> None:
+    (tmp_path / "junit.xml").mkdir()  # junit.xml cannot be written over a directory
+    problems = write_all(tmp_path, RUN, [failing()])
+    assert len(problems) == 1 and problems[0].startswith("junit.xml not written: IsADirectoryError")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["report_errors"] == problems
+    assert "junit.xml not written" in (tmp_path / "summary.md").read_text()
+    assert "junit.xml not written" in (tmp_path / "report.html").read_text()
+
+
+def test_an_incident_file_that_cannot_be_written_is_recorded_not_raised(tmp_path: Path) -> None:
+    blocker = tmp_path / "incidents"
+    blocker.write_text("a file where the directory should be")
+    scenario = Scenario(name="demo", description="d", steps=(Step("during", LinkDown("kafka"), duration=1.0),))
+    result = failing()
+    written = write_incidents(blocker, [scenario], [result], TargetDefinition.load())
+    assert written == []
+    assert len(result.report_errors) == 1 and "incident file for demo not written" in result.report_errors[0]
+
+
+def test_brackets_in_messages_reach_the_summary_as_written(tmp_path: Path) -> None:
+    write_all(tmp_path, RUN, [failing()])
+    assert "3 lost [incident]" in (tmp_path / "summary.md").read_text()
