@@ -240,6 +240,17 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
     sys.exit(gate.exit_code)
 
 
+def _pairs(items: tuple[str, ...], option: str) -> tuple[tuple[str, str], ...]:
+    """KEY=VALUE options as pairs; anything else is bad input (exit 2, naming the option)."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r}: write KEY=VALUE", param_hint=option)
+        pairs.append((key.strip(), value))
+    return tuple(pairs)
+
+
 def _defect_env(target_path: str | None, defect: str | None) -> dict[str, str]:
     """The exporter environment that switches a seeded defect on (through the target's defect_env)."""
     from pathlib import Path
@@ -361,15 +372,17 @@ def shrink(file: str, out_file: str | None, confirm_runs: int, replays: int, def
               help="Run the Locust load in distributed mode with this many worker processes.")
 @click.option("--window-scale", type=FiniteFloat(0.01, 100), default=1.0, show_default=True,
               help="Scale every fault window (2.0: twice as long).")
+@click.option("--knob", "knobs", multiple=True, metavar="NAME=VALUE",
+              help="A harness knob for the soak (repeatable; the target's [knobs] maps it), kept in the incident file.")
 @click.option("--exporter-env", multiple=True, metavar="KEY=VALUE",
-              help="Extra environment for the exporter under soak (repeatable), kept in the incident file.")
+              help="Raw environment for the exporter under soak (repeatable; target-specific: prefer --knob).")
 @click.option("--plan-only", is_flag=True, help="Print the schedule as an incident file and stop.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
 def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: int, load_workers: int,
-         window_scale: float, exporter_env: tuple[str, ...], plan_only: bool, backend: str, target_path: str | None,
-         out: str | None) -> None:
+         window_scale: float, knobs: tuple[str, ...], exporter_env: tuple[str, ...], plan_only: bool, backend: str,
+         target_path: str | None, out: str | None) -> None:
     """Continuous workload under a seeded random fault schedule, with checkpoints and a resource monitor.
 
     Ctrl-C once: the schedule stops, faults are healed, the run is reconciled and reported
@@ -383,13 +396,10 @@ def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: in
     from harness.soak import CATALOGUE, SoakPlan, parse_duration, schedule
     from harness.target import BUNDLED
 
-    bad = [item for item in exporter_env if "=" not in item or not item.split("=", 1)[0]]
-    if bad:
-        raise click.BadParameter(f"{bad[0]!r}: write KEY=VALUE", param_hint="--exporter-env")
     plan = SoakPlan(parse_duration(duration), seed, tuple(f.strip() for f in faults.split(",")) if faults
                     else tuple(CATALOGUE), rate=rate, load_users=load_users, load_workers=load_workers,
-                    window_scale=window_scale,
-                    exporter_env=tuple(tuple(item.split("=", 1)) for item in exporter_env))  # type: ignore[misc]
+                    window_scale=window_scale, exporter_env=_pairs(exporter_env, "--exporter-env"),
+                    knobs=_pairs(knobs, "--knob"))
     scenario = schedule(plan)
     if plan_only:
         click.echo(incident.dumps(scenario, f"faultline soak --duration {duration} --seed {seed}"))

@@ -16,8 +16,6 @@ line and the field, and are harness errors (exit 2).
 
 from __future__ import annotations
 
-import re
-import tomllib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -50,6 +48,8 @@ from harness.scenario import (
     error_field,
     explain,
 )
+from harness.tomlfile import Locator as _Locator
+from harness.tomlfile import parse, read_text
 
 FAULTS = {"toxic": Toxic, "link_down": LinkDown, "kill_exporter": KillExporter, "freeze_exporter": FreezeExporter,
           "restart_service": RestartService, "disk_full": DiskFull, "read_only_dir": ReadOnlyDir,
@@ -64,33 +64,6 @@ ACTION_CLASSES = tuple(ACTIONS.values())
 
 class IncidentError(HarnessError):
     """An incident file is malformed; the message names file, line and field."""
-
-
-class _Locator:
-    """Line numbers for tables and keys (tomllib gives values, not positions)."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-        self.step_lines = [n for n, line in enumerate(self.lines, 1) if line.strip() == "[[steps]]"]
-
-    def table(self, name: str) -> int | None:
-        for n, line in enumerate(self.lines, 1):
-            if line.strip() == f"[{name}]":
-                return n
-        return None
-
-    def key(self, key: str, step: int | None = None, table: str | None = None) -> int | None:
-        start, end = 1, len(self.lines)
-        if step is not None and step < len(self.step_lines):
-            start = self.step_lines[step]
-            end = self.step_lines[step + 1] - 1 if step + 1 < len(self.step_lines) else len(self.lines)
-        elif table is not None and (found := self.table(table)) is not None:
-            start = found
-        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
-        for n in range(start, end + 1):
-            if n - 1 < len(self.lines) and pattern.match(self.lines[n - 1]):
-                return n
-        return start if step is not None else None
 
 
 class _ReproductionTable(BaseModel):
@@ -113,28 +86,15 @@ class _FileShape(BaseModel):
     expect: Annotated[dict[str, Any], Field(min_length=1)]
     workload: dict[str, Any] = {}
     exporter_env: dict[str, str] = {}
+    knobs: dict[str, str] = {}
     steps: Annotated[list[dict[str, Any]], Field(max_length=10_000)] = []
     reproduction: _ReproductionTable | None = None
 
 
-def _read(path: Path) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise IncidentError(f"{path}: no such incident file") from exc
-    except UnicodeDecodeError as exc:
-        raise IncidentError(f"{path}: not a text file (an incident file is TOML in UTF-8)") from exc
-    except OSError as exc:
-        raise IncidentError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
-
-
 def load(path: Path) -> Scenario:
     """Parse and validate an incident file into a Scenario; every refusal names file:line:field."""
-    text = _read(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise IncidentError(f"{path}: bad TOML syntax: {exc}") from exc
+    text = read_text(path, "incident file", IncidentError)
+    data = parse(text, path, "incident file", IncidentError)
     where = _Locator(text)
 
     def fail(message: str, line: int | None) -> IncidentError:
@@ -168,11 +128,14 @@ def load(path: Path) -> Scenario:
         head["catches"] = tuple(head["catches"])  # TOML arrays are lists; the model keeps tuples
     try:
         return build(Scenario, {**head, "workload": workload, "steps": tuple(steps), "expect": expect,
-                                "exporter_env": shape.exporter_env,
+                                "exporter_env": shape.exporter_env, "knobs": shape.knobs,
                                 "reproduction": _reproduction(shape.reproduction, where, fail)},
                      "incident").validate()
     except ScenarioError as exc:
-        line = where.key(exc.field_name, step=exc.step) if exc.field_name and exc.step is not None else None
+        line = None
+        if exc.field_name:
+            line = where.key(exc.field_name, step=exc.step) if exc.step is not None else \
+                where.key(exc.field_name, table="knobs")
         raise IncidentError(f"{path}:{line or '?'}: {exc}") from exc
 
 
@@ -255,6 +218,8 @@ def dumps(scenario: Scenario, comment: str = "") -> str:
     lines.append("[incident]")
     lines += [f"{k} = {_toml_value(v)}" for k, v in head.items()]
     lines += ["", "[workload]"] + [f"{k} = {_toml_value(v)}" for k, v in asdict(scenario.workload).items()]
+    if scenario.knobs:
+        lines += ["", "[knobs]"] + [f"{k} = {_toml_value(v)}" for k, v in scenario.knobs.items()]
     if scenario.exporter_env:
         lines += ["", "[exporter_env]"] + [f"{k} = {_toml_value(v)}" for k, v in scenario.exporter_env.items()]
     lines += ["", "[expect]"] + [f"{k} = {_toml_value(v)}" for k, v in asdict(scenario.expect).items()]

@@ -30,6 +30,7 @@ from confluent_kafka import KafkaException
 from redis import exceptions as redis_errors
 
 from harness.errors import HarnessError
+from harness.knobs import scenario_knobs
 from harness.ledger import Ledger, content_hash
 from harness.load import LoadRun
 from harness.profiles import payloads
@@ -59,7 +60,7 @@ from harness.scenario import (
 from harness.sinks import DeadLetterRecord, SinkProgress, SinkRecord, read_dead_letters, read_lines, read_topic
 from harness.stack import Stack
 from harness.tap import BufferTap
-from harness.target import ExporterProcess, MetricsUnavailable, RunContext, TargetDefinition
+from harness.target import ExporterProcess, KnobMissing, MetricsUnavailable, RunContext, TargetDefinition
 from harness.timeline import Sampler, WriteClock, deliveries
 from harness.waiting import WaitTimeout, wait_for
 from harness.workload import HeldWrite, SourceWriter
@@ -138,6 +139,7 @@ class ScenarioRunner:
         self.target = target
         self.scenario = scenario.validate()
         self.extra_env = extra_env or {}
+        self.env: dict[str, str] = {}  # the exporter's environment: knobs as the target names them, then extras
         self.interrupt = interrupt or threading.Event()
         namespace = f"s_{scenario.name}_{uuid.uuid4().hex[:6]}"
         self.ctx = RunContext(stack, namespace, workdir / scenario.name)
@@ -174,6 +176,11 @@ class ScenarioRunner:
         self.t0 = time.monotonic()
         self.wall_start = time.time()
         reasons = [r for s in self.scenario.steps if (r := self.stack.backend.unsupported(s.do))]
+        try:
+            self.env = {**self.target.knob_env(scenario_knobs(self.scenario.sink, self.scenario.knobs)),
+                        **self.scenario.exporter_env, **self.extra_env}
+        except KnobMissing as exc:
+            reasons.append(f"{exc}: scenario {self.scenario.name} cannot run against it")
         if reasons:
             # Not a pass and not a failure: the run could not happen here, and the report says why.
             self.result.verdict = "skipped"
@@ -184,7 +191,7 @@ class ScenarioRunner:
             self.ctx.workdir.mkdir(parents=True, exist_ok=True)
             self.writer.create()
             self.exporter = ExporterProcess(self.target, self.ctx,
-                                            extra_env={**self.scenario.exporter_env, **self.extra_env})
+                                            extra_env=self.env)
             self._mount_small_disks()
             self.tap = BufferTap(self.stack, self.exporter.sink("buffer_stream"), self.exporter.sink("buffer_group"),
                                  ids_field=self.exporter.target.sinks.get("buffer_ids_field", "id"),
@@ -674,7 +681,7 @@ class ScenarioRunner:
             self._revived = True
             exporter.close()  # collect it, then bring it back so what it left can still be delivered
             self.exporter = ExporterProcess(self.target, self.ctx,
-                                            extra_env={**self.scenario.exporter_env, **self.extra_env})
+                                            extra_env=self.env)
             self.exporter.start()
         return time.monotonic()
 

@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
+from harness.knobs import KNOBS
 from harness.stack import LINKS, SERVICES
 from harness.toxiproxy import validate_toxic
 
@@ -303,6 +304,9 @@ class Scenario:
     expect: Expect = Expect()
     catches: tuple[Name, ...] = ()
     incident: Name | None = None
+    knobs: dict[str, Annotated[str, Field(max_length=200)]] = field(default_factory=dict)  # see harness.knobs
+    # The target's own settings, as a run that failed had them (a seeded defect, --exporter-env):
+    # incident files keep them for an exact replay; the catalogue uses knobs only.
     exporter_env: dict[str, str] = field(default_factory=dict)
     during_s: Window = 3.0  # how long the during phase lasts at least
     sink: Literal["kafka", "file"] = "kafka"  # the target sink delivered to: kafka_topic or file_sink
@@ -311,6 +315,10 @@ class Scenario:
 
     def validate(self) -> Scenario:
         """What one field cannot say alone (types, bounds and kinds were checked when it was made)."""
+        unknown = sorted(set(self.knobs) - set(KNOBS))
+        if unknown:
+            raise ScenarioError(f"scenario {self.name!r}: knobs.{unknown[0]} is not a knob Faultline knows; knobs: "
+                                f"{', '.join(KNOBS)}", unknown[0])
         for n, step in enumerate(self.steps):
             check_step(step, f"scenario {self.name!r}: step {n} ({type(step.do).__name__})", n)
         return self

@@ -78,7 +78,8 @@ class SoakPlan:
     load_users: int = 0  # Locust source-writer users for the whole soak, on top of the rate
     load_workers: int = 0
     window_scale: float = 1.0  # longer or shorter fault windows than the catalogue's
-    exporter_env: tuple[tuple[str, str], ...] = ()  # extra settings for the exporter under soak
+    exporter_env: tuple[tuple[str, str], ...] = ()  # raw settings for the exporter under soak (target-specific)
+    knobs: tuple[tuple[str, str], ...] = ()  # harness knobs (see harness.knobs)
 
     def validate(self) -> SoakPlan:
         if not 10 <= self.duration_s <= 7 * 24 * 3600:
@@ -133,6 +134,6 @@ def schedule(plan: SoakPlan) -> Scenario:
                           before_fraction=min(0.05, 200 / max(records, 1))),
         steps=tuple(steps),
         expect=Expect(no_resource_leak=True, recovered_within_s=120.0),
-        exporter_env=dict(plan.exporter_env),
+        exporter_env=dict(plan.exporter_env), knobs=dict(plan.knobs),
         during_s=plan.duration_s,
     ).validate()

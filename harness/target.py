@@ -5,6 +5,10 @@ environment to give it, where its HTTP endpoints, sinks, dead letters and metric
 placeholders ``{postgres_dsn}``, ``{redis_url}``, ``{kafka_bootstrap}`` (all proxied),
 ``{http_port}``, ``{namespace}``, ``{source_table}``, ``{topic}``, ``{workdir}`` and
 ``{python}`` are filled per run.
+
+``[knobs]`` maps the harness's knobs (delivery timeout, batch size, sink, ...) to the target's own
+settings: a scenario names knobs, never a target's variables, so the catalogue runs against any
+exporter; a scenario that needs a knob the target lacks is skipped with that reason.
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from harness.errors import HarnessError
+from harness.knobs import KNOBS
 from harness.paths import project_root
 from harness.services.executor import ServiceExecutor, free_port
 from harness.stack import Stack
-from harness.tomlfile import read_toml
+from harness.tomlfile import Locator, parse, read_text
 
 DEFECT_ENV = "FAULTLINE_EXPORTER_DEFECT"
 BUNDLED = project_root() / "targets" / "bundled-exporter.toml"
@@ -38,35 +45,62 @@ class MetricsUnavailable(HarnessError):
     """The exporter's metrics endpoint did not give valid Prometheus text this time."""
 
 
-@dataclass(frozen=True)
+_STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+_Path = Annotated[str, Field(min_length=1, pattern=r"^/")]
+
+
+@pydantic_dataclass(frozen=True, config=_STRICT)
 class TargetDefinition:
-    name: str
-    command: list[str]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    command: Annotated[list[str], Field(min_length=1)]
     env: dict[str, str]
     sinks: dict[str, str]
     metrics: dict[str, str]
-    ready_path: str = "/healthz"
-    metrics_path: str = "/metrics"
-    pause_path: str = "/pause"
-    resume_path: str = "/resume"
-    exports_path: str = "/exports"
+    ready_path: _Path = "/healthz"
+    metrics_path: _Path = "/metrics"
+    pause_path: _Path = "/pause"
+    resume_path: _Path = "/resume"
+    exports_path: _Path = "/exports"
     defect_env: str = DEFECT_ENV
     defects: tuple[str, ...] = ()
+    knobs: dict[str, str] = field(default_factory=dict)  # harness knob -> the target's environment variable
 
     @classmethod
     def load(cls, path: Path = BUNDLED) -> TargetDefinition:
-        data = read_toml(path, "target definition", TargetError)
-        missing = [k for k in ("name", "command", "env", "sinks", "metrics") if k not in data]
-        if missing:
-            raise TargetError(f"target definition {path}: missing {', '.join(missing)}")
+        text = read_text(path, "target definition", TargetError)
+        data = parse(text, path, "target definition", TargetError)
+        where = Locator(text)
+        if isinstance(data.get("defects"), list):
+            data["defects"] = tuple(data["defects"])
+        try:
+            target = cls(**data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            loc = [str(x) for x in error["loc"]]
+            line = (where.key(loc[1], table=loc[0]) if len(loc) > 1 else None) or where.table(loc[0]) \
+                or where.key(loc[0])
+            raise TargetError(f"{path}:{line or '?'}: {'.'.join(loc)}: {error['msg']} "
+                              f"(got {repr(error.get('input'))[:80]})") from exc
         for key in ("delivered", "dead_lettered"):
-            if key not in data["metrics"]:
-                raise TargetError(f"target definition {path}: [metrics] needs {key!r}")
-        unknown = set(data) - set(cls.__dataclass_fields__)
+            if key not in target.metrics:
+                raise TargetError(f"{path}:{where.table('metrics') or '?'}: [metrics] needs {key!r}")
+        unknown = sorted(set(target.knobs) - set(KNOBS))
         if unknown:
-            raise TargetError(f"target definition {path}: unknown keys {sorted(unknown)}")
-        data["defects"] = tuple(data.get("defects", ()))
-        return cls(**data)
+            raise TargetError(f"{path}:{where.key(unknown[0], table='knobs') or '?'}: knobs.{unknown[0]}: not a knob "
+                              f"Faultline knows; knobs: {', '.join(KNOBS)}")
+        return target
+
+    def knob_env(self, knobs: dict[str, str]) -> dict[str, str]:
+        """The target's settings for these knob values; a knob it lacks is a KnobMissing."""
+        missing = sorted(set(knobs) - set(self.knobs))
+        if missing:
+            raise KnobMissing(f"target {self.name} has no knob {', '.join(repr(k) for k in missing)} "
+                              f"(its [knobs]: {', '.join(self.knobs) or 'none'})")
+        return {self.knobs[name]: value for name, value in knobs.items()}
+
+
+class KnobMissing(TargetError):
+    """A scenario needs a knob the target definition does not map: the scenario is skipped."""
 
 
 @dataclass

@@ -14,6 +14,6 @@ SCENARIO = Scenario(
     expect=Expect(),
     catches=("ignore_enospc",),
     # The guard would refuse a nearly full disk up front; here the disk fills during the job.
-    exporter_env={"EXPORTER_DISK_USAGE_THRESHOLD": "1.0"},
+    knobs={"disk_usage_threshold": "1.0"},
     during_s=5.0,
 )

@@ -13,6 +13,6 @@ SCENARIO = Scenario(
         Step("after", ExportBurst(jobs=4, users=2, accepted_per_user=2, refused_status=429)),
     ),
     expect=Expect(),
-    exporter_env={"EXPORTER_QUOTA_JOBS_PER_HOUR": "2"},
+    knobs={"quota_jobs_per_hour": "2"},
     during_s=2.0,
 )

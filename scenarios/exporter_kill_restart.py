@@ -12,6 +12,6 @@ SCENARIO = Scenario(
         Step("during", FreezeExporter(), at=3.5, duration=3.0),
     ),
     expect=Expect(),
-    exporter_env={"EXPORTER_BATCH_SIZE": "200"},
+    knobs={"batch_size": "200"},
     during_s=7.0,
 )

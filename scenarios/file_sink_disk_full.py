@@ -11,7 +11,6 @@ SCENARIO = Scenario(
     steps=(Step("during", DiskFull(size_kib=1024, directory="file_sink", fill=0.98), at=0.0, duration=4.0),),
     expect=Expect(errors_surfaced=True),
     catches=("ignore_enospc",),
-    exporter_env={"EXPORTER_SINK": "file"},
     sink="file",
     during_s=5.0,
 )

@@ -8,6 +8,6 @@ SCENARIO = Scenario(
     workload=Workload(records=600, chunk=60),
     steps=(Step("during", RestartService("kafka", kill=True), at=0.5, duration=2.0),),
     expect=Expect(errors_surfaced=True),
-    exporter_env={"EXPORTER_KAFKA_MESSAGE_TIMEOUT_MS": "3000"},
+    knobs={"delivery_timeout_ms": "3000"},
     during_s=4.0,
 )

@@ -18,6 +18,6 @@ SCENARIO = Scenario(
     expect=Expect(errors_surfaced=True),
     catches=("ignore_send_errors", "ack_before_send"),
     # Short delivery timeout: failed sends come back inside the fault window.
-    exporter_env={"EXPORTER_KAFKA_MESSAGE_TIMEOUT_MS": "1500"},
+    knobs={"delivery_timeout_ms": "1500"},
     during_s=8.0,
 )

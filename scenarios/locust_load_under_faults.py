@@ -17,7 +17,7 @@ SCENARIO = Scenario(
     ),
     expect=Expect(),
     # Short delivery timeout: failed sends come back inside the fault window.
-    exporter_env={"EXPORTER_KAFKA_MESSAGE_TIMEOUT_MS": "1500"},
+    knobs={"delivery_timeout_ms": "1500"},
     catches=("ack_before_send",),
     during_s=10.0,
 )

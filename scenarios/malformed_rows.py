@@ -13,6 +13,6 @@ SCENARIO = Scenario(
     workload=Workload(records=RECORDS, profile="hostile", size=LIMIT),
     expect=Expect(dead_lettered_at_least=int(RECORDS * HOSTILE_BAD_SHARE)),
     catches=("lossy_encoding",),
-    exporter_env={"EXPORTER_MAX_RECORD_BYTES": str(LIMIT)},
+    knobs={"max_record_bytes": str(LIMIT)},
     during_s=1.0,
 )

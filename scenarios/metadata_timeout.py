@@ -13,6 +13,6 @@ SCENARIO = Scenario(
     ),
     expect=Expect(process_alive=True),
     catches=("fatal_on_timeout",),
-    exporter_env={"EXPORTER_POSTGRES_TIMEOUT_S": "1", "EXPORTER_METADATA_POLL_INTERVAL_S": "0.3"},
+    knobs={"source_timeout_s": "1", "metadata_poll_interval_s": "0.3"},
     during_s=6.5,
 )

@@ -14,7 +14,6 @@ SCENARIO = Scenario(
         Step("during", Export("denied.jsonl", expect_state="failed"), at=0.5),
     ),
     expect=Expect(errors_surfaced=True),
-    exporter_env={"EXPORTER_SINK": "file"},
     sink="file",
     during_s=4.0,
 )

@@ -10,6 +10,6 @@ SCENARIO = Scenario(
                 at=0.0, duration=4.0),),
     expect=Expect(errors_surfaced=True),
     catches=("checkpoint_before_buffer",),
-    exporter_env={"EXPORTER_BATCH_SIZE": "100"},
+    knobs={"batch_size": "100"},
     during_s=5.0,
 )

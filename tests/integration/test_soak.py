@@ -30,7 +30,7 @@ pytestmark = pytest.mark.faultline
 # down, longer than the 1.5 s delivery timeout the exporter is given: sends fail during it.
 DEFECT_SOAK = ["--duration", "40", "--seed", "44", "--rate", "40",
                "--faults", "kafka_down,redis_latency,postgres_latency,exporter_freeze",
-               "--exporter-env", "EXPORTER_KAFKA_MESSAGE_TIMEOUT_MS=1500"]
+               "--knob", "delivery_timeout_ms=1500"]
 INCIDENT = "soak_seed44_40s.toml"
 
 
@@ -66,7 +66,7 @@ def test_soak_with_a_seeded_defect_fails_and_writes_an_incident_file(defect_soak
     assert written.exists(), proc.stderr[-2000:]
     scenario = incident.load(written)
     assert scenario.exporter_env.get("FAULTLINE_EXPORTER_DEFECT") == "ack_before_send"
-    assert scenario.exporter_env.get("EXPORTER_KAFKA_MESSAGE_TIMEOUT_MS") == "1500"
+    assert scenario.knobs.get("delivery_timeout_ms") == "1500"
     assert sum(1 for s in scenario.steps if is_fault(s)) == 3
     # Checkpoints saw the loss mid-run, not only at the end.
     report = json.loads((out / "report.json").read_text())["scenarios"][0]
