@@ -3,10 +3,12 @@
 Ids are taken from a sequence when a row is inserted, but rows become visible when their
 transaction commits, and commits do not come in id order: a transaction that took ids 10-14
 can commit after one that took 15-20 was already read. Paging with ``id > checkpoint`` would
-then step over 10-14 for good (silent loss under concurrent writers). So every page carries
-the snapshot's horizon (``pg_snapshot_xmin``: the oldest transaction still in progress) and
-each row's inserting transaction (``xmin``): a row is *settled* only when its transaction is
-older than every transaction still running, because only then can no lower id still appear.
+then step over 10-14 for good (silent loss under concurrent writers). So every page is read
+together with, from the same snapshot, the transactions that may still add rows to the source
+table: those that were in progress when the rows were read and either hold a write lock on the
+table now, or have finished since (they may have written; the next page shows it). A row is
+*settled* when its own transaction (``xmin``) is older than every one of them: no lower id can
+appear after it. Writers on other tables never hold the reader up.
 The reader moves its checkpoint through settled rows only (see ``settled_prefix``).
 
 Source table contract: ``id BIGINT`` (monotonic, unique), ``key TEXT``, ``payload BYTEA``
@@ -43,10 +45,21 @@ class Row(NamedTuple):
 
 
 class Page(NamedTuple):
-    """Rows after a checkpoint, with the horizon of the snapshot that read them."""
+    """Rows after a checkpoint, and the transactions that may still add rows below them."""
 
     rows: list[Row]
-    horizon: int  # 32-bit id of the oldest transaction in progress when the rows were read
+    blocking: tuple[int, ...] = ()  # 32-bit ids of in-progress writers that may still commit rows
+    unknown_writer: bool = False  # a writer holds the table's lock with no transaction id yet
+
+
+def blocking_writers(in_progress: list[int] | None, writers: list[int] | None, running: list[int] | None) -> Page:
+    """The transactions that hold rows back: in progress when the page was read (``in_progress``,
+    from its snapshot) and, looked at just after, either a writer of the table (``writers``: the
+    transaction ids of lock holders, -1 for a holder with none yet) or no longer running."""
+    still_running = set(running or ())
+    writer_ids = set(writers or ())
+    blocking = tuple(x for x in (in_progress or ()) if x in writer_ids or x not in still_running)
+    return Page([], blocking, -1 in writer_ids)
 
 
 # Transaction ids below 3 are special (bootstrap, frozen): older than anything running.
@@ -61,12 +74,33 @@ def xid_precedes(a: int, b: int) -> bool:
 
 
 def settled_prefix(page: Page) -> list[Row]:
-    """The rows (in id order) up to the first whose transaction may still have company: a row
-    committed while an older transaction was still running may have lower ids in flight."""
+    """The rows (in id order) up to the first whose transaction is not older than every blocking
+    writer: a row committed while an older writer of the table was still running may have lower
+    ids still to come. A lock holder with no transaction id yet holds everything back (it gets
+    one at its first row, so this lasts a moment)."""
+    if page.unknown_writer:
+        return []
     for n, row in enumerate(page.rows):
-        if not xid_precedes(row.xmin, page.horizon):
+        if not all(xid_precedes(row.xmin, writer) for writer in page.blocking):
             return page.rows[:n]
     return page.rows
+
+
+# Write-capable lock modes: what INSERT, COPY and anything stronger take on the table.
+_PAGE = """
+SELECT id, key, payload, xmin::text::bigint,
+  (SELECT array_agg(x::text::bigint %% 4294967296) FROM pg_snapshot_xip(pg_current_snapshot()) AS x),
+  (SELECT array_agg(coalesce(t.transactionid::text::bigint, -1))
+     FROM pg_locks r LEFT JOIN pg_locks t
+       ON t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.granted
+      AND t.virtualtransaction = r.virtualtransaction
+    WHERE r.locktype = 'relation' AND r.relation = {regclass}::regclass AND r.granted
+      AND r.pid IS DISTINCT FROM pg_backend_pid()
+      AND r.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')),
+  (SELECT array_agg(transactionid::text::bigint) FROM pg_locks
+    WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted)
+FROM {table} WHERE id > %s ORDER BY id LIMIT %s
+"""
 
 
 class QueryTimeout(TimeoutError):
@@ -132,12 +166,11 @@ class Source:
             raise TransientError(self.stage, exc) from exc
 
     def fetch_after(self, last_id: int, limit: int) -> Page:
-        """Rows after ``last_id`` in id order, and the horizon of the same snapshot (the uncorrelated
-        subquery runs once, on the statement's snapshot: ``pg_current_snapshot`` is that snapshot)."""
-        query = sql.SQL(
-            "SELECT id, key, payload, xmin::text::bigint, "
-            "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint %% 4294967296) "
-            "FROM {} WHERE id > %s ORDER BY id LIMIT %s").format(sql.Identifier(self.config.source_table))
+        """Rows after ``last_id`` in id order, and who may still add rows below them (see the module
+        docstring). The uncorrelated subqueries run once each, after the statement's snapshot was
+        taken: ``pg_current_snapshot`` is that snapshot, and pg_locks is read just after it."""
+        table = sql.Identifier(self.config.source_table)
+        query = sql.SQL(_PAGE).format(table=table, regclass=sql.Literal(self.config.source_table))
 
         def fetch(conn: psycopg.Connection) -> Page:
             # Binary results: bytea arrives as bytes, not as hex text to decode row by row.
@@ -145,8 +178,10 @@ class Source:
                 cur.execute(query, (last_id, limit))
                 found = cur.fetchall()
             if not found:
-                return Page([], 0)
-            return Page([Row(i, k or "", p or b"", x) for i, k, p, x, _h in found], int(found[0][4]))
+                return Page([])
+            _i, _k, _p, _x, in_progress, writers, running = found[0]
+            page = blocking_writers(in_progress, writers, running)
+            return page._replace(rows=[Row(i, k or "", p or b"", x) for i, k, p, x, *_ in found])
 
         return self.run(fetch)
 

@@ -55,7 +55,14 @@ class HeldWrite:
         return [Written(self.ids[k] if outcome == "ok" else None, k, p, outcome) for k, p in self.rows]
 
     def rollback(self) -> None:
-        self._conn.close()  # closing an open transaction rolls it back
+        self._conn.close()  # closing an open transaction rolls it back; a no-op once committed
+
+    def __enter__(self) -> HeldWrite:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        # Never leave it open: an open writer of the table holds every reader of it back.
+        self.rollback()
 
 
 class SourceWriter:

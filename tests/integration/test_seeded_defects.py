@@ -57,16 +57,16 @@ def test_kafka_outage_during_delivery(run_ctx: RunContext, writer: SourceWriter,
 def test_commits_out_of_id_order(run_ctx: RunContext, writer: SourceWriter, start_exporter: Start,
                                  defect: str) -> None:
     exporter = start_exporter(FAULTLINE_EXPORTER_DEFECT=defect, EXPORTER_POLL_INTERVAL_S="0.05")
-    held = writer.begin(rows("held", 5))
-    later = {w.record_id for w in writer.insert(rows("later", 50))}
+    with writer.begin(rows("held", 5)) as held:
+        later = {w.record_id for w in writer.insert(rows("later", 50))}
 
-    def reader_reached_later_rows() -> bool:  # the bug: delivered past the gap; clean: says it waits
-        waiting = any(r.get("msg", "").startswith("waiting for older open transactions")
-                      for r in exporter.log_records())
-        return waiting or not missing_from_topic(run_ctx, later)
+        def reader_reached_later_rows() -> bool:  # the bug: delivered past the gap; clean: says it waits
+            waiting = any(r.get("msg", "").startswith("waiting for older open transactions")
+                          for r in exporter.log_records())
+            return waiting or not missing_from_topic(run_ctx, later)
 
-    wait_for(reader_reached_later_rows, timeout=30, interval=0.1, what="the reader to reach the later rows")
-    held_ids = {w.record_id for w in held.commit()}
+        wait_for(reader_reached_later_rows, timeout=30, interval=0.1, what="the reader to reach the later rows")
+        held_ids = {w.record_id for w in held.commit()}
     # A marker committed after everything: once it is delivered, the reader has read past every
     # lower id it will ever read (it reads in id order).
     marker = {w.record_id for w in writer.insert(rows("marker", 1))}
