@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from harness.errors import HarnessError
 from harness.stack import Stack
+from harness.waiting import wait_for
 
 
 class SinkRecord(NamedTuple):
@@ -62,10 +63,7 @@ def read_topic(stack: Stack, topic: str, timeout: float = 30.0,
         if topic_meta is None or topic_meta.error is not None:
             return  # the topic was never created: nothing was delivered
         partitions = [TopicPartition(topic, p, offsets.get(p, 0)) for p in topic_meta.partitions]
-        ends = {}
-        for tp in partitions:
-            _low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
-            ends[tp.partition] = high
+        ends = {tp.partition: _high_watermark(consumer, tp, timeout) for tp in partitions}
         todo = {p for p, high in ends.items() if high > offsets.get(p, 0)}
         if not todo:
             return
@@ -91,6 +89,28 @@ def read_topic(stack: Stack, topic: str, timeout: float = 30.0,
         offsets.update(ends)
     finally:
         consumer.close()
+
+
+# A topic the exporter has just created has no partition leader for a moment: asked then, the
+# broker answers with one of these, and the answer a moment later is the real one.
+_NOT_READY_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART}
+
+
+def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout: float) -> int:
+    last: list[KafkaException] = []
+
+    def ask() -> int | None:
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=min(timeout, 5.0))[1]) + 1  # +1: 0 is an answer
+        except KafkaException as exc:
+            if not exc.args or exc.args[0].code() not in _NOT_READY_YET:
+                raise HarnessError(f"reading topic {tp.topic}: partition {tp.partition}'s end offset: {exc}") from exc
+            last[:] = [exc]
+            return None
+
+    return wait_for(ask, timeout=timeout, interval=0.1, what=f"topic {tp.topic} partition {tp.partition} to have "
+                    "a leader", describe=lambda: str(last[0]) if last else "no answer") - 1
 
 
 class SinkProgress:
