@@ -57,6 +57,9 @@ def test_kafka_outage_during_delivery(run_ctx: RunContext, writer: SourceWriter,
 def test_commits_out_of_id_order(run_ctx: RunContext, writer: SourceWriter, start_exporter: Start,
                                  defect: str) -> None:
     exporter = start_exporter(FAULTLINE_EXPORTER_DEFECT=defect, EXPORTER_POLL_INTERVAL_S="0.05")
+    first = {w.record_id for w in writer.insert(rows("first", 20))}
+    wait_for(lambda: not missing_from_topic(run_ctx, first), timeout=60,  # type: ignore[arg-type]
+             what="the pipeline to deliver its first rows")
     with writer.begin(rows("held", 5)) as held:
         later = {w.record_id for w in writer.insert(rows("later", 50))}
 
