@@ -257,6 +257,8 @@ class ScenarioRunner:
         events: list[tuple[float, int, Any]] = [(at, 1, ("write", n)) for at, n in writes]
         for step in steps:
             events.append((step.at, 0, ("apply", step)))
+            if is_fault(step) and self.scenario.workload.meet_faults:
+                events.append((step.at, 1, ("write", self.scenario.workload.meet_faults)))  # just after it
             if step.duration is not None:
                 events.append((step.at + step.duration, 2, ("remove", step)))
         events.sort(key=lambda e: (e[0], e[1]))

@@ -253,6 +253,10 @@ class Workload:
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 1
     chunk: Annotated[int, Field(ge=1, le=1_000_000)] = 100
     before_fraction: Fraction = 0.5  # of the records, written in the before phase (steady state)
+    # Records written right after each fault is applied, on top of ``records``: data that meets
+    # every fault by construction, not by where the evenly spread writes happen to fall (a shrunk
+    # incident keeps these, so its replay does not depend on a race with the fault).
+    meet_faults: Annotated[int, Field(ge=0, le=1_000_000)] = 0
 
 
 @dataclass(frozen=True, config=STRICT)

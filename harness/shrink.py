@@ -192,14 +192,7 @@ def _reduce(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], 
     _merge_windows(current, attempt)
     attempt(close_gaps(current()), "close the gaps again")
     for index in range(len(current().steps)):
-        while True:
-            step = current().steps[index]
-            if step.duration is None or step.duration / 2 < MIN_WINDOW_S:
-                break
-            shorter = dataclasses.replace(step, duration=round(step.duration / 2, 3))
-            if not attempt(_with_step(current(), index, shorter),
-                           f"halve the window of {step.describe()} to {shorter.duration}s"):
-                break
+        _halve_window(current, attempt, index)
     for index in range(len(current().steps)):
         while True:
             step = current().steps[index]
@@ -211,6 +204,27 @@ def _reduce(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], 
             if not attempt(_with_step(current(), index, lighter), f"lower the load to {users} users"):
                 break
     _cut_workload(current, attempt)
+
+
+def _halve_window(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], bool], index: int) -> None:
+    """Halve one window while it still fails; then widen it back one step. The smallest window that
+    fails k of k sits at a threshold (a delivery timeout, a retry budget), where a replay fails
+    only by luck of timing; twice that is the margin a replay needs to fail every time."""
+    halved = False
+    while True:
+        step = current().steps[index]
+        if step.duration is None or step.duration / 2 < MIN_WINDOW_S:
+            break
+        shorter = dataclasses.replace(step, duration=round(step.duration / 2, 3))
+        if not attempt(_with_step(current(), index, shorter), f"halve the window of {step.describe()} to "
+                                                              f"{shorter.duration}s"):
+            break
+        halved = True
+    step = current().steps[index]
+    if halved and step.duration is not None:
+        wider = dataclasses.replace(step, duration=round(step.duration * 2, 3))
+        attempt(_with_step(current(), index, wider), f"widen the window of {step.describe()} back to "
+                                                     f"{wider.duration}s (a margin over the smallest that fails)")
 
 
 def _cut_workload(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], bool]) -> None:
@@ -227,9 +241,12 @@ def _cut_workload(current: Callable[[], Scenario], attempt: Callable[[Scenario, 
 
 
 def _fewer(workload: Workload, records: int) -> Workload:
-    """Fewer records, in smaller chunks: writes still spread over the timeline (and so still land
-    inside the fault windows) instead of arriving in one chunk before the first fault."""
-    return dataclasses.replace(workload, records=records, chunk=max(1, min(workload.chunk, records // 10)))
+    """Fewer records, in smaller chunks spread over the timeline, and a chunk written right after
+    each fault is applied: the writes that meet the faults stay in the file, so a smaller workload
+    never leaves a fault to meet data only by luck (the evenly spread chunks may all fall
+    outside a short window, or be delivered just before it)."""
+    chunk = max(1, min(workload.chunk, records // 10))
+    return dataclasses.replace(workload, records=records, chunk=chunk, meet_faults=max(workload.meet_faults, chunk))
 
 
 def _with_step(scenario: Scenario, index: int, step: Step) -> Scenario:

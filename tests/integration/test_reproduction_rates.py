@@ -4,6 +4,7 @@ files meet the rates they state."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -84,3 +85,21 @@ def test_every_shipped_incident_states_a_full_reproduction_rate() -> None:
         # Every repeat the same way: either always caught (with its defect) or always held.
         assert stated.failed in (0, stated.runs) and stated.runs >= 5, f"{path.name}: {stated.rate}"
         assert stated.faultline_version and stated.target and stated.servers and stated.measured_at
+
+
+@pytest.mark.timeout(200)
+def test_writes_that_meet_the_faults_land_inside_each_window(tmp_path: Path) -> None:
+    from harness.scenario import Expect, LinkDown, Scenario, Step, Workload
+
+    scenario = Scenario(name="met", description="two short outages, data written into each",
+                        workload=Workload(records=20, chunk=20, before_fraction=1.0, meet_faults=7),
+                        steps=(Step("during", LinkDown("kafka"), at=0.5, duration=0.6),
+                               Step("during", LinkDown("redis"), at=2.0, duration=0.6)),
+                        expect=Expect(metrics_agree=False), during_s=3.0)
+    path = incident.write(scenario, tmp_path / "met.toml")
+    proc = faultline("reproduce", str(path), "--out", str(tmp_path / "out"), timeout=190)
+    assert proc.returncode == 0, said(proc)[-3000:]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())["scenarios"][0]
+    # Every record of the workload went before the faults: only the anchored writes meet them.
+    assert [s["written_during"] for s in report["steps"]] == [7, 7]
+    assert report["ledger"]["writes"]["ok"] == 20 + 2 * 7

@@ -261,3 +261,27 @@ def test_a_reduction_that_starves_a_fault_of_data_is_not_kept() -> None:
 
     found = shrink(_two_faults(), run, confirm_runs=3, replays=1)
     assert found.scenario == _two_faults()  # nothing could be cut without starving a fault
+
+
+def test_a_halved_window_is_widened_back_one_step_for_margin() -> None:
+    # Fails while the outage lasts at least a second: 8 -> 4 -> 2 -> 1 fail, 0.5 does not; the
+    # minimum keeps 2 s, twice the threshold, so that a replay does not fail by luck.
+    def run(scenario: Scenario) -> ScenarioResult:
+        downs = [s for s in scenario.steps if isinstance(s.do, LinkDown)]
+        guilty = any((s.duration or 0) >= 1.0 for s in downs)
+        result = ScenarioResult(scenario.name, scenario.description, None)
+        result.checks.append(Check("no_loss", not guilty, "judge"))
+        result.verdict = "fail" if guilty else "pass"
+        return result
+
+    scenario = Scenario(name="w", description="d", steps=(Step("during", LinkDown("kafka"), at=1.0, duration=8.0),),
+                        during_s=12)
+    best = shrink(scenario, run, confirm_runs=1, replays=1).scenario
+    assert [s.duration for s in best.steps] == [2.0]
+
+
+def test_a_smaller_workload_keeps_writes_that_meet_every_fault() -> None:
+    from harness.shrink import _fewer
+
+    smaller = _fewer(Scenario(name="w", description="d").workload, 50)
+    assert (smaller.records, smaller.chunk, smaller.meet_faults) == (50, 5, 5)
