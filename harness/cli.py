@@ -170,6 +170,25 @@ def _print_result(result, prefix: str = "") -> None:  # noqa: ANN001
         console.print(f"      [yellow]{label}[/]: {result.error}")
 
 
+def _steps_table() -> Table:
+    """Every registered step kind: its name in incident files, role, module and parameters."""
+    import dataclasses
+
+    from harness.steps import registered
+
+    table = Table(title="Faultline step kinds")
+    for column in ("kind", "role", "module", "parameters", "what it does"):
+        table.add_column(column)
+    for name, cls in sorted(registered().items()):
+        params = ", ".join(
+            f"{f.name}" + ("" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                           else f"={f.default!r}" if f.default is not dataclasses.MISSING else "={}")
+            for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        doc = " ".join((cls.__doc__ or "").split()).split(". ")[0]
+        table.add_row(name, cls.role, cls.__module__, escape(params), escape(doc))
+    return table
+
+
 def _results_table(results: list) -> Table:  # noqa: ANN001
     table = Table(title="Faultline verdicts")
     for column in ("scenario", "verdict", "lost", "corrupted", "dead-lettered", "duplicates", "recovery", "duration"):
@@ -185,10 +204,20 @@ def _results_table(results: list) -> Table:  # noqa: ANN001
 
 
 @main.command("list")
-def list_scenarios() -> None:
-    """List the scenarios with their one-line descriptions."""
-    from harness.registry import discover
+@click.option("--steps", "show_steps", is_flag=True, help="List the step kinds (built-in and registered) instead.")
+@click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None,
+              help="Also load the step modules this target definition names.")
+def list_scenarios(show_steps: bool, target_path: str | None) -> None:
+    """List the scenarios with their one-line descriptions (or, with --steps, every step kind)."""
+    from pathlib import Path
 
+    from harness.registry import discover
+    from harness.target import BUNDLED, TargetDefinition
+
+    TargetDefinition.load(Path(target_path) if target_path else BUNDLED)  # registers its step modules
+    if show_steps:
+        Console(soft_wrap=True).print(_steps_table())
+        return
     table = Table(title="Faultline scenarios")
     for column in ("scenario", "description", "catches", "incident"):
         table.add_column(column)

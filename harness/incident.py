@@ -24,42 +24,28 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError
 from harness.scenario import (
-    Checkpoint,
-    DiskFull,
     Expect,
-    Export,
-    ExportBurst,
-    FreezeExporter,
-    HeldTransaction,
-    KillExporter,
-    LinkDown,
-    Load,
-    Pause,
-    ReadOnlyDir,
     Reproduction,
-    RestartService,
-    Resume,
     Scenario,
     ScenarioError,
     Step,
-    Toxic,
     Workload,
-    Write,
     error_field,
     explain,
+    kind_of,
+    registered,
 )
 from harness.tomlfile import Locator as _Locator
 from harness.tomlfile import parse, read_text
 
-FAULTS = {"toxic": Toxic, "link_down": LinkDown, "kill_exporter": KillExporter, "freeze_exporter": FreezeExporter,
-          "restart_service": RestartService, "disk_full": DiskFull, "read_only_dir": ReadOnlyDir,
-          "held_transaction": HeldTransaction}
-ACTIONS = {"pause": Pause, "resume": Resume, "export": Export, "write": Write, "export_burst": ExportBurst,
-           "checkpoint": Checkpoint, "load": Load}
-KINDS = {**FAULTS, **ACTIONS}
-NAMES = {cls: name for name, cls in KINDS.items()}
+
+def file_key(role: str) -> str:
+    """Faults are written ``fault = "..."``; actions and loads ``action = "..."``."""
+    return "fault" if role == "fault" else "action"
+
+
 STEP_KEYS = {"phase", "at", "duration", "fault", "action"}
-ACTION_CLASSES = tuple(ACTIONS.values())
+
 
 
 class IncidentError(HarnessError):
@@ -150,7 +136,7 @@ def _step(n: int, raw: dict[str, Any], where: _Locator, fail: Any) -> Step:
     if kind_key is None:
         raise step_fail("needs `fault = ...` or `action = ...`")
     kind = raw[kind_key]
-    table = FAULTS if kind_key == "fault" else ACTIONS
+    table = {name: cls for name, cls in registered().items() if file_key(cls.role) == kind_key}
     if not isinstance(kind, str) or kind not in table:
         raise step_fail(f"unknown {kind_key} {kind!r}; known: {', '.join(sorted(table))}", kind_key)
     params = {k: v for k, v in raw.items() if k not in STEP_KEYS}
@@ -166,10 +152,10 @@ def _refuse_overlaps(steps: list[Step], where: _Locator, fail: Any) -> None:
     different toxics on one link are fine."""
     windows: dict[str, list[tuple[float, float, int]]] = {}
     for n, step in enumerate(steps):
-        if isinstance(step.do, ACTION_CLASSES):
+        if type(step.do).role != "fault":
             continue
-        params = asdict(step.do)
-        target = ":".join([NAMES[type(step.do)], *(str(params[k]) for k in ("link", "service", "directory", "type",
+        params = step.do.parameters()
+        target = ":".join([kind_of(step.do), *(str(params[k]) for k in ("link", "service", "directory", "type",
                                                                             "stream") if k in params)])
         end = step.at + (step.duration or float("inf"))
         for other_at, other_end, other_n in windows.get(target, []):
@@ -227,12 +213,12 @@ def dumps(scenario: Scenario, comment: str = "") -> str:
         lines += ["", "[reproduction]"] + [f"{k} = {_toml_value(v)}" for k, v in _reproduction_fields(
             scenario.reproduction).items()]
     for step in scenario.steps:
-        kind = NAMES[type(step.do)]
+        kind = kind_of(step.do)
         lines += ["", "[[steps]]", f'phase = "{step.phase}"', f"at = {step.at!r}"]
         if step.duration is not None:
             lines.append(f"duration = {step.duration!r}")
-        lines.append(f"{'fault' if kind in FAULTS else 'action'} = \"{kind}\"")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in asdict(step.do).items()]
+        lines.append(f"{file_key(type(step.do).role)} = \"{kind}\"")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in step.do.parameters().items()]
     return "\n".join(lines) + "\n"
 
 

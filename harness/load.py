@@ -20,11 +20,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.lifecycle import StopAtExit
-from harness.scenario import Load
+
+if TYPE_CHECKING:
+    from harness.steps.load import Load
 
 LOCUSTFILES = Path(__file__).parent / "locustfiles"
 LOCUSTFILE = {"source": LOCUSTFILES / "source_writers.py", "api": LOCUSTFILES / "api_users.py"}

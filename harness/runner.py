@@ -8,11 +8,8 @@ every sink directly and check the expectations.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import shutil
-import subprocess
 import threading
 import time
 import traceback
@@ -20,7 +17,6 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +26,7 @@ from confluent_kafka import KafkaException
 from redis import exceptions as redis_errors
 
 from harness.errors import HarnessError
+from harness.journal import Check, StepRecord
 from harness.knobs import scenario_knobs
 from harness.ledger import Ledger, content_hash
 from harness.load import LoadRun
@@ -37,64 +34,22 @@ from harness.profiles import payloads
 from harness.reconcile import DEAD_LETTERED_WITHOUT_REASON, DELIVERED_CORRUPTED, LOST, reconcile
 from harness.resources import MIN_SAMPLES, ResourceMonitor
 from harness.scenario import (
-    Checkpoint,
-    DiskFull,
-    Export,
-    ExportBurst,
-    FreezeExporter,
-    HeldTransaction,
-    KillExporter,
-    LinkDown,
-    Load,
-    Pause,
-    ReadOnlyDir,
-    RestartService,
-    Resume,
     Scenario,
     Step,
     Toxic,
-    Write,
     has_window,
     is_fault,
 )
 from harness.sinks import DeadLetterRecord, SinkProgress, SinkRecord, read_dead_letters, read_lines, read_topic
 from harness.stack import Stack
+from harness.steps.disk import release_disks
 from harness.tap import BufferTap
 from harness.target import ExporterProcess, KnobMissing, MetricsUnavailable, RunContext, TargetDefinition
 from harness.timeline import Sampler, WriteClock, deliveries
 from harness.waiting import WaitTimeout, wait_for
-from harness.workload import HeldWrite, SourceWriter
+from harness.workload import SourceWriter
 
 PAUSE_MARGIN_S = 1.5
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
-
-
-@dataclass
-class StepRecord:
-    phase: str
-    description: str
-    applied_at: float | None = None
-    removed_at: float | None = None
-    evidence: str = ""
-    result: dict[str, Any] | None = None
-    # Faults only: records written (acknowledged) but not yet in the sink or dead-lettered when the
-    # fault was applied, and records acknowledged while its window was open. A fault that meets no
-    # data cannot show a loss (None: could not be read).
-    in_flight_at_apply: int | None = None
-    written_during: int | None = None
-
-    @property
-    def met_data(self) -> int | None:
-        """Records exposed to this fault: in flight when it came, or written while it lasted."""
-        if self.in_flight_at_apply is None and self.written_during is None:
-            return None
-        return (self.in_flight_at_apply or 0) + (self.written_during or 0)
 
 
 @dataclass
@@ -149,22 +104,22 @@ class ScenarioRunner:
         self.exporter: ExporterProcess | None = None
         self.t0 = 0.0
         self._written = 0
-        self._planned_kills = 0
+        self.planned_kills = 0
         self._revived = False  # the exporter died by itself and was started again to drain
-        self._mounted: list[Path] = []
-        self._immutable: list[Path] = []
-        self._active: list[tuple[Step, StepRecord]] = []
+        self.mounted: list[Path] = []
+        self.immutable: list[Path] = []
+        self._active: list[tuple[Step, StepRecord, Any]] = []  # windowed steps applied: (step, record, handle)
+        self.closers: list[Callable[[], None]] = []  # last-resort undo a step registers (run at cleanup)
         self.on_step = on_step or (lambda _event, _record: None)
         self.clock = WriteClock()
         self.wall_start = 0.0
         self.sampler: Sampler | None = None
         self.monitor: ResourceMonitor | None = None
         self.tap: BufferTap | None = None
-        self._loads: dict[int, LoadRun] = {}
+        self.loads: list[LoadRun] = []  # Locust runs under way
         self._unknown: list[Any] = []  # writes whose commit outcome was unknown when made
         self._resolved = 0
         self._resolve_error: str | None = None
-        self._held: dict[int, HeldWrite] = {}  # open transactions of HeldTransaction steps
         self._progress: SinkProgress | None = None
         self._meter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-flight")
         self._meters: list[Future[None]] = []
@@ -192,7 +147,7 @@ class ScenarioRunner:
             self.writer.create()
             self.exporter = ExporterProcess(self.target, self.ctx,
                                             extra_env=self.env)
-            self._mount_small_disks()
+            self._prepare_steps()
             self.tap = BufferTap(self.stack, self.exporter.sink("buffer_stream"), self.exporter.sink("buffer_group"),
                                  ids_field=self.exporter.target.sinks.get("buffer_ids_field", "id"),
                                  ids_separator=self.exporter.target.sinks.get("buffer_ids_separator", ",")).start()
@@ -219,14 +174,14 @@ class ScenarioRunner:
         return self.result
 
     # -- phases ----------------------------------------------------------------------------------
-    def _now(self) -> float:
+    def now(self) -> float:
         return round(time.monotonic() - self.t0, 3)
 
     def _before(self) -> None:
         """Steady state before any fault: healthy, and the first half of the workload flowing through."""
-        exporter = self._exporter()
+        exporter = self.live_exporter()
         healthy = exporter.get(self.target.ready_path, timeout=5).status_code == 200
-        self._write(int(self.scenario.workload.records * self.scenario.workload.before_fraction))
+        self.write(int(self.scenario.workload.records * self.scenario.workload.before_fraction))
         expected = len(self.ledger.ids("ok"))
         def flowed() -> bool:
             try:
@@ -267,7 +222,7 @@ class ScenarioRunner:
             for at, _order, (kind, payload) in events:
                 self._wait_until(start + at)
                 if kind == "write":
-                    self._write(payload)
+                    self.write(payload)
                 elif kind == "apply":
                     self._apply(payload)
                 else:
@@ -276,10 +231,10 @@ class ScenarioRunner:
         except Interrupted:
             # Ctrl-C: stop the timeline here, but heal, drain, reconcile and report as usual.
             self.result.interrupted = True
-            self.on_step("interrupted", StepRecord("during", "interrupted (Ctrl-C)", applied_at=self._now()))
-        exporter = self._exporter()
+            self.on_step("interrupted", StepRecord("during", "interrupted (Ctrl-C)", applied_at=self.now()))
+        exporter = self.live_exporter()
         self.result.steady_state["during"] = {"exporter_running": exporter.running()}
-        for step, _record in list(self._active):
+        for step, _record, _handle in list(self._active):
             self._remove(step)
 
     def _phase(self, phase: str) -> None:
@@ -294,7 +249,7 @@ class ScenarioRunner:
             raise Interrupted(f"scenario {self.scenario.name}: interrupted")
 
     # -- workload ----------------------------------------------------------------------------------
-    def _next_rows(self, n: int) -> list[tuple[str, bytes]]:
+    def next_rows(self, n: int) -> list[tuple[str, bytes]]:
         """The workload's next ``n`` rows (keys unique within the scenario)."""
         w = self.scenario.workload
         bodies = payloads(w.profile, n, w.size, w.seed, start=self._written)
@@ -302,15 +257,15 @@ class ScenarioRunner:
         self._written += n
         return rows
 
-    def _write(self, count: int) -> None:
+    def write(self, count: int) -> None:
         done = 0
         while done < count:
             n = min(self.scenario.workload.chunk, count - done)
-            at = self._now()
-            self._record_writes(self.writer.insert(self._next_rows(n)), at)
+            at = self.now()
+            self.record_writes(self.writer.insert(self.next_rows(n)), at)
             done += n
 
-    def _record_writes(self, inserted: list[Any], at: float) -> None:
+    def record_writes(self, inserted: list[Any], at: float) -> None:
         for written in inserted:
             if written.outcome == "indeterminate":
                 self._unknown.append(written)  # resolved against the source before judging
@@ -325,10 +280,10 @@ class ScenarioRunner:
         """Set ``record.in_flight_at_apply``: acknowledged writes (as of now, the apply time) not yet
         in the sink nor dead-lettered. The sink is read on a background thread so that the
         timeline is not delayed; nothing is set while a server it reads is down by design."""
-        if any(isinstance(s.do, RestartService) and s.do.service in ("kafka", "redis") for s, _r in self._active):
+        if any({"restart:kafka", "restart:redis"} & s.do.needs() for s, _r, _h in self._active):
             return
         written = self.ledger.ids("ok")
-        exporter = self._exporter()
+        exporter = self.live_exporter()
         if self._progress is None:
             self._progress = SinkProgress(self.stack, exporter.sink("kafka_topic"))
         progress = self._progress
@@ -349,335 +304,49 @@ class ScenarioRunner:
 
     # -- faults and actions ------------------------------------------------------------------------
     def _apply(self, step: Step) -> None:
-        record = StepRecord(step.phase, step.describe(), applied_at=self._now())
+        record = StepRecord(step.phase, step.describe(), applied_at=self.now(),
+                            window_s=(step.duration or self.scenario.during_s) if has_window(step) else None)
         if is_fault(step):
             self._measure_in_flight(record)
             self._ok_at_apply[id(step)] = self._ok_writes
         self.result.steps.append(record)
-        do = step.do
-        exporter = self._exporter()
-        if isinstance(do, Toxic):
-            toxic = self.stack.proxy(do.link).add_toxic(do.type, stream=do.stream, toxicity=do.toxicity,
-                                                        name=f"{do.type}_{do.stream}_{len(self.result.steps)}",
-                                                        **dict(do.attributes))
-            record.evidence = f"toxic listed by toxiproxy: {toxic.name} {toxic.attributes}"
-        elif isinstance(do, LinkDown):
-            proxy = self.stack.proxy(do.link)
-            proxy.disable()
-            record.evidence = f"proxy {do.link} enabled={proxy.enabled}"
-        elif isinstance(do, KillExporter):
-            self._planned_kills += 1
-            exporter.kill()
-            record.evidence = f"exporter running={exporter.running()}"
-        elif isinstance(do, FreezeExporter):
-            exporter.freeze()
-            record.evidence = "SIGSTOP sent to the exporter's process group"
-        elif isinstance(do, RestartService):
-            (self.stack.kill if do.kill else self.stack.stop)(do.service)
-            if do.wipe:
-                self.stack.backend.wipe_service_data(do.service)
-            record.evidence = f"{do.service} {'killed' if do.kill else 'stopped'}" + (", data wiped" if do.wipe else "")
-        elif isinstance(do, DiskFull):
-            record.evidence = self._fill_disk(do)
-        elif isinstance(do, ReadOnlyDir):
-            record.evidence = self._set_immutable(self._directory(do.directory), True)
-        elif isinstance(do, HeldTransaction):
-            record.evidence = self._hold_transaction(step, do)
-        elif isinstance(do, Write):
-            self._write(do.records)
-            record.evidence = f"{do.records} records written"
-        elif isinstance(do, Pause):
-            record.result = self._pause(do)
-        elif isinstance(do, Resume):
-            reply = exporter.post(self.target.resume_path, timeout=10)
-            record.result = {"status_code": reply.status_code}
-        elif isinstance(do, Export):
-            record.result = self._export(do)
-        elif isinstance(do, ExportBurst):
-            record.result = self._export_burst(do)
-        elif isinstance(do, Checkpoint):
-            record.result = self._checkpoint(do)
-        elif isinstance(do, Load):
-            n, workload = len(self._loads), self.scenario.workload
-            load = LoadRun(do, step.duration or self.scenario.during_s, self.ctx.workdir / f"load-{n}",
-                           dsn=self.stack.postgres_dsn(proxied=False), table=self.ctx.source_table,
-                           base_url=f"http://127.0.0.1:{self.ctx.http_port}", exports_path=self.target.exports_path,
-                           key_prefix=f"{self.scenario.name}-load{n}", profile=workload.profile,
-                           size=workload.size, seed=workload.seed + n)
-            self._loads[id(step)] = load
-            load.start()
-            record.evidence = f"locust running, pid {load.pid}"
+        handle = step.do.apply(self, record)
         if has_window(step):  # applied now, removed when its window ends
-            self._active.append((step, record))
+            self._active.append((step, record, handle))
         else:
             record.removed_at = record.applied_at
         self.on_step("applied", record)
 
     def _remove(self, step: Step) -> None:
-        match = [(s, r) for s, r in self._active if s is step]
+        match = [entry for entry in self._active if entry[0] is step]
         if not match:
             return
-        _step, record = match[0]
         self._active.remove(match[0])
-        do = step.do
-        exporter = self._exporter()
-        if isinstance(do, Toxic):
-            proxy = self.stack.proxy(do.link)
-            name = record.evidence.split(": ", 1)[1].split(" ", 1)[0]
-            proxy.remove_toxic(name)
-        elif isinstance(do, LinkDown):
-            self.stack.proxy(do.link).enable()
-        elif isinstance(do, KillExporter):
-            exporter.start()
-        elif isinstance(do, FreezeExporter):
-            exporter.thaw()
-        elif isinstance(do, RestartService):
-            self.stack.start(do.service)
-        elif isinstance(do, DiskFull):
-            self._free_disk(do)
-        elif isinstance(do, ReadOnlyDir):
-            self._set_immutable(self._directory(do.directory), False)
-        elif isinstance(do, HeldTransaction):
-            at = self._now()
-            committed = self._held.pop(id(step)).commit()
-            self._record_writes(committed, at)
-            record.evidence += f"; committed: {committed[0].outcome if committed else 'nothing'}"
-        elif isinstance(do, Load):
-            self._finish_load(self._loads.pop(id(step)), record)
-        record.removed_at = self._now()
+        _step, record, handle = match[0]
+        step.do.remove(self, handle, record)
+        record.removed_at = self.now()
         if id(step) in self._ok_at_apply:
             record.written_during = self._ok_writes - self._ok_at_apply.pop(id(step))
         self.on_step("removed", record)
 
-    def _hold_transaction(self, step: Step, do: HeldTransaction) -> str:
-        try:
-            held = self.writer.begin(self._next_rows(do.records))
-        except psycopg.Error as exc:
-            raise HarnessError(f"scenario {self.scenario.name}: cannot open the held transaction: {exc}") from exc
-        self._held[id(step)] = held
-        at = self._now()
-        later = self.writer.insert(self._next_rows(do.then_write)) if do.then_write else []
-        self._record_writes(later, at)
-        later_ids = [w.record_id for w in later if w.record_id is not None]
-        return (f"transaction open holding ids {held.lowest_id}..{max(held.ids.values())}; {len(later_ids)} later "
-                f"rows committed" + (f" with ids {min(later_ids)}..{max(later_ids)}" if later_ids else ""))
-
-    def _pause(self, do: Pause) -> dict[str, Any]:
-        exporter = self._exporter()
-        started = time.monotonic()
-        try:
-            reply = exporter.post(self.target.pause_path, params={"grace": do.grace_s},
-                                  timeout=do.grace_s + PAUSE_MARGIN_S + 2)
-            body = reply.json()
-        except httpx.TimeoutException:
-            body = {"state": "no answer"}
-        elapsed = round(time.monotonic() - started, 3)
-        ok = body.get("state") == "paused" and elapsed <= do.grace_s + PAUSE_MARGIN_S
-        self.result.checks.append(Check(
-            "pause_within_grace", ok,
-            f"pause answered {body.get('state')!r} after {elapsed}s (grace {do.grace_s}s + {PAUSE_MARGIN_S}s); "
-            f"drained={body.get('drained')} pending={body.get('pending')} error={body.get('error')!r}"))
-        return {"elapsed_s": elapsed, **body}
-
-    def _export(self, do: Export) -> dict[str, Any]:
-        exporter = self._exporter()
-        submitted_at = self.ledger.span  # rows written after this may or may not be exported
-        reply = exporter.post(self.target.exports_path, json={
-            "user": f"faultline-{self.scenario.name}", "format": do.format, "encoding": do.encoding,
-            "destination": {"kind": "file", "name": do.name}}, timeout=30)
-        if reply.status_code != 202:
-            self.result.checks.append(Check(f"export:{do.name}", False,
-                                            f"submission answered {reply.status_code}: {reply.text[:300]}"))
-            return {"status_code": reply.status_code}
-        job_id = reply.json()["id"]
-        job = wait_for(lambda: self._finished_job(job_id), timeout=60 + self.scenario.fault_seconds,
-                       what=f"export job {job_id} to finish")
-        export_dir = Path(exporter.sink("export_dir"))
-        final = export_dir / do.name
-        leftovers = sorted(p.name for p in export_dir.iterdir() if p.name != do.name) if export_dir.exists() else []
-        state_ok = job["state"] == do.expect_state
-        detail = f"job {job_id} ended {job['state']!r} (expected {do.expect_state!r})"
-        if job["state"] == "failed":
-            clean = not final.exists() and not leftovers and bool(job.get("error"))
-            detail += f"; error={job.get('error')!r}; final file present={final.exists()}; leftovers={leftovers}"
-            self.result.checks.append(Check(f"export:{do.name}", state_ok and clean, detail))
-            return job
-        letters = [x for x in read_dead_letters(self.stack, exporter.sink("dead_letter_stream"))
-                   if x.stage == exporter.sink("export_dead_letter_stage")]
-        records = [r for r in read_lines(final, do.encoding) if r.record_id is not None]
-        # Lines were decoded with the export's encoding; hashes compare the text as UTF-8, like the ledger.
-        exported = self.ledger.copy()
-        exported.mark_indeterminate_from(submitted_at)
-        outcome = reconcile(exported, records, letters)
-        bad = outcome.violations()
-        detail += f"; rows file={len(records)} dead-lettered={len(letters)}; " + (
-            f"violations: {', '.join(bad)}; samples {outcome.summary()['samples']}" if bad else "every row intact "
-            "or dead-lettered with a reason")
-        self.result.checks.append(Check(f"export:{do.name}", state_ok and not bad, detail))
-        return job
-
-    def _finished_job(self, job_id: str) -> dict[str, Any] | None:
-        """The job's status once it is completed or failed; None while it runs."""
-        job: dict[str, Any] = self._exporter().get(f"{self.target.exports_path}/{job_id}", timeout=10).json()
-        return job if job.get("state") in ("completed", "failed") else None
-
-    def _export_burst(self, do: ExportBurst) -> dict[str, Any]:
-        exporter = self._exporter()
-        submitted_at = self.ledger.span
-        bodies: list[dict[str, Any]] = [{"user": f"burst-{u}", "format": "jsonl",
-                                         "destination": {"kind": "file", "name": f"burst-{u}-{n}.jsonl"}}
-                                        for u in range(do.users) for n in range(do.jobs)]
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="burst") as pool:
-            replies = list(pool.map(lambda body: exporter.post(self.target.exports_path, json=body, timeout=30),
-                                    bodies))
-        accepted: dict[str, list[str]] = {}
-        refused_badly = []
-        for body, reply in zip(bodies, replies, strict=True):
-            if reply.status_code == 202:
-                accepted.setdefault(body["user"], []).append(reply.json()["id"])
-            elif reply.status_code != do.refused_status or not reply.json().get("detail"):
-                refused_badly.append(f"{body['destination']['name']}: {reply.status_code} {reply.text[:200]}")
-        counts = {f"burst-{u}": len(accepted.get(f"burst-{u}", [])) for u in range(do.users)}
-        admission_ok = all(n == do.accepted_per_user for n in counts.values()) and not refused_badly
-        self.result.checks.append(Check(
-            "export_admission", admission_ok,
-            f"accepted per user {counts} (expected {do.accepted_per_user} each); others answered "
-            f"{do.refused_status} with a reason" + (f"; wrong refusals: {refused_badly[:3]}" if refused_badly else "")))
-        unfinished, broken = [], []
-        exported = self.ledger.copy()
-        exported.mark_indeterminate_from(submitted_at)
-        for job_id in (j for ids in accepted.values() for j in ids):
-            job = wait_for(partial(self._finished_job, job_id), timeout=120, what=f"export job {job_id}")
-            if job["state"] != "completed":
-                unfinished.append(f"{job_id}: {job['state']} {job.get('error')}")
-                continue
-            outcome = reconcile(exported, read_lines(Path(job["path"])), [])
-            if outcome.violations():
-                broken.append(f"{job_id}: {', '.join(outcome.violations())}")
-        total = sum(counts.values())
-        self.result.checks.append(Check(
-            "exports_complete", not unfinished and not broken,
-            f"{total} accepted job(s): " + ("all completed with every row intact" if not unfinished and not broken
-                                           else f"unfinished {unfinished[:3]}; incomplete {broken[:3]}")))
-        return {"accepted": counts, "refused": len(bodies) - total}
-
-    def _checkpoint(self, do: Checkpoint) -> dict[str, Any]:
-        """Mid-run reconciliation of everything written so far (later writes are left out)."""
-        exporter = self._exporter()
-        assert self.tap is not None
-        # The timeline is paused while this runs, so the ledger holds exactly what was written so far.
-        ok_ids = self.ledger.ids("ok")
-        state: dict[str, Any] = {}
-
-        def settled() -> bool:
-            state["sink"], state["letters"], ids = self._settled(exporter)
-            return ok_ids <= ids
-
-        t0 = time.monotonic()
-        try:
-            wait_for(settled, timeout=do.within_s, interval=0.5, what="checkpoint: records written so far to settle")
-            in_time = True
-        except WaitTimeout:
-            in_time = False  # what is still missing is reported below; the end judges loss
-        evidence = self.tap.evidence()
-        job_stage = exporter.sink("export_dead_letter_stage")
-        outcome = reconcile(self.ledger, state["sink"], [x for x in state["letters"] if x.stage != job_stage],
-                            evidence)
-        missing = outcome.classes.get(LOST, [])
-        in_flight = [i for i in missing if i in evidence.present or i in evidence.pending]  # still in the buffer
-        point = {"at": self._now(), "written": len(ok_ids), "settled_in_time": in_time,
-                 "settle_s": round(time.monotonic() - t0, 3),
-                 "missing": len(missing), "missing_ids": sorted(missing)[:20],
-                 "missing_hops": sorted({outcome.lost_hops[i] for i in missing}),
-                 "in_flight": len(in_flight),
-                 "corrupted": outcome.count(DELIVERED_CORRUPTED),
-                 # Rows Locust is writing reach the ledger when its step ends: until then they are
-                 # not "unexpected", they are not known yet (the end judges them).
-                 "unexpected": 0 if self._loads else len(outcome.unexpected),
-                 "load_running": bool(self._loads)}
-        self.result.checkpoints.append(point)
-        return point
-
-    def _finish_load(self, load: LoadRun, record: StepRecord) -> None:
-        if load.started + load.duration_s - time.monotonic() > 1.0:
-            load.stop()  # removed before its window ends (Ctrl-C, an error): stop it now, not later
-        summary = load.finish()
-        journal = load.journal(self.writer.resolve)
-        for written in journal:
-            self.ledger.add(written.record_id, written.digest, written.outcome)
-        summary["writes"] = len(journal)
-        summary["resolved_from_source"] = load.resolved
-        self.result.load.append(summary)
-        record.result = summary
-
-    # -- disk faults -------------------------------------------------------------------------------
-    def _directory(self, name: str) -> Path:
-        exporter = self._exporter()
-        path = Path(exporter.sink("export_dir")) if name == "export_dir" else Path(exporter.sink("file_sink")).parent
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def _mount_small_disks(self) -> None:
-        """Before the exporter starts: every directory a DiskFull step targets goes on its tmpfs."""
+    def _prepare_steps(self) -> None:
+        """Before the exporter starts: what a step kind sets up for the whole run (a small disk)."""
         for step in self.scenario.steps:
-            do = step.do
-            if isinstance(do, DiskFull):
-                path = self._directory(do.directory)
-                if path not in self._mounted:
-                    _run(["mount", "-t", "tmpfs", "-o", f"size={do.size_kib}k", "tmpfs", str(path)],
-                         f"mount a {do.size_kib} KiB tmpfs on {path} (needs root)")
-                    self._mounted.append(path)
-
-    def _fill_disk(self, do: DiskFull) -> str:
-        path = self._directory(do.directory)
-        _run(["mount", "-o", f"remount,size={do.size_kib}k", str(path)], f"size the tmpfs on {path}")
-        usage = shutil.disk_usage(path)
-        evidence = f"tmpfs of {do.size_kib} KiB on {path}, {usage.used} bytes used"
-        want = int(do.fill * usage.total) - usage.used
-        if want > 0:
-            filler = path / ".faultline-filler"
-            with filler.open("wb") as out:
-                try:
-                    out.write(b"\0" * want)
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-            evidence += f"; filler of {filler.stat().st_size} bytes; {shutil.disk_usage(path).free} bytes free"
-        return evidence
-
-    def _free_disk(self, do: DiskFull) -> None:
-        path = self._directory(do.directory)
-        (path / ".faultline-filler").unlink(missing_ok=True)
-        _run(["mount", "-o", "remount,size=64m", str(path)], f"grow the tmpfs on {path}")
-
-    def _set_immutable(self, path: Path, on: bool) -> str:
-        # -R: the files already there refuse appends too, not only new files in the directory.
-        _run(["chattr", "-R", "+i" if on else "-i", str(path)],
-             f"{'set' if on else 'clear'} the immutable flag on {path}")
-        if on:
-            self._immutable.append(path)
-        elif path in self._immutable:
-            self._immutable.remove(path)
-        return f"{path} immutable={on}"
-
-    def _unmount_all(self) -> None:
-        for path in list(self._immutable):
-            self._set_immutable(path, False)
-        while self._mounted:
-            path = self._mounted.pop()
-            _run(["umount", "-l", str(path)], f"unmount {path}")
+            prepare = getattr(step.do, "prepare", None)
+            if prepare is not None:
+                prepare(self)
 
     # -- heal, drain, judge ------------------------------------------------------------------------
     def _heal(self) -> float:
-        exporter = self._exporter()
+        exporter = self.live_exporter()
         died = not exporter.running()
         exit_code = exporter.exit_code()
         self.stack.reset()  # every toxic gone, every link up, every server running
-        expected_starts = 1 + self._planned_kills
+        expected_starts = 1 + self.planned_kills
         alive = not died and exporter.starts == expected_starts
         self.result.checks.append(Check(
             "process_alive", alive or not self.scenario.expect.process_alive,
-            f"exporter started {exporter.starts} time(s) for {self._planned_kills} planned kill(s); "
+            f"exporter started {exporter.starts} time(s) for {self.planned_kills} planned kill(s); "
             + (f"it exited by itself with code {exit_code}" if died else "still running")))
         if died:
             self._revived = True
@@ -718,14 +387,14 @@ class ScenarioRunner:
         for meter in self._meters:
             meter.result(timeout=60)  # every fault's in-flight figure is in the journal before judging
         self._resolve_unknown_writes()
-        exporter = self._exporter()
+        exporter = self.live_exporter()
         expect = self.scenario.expect
         ok_ids = self.ledger.ids("ok")
         seen: dict[str, Any] = {"sink": [], "letters": []}
         quiet = {"since": time.monotonic(), "count": -1}
 
         def accounted() -> bool:
-            sink, letters, ids = self._settled(exporter)
+            sink, letters, ids = self.settled(exporter)
             seen["sink"], seen["letters"] = sink, letters
             if ok_ids <= ids:
                 return True
@@ -817,7 +486,7 @@ class ScenarioRunner:
             "no_resource_leak", not leaks,
             "; ".join(t.describe() for t in (leaks or report.trends))))
 
-    def _settled(self, exporter: ExporterProcess) -> tuple[list[SinkRecord], list[DeadLetterRecord], set[int]]:
+    def settled(self, exporter: ExporterProcess) -> tuple[list[SinkRecord], list[DeadLetterRecord], set[int]]:
         """Everything in the sinks and the dead-letter stream now, and the record ids it covers."""
         sink = self._sink_records(exporter)
         letters = read_dead_letters(self.stack, exporter.sink("dead_letter_stream"))
@@ -846,7 +515,7 @@ class ScenarioRunner:
                                "dead_letter_entries": len(letters), "exporter_starts": exporter.starts}
         if not self.scenario.expect.metrics_agree:
             return
-        restarted = exporter.starts > 1 or self._planned_kills > 0 or self._revived
+        restarted = exporter.starts > 1 or self.planned_kills > 0 or self._revived
         distinct_sink = len({r.record_id for r in sink})
         distinct_letters = len({x.record_id for x in letters})
         # A send reported failed may still have landed (then it is retried: a duplicate), so a
@@ -883,14 +552,14 @@ class ScenarioRunner:
                                         f"{len(errors)} error log lines naming a record or stage"))
 
     def _counters(self) -> tuple[float, float]:
-        exporter = self._exporter()
+        exporter = self.live_exporter()
         samples = exporter.metrics(timeout=1.0)
         errors = sum(exporter.metric_total(k, samples) for k in ("send_failures", "retries")
                      if k in self.target.metrics)
         return exporter.metric_total("delivered", samples), errors
 
     # -- cleanup ---------------------------------------------------------------------------------
-    def _exporter(self) -> ExporterProcess:
+    def live_exporter(self) -> ExporterProcess:
         if self.exporter is None:
             raise HarnessError(f"scenario {self.scenario.name}: exporter not started")
         return self.exporter
@@ -901,16 +570,15 @@ class ScenarioRunner:
             self.sampler.stop()
         if self.monitor is not None:
             self.monitor.stop()
-        for step, _record in list(self._active):
+        for step, _record, _handle in list(self._active):
             try:
                 self._remove(step)
             except (HarnessError, OSError) as exc:
                 problems.append(f"removing {step.describe()}: {exc}")
         self._meter.shutdown(wait=True, cancel_futures=True)
-        for held in self._held.values():
-            held.rollback()  # a held transaction whose step never got removed: never left open
-        self._held.clear()
-        self._unmount_all()
+        while self.closers:
+            self.closers.pop()()  # what a step asked to undo whatever happened (an open transaction)
+        release_disks(self)
         if self.tap is not None:
             self.tap.close()
         if self.exporter is not None:
@@ -932,9 +600,3 @@ def scenario_workdir(base: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o755)
     return path
-
-
-def _run(command: list[str], what: str) -> None:
-    proc = subprocess.run(command, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise HarnessError(f"cannot {what}: {proc.stderr.strip() or proc.returncode}")

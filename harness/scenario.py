@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from dataclasses import field, replace
 from dataclasses import fields as dataclass_fields
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field, InstanceOf, ValidationError
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.knobs import KNOBS
-from harness.stack import LINKS, SERVICES
-from harness.toxiproxy import validate_toxic
 
 PHASES = ("before", "during", "after")
 
@@ -46,198 +44,36 @@ class ScenarioError(HarnessError):
 
 
 # -- faults ------------------------------------------------------------------------------------
-@dataclass(frozen=True, config=STRICT)
-class Toxic:
-    link: Name
-    type: Name
-    stream: Literal["downstream", "upstream"] = "downstream"
-    toxicity: Fraction = 1.0
-    attributes: dict[str, Annotated[int, Field(ge=0, le=1_000_000_000)]] = field(default_factory=dict)
+# The step kinds live in harness.steps, one class a kind; the built-ins are named here too so that
+# scenario modules write ``from harness.scenario import LinkDown, Step``.
+from harness.steps import StepKind, StepKindError, by_name, kind_of, registered  # noqa: E402
+from harness.steps.actions import Checkpoint, Export, ExportBurst, Pause, Resume, Write  # noqa: E402
+from harness.steps.disk import DIRECTORIES, DiskFull, ReadOnlyDir  # noqa: E402
+from harness.steps.load import LOAD_KINDS, Load  # noqa: E402
+from harness.steps.network import LinkDown, Toxic  # noqa: E402
+from harness.steps.process import FreezeExporter, KillExporter, RestartService  # noqa: E402
+from harness.steps.source import HeldTransaction  # noqa: E402
 
-    def describe(self) -> str:
-        attrs = ",".join(f"{k}={v}" for k, v in sorted(self.attributes.items()))
-        return f"{self.type}({attrs}) on {self.link} {self.stream}" + (
-            f" toxicity={self.toxicity}" if self.toxicity != 1.0 else "")
-
-
-@dataclass(frozen=True, config=STRICT)
-class LinkDown:
-    link: Name
-
-    def describe(self) -> str:
-        return f"{self.link} link down"
+__all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "DiskFull", "Expect", "Export", "ExportBurst",
+           "FreezeExporter", "HeldTransaction", "KillExporter", "LinkDown", "Load", "Pause", "ReadOnlyDir",
+           "Reproduction", "RestartService", "Resume", "Scenario", "ScenarioError", "Step", "StepKind", "Toxic",
+           "Workload", "Write", "by_name", "check_step", "error_field", "explain", "has_window", "is_fault",
+           "kind_of", "registered", "with_load_workers"]
 
 
-@dataclass(frozen=True, config=STRICT)
-class KillExporter:
-    """SIGKILL the exporter; it is started again when the step ends."""
-
-    def describe(self) -> str:
-        return "exporter killed (SIGKILL)"
-
-
-@dataclass(frozen=True, config=STRICT)
-class FreezeExporter:
-    """SIGSTOP the exporter for the step's duration, then SIGCONT."""
-
-    def describe(self) -> str:
-        return "exporter frozen (SIGSTOP)"
-
-
-@dataclass(frozen=True, config=STRICT)
-class RestartService:
-    """Stop (or kill) a server and start it again when the step ends; ``wipe`` loses its data
-    first (Redis without persistence)."""
-
-    service: Name
-    kill: bool = False
-    wipe: bool = False
-
-    def describe(self) -> str:
-        return f"{self.service} {'killed' if self.kill else 'stopped'}" + (" and its data lost" if self.wipe else "")
-
-
-DIRECTORIES = ("export_dir", "file_sink")
-
-
-@dataclass(frozen=True, config=STRICT)
-class DiskFull:
-    """A directory of the exporter's (``export_dir`` or the ``file_sink``'s) lives on a tmpfs of
-    ``size_kib`` for the whole scenario (mounted before the exporter starts). The step fills it
-    with a filler file until ``fill`` of it is in use (0: the exporter's own writes fill it);
-    when the step ends the filler goes and the tmpfs grows: the space is freed, the data stays."""
-
-    size_kib: Annotated[int, Field(ge=1, le=16 * 1024 * 1024)] = 128
-    directory: Name = "export_dir"
-    fill: Fraction = 0.0
-
-    def describe(self) -> str:
-        return f"{self.directory} disk of {self.size_kib} KiB" + (f" filled to {self.fill:.0%}" if self.fill else
-                                                                 " (filling up)")
-
-
-@dataclass(frozen=True, config=STRICT)
-class ReadOnlyDir:
-    """Writes into a directory of the exporter's are refused (immutable attribute: even root gets EPERM)."""
-
-    directory: Name = "export_dir"
-
-    def describe(self) -> str:
-        return f"{self.directory} refuses writes (permission denied)"
-
-
-@dataclass(frozen=True, config=STRICT)
-class HeldTransaction:
-    """A writer takes ids for ``records`` rows in a transaction it keeps open for the window, while
-    other writers commit ``then_write`` rows with higher ids at once (and the workload goes on);
-    the transaction commits when the window ends. Commits out of id order: a reader that pages by
-    id alone moves past the held ids before they are visible and never sees them."""
-
-    records: Annotated[int, Field(ge=1, le=100_000)] = 5
-    then_write: Annotated[int, Field(ge=0, le=1_000_000)] = 50
-
-    def describe(self) -> str:
-        return f"transaction of {self.records} rows held open while {self.then_write} later rows commit"
-
-
-Fault = Toxic | LinkDown | KillExporter | FreezeExporter | RestartService | DiskFull | ReadOnlyDir | HeldTransaction
-
-
-# -- load --------------------------------------------------------------------------------------
-LOAD_KINDS = ("source", "api")
-
-
-@dataclass(frozen=True, config=STRICT)
-class Load:
-    """Locust load for the step's window, run as a subprocess. ``kind`` "source": users write
-    rows of ``rows_per_write`` into the source table (every write goes into the ledger with its
-    outcome); "api": users submit small export jobs and poll them. ``workers`` > 0 runs Locust's
-    distributed mode (a master and that many worker processes)."""
-
-    kind: Literal["source", "api"] = "source"
-    users: Annotated[int, Field(ge=1, le=10_000)] = 4
-    spawn_rate: Annotated[float, Field(gt=0, le=10_000)] = 10.0
-    wait_s: Annotated[float, Field(ge=0, le=3600)] = 0.05
-    rows_per_write: Annotated[int, Field(ge=1, le=100_000)] = 10
-    workers: Annotated[int, Field(ge=0, le=64)] = 0
-
-    def describe(self) -> str:
-        return f"locust {self.kind} load: {self.users} users" + (f" on {self.workers} workers" if self.workers else "")
-
-
-# -- actions -----------------------------------------------------------------------------------
-@dataclass(frozen=True, config=STRICT)
-class Pause:
-    grace_s: Annotated[float, Field(ge=0, le=3600)]
-
-    def describe(self) -> str:
-        return f"pause (grace {self.grace_s}s)"
-
-
-@dataclass(frozen=True, config=STRICT)
-class Resume:
-    def describe(self) -> str:
-        return "resume"
-
-
-@dataclass(frozen=True, config=STRICT)
-class Export:
-    """Submit a batch export job and wait for it; ``expect_state`` is what a correct exporter reaches."""
-
-    name: Name
-    encoding: Name = "utf-8"
-    format: Name = "jsonl"
-    expect_state: Literal["completed", "failed"] = "completed"
-
-    def describe(self) -> str:
-        return f"export job {self.name} ({self.format}, {self.encoding})"
-
-
-@dataclass(frozen=True, config=STRICT)
-class Write:
-    """Write more records of the scenario's profile during a phase."""
-
-    records: Annotated[int, Field(ge=1, le=10_000_000)]
-
-    def describe(self) -> str:
-        return f"write {self.records} records"
-
-
-@dataclass(frozen=True, config=STRICT)
-class ExportBurst:
-    """Submit ``jobs`` export jobs at once for each of ``users``; a correct exporter accepts
-    ``accepted_per_user`` of each user's (the rest 429, or all 503 when the disk guard refuses)
-    and completes every accepted one."""
-
-    jobs: Annotated[int, Field(ge=1, le=1000)]
-    users: Annotated[int, Field(ge=1, le=100)] = 2
-    accepted_per_user: Annotated[int, Field(ge=0, le=1000)] = 0
-    refused_status: Annotated[int, Field(ge=400, le=599)] = 429
-
-    def describe(self) -> str:
-        return f"burst of {self.jobs} export jobs for each of {self.users} users"
-
-
-@dataclass(frozen=True, config=STRICT)
-class Checkpoint:
-    """Reconcile mid-run: wait up to ``within_s`` for every record written so far to reach a
-    sink or the dead-letter stream, then record what is delivered, in flight or missing (soaks
-    place one after each quiet period; the final reconciliation still gives the verdict)."""
-
-    within_s: Window = 10.0
-
-    def describe(self) -> str:
-        return "checkpoint reconciliation"
-
-
-Action = Pause | Resume | Export | Write | ExportBurst | Checkpoint
-ACTIONS = (Pause, Resume, Export, Write, ExportBurst, Checkpoint)
+def _registered_step(value: StepKind) -> StepKind:
+    """A step object of a kind the registry knows (built-in, or registered with ``@step_kind``)."""
+    try:
+        kind_of(value)
+    except StepKindError as exc:
+        raise ValueError(str(exc)) from exc  # pydantic reports it as this field's error
+    return value
 
 
 @dataclass(frozen=True, config=STRICT)
 class Step:
     phase: Literal["before", "during", "after"]
-    do: Fault | Action | Load
+    do: Annotated[InstanceOf[StepKind], AfterValidator(_registered_step)]
     at: Seconds = 0.0
     duration: Window | None = None  # faults only; None = until the phase ends
 
@@ -333,15 +169,15 @@ class Scenario:
         return sum((s.duration or self.during_s) for s in self.steps if is_fault(s))
 
 
-STEP_KINDS = (Toxic, LinkDown, KillExporter, FreezeExporter, RestartService, DiskFull, ReadOnlyDir, HeldTransaction,
-              Load, Pause, Resume, Export, Write, ExportBurst, Checkpoint)
-MODELS: dict[str, type] = {cls.__name__: cls for cls in (*STEP_KINDS, Step, Workload, Expect, Reproduction, Scenario)}
+def _models() -> dict[str, type]:
+    return {cls.__name__: cls for cls in (*registered().values(), Step, Workload, Expect, Reproduction, Scenario)}
 
 
 def error_field(exc: ValidationError) -> str:
     """The field (dotted, by name even when it was given by position) of the first error."""
     loc = exc.errors()[0]["loc"] if exc.errors() else ()
-    names = [f.name for f in dataclass_fields(MODELS[exc.title])] if exc.title in MODELS else []
+    models = _models()
+    names = [f.name for f in dataclass_fields(models[exc.title])] if exc.title in models else []
     head = loc[0] if loc else ""
     first = names[head] if isinstance(head, int) and head < len(names) else str(head)
     return ".".join([first, *(str(part) for part in loc[1:] if not str(part)[:1].isupper())])
@@ -352,47 +188,37 @@ def explain(exc: ValidationError) -> str:
     the harness does not know names the kinds it does."""
     errors = exc.errors()
     where = f"{exc.title}.{error_field(exc)}"
-    if errors and all(e["type"] in ("dataclass_exact_type", "is_instance_of") for e in errors):
+    unknown_kind = errors and (all(e["type"] in ("dataclass_exact_type", "is_instance_of") for e in errors)
+                               or "is not a registered step kind" in str(errors[0].get("msg", "")))
+    if unknown_kind:
         got = type(errors[0]["input"]).__name__
-        return (f"{where}: a {got} is not a step kind Faultline knows; step kinds: "
-                f"{', '.join(cls.__name__ for cls in STEP_KINDS)}")
+        return (f"{where}: a {got} is not a step kind Faultline knows (register it with @step_kind); step kinds: "
+                f"{', '.join(sorted(registered()))}")
     first = errors[0] if errors else {"msg": str(exc), "input": None}
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {first['msg']} (got {repr(first.get('input'))[:80]}){more}"
 
 
 def check_step(step: Step, where: str, index: int | None = None) -> None:
-    """Faults only in the during phase, links, services and directories that exist, toxics that
-    Toxiproxy accepts, a window for every load."""
-    do: Any = step.do
-
-    def refuse(message: str, field_name: str) -> ScenarioError:
-        return ScenarioError(f"{where}: {message}", field_name, index)
-
-    if step.phase != "during" and not isinstance(do, ACTIONS):
-        raise refuse(f"faults belong in the 'during' phase, not {step.phase!r}", "phase")
-    if isinstance(do, (Toxic, LinkDown)) and do.link not in LINKS:
-        raise refuse(f"unknown link {do.link!r}; links are {', '.join(LINKS)}", "link")
-    if isinstance(do, RestartService) and do.service not in SERVICES:
-        raise refuse(f"unknown service {do.service!r}; services are {', '.join(SERVICES)}", "service")
-    if isinstance(do, (DiskFull, ReadOnlyDir)) and do.directory not in DIRECTORIES:
-        raise refuse(f"directory must be one of {DIRECTORIES}, not {do.directory!r}", "directory")
-    if isinstance(do, Load) and step.duration is None:
-        raise refuse("a load step needs a duration", "duration")
-    if isinstance(do, Toxic):
-        try:
-            validate_toxic(do.type, do.stream, do.toxicity, dict(do.attributes))
-        except HarnessError as exc:
-            raise refuse(str(exc), "attributes") from exc
+    """What one field cannot say alone: faults only in the during phase, a window for every load,
+    and whatever the step kind itself checks (links, services, directories, toxics)."""
+    role = type(step.do).role
+    if step.phase != "during" and role != "action":
+        raise ScenarioError(f"{where}: faults belong in the 'during' phase, not {step.phase!r}", "phase", index)
+    if role == "load" and step.duration is None:
+        raise ScenarioError(f"{where}: a load step needs a duration", "duration", index)
+    problem = step.do.check()
+    if problem is not None:
+        raise ScenarioError(f"{where}: {problem.message}", problem.field, index)
 
 
 def is_fault(step: Step) -> bool:
-    return not isinstance(step.do, ACTIONS) and not isinstance(step.do, Load)
+    return type(step.do).role == "fault"
 
 
 def has_window(step: Step) -> bool:
     """Faults and loads are applied, then removed; actions happen at an instant."""
-    return not isinstance(step.do, ACTIONS)
+    return type(step.do).role != "action"
 
 
 def with_load_workers(scenario: Scenario, workers: int) -> Scenario:

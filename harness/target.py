@@ -64,14 +64,16 @@ class TargetDefinition:
     defect_env: str = DEFECT_ENV
     defects: tuple[str, ...] = ()
     knobs: dict[str, str] = field(default_factory=dict)  # harness knob -> the target's environment variable
+    steps: tuple[str, ...] = ()  # modules of the target's own step kinds, imported when it is loaded
 
     @classmethod
     def load(cls, path: Path = BUNDLED) -> TargetDefinition:
         text = read_text(path, "target definition", TargetError)
         data = parse(text, path, "target definition", TargetError)
         where = Locator(text)
-        if isinstance(data.get("defects"), list):
-            data["defects"] = tuple(data["defects"])
+        for key in ("defects", "steps"):
+            if isinstance(data.get(key), list):
+                data[key] = tuple(data[key])
         try:
             target = cls(**data)
         except ValidationError as exc:
@@ -84,6 +86,12 @@ class TargetDefinition:
         for key in ("delivered", "dead_lettered"):
             if key not in target.metrics:
                 raise TargetError(f"{path}:{where.table('metrics') or '?'}: [metrics] needs {key!r}")
+        from harness.steps import StepKindError, load_modules
+
+        try:
+            load_modules(target.steps, f"{path}:{where.key('steps') or '?'}: steps")
+        except StepKindError as exc:
+            raise TargetError(str(exc)) from exc
         unknown = sorted(set(target.knobs) - set(KNOBS))
         if unknown:
             raise TargetError(f"{path}:{where.key(unknown[0], table='knobs') or '?'}: knobs.{unknown[0]}: not a knob "

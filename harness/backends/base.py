@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from types import TracebackType
 
@@ -78,7 +79,20 @@ class Backend(ABC):
         """Delete a stopped server's data (a Redis without persistence losing its memory)."""
 
     def unsupported(self, step_do: object) -> str | None:
-        """Why this backend cannot perform a step (the scenario is then skipped), or None."""
+        """Why this backend cannot perform a step (the scenario is then skipped), or None: the first
+        capability the step needs (``StepKind.needs``) that this backend lacks."""
+        needs = getattr(step_do, "needs", None)
+        for capability in sorted(needs() if needs is not None else ()):
+            reason = self.lacks(capability)
+            if reason is not None:
+                return reason
+        return None
+
+    def lacks(self, capability: str) -> str | None:
+        """Why this backend cannot offer ``capability`` (``root``, ``link:<name>``,
+        ``restart:<service>``, or a team's own), or None when it can."""
+        if capability == "root" and os.geteuid() != 0:
+            return "this step needs root (it mounts a tmpfs or sets the immutable flag)"
         return None
 
     @abstractmethod

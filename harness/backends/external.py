@@ -30,7 +30,6 @@ from urllib.parse import unquote, urlsplit
 
 from harness.backends.base import Backend
 from harness.errors import HarnessError
-from harness.scenario import LinkDown, RestartService, Toxic
 from harness.services import probes
 from harness.services.executor import ServiceExecutor, free_port
 from harness.services.servers import HOST, ToxiproxyServer, remove_tree
@@ -193,10 +192,12 @@ class ExternalBackend(Backend):
                 self.executor.kill()
             self._launch_toxiproxy()
 
-    def unsupported(self, step_do: object) -> str | None:
-        """Why this backend cannot perform a step, or None if it can."""
-        if isinstance(step_do, RestartService):
-            return str(self._not_ours("restart", step_do.service))
-        if isinstance(step_do, (Toxic, LinkDown)) and step_do.link in self.bypassed:
-            return self.bypassed[step_do.link]
-        return None
+    def lacks(self, capability: str) -> str | None:
+        """Servers it does not own cannot be stopped; links the broker advertises around the
+        proxy cannot be faulted."""
+        kind, _, name = capability.partition(":")
+        if kind == "restart":
+            return str(self._not_ours("restart", name))
+        if kind == "link" and name in self.bypassed:
+            return self.bypassed[name]
+        return super().lacks(capability)

@@ -1,0 +1,269 @@
+"""Actions: what an operator or a client does at an instant (pause, resume, export jobs, more
+writes, a mid-run reconciliation). Each judges what it can on the spot and adds its checks."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+import httpx
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from harness.journal import Check
+from harness.steps import step_kind
+from harness.steps.base import STRICT, Name, StepKind, Window
+
+if TYPE_CHECKING:
+    from harness.runner import ScenarioRunner, StepRecord
+
+PAUSE_MARGIN_S = 1.5
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class Pause(StepKind):
+    """Ask the exporter to pause with a grace period; it must answer within grace + a margin."""
+
+    kind_name: ClassVar[str] = "pause"
+    role: ClassVar = "action"
+    grace_s: Annotated[float, Field(ge=0, le=3600)]
+
+    def describe(self) -> str:
+        return f"pause (grace {self.grace_s}s)"
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        exporter = run.live_exporter()
+        started = time.monotonic()
+        try:
+            reply = exporter.post(run.target.pause_path, params={"grace": self.grace_s},
+                                  timeout=self.grace_s + PAUSE_MARGIN_S + 2)
+            body = reply.json()
+        except httpx.TimeoutException:
+            body = {"state": "no answer"}
+        elapsed = round(time.monotonic() - started, 3)
+        ok = body.get("state") == "paused" and elapsed <= self.grace_s + PAUSE_MARGIN_S
+        run.result.checks.append(Check(
+            "pause_within_grace", ok,
+            f"pause answered {body.get('state')!r} after {elapsed}s (grace {self.grace_s}s + {PAUSE_MARGIN_S}s); "
+            f"drained={body.get('drained')} pending={body.get('pending')} error={body.get('error')!r}"))
+        record.result = {"elapsed_s": elapsed, **body}
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class Resume(StepKind):
+    """Ask a paused exporter to take up its work again."""
+
+    kind_name: ClassVar[str] = "resume"
+    role: ClassVar = "action"
+
+    def describe(self) -> str:
+        return "resume"
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        reply = run.live_exporter().post(run.target.resume_path, timeout=10)
+        record.result = {"status_code": reply.status_code}
+
+
+def finished_job(run: ScenarioRunner, job_id: str) -> dict[str, Any] | None:
+    """The job's status once it is completed or failed; None while it runs."""
+    job: dict[str, Any] = run.live_exporter().get(f"{run.target.exports_path}/{job_id}", timeout=10).json()
+    return job if job.get("state") in ("completed", "failed") else None
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class Export(StepKind):
+    """Submit a batch export job and wait for it; ``expect_state`` is what a correct exporter reaches."""
+
+    kind_name: ClassVar[str] = "export"
+    role: ClassVar = "action"
+    name: Name
+    encoding: Name = "utf-8"
+    format: Name = "jsonl"
+    expect_state: Literal["completed", "failed"] = "completed"
+
+    def describe(self) -> str:
+        return f"export job {self.name} ({self.format}, {self.encoding})"
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        from harness.reconcile import reconcile
+        from harness.sinks import read_dead_letters, read_lines
+        from harness.waiting import wait_for
+
+        exporter = run.live_exporter()
+        submitted_at = run.ledger.span  # rows written after this may or may not be exported
+        reply = exporter.post(run.target.exports_path, json={
+            "user": f"faultline-{run.scenario.name}", "format": self.format, "encoding": self.encoding,
+            "destination": {"kind": "file", "name": self.name}}, timeout=30)
+        if reply.status_code != 202:
+            run.result.checks.append(Check(f"export:{self.name}", False,
+                                           f"submission answered {reply.status_code}: {reply.text[:300]}"))
+            record.result = {"status_code": reply.status_code}
+            return
+        job_id = reply.json()["id"]
+        job = wait_for(partial(finished_job, run, job_id), timeout=60 + run.scenario.fault_seconds,
+                       what=f"export job {job_id} to finish")
+        record.result = job
+        export_dir = Path(exporter.sink("export_dir"))
+        final = export_dir / self.name
+        leftovers = sorted(p.name for p in export_dir.iterdir() if p.name != self.name) if export_dir.exists() else []
+        state_ok = job["state"] == self.expect_state
+        detail = f"job {job_id} ended {job['state']!r} (expected {self.expect_state!r})"
+        if job["state"] == "failed":
+            clean = not final.exists() and not leftovers and bool(job.get("error"))
+            detail += f"; error={job.get('error')!r}; final file present={final.exists()}; leftovers={leftovers}"
+            run.result.checks.append(Check(f"export:{self.name}", state_ok and clean, detail))
+            return
+        letters = [x for x in read_dead_letters(run.stack, exporter.sink("dead_letter_stream"))
+                   if x.stage == exporter.sink("export_dead_letter_stage")]
+        records = [r for r in read_lines(final, self.encoding) if r.record_id is not None]
+        # Lines were decoded with the export's encoding; hashes compare the text as UTF-8, like the ledger.
+        exported = run.ledger.copy()
+        exported.mark_indeterminate_from(submitted_at)
+        outcome = reconcile(exported, records, letters)
+        bad = outcome.violations()
+        detail += f"; rows file={len(records)} dead-lettered={len(letters)}; " + (
+            f"violations: {', '.join(bad)}; samples {outcome.summary()['samples']}" if bad else "every row intact "
+            "or dead-lettered with a reason")
+        run.result.checks.append(Check(f"export:{self.name}", state_ok and not bad, detail))
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class Write(StepKind):
+    """Write more records of the scenario's profile during a phase."""
+
+    kind_name: ClassVar[str] = "write"
+    role: ClassVar = "action"
+    records: Annotated[int, Field(ge=1, le=10_000_000)]
+
+    def describe(self) -> str:
+        return f"write {self.records} records"
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        run.write(self.records)
+        record.evidence = f"{self.records} records written"
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class ExportBurst(StepKind):
+    """Submit ``jobs`` export jobs at once for each of ``users``; a correct exporter accepts
+    ``accepted_per_user`` of each user's (the rest 429, or all 503 when the disk guard refuses)
+    and completes every accepted one."""
+
+    kind_name: ClassVar[str] = "export_burst"
+    role: ClassVar = "action"
+    jobs: Annotated[int, Field(ge=1, le=1000)]
+    users: Annotated[int, Field(ge=1, le=100)] = 2
+    accepted_per_user: Annotated[int, Field(ge=0, le=1000)] = 0
+    refused_status: Annotated[int, Field(ge=400, le=599)] = 429
+
+    def describe(self) -> str:
+        return f"burst of {self.jobs} export jobs for each of {self.users} users"
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        exporter = run.live_exporter()
+        submitted_at = run.ledger.span
+        bodies: list[dict[str, Any]] = [{"user": f"burst-{u}", "format": "jsonl",
+                                         "destination": {"kind": "file", "name": f"burst-{u}-{n}.jsonl"}}
+                                        for u in range(self.users) for n in range(self.jobs)]
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="burst") as pool:
+            replies = list(pool.map(lambda body: exporter.post(run.target.exports_path, json=body, timeout=30),
+                                    bodies))
+        accepted: dict[str, list[str]] = {}
+        refused_badly = []
+        for body, reply in zip(bodies, replies, strict=True):
+            if reply.status_code == 202:
+                accepted.setdefault(body["user"], []).append(reply.json()["id"])
+            elif reply.status_code != self.refused_status or not reply.json().get("detail"):
+                refused_badly.append(f"{body['destination']['name']}: {reply.status_code} {reply.text[:200]}")
+        counts = {f"burst-{u}": len(accepted.get(f"burst-{u}", [])) for u in range(self.users)}
+        admission_ok = all(n == self.accepted_per_user for n in counts.values()) and not refused_badly
+        run.result.checks.append(Check(
+            "export_admission", admission_ok,
+            f"accepted per user {counts} (expected {self.accepted_per_user} each); others answered "
+            f"{self.refused_status} with a reason"
+            + (f"; wrong refusals: {refused_badly[:3]}" if refused_badly else "")))
+        self._judge_jobs(run, [j for ids in accepted.values() for j in ids], submitted_at)
+        record.result = {"accepted": counts, "refused": len(bodies) - sum(counts.values())}
+
+    def _judge_jobs(self, run: ScenarioRunner, job_ids: list[str], submitted_at: int) -> None:
+        from harness.reconcile import reconcile
+        from harness.sinks import read_lines
+        from harness.waiting import wait_for
+
+        unfinished, broken = [], []
+        exported = run.ledger.copy()
+        exported.mark_indeterminate_from(submitted_at)
+        for job_id in job_ids:
+            job = wait_for(partial(finished_job, run, job_id), timeout=120, what=f"export job {job_id}")
+            if job["state"] != "completed":
+                unfinished.append(f"{job_id}: {job['state']} {job.get('error')}")
+                continue
+            outcome = reconcile(exported, read_lines(Path(job["path"])), [])
+            if outcome.violations():
+                broken.append(f"{job_id}: {', '.join(outcome.violations())}")
+        run.result.checks.append(Check(
+            "exports_complete", not unfinished and not broken,
+            f"{len(job_ids)} accepted job(s): " + ("all completed with every row intact"
+                                                   if not unfinished and not broken
+                                                   else f"unfinished {unfinished[:3]}; incomplete {broken[:3]}")))
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class Checkpoint(StepKind):
+    """Reconcile mid-run: wait up to ``within_s`` for every record written so far to reach a
+    sink or the dead-letter stream, then record what is delivered, in flight or missing (soaks
+    place one after each quiet period; the final reconciliation still gives the verdict)."""
+
+    kind_name: ClassVar[str] = "checkpoint"
+    role: ClassVar = "action"
+    within_s: Window = 10.0
+
+    def describe(self) -> str:
+        return "checkpoint reconciliation"
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        from harness.reconcile import DELIVERED_CORRUPTED, LOST, reconcile
+        from harness.waiting import WaitTimeout, wait_for
+
+        exporter = run.live_exporter()
+        assert run.tap is not None
+        # The timeline is paused while this runs, so the ledger holds exactly what was written so far.
+        ok_ids = run.ledger.ids("ok")
+        state: dict[str, Any] = {}
+
+        def settled() -> bool:
+            state["sink"], state["letters"], ids = run.settled(exporter)
+            return ok_ids <= ids
+
+        t0 = time.monotonic()
+        try:
+            wait_for(settled, timeout=self.within_s, interval=0.5, what="checkpoint: records written so far to settle")
+            in_time = True
+        except WaitTimeout:
+            in_time = False  # what is still missing is reported below; the end judges loss
+        evidence = run.tap.evidence()
+        job_stage = exporter.sink("export_dead_letter_stage")
+        outcome = reconcile(run.ledger, state["sink"], [x for x in state["letters"] if x.stage != job_stage], evidence)
+        missing = outcome.classes.get(LOST, [])
+        in_flight = [i for i in missing if i in evidence.present or i in evidence.pending]  # still in the buffer
+        point = {"at": run.now(), "written": len(ok_ids), "settled_in_time": in_time,
+                 "settle_s": round(time.monotonic() - t0, 3),
+                 "missing": len(missing), "missing_ids": sorted(missing)[:20],
+                 "missing_hops": sorted({outcome.lost_hops[i] for i in missing}),
+                 "in_flight": len(in_flight),
+                 "corrupted": outcome.count(DELIVERED_CORRUPTED),
+                 # Rows Locust is writing reach the ledger when its step ends: until then they are
+                 # not "unexpected", they are not known yet (the end judges them).
+                 "unexpected": 0 if run.loads else len(outcome.unexpected),
+                 "load_running": bool(run.loads)}
+        run.result.checkpoints.append(point)
+        record.result = point

@@ -1,0 +1,76 @@
+"""What every step kind is: a frozen, strictly validated dataclass that owns its parameters, how
+to apply and remove itself on a run, the evidence it reads back, the backend capabilities it
+needs, and its name in incident files.
+
+A step kind is one class in one file::
+
+    @step_kind
+    @dataclass(frozen=True, config=STRICT)
+    class LinkDown(StepKind):
+        kind_name: ClassVar[str] = "link_down"
+        link: Name
+
+        def describe(self) -> str: ...
+        def needs(self) -> frozenset[str]: ...       # capabilities a backend must have
+        def check(self) -> Problem | None: ...       # what one field cannot say alone
+        def apply(self, run, record) -> object: ...  # returns a handle for remove()
+        def remove(self, run, handle, record) -> None: ...
+
+Everything else (the scenario model, incident files, ``faultline list --steps``, what a backend
+cannot do, soak and shrink) derives from the registry in ``harness.steps``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple
+
+from pydantic import ConfigDict, Field
+
+if TYPE_CHECKING:
+    from harness.runner import ScenarioRunner, StepRecord
+
+# Every field is checked when a step is made (in a scenario module, an incident file, soak or
+# shrink): exact types (no "false" for False), finite numbers only, bounds against absurd sizes,
+# no unknown fields.
+STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
+
+Role = Literal["fault", "action", "load"]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Window = Annotated[float, Field(gt=0, le=86_400.0)]
+
+
+class Problem(NamedTuple):
+    """A step that is well-typed but cannot be: the field to point at, and why."""
+
+    field: str
+    message: str
+
+
+class StepKind:
+    """Base of every step kind (built-in or a team's own, registered with ``@step_kind``)."""
+
+    kind_name: ClassVar[str] = ""  # its name in incident files and `faultline list --steps`
+    role: ClassVar[Role] = "fault"  # faults and loads have a window; actions happen at an instant
+
+    def describe(self) -> str:
+        return self.kind_name
+
+    def parameters(self) -> dict[str, Any]:
+        """Its fields and their values (what an incident file writes for it)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]  # registered kinds are dataclasses
+
+    def needs(self) -> frozenset[str]:
+        """Capabilities a backend must have to perform this step (see ``Backend.lacks``)."""
+        return frozenset()
+
+    def check(self) -> Problem | None:
+        return None
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        """Do it; put what shows it took effect in ``record.evidence`` (or ``record.result``)."""
+        raise NotImplementedError(f"step kind {self.kind_name!r} does not say how to apply itself")
+
+    def remove(self, run: ScenarioRunner, handle: Any, record: StepRecord) -> None:
+        """Undo it at the end of its window (faults and loads); ``handle`` is what apply returned."""

@@ -1,0 +1,71 @@
+"""Load: Locust users for the step's window, run as a subprocess (importing locust patches the
+standard library, so the harness never does)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from harness.steps import step_kind
+from harness.steps.base import STRICT, Problem, StepKind
+
+if TYPE_CHECKING:
+    from harness.load import LoadRun
+    from harness.runner import ScenarioRunner, StepRecord
+
+LOAD_KINDS = ("source", "api")
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class Load(StepKind):
+    """Locust load for the step's window. ``kind`` "source": users write rows of
+    ``rows_per_write`` into the source table (every write goes into the ledger with its outcome);
+    "api": users submit small export jobs and poll them. ``workers`` > 0 runs Locust's
+    distributed mode (a master and that many worker processes)."""
+
+    kind_name: ClassVar[str] = "load"
+    role: ClassVar = "load"
+    kind: Literal["source", "api"] = "source"
+    users: Annotated[int, Field(ge=1, le=10_000)] = 4
+    spawn_rate: Annotated[float, Field(gt=0, le=10_000)] = 10.0
+    wait_s: Annotated[float, Field(ge=0, le=3600)] = 0.05
+    rows_per_write: Annotated[int, Field(ge=1, le=100_000)] = 10
+    workers: Annotated[int, Field(ge=0, le=64)] = 0
+
+    def describe(self) -> str:
+        return f"locust {self.kind} load: {self.users} users" + (
+            f" on {self.workers} workers" if self.workers else "")
+
+    def check(self) -> Problem | None:
+        return None
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        from harness.load import LoadRun
+
+        n, workload = len(run.loads), run.scenario.workload
+        load = LoadRun(self, record.window_s or run.scenario.during_s, run.ctx.workdir / f"load-{n}",
+                       dsn=run.stack.postgres_dsn(proxied=False), table=run.ctx.source_table,
+                       base_url=f"http://127.0.0.1:{run.ctx.http_port}", exports_path=run.target.exports_path,
+                       key_prefix=f"{run.scenario.name}-load{n}", profile=workload.profile,
+                       size=workload.size, seed=workload.seed + n)
+        run.loads.append(load)
+        load.start()
+        record.evidence = f"locust running, pid {load.pid}"
+        return load
+
+    def remove(self, run: ScenarioRunner, handle: LoadRun, record: StepRecord) -> None:
+        run.loads.remove(handle)
+        if handle.started + handle.duration_s - time.monotonic() > 1.0:
+            handle.stop()  # removed before its window ends (Ctrl-C, an error): stop it now, not later
+        summary = handle.finish()
+        journal = handle.journal(run.writer.resolve)
+        for written in journal:
+            run.ledger.add(written.record_id, written.digest, written.outcome)
+        summary["writes"] = len(journal)
+        summary["resolved_from_source"] = handle.resolved
+        run.result.load.append(summary)
+        record.result = summary

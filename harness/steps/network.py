@@ -1,0 +1,86 @@
+"""Faults on the links between the exporter and its servers, through Toxiproxy."""
+
+from __future__ import annotations
+
+from dataclasses import field
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from harness.errors import HarnessError
+from harness.stack import LINKS
+from harness.steps import step_kind
+from harness.steps.base import STRICT, Fraction, Name, Problem, StepKind
+from harness.toxiproxy import validate_toxic
+
+if TYPE_CHECKING:
+    from harness.runner import ScenarioRunner, StepRecord
+
+
+def _unknown_link(link: str) -> Problem | None:
+    return None if link in LINKS else Problem("link", f"unknown link {link!r}; links are {', '.join(LINKS)}")
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class Toxic(StepKind):
+    """A Toxiproxy toxic (latency, timeout, reset_peer, bandwidth, slicer, limit_data, ...) on a link."""
+
+    kind_name: ClassVar[str] = "toxic"
+    link: Name
+    type: Name
+    stream: Literal["downstream", "upstream"] = "downstream"
+    toxicity: Fraction = 1.0
+    attributes: dict[str, Annotated[int, Field(ge=0, le=1_000_000_000)]] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        attrs = ",".join(f"{k}={v}" for k, v in sorted(self.attributes.items()))
+        return f"{self.type}({attrs}) on {self.link} {self.stream}" + (
+            f" toxicity={self.toxicity}" if self.toxicity != 1.0 else "")
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({f"link:{self.link}"})
+
+    def check(self) -> Problem | None:
+        try:
+            validate_toxic(self.type, self.stream, self.toxicity, dict(self.attributes))
+        except HarnessError as exc:
+            return Problem("attributes", str(exc))
+        return _unknown_link(self.link)
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        toxic = run.stack.proxy(self.link).add_toxic(self.type, stream=self.stream, toxicity=self.toxicity,
+                                                     name=f"{self.type}_{self.stream}_{len(run.result.steps)}",
+                                                     **dict(self.attributes))
+        record.evidence = f"toxic listed by toxiproxy: {toxic.name} {toxic.attributes}"
+        return toxic.name
+
+    def remove(self, run: ScenarioRunner, handle: Any, record: StepRecord) -> None:
+        run.stack.proxy(self.link).remove_toxic(handle)
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class LinkDown(StepKind):
+    """The link's proxy refuses and drops every connection until the window ends."""
+
+    kind_name: ClassVar[str] = "link_down"
+    link: Name
+
+    def describe(self) -> str:
+        return f"{self.link} link down"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({f"link:{self.link}"})
+
+    def check(self) -> Problem | None:
+        return _unknown_link(self.link)
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        proxy = run.stack.proxy(self.link)
+        proxy.disable()
+        record.evidence = f"proxy {self.link} enabled={proxy.enabled}"
+
+    def remove(self, run: ScenarioRunner, handle: Any, record: StepRecord) -> None:
+        run.stack.proxy(self.link).enable()

@@ -1,0 +1,85 @@
+"""Faults on processes: the exporter killed or frozen, a server stopped or killed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic.dataclasses import dataclass
+
+from harness.stack import SERVICES
+from harness.steps import step_kind
+from harness.steps.base import STRICT, Name, Problem, StepKind
+
+if TYPE_CHECKING:
+    from harness.runner import ScenarioRunner, StepRecord
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class KillExporter(StepKind):
+    """SIGKILL the exporter; it is started again when the step ends."""
+
+    kind_name: ClassVar[str] = "kill_exporter"
+
+    def describe(self) -> str:
+        return "exporter killed (SIGKILL)"
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        exporter = run.live_exporter()
+        run.planned_kills += 1
+        exporter.kill()
+        record.evidence = f"exporter running={exporter.running()}"
+
+    def remove(self, run: ScenarioRunner, handle: Any, record: StepRecord) -> None:
+        run.live_exporter().start()
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class FreezeExporter(StepKind):
+    """SIGSTOP the exporter for the step's duration, then SIGCONT."""
+
+    kind_name: ClassVar[str] = "freeze_exporter"
+
+    def describe(self) -> str:
+        return "exporter frozen (SIGSTOP)"
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        run.live_exporter().freeze()
+        record.evidence = "SIGSTOP sent to the exporter's process group"
+
+    def remove(self, run: ScenarioRunner, handle: Any, record: StepRecord) -> None:
+        run.live_exporter().thaw()
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class RestartService(StepKind):
+    """Stop (or kill) a server and start it again when the step ends; ``wipe`` loses its data
+    first (Redis without persistence)."""
+
+    kind_name: ClassVar[str] = "restart_service"
+    service: Name
+    kill: bool = False
+    wipe: bool = False
+
+    def describe(self) -> str:
+        return f"{self.service} {'killed' if self.kill else 'stopped'}" + (" and its data lost" if self.wipe else "")
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({f"restart:{self.service}"})
+
+    def check(self) -> Problem | None:
+        if self.service not in SERVICES:
+            return Problem("service", f"unknown service {self.service!r}; services are {', '.join(SERVICES)}")
+        return None
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        (run.stack.kill if self.kill else run.stack.stop)(self.service)
+        if self.wipe:
+            run.stack.backend.wipe_service_data(self.service)
+        record.evidence = f"{self.service} {'killed' if self.kill else 'stopped'}" + (
+            ", data wiped" if self.wipe else "")
+
+    def remove(self, run: ScenarioRunner, handle: Any, record: StepRecord) -> None:
+        run.stack.start(self.service)

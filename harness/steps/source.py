@@ -1,0 +1,54 @@
+"""Faults in how the source is written: commits that do not come in id order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+import psycopg
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from harness.errors import HarnessError
+from harness.steps import step_kind
+from harness.steps.base import STRICT, StepKind
+
+if TYPE_CHECKING:
+    from harness.runner import ScenarioRunner, StepRecord
+    from harness.workload import HeldWrite
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class HeldTransaction(StepKind):
+    """A writer takes ids for ``records`` rows in a transaction it keeps open for the window, while
+    other writers commit ``then_write`` rows with higher ids at once (and the workload goes on);
+    the transaction commits when the window ends. Commits out of id order: a reader that pages by
+    id alone moves past the held ids before they are visible and never sees them."""
+
+    kind_name: ClassVar[str] = "held_transaction"
+    records: Annotated[int, Field(ge=1, le=100_000)] = 5
+    then_write: Annotated[int, Field(ge=0, le=1_000_000)] = 50
+
+    def describe(self) -> str:
+        return f"transaction of {self.records} rows held open while {self.then_write} later rows commit"
+
+    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+        try:
+            held = run.writer.begin(run.next_rows(self.records))
+        except psycopg.Error as exc:
+            raise HarnessError(f"scenario {run.scenario.name}: cannot open the held transaction: {exc}") from exc
+        run.closers.append(held.rollback)  # never left open, whatever happens before remove()
+        at = run.now()
+        later = run.writer.insert(run.next_rows(self.then_write)) if self.then_write else []
+        run.record_writes(later, at)
+        later_ids = [w.record_id for w in later if w.record_id is not None]
+        record.evidence = (f"transaction open holding ids {held.lowest_id}..{max(held.ids.values())}; "
+                           f"{len(later_ids)} later rows committed"
+                           + (f" with ids {min(later_ids)}..{max(later_ids)}" if later_ids else ""))
+        return held
+
+    def remove(self, run: ScenarioRunner, handle: HeldWrite, record: StepRecord) -> None:
+        at = run.now()
+        committed = handle.commit()
+        run.record_writes(committed, at)
+        record.evidence += f"; committed: {committed[0].outcome if committed else 'nothing'}"
