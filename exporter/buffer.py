@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -138,7 +138,7 @@ class Buffer:
             reply = self.client.xreadgroup(self.config.group, self.config.consumer_name,
                                            {self.config.stream: "0" if pending else ">"},
                                            count=count, block=None if pending else block_ms)
-        return _entries(reply[0][1] if reply else [])
+        return _entries(cast(Any, reply)[0][1] if reply else [])
 
     def autoclaim(self, count: int) -> list[Entry]:
         """Entries another (crashed) consumer left pending for longer than ``claim_idle_ms``."""
@@ -191,7 +191,8 @@ class Buffer:
             return bool(self.client.ping())
 
 
-def _dead_letter_fields(letter: DeadLetter) -> dict[str, str | bytes | int]:
+def _dead_letter_fields(letter: DeadLetter) -> dict[bytes | bytearray | memoryview | str | int | float,
+                                                     bytes | bytearray | memoryview | str | int | float]:
     return {"record_id": str(letter.record_id), "reason": letter.reason, "detail": letter.detail,
             "stage": letter.stage, "original": letter.original, "ts": f"{time.time():.3f}"}
 

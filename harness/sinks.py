@@ -8,12 +8,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
-import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from harness.errors import HarnessError
+from harness.redis_client import direct_client
 from harness.stack import Stack
 from harness.waiting import wait_for
 
@@ -128,13 +128,16 @@ class SinkProgress:
         return self.ids
 
 
+Entries = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE's reply: (entry id, fields) in order
+
+
 def read_dead_letters(stack: Stack, stream: str) -> list[DeadLetterRecord]:
-    client = redis.Redis.from_url(stack.redis_url(proxied=False), retry=None, socket_timeout=10)
+    client = direct_client(stack.redis_url(proxied=False), 10)
     try:
         letters = []
         start = "-"
         while True:
-            batch = client.xrange(stream, min=start, max="+", count=10_000)
+            batch = cast(Entries, client.xrange(stream, min=start, max="+", count=10_000))
             if not batch:
                 break
             for _entry_id, f in batch:

@@ -12,11 +12,16 @@ holds the record ids and the separator between them (``buffer_ids_field``,
 from __future__ import annotations
 
 import threading
+from typing import Any, cast
 
 import redis
 
 from harness.reconcile import BufferEvidence
+from harness.redis_client import direct_client
 from harness.stack import Stack
+
+# XREAD's reply: per stream, its name and its entries (id, fields).
+StreamReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 
 
 class BufferTap:
@@ -26,7 +31,7 @@ class BufferTap:
         self.group = group
         self.ids_field = ids_field.encode()
         self.ids_separator = ids_separator.encode()
-        self.client = redis.Redis.from_url(stack.redis_url(proxied=False), retry=None, socket_timeout=5)
+        self.client = direct_client(stack.redis_url(proxied=False), 5)
         self.seen: set[int] = set()
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -37,10 +42,10 @@ class BufferTap:
         return self
 
     def _run(self) -> None:
-        last = "0-0"
+        last: str | bytes = "0-0"
         while not self._stop.is_set():
             try:
-                reply = self.client.xread({self.stream: last}, count=10_000, block=200)
+                reply = cast(StreamReply, self.client.xread({self.stream: last}, count=10_000, block=200))
             except redis.RedisError as exc:
                 # Redis itself is under a fault (restarted, killed): keep the error for the report
                 # (a blind spot must not read as "never buffered") and look again shortly.
@@ -62,11 +67,12 @@ class BufferTap:
 
     def evidence(self) -> BufferEvidence:
         present: dict[bytes, list[int]] = {}
-        for entry_id, fields in self.client.xrange(self.stream, count=1_000_000):
+        for entry_id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], self.client.xrange(self.stream,
+                                                                                             count=1_000_000)):
             present[entry_id] = self.record_ids(fields)
         try:
-            pending_ids = [p["message_id"] for p in self.client.xpending_range(
-                self.stream, self.group, min="-", max="+", count=1_000_000)]
+            pending_ids = [p["message_id"] for p in cast(list[dict[str, Any]], self.client.xpending_range(
+                self.stream, self.group, min="-", max="+", count=1_000_000))]
         except redis.ResponseError:
             pending_ids = []  # no group: nothing can be pending
         return BufferEvidence(seen=frozenset(self.seen), present=frozenset(i for ids in present.values() for i in ids),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from harness.redis_client import direct_client
 from harness.sinks import SinkRecord
 from harness.stack import Stack
 
@@ -61,7 +62,7 @@ class Timeline:
 class Sampler:
     def __init__(self, stack: Stack, buffer_stream: str, counters: Callable[[], tuple[float, float]],
                  started: float) -> None:
-        self.client = redis.Redis.from_url(stack.redis_url(proxied=False), retry=None, socket_timeout=2)
+        self.client = direct_client(stack.redis_url(proxied=False), 2)
         self.stream = buffer_stream
         self.counters = counters  # (delivered, errors) from one scrape of the exporter
         self.started = started

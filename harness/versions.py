@@ -13,6 +13,7 @@ import psycopg
 import redis
 
 from harness.errors import HarnessError
+from harness.redis_client import direct_client
 from harness.stack import Stack
 
 
@@ -32,7 +33,7 @@ def server_versions(stack: Stack) -> dict[str, str]:
                 versions["postgres"] = str(row[0]).split(" ")[0]
     except psycopg.Error as exc:
         versions["postgres"] = f"unknown ({exc.__class__.__name__})"
-    client = redis.Redis.from_url(stack.redis_url(proxied=False), retry=None, socket_timeout=5)
+    client = direct_client(stack.redis_url(proxied=False), 5)
     try:
         versions["redis"] = str(client.info("server")["redis_version"])
     except redis.RedisError as exc:

@@ -7,6 +7,8 @@ import psycopg
 import redis
 from confluent_kafka.admin import AdminClient
 
+from harness.redis_client import no_retry
+
 
 def postgres_ready(host: str, port: int, user: str, password: str, dbname: str,
                    timeout: float = 2.0) -> bool:
@@ -16,9 +18,9 @@ def postgres_ready(host: str, port: int, user: str, password: str, dbname: str,
 
 
 def redis_ready(host: str, port: int, password: str, timeout: float = 2.0) -> bool:
-    # retry=None: a probe must see the failure, not redis-py's silent retry.
+    # No retries: a probe must see the failure, not redis-py's silent retry.
     client = redis.Redis(host=host, port=port, password=password, socket_timeout=timeout,
-                         socket_connect_timeout=timeout, retry=None)
+                         socket_connect_timeout=timeout, retry=no_retry())
     try:
         return client.ping() is True
     finally:
