@@ -49,8 +49,6 @@ from harness.timeline import Sampler, WriteClock, deliveries
 from harness.waiting import WaitTimeout, wait_for
 from harness.workload import SourceWriter
 
-PAUSE_MARGIN_S = 1.5
-
 
 @dataclass
 class ScenarioResult:

@@ -13,19 +13,19 @@ from dataclasses import field, replace
 from dataclasses import fields as dataclass_fields
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, InstanceOf, ValidationError
+from pydantic import AfterValidator, Field, InstanceOf, ValidationError
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.knobs import KNOBS
 
-PHASES = ("before", "during", "after")
-
 # Every field is checked when an object is made (in a scenario module, an incident file, soak or
-# shrink): exact types (no "false" for False, no 1 for True), finite numbers only, bounds that
-# refuse absurd sizes, no unknown fields. A scenario cannot hold a step the runner does not know.
-STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
+# shrink) with the step kinds' rules: exact types (no "false" for False, no 1 for True), finite
+# numbers only, bounds that refuse absurd sizes, no unknown fields. A scenario cannot hold a step
+# of a kind the registry does not know.
+from harness.steps.base import STRICT
 
+PHASES = ("before", "during", "after")
 
 DAY_S = 86_400.0
 Seconds = Annotated[float, Field(ge=0, le=DAY_S)]  # an instant on the timeline
