@@ -53,6 +53,19 @@ def start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], dict]:
                          f"{(tmp_path / 'up.err').read_text()}")
 
 
+def stop_up(proc: subprocess.Popen[str]) -> None:
+    """A `faultline up` still running (a test failed before it stopped): ask it to stop, give its
+    teardown time to finish, and only then kill it."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def ports_of(described: dict) -> list[int]:
     addresses = [described["toxiproxy_api"]]
     for link in described["links"].values():
@@ -66,8 +79,11 @@ def test_signal_to_the_harness_leaves_nothing_behind(tmp_path: Path, sig: int) -
     workdir = described["workdir"]
     assert leftovers(workdir), "the stack should be running before the signal"
     assert all(port_in_use("127.0.0.1", p) for p in ports_of(described))
-    proc.send_signal(sig)
-    proc.wait(timeout=60)
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finally:
+        stop_up(proc)  # never leave a `faultline up` (and its stack) behind when this test fails
     assert proc.returncode == 128 + sig  # 130 for Ctrl-C, 143 for SIGTERM: what a shell expects
     wait_for(lambda: not leftovers(workdir), timeout=10, what=f"processes of {workdir} to exit",
              describe=lambda: ", ".join(leftovers(workdir)))
