@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.backends.local import LocalBackend
 from harness.load import LoadRun
+from harness.result import RequestStats
 from harness.scenario import Load
 from harness.target import ExporterProcess, RunContext, TargetDefinition
 from harness.waiting import wait_for
@@ -24,10 +25,10 @@ TARGET_RPS = 500
 TARGET_P99_MS = 250
 
 
-def _row(rows: list[dict], name: str) -> dict:
-    found = [r for r in rows if r["name"] == name]
+def _row(rows: list[RequestStats], name: str) -> RequestStats:
+    found = [r for r in rows if r.name == name]
     if not found:
-        raise AssertionError(f"locust reported no {name!r} requests: {[r['name'] for r in rows]}")
+        raise AssertionError(f"locust reported no {name!r} requests: {[r.name for r in rows]}")
     return found[0]
 
 
@@ -54,16 +55,16 @@ def run() -> dict:
             delivered = exporter.metric_total("delivered")
         finally:
             exporter.close()
-    rows = api_summary["requests"]
+    rows = api_summary.requests
     total, submit, poll = _row(rows, "Aggregated"), _row(rows, "POST /exports"), _row(rows, "GET /exports/{id}")
-    writes = _row(source_summary["requests"], "insert rows")
+    writes = _row(source_summary.requests, "insert rows")
     return {
         "duration_s": DURATION_S, "api_users": API_USERS,
-        "api_requests_per_s": total["rps"], "api_failures": total["failures"],
-        "submissions_per_s": submit["rps"], "submission_p50_ms": submit["p50_ms"],
-        "submission_p99_ms": submit["p99_ms"], "poll_per_s": poll["rps"], "poll_p99_ms": poll["p99_ms"],
-        "source_writes_per_s": writes["rps"], "records_delivered_meanwhile": delivered,
+        "api_requests_per_s": total.rps, "api_failures": total.failures,
+        "submissions_per_s": submit.rps, "submission_p50_ms": submit.p50_ms,
+        "submission_p99_ms": submit.p99_ms, "poll_per_s": poll.rps, "poll_p99_ms": poll.p99_ms,
+        "source_writes_per_s": writes.rps, "records_delivered_meanwhile": delivered,
         "target_requests_per_s": TARGET_RPS, "target_submission_p99_ms": TARGET_P99_MS,
-        "meets_targets": (total["rps"] or 0) >= TARGET_RPS and (submit["p99_ms"] or 1e9) < TARGET_P99_MS
-        and total["failures"] == 0,
+        "meets_targets": (total.rps or 0) >= TARGET_RPS and (submit.p99_ms or 1e9) < TARGET_P99_MS
+        and total.failures == 0,
     }

@@ -18,9 +18,11 @@ from pathlib import Path
 from harness import incident
 from harness.backends.factory import make_backend
 from harness.errors import HarnessError
+from harness.journal import StepRecord
 from harness.paths import reports_dir
 from harness.reports import write_all
-from harness.runner import ScenarioResult, ScenarioRunner, StepRecord, scenario_workdir
+from harness.result import RunReport, ScenarioResult, Verdict
+from harness.runner import ScenarioRunner, scenario_workdir
 from harness.scenario import Reproduction, Scenario
 from harness.stack import Stack
 from harness.target import TargetDefinition
@@ -39,11 +41,11 @@ class GateRun:
 
 
 def exit_code_of(results: list[ScenarioResult]) -> int:
-    if any(r.verdict == "error" for r in results):
+    if any(r.verdict is Verdict.ERROR for r in results):
         return EXIT_HARNESS
-    if results and all(r.verdict == "skipped" for r in results):
+    if results and all(r.verdict is Verdict.SKIPPED for r in results):
         return EXIT_HARNESS  # nothing could run here: that is not a pass
-    return EXIT_VIOLATION if any(r.verdict == "fail" for r in results) else EXIT_OK
+    return EXIT_VIOLATION if any(r.verdict is Verdict.FAIL for r in results) else EXIT_OK
 
 
 def run_on_stack(stack: Stack, target: TargetDefinition, scenarios: list[Scenario], work: Path,
@@ -77,7 +79,7 @@ def write_incidents(directory: Path, scenarios: list[Scenario], results: list[Sc
     by_name = {s.name: s for s in scenarios}
     written = []
     for result in results:
-        if result.verdict != "fail":
+        if result.verdict is not Verdict.FAIL:
             continue
         try:
             written.append(_write_incident(directory, by_name[result.name], result, target, extra_env, servers))
@@ -143,10 +145,10 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
     if unstable and code == EXIT_OK:
         code = EXIT_VIOLATION
     write_incidents(out / "incidents", scenarios, results, target, extra_env=extra_env, servers=servers)
-    meta = {"run_id": run_id, "target": str(target_path), "backend": backend, "repeat": repeat,
-            "verdict": {EXIT_OK: "pass", EXIT_VIOLATION: "fail", EXIT_HARNESS: "error"}[code],
-            "duration_s": round(time.monotonic() - t0, 3),
-            "repeat_consistent": not unstable, "unstable": unstable,
-            "report_errors": [e for r in results for e in r.report_errors]}
-    write_all(out, meta, results)
+    report = RunReport(run_id=run_id, target=str(target_path), backend=backend,
+                       verdict={EXIT_OK: Verdict.PASS, EXIT_VIOLATION: Verdict.FAIL, EXIT_HARNESS: Verdict.ERROR}[code],
+                       duration_s=round(time.monotonic() - t0, 3), scenarios=results, repeat=repeat,
+                       repeat_consistent=not unstable, unstable=unstable,
+                       report_errors=[e for r in results for e in r.report_errors])
+    write_all(out, report)
     return GateRun(run_id, out, results, code, servers)

@@ -8,8 +8,21 @@ lines around the violations. A summary table of all scenarios on top.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
-from typing import Any
+
+from harness.result import (
+    CheckpointPoint,
+    LedgerSummary,
+    LoadStats,
+    Point,
+    Resources,
+    RunReport,
+    ScenarioResult,
+    Series,
+    Verdict,
+)
 
 CHARTS = (
     ("delivered_per_s", "delivered records/s", "#2563eb"),
@@ -35,7 +48,7 @@ def _fmt(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def svg_chart(points: list[list[float]], windows: list[dict[str, Any]], title: str, colour: str,
+def svg_chart(points: Sequence[Point], windows: list[Window], title: str, colour: str,
               duration: float, width: int = 1000, height: int = 130) -> str:
     left, right, top, bottom = 60, 10, 18, 20
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -52,11 +65,11 @@ def svg_chart(points: list[list[float]], windows: list[dict[str, Any]], title: s
              f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
              f'<text x="{left}" y="12" font-size="12" font-weight="600">{escape(title)}</text>']
     for n, window in enumerate(windows):
-        x0, x1 = x(window["start"]), x(max(window["end"], window["start"] + x_max / 200))
-        label = escape(window["label"])
+        x0, x1 = x(window.start), x(max(window.end, window.start + x_max / 200))
+        label = escape(window.label)
         parts.append(f'<rect class="fault-window" data-label="{label}" x="{x0:.1f}" y="{top}" '
                      f'width="{x1 - x0:.1f}" height="{plot_h}" fill="{FAULT_COLOURS[n % len(FAULT_COLOURS)]}" '
-                     f'opacity="0.6"><title>{label} ({window["start"]:.1f}s to {window["end"]:.1f}s)</title></rect>')
+                     f'opacity="0.6"><title>{label} ({window.start:.1f}s to {window.end:.1f}s)</title></rect>')
         parts.append(f'<text x="{x0 + 2:.1f}" y="{top + 11 + 11 * (n % 3)}" font-size="10" fill="#444">'
                      f'{label[:40]}</text>')
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>')
@@ -74,158 +87,163 @@ def svg_chart(points: list[list[float]], windows: list[dict[str, Any]], title: s
     return "".join(parts)
 
 
-def _windows(scenario: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"start": s["applied_at"], "end": s["removed_at"], "label": s["description"]}
-            for s in scenario["steps"]
-            if s.get("applied_at") is not None and s.get("removed_at") is not None
-            and s["removed_at"] > s["applied_at"]]
+@dataclass(frozen=True)
+class Window:
+    start: float
+    end: float
+    label: str
 
 
-def _ids(values: list[Any]) -> str:
+def _windows(sc: ScenarioResult) -> list[Window]:
+    return [Window(s.applied_at, s.removed_at, s.description) for s in sc.steps
+            if s.applied_at is not None and s.removed_at is not None and s.removed_at > s.applied_at]
+
+
+def _ids(values: Sequence[object]) -> str:
     return f'<span class="ids">{escape(", ".join(str(v) for v in values))}</span>' if values else "-"
 
 
-def _scenario_section(sc: dict[str, Any]) -> str:
-    ledger = sc.get("ledger") or {}
-    counts = ledger.get("counts", {})
-    series = sc.get("series") or {}
-    duration = sc.get("duration_s") or 1.0
+def _scenario_section(sc: ScenarioResult) -> str:
+    series = sc.series or Series()
+    duration = sc.duration_s or 1.0
     windows = _windows(sc)
-    out = [f'<section class="scenario" id="scenario-{escape(sc["name"])}">',
-           f'<h2>{escape(sc["name"])} <span class="{sc["verdict"]}">{sc["verdict"].upper()}</span></h2>',
-           f'<p>{escape(sc["description"])}' + (f' (incident: <b>{escape(sc["incident"])}</b>)' if sc.get("incident")
-                                                else "") + "</p>"]
-    if sc.get("error"):
-        label = "skipped" if sc["verdict"] == "skipped" else "harness error"
-        out.append(f"<pre>{label}: {escape(sc['error'])}</pre>")
+    out = [f'<section class="scenario" id="scenario-{escape(sc.name)}">',
+           f'<h2>{escape(sc.name)} <span class="{sc.verdict}">{sc.verdict.upper()}</span></h2>',
+           f"<p>{escape(sc.description)}" + (f" (incident: <b>{escape(sc.incident)}</b>)" if sc.incident else "")
+           + "</p>"]
+    if sc.reason:
+        label = "skipped" if sc.verdict is Verdict.SKIPPED else "harness error"
+        out.append(f"<pre>{label}: {escape(sc.reason)}</pre>")
     for key, title, colour in CHARTS:
-        out.append(svg_chart(series.get(key, []), windows, title, colour, duration))
+        out.append(svg_chart(getattr(series, key), windows, title, colour, duration))
     out.append("<h3>Checks</h3><table><tr><th>invariant</th><th>held</th><th>detail</th></tr>")
-    for check in sc["checks"]:
-        state = "pass" if check["ok"] else "fail"
-        out.append(f'<tr class="check-{state}"><td>{escape(check["name"])}</td><td class="{state}">'
-                   f'{"yes" if check["ok"] else "NO"}</td><td>{escape(check["detail"])}</td></tr>')
+    for check in sc.checks:
+        state = "pass" if check.ok else "fail"
+        out.append(f'<tr class="check-{state}"><td>{escape(check.name)}</td><td class="{state}">'
+                   f'{"yes" if check.ok else "NO"}</td><td>{escape(check.detail)}</td></tr>')
     out.append("</table><h3>Fault steps</h3><table><tr><th>phase</th><th>step</th><th>applied</th><th>removed</th>"
                "<th>evidence</th></tr>")
-    for step in sc["steps"]:
-        applied = "-" if step["applied_at"] is None else f'{step["applied_at"]:.2f}s'
-        removed = "-" if step["removed_at"] is None else f'{step["removed_at"]:.2f}s'
-        out.append(f'<tr><td>{escape(step["phase"])}</td><td>{escape(step["description"])}</td>'
-                   f'<td>{applied}</td><td>{removed}</td><td>{escape(step.get("evidence") or "")}</td></tr>')
-    out.append("</table><h3>Ledger</h3><table><tr>" + "".join(f"<th>{escape(k)}</th>" for k in counts)
-               + "<th>duplicates</th><th>unexpected</th></tr><tr>"
-               + "".join(f"<td>{v}</td>" for v in counts.values())
-               + f'<td>{ledger.get("duplicates", 0)}</td><td>{ledger.get("unexpected", 0)}</td></tr></table>')
-    samples = ledger.get("samples", {})
-    hops = ledger.get("lost_hops", {})
-    if samples.get("lost"):
-        out.append('<h3>Lost records</h3><table class="lost"><tr><th>record id</th><th>lost at hop</th></tr>')
-        for record_id in samples["lost"]:
-            out.append(f'<tr><td class="ids">{record_id}</td><td>{escape(hops.get(str(record_id), "?"))}</td></tr>')
-        out.append("</table>")
-    if samples.get("delivered_corrupted"):
-        out.append(f"<h3>Corrupted records</h3><p>{_ids(samples['delivered_corrupted'])}</p>")
-    letters = ledger.get("dead_letter_samples", {})
-    if letters:
-        rows = "".join(f'<tr><td class="ids">{escape(k)}</td><td>{escape(v)}</td></tr>' for k, v in letters.items())
-        out.append(f"<h3>Dead-lettered records</h3><table><tr><th>record id</th><th>reason</th></tr>{rows}</table>")
-    if ledger.get("unexpected_samples"):
-        out.append(f"<h3>Unexpected records</h3><p>{_ids(ledger['unexpected_samples'])}</p>")
-    out += _load_section(sc.get("load") or [])
-    out += _checkpoint_section(sc.get("checkpoints") or [])
-    out += _resource_section(sc.get("resources") or {}, windows, duration)
-    if sc.get("log_excerpt") and sc["verdict"] != "pass":
+    for step in sc.steps:
+        applied = "-" if step.applied_at is None else f"{step.applied_at:.2f}s"
+        removed = "-" if step.removed_at is None else f"{step.removed_at:.2f}s"
+        out.append(f"<tr><td>{escape(step.phase)}</td><td>{escape(step.description)}</td>"
+                   f"<td>{applied}</td><td>{removed}</td><td>{escape(step.evidence)}</td></tr>")
+    out.append("</table>")
+    if sc.ledger is not None:
+        out += _ledger_section(sc.ledger)
+    out += _load_section(sc.load)
+    out += _checkpoint_section(sc.checkpoints)
+    out += _resource_section(sc.resources, windows, duration)
+    if sc.log_excerpt and sc.verdict is not Verdict.PASS:
         out.append("<h3>Exporter log around the violations</h3><pre>"
-                   + escape("\n".join(sc["log_excerpt"][-30:])) + "</pre>")
+                   + escape("\n".join(sc.log_excerpt[-30:])) + "</pre>")
     out.append("</section>")
     return "\n".join(out)
 
 
-def _load_section(loads: list[dict[str, Any]]) -> list[str]:
+def _ledger_section(ledger: LedgerSummary) -> list[str]:
+    out = ["<h3>Ledger</h3><table><tr>" + "".join(f"<th>{escape(k)}</th>" for k in ledger.counts)
+           + "<th>duplicates</th><th>unexpected</th></tr><tr>"
+           + "".join(f"<td>{v}</td>" for v in ledger.counts.values())
+           + f"<td>{ledger.duplicates}</td><td>{ledger.unexpected}</td></tr></table>"]
+    if ledger.samples.get("lost"):
+        out.append('<h3>Lost records</h3><table class="lost"><tr><th>record id</th><th>lost at hop</th></tr>')
+        for record_id in ledger.samples["lost"]:
+            hop = ledger.lost_hops.get(str(record_id), "?")
+            out.append(f'<tr><td class="ids">{record_id}</td><td>{escape(hop)}</td></tr>')
+        out.append("</table>")
+    if ledger.samples.get("delivered_corrupted"):
+        out.append(f"<h3>Corrupted records</h3><p>{_ids(ledger.samples['delivered_corrupted'])}</p>")
+    if ledger.dead_letter_samples:
+        rows = "".join(f'<tr><td class="ids">{escape(k)}</td><td>{escape(v)}</td></tr>'
+                       for k, v in ledger.dead_letter_samples.items())
+        out.append(f"<h3>Dead-lettered records</h3><table><tr><th>record id</th><th>reason</th></tr>{rows}</table>")
+    if ledger.unexpected_samples:
+        out.append(f"<h3>Unexpected records</h3><p>{_ids(ledger.unexpected_samples)}</p>")
+    return out
+
+
+def _load_section(loads: list[LoadStats]) -> list[str]:
     out = []
     for load in loads:
-        out.append(f'<h3>Locust {escape(load["kind"])} load: {load["users"]} users'
-                   + (f' on {load["workers"]} workers' if load.get("workers") else "")
+        out.append(f"<h3>Locust {escape(load.kind)} load: {load.users} users"
+                   + (f" on {load.workers} workers" if load.workers else "")
                    + "</h3><table><tr><th>request</th><th>count</th><th>failures</th><th>req/s</th>"
                    "<th>p50 ms</th><th>p95 ms</th><th>p99 ms</th></tr>")
-        for row in load["requests"]:
-            out.append("<tr>" + "".join(f"<td>{escape(str(row.get(k)))}</td>" for k in
-                                        ("name", "requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms"))
-                       + "</tr>")
+        for row in load.requests:
+            out.append("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in
+                                        (row.name, row.requests, row.failures, row.rps, row.p50_ms, row.p95_ms,
+                                         row.p99_ms)) + "</tr>")
         out.append("</table>")
     return out
 
 
-def _checkpoint_section(points: list[dict[str, Any]]) -> list[str]:
+def _checkpoint_section(points: list[CheckpointPoint]) -> list[str]:
     if not points:
         return []
     out = ["<h3>Checkpoint reconciliations</h3><table><tr><th>at</th><th>written</th><th>not yet settled</th>"
            "<th>still in buffer</th><th>corrupted</th><th>missing ids</th></tr>"]
     for p in points:
-        out.append(f'<tr><td>{p["at"]:.1f}s</td><td>{p["written"]}</td><td>{p["missing"]}</td>'
-                   f'<td>{p["in_flight"]}</td><td>{p["corrupted"]}</td>'
-                   f'<td>{_ids(p.get("missing_ids") or [])}</td></tr>')
+        out.append(f"<tr><td>{p.at:.1f}s</td><td>{p.written}</td><td>{p.missing}</td>"
+                   f"<td>{p.in_flight}</td><td>{p.corrupted}</td><td>{_ids(p.missing_ids)}</td></tr>")
     out.append("</table>")
     return out
 
 
-def _resource_section(resources: dict[str, Any], windows: list[dict[str, Any]], duration: float) -> list[str]:
-    samples = resources.get("samples") or []
-    if not samples:
+def _resource_section(resources: Resources | None, windows: list[Window], duration: float) -> list[str]:
+    if resources is None or not resources.samples:
         return []
+    samples = resources.samples
     out = ["<h3>Exporter resources</h3>",
-           svg_chart([[s["t"], s["rss_mib"]] for s in samples], windows, "exporter RSS (MiB)", "#0f766e", duration),
-           svg_chart([[s["t"], s["open_files"]] for s in samples], windows, "exporter open files", "#b45309",
+           svg_chart([(s.t, s.rss_mib) for s in samples], windows, "exporter RSS (MiB)", "#0f766e", duration),
+           svg_chart([(s.t, float(s.open_files)) for s in samples], windows, "exporter open files", "#b45309",
                      duration),
            "<table><tr><th>pid</th><th>quantity</th><th>start</th><th>end</th><th>per minute</th><th>leak</th></tr>"]
-    for t in resources.get("trends") or []:
-        leak = '<td class="fail">LEAK</td>' if t["leak"] else '<td class="pass">no</td>'
-        out.append(f'<tr><td>{t["pid"]}</td><td>{escape(t["quantity"])}</td><td>{t["start"]}</td>'
-                   f'<td>{t["end"]}</td><td>{t["slope_per_min"]:+}</td>{leak}</tr>')
+    for t in resources.trends:
+        leak = '<td class="fail">LEAK</td>' if t.leak else '<td class="pass">no</td>'
+        out.append(f"<tr><td>{t.pid}</td><td>{escape(t.quantity)}</td><td>{t.start}</td>"
+                   f"<td>{t.end}</td><td>{t.slope_per_min:+}</td>{leak}</tr>")
     out.append("</table>")
-    if resources.get("not_judged"):
-        out.append(f"<p>Not judged: {escape(resources['not_judged'])}</p>")
+    if resources.not_judged:
+        out.append(f"<p>Not judged: {escape(resources.not_judged)}</p>")
     return out
 
 
-def render(report: dict[str, Any]) -> str:
-    scenarios = report.get("scenarios", [])
+def render(report: RunReport) -> str:
     rows = []
-    for sc in scenarios:
-        counts = (sc.get("ledger") or {}).get("counts", {})
-        recovery = "-" if sc.get("recovery_s") is None else f'{sc["recovery_s"]:.1f}s'
-        rows.append(f'<tr><td><a href="#scenario-{escape(sc["name"])}">{escape(sc["name"])}</a></td>'
-                    f'<td class="{sc["verdict"]}">{sc["verdict"]}</td><td>{counts.get("lost", 0)}</td>'
-                    f'<td>{counts.get("delivered_corrupted", 0)}</td><td>{counts.get("dead_lettered", 0)}</td>'
-                    f'<td>{(sc.get("ledger") or {}).get("duplicates", 0)}</td><td>{recovery}</td>'
-                    f'<td>{sc.get("duration_s", 0):.1f}s</td></tr>')
-    verdict = report.get("verdict", "?")
+    for sc in report.scenarios:
+        ledger = sc.ledger or LedgerSummary()
+        recovery = "-" if sc.recovery_s is None else f"{sc.recovery_s:.1f}s"
+        rows.append(f'<tr><td><a href="#scenario-{escape(sc.name)}">{escape(sc.name)}</a></td>'
+                    f'<td class="{sc.verdict}">{sc.verdict}</td><td>{ledger.count("lost")}</td>'
+                    f'<td>{ledger.count("delivered_corrupted")}</td><td>{ledger.count("dead_lettered")}</td>'
+                    f"<td>{ledger.duplicates}</td><td>{recovery}</td><td>{sc.duration_s:.1f}s</td></tr>")
+    verdict = str(report.verdict)
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Faultline run {escape(str(report.get('run_id', '')))}: {escape(verdict)}</title>",
+        f"<title>Faultline run {escape(report.run_id)}: {escape(verdict)}</title>",
         f"<style>{CSS}</style></head><body>",
-        f'<h1>Faultline run {escape(str(report.get("run_id", "")))}: <span class="{escape(verdict)}">'
+        f'<h1>Faultline run {escape(report.run_id)}: <span class="{escape(verdict)}">'
         f"{escape(verdict.upper())}</span></h1>",
-        f"<p>Target <code>{escape(str(report.get('target', '')))}</code>, backend "
-        f"<code>{escape(str(report.get('backend', '')))}</code>, {len(scenarios)} scenario(s), "
-        f"{report.get('duration_s', 0):.1f}s.</p>",
+        f"<p>Target <code>{escape(report.target)}</code>, backend <code>{escape(report.backend)}</code>, "
+        f"{len(report.scenarios)} scenario(s), {report.duration_s:.1f}s.</p>",
         '<table id="summary"><tr><th>scenario</th><th>verdict</th><th>lost</th><th>corrupted</th>'
         "<th>dead-lettered</th><th>duplicates</th><th>recovery</th><th>duration</th></tr>",
         *rows, "</table>",
-        *(_section_or_error(sc) for sc in scenarios),
+        *(_section_or_error(sc) for sc in report.scenarios),
         *(['<section id="report-errors"><h2>Report problems</h2><ul>'
-           + "".join(f"<li>{escape(str(p))}</li>" for p in report["report_errors"]) + "</ul></section>"]
-          if report.get("report_errors") else []),
+           + "".join(f"<li>{escape(str(p))}</li>" for p in report.report_errors) + "</ul></section>"]
+          if report.report_errors else []),
         "</body></html>",
     ])
 
 
-def _section_or_error(scenario: dict[str, Any]) -> str:
-    """One scenario's section; a section that cannot be drawn (a shape this version does not
-    know, a bug here) is replaced by the reason, and every other section is still drawn."""
+def _section_or_error(scenario: ScenarioResult) -> str:
+    """One scenario's section; a section that cannot be drawn (a bug here) is replaced by the
+    reason, and every other section is still drawn."""
     try:
         return _scenario_section(scenario)
     except Exception as exc:  # noqa: BLE001 - one broken section must not cost the whole report
-        name = escape(str(scenario.get("name", "?")))
+        name = escape(scenario.name)
         return (f'<section id="scenario-{name}"><h2>{name}</h2><p class="error">This section could not be drawn: '
                 f"{escape(f'{exc.__class__.__name__}: {exc}')}; report.json has everything.</p></section>")

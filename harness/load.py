@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
 from harness.lifecycle import StopAtExit
+from harness.result import LoadStats, RequestStats
 
 if TYPE_CHECKING:
     from harness.steps.load import Load
@@ -96,7 +97,7 @@ class LoadRun:
         _running.add(self)
         return self
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self) -> LoadStats:
         """Wait for Locust to end its run (stopping it if it overruns), then summarise it."""
         if self.process is None:
             raise LoadError("load was never started")
@@ -114,8 +115,7 @@ class LoadRun:
         if not stats.exists():
             raise LoadError(f"locust ({self.load.kind} load) exited {code} without statistics; "
                             f"its log {self.log_path} ends: {self._log_tail()}")
-        return {"kind": self.load.kind, "users": self.load.users, "workers": self.load.workers,
-                "exit_code": code, "requests": read_stats(stats)}
+        return LoadStats(self.load.kind, self.load.users, self.load.workers, code, read_stats(stats))
 
     def stop(self) -> None:
         """SIGTERM to the process group (Locust writes its statistics on it), then SIGKILL."""
@@ -187,14 +187,11 @@ def _number(raw: str) -> float | None:
         return None  # "N/A" when a name had no requests
 
 
-def read_stats(path: Path) -> list[dict[str, Any]]:
+def read_stats(path: Path) -> list[RequestStats]:
     """Locust's ``*_stats.csv``: one row per request name and an ``Aggregated`` row."""
-    rows = []
     with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            rows.append({
-                "name": row["Name"], "type": row["Type"], "requests": int(row["Request Count"]),
-                "failures": int(row["Failure Count"]), "rps": _number(row["Requests/s"]),
-                "p50_ms": _number(row["50%"]), "p95_ms": _number(row["95%"]), "p99_ms": _number(row["99%"]),
-                "max_ms": _number(row["Max Response Time"])})
-    return rows
+        return [RequestStats(name=row["Name"], type=row["Type"], requests=int(row["Request Count"]),
+                             failures=int(row["Failure Count"]), rps=_number(row["Requests/s"]),
+                             p50_ms=_number(row["50%"]), p95_ms=_number(row["95%"]), p99_ms=_number(row["99%"]),
+                             max_ms=_number(row["Max Response Time"]))
+                for row in csv.DictReader(handle)]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from harness.backends.factory import make_backend
 from harness.gate import run_on_stack, write_incidents
-from harness.runner import ScenarioResult, scenario_workdir
+from harness.result import ScenarioResult, Verdict
+from harness.runner import scenario_workdir
 from harness.scenario import Scenario, ScenarioError
 from harness.target import TargetDefinition
 
@@ -39,7 +40,7 @@ class MutantsRun:
 
     @property
     def ok(self) -> bool:
-        return all(r.verdict == "pass" for r in self.clean) and all(d.caught for d in self.defects)
+        return all(r.verdict is Verdict.PASS for r in self.clean) and all(d.caught for d in self.defects)
 
 
 def plan(target: TargetDefinition, scenarios: list[Scenario]) -> dict[str, list[Scenario]]:
@@ -75,10 +76,10 @@ def run_mutants(scenarios: list[Scenario], target_path: Path, out: Path, *, back
             results = run_on_stack(stack, target, claimed, work / defect, extra_env=env, on_result=report)
             write_incidents(work / defect / "incidents", claimed, results, target, extra_env=env)
             for result in results:
-                if result.verdict == "fail":
+                if result.verdict is Verdict.FAIL:
                     outcome.caught_by.append(result.name)
                     outcome.violations += [f"{result.name}: {c.name}: {c.detail}" for c in result.violations[:3]]
-                elif result.verdict == "error":
+                elif result.verdict is Verdict.ERROR:
                     outcome.errors.append(f"{result.name}: {result.error}")
             outcomes.append(outcome)
     return MutantsRun(clean, outcomes)

@@ -18,7 +18,8 @@ from harness.backends.base import Backend
 from harness.backends.factory import BACKENDS, make_backend
 from harness.errors import HarnessError
 from harness.lifecycle import unwind_on_termination
-from harness.runner import ScenarioResult, ScenarioRunner
+from harness.result import ScenarioResult, Verdict
+from harness.runner import ScenarioRunner
 from harness.scenario import Scenario
 from harness.stack import Stack
 from harness.target import BUNDLED, TargetDefinition
@@ -116,10 +117,10 @@ def run_scenario(fresh_stack: Stack, faultline_target: TargetDefinition,
 
 def assert_scenario_passed(result: ScenarioResult) -> None:
     """Fail with every violated invariant (or the harness error) spelled out."""
-    if result.verdict == "error":
+    if result.verdict is Verdict.ERROR:
         pytest.fail(f"scenario {result.name}: harness error: {result.error}", pytrace=False)
-    if result.verdict == "skipped":
+    if result.verdict is Verdict.SKIPPED:
         pytest.skip(f"scenario {result.name}: {result.error}")
-    if result.verdict != "pass":
+    if result.verdict is not Verdict.PASS:
         lines = "\n".join(f"  {c.name}: {c.detail}" for c in result.violations)
         pytest.fail(f"scenario {result.name} violated:\n{lines}", pytrace=False)

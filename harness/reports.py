@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from harness.errors import HarnessError
 from harness.html_report import render
-from harness.runner import ScenarioResult
+from harness.result import RunReport, ScenarioResult, Verdict, read_report
 
 SUMMARY_LIMIT = 1_000_000  # CI step summaries refuse more than 1 MiB
 
 
-def write_all(out: Path, run: dict[str, Any], results: list[ScenarioResult]) -> list[str]:
+def write_all(out: Path, report: RunReport) -> list[str]:
     """Every report that can be written is: one that fails (a full disk, a bug in a renderer) is
     named in the others (``report_errors``) instead of costing them. Returns the problems."""
     out.mkdir(parents=True, exist_ok=True)
-    problems: list[str] = [str(p) for p in run.get("report_errors", [])]
+    problems = report.report_errors  # the run's own (incident files not written) come first
 
     def attempt(name: str, write: Callable[[], object]) -> None:
         try:
@@ -28,29 +25,20 @@ def write_all(out: Path, run: dict[str, Any], results: list[ScenarioResult]) -> 
             problems.append(f"{name} not written: {exc.__class__.__name__}: {exc}")
 
     def report_json() -> None:
-        (out / "report.json").write_text(json.dumps({**run, "report_errors": problems,
-                                                     "scenarios": [r.to_dict() for r in results]},
-                                                    indent=2, default=str) + "\n")
+        (out / "report.json").write_text(report.to_json())
 
-    attempt("junit.xml", lambda: write_junit(out / "junit.xml", results))
-    attempt("summary.md", lambda: (out / "summary.md").write_text(
-        summary_markdown({**run, "report_errors": problems}, results)[:SUMMARY_LIMIT]))
+    attempt("junit.xml", lambda: write_junit(out / "junit.xml", report.scenarios))
+    attempt("summary.md", lambda: (out / "summary.md").write_text(summary_markdown(report)[:SUMMARY_LIMIT]))
     attempt("report.json", report_json)
-    attempt("report.html", lambda: write_html(out))
+    attempt("report.html", lambda: (out / "report.html").write_text(render(report)))
     if problems and (out / "report.json").exists():
         report_json()  # the HTML's problem too, if it had one
     return problems
 
 
 def write_html(out: Path) -> Path:
-    """(Re)generate report.html from report.json: ``faultline report RUN_DIR`` calls this too."""
-    source = out / "report.json"
-    if not source.exists():
-        raise HarnessError(f"{out} holds no report.json; point at a directory a run wrote")
-    try:
-        report = json.loads(source.read_text())
-    except json.JSONDecodeError as exc:
-        raise HarnessError(f"{source} is not valid JSON: {exc}") from exc
+    """(Re)generate report.html from report.json: ``faultline report RUN_DIR`` calls this."""
+    report = read_report(out / "report.json")
     target = out / "report.html"
     target.write_text(render(report))
     return target
@@ -59,15 +47,16 @@ def write_html(out: Path) -> Path:
 def write_junit(path: Path, results: list[ScenarioResult]) -> None:
     suites = ET.Element("testsuites", name="faultline")
     for result in results:
+        errored = result.verdict is Verdict.ERROR
         suite = ET.SubElement(suites, "testsuite", name=result.name, tests=str(max(1, len(result.checks))),
-                              failures=str(len(result.violations)), errors="1" if result.verdict == "error" else "0",
+                              failures=str(len(result.violations)), errors="1" if errored else "0",
                               time=f"{result.duration_s:.3f}")
-        if result.verdict == "error":
+        if result.verdict is Verdict.ERROR:
             case = ET.SubElement(suite, "testcase", classname=f"faultline.{result.name}", name="harness")
             ET.SubElement(case, "error", message=result.error or "harness error").text = result.error
-        if result.verdict == "skipped":
+        if result.verdict is Verdict.SKIPPED:
             case = ET.SubElement(suite, "testcase", classname=f"faultline.{result.name}", name="backend")
-            ET.SubElement(case, "skipped", message=result.error or "skipped")
+            ET.SubElement(case, "skipped", message=result.skipped or "skipped")
         for check in result.checks:
             case = ET.SubElement(suite, "testcase", classname=f"faultline.{result.name}", name=check.name)
             if not check.ok:
@@ -77,39 +66,49 @@ def write_junit(path: Path, results: list[ScenarioResult]) -> None:
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def summary_markdown(run: dict[str, Any], results: list[ScenarioResult]) -> str:
-    icon = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error", "skipped": "⏭️ skipped"}
-    lines = [f"# Faultline run {run['run_id']}: {run['verdict']}", "",
-             f"Target `{run['target']}`, backend `{run['backend']}`, {len(results)} scenario(s), "
-             f"{run['duration_s']:.1f}s.", "", "| scenario | verdict | lost | corrupted | dead-lettered | duplicates | "
+ICON = {Verdict.PASS: "✅ pass", Verdict.FAIL: "❌ fail", Verdict.ERROR: "⚠️ error", Verdict.SKIPPED: "⏭️ skipped"}
+
+
+def summary_markdown(report: RunReport) -> str:
+    results = report.scenarios
+    lines = [f"# Faultline run {report.run_id}: {report.verdict}", "",
+             f"Target `{report.target}`, backend `{report.backend}`, {len(results)} scenario(s), "
+             f"{report.duration_s:.1f}s.", "", "| scenario | verdict | lost | corrupted | dead-lettered | duplicates | "
              "duration |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
-        counts = r.ledger.get("counts", {})
-        cells = [r.name, icon[r.verdict], counts.get("lost", 0), counts.get("delivered_corrupted", 0),
-                 counts.get("dead_lettered", 0), r.ledger.get("duplicates", 0), f"{r.duration_s:.1f}s"]
+        ledger = r.ledger
+        counts: list[object] = ["-"] * 4 if ledger is None else [
+            ledger.count("lost"), ledger.count("delivered_corrupted"), ledger.count("dead_lettered"),
+            ledger.duplicates]
+        cells = [r.name, ICON[r.verdict], *counts, f"{r.duration_s:.1f}s"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     for r in results:
-        for load in r.load:
-            lines += ["", f"**{r.name}**: Locust {load['kind']} load, {load['users']} users", "",
-                      "| request | count | failures | req/s | p50 ms | p99 ms |",
-                      "| --- | --- | --- | --- | --- | --- |"]
-            lines += [f"| {q['name']} | {q['requests']} | {q['failures']} | {q['rps']} | {q['p50_ms']} "
-                      f"| {q['p99_ms']} |" for q in load["requests"]]
-        leaks = [t for t in r.resources.get("trends", []) if t["leak"]]
-        if r.resources.get("trends"):
-            lines += ["", f"**{r.name}** resources: " + ("leak in " + ", ".join(
-                f"{t['quantity']} ({t['slope_per_min']:+}/min)" for t in leaks) if leaks else "no leak trend")]
-        if r.interrupted:
-            lines += ["", f"**{r.name}** was interrupted (Ctrl-C); healed, reconciled and reported."]
-    if run.get("report_errors"):
-        lines += ["", "## Report problems", "", *(f"- {p}" for p in run["report_errors"])]
-    failing = [r for r in results if r.verdict != "pass"]
+        lines += _scenario_details(r)
+    if report.report_errors:
+        lines += ["", "## Report problems", "", *(f"- {p}" for p in report.report_errors)]
+    failing = [r for r in results if r.verdict is not Verdict.PASS]
     if failing:
         lines += ["", "## First violations", ""]
         for r in failing:
-            if r.error:
-                label = "skipped" if r.verdict == "skipped" else "harness error"
-                lines.append(f"- **{r.name}**: {label}: {r.error}")
+            if r.reason:
+                label = "skipped" if r.verdict is Verdict.SKIPPED else "harness error"
+                lines.append(f"- **{r.name}**: {label}: {r.reason}")
             for check in r.violations[:5]:
                 lines.append(f"- **{r.name}** `{check.name}`: {check.detail}")
     return "\n".join(lines) + "\n"
+
+
+def _scenario_details(r: ScenarioResult) -> list[str]:
+    lines: list[str] = []
+    for load in r.load:
+        lines += ["", f"**{r.name}**: Locust {load.kind} load, {load.users} users", "",
+                  "| request | count | failures | req/s | p50 ms | p99 ms |", "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {q.name} | {q.requests} | {q.failures} | {q.rps} | {q.p50_ms} | {q.p99_ms} |"
+                  for q in load.requests]
+    if r.resources is not None and r.resources.trends:
+        leaks = r.resources.leaks
+        lines += ["", f"**{r.name}** resources: " + ("leak in " + ", ".join(
+            f"{t.quantity} ({t.slope_per_min:+}/min)" for t in leaks) if leaks else "no leak trend")]
+    if r.interrupted:
+        lines += ["", f"**{r.name}** was interrupted (Ctrl-C); healed, reconciled and reported."]
+    return lines

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness import incident
 from harness.gate import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, GateRun, reproduction_record
-from harness.runner import ScenarioResult
+from harness.result import ScenarioResult, Verdict
 from harness.scenario import Scenario
 from harness.target import TargetDefinition
 
@@ -23,7 +23,7 @@ from harness.target import TargetDefinition
 def expected_violations(scenario: Scenario, results: list[ScenarioResult]) -> frozenset[str]:
     if scenario.reproduction is not None and scenario.reproduction.violates:
         return frozenset(scenario.reproduction.violates)
-    first = next((r for r in results if r.verdict == "fail"), None)
+    first = next((r for r in results if r.verdict is Verdict.FAIL), None)
     return frozenset(c.name for c in first.violations) if first else frozenset()
 
 
@@ -38,9 +38,9 @@ class RepeatOutcome:
     @classmethod
     def of(cls, scenario: Scenario, results: list[ScenarioResult]) -> RepeatOutcome:
         expected = expected_violations(scenario, results)
-        same = sum(1 for r in results if r.verdict == "fail" and expected <= {c.name for c in r.violations})
-        failed = sum(1 for r in results if r.verdict == "fail")
-        errors = sum(1 for r in results if r.verdict == "error")
+        same = sum(1 for r in results if r.verdict is Verdict.FAIL and expected <= {c.name for c in r.violations})
+        failed = sum(1 for r in results if r.verdict is Verdict.FAIL)
+        errors = sum(1 for r in results if r.verdict is Verdict.ERROR)
         return cls(len(results), same, failed - same, errors, expected)
 
     @property

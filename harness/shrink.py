@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.runner import ScenarioResult
+from harness.result import ScenarioResult, Verdict
 from harness.scenario import Load, Scenario, Step, Workload, has_window
 
 MIN_RECORDS = 50
@@ -52,7 +52,7 @@ class ShrinkError(HarnessError):
 
 
 def violation_class(result: ScenarioResult) -> frozenset[str]:
-    return frozenset(c.name for c in result.violations) if result.verdict == "fail" else frozenset()
+    return frozenset(c.name for c in result.violations) if result.verdict is Verdict.FAIL else frozenset()
 
 
 def fed_faults(result: ScenarioResult) -> frozenset[str]:

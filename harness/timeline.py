@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import redis
 
 from harness.redis_client import direct_client
+from harness.result import Point, Series
 from harness.sinks import SinkRecord
 from harness.stack import Stack
 
@@ -33,30 +34,30 @@ class Timeline:
     delivered_total: list[float | None] = field(default_factory=list)
 
     @staticmethod
-    def _rate(t: list[float], totals: list[float | None]) -> list[list[float]]:
+    def _rate(t: list[float], totals: list[float | None]) -> list[Point]:
         """Per-second rate between samples; a gap or a counter that went back (restart) is skipped."""
         out = []
         for i in range(1, len(t)):
             prev, cur, dt = totals[i - 1], totals[i], t[i] - t[i - 1]
             if prev is not None and cur is not None and cur >= prev and dt > 0:
-                out.append([t[i], round((cur - prev) / dt, 2)])
+                out.append((t[i], round((cur - prev) / dt, 2)))
         return out
 
-    def to_series(self, deliveries: dict[float, int], latencies: dict[float, list[float]]) -> dict:
+    def to_series(self, deliveries: dict[float, int], latencies: dict[float, list[float]]) -> Series:
         """Series for the chart: delivered/s (from the sink's timestamps when it has them, else
         from the exporter's counter), buffer length, errors/s and latency p50 in ms."""
         end = max([*self.t, *deliveries.keys(), 0.0])
         buckets = [round(i * BUCKET_S, 3) for i in range(int(end / BUCKET_S) + 2)]
-        delivered = ([[b, deliveries.get(b, 0) / BUCKET_S] for b in buckets] if deliveries
+        delivered = ([(b, deliveries.get(b, 0) / BUCKET_S) for b in buckets] if deliveries
                      else self._rate(self.t, self.delivered_total))
-        return {
-            "bucket_s": BUCKET_S,
-            "delivered_per_s": delivered,
-            "latency_p50_ms": [[b, round(statistics.median(latencies[b]) * 1000, 1)] for b in buckets
-                               if latencies.get(b)],
-            "buffer_length": [[t, v] for t, v in zip(self.t, self.buffer_length, strict=True) if v is not None],
-            "errors_per_s": self._rate(self.t, self.errors_total),
-        }
+        return Series(
+            bucket_s=BUCKET_S,
+            delivered_per_s=delivered,
+            latency_p50_ms=[(b, round(statistics.median(latencies[b]) * 1000, 1)) for b in buckets
+                            if latencies.get(b)],
+            buffer_length=[(t, v) for t, v in zip(self.t, self.buffer_length, strict=True) if v is not None],
+            errors_per_s=self._rate(self.t, self.errors_total),
+        )
 
 
 class Sampler:

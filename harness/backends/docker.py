@@ -44,6 +44,22 @@ def docker_available() -> tuple[bool, str]:
     return True, "ok"
 
 
+def kafka_env(direct_port: int, proxied_port: int) -> dict[str, str]:
+    """A one-node KRaft broker whose proxied clients are sent back to the Toxiproxy port on the
+    host, never around it."""
+    return {
+        "KAFKA_NODE_ID": "1", "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": "PLAINTEXT://0.0.0.0:9092,DIRECT://0.0.0.0:9094,CONTROLLER://0.0.0.0:9093",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://{HOST}:{proxied_port},DIRECT://{HOST}:{direct_port}",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,DIRECT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER", "KAFKA_INTER_BROKER_LISTENER_NAME": "DIRECT",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1", "KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1", "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+    }
+
+
 class DockerBackend(Backend):
     name = "docker"
 
@@ -57,7 +73,6 @@ class DockerBackend(Backend):
         ok, why = docker_available()
         if not ok:
             raise HarnessError(f"docker backend: {why}")
-        from testcontainers.core.container import DockerContainer
         from testcontainers.core.network import Network
 
         began = time.monotonic()
@@ -66,36 +81,7 @@ class DockerBackend(Backend):
         proxy_ports = {link: free_port() for link in LINKS}
         self.network = Network().__enter__()
 
-        toxiproxy = (DockerContainer(IMAGES["toxiproxy"]).with_network(self.network)
-                     .with_network_aliases("toxiproxy")
-                     .with_bind_ports(TOXIPROXY_API_PORT, host_ports["toxiproxy"]))
-        for link in LINKS:
-            toxiproxy = toxiproxy.with_bind_ports(PROXY_CONTAINER_PORTS[link], proxy_ports[link])
-        postgres = (DockerContainer(IMAGES["postgres"]).with_network(self.network)
-                    .with_network_aliases("postgres").with_bind_ports(5432, host_ports["postgres"])
-                    .with_env("POSTGRES_USER", "faultline").with_env("POSTGRES_PASSWORD", pg_password)
-                    .with_env("POSTGRES_DB", "faultline").with_command("postgres -c fsync=off"))
-        redis = (DockerContainer(IMAGES["redis"]).with_network(self.network).with_network_aliases("redis")
-                 .with_bind_ports(6379, host_ports["redis"])
-                 .with_command(f"redis-server --requirepass {redis_password} --appendonly yes"))
-        kafka_env = {
-            "KAFKA_NODE_ID": "1", "KAFKA_PROCESS_ROLES": "broker,controller",
-            "KAFKA_LISTENERS": "PLAINTEXT://0.0.0.0:9092,DIRECT://0.0.0.0:9094,CONTROLLER://0.0.0.0:9093",
-            # Proxied clients are sent back to the Toxiproxy port on the host, never around it.
-            "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://{HOST}:{proxy_ports['kafka']},"
-                                          f"DIRECT://{HOST}:{host_ports['kafka']}",
-            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,DIRECT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER", "KAFKA_INTER_BROKER_LISTENER_NAME": "DIRECT",
-            "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
-            "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1", "KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS": "1",
-            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1", "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
-            "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
-        }
-        kafka = (DockerContainer(IMAGES["kafka"]).with_network(self.network).with_network_aliases("kafka")
-                 .with_bind_ports(9094, host_ports["kafka"]))
-        for key, value in kafka_env.items():
-            kafka = kafka.with_env(key, value)
-        self.containers = {"toxiproxy": toxiproxy, "postgres": postgres, "redis": redis, "kafka": kafka}
+        self.containers = self._containers(host_ports, proxy_ports, pg_password, redis_password)
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(lambda c: c.start(), self.containers.values()))
 
@@ -120,6 +106,29 @@ class DockerBackend(Backend):
             redis_password=redis_password, workdir=Path("/"),
             start_seconds={"total": time.monotonic() - began},
         )
+
+    def _containers(self, host_ports: dict[str, int], proxy_ports: dict[str, int], pg_password: str,
+                    redis_password: str) -> dict[str, Any]:
+        """The four containers on one network, each port bound to a free port on the host."""
+        from testcontainers.core.container import DockerContainer
+
+        toxiproxy = (DockerContainer(IMAGES["toxiproxy"]).with_network(self.network)
+                     .with_network_aliases("toxiproxy")
+                     .with_bind_ports(TOXIPROXY_API_PORT, host_ports["toxiproxy"]))
+        for link in LINKS:
+            toxiproxy = toxiproxy.with_bind_ports(PROXY_CONTAINER_PORTS[link], proxy_ports[link])
+        postgres = (DockerContainer(IMAGES["postgres"]).with_network(self.network)
+                    .with_network_aliases("postgres").with_bind_ports(5432, host_ports["postgres"])
+                    .with_env("POSTGRES_USER", "faultline").with_env("POSTGRES_PASSWORD", pg_password)
+                    .with_env("POSTGRES_DB", "faultline").with_command("postgres -c fsync=off"))
+        redis = (DockerContainer(IMAGES["redis"]).with_network(self.network).with_network_aliases("redis")
+                 .with_bind_ports(6379, host_ports["redis"])
+                 .with_command(f"redis-server --requirepass {redis_password} --appendonly yes"))
+        kafka = (DockerContainer(IMAGES["kafka"]).with_network(self.network).with_network_aliases("kafka")
+                 .with_bind_ports(9094, host_ports["kafka"]))
+        for key, value in kafka_env(host_ports["kafka"], proxy_ports["kafka"]).items():
+            kafka = kafka.with_env(key, value)
+        return {"toxiproxy": toxiproxy, "postgres": postgres, "redis": redis, "kafka": kafka}
 
     def _create_proxies(self, api_port: int) -> None:
         client = ToxiproxyClient(HOST, api_port)

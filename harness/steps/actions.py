@@ -3,6 +3,7 @@ writes, a mid-run reconciliation). Each judges what it can on the spot and adds 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -18,7 +19,8 @@ from harness.steps import step_kind
 from harness.steps.base import STRICT, Name, StepKind, Window
 
 if TYPE_CHECKING:
-    from harness.runner import ScenarioRunner, StepRecord
+    from harness.journal import StepRecord
+    from harness.run import Run
 
 PAUSE_MARGIN_S = 1.5
 
@@ -35,7 +37,7 @@ class Pause(StepKind):
     def describe(self) -> str:
         return f"pause (grace {self.grace_s}s)"
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         exporter = run.live_exporter()
         started = time.monotonic()
         try:
@@ -64,12 +66,12 @@ class Resume(StepKind):
     def describe(self) -> str:
         return "resume"
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         reply = run.live_exporter().post(run.target.resume_path, timeout=10)
         record.result = {"status_code": reply.status_code}
 
 
-def finished_job(run: ScenarioRunner, job_id: str) -> dict[str, Any] | None:
+def finished_job(run: Run, job_id: str) -> dict[str, Any] | None:
     """The job's status once it is completed or failed; None while it runs."""
     job: dict[str, Any] = run.live_exporter().get(f"{run.target.exports_path}/{job_id}", timeout=10).json()
     return job if job.get("state") in ("completed", "failed") else None
@@ -90,7 +92,7 @@ class Export(StepKind):
     def describe(self) -> str:
         return f"export job {self.name} ({self.format}, {self.encoding})"
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         from harness.reconcile import reconcile
         from harness.sinks import read_dead_letters, read_lines
         from harness.waiting import wait_for
@@ -145,7 +147,7 @@ class Write(StepKind):
     def describe(self) -> str:
         return f"write {self.records} records"
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         run.write(self.records)
         record.evidence = f"{self.records} records written"
 
@@ -167,7 +169,7 @@ class ExportBurst(StepKind):
     def describe(self) -> str:
         return f"burst of {self.jobs} export jobs for each of {self.users} users"
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         exporter = run.live_exporter()
         submitted_at = run.ledger.span
         bodies: list[dict[str, Any]] = [{"user": f"burst-{u}", "format": "jsonl",
@@ -193,7 +195,7 @@ class ExportBurst(StepKind):
         self._judge_jobs(run, [j for ids in accepted.values() for j in ids], submitted_at)
         record.result = {"accepted": counts, "refused": len(bodies) - sum(counts.values())}
 
-    def _judge_jobs(self, run: ScenarioRunner, job_ids: list[str], submitted_at: int) -> None:
+    def _judge_jobs(self, run: Run, job_ids: list[str], submitted_at: int) -> None:
         from harness.reconcile import reconcile
         from harness.sinks import read_lines
         from harness.waiting import wait_for
@@ -230,8 +232,9 @@ class Checkpoint(StepKind):
     def describe(self) -> str:
         return "checkpoint reconciliation"
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         from harness.reconcile import DELIVERED_CORRUPTED, LOST, reconcile
+        from harness.result import CheckpointPoint
         from harness.waiting import WaitTimeout, wait_for
 
         exporter = run.live_exporter()
@@ -255,15 +258,13 @@ class Checkpoint(StepKind):
         outcome = reconcile(run.ledger, state["sink"], [x for x in state["letters"] if x.stage != job_stage], evidence)
         missing = outcome.classes.get(LOST, [])
         in_flight = [i for i in missing if i in evidence.present or i in evidence.pending]  # still in the buffer
-        point = {"at": run.now(), "written": len(ok_ids), "settled_in_time": in_time,
-                 "settle_s": round(time.monotonic() - t0, 3),
-                 "missing": len(missing), "missing_ids": sorted(missing)[:20],
-                 "missing_hops": sorted({outcome.lost_hops[i] for i in missing}),
-                 "in_flight": len(in_flight),
-                 "corrupted": outcome.count(DELIVERED_CORRUPTED),
-                 # Rows Locust is writing reach the ledger when its step ends: until then they are
-                 # not "unexpected", they are not known yet (the end judges them).
-                 "unexpected": 0 if run.loads else len(outcome.unexpected),
-                 "load_running": bool(run.loads)}
+        point = CheckpointPoint(
+            at=run.now(), written=len(ok_ids), settled_in_time=in_time, settle_s=round(time.monotonic() - t0, 3),
+            missing=len(missing), missing_ids=sorted(missing)[:20],
+            missing_hops=sorted({outcome.lost_hops[i] for i in missing}), in_flight=len(in_flight),
+            corrupted=outcome.count(DELIVERED_CORRUPTED),
+            # Rows Locust is writing reach the ledger when its step ends: until then they are
+            # not "unexpected", they are not known yet (the end judges them).
+            unexpected=0 if run.loads else len(outcome.unexpected), load_running=bool(run.loads))
         run.result.checkpoints.append(point)
-        record.result = point
+        record.result = dataclasses.asdict(point)

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple
 from pydantic import ConfigDict, Field
 
 if TYPE_CHECKING:
-    from harness.runner import ScenarioRunner, StepRecord
+    from harness.journal import StepRecord
+    from harness.run import Run
 
 # Every field is checked when a step is made (in a scenario module, an incident file, soak or
 # shrink): exact types (no "false" for False), finite numbers only, bounds against absurd sizes,
@@ -68,9 +69,9 @@ class StepKind:
     def check(self) -> Problem | None:
         return None
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         """Do it; put what shows it took effect in ``record.evidence`` (or ``record.result``)."""
         raise NotImplementedError(f"step kind {self.kind_name!r} does not say how to apply itself")
 
-    def remove(self, run: ScenarioRunner, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
         """Undo it at the end of its window (faults and loads); ``handle`` is what apply returned."""

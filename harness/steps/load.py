@@ -3,6 +3,7 @@ standard library, so the harness never does)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -13,8 +14,9 @@ from harness.steps import step_kind
 from harness.steps.base import STRICT, Problem, StepKind
 
 if TYPE_CHECKING:
+    from harness.journal import StepRecord
     from harness.load import LoadRun
-    from harness.runner import ScenarioRunner, StepRecord
+    from harness.run import Run
 
 LOAD_KINDS = ("source", "api")
 
@@ -43,7 +45,7 @@ class Load(StepKind):
     def check(self) -> Problem | None:
         return None
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         from harness.load import LoadRun
 
         n, workload = len(run.loads), run.scenario.workload
@@ -57,7 +59,7 @@ class Load(StepKind):
         record.evidence = f"locust running, pid {load.pid}"
         return load
 
-    def remove(self, run: ScenarioRunner, handle: LoadRun, record: StepRecord) -> None:
+    def remove(self, run: Run, handle: LoadRun, record: StepRecord) -> None:
         run.loads.remove(handle)
         if handle.started + handle.duration_s - time.monotonic() > 1.0:
             handle.stop()  # removed before its window ends (Ctrl-C, an error): stop it now, not later
@@ -65,7 +67,6 @@ class Load(StepKind):
         journal = handle.journal(run.writer.resolve)
         for written in journal:
             run.ledger.add(written.record_id, written.digest, written.outcome)
-        summary["writes"] = len(journal)
-        summary["resolved_from_source"] = handle.resolved
+        summary.writes, summary.resolved_from_source = len(journal), handle.resolved
         run.result.load.append(summary)
-        record.result = summary
+        record.result = dataclasses.asdict(summary)

@@ -15,7 +15,8 @@ from harness.steps.base import STRICT, Fraction, Name, Problem, StepKind
 from harness.toxiproxy import validate_toxic
 
 if TYPE_CHECKING:
-    from harness.runner import ScenarioRunner, StepRecord
+    from harness.journal import StepRecord
+    from harness.run import Run
 
 
 def _unknown_link(link: str) -> Problem | None:
@@ -49,14 +50,14 @@ class Toxic(StepKind):
             return Problem("attributes", str(exc))
         return _unknown_link(self.link)
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         toxic = run.stack.proxy(self.link).add_toxic(self.type, stream=self.stream, toxicity=self.toxicity,
                                                      name=f"{self.type}_{self.stream}_{len(run.result.steps)}",
                                                      **dict(self.attributes))
         record.evidence = f"toxic listed by toxiproxy: {toxic.name} {toxic.attributes}"
         return toxic.name
 
-    def remove(self, run: ScenarioRunner, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
         run.stack.proxy(self.link).remove_toxic(handle)
 
 
@@ -77,10 +78,10 @@ class LinkDown(StepKind):
     def check(self) -> Problem | None:
         return _unknown_link(self.link)
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         proxy = run.stack.proxy(self.link)
         proxy.disable()
         record.evidence = f"proxy {self.link} enabled={proxy.enabled}"
 
-    def remove(self, run: ScenarioRunner, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
         run.stack.proxy(self.link).enable()

@@ -11,7 +11,8 @@ from harness.steps import step_kind
 from harness.steps.base import STRICT, Name, Problem, StepKind
 
 if TYPE_CHECKING:
-    from harness.runner import ScenarioRunner, StepRecord
+    from harness.journal import StepRecord
+    from harness.run import Run
 
 
 @step_kind
@@ -24,13 +25,13 @@ class KillExporter(StepKind):
     def describe(self) -> str:
         return "exporter killed (SIGKILL)"
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         exporter = run.live_exporter()
         run.planned_kills += 1
         exporter.kill()
         record.evidence = f"exporter running={exporter.running()}"
 
-    def remove(self, run: ScenarioRunner, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
         run.live_exporter().start()
 
 
@@ -44,11 +45,11 @@ class FreezeExporter(StepKind):
     def describe(self) -> str:
         return "exporter frozen (SIGSTOP)"
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         run.live_exporter().freeze()
         record.evidence = "SIGSTOP sent to the exporter's process group"
 
-    def remove(self, run: ScenarioRunner, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
         run.live_exporter().thaw()
 
 
@@ -74,12 +75,12 @@ class RestartService(StepKind):
             return Problem("service", f"unknown service {self.service!r}; services are {', '.join(SERVICES)}")
         return None
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         (run.stack.kill if self.kill else run.stack.stop)(self.service)
         if self.wipe:
             run.stack.backend.wipe_service_data(self.service)
         record.evidence = f"{self.service} {'killed' if self.kill else 'stopped'}" + (
             ", data wiped" if self.wipe else "")
 
-    def remove(self, run: ScenarioRunner, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
         run.stack.start(self.service)

@@ -13,7 +13,8 @@ from harness.steps import step_kind
 from harness.steps.base import STRICT, StepKind
 
 if TYPE_CHECKING:
-    from harness.runner import ScenarioRunner, StepRecord
+    from harness.journal import StepRecord
+    from harness.run import Run
     from harness.workload import HeldWrite
 
 
@@ -32,7 +33,7 @@ class HeldTransaction(StepKind):
     def describe(self) -> str:
         return f"transaction of {self.records} rows held open while {self.then_write} later rows commit"
 
-    def apply(self, run: ScenarioRunner, record: StepRecord) -> Any:
+    def apply(self, run: Run, record: StepRecord) -> Any:
         try:
             held = run.writer.begin(run.next_rows(self.records))
         except psycopg.Error as exc:
@@ -47,7 +48,7 @@ class HeldTransaction(StepKind):
                            + (f" with ids {min(later_ids)}..{max(later_ids)}" if later_ids else ""))
         return held
 
-    def remove(self, run: ScenarioRunner, handle: HeldWrite, record: StepRecord) -> None:
+    def remove(self, run: Run, handle: HeldWrite, record: StepRecord) -> None:
         at = run.now()
         committed = handle.commit()
         run.record_writes(committed, at)

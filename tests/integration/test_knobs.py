@@ -24,4 +24,4 @@ def test_a_scenario_needing_a_knob_the_target_lacks_is_skipped_with_the_reason(t
     assert proc.returncode == 2, proc.stderr[-2000:]  # nothing could run: not a pass
     scenario = json.loads((tmp_path / "out" / "report.json").read_text())["scenarios"][0]
     assert scenario["verdict"] == "skipped"
-    assert "has no knob 'delivery_timeout_ms'" in scenario["error"]
+    assert "has no knob 'delivery_timeout_ms'" in scenario["skipped"] and scenario["error"] is None

@@ -36,15 +36,16 @@ def test_source_and_api_load_flow_through_and_every_load_write_is_reconciled(run
         during_s=8.0)
     result = run_scenario(scenario)
     assert_scenario_passed(result)
-    source, api = sorted(result.load, key=lambda load: load["kind"], reverse=True)
-    assert source["kind"] == "source" and api["kind"] == "api"
-    writes = {r["name"]: r for r in source["requests"]}["insert rows"]
-    assert writes["requests"] > 20 and writes["failures"] == 0 and writes["p99_ms"] is not None
-    ledger_ok = result.ledger["writes"]["ok"]
-    assert ledger_ok == 100 + 5 * writes["requests"]  # every Locust write is in the ledger
-    assert result.ledger["counts"]["delivered_intact"] == ledger_ok  # ... and was checked in the sink
-    by_name = {r["name"]: r for r in api["requests"]}
-    assert by_name["POST /exports"]["requests"] > 0 and by_name["Aggregated"]["failures"] == 0
+    assert result.ledger is not None
+    source, api = sorted(result.load, key=lambda load: load.kind, reverse=True)
+    assert source.kind == "source" and api.kind == "api"
+    writes = {r.name: r for r in source.requests}["insert rows"]
+    assert writes.requests > 20 and writes.failures == 0 and writes.p99_ms is not None
+    ledger_ok = result.ledger.writes["ok"]
+    assert ledger_ok == 100 + 5 * writes.requests  # every Locust write is in the ledger
+    assert result.ledger.counts["delivered_intact"] == ledger_ok  # ... and was checked in the sink
+    by_name = {r.name: r for r in api.requests}
+    assert by_name["POST /exports"].requests > 0 and by_name["Aggregated"].failures == 0
     load_dirs = sorted(tmp_path.glob("load_flow/load-*"))
     journals = sorted(load_dirs[0].glob("journal-*.tsv"))
     assert len(journals) >= 2  # distributed mode: worker processes each kept their journal
@@ -64,5 +65,6 @@ def test_loss_check_covers_writes_made_by_locust(run_scenario) -> None:  # noqa:
     lost = next(c for c in result.checks if c.name == "no_loss")
     assert not lost.ok
     # The harness's own writes are ids 1..100 (all written before the fault); these came from Locust.
-    lost_ids = result.ledger["samples"]["lost"]
+    assert result.ledger is not None
+    lost_ids = result.ledger.samples["lost"]
     assert lost_ids and min(lost_ids) > 100

@@ -138,8 +138,9 @@ def test_a_bad_reproduction_record_is_refused_with_its_line(tmp_path: Path, line
 
 
 def test_repeat_outcomes_tell_reproducing_from_flaky_from_held() -> None:
+    from harness.journal import Check
     from harness.reproduce import RepeatOutcome
-    from harness.runner import Check, ScenarioResult
+    from harness.result import ScenarioResult
 
     def result(verdict: str, *violated: str) -> ScenarioResult:
         r = ScenarioResult("demo", "d", None, verdict=verdict)

@@ -5,24 +5,34 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness import html_report
 from harness.gate import write_incidents
+from harness.journal import Check
 from harness.reports import write_all
-from harness.runner import Check, ScenarioResult
+from harness.result import RunReport, ScenarioResult, Verdict
 from harness.scenario import LinkDown, Scenario, Step
 from harness.target import TargetDefinition
 
-RUN = {"run_id": "r1", "target": "targets/bundled-exporter.toml", "backend": "local", "verdict": "fail",
-       "duration_s": 1.0}
+
+def run_report(*scenarios: ScenarioResult) -> RunReport:
+    return RunReport(run_id="r1", target="targets/bundled-exporter.toml", backend="local", verdict=Verdict.FAIL,
+                     duration_s=1.0, scenarios=list(scenarios))
 
 
 def failing(name: str = "demo") -> ScenarioResult:
     return ScenarioResult(name, "d", None, verdict="fail", checks=[Check("no_loss", False, "3 lost [incident]")])
 
 
-def test_a_section_that_cannot_be_drawn_leaves_the_rest_of_the_html(tmp_path: Path) -> None:
-    broken = failing("broken")
-    broken.series = {"delivered_per_s": "not a list of points"}  # a shape the charts cannot draw
-    problems = write_all(tmp_path, RUN, [failing("fine"), broken])
+def test_a_section_that_cannot_be_drawn_leaves_the_rest_of_the_html(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    real = html_report._scenario_section
+
+    def section(sc: ScenarioResult) -> str:
+        if sc.name == "broken":
+            raise ValueError("a chart this version cannot draw")
+        return real(sc)
+
+    monkeypatch.setattr(html_report, "_scenario_section", section)
+    problems = write_all(tmp_path, run_report(failing("fine"), failing("broken")))
     html = (tmp_path / "report.html").read_text()
     assert 'id="scenario-fine"' in html and "This section could not be drawn" in html
     assert problems == []  # the HTML was written; only one section is a placeholder
@@ -31,7 +41,7 @@ def test_a_section_that_cannot_be_drawn_leaves_the_rest_of_the_html(tmp_path: Pa
 
 def test_a_report_that_cannot_be_written_is_named_in_the_others(tmp_path: Path) -> None:
     (tmp_path / "junit.xml").mkdir()  # junit.xml cannot be written over a directory
-    problems = write_all(tmp_path, RUN, [failing()])
+    problems = write_all(tmp_path, run_report(failing()))
     assert len(problems) == 1 and problems[0].startswith("junit.xml not written: IsADirectoryError")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["report_errors"] == problems
@@ -50,5 +60,5 @@ def test_an_incident_file_that_cannot_be_written_is_recorded_not_raised(tmp_path
 
 
 def test_brackets_in_messages_reach_the_summary_as_written(tmp_path: Path) -> None:
-    write_all(tmp_path, RUN, [failing()])
+    write_all(tmp_path, run_report(failing()))
     assert "3 lost [incident]" in (tmp_path / "summary.md").read_text()

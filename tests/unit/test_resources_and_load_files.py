@@ -8,6 +8,7 @@ import pytest
 
 from harness.load import LoadError, LoadRun, read_stats
 from harness.resources import Sample, trends
+from harness.result import RequestStats
 from harness.scenario import Load
 
 
@@ -58,9 +59,9 @@ def test_locust_stats_csv_is_read_per_request_name(tmp_path: Path) -> None:
         "POST,POST /exports,1000,2,12,14.2,3,180,310,512.5,1.0,12,14,15,16,20,40,60,90,150,180,180\n"
         ",Aggregated,1000,2,12,14.2,3,180,310,512.5,1.0,12,14,15,16,20,40,60,90,150,180,180\n")
     rows = read_stats(path)
-    assert rows[0] == {"name": "POST /exports", "type": "POST", "requests": 1000, "failures": 2, "rps": 512.5,
-                       "p50_ms": 12.0, "p95_ms": 40.0, "p99_ms": 90.0, "max_ms": 180.0}
-    assert rows[1]["name"] == "Aggregated"
+    assert rows[0] == RequestStats(name="POST /exports", type="POST", requests=1000, failures=2, rps=512.5,
+                                   p50_ms=12.0, p95_ms=40.0, p99_ms=90.0, max_ms=180.0)
+    assert rows[1].name == "Aggregated"
 
 
 def _run(tmp_path: Path) -> LoadRun:

@@ -8,9 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from harness.gate import exit_code_of
+from harness.journal import Check
 from harness.mutants import plan
 from harness.registry import discover, load_file
-from harness.runner import Check, ScenarioResult
+from harness.result import ScenarioResult
 from harness.scenario import (
     Expect,
     KillExporter,

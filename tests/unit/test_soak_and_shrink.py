@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 
 from harness import incident
-from harness.runner import Check, ScenarioResult
+from harness.journal import Check
+from harness.result import ScenarioResult, Verdict
 from harness.scenario import Checkpoint, LinkDown, Load, Scenario, Step, Toxic, is_fault
 from harness.shrink import close_gaps, shrink
 from harness.soak import CATALOGUE, SoakError, SoakPlan, parse_duration, schedule
@@ -91,7 +92,7 @@ def _judge(culprit: str, calls: list[Scenario]):  # noqa: ANN202
         result = ScenarioResult(scenario.name, scenario.description, None)
         guilty = any(getattr(s.do, "link", None) == culprit for s in scenario.steps)
         result.checks.append(Check("no_loss", not guilty, "judge"))
-        result.verdict = "fail" if guilty else "pass"
+        result.verdict = Verdict.FAIL if guilty else Verdict.PASS
         return result
     return run
 
@@ -174,7 +175,7 @@ def test_shrink_merges_two_windows_of_one_fault_when_both_are_needed() -> None:
         guilty = len(downs) >= 2 or any(s.duration >= 10 for s in downs)  # needs the outage time
         result = ScenarioResult(scenario.name, scenario.description, None)
         result.checks.append(Check("no_loss", not guilty, "judge"))
-        result.verdict = "fail" if guilty else "pass"
+        result.verdict = Verdict.FAIL if guilty else Verdict.PASS
         return result
 
     steps = (Step("during", LinkDown("kafka"), at=2, duration=6), Step("during", LinkDown("kafka"), at=12, duration=6),
@@ -190,7 +191,7 @@ def _scripted(verdicts: dict[str, list[bool]], calls: list[Scenario], fed: bool 
     """A judge that fails when a kafka fault is present, except on the runs ``verdicts`` scripts
     (by number of fault steps: "1" -> [fail?, fail?, ...] consumed in order). Every fault step's
     journal says ``fed`` records were in flight at apply."""
-    from harness.runner import StepRecord
+    from harness.journal import StepRecord
 
     def run(scenario: Scenario) -> ScenarioResult:
         calls.append(scenario)
@@ -203,7 +204,7 @@ def _scripted(verdicts: dict[str, list[bool]], calls: list[Scenario], fed: bool 
         result.steps = [StepRecord("during", s.describe(), in_flight_at_apply=10 if fed else 0,
                                    written_during=0) for s in faults]
         result.checks.append(Check("no_loss", not guilty, "judge"))
-        result.verdict = "fail" if guilty else "pass"
+        result.verdict = Verdict.FAIL if guilty else Verdict.PASS
         return result
     return run
 
@@ -241,7 +242,7 @@ def test_a_minimum_whose_replay_passes_falls_back_to_the_next_larger_candidate()
         if scenario.workload.records == MIN_RECORDS:
             runs[repr(scenario)] = runs.get(repr(scenario), 0) + 1
             if runs[repr(scenario)] == 5:
-                result.checks[0].ok, result.verdict = True, "pass"
+                result.checks[0].ok, result.verdict = True, Verdict.PASS
         return result
 
     found = shrink(_two_faults(), run, confirm_runs=3, replays=5)
@@ -271,7 +272,7 @@ def test_a_halved_window_is_widened_back_one_step_for_margin() -> None:
         guilty = any((s.duration or 0) >= 1.0 for s in downs)
         result = ScenarioResult(scenario.name, scenario.description, None)
         result.checks.append(Check("no_loss", not guilty, "judge"))
-        result.verdict = "fail" if guilty else "pass"
+        result.verdict = Verdict.FAIL if guilty else Verdict.PASS
         return result
 
     scenario = Scenario(name="w", description="d", steps=(Step("during", LinkDown("kafka"), at=1.0, duration=8.0),),

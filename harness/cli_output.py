@@ -1,0 +1,90 @@
+"""What the CLI prints: verdict lines and tables (rich). Every text that comes from outside
+(scenario names, check details, error messages) is escaped: rich would read ``[text]`` as markup."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.provision import Installed
+from harness.result import LedgerSummary, Resources, ScenarioResult, Verdict
+
+console = Console(stderr=True)
+
+
+def installed_table(found: dict[str, Installed | None]) -> Table:
+    table = Table(title="Faultline servers")
+    for column in ("component", "status", "version", "source", "path"):
+        table.add_column(column)
+    for name, item in found.items():
+        if item is None:
+            table.add_row(name, "[red]missing[/]", "", "", "")
+        else:
+            table.add_row(name, "[green]present[/]", item.version, item.source, item.path)
+    return table
+
+
+VERDICT_COLOUR = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "cyan"}
+
+
+def print_result(result: ScenarioResult, prefix: str = "") -> None:
+    colour = VERDICT_COLOUR[result.verdict]
+    console.print(f"{prefix}[{colour}]{result.verdict.upper():5}[/] {escape(result.name)} ({result.duration_s:.1f}s)")
+    for check in result.violations:
+        console.print(f"      [red]✗ {escape(check.name)}[/]: {escape(check.detail)}")
+    if result.reason:
+        label = "skipped" if result.verdict is Verdict.SKIPPED else "harness error"
+        console.print(f"      [yellow]{label}[/]: {escape(result.reason)}")
+
+
+def steps_table() -> Table:
+    """Every registered step kind: its name in incident files, role, module and parameters."""
+    import dataclasses
+
+    from harness.steps import registered
+
+    table = Table(title="Faultline step kinds")
+    for column in ("kind", "role", "module", "parameters", "what it does"):
+        table.add_column(column)
+    for name, cls in sorted(registered().items()):
+        params = ", ".join(
+            f"{f.name}" + ("" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                           else f"={f.default!r}" if f.default is not dataclasses.MISSING else "={}")
+            for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        doc = " ".join((cls.__doc__ or "").split()).split(". ")[0]
+        table.add_row(name, cls.role, cls.__module__, escape(params), escape(doc))
+    return table
+
+
+def results_table(results: list[ScenarioResult]) -> Table:
+    table = Table(title="Faultline verdicts")
+    for column in ("scenario", "verdict", "lost", "corrupted", "dead-lettered", "duplicates", "recovery", "duration"):
+        table.add_column(column)
+    for r in results:
+        ledger = r.ledger or LedgerSummary()
+        table.add_row(escape(r.name), f"[{VERDICT_COLOUR[r.verdict]}]{r.verdict}[/]", str(ledger.count("lost")),
+                      str(ledger.count("delivered_corrupted")), str(ledger.count("dead_lettered")),
+                      str(ledger.duplicates), "-" if r.recovery_s is None else f"{r.recovery_s:.1f}s",
+                      f"{r.duration_s:.1f}s")
+    return table
+
+
+def checkpoint_table(result: ScenarioResult) -> Table:
+    table = Table(title="Checkpoints")
+    for column in ("t", "written", "not yet settled", "in buffer", "corrupted"):
+        table.add_column(column)
+    for point in result.checkpoints:
+        table.add_row(f"{point.at:.0f}s", str(point.written), str(point.missing), str(point.in_flight),
+                      str(point.corrupted))
+    return table
+
+
+def trend_table(resources: Resources) -> Table:
+    trends = Table(title="Exporter resources (fitted trend per process lifetime)")
+    for column in ("pid", "quantity", "start", "end", "per minute", "leak"):
+        trends.add_column(column)
+    for trend in resources.trends:
+        trends.add_row(str(trend.pid), trend.quantity, f"{trend.start:.1f}", f"{trend.end:.1f}",
+                       f"{trend.slope_per_min:+.2f}", "[red]yes[/]" if trend.leak else "no")
+    return trends

@@ -1,0 +1,156 @@
+"""One scenario's run: what steps, actions and the judge share (stack, exporter process,
+ledger, clock, journal, workdir). Steps receive it as ``run``; it owns no policy of its own."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from harness.errors import HarnessError
+from harness.ledger import Ledger, content_hash
+from harness.load import LoadRun
+from harness.profiles import payloads
+from harness.result import ScenarioResult
+from harness.scenario import Scenario
+from harness.sinks import DeadLetterRecord, SinkRecord, read_dead_letters, read_lines, read_topic
+from harness.stack import Stack
+from harness.tap import BufferTap
+from harness.target import ExporterProcess, RunContext, TargetDefinition
+from harness.timeline import WriteClock
+from harness.workload import SourceWriter
+
+
+class Run:
+    def __init__(self, stack: Stack, target: TargetDefinition, scenario: Scenario, workdir: Path,
+                 interrupt: threading.Event | None = None) -> None:
+        self.stack = stack
+        self.target = target
+        self.scenario = scenario
+        self.interrupt = interrupt or threading.Event()
+        self.ctx = RunContext(stack, f"s_{scenario.name}_{uuid.uuid4().hex[:6]}", workdir / scenario.name)
+        self.writer = SourceWriter(stack, self.ctx.source_table)
+        self.ledger = Ledger()
+        self.result = ScenarioResult(scenario.name, scenario.description, scenario.incident)
+        self.env: dict[str, str] = {}  # the exporter's environment: knobs as the target names them, then extras
+        self.exporter: ExporterProcess | None = None
+        self.t0 = time.monotonic()
+        self.wall_start = time.time()
+        self.clock = WriteClock()  # when each record was written (for end-to-end latency)
+        self.tap: BufferTap | None = None
+        self.planned_kills = 0  # exporter kills the scenario made on purpose
+        self.revived = False  # the exporter died by itself and was started again to drain
+        self.mounted: list[Path] = []  # small disks a step mounted
+        self.immutable: list[Path] = []  # paths a step made immutable
+        self.closers: list[Callable[[], None]] = []  # last-resort undo a step registers (run at cleanup)
+        self.loads: list[LoadRun] = []  # Locust runs under way
+        self.ok_writes = 0  # acknowledged writes so far (the harness's own and held transactions')
+        self.resolved = 0  # writes of unknown outcome read back from the source
+        self.resolve_error: str | None = None
+        self._written = 0
+        self._unknown: list[Any] = []  # writes whose commit outcome was unknown when made
+
+    # -- the exporter ------------------------------------------------------------------------------
+    def now(self) -> float:
+        return round(time.monotonic() - self.t0, 3)
+
+    def live_exporter(self) -> ExporterProcess:
+        if self.exporter is None:
+            raise HarnessError(f"scenario {self.scenario.name}: exporter not started")
+        return self.exporter
+
+    def start_exporter(self) -> ExporterProcess:
+        self.exporter = ExporterProcess(self.target, self.ctx, extra_env=self.env)
+        self.exporter.start()
+        return self.exporter
+
+    def sink(self, name: str) -> str:
+        """A sink's name as the target definition gives it for this run (topic, stream, file)."""
+        return self.ctx.fill(self.target.sinks[name])
+
+    # -- the workload ------------------------------------------------------------------------------
+    def next_rows(self, n: int) -> list[tuple[str, bytes]]:
+        """The workload's next ``n`` rows (keys unique within the scenario)."""
+        w = self.scenario.workload
+        bodies = payloads(w.profile, n, w.size, w.seed, start=self._written)
+        rows = [(f"{self.scenario.name}-{self._written + i}", body) for i, body in enumerate(bodies)]
+        self._written += n
+        return rows
+
+    @property
+    def written(self) -> int:
+        return self._written
+
+    def write(self, count: int) -> None:
+        done = 0
+        while done < count:
+            n = min(self.scenario.workload.chunk, count - done)
+            at = self.now()
+            self.record_writes(self.writer.insert(self.next_rows(n)), at)
+            done += n
+
+    def record_writes(self, inserted: list[Any], at: float) -> None:
+        for written in inserted:
+            if written.outcome == "indeterminate":
+                self._unknown.append(written)  # resolved against the source before judging
+                continue
+            self.ledger.add(written.record_id, content_hash(written.payload), written.outcome)
+            self.ok_writes += written.outcome == "ok"
+        ids = [x.record_id for x in inserted if x.record_id is not None]
+        if ids:
+            self.clock.add(min(ids), at)
+
+    def resolve_unknown_writes(self) -> None:
+        """A write whose connection broke may or may not have committed: ask the source (healed by
+        now). In it: it must be delivered. Not in it: it never happened. Unreachable: it stays
+        indeterminate (neither its absence nor its presence in a sink is a violation)."""
+        if not self._unknown:
+            return
+        try:
+            found: dict[str, int] | None = self.writer.resolve([w.key for w in self._unknown])
+        except psycopg.Error as exc:
+            found = None
+            self.resolve_error = f"{exc.__class__.__name__}: {exc}"  # reported with the ledger
+        for written in self._unknown:
+            digest = content_hash(written.payload)
+            if found is None:
+                self.ledger.add(None, digest, "indeterminate")
+            elif written.key in found:
+                self.ledger.add(found[written.key], digest, "ok")
+            else:
+                self.ledger.add(None, digest, "failed")
+        self.resolved += len(self._unknown)
+        self._unknown = []
+
+    # -- the sinks ---------------------------------------------------------------------------------
+    def settled(self, exporter: ExporterProcess) -> tuple[list[SinkRecord], list[DeadLetterRecord], set[int]]:
+        """Everything in the sinks and the dead-letter stream now, and the record ids it covers."""
+        sink = self.sink_records(exporter)
+        letters = read_dead_letters(self.stack, exporter.sink("dead_letter_stream"))
+        ids = {r.record_id for r in sink if r.record_id is not None}
+        ids |= {int(x.record_id) for x in letters if x.record_id.isdigit()}
+        return sink, letters, ids
+
+    def sink_records(self, exporter: ExporterProcess) -> list[SinkRecord]:
+        if self.scenario.sink == "file":
+            return read_lines(Path(exporter.sink("file_sink")))
+        return list(read_topic(self.stack, exporter.sink("kafka_topic")))
+
+    def buffer_idle(self) -> bool:
+        if self.tap is None:
+            return True
+        evidence = self.tap.evidence()
+        return not evidence.present and not evidence.pending
+
+    def counters(self) -> tuple[float, float]:
+        """Delivered and error counters now (the sampler charts them)."""
+        exporter = self.live_exporter()
+        samples = exporter.metrics(timeout=1.0)
+        errors = sum(exporter.metric_total(k, samples) for k in ("send_failures", "retries")
+                     if k in self.target.metrics)
+        return exporter.metric_total("delivered", samples), errors

@@ -1,0 +1,148 @@
+"""Typed results (report.json schema 1 round trip, malformed reports refused), the timeline's
+plan and the judge's metric rule: all without servers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.journal import Check, StepRecord
+from harness.judge import SinkContents, checkpoint_checks, metrics_agree
+from harness.player import plan
+from harness.result import (
+    CheckpointPoint,
+    LedgerSummary,
+    MetricsSnapshot,
+    ReportUnreadable,
+    RunReport,
+    ScenarioResult,
+    Series,
+    Verdict,
+    read_report,
+)
+from harness.scenario import Checkpoint, LinkDown, Scenario, Step, Workload
+from harness.sinks import DeadLetterRecord, SinkRecord
+
+
+def _report() -> RunReport:
+    failed = ScenarioResult("lossy", "d", "kafka_outage", verdict=Verdict.FAIL,
+                            checks=[Check("no_loss", False, "3 lost [ids]")],
+                            steps=[StepRecord("during", "kafka link down", applied_at=1.0, removed_at=3.0)],
+                            ledger=LedgerSummary(ok=False, counts={"lost": 3}, samples={"lost": [4, 5, 6]}),
+                            series=Series(delivered_per_s=[(0.5, 10.0), (1.5, 0.0), (2.5, 0.0)]))
+    skipped = ScenarioResult("disk", "d", None, verdict=Verdict.SKIPPED, skipped="the backend cannot mount")
+    return RunReport(run_id="r", target="t.toml", backend="local", verdict=Verdict.FAIL, duration_s=3.0,
+                     scenarios=[failed, skipped])
+
+
+def test_report_json_round_trips_through_the_types(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(_report().to_json())
+    raw = json.loads(path.read_text())
+    assert raw["schema"] == 1 and raw["scenarios"][1]["skipped"] == "the backend cannot mount"
+    assert raw["scenarios"][1]["error"] is None  # a skip is not a harness error
+    back = read_report(path)
+    assert back == _report()
+    assert back.scenarios[0].verdict is Verdict.FAIL and back.scenarios[0].ledger is not None
+    assert back.scenarios[0].ledger.count("lost") == 3
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda r: r.pop("schema"), "schema None is not one this version reads"),
+    (lambda r: r.update(schema=2), "schema 2 is not one this version reads"),
+    (lambda r: r["scenarios"][0].update(verdict="maybe"), "scenarios.0.verdict"),
+    (lambda r: r["scenarios"][0]["checks"][0].update(ok="no"), "scenarios.0.checks.0.ok"),
+    (lambda r: r["scenarios"][0].update(ledger=[1, 2]), "scenarios.0.ledger"),
+])
+def test_a_malformed_report_is_refused_naming_the_field(tmp_path: Path, edit, message: str) -> None:  # noqa: ANN001
+    raw = json.loads(_report().to_json())
+    edit(raw)
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ReportUnreadable, match=message.replace(".", r"\.")):
+        read_report(path)
+
+
+def test_compare_and_report_exit_2_on_a_malformed_report(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    (good / "report.json").write_text(_report().to_json())
+    (bad / "report.json").write_text(json.dumps({"schema": 1, "scenarios": "none"}))
+    for args in (["compare", str(good), str(bad)], ["report", str(bad)]):
+        done = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 2, done.stderr
+        assert "report.json" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "compare", str(good), str(good), "--json"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = {row["scenario"]: row for row in json.loads(done.stdout)}
+    assert rows["lossy"]["throughput_under_fault"] == {"kafka link down": [0.0, 0.0]}
+    assert rows["lossy"]["verdict_changed"] is False and rows["lossy"]["violations_b"] == ["no_loss"]
+
+
+# -- the timeline's plan ----------------------------------------------------------------------------
+def test_plan_spreads_the_rest_of_the_workload_and_orders_apply_write_remove() -> None:
+    fault = Step("during", LinkDown("kafka"), at=2.0, duration=3.0)
+    scenario = Scenario(name="p", description="d", steps=(fault, Step("during", Checkpoint(), at=6.0)),
+                        workload=Workload(records=100, chunk=20, before_fraction=0.2, meet_faults=5), during_s=8.0)
+    events, end = plan(scenario, already_written=20)
+    assert end == 8.0
+    writes = [e for e in events if e.kind == "write"]
+    assert sum(e.count for e in writes) == 80 + 5  # the rest of the workload, and 5 to meet the fault
+    assert [e.at for e in writes if e.count == 20] == [0.0, 2.0, 4.0, 6.0]
+    at_two = [(e.kind, e.count) for e in events if e.at == 2.0]
+    assert at_two[0] == ("apply", 0)  # the fault first, then the data that meets it
+    assert sorted(at_two[1:]) == [("write", 5), ("write", 20)]
+    assert [(e.kind, e.at) for e in events if e.step is fault] == [("apply", 2.0), ("remove", 5.0)]
+    assert [e.at for e in events] == sorted(e.at for e in events)
+
+
+def test_plan_stretches_to_the_last_window_and_writes_nothing_when_the_workload_is_done() -> None:
+    scenario = Scenario(name="p", description="d", steps=(Step("during", LinkDown("redis"), at=9.0, duration=4.0),),
+                        workload=Workload(records=10), during_s=5.0)
+    events, end = plan(scenario, already_written=10)
+    assert end == 13.0
+    assert [e.kind for e in events] == ["apply", "remove"]
+
+
+# -- the judge's rules ---------------------------------------------------------------------------------
+def _seen(delivered_ids: list[int], letters: int = 0) -> SinkContents:
+    sink = [SinkRecord(i, "x", b"x", f"topic:0:{n}") for n, i in enumerate(delivered_ids)]
+    return SinkContents(sink, [DeadLetterRecord(str(i), "too_large", "", "deliver", b"x") for i in range(letters)])
+
+
+@pytest.mark.parametrize(("counted", "ids", "restarted", "ok"), [
+    (3, [1, 2, 3], False, True),
+    (4, [1, 2, 3, 3], False, True),  # a send reported failed that landed, retried: a duplicate
+    (2, [1, 2, 3], False, False),  # something reached the sink that the exporter never confirmed
+    (5, [1, 2, 3, 3], False, False),  # counted a delivery that never happened
+    (1, [1, 2, 3], True, True),  # after a restart the counters start again: only the upper bound holds
+    (5, [1, 2, 3], True, False),
+])
+def test_metrics_agree_bounds(counted: int, ids: list[int], restarted: bool, ok: bool) -> None:
+    counters = MetricsSnapshot(counted, 0, len(ids), 0, 2 if restarted else 1)
+    check = metrics_agree(counters, _seen(ids), restarted)
+    assert check.ok is ok, check.detail
+    assert f"delivered counter {counted}" in check.detail
+
+
+def test_dead_letter_counter_below_the_letters_is_a_violation() -> None:
+    check = metrics_agree(MetricsSnapshot(2, 0, 2, 1, 1), _seen([1, 2], letters=1), restarted=False)
+    assert not check.ok and "dead-lettered counter 0 vs 1 distinct" in check.detail
+
+
+def test_checkpoints_fail_only_on_corruption_or_strangers() -> None:
+    def point(at: float, corrupted: int = 0, missing: int = 0) -> CheckpointPoint:
+        return CheckpointPoint(at, 10, True, 0.1, missing, [], [], 0, corrupted, 0, False)
+
+    assert checkpoint_checks([]) == []
+    lagging = checkpoint_checks([point(1.0, missing=4), point(2.0)])[0]
+    assert lagging.ok and "most records not yet settled at one: 4" in lagging.detail
+    corrupt = checkpoint_checks([point(1.0), point(2.0, corrupted=1)])[0]
+    assert not corrupt.ok and "t=[2.0]" in corrupt.detail
