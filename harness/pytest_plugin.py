@@ -120,7 +120,7 @@ def assert_scenario_passed(result: ScenarioResult) -> None:
     if result.verdict is Verdict.ERROR:
         pytest.fail(f"scenario {result.name}: harness error: {result.error}", pytrace=False)
     if result.verdict is Verdict.SKIPPED:
-        pytest.skip(f"scenario {result.name}: {result.error}")
+        pytest.skip(f"scenario {result.name}: {result.skipped}")
     if result.verdict is not Verdict.PASS:
         lines = "\n".join(f"  {c.name}: {c.detail}" for c in result.violations)
         pytest.fail(f"scenario {result.name} violated:\n{lines}", pytrace=False)
