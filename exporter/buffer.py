@@ -28,6 +28,35 @@ from exporter.config import Config
 from exporter.errors import ExporterError, TransientError
 
 TRANSIENT_REDIS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError)
+# Redis answers these while it refuses commands for a time: out of memory (OOM), persistence
+# failing (MISCONF), too few replicas (NOREPLICAS), a replica (READONLY), an ACL that denies the
+# user a command (NOPERM), a transaction discarded because of one of them (EXECABORT). The
+# operator fixes them without restarting us: they are retried with backoff and counted, never a
+# worker crash. redis-py strips the code of some into an exception class: both are read.
+REFUSAL_CODES = ("OOM", "MISCONF", "NOREPLICAS", "READONLY", "NOPERM", "EXECABORT", "MASTERDOWN", "TRYAGAIN",
+                 "CLUSTERDOWN", "BUSY ")
+REFUSAL_CLASSES: dict[type[redis.ResponseError], str] = {
+    redis.exceptions.OutOfMemoryError: "OOM", redis.exceptions.ReadOnlyError: "READONLY",
+    redis.exceptions.NoPermissionError: "NOPERM", redis.exceptions.ExecAbortError: "EXECABORT",
+    redis.exceptions.MasterDownError: "MASTERDOWN", redis.exceptions.TryAgainError: "TRYAGAIN"}
+
+
+class RedisRefused(ExporterError):
+    """Redis refused a command for a reason that passes (see ``REFUSAL_CODES``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(f"{code} {message}")
+
+
+def refusal(exc: redis.ResponseError) -> RedisRefused | None:
+    """The refusal ``exc`` is, with its code, or None for any other error reply."""
+    for cls, code in REFUSAL_CLASSES.items():
+        if isinstance(exc, cls):
+            return RedisRefused(code, str(exc))
+    text = str(exc)
+    prefix = next((c for c in REFUSAL_CODES if text.startswith(c)), None)
+    return RedisRefused(prefix.strip(), text[len(prefix):].strip()) if prefix else None
 
 
 class Entry(NamedTuple):
@@ -84,6 +113,9 @@ class Buffer:
             if "NOGROUP" in str(exc):
                 self._group_ready = False
                 raise GroupLost(stage, exc) from exc
+            refused = refusal(exc)
+            if refused is not None:
+                raise TransientError(stage, refused) from exc
             raise
 
     def ensure_group(self) -> None:

@@ -20,6 +20,7 @@ class Config:
     postgres_dsn: str = ""
     redis_url: str = ""
     kafka_bootstrap: str = ""
+    kafka_client_id: str = "exporter"  # what broker quotas and logs know this exporter by
     source_table: str = "source_records"
     sink: str = "kafka"  # kafka | file | both
     topic: str = "exported-records"

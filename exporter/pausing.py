@@ -12,9 +12,11 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+import redis
+
 from exporter import defects, metrics
 from exporter.buffer import Buffer
-from exporter.errors import TransientError
+from exporter.errors import ExporterError, TransientError
 from exporter.pipeline import Control
 
 log = logging.getLogger("exporter.pause")
@@ -92,8 +94,14 @@ class Pauser:
             status.error = f"buffer status unavailable: {exc}"
             log.error("pause: buffer status unavailable", extra={"stage": exc.stage, "cause": str(exc.cause),
                                                                  "error_class": exc.cause.__class__.__name__})
-        status.state = "paused"
-        status.finished_at = time.time()
+        except (ExporterError, redis.RedisError) as exc:
+            # Any other answer from the buffer: the pause still ends, and says why it knows less.
+            status.error = f"buffer status unavailable: {exc.__class__.__name__}: {exc}"
+            log.error("pause: buffer status unavailable", extra={"stage": "pause.status", "cause": str(exc),
+                                                                 "error_class": exc.__class__.__name__})
+        finally:
+            status.state = "paused"  # whatever the buffer answered, the pause is over: never left 'pausing'
+            status.finished_at = time.time()
         log.info("paused", extra={"drained": drained, "pending": status.pending, "error": status.error})
 
     def resume(self) -> PauseStatus:

@@ -11,13 +11,14 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import psycopg
+import redis
 from confluent_kafka.admin import AdminClient
 from prometheus_client import multiprocess
 
 from exporter import defects, metrics
 from exporter.buffer import Buffer
 from exporter.config import Config
-from exporter.errors import TransientError
+from exporter.errors import ExporterError
 from exporter.jobs import JobManager
 from exporter.pausing import Pauser
 from exporter.pipeline import WORKERS, Control, MetadataPoller, worker_main
@@ -89,7 +90,7 @@ class Service:
             checks["postgres"] = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
         try:
             checks["redis"] = {"ok": self.status_buffer.ping()}
-        except TransientError as exc:
+        except (ExporterError, redis.RedisError) as exc:
             checks["redis"] = {"ok": False, "error": str(exc)}
         if self.config.sink in ("kafka", "both"):
             admin = AdminClient({"bootstrap.servers": self.config.kafka_bootstrap,
@@ -109,6 +110,6 @@ class Service:
             info["checkpoint"] = self.status_buffer.checkpoint()
             info["buffer_length"] = self.status_buffer.length()
             info["pending"] = self.status_buffer.pending_count()
-        except TransientError as exc:
-            info["buffer_error"] = str(exc)
+        except (ExporterError, redis.RedisError) as exc:
+            info["buffer_error"] = f"{exc.__class__.__name__}: {exc}"  # reported, never a 500
         return info

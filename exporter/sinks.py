@@ -44,6 +44,7 @@ class KafkaSink:
     def _new_producer(self) -> Producer:
         return Producer({
             "bootstrap.servers": self.config.kafka_bootstrap,
+            "client.id": self.config.kafka_client_id,
             "acks": "all",
             "enable.idempotence": True,
             "message.timeout.ms": self.config.kafka_message_timeout_ms,
@@ -95,6 +96,7 @@ class KafkaSink:
         metrics.in_flight.set(remaining)
         if skip_confirmation:
             return result
+        too_large: list[Entry] = []
         for entry in entries:
             key = entry.key
             if key not in reports:
@@ -103,13 +105,46 @@ class KafkaSink:
             err = reports[key]
             if err is None or defects.on("ignore_send_errors"):
                 result.delivered.append(entry)
+            elif err.code() == KafkaError.MSG_SIZE_TOO_LARGE and len(entries) > 1:
+                too_large.append(entry)  # the broker judges a whole batch: this record may be fine alone
             elif err.code() in PERMANENT_KAFKA:
                 # No retry can fix these: the record itself is the problem.
-                result.dead.append((entry, DeadLetter(entry.record_id, PERMANENT_KAFKA[err.code()], err.str(),
-                                                      entry.value, "sink.kafka")))
+                result.dead.append((entry, self._letter(entry, err)))
             else:
                 result.failed.append((entry, f"{err.name()}: {err.str()}"))
+        if too_large:
+            self._send_alone(too_large, deadline, result)
         return result
+
+    @staticmethod
+    def _letter(entry: Entry, err: KafkaError) -> DeadLetter:
+        return DeadLetter(entry.record_id, PERMANENT_KAFKA[err.code()], err.str(), entry.value, "sink.kafka")
+
+    def _send_alone(self, entries: list[Entry], deadline: float, result: SendResult) -> None:
+        """Records of a batch the broker refused as too large, sent one at a time: only a record
+        refused on its own is dead-lettered; the rest are delivered (or left for redelivery)."""
+        log.warning("a batch was refused as too large; sending its records one by one", extra={
+            "stage": "sink.kafka", "count": len(entries)})
+        metrics.retries.labels(stage="sink.kafka.too_large_batch").inc()
+        reports: list[KafkaError | None] = []
+
+        def report(err: KafkaError | None, _msg: object) -> None:
+            reports.append(err)
+
+        for n, entry in enumerate(entries):
+            reports.clear()
+            self.producer.produce(self.config.topic, entry.value, key=entry.key, on_delivery=report)
+            self.producer.flush(max(0.0, deadline - time.monotonic()))
+            if not reports:
+                result.failed.extend((e, "no delivery report before the deadline (sent alone)") for e in entries[n:])
+                return
+            err = reports[0]
+            if err is None:
+                result.delivered.append(entry)
+            elif err.code() in PERMANENT_KAFKA:
+                result.dead.append((entry, self._letter(entry, err)))
+            else:
+                result.failed.append((entry, f"{err.name()}: {err.str()}"))
 
     def close(self) -> None:
         left = self.producer.flush(5)

@@ -27,7 +27,7 @@ from harness.result import (
 CHARTS = (
     ("delivered_per_s", "delivered records/s", "#2563eb"),
     ("buffer_length", "buffer length (stream entries)", "#7c3aed"),
-    ("errors_per_s", "errors/s (send failures + retries)", "#dc2626"),
+    ("errors_per_s", "errors/s (every error counter the target names)", "#dc2626"),
     ("latency_p50_ms", "end-to-end latency p50 (ms)", "#059669"),
 )
 FAULT_COLOURS = ("#fde68a", "#fecaca", "#bfdbfe", "#d9f99d", "#fbcfe8", "#ddd6fe")

@@ -157,8 +157,7 @@ def metric_checks(run: Run, exporter: ExporterProcess, seen: SinkContents) -> li
         restarted = exporter.starts > 1 or run.planned_kills > 0 or run.revived
         checks.append(metrics_agree(snapshot, seen, restarted))
     if expect.errors_surfaced:
-        failures = sum(exporter.metric_total(k, samples) for k in ("send_failures", "retries")
-                       if k in run.target.metrics)
+        failures = exporter.error_total(samples)
         errors = [r for r in exporter.log_records() if r.get("level") in ("error", "critical")
                   and (r.get("record_id") is not None or r.get("stage"))]
         checks.append(Check("errors_surfaced", failures > 0 and bool(errors),

@@ -151,6 +151,4 @@ class Run:
         """Delivered and error counters now (the sampler charts them)."""
         exporter = self.live_exporter()
         samples = exporter.metrics(timeout=1.0)
-        errors = sum(exporter.metric_total(k, samples) for k in ("send_failures", "retries")
-                     if k in self.target.metrics)
-        return exporter.metric_total("delivered", samples), errors
+        return exporter.metric_total("delivered", samples), exporter.error_total(samples)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from harness.credentials import ExporterCredentials, provision
 from harness.errors import UnknownServiceError
 from harness.toxiproxy import ProxyHandle, ToxiproxyClient
 
@@ -54,6 +55,9 @@ class Stack:
     redis_password: str = field(repr=False)
     workdir: Path
     start_seconds: dict[str, float] = field(default_factory=dict)
+    # The exporter's own role, ACL user and client id; None: it shares the harness's (then a
+    # fault aimed at the exporter's credentials cannot be made, and is skipped with the reason).
+    exporter: ExporterCredentials | None = field(default=None, repr=False)
 
     def link(self, name: str) -> Link:
         if name not in LINKS:
@@ -73,6 +77,24 @@ class Stack:
     def kafka_bootstrap(self, proxied: bool = True) -> str:
         return self.kafka.endpoint(proxied).address
 
+    # -- the exporter's connection strings (its own credentials when it has them) -------------
+    def exporter_postgres_dsn(self, proxied: bool = True) -> str:
+        if self.exporter is None:
+            return self.postgres_dsn(proxied)
+        ep = self.postgres.endpoint(proxied)
+        return (f"postgresql://{quote(self.exporter.postgres_user)}:{quote(self.exporter.postgres_password)}"
+                f"@{ep.host}:{ep.port}/{quote(self.postgres_database)}")
+
+    def exporter_redis_url(self, proxied: bool = True) -> str:
+        if self.exporter is None:
+            return self.redis_url(proxied)
+        ep = self.redis.endpoint(proxied)
+        return f"redis://{quote(self.exporter.redis_user)}:{quote(self.exporter.redis_password)}@{ep.host}:{ep.port}/0"
+
+    @property
+    def kafka_client_id(self) -> str:
+        return self.exporter.kafka_client_id if self.exporter is not None else "faultline-exporter"
+
     # -- faults -----------------------------------------------------------------------------
     @cached_property
     def toxiproxy(self) -> ToxiproxyClient:
@@ -85,6 +107,7 @@ class Stack:
         """Between tests: every service running and unfrozen, every toxic gone, every link up."""
         self.backend.ensure_running()
         self.toxiproxy.reset()
+        provision(self)  # the exporter's rights back in full (a fault may have taken some away)
 
     # -- process faults (delegated to the backend) -----------------------------------------
     def kill(self, service: str) -> None:

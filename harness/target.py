@@ -2,7 +2,8 @@
 
 Faultline never imports the exporter. A target definition (TOML) says how to start it, which
 environment to give it, where its HTTP endpoints, sinks, dead letters and metrics are; the
-placeholders ``{postgres_dsn}``, ``{redis_url}``, ``{kafka_bootstrap}`` (all proxied),
+placeholders ``{postgres_dsn}``, ``{redis_url}``, ``{kafka_bootstrap}`` (all proxied; the DSN
+and URL carry the exporter's own role and ACL user, never the harness's), ``{kafka_client_id}``,
 ``{http_port}``, ``{namespace}``, ``{source_table}``, ``{topic}``, ``{workdir}`` and
 ``{python}`` are filled per run.
 
@@ -39,6 +40,10 @@ BUNDLED = project_root() / "targets" / "bundled-exporter.toml"
 
 class TargetError(HarnessError):
     """A target definition is missing, malformed or incomplete."""
+
+
+# The roles in a target's [metrics] that count errors; a target names those it has.
+ERROR_COUNTERS = ("send_failures", "retries", "background_failures", "worker_restarts")
 
 
 class MetricsUnavailable(HarnessError):
@@ -129,8 +134,11 @@ class RunContext:
         return f"{self.namespace}-out"
 
     def values(self) -> dict[str, str]:
-        return {"postgres_dsn": self.stack.postgres_dsn(proxied=True), "redis_url": self.stack.redis_url(proxied=True),
-                "kafka_bootstrap": self.stack.kafka_bootstrap(proxied=True), "http_port": str(self.http_port),
+        # The exporter's own credentials: the harness reads with the administrator's.
+        return {"postgres_dsn": self.stack.exporter_postgres_dsn(proxied=True),
+                "redis_url": self.stack.exporter_redis_url(proxied=True),
+                "kafka_bootstrap": self.stack.kafka_bootstrap(proxied=True),
+                "kafka_client_id": self.stack.kafka_client_id, "http_port": str(self.http_port),
                 "namespace": self.namespace, "source_table": self.source_table, "topic": self.topic,
                 "workdir": str(self.workdir), "python": sys.executable}
 
@@ -241,6 +249,12 @@ class ExporterProcess:
         name = self.target.metrics[key]
         samples = self.metrics() if samples is None else samples
         return sum(v for k, v in samples.items() if k == name or k.startswith(name + "{"))
+
+    def error_total(self, samples: dict[str, float] | None = None) -> float:
+        """Every error counter the target names (``ERROR_COUNTERS``), summed: a fault the exporter
+        counted anywhere (a send, a retry, a background pass, a worker restart) reads as surfaced."""
+        samples = self.metrics() if samples is None else samples
+        return sum(self.metric_total(k, samples) for k in ERROR_COUNTERS if k in self.target.metrics)
 
     def log_records(self) -> list[dict[str, Any]]:
         records = []

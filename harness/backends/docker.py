@@ -7,12 +7,14 @@ Toxiproxy port before either container exists, exactly as the local backend does
 
 from __future__ import annotations
 
+import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend
+from harness.credentials import ExporterCredentials, provision
 from harness.errors import HarnessError, ServiceStartError, UnknownServiceError
 from harness.services import probes
 from harness.services.executor import free_port
@@ -77,6 +79,7 @@ class DockerBackend(Backend):
 
         began = time.monotonic()
         pg_password, redis_password = random_secret(), random_secret()
+        self.exporter = ExporterCredentials()
         host_ports = {name: free_port() for name in ("postgres", "redis", "kafka", "toxiproxy")}
         proxy_ports = {link: free_port() for link in LINKS}
         self.network = Network().__enter__()
@@ -96,7 +99,7 @@ class DockerBackend(Backend):
             self._wait_ready(service)
         self._proxy_ports = proxy_ports
         self._create_proxies(host_ports["toxiproxy"])
-        return Stack(
+        stack = Stack(
             backend=self,
             postgres=Link("postgres", Endpoint(HOST, host_ports["postgres"]), Endpoint(HOST, proxy_ports["postgres"])),
             redis=Link("redis", Endpoint(HOST, host_ports["redis"]), Endpoint(HOST, proxy_ports["redis"])),
@@ -104,8 +107,10 @@ class DockerBackend(Backend):
             toxiproxy_api=Endpoint(HOST, host_ports["toxiproxy"]),
             postgres_user="faultline", postgres_password=pg_password, postgres_database="faultline",
             redis_password=redis_password, workdir=Path("/"),
-            start_seconds={"total": time.monotonic() - began},
+            start_seconds={"total": time.monotonic() - began}, exporter=self.exporter,
         )
+        provision(stack)
+        return stack
 
     def _containers(self, host_ports: dict[str, int], proxy_ports: dict[str, int], pg_password: str,
                     redis_password: str) -> dict[str, Any]:
@@ -123,7 +128,8 @@ class DockerBackend(Backend):
                     .with_env("POSTGRES_DB", "faultline").with_command("postgres -c fsync=off"))
         redis = (DockerContainer(IMAGES["redis"]).with_network(self.network).with_network_aliases("redis")
                  .with_bind_ports(6379, host_ports["redis"])
-                 .with_command(f"redis-server --requirepass {redis_password} --appendonly yes"))
+                 .with_command(f"redis-server --requirepass {redis_password} --appendonly yes "
+                               + " ".join(shlex.quote(word) for word in self.exporter.redis_user_directive())))
         kafka = (DockerContainer(IMAGES["kafka"]).with_network(self.network).with_network_aliases("kafka")
                  .with_bind_ports(9094, host_ports["kafka"]))
         for key, value in kafka_env(host_ports["kafka"], proxy_ports["kafka"]).items():

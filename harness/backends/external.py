@@ -109,7 +109,7 @@ class ExternalBackend(Backend):
         self._launch_toxiproxy()
         stack = Stack(
             backend=self,
-            **{link: Link(link, self.upstreams[link], Endpoint(HOST, self.proxy_ports[link])) for link in LINKS},
+            postgres=self._link("postgres"), redis=self._link("redis"), kafka=self._link("kafka"),
             toxiproxy_api=Endpoint(HOST, self.toxiproxy.port),
             postgres_user=unquote(pg.username or ""), postgres_password=unquote(pg.password or ""),
             postgres_database=(pg.path or "/postgres").lstrip("/") or "postgres",
@@ -118,6 +118,9 @@ class ExternalBackend(Backend):
         self._check_links(stack)
         stack.start_seconds["total"] = time.monotonic() - began
         return stack
+
+    def _link(self, name: str) -> Link:
+        return Link(name, self.upstreams[name], Endpoint(HOST, self.proxy_ports[name]))
 
     def _launch_toxiproxy(self) -> None:
         assert self.toxiproxy is not None

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness.backends.base import Backend
+from harness.credentials import ExporterCredentials, provision
 from harness.errors import HarnessError, UnknownServiceError
 from harness.services.executor import ServiceExecutor, free_port
 from harness.services.servers import (
@@ -47,12 +48,13 @@ class LocalBackend(Backend):
         # Postgres runs as an unprivileged user when we are root: it must be able to enter here.
         os.chmod(self.workdir, 0o755)
         self.proxy_ports = {link: free_port() for link in LINKS}
+        exporter = ExporterCredentials()
         wd, t = self.workdir, self.start_timeout
         self.servers = {
             "toxiproxy": ToxiproxyServer("toxiproxy", wd / "toxiproxy", free_port(), start_timeout=t),
             "postgres": PostgresServer("postgres", wd / "postgres", free_port(), start_timeout=t),
             "redis": RedisServer("redis", wd / "redis", free_port(), start_timeout=t,
-                                 persistence=self.redis_persistence),
+                                 persistence=self.redis_persistence, arguments=tuple(exporter.redis_user_directive())),
             "kafka": KafkaServer("kafka", wd / "kafka", free_port(), start_timeout=t,
                                  direct_port=free_port(), controller_port=free_port(),
                                  advertised_port=self.proxy_ports["kafka"]),
@@ -79,15 +81,17 @@ class LocalBackend(Backend):
         assert isinstance(pg, PostgresServer) and isinstance(rd, RedisServer)
         kafka = self.servers["kafka"]
         assert isinstance(kafka, KafkaServer)
-        return Stack(
+        stack = Stack(
             backend=self,
             postgres=Link("postgres", Endpoint(HOST, pg.port), Endpoint(HOST, self.proxy_ports["postgres"])),
             redis=Link("redis", Endpoint(HOST, rd.port), Endpoint(HOST, self.proxy_ports["redis"])),
             kafka=Link("kafka", Endpoint(HOST, kafka.direct_port), Endpoint(HOST, self.proxy_ports["kafka"])),
             toxiproxy_api=Endpoint(HOST, self.servers["toxiproxy"].port),
             postgres_user=pg.user, postgres_password=pg.password, postgres_database=pg.database,
-            redis_password=rd.password, workdir=self.workdir, start_seconds=seconds,
+            redis_password=rd.password, workdir=self.workdir, start_seconds=seconds, exporter=exporter,
         )
+        provision(stack)
+        return stack
 
     def _create_proxies(self) -> None:
         client = ToxiproxyClient(HOST, self.servers["toxiproxy"].port)

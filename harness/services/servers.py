@@ -129,6 +129,7 @@ class RedisServer(Server):
 
     password: str = field(default_factory=random_secret)
     persistence: str = "aof"
+    arguments: tuple[str, ...] = ()  # more server arguments (ACL users: on the command line, a restart keeps them)
 
     def executor(self) -> ServiceExecutor:
         binary = require("redis").path
@@ -137,6 +138,7 @@ class RedisServer(Server):
         command = [binary, "--port", str(self.port), "--bind", HOST, "--requirepass", self.password,
                    "--dir", str(self.root), "--save", "", "--protected-mode", "yes",
                    "--daemonize", "no", *persistence]
+        command += self.arguments
         return ServiceExecutor(self.name, command, host=HOST, port=self.port, log_path=self.log_path,
                                timeout=self.start_timeout,
                                ready=partial(probes.redis_ready, HOST, self.port, self.password))

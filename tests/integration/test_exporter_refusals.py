@@ -1,0 +1,112 @@
+"""The bundled exporter when the servers answer with errors instead of dropping the link:
+Redis refusing writes, Redis denying the exporter's user some commands during a pause, and the
+Kafka topic's record size limit lowered under a batch. Each failed before its fix."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+from harness.credentials import REDIS_USER
+from harness.redis_client import direct_client
+from harness.sinks import read_dead_letters, read_topic
+from harness.stack import Stack
+from harness.target import ExporterProcess, RunContext
+from harness.waiting import wait_for
+from harness.workload import SourceWriter
+
+pytestmark = pytest.mark.faultline
+
+Start = Callable[..., ExporterProcess]
+
+
+def rows(prefix: str, n: int, size: int = 200) -> list[tuple[str, bytes]]:
+    return [(f"{prefix}-{i}", (f"{prefix}-{i}:".encode() + b"x" * size)[:size]) for i in range(n)]
+
+
+def delivered(ctx: RunContext) -> set[int]:
+    return {r.record_id for r in read_topic(ctx.stack, ctx.topic) if r.record_id is not None}
+
+
+@pytest.fixture
+def admin_redis(fresh_stack: Stack) -> Iterator[redis.Redis]:
+    client = direct_client(fresh_stack.redis_url(proxied=False), timeout=5)
+    yield client
+    client.config_set("maxmemory", 0)
+    client.close()
+
+
+@pytest.mark.timeout(120)
+def test_redis_refusing_writes_is_retried_and_counted_never_a_worker_crash_loop(
+        run_ctx: RunContext, writer: SourceWriter, start_exporter: Start, admin_redis: redis.Redis) -> None:
+    first = {w.record_id for w in writer.insert(rows("a", 100))}
+    exporter = start_exporter(EXPORTER_RETRY_MAX_BACKOFF_S="0.5")
+    wait_for(lambda: first <= delivered(run_ctx), timeout=30, what="the first rows delivered")
+    admin_redis.config_set("maxmemory-policy", "noeviction")
+    admin_redis.config_set("maxmemory", 1)  # every write is refused: OOM command not allowed
+    later = {w.record_id for w in writer.insert(rows("b", 100))}
+    # Several rounds of refusals (a crash loop would restart the workers every one or two seconds).
+    wait_for(lambda: exporter.metric_total("retries") >= 8, timeout=30, what="the refused appends to be retried")
+    samples = exporter.metrics()
+    restarts = sum(v for k, v in samples.items() if k.startswith("exporter_worker_restarts_total"))
+    assert restarts == 0, f"workers restarted {restarts} times while Redis refused writes"
+    assert exporter.running()
+    refusals = [r for r in exporter.log_records() if "OOM" in str(r.get("cause", ""))]
+    assert refusals and all(r.get("stage") for r in refusals)  # logged with the stage that was refused
+    admin_redis.config_set("maxmemory", 0)
+    wait_for(lambda: later <= delivered(run_ctx), timeout=30, what="the rows written during the refusal")
+
+
+@pytest.mark.timeout(120)
+def test_a_pause_with_commands_denied_finishes_within_grace_and_reports_the_cause(
+        run_ctx: RunContext, writer: SourceWriter, start_exporter: Start, fresh_stack: Stack) -> None:
+    writer.insert(rows("p", 200))
+    exporter = start_exporter()
+    wait_for(lambda: len(delivered(run_ctx)) >= 200, timeout=30, what="the rows delivered")
+    admin = direct_client(fresh_stack.redis_url(proxied=False), timeout=5)
+    try:
+        admin.execute_command("ACL", "SETUSER", REDIS_USER, "-xpending", "-xlen", "-get", "-xreadgroup")
+        t0 = time.monotonic()
+        reply = exporter.post("/pause", params={"grace": 2.0}, timeout=10)
+        took = time.monotonic() - t0
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["state"] == "paused" and took <= 2.0 + 1.5, (took, body)
+        assert "NOPERM" in (body["error"] or ""), body
+        status = exporter.get("/status", timeout=5)
+        assert status.status_code == 200 and "NOPERM" in status.json()["buffer_error"]
+    finally:
+        admin.execute_command("ACL", "SETUSER", REDIS_USER, "+@all")
+        admin.close()
+    assert exporter.post("/resume", timeout=5).status_code == 200
+    assert exporter.get("/status", timeout=5).json().get("buffer_error") is None
+
+
+def _set_topic_limit(stack: Stack, topic: str, max_bytes: int) -> None:
+    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap(proxied=False)})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("max.message.bytes", str(max_bytes), incremental_operation=AlterConfigOpType.SET)])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=10)
+
+
+@pytest.mark.timeout(120)
+def test_a_batch_too_large_is_retried_record_by_record_and_only_records_too_large_alone_are_dead_lettered(
+        run_ctx: RunContext, writer: SourceWriter, start_exporter: Start) -> None:
+    first = {w.record_id for w in writer.insert(rows("s", 20))}
+    exporter = start_exporter()
+    wait_for(lambda: first <= delivered(run_ctx), timeout=30, what="the topic to exist with the first rows")
+    _set_topic_limit(run_ctx.stack, run_ctx.topic, 2000)  # a batch of 200-byte records is far more
+    small = {w.record_id for w in writer.insert(rows("m", 300))}
+    big = {w.record_id for w in writer.insert(rows("B", 3, size=5000))}
+    stream = exporter.sink("dead_letter_stream")
+    wait_for(lambda: small <= delivered(run_ctx) and len(read_dead_letters(run_ctx.stack, stream)) >= 3,
+             timeout=60, what="small records delivered and the big ones dead-lettered")
+    letters = {int(x.record_id): x.reason for x in read_dead_letters(run_ctx.stack, stream)}
+    assert set(letters) == big, f"dead-lettered {sorted(set(letters) - big)[:10]} that the broker accepts alone"
+    assert set(letters.values()) == {"too_large"}
+    assert exporter.metric_total("delivered") >= len(small | first)
