@@ -58,6 +58,10 @@ class Stack:
     # The exporter's own role, ACL user and client id; None: it shares the harness's (then a
     # fault aimed at the exporter's credentials cannot be made, and is skipped with the reason).
     exporter: ExporterCredentials | None = field(default=None, repr=False)
+    # Administrator access per server for service faults (CONFIG SET, ALTER ROLE, topic configs):
+    # the harness's own direct credentials unless a backend says otherwise (external: only what
+    # its settings name; a server missing here cannot be faulted and the step is skipped).
+    admin: dict[str, str] | None = field(default=None, repr=False)
 
     def link(self, name: str) -> Link:
         if name not in LINKS:
@@ -90,6 +94,15 @@ class Stack:
             return self.redis_url(proxied)
         ep = self.redis.endpoint(proxied)
         return f"redis://{quote(self.exporter.redis_user)}:{quote(self.exporter.redis_password)}@{ep.host}:{ep.port}/0"
+
+    def admin_url(self, service: str) -> str:
+        """Where to reach ``service`` as its administrator (direct, never through the proxy)."""
+        if self.admin is not None:
+            if service not in self.admin:
+                raise UnknownServiceError(f"no administrator access to {service} on this stack")
+            return self.admin[service]
+        return {"postgres": self.postgres_dsn(proxied=False), "redis": self.redis_url(proxied=False),
+                "kafka": self.kafka_bootstrap(proxied=False)}[service]
 
     @property
     def kafka_client_id(self) -> str:

@@ -93,6 +93,21 @@ class Backend(ABC):
         ``restart:<service>``, or a team's own), or None when it can."""
         if capability == "root" and os.geteuid() != 0:
             return "this step needs root (it mounts a tmpfs or sets the immutable flag)"
+        return self._stack_lacks(capability)
+
+    def _stack_lacks(self, capability: str) -> str | None:
+        """What the running stack cannot offer: administrator access to a server, or credentials
+        of the exporter's own (a fault aimed at them would hit the harness too)."""
+        kind, _, name = capability.partition(":")
+        stack = self._stack
+        if stack is None:
+            return None
+        if kind == "admin" and stack.admin is not None and name not in stack.admin:
+            return (f"this stack gives no administrator access to {name} (a service fault needs it; the "
+                    f"external backend's settings can name {name}_admin)")
+        if capability == "credentials:exporter" and stack.exporter is None:
+            return ("the exporter shares the harness's credentials on this stack: a fault aimed at its "
+                    "own role or user would hit the harness as well")
         return None
 
     @abstractmethod

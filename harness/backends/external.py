@@ -48,12 +48,18 @@ class UnsupportedByBackend(ExternalBackendError):
     """A step this backend cannot perform (a scenario that needs it is skipped, with this reason)."""
 
 
+ADMIN_KEYS = {"postgres_admin": "postgres", "redis_admin": "redis", "kafka_admin": "kafka"}
+
+
 @dataclass(frozen=True)
 class ExternalConfig:
     postgres_dsn: str
     redis_url: str
     kafka_bootstrap: str
     kafka_proxy_port: int | None = None
+    # Administrator access for service faults, per server (a DSN, URL or bootstrap): a server not
+    # named here is never reconfigured, and its service faults are skipped with the reason.
+    admin: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def load(cls, path: str | None = None) -> ExternalConfig:
@@ -63,13 +69,14 @@ class ExternalConfig:
                                        "postgres_dsn, redis_url and kafka_bootstrap (see harness/backends/external.py)")
         data = read_toml(path, f"external backend settings ({CONFIG_ENV})", ExternalBackendError)
         missing = [k for k in ("postgres_dsn", "redis_url", "kafka_bootstrap") if not data.get(k)]
-        unknown = set(data) - {"postgres_dsn", "redis_url", "kafka_bootstrap", "kafka_proxy_port"}
+        unknown = set(data) - {"postgres_dsn", "redis_url", "kafka_bootstrap", "kafka_proxy_port", *ADMIN_KEYS}
         if missing or unknown:
             raise ExternalBackendError(f"{path}: " + "; ".join(
                 ([f"missing {', '.join(missing)}"] if missing else [])
                 + ([f"unknown key(s) {sorted(unknown)}"] if unknown else [])))
         return cls(str(data["postgres_dsn"]), str(data["redis_url"]), str(data["kafka_bootstrap"]),
-                   int(data["kafka_proxy_port"]) if data.get("kafka_proxy_port") else None)
+                   int(data["kafka_proxy_port"]) if data.get("kafka_proxy_port") else None,
+                   tuple((service, str(data[key])) for key, service in ADMIN_KEYS.items() if data.get(key)))
 
 
 def _host_port(where: str, text: str, default_port: int) -> Endpoint:
@@ -114,7 +121,7 @@ class ExternalBackend(Backend):
             postgres_user=unquote(pg.username or ""), postgres_password=unquote(pg.password or ""),
             postgres_database=(pg.path or "/postgres").lstrip("/") or "postgres",
             redis_password=unquote(rd.password or ""), workdir=self.workdir,
-            start_seconds={"toxiproxy": time.monotonic() - began})
+            start_seconds={"toxiproxy": time.monotonic() - began}, admin=dict(self.config.admin))
         self._check_links(stack)
         stack.start_seconds["total"] = time.monotonic() - began
         return stack

@@ -91,4 +91,14 @@ def kind_of(step: object) -> str:
 
 
 # The built-in kinds register themselves on import.
-from harness.steps import actions, disk, load, network, process, source  # noqa: E402,F401
+from harness.steps import (  # noqa: E402,F401
+    actions,
+    disk,
+    kafka_faults,
+    load,
+    network,
+    postgres_faults,
+    process,
+    redis_faults,
+    source,
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -85,3 +86,50 @@ class LinkDown(StepKind):
 
     def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
         run.stack.proxy(self.link).enable()
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class LinkFlap(StepKind):
+    """The link goes down for ``down_s`` and up for ``up_s``, again and again through the window
+    (each outage shorter than a timeout: the exporter must not give up, nor lose what it sent)."""
+
+    kind_name: ClassVar[str] = "link_flap"
+    link: Name
+    down_s: Annotated[float, Field(gt=0.05, le=3600)] = 0.5
+    up_s: Annotated[float, Field(gt=0.05, le=3600)] = 1.0
+
+    def describe(self) -> str:
+        return f"{self.link} link flapping ({self.down_s}s down, {self.up_s}s up)"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({f"link:{self.link}"})
+
+    def check(self) -> Problem | None:
+        return _unknown_link(self.link)
+
+    def apply(self, run: Run, record: StepRecord) -> Any:
+        proxy = run.stack.proxy(self.link)
+        stop, outages = threading.Event(), [0]
+
+        def flap() -> None:
+            while not stop.is_set():
+                proxy.disable()
+                outages[0] += 1
+                stop.wait(self.down_s)
+                proxy.enable()
+                stop.wait(self.up_s)
+
+        thread = threading.Thread(target=flap, name=f"flap-{self.link}", daemon=True)
+        run.closers.append(stop.set)
+        thread.start()
+        record.evidence = f"proxy {self.link} flapping"
+        return stop, thread, outages
+
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+        stop, thread, outages = handle
+        stop.set()
+        thread.join(timeout=10)
+        run.stack.proxy(self.link).enable()
+        enabled = run.stack.proxy(self.link).enabled
+        record.evidence = f"proxy {self.link} went down {outages[0]} time(s); enabled={enabled}"

@@ -1,0 +1,139 @@
+"""The Kafka broker changing under the exporter while the link is fine: a setting of its topic
+(``max.message.bytes`` lowered: records or whole batches refused as too large) or more
+partitions. Applied through the admin API, read back as evidence, restored when the window ends."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from harness.errors import HarnessError
+from harness.steps import step_kind
+from harness.steps.base import STRICT, Problem, StepKind
+
+if TYPE_CHECKING:
+    from harness.journal import StepRecord
+    from harness.run import Run
+
+ADMIN_TIMEOUT_S = 15.0
+# Topic settings a scenario may change (each is safe to set back): what a broker operator changes.
+TOPIC_SETTINGS = ("max.message.bytes", "min.insync.replicas", "retention.ms", "message.timestamp.type",
+                  "compression.type", "cleanup.policy")
+
+
+def admin(run: Run) -> AdminClient:
+    return AdminClient({"bootstrap.servers": run.stack.admin_url("kafka"), "socket.timeout.ms": 10_000})
+
+
+def topic_of(run: Run) -> str:
+    return run.sink("kafka_topic")
+
+
+def ensure_topic(run: Run) -> None:
+    """The run's topic exists (the exporter may not have created it yet): created with the
+    broker's defaults, as auto-creation would."""
+    from confluent_kafka.admin import NewTopic
+
+    client, topic = admin(run), topic_of(run)
+    if topic in client.list_topics(timeout=ADMIN_TIMEOUT_S).topics:
+        return
+    for future in client.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+        try:
+            future.result(timeout=ADMIN_TIMEOUT_S)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise HarnessError(f"kafka: cannot create topic {topic}: {exc}") from exc
+
+
+def topic_setting(run: Run, name: str) -> tuple[str | None, bool]:
+    """The topic's value for ``name`` and whether it is the broker's default (not set on the topic)."""
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic_of(run))
+    client = admin(run)  # held until the answer came: a client collected early cancels its requests
+    try:
+        configs = next(iter(client.describe_configs([resource]).values())).result(timeout=ADMIN_TIMEOUT_S)
+    except KafkaException as exc:
+        raise HarnessError(f"kafka: cannot read the settings of {topic_of(run)}: {exc}") from exc
+    entry = configs.get(name)
+    return (entry.value if entry else None), (entry is None or entry.is_default)
+
+
+def alter_topic(run: Run, name: str, value: str | None) -> None:
+    """Set ``name`` on the run's topic (None: back to the broker's default)."""
+    op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic_of(run), incremental_configs=[
+        ConfigEntry(name, value or "", incremental_operation=op)])
+    client = admin(run)
+    try:
+        for future in client.incremental_alter_configs([resource]).values():
+            future.result(timeout=ADMIN_TIMEOUT_S)
+    except KafkaException as exc:
+        raise HarnessError(f"kafka: cannot set {name}={value} on {topic_of(run)}: {exc}") from exc
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class KafkaTopicSetting(StepKind):
+    """A setting of the run's topic changed for the window (``max.message.bytes = 2000``: batches
+    of small records refused as too large, though each record alone fits)."""
+
+    kind_name: ClassVar[str] = "kafka_topic_setting"
+    name: str = "max.message.bytes"
+    value: Annotated[str, Field(min_length=1, max_length=200)] = "2000"
+
+    def describe(self) -> str:
+        return f"kafka topic {self.name}={self.value}"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({"admin:kafka"})
+
+    def check(self) -> Problem | None:
+        if self.name not in TOPIC_SETTINGS:
+            return Problem("name", f"{self.name!r} is not a topic setting a scenario may change; "
+                                   f"allowed: {', '.join(TOPIC_SETTINGS)}")
+        return None
+
+    def apply(self, run: Run, record: StepRecord) -> Any:
+        ensure_topic(run)
+        before, default = topic_setting(run, self.name)
+        saved = None if default else before
+        run.closers.append(lambda: alter_topic(run, self.name, saved))
+        alter_topic(run, self.name, self.value)
+        now, _ = topic_setting(run, self.name)
+        record.evidence = f"{topic_of(run)} {self.name}: {before} -> {now} (read back from the broker)"
+        return saved
+
+    def remove(self, run: Run, handle: str | None, record: StepRecord) -> None:
+        alter_topic(run, self.name, handle)
+        now, _ = topic_setting(run, self.name)
+        record.evidence += f"; restored to {now}"
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class KafkaAddPartitions(StepKind):
+    """The run's topic grows to ``total`` partitions (for good: Kafka cannot take partitions
+    away). Records of one key keep their order only within a partition."""
+
+    kind_name: ClassVar[str] = "kafka_add_partitions"
+    total: Annotated[int, Field(ge=2, le=1000)] = 3
+
+    def describe(self) -> str:
+        return f"kafka topic grows to {self.total} partitions"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({"admin:kafka"})
+
+    def apply(self, run: Run, record: StepRecord) -> Any:
+        ensure_topic(run)
+        client, topic = admin(run), topic_of(run)
+        try:
+            for future in client.create_partitions([NewPartitions(topic, self.total)]).values():
+                future.result(timeout=ADMIN_TIMEOUT_S)
+        except KafkaException as exc:
+            raise HarnessError(f"kafka: cannot grow {topic} to {self.total} partitions: {exc}") from exc
+        partitions = len(client.list_topics(topic, timeout=ADMIN_TIMEOUT_S).topics[topic].partitions)
+        record.evidence = f"{topic} has {partitions} partitions (read back from the broker)"

@@ -1,0 +1,217 @@
+"""Postgres answering with errors or waits while the link is fine: a table lock held by another
+session, the exporter's sessions terminated, its role made read-only, refused connections or
+given a statement timeout. Applied as the administrator, aimed at the exporter's own role (the
+harness's sessions are untouched), read back as evidence, undone when the window ends."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+import psycopg
+from psycopg import sql
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from harness.credentials import provision_postgres
+from harness.errors import HarnessError
+from harness.steps import step_kind
+from harness.steps.base import STRICT, StepKind
+
+if TYPE_CHECKING:
+    from harness.credentials import ExporterCredentials
+    from harness.journal import StepRecord
+    from harness.run import Run
+
+LockMode = Literal["ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE",
+                   "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"]
+
+
+def admin_connection(run: Run) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(run.stack.admin_url("postgres"), autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        raise HarnessError(f"postgres: cannot connect as the administrator: {exc}") from exc
+
+
+def _admin(run: Run, what: str, statement: sql.SQL | sql.Composed,
+           params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    try:
+        with admin_connection(run) as conn:
+            cursor = conn.execute(statement, params)
+            return cursor.fetchall() if cursor.description else []
+    except psycopg.Error as exc:
+        raise HarnessError(f"postgres: cannot {what}: {exc}") from exc
+
+
+def exporter_creds(run: Run) -> ExporterCredentials:
+    creds = run.stack.exporter
+    assert creds is not None, "the step needs credentials:exporter"
+    return creds
+
+
+def terminate_exporter_sessions(run: Run) -> int:
+    """End every session of the exporter's role (it reconnects and meets the new settings)."""
+    role = exporter_creds(run).postgres_user
+    rows = _admin(run, "terminate the exporter's sessions", sql.SQL(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = %s"), (role,))
+    return int(rows[0][0]) if rows else 0
+
+
+def probe_as_exporter(run: Run, query: str = "SELECT 1", timeout_s: float = 2.0) -> str:
+    """What the exporter's role gets now for ``query`` (straight to the server): ``ok`` or the error."""
+    try:
+        with psycopg.connect(run.stack.exporter_postgres_dsn(proxied=False), connect_timeout=2,
+                             options=f"-c lock_timeout={int(timeout_s * 1000)}") as conn:
+            conn.execute(sql.SQL(query))
+            return "ok"
+    except psycopg.Error as exc:
+        return f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[0]}"
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class PostgresLockTable(StepKind):
+    """Another session holds a lock of ``mode`` on the source table for the window (ACCESS
+    EXCLUSIVE blocks even reads: the exporter's queries wait, then time out)."""
+
+    kind_name: ClassVar[str] = "postgres_lock_table"
+    mode: LockMode = "ACCESS EXCLUSIVE"
+
+    def describe(self) -> str:
+        return f"postgres table lock {self.mode} held"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({"admin:postgres"})
+
+    def apply(self, run: Run, record: StepRecord) -> Any:
+        conn = admin_connection(run)
+        run.closers.append(conn.close)  # closing the session releases the lock, whatever happens
+        try:
+            conn.autocommit = False
+            conn.execute(sql.SQL("LOCK TABLE {} IN {} MODE").format(sql.Identifier(run.ctx.source_table),
+                                                                    sql.SQL(self.mode)))
+            held = conn.execute("SELECT mode, granted FROM pg_locks WHERE relation = %s::regclass AND pid = "
+                                "pg_backend_pid()", (run.ctx.source_table,)).fetchall()
+        except psycopg.Error as exc:
+            conn.close()
+            raise HarnessError(f"postgres: cannot lock {run.ctx.source_table}: {exc}") from exc
+        probe = probe_as_exporter(run, f"SELECT count(*) FROM {run.ctx.source_table}", timeout_s=0.5)
+        record.evidence = f"lock held: {held}; a read as the exporter: {probe}"
+        return conn
+
+    def remove(self, run: Run, handle: psycopg.Connection[Any], record: StepRecord) -> None:
+        handle.rollback()
+        handle.close()
+
+
+class _RoleFault(StepKind):
+    """A change to the exporter's role, in force for new sessions: its sessions are ended at apply
+    so that it meets the change at once; the role is restored in full when the window ends."""
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({"admin:postgres", "credentials:exporter"})
+
+    def change(self, role: sql.Identifier) -> sql.Composed:
+        raise NotImplementedError
+
+    def apply(self, run: Run, record: StepRecord) -> Any:
+        creds = exporter_creds(run)
+        run.closers.append(lambda: provision_postgres(run.stack, creds))
+        _admin(run, self.describe(), self.change(sql.Identifier(creds.postgres_user)))
+        ended = terminate_exporter_sessions(run)
+        record.evidence = f"{ended} exporter session(s) ended; a new one gets: {probe_as_exporter(run, self.probe)}"
+
+    probe: ClassVar[str] = "SELECT 1"
+
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+        provision_postgres(run.stack, exporter_creds(run))
+        record.evidence += f"; after: {probe_as_exporter(run, self.probe)}"
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class PostgresConnectionLimit(_RoleFault):
+    """The exporter's role may open at most ``limit`` connections (0: every connection refused)."""
+
+    kind_name: ClassVar[str] = "postgres_connection_limit"
+    limit: Annotated[int, Field(ge=0, le=10_000)] = 0
+
+    def describe(self) -> str:
+        return f"postgres connection limit {self.limit} for the exporter"
+
+    def change(self, role: sql.Identifier) -> sql.Composed:
+        return sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(role, sql.Literal(self.limit))
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class PostgresReadOnly(_RoleFault):
+    """The exporter's transactions are read-only (``default_transaction_read_only``)."""
+
+    kind_name: ClassVar[str] = "postgres_read_only"
+    probe: ClassVar[str] = "CREATE TEMP TABLE faultline_probe (x int)"
+
+    def describe(self) -> str:
+        return "postgres transactions read-only for the exporter"
+
+    def change(self, role: sql.Identifier) -> sql.Composed:
+        return sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role)
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class PostgresStatementTimeout(_RoleFault):
+    """Every statement of the exporter's role is cancelled after ``timeout_ms``."""
+
+    kind_name: ClassVar[str] = "postgres_statement_timeout"
+    timeout_ms: Annotated[int, Field(ge=1, le=3_600_000)] = 5
+    probe: ClassVar[str] = "SELECT pg_sleep(0.2)"
+
+    def describe(self) -> str:
+        return f"postgres statement timeout {self.timeout_ms} ms for the exporter"
+
+    def change(self, role: sql.Identifier) -> sql.Composed:
+        return sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(role, sql.Literal(self.timeout_ms))
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class PostgresTerminateSessions(StepKind):
+    """The exporter's sessions are terminated at apply and, with ``every_s``, again and again
+    through the window (a flapping server side: each reconnect works until the next cut)."""
+
+    kind_name: ClassVar[str] = "postgres_terminate_sessions"
+    every_s: Annotated[float, Field(gt=0.05, le=3600)] | None = None
+
+    def describe(self) -> str:
+        return "postgres ends the exporter's sessions" + (f" every {self.every_s}s" if self.every_s else "")
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({"admin:postgres", "credentials:exporter"})
+
+    def apply(self, run: Run, record: StepRecord) -> Any:
+        ended = [terminate_exporter_sessions(run)]
+        record.evidence = f"{ended[0]} exporter session(s) ended"
+        stop = threading.Event()
+        if self.every_s is None:
+            return stop, ended, None
+        interval = self.every_s
+
+        def again() -> None:
+            while not stop.wait(interval):
+                try:
+                    ended.append(terminate_exporter_sessions(run))
+                except HarnessError:
+                    return  # the server is away (another fault): nothing to end; the window goes on
+        thread = threading.Thread(target=again, name="terminate-sessions", daemon=True)
+        thread.start()
+        run.closers.append(stop.set)
+        return stop, ended, thread
+
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+        stop, ended, thread = handle
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=10)
+        record.evidence = f"{sum(ended)} exporter session(s) ended in {len(ended)} round(s)"

@@ -1,0 +1,173 @@
+"""Redis answering with errors while the link is fine, applied through its own admin commands
+(CONFIG SET, REPLICAOF, ACL SETUSER, CLIENT PAUSE) and undone when the window ends. Each reads
+the server's answer back as evidence: a write made as the exporter's user is refused."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+import redis
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from harness.credentials import provision_redis
+from harness.errors import HarnessError
+from harness.redis_client import direct_client
+from harness.services.executor import free_port
+from harness.steps import step_kind
+from harness.steps.base import STRICT, Problem, StepKind
+
+if TYPE_CHECKING:
+    from harness.journal import StepRecord
+    from harness.run import Run
+
+ADMIN_TIMEOUT_S = 5.0
+
+
+def admin(run: Run) -> redis.Redis:
+    return direct_client(run.stack.admin_url("redis"), timeout=ADMIN_TIMEOUT_S)
+
+
+def as_exporter(run: Run, timeout: float = 1.0) -> redis.Redis:
+    """A client with the exporter's own credentials, straight to the server: what it would be told."""
+    return direct_client(run.stack.exporter_redis_url(proxied=False), timeout=timeout)
+
+
+def probe_write(run: Run, timeout: float = 1.0) -> str:
+    """What a write as the exporter's user gets now: ``OK`` or the server's refusal."""
+    client = as_exporter(run, timeout)
+    try:
+        client.set(f"faultline:probe:{run.ctx.namespace}", "1")
+        return "OK"
+    except redis.TimeoutError:
+        return f"no answer within {timeout}s"
+    except redis.RedisError as exc:
+        return f"{exc.__class__.__name__}: {exc}"
+    finally:
+        client.close()
+
+
+def _admin_call(run: Run, what: str, *command: Any) -> Any:
+    client = admin(run)
+    try:
+        return client.execute_command(*command)
+    except redis.RedisError as exc:
+        raise HarnessError(f"redis: cannot {what}: {exc.__class__.__name__}: {exc}") from exc
+    finally:
+        client.close()
+
+
+def _config_get(run: Run, key: str) -> str:
+    client = admin(run)
+    try:
+        return str(client.config_get(key)[key])
+    except (redis.RedisError, KeyError) as exc:
+        raise HarnessError(f"redis: cannot read {key}: {exc.__class__.__name__}: {exc}") from exc
+    finally:
+        client.close()
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class RedisRefuseWrites(StepKind):
+    """Redis refuses every write for the window: ``oom`` (maxmemory 1 with noeviction),
+    ``noreplicas`` (min-replicas-to-write 1 with none attached) or ``readonly`` (made a replica of
+    a master that does not exist; its data stays)."""
+
+    kind_name: ClassVar[str] = "redis_refuse_writes"
+    reason: Literal["oom", "noreplicas", "readonly"] = "oom"
+
+    def describe(self) -> str:
+        return f"redis refuses writes ({self.reason})"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({"admin:redis"})
+
+    def _settings(self) -> dict[str, str]:
+        if self.reason == "oom":
+            return {"maxmemory-policy": "noeviction", "maxmemory": "1"}
+        if self.reason == "noreplicas":
+            return {"min-replicas-to-write": "1", "min-replicas-max-lag": "10"}
+        return {}
+
+    def apply(self, run: Run, record: StepRecord) -> Any:
+        settings = self._settings()
+        saved = {key: _config_get(run, key) for key in settings}
+        run.closers.append(lambda: self._restore(run, saved))  # undone whatever happens before remove
+        for key, value in settings.items():
+            _admin_call(run, f"set {key}", "CONFIG", "SET", key, value)
+        if self.reason == "readonly":
+            _admin_call(run, "make it a replica", "REPLICAOF", "127.0.0.1", str(free_port()))
+        record.evidence = f"a write as the exporter's user: {probe_write(run)}"
+        return saved
+
+    def remove(self, run: Run, handle: dict[str, Any], record: StepRecord) -> None:
+        self._restore(run, handle)
+        record.evidence += f"; after: {probe_write(run)}"
+
+    def _restore(self, run: Run, saved: dict[str, Any]) -> None:
+        if self.reason == "readonly":
+            _admin_call(run, "make it a master again", "REPLICAOF", "NO", "ONE")
+        for key, value in saved.items():
+            _admin_call(run, f"restore {key}", "CONFIG", "SET", key, value)
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class RedisDenyCommands(StepKind):
+    """The exporter's ACL user is denied these commands for the window (NOPERM); the harness's
+    own user is untouched, so its reads still see everything."""
+
+    kind_name: ClassVar[str] = "redis_deny_commands"
+    commands: tuple[Annotated[str, Field(pattern=r"^[A-Za-z|]{1,40}$")], ...] = ("xadd",)
+
+    def describe(self) -> str:
+        return f"redis denies the exporter {', '.join(self.commands)}"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({"admin:redis", "credentials:exporter"})
+
+    def check(self) -> Problem | None:
+        return None if self.commands else Problem("commands", "name at least one command to deny")
+
+    def apply(self, run: Run, record: StepRecord) -> Any:
+        creds = run.stack.exporter
+        assert creds is not None, "needs credentials:exporter"
+        run.closers.append(lambda: provision_redis(run.stack, creds))
+        _admin_call(run, "change the exporter's ACL", "ACL", "SETUSER", creds.redis_user,
+                    *(f"-{c.lower()}" for c in self.commands))
+        client = admin(run)
+        try:
+            rules = client.acl_getuser(creds.redis_user) or {}
+        finally:
+            client.close()
+        record.evidence = f"ACL of {creds.redis_user}: {rules.get('commands', '?')}"
+
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+        assert run.stack.exporter is not None
+        provision_redis(run.stack, run.stack.exporter)
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class RedisClientPause(StepKind):
+    """``CLIENT PAUSE``: every client stalls (``all``) or only writes do (``write``) for the window."""
+
+    kind_name: ClassVar[str] = "redis_client_pause"
+    mode: Literal["write", "all"] = "write"
+
+    def describe(self) -> str:
+        return f"redis clients paused ({self.mode})"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({"admin:redis"})
+
+    def apply(self, run: Run, record: StepRecord) -> Any:
+        window_ms = int((record.window_s or run.scenario.during_s) * 1000) + 5000  # ended by remove, not by Redis
+        run.closers.append(lambda: _admin_call(run, "unpause clients", "CLIENT", "UNPAUSE"))
+        _admin_call(run, "pause clients", "CLIENT", "PAUSE", str(window_ms), self.mode.upper())
+        record.evidence = f"a write as the exporter's user: {probe_write(run, timeout=0.5)}"
+
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+        _admin_call(run, "unpause clients", "CLIENT", "UNPAUSE")
+        record.evidence += f"; after: {probe_write(run)}"

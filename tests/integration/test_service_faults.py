@@ -1,0 +1,219 @@
+"""Every service fault on the real servers: while it is on, a client with the exporter's own
+credentials, straight to the server, is refused (the harness's administrator is not); after
+the step is removed, service is normal again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from confluent_kafka import KafkaError, Producer
+
+from harness.journal import StepRecord
+from harness.redis_client import direct_client
+from harness.run import Run
+from harness.scenario import (
+    KafkaAddPartitions,
+    KafkaTopicSetting,
+    LinkFlap,
+    PostgresConnectionLimit,
+    PostgresLockTable,
+    PostgresReadOnly,
+    PostgresStatementTimeout,
+    PostgresTerminateSessions,
+    RedisClientPause,
+    RedisDenyCommands,
+    RedisRefuseWrites,
+    Scenario,
+    StepKind,
+)
+from harness.stack import Stack
+from harness.steps.kafka_faults import ensure_topic
+from harness.target import TargetDefinition
+from harness.waiting import wait_for
+
+pytestmark = pytest.mark.faultline
+
+
+@pytest.fixture
+def run(fresh_stack: Stack, tmp_path: Path) -> Iterator[Run]:
+    made = Run(fresh_stack, TargetDefinition.load(), Scenario(name="service_faults", description="d"), tmp_path)
+    made.writer.create()
+    made.writer.insert([("k-1", b"payload")])
+    yield made
+    while made.closers:
+        made.closers.pop()()
+    fresh_stack.reset()
+
+
+Apply = Callable[[StepKind], tuple[StepRecord, Any]]
+
+
+@pytest.fixture
+def apply(run: Run) -> Apply:
+    def do(step: StepKind) -> tuple[StepRecord, Any]:
+        record = StepRecord("during", step.describe(), applied_at=0.0, window_s=5.0)
+        return record, step.apply(run, record)
+    return do
+
+
+def exporter_redis(run: Run, timeout: float = 2.0) -> redis.Redis:
+    return direct_client(run.stack.exporter_redis_url(proxied=False), timeout=timeout)
+
+
+def admin_redis(run: Run) -> redis.Redis:
+    return direct_client(run.stack.redis_url(proxied=False), timeout=2.0)
+
+
+def refusal(action: Callable[[], object]) -> str:
+    try:
+        action()
+    except (redis.RedisError, psycopg.Error) as exc:
+        return f"{exc.__class__.__name__}: {exc}"
+    return "accepted"
+
+
+# -- Redis -----------------------------------------------------------------------------------------
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("reason", "refused"), [("oom", "OutOfMemoryError"), ("noreplicas", "NOREPLICAS"),
+                                                 ("readonly", "ReadOnlyError")])
+def test_redis_refuses_writes_while_on_and_accepts_them_after(run: Run, apply: Apply, reason: str,
+                                                              refused: str) -> None:
+    client, key = exporter_redis(run), f"{run.ctx.namespace}:{reason}"
+    step = RedisRefuseWrites(reason)  # type: ignore[arg-type]
+    record, handle = apply(step)
+    assert refused in refusal(lambda: client.set(key, "v")) and refused in record.evidence
+    assert client.get(key) is None  # reads still answered
+    step.remove(run, handle, record)
+    assert client.set(key, "v") is True and "after: OK" in record.evidence
+
+
+@pytest.mark.timeout(60)
+def test_redis_denies_commands_to_the_exporter_only(run: Run, apply: Apply) -> None:
+    client, admin = exporter_redis(run), admin_redis(run)
+    step = RedisDenyCommands(("xadd", "xreadgroup"))
+    record, handle = apply(step)
+    assert "NoPermissionError" in refusal(lambda: client.xadd("s", {"a": "1"}))
+    assert admin.xadd("s", {"a": "1"})  # the harness is not blinded
+    assert "-xadd" in record.evidence
+    step.remove(run, handle, record)
+    assert client.xadd("s", {"a": "2"})
+
+
+@pytest.mark.timeout(60)
+def test_redis_client_pause_stalls_writes_and_ends(run: Run, apply: Apply) -> None:
+    client = exporter_redis(run, timeout=0.5)
+    step = RedisClientPause("write")
+    record, handle = apply(step)
+    assert "TimeoutError" in refusal(lambda: client.set("k", "v"))
+    assert "no answer" in record.evidence
+    step.remove(run, handle, record)
+    fresh = exporter_redis(run)
+    assert fresh.set("k", "v") is True
+
+
+# -- Postgres ---------------------------------------------------------------------------------------
+def exporter_query(run: Run, query: str, lock_timeout_ms: int = 500) -> str:
+    def go() -> None:
+        with psycopg.connect(run.stack.exporter_postgres_dsn(proxied=False), connect_timeout=3,
+                             options=f"-c lock_timeout={lock_timeout_ms}") as conn:
+            conn.execute(query)  # type: ignore[arg-type]
+    return refusal(go)
+
+
+@pytest.mark.timeout(60)
+def test_postgres_table_lock_blocks_the_exporters_reads_until_released(run: Run, apply: Apply) -> None:
+    read = f"SELECT count(*) FROM {run.ctx.source_table}"
+    step = PostgresLockTable("ACCESS EXCLUSIVE")
+    record, handle = apply(step)
+    assert "LockNotAvailable" in exporter_query(run, read) and "AccessExclusiveLock" in record.evidence
+    step.remove(run, handle, record)
+    assert exporter_query(run, read) == "accepted"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("step", "query", "refused"), [
+    (PostgresConnectionLimit(0), "SELECT 1", "too many connections for role"),
+    (PostgresReadOnly(), "CREATE TEMP TABLE t (x int)", "ReadOnlySqlTransaction"),
+    (PostgresStatementTimeout(50), "SELECT pg_sleep(0.5)", "QueryCanceled"),
+])
+def test_postgres_role_faults_refuse_the_exporter_and_not_the_harness(run: Run, apply: Apply, step: StepKind,
+                                                                    query: str, refused: str) -> None:
+    record, handle = apply(step)
+    assert refused in exporter_query(run, query), record.evidence
+    assert refused in record.evidence or "ok" not in record.evidence.split("gets: ")[-1]
+    with psycopg.connect(run.stack.postgres_dsn(proxied=False), connect_timeout=3) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)  # the harness's own role is untouched
+    step.remove(run, handle, record)
+    assert exporter_query(run, query) == "accepted"
+
+
+@pytest.mark.timeout(60)
+def test_postgres_terminates_the_exporters_sessions_again_and_again(run: Run, apply: Apply) -> None:
+    conn = psycopg.connect(run.stack.exporter_postgres_dsn(proxied=False), autocommit=True)
+    step = PostgresTerminateSessions(every_s=0.2)
+    record, handle = apply(step)
+    assert "SELECT" not in refusal(lambda: conn.execute("SELECT 1"))
+    assert conn.closed or "terminat" in refusal(lambda: conn.execute("SELECT 1")).lower()
+    second = psycopg.connect(run.stack.exporter_postgres_dsn(proxied=False), autocommit=True)
+    wait_for(lambda: "accepted" != refusal(lambda: second.execute("SELECT 1")), timeout=5, interval=0.05,
+             what="a new exporter session to be ended too")
+    step.remove(run, handle, record)
+    assert "round(s)" in record.evidence
+    with psycopg.connect(run.stack.exporter_postgres_dsn(proxied=False)) as third:
+        assert third.execute("SELECT 1").fetchone() == (1,)
+
+
+# -- Kafka --------------------------------------------------------------------------------------------
+def produce(run: Run, size: int) -> KafkaError | None:
+    producer = Producer({"bootstrap.servers": run.stack.kafka_bootstrap(proxied=False), "linger.ms": 0})
+    reports: list[KafkaError | None] = []
+    producer.produce(run.sink("kafka_topic"), b"x" * size, on_delivery=lambda err, _msg: reports.append(err))
+    producer.flush(15)
+    assert reports, "no delivery report"
+    return reports[0]
+
+
+@pytest.mark.timeout(90)
+def test_kafka_topic_setting_refuses_large_records_and_is_restored(run: Run, apply: Apply) -> None:
+    step = KafkaTopicSetting("max.message.bytes", "2000")
+    record, handle = apply(step)
+    assert "-> 2000" in record.evidence
+    err = produce(run, 5000)
+    assert err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
+    assert produce(run, 100) is None
+    step.remove(run, handle, record)
+    assert produce(run, 5000) is None
+
+
+@pytest.mark.timeout(90)
+def test_kafka_partitions_are_added(run: Run, apply: Apply) -> None:
+    ensure_topic(run)
+    record, _handle = apply(KafkaAddPartitions(3))
+    assert "has 3 partitions" in record.evidence
+    assert produce(run, 100) is None
+
+
+# -- intermittent links ---------------------------------------------------------------------------------
+@pytest.mark.timeout(60)
+def test_a_flapping_link_goes_down_and_up_and_ends_up(run: Run, apply: Apply) -> None:
+    proxied = direct_client(run.stack.redis_url(proxied=True), timeout=0.3)
+    seen: set[bool] = set()
+
+    def both() -> bool:
+        try:
+            seen.add(bool(proxied.ping()))
+        except redis.RedisError:
+            seen.add(False)
+        return seen == {True, False}
+
+    step = LinkFlap("redis", down_s=0.3, up_s=0.3)
+    record, handle = apply(step)
+    wait_for(both, timeout=10, interval=0.05, what="the flapping link to be seen down and up")
+    step.remove(run, handle, record)
+    assert "went down" in record.evidence and "enabled=True" in record.evidence
+    assert direct_client(run.stack.redis_url(proxied=True), timeout=2).ping() is True
