@@ -32,6 +32,7 @@ from exporter.config import Config
 from exporter.encoding import decode_payload, encode_text
 from exporter.errors import ExporterError, JobError, PermanentRecordError, TransientError
 from exporter.files import append_durably, fsync_dir
+from exporter.source import SESSION_OPTIONS
 
 log = logging.getLogger("exporter.jobs")
 
@@ -110,7 +111,7 @@ class JobManager:
         self.pool = ConnectionPool(config.postgres_dsn, min_size=0, max_size=JOB_WORKERS + 8, open=False,
                                    timeout=config.postgres_timeout_s,
                                    kwargs={"connect_timeout": max(1, int(config.postgres_timeout_s)),
-                                           "autocommit": True},
+                                           "autocommit": True, "options": SESSION_OPTIONS},
                                    name="export-jobs")
         self._pool_opened = False
         self.buffer = Buffer(config)  # thread-safe (redis-py pools its connections)

@@ -132,6 +132,18 @@ def _watchdog(conn: psycopg.Connection, seconds: float) -> Iterator[threading.Ev
         timer.cancel()
 
 
+# Our deadlines are client-side (the watchdog shuts the socket): the server would go on waiting
+# (on a lock, say) for a client that left, one session more per retry until connections ran out.
+# With this it checks every second that the client is still there and ends the session if not.
+# A connection option that sets no timeout of its own, so a role's statement_timeout still holds.
+SESSION_OPTIONS = "-c client_connection_check_interval=1000"
+
+
+def connect(config: Config, **kwargs: object) -> psycopg.Connection:
+    return psycopg.connect(config.postgres_dsn, connect_timeout=max(1, int(config.postgres_timeout_s)),
+                           options=SESSION_OPTIONS, **kwargs)  # type: ignore[arg-type]
+
+
 class Source:
     def __init__(self, config: Config, stage: str = "source") -> None:
         self.config = config
@@ -140,8 +152,7 @@ class Source:
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
-            timeout = max(1, int(self.config.postgres_timeout_s))
-            self._conn = psycopg.connect(self.config.postgres_dsn, connect_timeout=timeout, autocommit=True)
+            self._conn = connect(self.config, autocommit=True)
         return self._conn
 
     def close(self) -> None:

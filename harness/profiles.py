@@ -68,6 +68,12 @@ def _hostile(rng: random.Random, i: int, size: int) -> bytes:
     return _mixed(rng, i, 80)
 
 
+def _size_mix(rng: random.Random, i: int, size: int) -> bytes:
+    """Mostly small records, every twentieth ``size`` bytes: a topic whose record limit is lowered
+    between the two refuses the large ones alone, and whole batches of the small ones."""
+    return _ascii(rng, i, size) if i % 20 == 7 else _ascii(rng, i, 150)
+
+
 HOSTILE_BAD_SHARE = 0.2  # rows of the hostile profile that can never be delivered
 
 PROFILES: dict[str, Callable[[random.Random, int, int], bytes]] = {
@@ -78,6 +84,7 @@ PROFILES: dict[str, Callable[[random.Random, int, int], bytes]] = {
     "encoding_faults_gbk": _gbk_faults,
     "encoding_faults_utf8": _invalid_utf8,
     "hostile": _hostile,
+    "size_mix": _size_mix,
 }
 
 

@@ -46,10 +46,9 @@ class HeldWrite:
         try:
             self._conn.commit()
             outcome = "ok"
-        except psycopg.OperationalError:
-            outcome = "indeterminate"  # the link broke during COMMIT: it may or may not have happened
         except psycopg.Error:
-            outcome = "failed"
+            # The link broke during COMMIT: it may or may not have happened. An answer: it did not.
+            outcome = "indeterminate" if self._conn.broken else "failed"
         finally:
             self._conn.close()
         return [Written(self.ids[k] if outcome == "ok" else None, k, p, outcome) for k, p in self.rows]
@@ -65,6 +64,12 @@ class HeldWrite:
         self.rollback()
 
 
+# The harness's writes wait a bounded time: a scenario that locks the source table must not stall
+# its own timeline (the lock is released by a later event of it). A write that waited too long
+# is refused by the server, so it is known not to have happened.
+WRITER_OPTIONS = "-c lock_timeout=1000 -c statement_timeout=30000"
+
+
 class SourceWriter:
     """Writes through a fresh connection per insert by default (a broken one never lingers);
     ``keep_open`` reuses one until it breaks (Locust users writing hundreds of times a second)."""
@@ -77,8 +82,8 @@ class SourceWriter:
         self.keep_open = keep_open
         self._open: psycopg.Connection | None = None
 
-    def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(self.dsn, connect_timeout=10, autocommit=True)
+    def _connect(self, autocommit: bool = True) -> psycopg.Connection:
+        return psycopg.connect(self.dsn, connect_timeout=10, autocommit=autocommit, options=WRITER_OPTIONS)
 
     def close(self) -> None:
         if self._open is not None:
@@ -105,7 +110,7 @@ class SourceWriter:
     def begin(self, rows: list[tuple[str, bytes]]) -> HeldWrite:
         """Insert ``rows`` in a transaction left open: their ids are taken now, their commit comes
         when the caller says (writes committed meanwhile get higher ids but are visible first)."""
-        conn = psycopg.connect(self.dsn, connect_timeout=10, autocommit=False)
+        conn = self._connect(autocommit=False)
         try:
             returned = conn.execute(self._insert_query(), ([k for k, _ in rows], [p for _, p in rows])).fetchall()
         except psycopg.Error:
@@ -122,12 +127,13 @@ class SourceWriter:
             return [Written(None, k, p, "failed") for k, p in rows]  # never reached the database
         try:
             returned = conn.execute(query, ([k for k, _ in rows], [p for _, p in rows])).fetchall()
-        except psycopg.OperationalError:
-            # The connection broke mid-statement: the commit may or may not have happened.
-            conn.close()
-            self._open = None
-            return [Written(None, k, p, "indeterminate") for k, p in rows]
         except psycopg.Error:
+            if conn.broken or conn.closed:
+                # The connection broke mid-statement: the commit may or may not have happened.
+                conn.close()
+                self._open = None
+                return [Written(None, k, p, "indeterminate") for k, p in rows]
+            # The server answered with an error (a lock wait timed out, a constraint): not written.
             return [Written(None, k, p, "failed") for k, p in rows]
         finally:
             if not self.keep_open:

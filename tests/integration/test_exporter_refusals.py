@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 import redis
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
@@ -110,3 +111,29 @@ def test_a_batch_too_large_is_retried_record_by_record_and_only_records_too_larg
     assert set(letters) == big, f"dead-lettered {sorted(set(letters) - big)[:10]} that the broker accepts alone"
     assert set(letters.values()) == {"too_large"}
     assert exporter.metric_total("delivered") >= len(small | first)
+
+
+def _exporter_sessions(stack: Stack) -> int:
+    with psycopg.connect(stack.postgres_dsn(proxied=False), autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s",
+                           (stack.exporter.postgres_user if stack.exporter else "",)).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.timeout(120)
+def test_reads_that_time_out_on_a_lock_do_not_leave_sessions_behind(
+        run_ctx: RunContext, writer: SourceWriter, start_exporter: Start, fresh_stack: Stack) -> None:
+    first = {w.record_id for w in writer.insert(rows("l", 50))}
+    exporter = start_exporter(EXPORTER_POSTGRES_TIMEOUT_S="1", EXPORTER_RETRY_MAX_BACKOFF_S="0.3",
+                              EXPORTER_METADATA_POLL_INTERVAL_S="0.5")
+    wait_for(lambda: first <= delivered(run_ctx), timeout=30, what="the first rows delivered")
+    with psycopg.connect(fresh_stack.postgres_dsn(proxied=False)) as locker:
+        locker.execute(f'LOCK TABLE "{run_ctx.source_table}" IN ACCESS EXCLUSIVE MODE')
+        # Each read times out after 1s and is retried on a new session: a session the server does
+        # not end stays waiting on the lock, one more per retry, until connections run out.
+        wait_for(lambda: exporter.metric_total("retries") >= 8, timeout=30, what="reads to time out and retry")
+        most = _exporter_sessions(fresh_stack)
+        assert most <= 4, f"{most} exporter sessions left waiting on the lock after its reads timed out"
+        locker.rollback()
+    later = {w.record_id for w in writer.insert(rows("m", 50))}
+    wait_for(lambda: later <= delivered(run_ctx), timeout=30, what="rows written after the lock")
