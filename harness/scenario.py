@@ -49,7 +49,7 @@ class ScenarioError(HarnessError):
 from harness.steps import StepKind, StepKindError, by_name, kind_of, registered  # noqa: E402
 from harness.steps.actions import Checkpoint, Export, ExportBurst, Pause, Resume, Write  # noqa: E402
 from harness.steps.disk import DIRECTORIES, DiskFull, ReadOnlyDir  # noqa: E402
-from harness.steps.kafka_faults import KafkaAddPartitions, KafkaTopicSetting  # noqa: E402
+from harness.steps.kafka_faults import KafkaAddPartitions, KafkaQuota, KafkaTopicSetting  # noqa: E402
 from harness.steps.load import LOAD_KINDS, Load  # noqa: E402
 from harness.steps.network import LinkDown, LinkFlap, Toxic  # noqa: E402
 from harness.steps.postgres_faults import (  # noqa: E402
@@ -59,15 +59,21 @@ from harness.steps.postgres_faults import (  # noqa: E402
     PostgresStatementTimeout,
     PostgresTerminateSessions,
 )
-from harness.steps.process import FreezeExporter, KillExporter, RestartService  # noqa: E402
-from harness.steps.redis_faults import RedisClientPause, RedisDenyCommands, RedisRefuseWrites  # noqa: E402
+from harness.steps.process import FreezeExporter, KillExporter, RestartService, ServiceMoves  # noqa: E402
+from harness.steps.redis_faults import (  # noqa: E402
+    RedisClientPause,
+    RedisDenyCommands,
+    RedisRefuseConnections,
+    RedisRefuseWrites,
+)
 from harness.steps.source import HeldTransaction  # noqa: E402
 
 __all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "DiskFull", "Expect", "Export", "ExportBurst",
-           "FreezeExporter", "HeldTransaction", "KafkaAddPartitions", "KafkaTopicSetting", "KillExporter", "LinkDown",
+           "FreezeExporter", "HeldTransaction", "KafkaAddPartitions", "KafkaQuota", "KafkaTopicSetting",
+           "KillExporter", "LinkDown",
            "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable", "PostgresReadOnly",
            "PostgresStatementTimeout", "PostgresTerminateSessions", "ReadOnlyDir", "RedisClientPause",
-           "RedisDenyCommands", "RedisRefuseWrites",
+           "RedisDenyCommands", "RedisRefuseConnections", "RedisRefuseWrites", "ServiceMoves",
            "Reproduction", "RestartService", "Resume", "Scenario", "ScenarioError", "Step", "StepKind", "Toxic",
            "Workload", "Write", "by_name", "check_step", "error_field", "explain", "has_window", "is_fault",
            "kind_of", "registered", "with_load_workers"]

@@ -175,6 +175,15 @@ class ProxyHandle:
         if bool(info.get("enabled")) is not enabled:
             raise ToxiproxyError(f"toxiproxy: {self.name} reports enabled={info.get('enabled')} after set to {enabled}")
 
+    def set_upstream(self, upstream: str) -> None:
+        """Point the proxy at a server's new address (a failover, a broker back on another port)."""
+        info = self.client._call("PATCH", f"/proxies/{self.name}", f"re-point {self.name} to {upstream}",
+                                 json={"upstream": upstream}).json()
+        if info.get("upstream") != upstream:
+            raise ToxiproxyError(f"toxiproxy: {self.name} reports upstream {info.get('upstream')} after set to "
+                                 f"{upstream}")
+        self.upstream = upstream
+
     def disable(self) -> None:
         self.set_enabled(False)
 

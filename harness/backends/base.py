@@ -6,6 +6,7 @@ import os
 from abc import ABC, abstractmethod
 from types import TracebackType
 
+from harness.errors import HarnessError
 from harness.lifecycle import StopAtExit
 from harness.stack import Stack
 
@@ -93,7 +94,23 @@ class Backend(ABC):
         ``restart:<service>``, or a team's own), or None when it can."""
         if capability == "root" and os.geteuid() != 0:
             return "this step needs root (it mounts a tmpfs or sets the immutable flag)"
+        if capability.startswith("tool:") and capability.removeprefix("tool:") not in self.tools:
+            return f"the {self.name} backend cannot run {capability.removeprefix('tool:')} against its servers"
+        if capability.startswith("move:") and capability.removeprefix("move:") not in self.movable:
+            return f"the {self.name} backend cannot bring {capability.removeprefix('move:')} back on a new address"
         return self._stack_lacks(capability)
+
+    movable: frozenset[str] = frozenset()  # servers this backend can restart on a new address
+    tools: frozenset[str] = frozenset()  # server-side admin tools it can run (``tool:<name>``)
+
+    def kafka_configs(self, args: list[str]) -> str:
+        """Run Kafka's ``kafka-configs`` against the broker (client quotas); needs ``tool:kafka-configs``."""
+        raise HarnessError(f"the {self.name} backend cannot run kafka-configs")
+
+    def start_service_moved(self, service: str) -> None:
+        """Start a stopped server on new ports, with its proxy pointed at it (a failover, a broker
+        that came back elsewhere); only for the servers in ``movable``."""
+        raise HarnessError(f"the {self.name} backend cannot move {service}")
 
     def _stack_lacks(self, capability: str) -> str | None:
         """What the running stack cannot offer: administrator access to a server, or credentials

@@ -171,6 +171,32 @@ class LocalBackend(Backend):
         if service == "toxiproxy":
             self._create_proxies()
 
+    movable = frozenset({"kafka"})
+    tools = frozenset({"kafka-configs"})
+
+    def kafka_configs(self, args: list[str]) -> str:
+        kafka = self.servers["kafka"]
+        assert isinstance(kafka, KafkaServer)
+        return kafka.config_command(args)
+
+    def start_service_moved(self, service: str) -> None:
+        if service not in self.movable:
+            raise HarnessError(f"the local backend moves only {', '.join(sorted(self.movable))}, not {service}")
+        kafka = self.servers["kafka"]
+        assert isinstance(kafka, KafkaServer)
+        if "kafka" in self.executors:
+            raise HarnessError("stop kafka before moving it")
+        kafka.port, kafka.direct_port = free_port(), free_port()  # the controller stays: same quorum
+        kafka.write_properties()
+        self._launch("kafka")
+        client = ToxiproxyClient(HOST, self.servers["toxiproxy"].port)
+        try:
+            client.proxy("kafka").set_upstream(f"{HOST}:{kafka.port}")
+        finally:
+            client.close()
+        if self._stack is not None:
+            self._stack.kafka = Link("kafka", Endpoint(HOST, kafka.direct_port), self._stack.kafka.proxied)
+
     def wipe_service_data(self, service: str) -> None:
         if service != "redis":
             raise HarnessError(f"wiping data is supported for redis only, not {service}")

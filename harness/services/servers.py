@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypedDict
 
-from harness.errors import ServiceStartError, SetupError
+from harness.errors import HarnessError, ServiceStartError, SetupError
 from harness.provision import require
 from harness.provision.commands import tail
 from harness.services import probes
@@ -173,6 +173,19 @@ class KafkaServer(Server):
 
     def prepare(self) -> None:
         super().prepare()
+        self.write_properties()
+        (self.root / "log4j.properties").write_text(_KAFKA_LOG4J)
+        java = require("java").path
+        proc = subprocess.run(
+            [java, *self._jvm_classpath(), "kafka.tools.StorageTool", "format", "-t", self.cluster_id,
+             "-c", str(self.properties_path), "--ignore-formatted"],
+            capture_output=True, text=True, check=False, timeout=120)
+        if proc.returncode != 0:
+            raise ServiceStartError(self.name, f"storage format failed ({proc.returncode}): "
+                                    f"{(proc.stdout + proc.stderr).strip()[-2000:]}")
+
+    def write_properties(self) -> None:
+        """server.properties for the current ports (written again when the broker moves)."""
         data = self.root / "data"
         props = {
             "process.roles": "broker,controller",
@@ -197,15 +210,18 @@ class KafkaServer(Server):
             "message.max.bytes": "1048588",
         }
         self.properties_path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        (self.root / "log4j.properties").write_text(_KAFKA_LOG4J)
+
+    def config_command(self, args: list[str], timeout: float = 60.0) -> str:
+        """Kafka's own ``kafka-configs`` (ConfigCommand) against this broker: client quotas have no
+        admin call in librdkafka. Returns its output; a failure is a HarnessError with that output."""
         java = require("java").path
-        proc = subprocess.run(
-            [java, *self._jvm_classpath(), "kafka.tools.StorageTool", "format", "-t", self.cluster_id,
-             "-c", str(self.properties_path), "--ignore-formatted"],
-            capture_output=True, text=True, check=False, timeout=120)
+        proc = subprocess.run([java, *self._jvm_classpath(), "kafka.admin.ConfigCommand", "--bootstrap-server",
+                               f"{HOST}:{self.direct_port}", *args],
+                              capture_output=True, text=True, check=False, timeout=timeout)
         if proc.returncode != 0:
-            raise ServiceStartError(self.name, f"storage format failed ({proc.returncode}): "
-                                    f"{(proc.stdout + proc.stderr).strip()[-2000:]}")
+            raise HarnessError(f"kafka-configs {' '.join(args)} failed ({proc.returncode}): "
+                               f"{(proc.stdout + proc.stderr).strip()[-1000:]}")
+        return proc.stdout.strip()
 
     def _jvm_classpath(self) -> list[str]:
         libs = Path(require("kafka").path)

@@ -137,3 +137,39 @@ class KafkaAddPartitions(StepKind):
             raise HarnessError(f"kafka: cannot grow {topic} to {self.total} partitions: {exc}") from exc
         partitions = len(client.list_topics(topic, timeout=ADMIN_TIMEOUT_S).topics[topic].partitions)
         record.evidence = f"{topic} has {partitions} partitions (read back from the broker)"
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class KafkaQuota(StepKind):
+    """The broker throttles the exporter's client id to ``producer_byte_rate`` bytes a second for
+    the window (a client quota): sends slow down and may time out, never vanish."""
+
+    kind_name: ClassVar[str] = "kafka_quota"
+    producer_byte_rate: Annotated[int, Field(ge=1, le=10**12)] = 10_000
+
+    def describe(self) -> str:
+        return f"kafka throttles the exporter to {self.producer_byte_rate} bytes/s"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({"admin:kafka", "tool:kafka-configs", "credentials:exporter"})
+
+    def _entity(self, run: Run) -> list[str]:
+        return ["--entity-type", "clients", "--entity-name", run.stack.kafka_client_id]
+
+    def apply(self, run: Run, record: StepRecord) -> Any:
+        backend = run.stack.backend
+        run.closers.append(lambda: self._clear(run))
+        backend.kafka_configs(["--alter", *self._entity(run), "--add-config",
+                               f"producer_byte_rate={self.producer_byte_rate}"])
+        shown = backend.kafka_configs(["--describe", *self._entity(run)])
+        record.evidence = f"quota read back: {shown}"
+
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+        self._clear(run)
+        record.evidence += f"; after: {run.stack.backend.kafka_configs(['--describe', *self._entity(run)]) or 'none'}"
+
+    def _clear(self, run: Run) -> None:
+        shown = run.stack.backend.kafka_configs(["--describe", *self._entity(run)])
+        if "producer_byte_rate" in shown:
+            run.stack.backend.kafka_configs(["--alter", *self._entity(run), "--delete-config", "producer_byte_rate"])

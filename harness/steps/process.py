@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic.dataclasses import dataclass
 
@@ -84,3 +84,32 @@ class RestartService(StepKind):
 
     def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
         run.stack.start(self.service)
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class ServiceMoves(StepKind):
+    """A server is stopped for the window and comes back on new ports, its proxy following it
+    (a broker replaced, a failover to another address): clients that cached its address must
+    find it again."""
+
+    kind_name: ClassVar[str] = "service_moves"
+    service: Literal["kafka"] = "kafka"
+
+    def describe(self) -> str:
+        return f"{self.service} stopped, back on a new port"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({f"restart:{self.service}", f"move:{self.service}"})
+
+    def apply(self, run: Run, record: StepRecord) -> Any:
+        before = run.stack.link(self.service).direct.address
+        run.stack.stop(self.service)
+        record.evidence = f"{self.service} stopped (was at {before})"
+        return before
+
+    def remove(self, run: Run, handle: str, record: StepRecord) -> None:
+        run.stack.backend.start_service_moved(self.service)
+        proxy = run.stack.proxy(self.service)
+        record.evidence += (f"; back at {run.stack.link(self.service).direct.address}, proxy upstream "
+                            f"{proxy.upstream}")

@@ -4,7 +4,8 @@ the server's answer back as evidence: a write made as the exporter's user is ref
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+import threading
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
 
 import redis
 from pydantic import Field
@@ -171,3 +172,63 @@ class RedisClientPause(StepKind):
     def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
         _admin_call(run, "unpause clients", "CLIENT", "UNPAUSE")
         record.evidence += f"; after: {probe_write(run)}"
+
+
+def auth_failures(run: Run, user: str) -> int:
+    """Failed logins of ``user`` that Redis's ACL LOG counted (repeats are folded into a count)."""
+    client = admin(run)
+    try:
+        entries: list[dict[str, Any]] = cast(Any, client.acl_log(count=128))
+    except redis.RedisError as exc:
+        raise HarnessError(f"redis: cannot read the ACL log: {exc}") from exc
+    finally:
+        client.close()
+    return sum(int(str(e.get("count", 1))) for e in entries
+               if e.get("reason") == "auth" and e.get("username") == user)
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class RedisRefuseConnections(StepKind):
+    """The first ``count`` logins of the exporter's user fail (the user is disabled), then it is
+    enabled again and every later one succeeds: a fault that passes after some attempts."""
+
+    kind_name: ClassVar[str] = "redis_refuse_connections"
+    count: Annotated[int, Field(ge=1, le=100_000)] = 3
+
+    def describe(self) -> str:
+        return f"redis refuses the exporter's first {self.count} logins"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({"admin:redis", "credentials:exporter"})
+
+    def apply(self, run: Run, record: StepRecord) -> Any:
+        creds = run.stack.exporter
+        assert creds is not None, "needs credentials:exporter"
+        _admin_call(run, "reset the ACL log", "ACL", "LOG", "RESET")
+        run.closers.append(lambda: provision_redis(run.stack, creds))
+        _admin_call(run, "disable the exporter's user", "ACL", "SETUSER", creds.redis_user, "off")
+        # Its open connections stay logged in: they must break (a restart, a failover) to meet this.
+        _admin_call(run, "end the exporter's connections", "CLIENT", "KILL", "USER", creds.redis_user)
+        stop, seen = threading.Event(), [0]
+
+        def watch() -> None:
+            while not stop.wait(0.05):
+                seen[0] = auth_failures(run, creds.redis_user)
+                if seen[0] >= self.count:
+                    provision_redis(run.stack, creds)
+                    return
+
+        thread = threading.Thread(target=watch, name="refuse-logins", daemon=True)
+        run.closers.append(stop.set)
+        thread.start()
+        record.evidence = f"user {creds.redis_user} disabled; a login now: {probe_write(run)}"
+        return stop, thread, seen
+
+    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+        stop, thread, seen = handle
+        stop.set()
+        thread.join(timeout=10)
+        assert run.stack.exporter is not None
+        provision_redis(run.stack, run.stack.exporter)
+        record.evidence += f"; {seen[0]} login(s) refused before it was enabled again"

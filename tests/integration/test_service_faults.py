@@ -18,6 +18,7 @@ from harness.redis_client import direct_client
 from harness.run import Run
 from harness.scenario import (
     KafkaAddPartitions,
+    KafkaQuota,
     KafkaTopicSetting,
     LinkFlap,
     PostgresConnectionLimit,
@@ -27,8 +28,10 @@ from harness.scenario import (
     PostgresTerminateSessions,
     RedisClientPause,
     RedisDenyCommands,
+    RedisRefuseConnections,
     RedisRefuseWrites,
     Scenario,
+    ServiceMoves,
     StepKind,
 )
 from harness.stack import Stack
@@ -169,11 +172,12 @@ def test_postgres_terminates_the_exporters_sessions_again_and_again(run: Run, ap
 
 
 # -- Kafka --------------------------------------------------------------------------------------------
-def produce(run: Run, size: int) -> KafkaError | None:
-    producer = Producer({"bootstrap.servers": run.stack.kafka_bootstrap(proxied=False), "linger.ms": 0})
+def produce(run: Run, size: int, timeout: float = 15) -> KafkaError | None:
+    producer = Producer({"bootstrap.servers": run.stack.kafka_bootstrap(proxied=False), "linger.ms": 0,
+                         "message.timeout.ms": int(timeout * 1000)})
     reports: list[KafkaError | None] = []
     producer.produce(run.sink("kafka_topic"), b"x" * size, on_delivery=lambda err, _msg: reports.append(err))
-    producer.flush(15)
+    producer.flush(timeout + 5)
     assert reports, "no delivery report"
     return reports[0]
 
@@ -217,3 +221,66 @@ def test_a_flapping_link_goes_down_and_up_and_ends_up(run: Run, apply: Apply) ->
     step.remove(run, handle, record)
     assert "went down" in record.evidence and "enabled=True" in record.evidence
     assert direct_client(run.stack.redis_url(proxied=True), timeout=2).ping() is True
+
+
+@pytest.mark.timeout(60)
+def test_redis_refuses_the_first_logins_then_lets_the_exporter_in(run: Run, apply: Apply) -> None:
+    def login() -> str:
+        client = exporter_redis(run)
+        try:
+            return refusal(client.ping)
+        finally:
+            client.close()
+
+    step = RedisRefuseConnections(count=3)
+    record, handle = apply(step)
+    outcomes = [login() for _ in range(6)]
+    assert "WRONGPASS" in record.evidence or "AuthenticationError" in record.evidence
+    assert any("AuthenticationError" in o for o in outcomes[:3]), outcomes
+    wait_for(lambda: login() == "accepted", timeout=5, interval=0.1, what="logins to be let in after the first ones")
+    step.remove(run, handle, record)
+    assert "login(s) refused before it was enabled again" in record.evidence and login() == "accepted"
+
+
+@pytest.mark.timeout(120)
+def test_kafka_comes_back_on_a_new_port_with_the_proxy_following(run: Run, apply: Apply) -> None:
+    ensure_topic(run)
+    old_direct = run.stack.kafka.direct.address
+    step = ServiceMoves("kafka")
+    record, handle = apply(step)
+    assert "stopped" in record.evidence
+    assert produce(run, 100, timeout=2) is not None  # nobody answers while it is away
+    step.remove(run, handle, record)
+    assert run.stack.kafka.direct.address != old_direct
+    assert run.stack.proxy("kafka").upstream.endswith(f":{run.stack.backend.servers['kafka'].port}")  # type: ignore[attr-defined]
+    assert produce(run, 100) is None  # through the new direct address
+    proxied = Producer({"bootstrap.servers": run.stack.kafka_bootstrap(proxied=True), "linger.ms": 0})
+    reports: list[KafkaError | None] = []
+    proxied.produce(run.sink("kafka_topic"), b"via the proxy", on_delivery=lambda err, _msg: reports.append(err))
+    proxied.flush(30)
+    assert reports == [None]  # and through the proxy, which follows it
+
+
+@pytest.mark.timeout(120)
+def test_kafka_quota_throttles_the_exporters_client_id_only(run: Run, apply: Apply) -> None:
+    ensure_topic(run)
+
+    def throttled_ms(client_id: str) -> int:
+        """The throttle the broker reports back for a 300 kB burst (its throttle_cb), in ms."""
+        events: list[int] = []
+        producer = Producer({"bootstrap.servers": run.stack.kafka_bootstrap(proxied=False), "linger.ms": 0,
+                             "client.id": client_id,
+                             "throttle_cb": lambda event: events.append(int(event.throttle_time * 1000))})
+        for _ in range(30):
+            producer.produce(run.sink("kafka_topic"), b"x" * 10_000)
+        assert producer.flush(30) == 0
+        producer.poll(0.5)  # throttle reports arrive with the responses, handed over by poll
+        return max(events, default=0)
+
+    step = KafkaQuota(producer_byte_rate=1000)
+    record, handle = apply(step)
+    assert "producer_byte_rate=1000" in record.evidence
+    assert throttled_ms(run.stack.kafka_client_id) > 0
+    assert throttled_ms("faultline-harness") == 0  # another client id is not throttled
+    step.remove(run, handle, record)
+    assert "after: " in record.evidence and throttled_ms(run.stack.kafka_client_id) == 0
