@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from pathlib import Path
 from types import TracebackType
 
 from harness.errors import HarnessError
@@ -94,6 +95,8 @@ class Backend(ABC):
         ``restart:<service>``, or a team's own), or None when it can."""
         if capability == "root" and os.geteuid() != 0:
             return "this step needs root (it mounts a tmpfs or sets the immutable flag)"
+        if capability.startswith("files:") and capability.removeprefix("files:") not in self.files:
+            return f"the {self.name} backend keeps no data of {capability.removeprefix('files:')} on this machine"
         if capability.startswith("tool:") and capability.removeprefix("tool:") not in self.tools:
             return f"the {self.name} backend cannot run {capability.removeprefix('tool:')} against its servers"
         if capability.startswith("move:") and capability.removeprefix("move:") not in self.movable:
@@ -102,6 +105,11 @@ class Backend(ABC):
 
     movable: frozenset[str] = frozenset()  # servers this backend can restart on a new address
     tools: frozenset[str] = frozenset()  # server-side admin tools it can run (``tool:<name>``)
+    files: frozenset[str] = frozenset()  # servers whose data directory is on this machine (``files:<name>``)
+
+    def service_data_dir(self, service: str) -> Path:
+        """Where a server keeps its data on this machine; needs ``files:<service>``."""
+        raise HarnessError(f"the {self.name} backend has no data directory of {service} on this machine")
 
     def kafka_configs(self, args: list[str]) -> str:
         """Run Kafka's ``kafka-configs`` against the broker (client quotas); needs ``tool:kafka-configs``."""

@@ -173,6 +173,12 @@ class LocalBackend(Backend):
 
     movable = frozenset({"kafka"})
     tools = frozenset({"kafka-configs"})
+    files = frozenset({"redis", "postgres", "kafka"})
+
+    def service_data_dir(self, service: str) -> Path:
+        if service not in self.servers:
+            raise UnknownServiceError(f"unknown service {service!r}; services are {', '.join(SERVICES)}")
+        return self.servers[service].root
 
     def kafka_configs(self, args: list[str]) -> str:
         kafka = self.servers["kafka"]

@@ -215,7 +215,13 @@ class KafkaServer(Server):
         """Kafka's own ``kafka-configs`` (ConfigCommand) against this broker: client quotas have no
         admin call in librdkafka. Returns its output; a failure is a HarnessError with that output."""
         java = require("java").path
-        proc = subprocess.run([java, *self._jvm_classpath(), "kafka.admin.ConfigCommand", "--bootstrap-server",
+        quiet = self.root / "tools-log4j.properties"  # the tool's answer alone on stdout, warnings on stderr
+        quiet.write_text("log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\n"
+                         "log4j.appender.stderr.Target=System.err\n"
+                         "log4j.appender.stderr.layout=org.apache.log4j.PatternLayout\n")
+        classpath = [arg for arg in self._jvm_classpath() if not arg.startswith("-Dlog4j")]
+        proc = subprocess.run([java, *classpath, f"-Dlog4j.configuration=file:{quiet}", "kafka.admin.ConfigCommand",
+                               "--bootstrap-server",
                                f"{HOST}:{self.direct_port}", *args],
                               capture_output=True, text=True, check=False, timeout=timeout)
         if proc.returncode != 0:

@@ -17,6 +17,7 @@ from harness.redis_client import direct_client
 from harness.services.executor import free_port
 from harness.steps import step_kind
 from harness.steps.base import STRICT, Problem, StepKind
+from harness.waiting import wait_for
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
@@ -68,27 +69,52 @@ def _config_get(run: Run, key: str) -> str:
         client.close()
 
 
+def _snapshot(run: Run, writable: bool) -> None:
+    """Take a snapshot with the data directory made immutable (it fails: Redis then refuses writes
+    with MISCONF) or writable again (it succeeds: writes are accepted again)."""
+    from harness.steps.disk import run_command
+
+    directory = run.stack.backend.service_data_dir("redis")
+    run_command(["chattr", "-i" if writable else "+i", str(directory)],
+                f"make {directory} {'writable' if writable else 'immutable'}")
+    _admin_call(run, "start a snapshot", "BGSAVE")
+    wanted = "ok" if writable else "err"
+
+    def done() -> bool:
+        client = admin(run)
+        try:
+            info = client.info("persistence")
+        finally:
+            client.close()
+        return not info.get("rdb_bgsave_in_progress") and info.get("rdb_last_bgsave_status") == wanted
+
+    wait_for(done, timeout=15, interval=0.05, what=f"redis's snapshot to end {wanted}")
+
+
 @step_kind
 @dataclass(frozen=True, config=STRICT)
 class RedisRefuseWrites(StepKind):
     """Redis refuses every write for the window: ``oom`` (maxmemory 1 with noeviction),
-    ``noreplicas`` (min-replicas-to-write 1 with none attached) or ``readonly`` (made a replica of
-    a master that does not exist; its data stays)."""
+    ``noreplicas`` (min-replicas-to-write 1 with none attached), ``readonly`` (made a replica of
+    a master that does not exist; its data stays) or ``misconf`` (a snapshot that cannot be
+    written: its directory made immutable, then BGSAVE; needs root and its data on this machine)."""
 
     kind_name: ClassVar[str] = "redis_refuse_writes"
-    reason: Literal["oom", "noreplicas", "readonly"] = "oom"
+    reason: Literal["oom", "noreplicas", "readonly", "misconf"] = "oom"
 
     def describe(self) -> str:
         return f"redis refuses writes ({self.reason})"
 
     def needs(self) -> frozenset[str]:
-        return frozenset({"admin:redis"})
+        return frozenset({"admin:redis", "root", "files:redis"} if self.reason == "misconf" else {"admin:redis"})
 
     def _settings(self) -> dict[str, str]:
         if self.reason == "oom":
             return {"maxmemory-policy": "noeviction", "maxmemory": "1"}
         if self.reason == "noreplicas":
             return {"min-replicas-to-write": "1", "min-replicas-max-lag": "10"}
+        if self.reason == "misconf":
+            return {"save": "3600 1", "stop-writes-on-bgsave-error": "yes"}
         return {}
 
     def apply(self, run: Run, record: StepRecord) -> Any:
@@ -99,6 +125,8 @@ class RedisRefuseWrites(StepKind):
             _admin_call(run, f"set {key}", "CONFIG", "SET", key, value)
         if self.reason == "readonly":
             _admin_call(run, "make it a replica", "REPLICAOF", "127.0.0.1", str(free_port()))
+        if self.reason == "misconf":
+            _snapshot(run, writable=False)
         record.evidence = f"a write as the exporter's user: {probe_write(run)}"
         return saved
 
@@ -109,6 +137,8 @@ class RedisRefuseWrites(StepKind):
     def _restore(self, run: Run, saved: dict[str, Any]) -> None:
         if self.reason == "readonly":
             _admin_call(run, "make it a master again", "REPLICAOF", "NO", "ONE")
+        if self.reason == "misconf":
+            _snapshot(run, writable=True)
         for key, value in saved.items():
             _admin_call(run, f"restore {key}", "CONFIG", "SET", key, value)
 

@@ -83,7 +83,7 @@ def refusal(action: Callable[[], object]) -> str:
 # -- Redis -----------------------------------------------------------------------------------------
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(("reason", "refused"), [("oom", "OutOfMemoryError"), ("noreplicas", "NOREPLICAS"),
-                                                 ("readonly", "ReadOnlyError")])
+                                                 ("readonly", "ReadOnlyError"), ("misconf", "MISCONF")])
 def test_redis_refuses_writes_while_on_and_accepts_them_after(run: Run, apply: Apply, reason: str,
                                                               refused: str) -> None:
     client, key = exporter_redis(run), f"{run.ctx.namespace}:{reason}"
