@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import redis
 
+from harness.errors import HarnessError
 from harness.reconcile import BufferEvidence
 from harness.redis_client import direct_client
 from harness.stack import Stack
@@ -63,18 +64,29 @@ class BufferTap:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # a tap closed before it started has no thread to wait for
+            self._thread.join(timeout=5)
 
     def evidence(self) -> BufferEvidence:
+        """What is in the buffer now. A read refused (an ACL, a paused server) is a harness error,
+        never "nothing there": an empty answer would let the judge stop waiting and call records lost."""
         present: dict[bytes, list[int]] = {}
-        for entry_id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], self.client.xrange(self.stream,
-                                                                                             count=1_000_000)):
+        try:
+            entries = cast(list[tuple[bytes, dict[bytes, bytes]]], self.client.xrange(self.stream, count=1_000_000))
+        except redis.RedisError as exc:
+            raise HarnessError(f"buffer tap: cannot read {self.stream}: {exc.__class__.__name__}: {exc}") from exc
+        for entry_id, fields in entries:
             present[entry_id] = self.record_ids(fields)
         try:
             pending_ids = [p["message_id"] for p in cast(list[dict[str, Any]], self.client.xpending_range(
                 self.stream, self.group, min="-", max="+", count=1_000_000))]
-        except redis.ResponseError:
-            pending_ids = []  # no group: nothing can be pending
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise HarnessError(f"buffer tap: the pending entries of {self.stream} could not be read: "
+                                   f"{exc.__class__.__name__}: {exc}") from exc
+            pending_ids = []  # no group yet: nothing can be pending
+        except redis.RedisError as exc:
+            raise HarnessError(f"buffer tap: cannot read the pending entries of {self.stream}: {exc}") from exc
         return BufferEvidence(seen=frozenset(self.seen), present=frozenset(i for ids in present.values() for i in ids),
                               pending=frozenset(i for e in pending_ids for i in present.get(e, ())))
 

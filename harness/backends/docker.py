@@ -8,6 +8,7 @@ Toxiproxy port before either container exists, exactly as the local backend does
 from __future__ import annotations
 
 import shlex
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +19,7 @@ from harness.credentials import ExporterCredentials, provision
 from harness.errors import HarnessError, ServiceStartError, UnknownServiceError
 from harness.services import probes
 from harness.services.executor import free_port
-from harness.services.servers import HOST, random_secret
+from harness.services.servers import HOST, kafka_config_command, random_secret
 from harness.stack import LINKS, SERVICES, Endpoint, Link, Stack
 from harness.toxiproxy import ToxiproxyClient
 
@@ -64,6 +65,12 @@ def kafka_env(direct_port: int, proxied_port: int) -> dict[str, str]:
 
 class DockerBackend(Backend):
     name = "docker"
+    # kafka-configs runs from the jars `faultline setup` installed, against the broker's host port.
+    tools = frozenset({"kafka-configs"})
+
+    def kafka_configs(self, args: list[str]) -> str:
+        stack = self.stack
+        return kafka_config_command(stack.kafka_bootstrap(proxied=False), args, Path(tempfile.gettempdir()))
 
     def __init__(self, *, start_timeout: float = 120.0) -> None:
         super().__init__()

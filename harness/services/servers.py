@@ -211,23 +211,8 @@ class KafkaServer(Server):
         }
         self.properties_path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
-    def config_command(self, args: list[str], timeout: float = 60.0) -> str:
-        """Kafka's own ``kafka-configs`` (ConfigCommand) against this broker: client quotas have no
-        admin call in librdkafka. Returns its output; a failure is a HarnessError with that output."""
-        java = require("java").path
-        quiet = self.root / "tools-log4j.properties"  # the tool's answer alone on stdout, warnings on stderr
-        quiet.write_text("log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\n"
-                         "log4j.appender.stderr.Target=System.err\n"
-                         "log4j.appender.stderr.layout=org.apache.log4j.PatternLayout\n")
-        classpath = [arg for arg in self._jvm_classpath() if not arg.startswith("-Dlog4j")]
-        proc = subprocess.run([java, *classpath, f"-Dlog4j.configuration=file:{quiet}", "kafka.admin.ConfigCommand",
-                               "--bootstrap-server",
-                               f"{HOST}:{self.direct_port}", *args],
-                              capture_output=True, text=True, check=False, timeout=timeout)
-        if proc.returncode != 0:
-            raise HarnessError(f"kafka-configs {' '.join(args)} failed ({proc.returncode}): "
-                               f"{(proc.stdout + proc.stderr).strip()[-1000:]}")
-        return proc.stdout.strip()
+    def config_command(self, args: list[str]) -> str:
+        return kafka_config_command(f"{HOST}:{self.direct_port}", args, self.root)
 
     def _jvm_classpath(self) -> list[str]:
         libs = Path(require("kafka").path)
@@ -243,6 +228,25 @@ class KafkaServer(Server):
                                timeout=self.start_timeout,
                                ready=partial(probes.kafka_ready, f"{HOST}:{self.direct_port}"),
                                expected_returncode=143)  # the JVM's exit code for SIGTERM: a clean stop
+
+
+def kafka_config_command(bootstrap: str, args: list[str], workdir: Path, timeout: float = 60.0) -> str:
+    """Kafka's own ``kafka-configs`` (ConfigCommand) from the installed jars against ``bootstrap``:
+    client quotas have no admin call in librdkafka. Returns its answer; a failure is a
+    HarnessError carrying its output."""
+    java = require("java").path
+    libs = Path(require("kafka").path)
+    quiet = workdir / "tools-log4j.properties"  # the tool's answer alone on stdout, warnings on stderr
+    quiet.write_text("log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\n"
+                     "log4j.appender.stderr.Target=System.err\n"
+                     "log4j.appender.stderr.layout=org.apache.log4j.PatternLayout\n")
+    proc = subprocess.run([java, "-cp", f"{libs}/*", f"-Dlog4j.configuration=file:{quiet}",
+                           "kafka.admin.ConfigCommand", "--bootstrap-server", bootstrap, *args],
+                          capture_output=True, text=True, check=False, timeout=timeout)
+    if proc.returncode != 0:
+        raise HarnessError(f"kafka-configs {' '.join(args)} failed ({proc.returncode}): "
+                           f"{(proc.stdout + proc.stderr).strip()[-1000:]}")
+    return proc.stdout.strip()
 
 
 @dataclass

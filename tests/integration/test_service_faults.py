@@ -284,3 +284,22 @@ def test_kafka_quota_throttles_the_exporters_client_id_only(run: Run, apply: App
     assert throttled_ms("faultline-harness") == 0  # another client id is not throttled
     step.remove(run, handle, record)
     assert "after: " in record.evidence and throttled_ms(run.stack.kafka_client_id) == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_refused_read_of_the_buffer_is_a_harness_error_never_nothing_pending(run: Run) -> None:
+    from harness.errors import HarnessError
+    from harness.tap import BufferTap
+
+    admin = admin_redis(run)
+    admin.xadd("tap-stream", {"ids": "1,2"})
+    admin.xgroup_create("tap-stream", "tap-group", id="0")
+    tap = BufferTap(run.stack, "tap-stream", "tap-group", ids_field="ids")
+    try:
+        assert tap.evidence().present == frozenset({1, 2})
+        admin.execute_command("ACL", "SETUSER", "default", "-xpending")
+        with pytest.raises(HarnessError, match="pending entries of tap-stream could not be read"):
+            tap.evidence()
+    finally:
+        admin.execute_command("ACL", "SETUSER", "default", "+@all")
+        tap.close()
