@@ -24,6 +24,8 @@ KNOWN = {
     "ignore_enospc": "file write errors are swallowed and the batch counts as written",
     "read_past_open_transactions": "the reader pages by id alone: rows a slower transaction commits later with "
                                    "lower ids are skipped",
+    "too_large_batch_dead_lettered": "a batch the broker refuses as too large is dead-lettered whole, records "
+                                     "that fit alone too",
 }
 
 

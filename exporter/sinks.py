@@ -105,7 +105,8 @@ class KafkaSink:
             err = reports[key]
             if err is None or defects.on("ignore_send_errors"):
                 result.delivered.append(entry)
-            elif err.code() == KafkaError.MSG_SIZE_TOO_LARGE and len(entries) > 1:
+            elif (err.code() == KafkaError.MSG_SIZE_TOO_LARGE and len(entries) > 1
+                  and not defects.on("too_large_batch_dead_lettered")):
                 too_large.append(entry)  # the broker judges a whole batch: this record may be fine alone
             elif err.code() in PERMANENT_KAFKA:
                 # No retry can fix these: the record itself is the problem.

@@ -158,6 +158,13 @@ def _ledger_section(ledger: LedgerSummary) -> list[str]:
         rows = "".join(f'<tr><td class="ids">{escape(k)}</td><td>{escape(v)}</td></tr>'
                        for k, v in ledger.dead_letter_samples.items())
         out.append(f"<h3>Dead-lettered records</h3><table><tr><th>record id</th><th>reason</th></tr>{rows}</table>")
+    if ledger.misrouted_samples:
+        rows = "".join(f'<tr><td class="ids">{escape(k)}</td><td>{escape(v)}</td></tr>'
+                       for k, v in ledger.misrouted_samples.items())
+        out.append('<h3>Dead-lettered though deliverable</h3><table class="misrouted"><tr><th>record id</th>'
+                   f"<th>why its reason does not hold</th></tr>{rows}</table>")
+    out.append(f"<p>Dead letters checked against the sink: {ledger.letters_verified} hold, "
+               f"{ledger.letters_unverified} could not be checked.</p>")
     if ledger.unexpected_samples:
         out.append(f"<h3>Unexpected records</h3><p>{_ids(ledger.unexpected_samples)}</p>")
     return out

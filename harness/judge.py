@@ -11,7 +11,15 @@ from dataclasses import dataclass
 import httpx
 
 from harness.journal import Check
-from harness.reconcile import DEAD_LETTERED_WITHOUT_REASON, DELIVERED_CORRUPTED, LOST, Reconciliation, reconcile
+from harness.letter_checks import verify_dead_letters
+from harness.reconcile import (
+    DEAD_LETTERED_DELIVERABLE,
+    DEAD_LETTERED_WITHOUT_REASON,
+    DELIVERED_CORRUPTED,
+    LOST,
+    Reconciliation,
+    reconcile,
+)
 from harness.resources import MIN_SAMPLES, ResourceMonitor
 from harness.result import CheckpointPoint, LedgerSummary, MetricsSnapshot, Resources
 from harness.run import Run
@@ -97,8 +105,12 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
     assert run.tap is not None, "the buffer tap starts before the exporter"
     evidence = run.tap.evidence()
     job_stage = exporter.sink("export_dead_letter_stage")
-    outcome = reconcile(run.ledger, seen.sink, [x for x in seen.letters if x.stage != job_stage], evidence)
+    letters = [x for x in seen.letters if x.stage != job_stage]
+    letter_check = verify_dead_letters(run, letters)
+    outcome = reconcile(run.ledger, seen.sink, letters, evidence, misrouted=letter_check.misrouted)
     run.result.ledger = ledger_summary(run, outcome)
+    run.result.ledger.letters_verified = letter_check.verified
+    run.result.ledger.letters_unverified = letter_check.unverified
     run.result.checks += record_checks(run.scenario.expect, outcome)
     run.result.checks += metric_checks(run, exporter, seen)
     run.result.checks += checkpoint_checks(run.result.checkpoints)
@@ -121,8 +133,11 @@ def record_checks(expect: Expect, outcome: Reconciliation) -> list[Check]:
     if expect.no_loss:
         lost = outcome.classes.get(LOST, [])
         hops = {outcome.lost_hops[i] for i in lost}
-        checks.append(Check("no_loss", not lost, f"{len(lost)} lost; ids {sorted(lost)[:10]}; hops {sorted(hops)}"
-                            if lost else "every acknowledged write accounted for"))
+        misrouted = outcome.classes.get(DEAD_LETTERED_DELIVERABLE, [])
+        parts = ([f"{len(lost)} lost; ids {sorted(lost)[:10]}; hops {sorted(hops)}"] if lost else []) + (
+            [f"{len(misrouted)} dead-lettered though deliverable; ids {sorted(misrouted)[:10]}; e.g. "
+             f"{outcome.misrouted[min(misrouted)]}"] if misrouted else [])
+        checks.append(Check("no_loss", not parts, "; ".join(parts) or "every acknowledged write accounted for"))
     if expect.no_corruption:
         bad = outcome.classes.get(DELIVERED_CORRUPTED, [])
         checks.append(Check("no_corruption", not bad, f"{len(bad)} corrupted; ids {sorted(bad)[:10]}"

@@ -23,6 +23,8 @@ DELIVERED_INTACT = "delivered_intact"
 DELIVERED_CORRUPTED = "delivered_corrupted"
 DEAD_LETTERED = "dead_lettered"
 DEAD_LETTERED_WITHOUT_REASON = "dead_lettered_without_reason"
+# Dead-lettered though the sink would have taken it (its reason does not hold: see letters.py).
+DEAD_LETTERED_DELIVERABLE = "dead_lettered_deliverable"
 LOST = "lost"
 INDETERMINATE_ABSENT = "indeterminate_absent"  # commit outcome unknown and not seen: allowed
 
@@ -30,7 +32,7 @@ HOP_NEVER_BUFFERED = "source->buffer (never reached the buffer)"
 HOP_BUFFER_TO_SINK = "buffer->sink (reached the buffer, not the sink)"
 HOP_PENDING = "still pending in the buffer"
 
-VIOLATIONS = (DELIVERED_CORRUPTED, DEAD_LETTERED_WITHOUT_REASON, LOST)
+VIOLATIONS = (DELIVERED_CORRUPTED, DEAD_LETTERED_WITHOUT_REASON, DEAD_LETTERED_DELIVERABLE, LOST)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Reconciliation:
     classes: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     lost_hops: dict[int, str] = field(default_factory=dict)
     dead_letter_reasons: dict[int, str] = field(default_factory=dict)
+    misrouted: dict[int, str] = field(default_factory=dict)  # record id -> why its dead letter does not hold
     duplicates: int = 0
     duplicated_ids: list[int] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
@@ -78,6 +81,7 @@ class Reconciliation:
             "samples": {c: sorted(ids)[:sample] for c, ids in self.classes.items() if c in VIOLATIONS and ids},
             "lost_hops": {str(i): hop for i, hop in sorted(self.lost_hops.items())[:sample]},
             "dead_letter_samples": {str(i): r for i, r in sorted(self.dead_letter_reasons.items())[:sample]},
+            "misrouted_samples": {str(i): r for i, r in sorted(self.misrouted.items())[:sample]},
             "unexpected_samples": self.unexpected[:sample],
         }
 
@@ -86,8 +90,11 @@ UNEXPECTED_KEPT = 1000  # beyond this only the count grows: a flood of strangers
 
 
 def reconcile(ledger: Ledger | Iterable[Written], delivered: Iterable[SinkRecord],
-              dead_letters: Iterable[DeadLetterRecord], buffer: BufferEvidence = BufferEvidence()) -> Reconciliation:
-    """Stream the sinks past the ledger once; memory stays one byte per written record."""
+              dead_letters: Iterable[DeadLetterRecord], buffer: BufferEvidence = BufferEvidence(),
+              misrouted: dict[int, str] | None = None) -> Reconciliation:
+    """Stream the sinks past the ledger once; memory stays one byte per written record.
+    ``misrouted``: dead letters whose reason was checked and does not hold (record id -> why)."""
+    misrouted = misrouted or {}
     if not isinstance(ledger, Ledger):
         ledger = Ledger.from_writes(ledger)
     result = Reconciliation()
@@ -132,6 +139,9 @@ def reconcile(ledger: Ledger | Iterable[Written], delivered: Iterable[SinkRecord
         elif index in letters:
             reason = letters[index].reason.strip()
             cls = DEAD_LETTERED if reason else DEAD_LETTERED_WITHOUT_REASON
+            if reason and record_id in misrouted:
+                cls = DEAD_LETTERED_DELIVERABLE
+                result.misrouted[record_id] = misrouted[record_id]
             result.dead_letter_reasons[record_id] = reason
         elif outcome == INDETERMINATE:
             cls = INDETERMINATE_ABSENT

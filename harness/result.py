@@ -47,6 +47,9 @@ class LedgerSummary:
     samples: dict[str, list[int]] = field(default_factory=dict)  # class -> first record ids
     lost_hops: dict[str, str] = field(default_factory=dict)  # record id -> hop where it was lost
     dead_letter_samples: dict[str, str] = field(default_factory=dict)  # record id -> reason
+    misrouted_samples: dict[str, str] = field(default_factory=dict)  # record id -> why it was deliverable
+    letters_verified: int = 0  # dead letters whose reason was checked and holds
+    letters_unverified: int = 0  # dead letters whose reason could not be checked (unmapped, too close to call)
     unexpected_samples: list[str] = field(default_factory=list)
     writes: dict[str, int] = field(default_factory=dict)  # write outcome -> count (ok, failed, ...)
     tap_error: str | None = None

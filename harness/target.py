@@ -20,7 +20,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -70,6 +70,9 @@ class TargetDefinition:
     defects: tuple[str, ...] = ()
     knobs: dict[str, str] = field(default_factory=dict)  # harness knob -> the target's environment variable
     steps: tuple[str, ...] = ()  # modules of the target's own step kinds, imported when it is loaded
+    # What its dead-letter reasons mean, so the harness can check each one (harness.letters).
+    dead_letter_reasons: dict[str, Literal["not_utf8", "too_large", "unencodable", "unverifiable"]] = field(
+        default_factory=dict)
 
     @classmethod
     def load(cls, path: Path = BUNDLED) -> TargetDefinition:

@@ -11,5 +11,6 @@ SCENARIO = Scenario(
     workload=Workload(records=600, profile="size_mix", size=5000, chunk=60, meet_faults=60),
     steps=(Step("during", KafkaTopicSetting("max.message.bytes", "2000"), at=0.5, duration=4.0),),
     expect=Expect(dead_lettered_at_least=1),
+    catches=("too_large_batch_dead_lettered",),
     during_s=6.0,
 )

@@ -23,6 +23,29 @@ if TYPE_CHECKING:
     from harness.run import Run
 
 PAUSE_MARGIN_S = 1.5
+# A file name an export may be given: no path separators, nothing a server would refuse as input.
+ExportName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")]
+
+
+def answer(exporter_call: Any) -> tuple[int | None, dict[str, Any]]:
+    """An exporter endpoint's status and JSON body. No answer, a 5xx or a body that is not a JSON
+    object is the exporter's failure, described in the body for the check that reads it; never a
+    harness error."""
+    try:
+        reply = exporter_call()
+    except httpx.TimeoutException:
+        return None, {"state": "no answer", "error": "timed out"}
+    except httpx.HTTPError as exc:
+        return None, {"state": "no answer", "error": f"{exc.__class__.__name__}: {exc}"}
+    try:
+        body = reply.json()
+    except ValueError:
+        return reply.status_code, {"state": f"answered {reply.status_code} with a body that is not JSON",
+                                   "error": reply.text[:200]}
+    if not isinstance(body, dict):
+        return reply.status_code, {"state": f"answered {reply.status_code} with JSON that is not an object",
+                                   "error": str(body)[:200]}
+    return reply.status_code, body
 
 
 @step_kind
@@ -40,17 +63,14 @@ class Pause(StepKind):
     def apply(self, run: Run, record: StepRecord) -> Any:
         exporter = run.live_exporter()
         started = time.monotonic()
-        try:
-            reply = exporter.post(run.target.pause_path, params={"grace": self.grace_s},
-                                  timeout=self.grace_s + PAUSE_MARGIN_S + 2)
-            body = reply.json()
-        except httpx.TimeoutException:
-            body = {"state": "no answer"}
+        status, body = answer(lambda: exporter.post(run.target.pause_path, params={"grace": self.grace_s},
+                                                    timeout=self.grace_s + PAUSE_MARGIN_S + 2))
         elapsed = round(time.monotonic() - started, 3)
-        ok = body.get("state") == "paused" and elapsed <= self.grace_s + PAUSE_MARGIN_S
+        ok = status == 200 and body.get("state") == "paused" and elapsed <= self.grace_s + PAUSE_MARGIN_S
         run.result.checks.append(Check(
             "pause_within_grace", ok,
-            f"pause answered {body.get('state')!r} after {elapsed}s (grace {self.grace_s}s + {PAUSE_MARGIN_S}s); "
+            f"pause answered {status} {body.get('state')!r} after {elapsed}s (grace {self.grace_s}s + "
+            f"{PAUSE_MARGIN_S}s); "
             f"drained={body.get('drained')} pending={body.get('pending')} error={body.get('error')!r}"))
         record.result = {"elapsed_s": elapsed, **body}
 
@@ -67,14 +87,18 @@ class Resume(StepKind):
         return "resume"
 
     def apply(self, run: Run, record: StepRecord) -> Any:
-        reply = run.live_exporter().post(run.target.resume_path, timeout=10)
-        record.result = {"status_code": reply.status_code}
+        exporter = run.live_exporter()
+        status, body = answer(lambda: exporter.post(run.target.resume_path, timeout=10))
+        record.result = {"status_code": status, **body}
+        run.result.checks.append(Check("resume", status == 200, f"resume answered {status}: {str(body)[:200]}"))
 
 
 def finished_job(run: Run, job_id: str) -> dict[str, Any] | None:
-    """The job's status once it is completed or failed; None while it runs."""
-    job: dict[str, Any] = run.live_exporter().get(f"{run.target.exports_path}/{job_id}", timeout=10).json()
-    return job if job.get("state") in ("completed", "failed") else None
+    """The job's status once it is completed or failed; None while it runs (or while the
+    exporter does not answer: the wait's deadline judges that)."""
+    exporter = run.live_exporter()
+    status, job = answer(lambda: exporter.get(f"{run.target.exports_path}/{job_id}", timeout=10))
+    return job if status == 200 and job.get("state") in ("completed", "failed") else None
 
 
 @step_kind
@@ -84,7 +108,7 @@ class Export(StepKind):
 
     kind_name: ClassVar[str] = "export"
     role: ClassVar = "action"
-    name: Name
+    name: ExportName
     encoding: Name = "utf-8"
     format: Name = "jsonl"
     expect_state: Literal["completed", "failed"] = "completed"
@@ -95,21 +119,25 @@ class Export(StepKind):
     def apply(self, run: Run, record: StepRecord) -> Any:
         from harness.reconcile import reconcile
         from harness.sinks import read_dead_letters, read_lines
-        from harness.waiting import wait_for
+        from harness.waiting import WaitTimeout, wait_for
 
         exporter = run.live_exporter()
         submitted_at = run.ledger.span  # rows written after this may or may not be exported
-        reply = exporter.post(run.target.exports_path, json={
+        status, submitted = answer(lambda: exporter.post(run.target.exports_path, json={
             "user": f"faultline-{run.scenario.name}", "format": self.format, "encoding": self.encoding,
-            "destination": {"kind": "file", "name": self.name}}, timeout=30)
-        if reply.status_code != 202:
+            "destination": {"kind": "file", "name": self.name}}, timeout=30))
+        if status != 202 or "id" not in submitted:
             run.result.checks.append(Check(f"export:{self.name}", False,
-                                           f"submission answered {reply.status_code}: {reply.text[:300]}"))
-            record.result = {"status_code": reply.status_code}
+                                           f"submission answered {status}: {str(submitted)[:300]}"))
+            record.result = {"status_code": status}
             return
-        job_id = reply.json()["id"]
-        job = wait_for(partial(finished_job, run, job_id), timeout=60 + run.scenario.fault_seconds,
-                       what=f"export job {job_id} to finish")
+        job_id = str(submitted["id"])
+        try:
+            job = wait_for(partial(finished_job, run, job_id), timeout=60 + run.scenario.fault_seconds,
+                           what=f"export job {job_id} to finish")
+        except WaitTimeout as exc:
+            run.result.checks.append(Check(f"export:{self.name}", False, str(exc)))  # the exporter's failure
+            return
         record.result = job
         export_dir = Path(exporter.sink("export_dir"))
         final = export_dir / self.name

@@ -165,3 +165,21 @@ def test_disk_full_during_export(run_ctx: RunContext, writer: SourceWriter, star
     else:
         written = (tiny_export_dir / "d.jsonl").read_bytes().count(b"\n")
         assert done["state"] == "completed" and written < done["rows_written"]  # success claimed, rows gone
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("defect", [CLEAN, "too_large_batch_dead_lettered"])
+def test_records_dead_lettered_though_deliverable_fail_the_gate(run_scenario, defect: str) -> None:  # noqa: ANN001
+    from harness.registry import discover
+
+    result = run_scenario(discover()["kafka_topic_limit_lowered"], extra_env={"FAULTLINE_EXPORTER_DEFECT": defect}
+                          if defect else None)
+    assert result.ledger is not None
+    if defect == CLEAN:
+        assert result.verdict == "pass", [c.detail for c in result.violations]
+        assert result.ledger.letters_verified >= 1 and not result.ledger.misrouted_samples
+    else:
+        assert result.verdict == "fail"
+        no_loss = next(c for c in result.checks if c.name == "no_loss")
+        assert not no_loss.ok and "dead-lettered though deliverable" in no_loss.detail
+        assert result.ledger.count("dead_lettered_deliverable") > 0

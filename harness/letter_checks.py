@@ -1,0 +1,76 @@
+"""Checking a run's dead letters against its sink (see ``letters.py`` for the rules): the limits
+in force during the run, and a scratch topic that says whether the broker takes a record alone."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from harness.errors import HarnessError
+from harness.letters import LetterCheck, SinkLimits, check_letters
+from harness.run import Run
+from harness.scenario import KafkaTopicSetting
+from harness.sinks import DeadLetterRecord
+from harness.steps.kafka_faults import topic_setting
+
+TIMEOUT_S = 15.0
+
+
+def sink_limits(run: Run) -> SinkLimits:
+    """The strictest limits the sink enforced during the run."""
+    declared = run.scenario.knobs.get("max_record_bytes")
+    if run.scenario.sink != "kafka":
+        return SinkLimits(None, int(declared) if declared else None)
+    now, _default = topic_setting(run, "max.message.bytes")
+    lowered = [int(s.do.value) for s in run.scenario.steps
+               if isinstance(s.do, KafkaTopicSetting) and s.do.name == "max.message.bytes"]
+    in_force = [int(now)] if now else []
+    return SinkLimits(min(in_force + lowered) if in_force + lowered else None, int(declared) if declared else None)
+
+
+class ScratchTopics:
+    """One scratch topic per limit, in the run's namespace: records produced there alone tell
+    whether the broker accepts them under that ``max.message.bytes``."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.bootstrap = run.stack.admin_url("kafka")
+        self.made: set[int] = set()
+        self.producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 0, "acks": "all",
+                                  "message.max.bytes": 16 * 1024 * 1024, "message.timeout.ms": 10_000})
+
+    def topic(self, limit: int) -> str:
+        name = f"{self.run.ctx.namespace}-letters-{limit}"
+        if limit not in self.made:
+            admin = AdminClient({"bootstrap.servers": self.bootstrap})
+            futures = admin.create_topics([NewTopic(name, 1, 1, config={"max.message.bytes": str(limit)})])
+            for future in futures.values():
+                try:
+                    future.result(timeout=TIMEOUT_S)
+                except KafkaException as exc:
+                    if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                        raise HarnessError(f"kafka: cannot create scratch topic {name}: {exc}") from exc
+            self.made.add(limit)
+        return name
+
+    def accepts(self, value: bytes, limit: int) -> bool:
+        reports: list[KafkaError | None] = []
+        self.producer.produce(self.topic(limit), value, on_delivery=lambda err, _msg: reports.append(err))
+        self.producer.flush(TIMEOUT_S)
+        if not reports:
+            raise HarnessError(f"kafka: no answer producing to the scratch topic within {TIMEOUT_S}s")
+        err = reports[0]
+        if err is None:
+            return True
+        if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            return False
+        raise HarnessError(f"kafka: the scratch topic refused a record for another reason: {err.str()}")
+
+
+def verify_dead_letters(run: Run, letters: list[DeadLetterRecord]) -> LetterCheck:
+    if not letters:
+        return LetterCheck()
+    limits = sink_limits(run)
+    scratch = ScratchTopics(run) if limits.topic_max_bytes is not None else None
+    return check_letters(letters, dict(run.target.dead_letter_reasons), limits,
+                         scratch.accepts if scratch is not None else None)

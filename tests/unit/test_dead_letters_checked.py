@@ -1,0 +1,59 @@
+"""Dead letters are checked, not trusted: the rules (letters.py) and the ledger class they feed."""
+
+from __future__ import annotations
+
+from harness.letters import SinkLimits, check_letters
+from harness.reconcile import DEAD_LETTERED, DEAD_LETTERED_DELIVERABLE, reconcile
+from harness.sinks import DeadLetterRecord
+from harness.workload import Written
+
+REASONS = {"malformed_row": "not_utf8", "too_large": "too_large", "odd": "unverifiable"}
+
+
+def letter(record_id: int, reason: str, original: bytes) -> DeadLetterRecord:
+    return DeadLetterRecord(str(record_id), reason, "", "deliver", original)
+
+
+def test_a_malformed_letter_of_valid_utf8_is_misrouted_and_a_real_one_holds() -> None:
+    check = check_letters([letter(1, "malformed_row", b"\xff\xfe"), letter(2, "malformed_row", "好".encode())],
+                          REASONS, SinkLimits(), None)  # type: ignore[arg-type]
+    assert check.verified == 1 and list(check.misrouted) == [2]
+    assert "valid UTF-8" in check.misrouted[2]
+
+
+def test_too_large_is_judged_by_the_strictest_limit_and_the_broker() -> None:
+    asked: list[tuple[int, int]] = []
+
+    def broker(value: bytes, limit: int) -> bool:
+        asked.append((len(value), limit))
+        return len(value) + 80 <= limit  # a topic takes a record alone when it fits with its overhead
+
+    limits = SinkLimits(topic_max_bytes=2000, declared_max_bytes=None, slack=256)
+    letters = [letter(1, "too_large", b"x" * 5000),  # over the limit: holds, no need to ask
+               letter(2, "too_large", b"x" * 150),  # fits: the broker takes it alone -> misrouted
+               letter(3, "too_large", b"x" * 1900)]  # within the slack of the limit: not judged
+    check = check_letters(letters, REASONS, limits, broker)  # type: ignore[arg-type]
+    assert check.verified == 1 and list(check.misrouted) == [2] and check.unverified == 1
+    assert asked == [(150, 2000)]
+    assert "max.message.bytes=2000 accepted its 150 bytes alone" in check.misrouted[2]
+
+
+def test_a_declared_limit_without_a_broker_still_judges_by_size() -> None:
+    limits = SinkLimits(topic_max_bytes=None, declared_max_bytes=2000)
+    check = check_letters([letter(1, "too_large", b"o" * 2100), letter(2, "too_large", b"o" * 100)], REASONS,
+                          limits, None)  # type: ignore[arg-type]
+    assert check.verified == 1 and list(check.misrouted) == [2]
+
+
+def test_unmapped_and_unverifiable_reasons_are_counted_never_proof() -> None:
+    check = check_letters([letter(1, "odd", b"x"), letter(2, "who knows", b"x")], REASONS, SinkLimits(), None)  # type: ignore[arg-type]
+    assert check.unverified == 2 and not check.misrouted and check.verified == 0
+
+
+def test_a_misrouted_letter_is_its_own_ledger_class_and_a_violation() -> None:
+    writes = [Written(1, "k1", b"a", "ok"), Written(2, "k2", b"b", "ok")]
+    letters = [letter(1, "too_large", b"a"), letter(2, "too_large", b"b")]
+    outcome = reconcile(writes, [], letters, misrouted={2: "fits"})
+    assert outcome.classes[DEAD_LETTERED_DELIVERABLE] == [2] and outcome.count(DEAD_LETTERED) == 1
+    assert not outcome.ok and "1 dead_lettered_deliverable" in outcome.violations()
+    assert outcome.summary()["misrouted_samples"] == {"2": "fits"}
