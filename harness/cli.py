@@ -21,6 +21,7 @@ from harness.backends.factory import BACKENDS, make_backend
 from harness.cli_base import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, FaultlineGroup, FiniteFloat
 from harness.cli_incidents import reproduce, shrink, soak
 from harness.cli_output import (
+    comparison_table,
     console,
     installed_table,
     print_result,
@@ -229,30 +230,29 @@ def report(run_dir: str) -> None:
 @click.argument("run_a", type=click.Path(file_okay=False))
 @click.argument("run_b", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
-def compare(run_a: str, run_b: str, as_json: bool) -> None:
-    """What changed from RUN_A to RUN_B: verdicts, throughput under each fault, recovery times."""
+@click.option("--fail-on", "fail_on", type=click.Choice(["regression"]), default=None,
+              help="Exit 1 when a scenario went from holding to failing, or its recovery slowed past the factor.")
+@click.option("--recovery-factor", type=FiniteFloat(1.0, 1000.0), default=2.0, show_default=True,
+              help="With --fail-on regression: how much slower a recovery may get.")
+def compare(run_a: str, run_b: str, as_json: bool, fail_on: str | None, recovery_factor: float) -> None:
+    """What changed from RUN_A to RUN_B: verdicts (every repeat round), throughput under each
+    fault, recovery times; with --fail-on regression, a CI gate between two releases."""
     import json as _json
     from pathlib import Path
 
     from harness.compare import compare as diff
-    from harness.compare import load
+    from harness.compare import load, regressions
 
     rows = diff(load(Path(run_a)), load(Path(run_b)))
+    worse = regressions(rows, recovery_factor)
     if as_json:
         click.echo(_json.dumps([dataclasses.asdict(r) | {"verdict_changed": r.verdict_changed} for r in rows],
                                indent=2))
-        return
-    table = Table(title=f"{run_a} -> {run_b}")
-    for column in ("scenario", "verdict", "recovery", "throughput under fault (rec/s)", "violations now"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        verdict = f"{row.verdict_a} -> {row.verdict_b}"
-        if row.verdict_changed:
-            verdict = f"[bold red]{verdict} (changed)[/]"
-        throughput = "; ".join(f"{fault}: {a} -> {b}" for fault, (a, b) in row.throughput_under_fault.items())
-        table.add_row(escape(row.scenario), verdict, f"{row.recovery_a} -> {row.recovery_b}",
-                      escape(throughput) or "-", ", ".join(row.violations_b) or "-")
-    Console(width=200).print(table)
+    else:
+        console.print(comparison_table(rows, f"{run_a} -> {run_b}"))
+    for line in worse:
+        console.print(f"[red]regression[/]: {escape(line)}")
+    sys.exit(EXIT_VIOLATION if fail_on == "regression" and worse else EXIT_OK)
 
 
 @main.command()

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.compare import ScenarioChange
 from harness.provision import Installed
 from harness.result import LedgerSummary, Resources, ScenarioResult, Verdict
 
@@ -88,3 +89,17 @@ def trend_table(resources: Resources) -> Table:
         trends.add_row(str(trend.pid), trend.quantity, f"{trend.start:.1f}", f"{trend.end:.1f}",
                        f"{trend.slope_per_min:+.2f}", "[red]yes[/]" if trend.leak else "no")
     return trends
+
+
+def comparison_table(rows: list[ScenarioChange], title: str) -> Table:
+    table = Table(title=escape(title))
+    for column in ("scenario", "verdict", "recovery", "throughput under fault (rec/s)", "violations now"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        verdict = escape(f"{row.verdict_a} -> {row.verdict_b}")
+        if row.verdict_changed:
+            verdict = f"[bold red]{verdict} (changed)[/]"
+        throughput = "; ".join(f"{fault}: {a} -> {b}" for fault, (a, b) in row.throughput_under_fault.items())
+        table.add_row(escape(row.scenario), verdict, f"{row.recovery_a} -> {row.recovery_b}",
+                      escape(throughput) or "-", ", ".join(row.violations_b) or "-")
+    return table

@@ -16,7 +16,7 @@ def load(run_dir: Path) -> RunReport:
 @dataclass
 class ScenarioChange:
     scenario: str
-    verdict_a: str  # "absent" when the scenario was not in that run
+    verdict_a: str  # "absent" when the scenario was not in that run; "pass/pass/fail" over repeat rounds
     verdict_b: str
     recovery_a: float | None
     recovery_b: float | None
@@ -43,16 +43,43 @@ def throughput_by_fault(scenario: ScenarioResult | None) -> dict[str, float]:
     return out
 
 
+def _rounds(report: RunReport) -> dict[str, list[ScenarioResult]]:
+    """Each scenario's results in run order: one per ``--repeat`` round."""
+    out: dict[str, list[ScenarioResult]] = {}
+    for result in report.scenarios:
+        out.setdefault(result.name, []).append(result)
+    return out
+
+
+def _slowest(results: list[ScenarioResult]) -> float | None:
+    times = [r.recovery_s for r in results if r.recovery_s is not None]
+    return max(times) if times else None
+
+
 def compare(a: RunReport, b: RunReport) -> list[ScenarioChange]:
-    by_a = {s.name: s for s in a.scenarios}
-    by_b = {s.name: s for s in b.scenarios}
+    by_a, by_b = _rounds(a), _rounds(b)
     rows = []
     for name in sorted(set(by_a) | set(by_b)):
-        sa, sb = by_a.get(name), by_b.get(name)
-        ta, tb = throughput_by_fault(sa), throughput_by_fault(sb)
+        ra, rb = by_a.get(name, []), by_b.get(name, [])
+        ta, tb = throughput_by_fault(ra[-1] if ra else None), throughput_by_fault(rb[-1] if rb else None)
         rows.append(ScenarioChange(
-            scenario=name, verdict_a=str(sa.verdict) if sa else "absent", verdict_b=str(sb.verdict) if sb else "absent",
-            recovery_a=sa.recovery_s if sa else None, recovery_b=sb.recovery_s if sb else None,
-            violations_b=[c.name for c in sb.violations] if sb else [],
+            scenario=name, verdict_a="/".join(str(r.verdict) for r in ra) or "absent",
+            verdict_b="/".join(str(r.verdict) for r in rb) or "absent",
+            recovery_a=_slowest(ra), recovery_b=_slowest(rb),
+            violations_b=sorted({c.name for r in rb for c in r.violations}),
             throughput_under_fault={fault: (ta.get(fault), tb.get(fault)) for fault in sorted(set(ta) | set(tb))}))
     return rows
+
+
+def regressions(rows: list[ScenarioChange], recovery_factor: float) -> list[str]:
+    """What got worse from A to B: a scenario that held in every round of A and not in some round
+    of B, or whose slowest recovery grew by more than ``recovery_factor``."""
+    found = []
+    for row in rows:
+        held_before = row.verdict_a != "absent" and set(row.verdict_a.split("/")) == {"pass"}
+        if held_before and row.verdict_b != "absent" and set(row.verdict_b.split("/")) != {"pass"}:
+            found.append(f"{row.scenario}: {row.verdict_a} -> {row.verdict_b} ({', '.join(row.violations_b) or '-'})")
+        elif row.recovery_a and row.recovery_b and row.recovery_b > recovery_factor * row.recovery_a:
+            found.append(f"{row.scenario}: recovery {row.recovery_a:.1f}s -> {row.recovery_b:.1f}s "
+                         f"(more than {recovery_factor}x)")
+    return found

@@ -20,6 +20,7 @@ from harness.services.servers import (
     RedisServer,
     Server,
     ToxiproxyServer,
+    private_directory,
     remove_tree,
 )
 from harness.stack import LINKS, SERVICES, Endpoint, Link, Stack
@@ -45,8 +46,8 @@ class LocalBackend(Backend):
     def _start(self) -> Stack:
         began = time.monotonic()
         self.workdir = Path(tempfile.mkdtemp(prefix="faultline-", dir=self.base_dir))
-        # Postgres runs as an unprivileged user when we are root: it must be able to enter here.
-        os.chmod(self.workdir, 0o755)
+        # Postgres runs as an unprivileged user when we are root: the directory is that user's, 0700.
+        private_directory(self.workdir)
         self.proxy_ports = {link: free_port() for link in LINKS}
         exporter = ExporterCredentials()
         wd, t = self.workdir, self.start_timeout

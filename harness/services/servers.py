@@ -65,6 +65,22 @@ def _drop_privileges() -> Privileges:
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
+def write_secret(path: Path, text: str) -> None:
+    """A file only its owner can read, from the moment it exists (never briefly world-readable)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def private_directory(path: Path) -> None:
+    """0700, owned by the unprivileged user the servers that refuse root run as (root enters
+    anyway): no other user of the machine can list or read a stack's data or secrets."""
+    os.chmod(path, 0o700)
+    if os.geteuid() == 0:
+        user = pwd.getpwnam(UNPRIVILEGED_USER)
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
 def _chown_for_child(path: Path) -> None:
     if os.geteuid() == 0:
         user = pwd.getpwnam(UNPRIVILEGED_USER)
@@ -88,7 +104,7 @@ class PostgresServer(Server):
         data, sockets = self.root / "data", self.root / "sockets"
         sockets.mkdir(exist_ok=True)
         pwfile = self.root / "pwfile"
-        pwfile.write_text(self.password + "\n")
+        write_secret(pwfile, self.password + "\n")
         _chown_for_child(self.root)
         proc = subprocess.run(
             [str(bindir / "initdb"), "-D", str(data), "-U", self.user, "--pwfile", str(pwfile),

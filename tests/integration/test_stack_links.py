@@ -253,3 +253,11 @@ def test_graceful_restart_of_every_server_is_clean(fresh_stack: Stack, service: 
                                                        fresh_stack.postgres_password, fresh_stack.postgres_database),
              "redis": lambda: probes.redis_ready(rd.host, rd.port, fresh_stack.redis_password)}
     assert ready[service]()
+
+
+def test_the_stack_directory_is_private(stack) -> None:  # noqa: ANN001
+    import stat
+
+    if stack.backend.name != "local":
+        pytest.skip("only the local backend keeps a stack directory on this machine")
+    assert stat.S_IMODE(stack.workdir.stat().st_mode) == 0o700

@@ -58,3 +58,31 @@ def test_kafka_home_without_jars_is_refused_with_the_path(monkeypatch: pytest.Mo
     result = CliRunner().invoke(main, ["setup"])
     assert result.exit_code == 2
     assert f"KAFKA_HOME={tmp_path}" in result.output
+
+
+def test_secrets_are_written_owner_only_from_the_moment_they_exist(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from harness.services.servers import write_secret
+
+    old = os.umask(0)  # even with a permissive umask: the mode is set when the file is created
+    try:
+        write_secret(tmp_path / "pwfile", "s3cret\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "pwfile").stat().st_mode) == 0o600
+    assert (tmp_path / "pwfile").read_text() == "s3cret\n"
+    with pytest.raises(FileExistsError):  # never written through a file someone placed there first
+        write_secret(tmp_path / "pwfile", "other")
+
+
+def test_stack_directories_are_private(tmp_path: Path) -> None:
+    import stat
+
+    from harness.services.servers import private_directory
+
+    private = tmp_path / "stack"
+    private.mkdir(mode=0o755)
+    private_directory(private)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700

@@ -146,3 +146,34 @@ def test_checkpoints_fail_only_on_corruption_or_strangers() -> None:
     assert lagging.ok and "most records not yet settled at one: 4" in lagging.detail
     corrupt = checkpoint_checks([point(1.0), point(2.0, corrupted=1)])[0]
     assert not corrupt.ok and "t=[2.0]" in corrupt.detail
+
+
+def _write(directory: Path, *results: ScenarioResult) -> Path:
+    directory.mkdir()
+    (directory / "report.json").write_text(RunReport(run_id=directory.name, target="t.toml", backend="local",
+                                                     verdict=Verdict.PASS, duration_s=1.0,
+                                                     scenarios=list(results)).to_json())
+    return directory
+
+
+def _held(name: str, recovery: float) -> ScenarioResult:
+    return ScenarioResult(name, "d", None, verdict=Verdict.PASS, recovery_s=recovery)
+
+
+def test_compare_fails_on_a_regression_and_shows_every_repeat_round(tmp_path: Path) -> None:
+    before = _write(tmp_path / "a", _held("lossy", 1.0), _held("lossy", 1.2), _held("slow", 1.0))
+    failed = ScenarioResult("lossy", "d", None, verdict=Verdict.FAIL, checks=[Check("no_loss", False, "3 lost")])
+    after = _write(tmp_path / "b", _held("lossy", 1.0), failed, _held("slow", 5.0))
+
+    def faultline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "harness.cli", "compare", *args], capture_output=True,
+                              text=True, timeout=60, check=False)
+
+    done = faultline(str(before), str(after), "--fail-on", "regression")
+    assert done.returncode == 1, done.stderr
+    text = " ".join(done.stderr.split())
+    assert "lossy: pass/pass -> pass/fail (no_loss)" in text
+    assert "slow: recovery 1.0s -> 5.0s (more than 2.0x)" in text
+    assert faultline(str(before), str(after)).returncode == 0  # without --fail-on it only reports
+    assert faultline(str(before), str(before), "--fail-on", "regression").returncode == 0
+    assert faultline(str(before), str(after), "--fail-on", "regression", "--recovery-factor", "nan").returncode == 2
