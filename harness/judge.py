@@ -17,6 +17,7 @@ from harness.reconcile import (
     DEAD_LETTERED_WITHOUT_REASON,
     DELIVERED_CORRUPTED,
     LOST,
+    VIOLATIONS,
     Reconciliation,
     reconcile,
 )
@@ -109,6 +110,7 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
     letter_check = verify_dead_letters(run, letters)
     outcome = reconcile(run.ledger, seen.sink, letters, evidence, misrouted=letter_check.misrouted)
     run.result.ledger = ledger_summary(run, outcome)
+    run.result.violation_ids = {cls: sorted(ids) for cls, ids in outcome.classes.items() if cls in VIOLATIONS and ids}
     run.result.ledger.letters_verified = letter_check.verified
     run.result.ledger.letters_unverified = letter_check.unverified
     run.result.checks += record_checks(run.scenario.expect, outcome)

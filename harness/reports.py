@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ def write_all(out: Path, report: RunReport) -> list[str]:
     def report_json() -> None:
         (out / "report.json").write_text(report.to_json())
 
+    attempt("ids", lambda: write_violation_ids(out / "ids", report.scenarios))
     attempt("junit.xml", lambda: write_junit(out / "junit.xml", report.scenarios))
     attempt("summary.md", lambda: (out / "summary.md").write_text(summary_markdown(report)[:SUMMARY_LIMIT]))
     attempt("report.json", report_json)
@@ -34,6 +36,15 @@ def write_all(out: Path, report: RunReport) -> list[str]:
     if problems and (out / "report.json").exists():
         report_json()  # the HTML's problem too, if it had one
     return problems
+
+
+def write_violation_ids(directory: Path, results: list[ScenarioResult]) -> None:
+    """Every lost, misrouted and corrupted record id of each scenario (report.json keeps ten)."""
+    for n, result in enumerate(results):
+        if result.violation_ids:
+            directory.mkdir(parents=True, exist_ok=True)
+            suffix = f"-{n}" if sum(r.name == result.name for r in results) > 1 else ""  # repeat rounds
+            (directory / f"{result.name}{suffix}.json").write_text(json.dumps(result.violation_ids) + "\n")
 
 
 def write_html(out: Path) -> Path:

@@ -37,6 +37,10 @@ class Run:
         self.writer = SourceWriter(stack, self.ctx.source_table)
         self.ledger = Ledger()
         self.result = ScenarioResult(scenario.name, scenario.description, scenario.incident)
+        self.result.names = {"namespace": self.ctx.namespace, "source_table": self.ctx.source_table,
+                             "workdir": str(self.ctx.workdir),
+                             **{role: self.ctx.fill(value) for role, value in target.sinks.items()
+                                if role in ("kafka_topic", "dead_letter_stream", "buffer_stream", "file_sink")}}
         self.env: dict[str, str] = {}  # the exporter's environment: knobs as the target names them, then extras
         self.exporter: ExporterProcess | None = None
         self.t0 = time.monotonic()

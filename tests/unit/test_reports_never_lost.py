@@ -62,3 +62,13 @@ def test_an_incident_file_that_cannot_be_written_is_recorded_not_raised(tmp_path
 def test_brackets_in_messages_reach_the_summary_as_written(tmp_path: Path) -> None:
     write_all(tmp_path, run_report(failing()))
     assert "3 lost [incident]" in (tmp_path / "summary.md").read_text()
+
+
+def test_every_violating_id_is_written_beside_the_report_and_the_names_are_in_it(tmp_path: Path) -> None:
+    result = failing()
+    result.names = {"namespace": "s_demo_1", "kafka_topic": "s_demo_1-out"}
+    result.violation_ids = {"lost": list(range(1, 26))}  # more than the ledger's ten samples
+    write_all(tmp_path, run_report(result))
+    assert json.loads((tmp_path / "ids" / "demo.json").read_text()) == {"lost": list(range(1, 26))}
+    scenario = json.loads((tmp_path / "report.json").read_text())["scenarios"][0]
+    assert scenario["names"]["kafka_topic"] == "s_demo_1-out" and "violation_ids" not in scenario
