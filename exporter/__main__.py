@@ -30,12 +30,42 @@ def main(argv: list[str] | None = None) -> int:
     # Before exporter.metrics is imported: every process of this exporter writes its samples here.
     own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
     if own_metrics_dir:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="exporter-metrics-")
+        sweep_metrics_dirs()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
     try:
         return _serve(cfg)
     finally:
         if own_metrics_dir:
             shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
+
+
+METRICS_PREFIX = "exporter-metrics-"
+
+
+def sweep_metrics_dirs(base: str | None = None) -> list[str]:
+    """Remove the metrics directories of exporters that died without cleaning up (SIGKILL): each
+    is named after the pid that made it, and a directory whose pid no longer runs is left over."""
+    base = base or tempfile.gettempdir()
+    removed = []
+    for name in os.listdir(base):
+        if not name.startswith(METRICS_PREFIX):
+            continue
+        pid_text = name[len(METRICS_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or _running(int(pid_text)):
+            continue  # a live exporter's, or one named otherwise (its pid unknown): left alone
+        shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        removed.append(name)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 def _serve(cfg: config_module.Config) -> int:
