@@ -216,6 +216,19 @@ def mutants(backend: str, target_path: str | None, out: str | None) -> None:
 
 
 @main.command()
+@click.option("--dry-run", is_flag=True, help="Only list what would be undone.")
+def clean(dry_run: bool) -> None:
+    """Undo what killed faultline runs left: their processes (only when pid and start time match),
+    tmpfs mounts, immutable flags and stack directories. Runs also do this when they start."""
+    from harness.reaper import reap
+
+    done = reap(dry_run=dry_run)
+    for line in done:
+        console.print(escape(line), soft_wrap=True)
+    console.print(f"{len(done)} thing(s) {'to undo' if dry_run else 'undone'}")
+
+
+@main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 def report(run_dir: str) -> None:
     """Regenerate RUN_DIR/report.html from RUN_DIR/report.json."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
 from harness.lifecycle import StopAtExit
+from harness.reaper import RECORDER
 from harness.result import LoadStats, RequestStats
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ class LoadRun:
                                             env={**os.environ, **self.env}, start_new_session=True,
                                             cwd=str(self.workdir))
         self.started = time.monotonic()
+        RECORDER.process(self.process.pid, f"locust ({self.load.kind} load)")
         _running.add(self)
         return self
 

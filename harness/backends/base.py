@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 
 from harness.errors import HarnessError
 from harness.lifecycle import StopAtExit
+from harness.reaper import reap
 from harness.stack import Stack
 
 _live: StopAtExit[Backend] = StopAtExit(lambda backend: backend.stop())
@@ -29,6 +31,9 @@ class Backend(ABC):
         return self._stack
 
     def start(self) -> Stack:
+        # What killed runs left (servers, mounts, immutable directories) goes first, and is said.
+        for line in reap():
+            print(f"faultline: left by a dead run, cleaned up: {line}", file=sys.stderr)
         _live.add(self)
         try:
             self._stack = self._start()

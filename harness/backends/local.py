@@ -12,6 +12,7 @@ from pathlib import Path
 from harness.backends.base import Backend
 from harness.credentials import ExporterCredentials, provision
 from harness.errors import HarnessError, UnknownServiceError
+from harness.reaper import RECORDER
 from harness.services.executor import ServiceExecutor, free_port
 from harness.services.servers import (
     HOST,
@@ -48,6 +49,7 @@ class LocalBackend(Backend):
         self.workdir = Path(tempfile.mkdtemp(prefix="faultline-", dir=self.base_dir))
         # Postgres runs as an unprivileged user when we are root: the directory is that user's, 0700.
         private_directory(self.workdir)
+        RECORDER.directory(self.workdir)
         self.proxy_ports = {link: free_port() for link in LINKS}
         exporter = ExporterCredentials()
         wd, t = self.workdir, self.start_timeout
@@ -127,6 +129,7 @@ class LocalBackend(Backend):
         if self.workdir is not None:
             try:
                 remove_tree(self.workdir)
+                RECORDER.directory(self.workdir, add=False)
             except OSError as exc:
                 problems.append(f"removing {self.workdir}: {exc}")
             self.workdir = None

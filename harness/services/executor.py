@@ -18,6 +18,7 @@ from mirakuru import Executor
 from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
 
 from harness.errors import PortBusyError, ServiceStartError
+from harness.reaper import RECORDER
 
 _claimed_ports: set[int] = set()
 _claim_lock = threading.Lock()
@@ -76,6 +77,14 @@ class ServiceExecutor(Executor):
             self.last_check_error = exc
             return False
         return bool(ok)
+
+    def wait_for(self, wait_for: Callable[[], bool]) -> ServiceExecutor:
+        # mirakuru calls this right after spawning, before the readiness wait: the moment to put the
+        # process in the state file, so a run killed while it boots still leaves a trace to reap.
+        if self.process is not None:
+            RECORDER.process(self.process.pid, self.name)
+        super().wait_for(wait_for)
+        return self
 
     def start(self) -> ServiceExecutor:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

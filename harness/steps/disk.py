@@ -16,6 +16,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
+from harness.reaper import RECORDER
 from harness.steps import step_kind
 from harness.steps.base import STRICT, Fraction, Name, Problem, StepKind
 
@@ -44,6 +45,7 @@ def set_immutable(run: Run, path: Path, on: bool) -> str:
     # -R: the files already there refuse appends too, not only new files in the directory.
     run_command(["chattr", "-R", "+i" if on else "-i", str(path)],
                 f"{'set' if on else 'clear'} the immutable flag on {path}")
+    RECORDER.immutable(path, add=on)  # a killed run's flag is cleared by `faultline clean`
     if on:
         run.immutable.append(path)
     elif path in run.immutable:
@@ -58,6 +60,7 @@ def release_disks(run: Run) -> None:
     while run.mounted:
         path = run.mounted.pop()
         run_command(["umount", "-l", str(path)], f"unmount {path}")
+        RECORDER.mount(path, add=False)
 
 
 def _bad_directory(name: str) -> Problem | None:
@@ -92,6 +95,7 @@ class DiskFull(StepKind):
         """Before the exporter starts: the directory goes on its tmpfs."""
         path = directory(run, self.directory)
         if path not in run.mounted:
+            RECORDER.mount(path)  # recorded first: a kill between the two still leaves a trace
             run_command(["mount", "-t", "tmpfs", "-o", f"size={self.size_kib}k", "tmpfs", str(path)],
                         f"mount a {self.size_kib} KiB tmpfs on {path} (needs root)")
             run.mounted.append(path)
