@@ -23,6 +23,8 @@ cannot do, soak and shrink) derives from the registry in ``harness.steps``.
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import ConfigDict, Field
@@ -75,3 +77,21 @@ class StepKind:
 
     def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
         """Undo it at the end of its window (faults and loads); ``handle`` is what apply returned."""
+
+
+class Background:
+    """A step's loop on a thread of its own for the step's window (a link that flaps, sessions
+    ended again and again, a watch on the server's log). ``body`` gets the stop event and must
+    return soon after it is set; ``stop`` is called by the step's remove, and by the run's cleanup
+    whatever happened before."""
+
+    def __init__(self, run: Run, name: str, body: Callable[[threading.Event], None]) -> None:
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=body, args=(self.stopping,), name=name, daemon=True)
+        run.closers.append(self.stop)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread is not threading.current_thread():
+            self.thread.join(timeout=10)

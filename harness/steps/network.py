@@ -12,7 +12,7 @@ from pydantic.dataclasses import dataclass
 from harness.errors import HarnessError
 from harness.stack import LINKS
 from harness.steps import step_kind
-from harness.steps.base import STRICT, Fraction, Name, Problem, StepKind
+from harness.steps.base import STRICT, Background, Fraction, Name, Problem, StepKind
 from harness.toxiproxy import validate_toxic
 
 if TYPE_CHECKING:
@@ -110,9 +110,9 @@ class LinkFlap(StepKind):
 
     def apply(self, run: Run, record: StepRecord) -> Any:
         proxy = run.stack.proxy(self.link)
-        stop, outages = threading.Event(), [0]
+        outages = [0]
 
-        def flap() -> None:
+        def flap(stop: threading.Event) -> None:
             while not stop.is_set():
                 proxy.disable()
                 outages[0] += 1
@@ -120,16 +120,13 @@ class LinkFlap(StepKind):
                 proxy.enable()
                 stop.wait(self.up_s)
 
-        thread = threading.Thread(target=flap, name=f"flap-{self.link}", daemon=True)
-        run.closers.append(stop.set)
-        thread.start()
+        flapping = Background(run, f"flap-{self.link}", flap)
         record.evidence = f"proxy {self.link} flapping"
-        return stop, thread, outages
+        return flapping, outages
 
     def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
-        stop, thread, outages = handle
-        stop.set()
-        thread.join(timeout=10)
+        flapping, outages = handle
+        flapping.stop()
         run.stack.proxy(self.link).enable()
         enabled = run.stack.proxy(self.link).enabled
         record.evidence = f"proxy {self.link} went down {outages[0]} time(s); enabled={enabled}"

@@ -16,7 +16,7 @@ from pydantic.dataclasses import dataclass
 from harness.credentials import provision_postgres
 from harness.errors import HarnessError
 from harness.steps import step_kind
-from harness.steps.base import STRICT, StepKind
+from harness.steps.base import STRICT, Background, StepKind
 
 if TYPE_CHECKING:
     from harness.credentials import ExporterCredentials
@@ -193,25 +193,21 @@ class PostgresTerminateSessions(StepKind):
     def apply(self, run: Run, record: StepRecord) -> Any:
         ended = [terminate_exporter_sessions(run)]
         record.evidence = f"{ended[0]} exporter session(s) ended"
-        stop = threading.Event()
         if self.every_s is None:
-            return stop, ended, None
+            return None, ended
         interval = self.every_s
 
-        def again() -> None:
+        def again(stop: threading.Event) -> None:
             while not stop.wait(interval):
                 try:
                     ended.append(terminate_exporter_sessions(run))
                 except HarnessError:
                     return  # the server is away (another fault): nothing to end; the window goes on
-        thread = threading.Thread(target=again, name="terminate-sessions", daemon=True)
-        thread.start()
-        run.closers.append(stop.set)
-        return stop, ended, thread
+
+        return Background(run, "terminate-sessions", again), ended
 
     def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
-        stop, ended, thread = handle
-        stop.set()
-        if thread is not None:
-            thread.join(timeout=10)
+        repeating, ended = handle
+        if repeating is not None:
+            repeating.stop()
         record.evidence = f"{sum(ended)} exporter session(s) ended in {len(ended)} round(s)"

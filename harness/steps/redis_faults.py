@@ -16,7 +16,7 @@ from harness.errors import HarnessError
 from harness.redis_client import direct_client
 from harness.services.executor import free_port
 from harness.steps import step_kind
-from harness.steps.base import STRICT, StepKind
+from harness.steps.base import STRICT, Background, StepKind
 from harness.waiting import wait_for
 
 if TYPE_CHECKING:
@@ -239,25 +239,22 @@ class RedisRefuseConnections(StepKind):
         _admin_call(run, "disable the exporter's user", "ACL", "SETUSER", creds.redis_user, "off")
         # Its open connections stay logged in: they must break (a restart, a failover) to meet this.
         _admin_call(run, "end the exporter's connections", "CLIENT", "KILL", "USER", creds.redis_user)
-        stop, seen = threading.Event(), [0]
+        seen = [0]
 
-        def watch() -> None:
+        def watch(stop: threading.Event) -> None:
             while not stop.wait(0.05):
                 seen[0] = auth_failures(run, creds.redis_user)
                 if seen[0] >= self.count:
                     provision_redis(run.stack, creds)
                     return
 
-        thread = threading.Thread(target=watch, name="refuse-logins", daemon=True)
-        run.closers.append(stop.set)
-        thread.start()
+        watching = Background(run, "refuse-logins", watch)
         record.evidence = f"user {creds.redis_user} disabled; a login now: {probe_write(run)}"
-        return stop, thread, seen
+        return watching, seen
 
     def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
-        stop, thread, seen = handle
-        stop.set()
-        thread.join(timeout=10)
+        watching, seen = handle
+        watching.stop()
         assert run.stack.exporter is not None
         provision_redis(run.stack, run.stack.exporter)
         record.evidence += f"; {seen[0]} login(s) refused before it was enabled again"
