@@ -3,15 +3,14 @@ in force during the run, and a scratch topic that says whether the broker takes 
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaError, Producer
 
 from harness.errors import HarnessError
 from harness.letters import LetterCheck, SinkLimits, check_letters
 from harness.run import Run
 from harness.scenario import KafkaTopicSetting
 from harness.sinks import DeadLetterRecord
-from harness.steps.kafka_faults import topic_setting
+from harness.steps.kafka_faults import create_topic, topic_setting
 
 TIMEOUT_S = 15.0
 
@@ -30,26 +29,25 @@ def sink_limits(run: Run) -> SinkLimits:
 
 class ScratchTopics:
     """One scratch topic per limit, in the run's namespace: records produced there alone tell
-    whether the broker accepts them under that ``max.message.bytes``."""
+    whether the broker accepts them under that ``max.message.bytes``. Made on first use."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
-        self.bootstrap = run.stack.admin_url("kafka")
         self.made: set[int] = set()
-        self.producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 0, "acks": "all",
-                                  "message.max.bytes": 16 * 1024 * 1024, "message.timeout.ms": 10_000})
+        self._producer: Producer | None = None
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer({"bootstrap.servers": self.run.stack.admin_url("kafka"), "linger.ms": 0,
+                                       "acks": "all", "message.max.bytes": 16 * 1024 * 1024,
+                                       "message.timeout.ms": 10_000})
+        return self._producer
 
     def topic(self, limit: int) -> str:
         name = f"{self.run.ctx.namespace}-letters-{limit}"
         if limit not in self.made:
-            admin = AdminClient({"bootstrap.servers": self.bootstrap})
-            futures = admin.create_topics([NewTopic(name, 1, 1, config={"max.message.bytes": str(limit)})])
-            for future in futures.values():
-                try:
-                    future.result(timeout=TIMEOUT_S)
-                except KafkaException as exc:
-                    if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                        raise HarnessError(f"kafka: cannot create scratch topic {name}: {exc}") from exc
+            create_topic(self.run, name, {"max.message.bytes": str(limit)})
             self.made.add(limit)
         return name
 

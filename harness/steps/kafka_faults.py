@@ -33,20 +33,25 @@ def topic_of(run: Run) -> str:
     return run.sink("kafka_topic")
 
 
-def ensure_topic(run: Run) -> None:
-    """The run's topic exists (the exporter may not have created it yet): created with the
-    broker's defaults, as auto-creation would."""
+def create_topic(run: Run, topic: str, config: dict[str, str] | None = None) -> None:
+    """``topic`` exists (one partition, one replica, ``config`` if it is made now)."""
     from confluent_kafka.admin import NewTopic
 
-    client, topic = admin(run), topic_of(run)
+    client = admin(run)
     if topic in client.list_topics(timeout=ADMIN_TIMEOUT_S).topics:
         return
-    for future in client.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+    for future in client.create_topics([NewTopic(topic, 1, 1, config=config or {})]).values():
         try:
             future.result(timeout=ADMIN_TIMEOUT_S)
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise HarnessError(f"kafka: cannot create topic {topic}: {exc}") from exc
+
+
+def ensure_topic(run: Run) -> None:
+    """The run's topic exists (the exporter may not have created it yet): created with the
+    broker's defaults, as auto-creation would."""
+    create_topic(run, topic_of(run))
 
 
 def topic_setting(run: Run, name: str) -> tuple[str | None, bool]:
