@@ -26,6 +26,8 @@ KNOWN = {
                                    "lower ids are skipped",
     "too_large_batch_dead_lettered": "a batch the broker refuses as too large is dead-lettered whole, records "
                                      "that fit alone too",
+    "new_before_redeliveries": "new buffer entries are delivered before the consumer's own pending ones (for "
+                               "latency): a record retried after a failed send lands after later records of its key",
 }
 
 

@@ -60,13 +60,15 @@ def steps_table() -> Table:
 
 def results_table(results: list[ScenarioResult]) -> Table:
     table = Table(title="Faultline verdicts")
-    for column in ("scenario", "verdict", "lost", "corrupted", "dead-lettered", "duplicates", "recovery", "duration"):
+    for column in ("scenario", "verdict", "lost", "corrupted", "dead-lettered", "duplicates", "out of order",
+                   "recovery", "duration"):
         table.add_column(column)
     for r in results:
         ledger = r.ledger or LedgerSummary()
         table.add_row(escape(r.name), f"[{VERDICT_COLOUR[r.verdict]}]{r.verdict}[/]", str(ledger.count("lost")),
                       str(ledger.count("delivered_corrupted")), str(ledger.count("dead_lettered")),
-                      str(ledger.duplicates), "-" if r.recovery_s is None else f"{r.recovery_s:.1f}s",
+                      str(ledger.duplicates), str(ledger.order_inversions),
+                      "-" if r.recovery_s is None else f"{r.recovery_s:.1f}s",
                       f"{r.duration_s:.1f}s")
     return table
 

@@ -143,9 +143,18 @@ def _scenario_section(sc: ScenarioResult) -> str:
 
 def _ledger_section(ledger: LedgerSummary) -> list[str]:
     out = ["<h3>Ledger</h3><table><tr>" + "".join(f"<th>{escape(k)}</th>" for k in ledger.counts)
-           + "<th>duplicates</th><th>unexpected</th></tr><tr>"
+           + "<th>duplicates</th><th>out of order</th><th>unexpected</th></tr><tr>"
            + "".join(f"<td>{v}</td>" for v in ledger.counts.values())
-           + f"<td>{ledger.duplicates}</td><td>{ledger.unexpected}</td></tr></table>"]
+           + f"<td>{ledger.duplicates}</td><td>{ledger.order_inversions}</td><td>{ledger.unexpected}</td>"
+           + "</tr></table>"]
+    if ledger.duplicates_by_window:
+        out.append("<h3>Duplicates by the fault window they follow</h3><table><tr><th>window</th>"
+                   "<th>redeliveries</th></tr>" + "".join(f"<tr><td>{escape(w)}</td><td>{n}</td></tr>"
+                                                          for w, n in ledger.duplicates_by_window.items())
+                   + "</table>")
+    if ledger.inversion_samples:
+        out.append('<h3>Out of source order</h3><ul class="ids">'
+                   + "".join(f"<li>{escape(x)}</li>" for x in ledger.inversion_samples) + "</ul>")
     if ledger.samples.get("lost"):
         out.append('<h3>Lost records</h3><table class="lost"><tr><th>record id</th><th>lost at hop</th></tr>')
         for record_id in ledger.samples["lost"]:
@@ -224,7 +233,8 @@ def render(report: RunReport) -> str:
         rows.append(f'<tr><td><a href="#scenario-{escape(sc.name)}">{escape(sc.name)}</a></td>'
                     f'<td class="{sc.verdict}">{sc.verdict}</td><td>{ledger.count("lost")}</td>'
                     f'<td>{ledger.count("delivered_corrupted")}</td><td>{ledger.count("dead_lettered")}</td>'
-                    f"<td>{ledger.duplicates}</td><td>{recovery}</td><td>{sc.duration_s:.1f}s</td></tr>")
+                    f"<td>{ledger.duplicates}</td><td>{ledger.order_inversions}</td><td>{recovery}</td>"
+                    f"<td>{sc.duration_s:.1f}s</td></tr>")
     verdict = str(report.verdict)
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -235,7 +245,7 @@ def render(report: RunReport) -> str:
         f"<p>Target <code>{escape(report.target)}</code>, backend <code>{escape(report.backend)}</code>, "
         f"{len(report.scenarios)} scenario(s), {report.duration_s:.1f}s.</p>",
         '<table id="summary"><tr><th>scenario</th><th>verdict</th><th>lost</th><th>corrupted</th>'
-        "<th>dead-lettered</th><th>duplicates</th><th>recovery</th><th>duration</th></tr>",
+        "<th>dead-lettered</th><th>duplicates</th><th>out of order</th><th>recovery</th><th>duration</th></tr>",
         *rows, "</table>",
         *(_section_or_error(sc) for sc in report.scenarios),
         *(['<section id="report-errors"><h2>Report problems</h2><ul>'

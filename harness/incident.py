@@ -208,7 +208,8 @@ def dumps(scenario: Scenario, comment: str = "") -> str:
         lines += ["", "[knobs]"] + [f"{k} = {_toml_value(v)}" for k, v in scenario.knobs.items()]
     if scenario.exporter_env:
         lines += ["", "[exporter_env]"] + [f"{k} = {_toml_value(v)}" for k, v in scenario.exporter_env.items()]
-    lines += ["", "[expect]"] + [f"{k} = {_toml_value(v)}" for k, v in asdict(scenario.expect).items()]
+    lines += ["", "[expect]"] + [f"{k} = {_toml_value(v)}" for k, v in asdict(scenario.expect).items()
+                                 if v is not None]  # TOML has no null: unset means the default (None)
     if scenario.reproduction is not None:
         lines += ["", "[reproduction]"] + [f"{k} = {_toml_value(v)}" for k, v in _reproduction_fields(
             scenario.reproduction).items()]

@@ -23,6 +23,7 @@ class StepRecord:
     evidence: str = ""
     result: dict[str, Any] | None = None
     window_s: float | None = None  # how long it was planned to last (faults and loads)
+    fault: bool = False  # a fault (not an action or a load): duplicates are attributed to these
     # Faults only: records written (acknowledged) but not yet in the sink or dead-lettered when the
     # fault was applied, and records acknowledged while its window was open. A fault that meets no
     # data cannot show a loss (None: could not be read).

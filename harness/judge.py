@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from harness.anomalies import duplicate_check, duplicates_by_window, order_check
 from harness.journal import Check
 from harness.letter_checks import verify_dead_letters
 from harness.reconcile import (
@@ -110,10 +111,15 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
     letter_check = verify_dead_letters(run, letters)
     outcome = reconcile(run.ledger, seen.sink, letters, evidence, misrouted=letter_check.misrouted)
     run.result.ledger = ledger_summary(run, outcome)
+    run.result.ledger.duplicates_by_window = duplicates_by_window(outcome.redeliveries, run.result.steps,
+                                                                  run.wall_start)
     run.result.violation_ids = {cls: sorted(ids) for cls, ids in outcome.classes.items() if cls in VIOLATIONS and ids}
     run.result.ledger.letters_verified = letter_check.verified
     run.result.ledger.letters_unverified = letter_check.unverified
     run.result.checks += record_checks(run.scenario.expect, outcome)
+    if run.scenario.expect.key_order:
+        run.result.checks.append(order_check(outcome))
+    run.result.checks += duplicate_check(run.scenario.expect, outcome, run.result.ledger.duplicates_by_window)
     run.result.checks += metric_checks(run, exporter, seen)
     run.result.checks += checkpoint_checks(run.result.checkpoints)
     if monitor is not None:

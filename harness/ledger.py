@@ -3,11 +3,18 @@
 Record ids come from one source table's sequence, so they are dense: the ledger keeps an
 8-byte content digest and a one-byte outcome per id in flat byte arrays indexed by
 ``id - base`` (about 9 bytes a record, against a few hundred for Python objects).
+
+For the per-key order check it also keeps, per id, the number of its key and two ticks of a
+logical clock (12 bytes more): when the write began and when it was acknowledged. As in a
+linearizability check, two writes are ordered only when one was acknowledged before the other
+began; overlapping writes (a transaction held open while others commit) are concurrent and
+either order is right. Source order is therefore commit order where it is known, not id order.
 """
 
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -32,16 +39,30 @@ class Ledger:
         self.base: int | None = None
         self._digests = bytearray()
         self._outcomes = bytearray()
+        self._keys = array("I")  # key number per id (0: no key recorded)
+        self._begins = array("I")  # logical clock tick when the write began, per id
+        self._acks = array("I")  # logical clock tick when it was acknowledged
+        self._key_numbers: dict[str, int] = {}
+        self._key_names = [""]  # number -> key
+        self._clock = 0
         self.unnumbered = {"failed": 0, "indeterminate": 0}  # writes whose id the database never told us
 
     @classmethod
     def from_writes(cls, writes: Iterable[Written]) -> Ledger:
         ledger = cls()
         for w in writes:
-            ledger.add(w.record_id, content_hash(w.payload), w.outcome)
+            ledger.add(w.record_id, content_hash(w.payload), w.outcome, w.key)
         return ledger
 
-    def add(self, record_id: int | None, digest: bytes, outcome: str) -> None:
+    def tick(self) -> int:
+        """The logical clock's next tick: take one before a write whose acknowledgement comes later."""
+        self._clock += 1
+        return self._clock
+
+    def add(self, record_id: int | None, digest: bytes, outcome: str, key: str | None = None,
+            began: int | None = None) -> None:
+        """One write, acknowledged now. ``began``: the tick taken when it began (default: now, a
+        write with no overlap, as each row of an insert that committed at once)."""
         if outcome not in OUTCOMES:
             raise HarnessError(f"ledger: unknown write outcome {outcome!r}")
         if record_id is None:
@@ -55,6 +76,9 @@ class Ledger:
             shift = self.base - record_id
             self._digests[0:0] = bytes(shift * DIGEST_SIZE)
             self._outcomes[0:0] = bytes(shift)
+            self._keys[0:0] = array("I", bytes(4 * shift))
+            self._begins[0:0] = array("I", bytes(4 * shift))
+            self._acks[0:0] = array("I", bytes(4 * shift))
             self.base = record_id
         index = record_id - self.base
         if index >= MAX_SPAN:
@@ -63,12 +87,27 @@ class Ledger:
             grow = index + 1 - len(self._outcomes)
             self._outcomes.extend(bytes(grow))
             self._digests.extend(bytes(grow * DIGEST_SIZE))
+            self._keys.frombytes(bytes(4 * grow))
+            self._begins.frombytes(bytes(4 * grow))
+            self._acks.frombytes(bytes(4 * grow))
         self._outcomes[index] = OUTCOMES[outcome]
+        ack = self.tick()
+        self._acks[index] = ack
+        self._begins[index] = ack if began is None else began
+        if key is not None:
+            number = self._key_numbers.get(key)
+            if number is None:
+                number = self._key_numbers[key] = len(self._key_names)
+                self._key_names.append(key)
+            self._keys[index] = number
         self._digests[index * DIGEST_SIZE:(index + 1) * DIGEST_SIZE] = digest
 
     def copy(self) -> Ledger:
         twin = Ledger()
         twin.base, twin._digests, twin._outcomes = self.base, bytearray(self._digests), bytearray(self._outcomes)
+        twin._keys, twin._acks, twin._begins = array("I", self._keys), array("I", self._acks), array("I", self._begins)
+        twin._key_numbers, twin._key_names = dict(self._key_numbers), list(self._key_names)
+        twin._clock = self._clock
         twin.unnumbered = dict(self.unnumbered)
         return twin
 
@@ -102,6 +141,20 @@ class Ledger:
 
     def digest_at(self, index: int) -> bytes:
         return bytes(self._digests[index * DIGEST_SIZE:(index + 1) * DIGEST_SIZE])
+
+    def key_at(self, index: int) -> int:
+        """The number of the record's key (0: none recorded); equal numbers, equal keys."""
+        return self._keys[index]
+
+    def ack_at(self, index: int) -> int:
+        """When the write was acknowledged (a tick of the ledger's logical clock)."""
+        return self._acks[index]
+
+    def began_at(self, index: int) -> int:
+        return self._begins[index]
+
+    def key_name(self, number: int) -> str | None:
+        return self._key_names[number] if 0 < number < len(self._key_names) else None
 
     def record_id(self, index: int) -> int:
         assert self.base is not None

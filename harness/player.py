@@ -142,6 +142,7 @@ class Player:
         record = StepRecord(step.phase, step.describe(), applied_at=run.now(),
                             window_s=(step.duration or run.scenario.during_s) if has_window(step) else None)
         if is_fault(step):
+            record.fault = True
             self._measure_in_flight(record)
             self._ok_at_apply[id(step)] = run.ok_writes
         run.result.steps.append(record)

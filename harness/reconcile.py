@@ -4,6 +4,11 @@ Jepsen's set checker separates ok, failed and indeterminate writes and reports l
 unexpected and recovered elements apart; Kafka's system tests compare acknowledged writes with
 what a consumer read back. Neither follows a record across hops: for a lost record this names
 the hop where it was lost, from the buffer evidence the harness gathered.
+
+Like Jepsen's queue checkers it also judges order: records of one key must reach each stream (a
+partition, a file) in source order, that is the order their writes were acknowledged. Only a
+record's first delivery counts; its redeliveries are duplicates, each kept with the time the sink
+took it so that the judge can tie it to the fault window it follows.
 """
 
 from __future__ import annotations
@@ -44,6 +49,20 @@ class BufferEvidence:
     pending: frozenset[int] = frozenset()
 
 
+@dataclass(frozen=True)
+class Inversion:
+    """Record ``record_id`` of ``key`` reached ``stream`` after ``overtaken_by``, written after it."""
+
+    record_id: int
+    overtaken_by: int
+    key: str
+    stream: str
+
+    def describe(self) -> str:
+        return (f"record {self.record_id} of key {self.key!r} reached {self.stream} after record "
+                f"{self.overtaken_by}, which was written after it")
+
+
 @dataclass
 class Reconciliation:
     """Counts for every class; record ids for every class but the (usually huge) intact one."""
@@ -57,6 +76,9 @@ class Reconciliation:
     duplicated_ids: list[int] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     recovered_indeterminate: list[int] = field(default_factory=list)
+    inversions: list[Inversion] = field(default_factory=list)  # first deliveries out of source order
+    inversion_count: int = 0
+    redeliveries: list[tuple[int, float | None]] = field(default_factory=list)  # (record id, sink time)
 
     def count(self, cls: str) -> int:
         return self.counts.get(cls, 0)
@@ -78,6 +100,8 @@ class Reconciliation:
             "duplicates": self.duplicates,
             "unexpected": len(self.unexpected),
             "recovered_indeterminate": len(self.recovered_indeterminate),
+            "order_inversions": self.inversion_count,
+            "inversion_samples": [x.describe() for x in self.inversions[:sample]],
             "samples": {c: sorted(ids)[:sample] for c, ids in self.classes.items() if c in VIOLATIONS and ids},
             "lost_hops": {str(i): hop for i, hop in sorted(self.lost_hops.items())[:sample]},
             "dead_letter_samples": {str(i): r for i, r in sorted(self.dead_letter_reasons.items())[:sample]},
@@ -87,6 +111,7 @@ class Reconciliation:
 
 
 UNEXPECTED_KEPT = 1000  # beyond this only the count grows: a flood of strangers must not eat memory
+REDELIVERIES_KEPT = 100_000  # the same for duplicates and inversions kept one by one
 
 
 def reconcile(ledger: Ledger | Iterable[Written], delivered: Iterable[SinkRecord],
@@ -108,13 +133,19 @@ def reconcile(ledger: Ledger | Iterable[Written], delivered: Iterable[SinkRecord
 
     copies = bytearray(ledger.span)  # deliveries per record, saturating at 255
     corrupted: set[int] = set()
+    order = _OrderCheck(ledger, result)
     for record in delivered:
         index = ledger.index(record.record_id)
         if index is None or ledger.outcome_at(index) == FAILED:
             stranger(record.where)
             continue
-        if copies[index] < 255:
-            copies[index] += 1
+        seen = copies[index]
+        if seen == 0:
+            order.first_delivery(index, record.stream)
+        elif len(result.redeliveries) < REDELIVERIES_KEPT:
+            result.redeliveries.append((ledger.record_id(index), record.ts))
+        if seen < 255:
+            copies[index] = seen + 1
         if content_hash((record.payload or "").encode("utf-8")) != ledger.digest_at(index):
             corrupted.add(index)
     letters: dict[int, DeadLetterRecord] = {}
@@ -154,6 +185,33 @@ def reconcile(ledger: Ledger | Iterable[Written], delivered: Iterable[SinkRecord
     if unexpected_count > len(result.unexpected):
         result.unexpected.append(f"... and {unexpected_count - len(result.unexpected)} more")
     return result
+
+
+class _OrderCheck:
+    """Per (stream, key): the latest start among the records delivered so far. A first delivery
+    acknowledged before that start was overtaken by a write of its key that began after it had
+    completed: an inversion. Writes that overlapped are concurrent: either order is right."""
+
+    def __init__(self, ledger: Ledger, result: Reconciliation) -> None:
+        self.ledger, self.result = ledger, result
+        self.latest: dict[tuple[str, int], tuple[int, int]] = {}  # (stream, key) -> (began, index)
+
+    def first_delivery(self, index: int, stream: str) -> None:
+        key = self.ledger.key_at(index)
+        if not key:
+            return  # written without a key (Locust's writers): no order to judge
+        slot = (stream, key)
+        latest = self.latest.get(slot)
+        if latest is not None and self.ledger.ack_at(index) < latest[0]:
+            self.result.inversion_count += 1
+            if len(self.result.inversions) < REDELIVERIES_KEPT:
+                self.result.inversions.append(Inversion(
+                    self.ledger.record_id(index), self.ledger.record_id(latest[1]),
+                    self.ledger.key_name(key) or f"#{key}", stream))
+            return
+        began = self.ledger.began_at(index)
+        if latest is None or began > latest[0]:
+            self.latest[slot] = (began, index)
 
 
 def lost_hop(record_id: int, buffer: BufferEvidence) -> str:

@@ -85,12 +85,12 @@ def summary_markdown(report: RunReport) -> str:
     lines = [f"# Faultline run {report.run_id}: {report.verdict}", "",
              f"Target `{report.target}`, backend `{report.backend}`, {len(results)} scenario(s), "
              f"{report.duration_s:.1f}s.", "", "| scenario | verdict | lost | corrupted | dead-lettered | duplicates | "
-             "duration |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             "out of order | duration |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         ledger = r.ledger
-        counts: list[object] = ["-"] * 4 if ledger is None else [
+        counts: list[object] = ["-"] * 5 if ledger is None else [
             ledger.count("lost"), ledger.count("delivered_corrupted"), ledger.count("dead_lettered"),
-            ledger.duplicates]
+            ledger.duplicates, ledger.order_inversions]
         cells = [r.name, ICON[r.verdict], *counts, f"{r.duration_s:.1f}s"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     for r in results:
@@ -120,6 +120,12 @@ def _scenario_details(r: ScenarioResult) -> list[str]:
         leaks = r.resources.leaks
         lines += ["", f"**{r.name}** resources: " + ("leak in " + ", ".join(
             f"{t.quantity} ({t.slope_per_min:+}/min)" for t in leaks) if leaks else "no leak trend")]
+    if r.ledger is not None and r.ledger.duplicates_by_window:
+        lines += ["", f"**{r.name}** duplicates by the fault window they follow: " + ", ".join(
+            f"{n} {window}" for window, n in r.ledger.duplicates_by_window.items())]
+    if r.ledger is not None and r.ledger.inversion_samples:
+        lines += ["", f"**{r.name}** out of source order ({r.ledger.order_inversions}):",
+                  *(f"- {x}" for x in r.ledger.inversion_samples)]
     if r.interrupted:
         lines += ["", f"**{r.name}** was interrupted (Ctrl-C); healed, reconciled and reported."]
     return lines

@@ -44,6 +44,9 @@ class LedgerSummary:
     duplicates: int = 0
     unexpected: int = 0
     recovered_indeterminate: int = 0
+    order_inversions: int = 0  # first deliveries overtaken by a later write of their key
+    inversion_samples: list[str] = field(default_factory=list)
+    duplicates_by_window: dict[str, int] = field(default_factory=dict)  # fault window -> redeliveries after it
     samples: dict[str, list[int]] = field(default_factory=dict)  # class -> first record ids
     lost_hops: dict[str, str] = field(default_factory=dict)  # record id -> hop where it was lost
     dead_letter_samples: dict[str, str] = field(default_factory=dict)  # record id -> reason

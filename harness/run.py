@@ -79,12 +79,17 @@ class Run:
 
     # -- the workload ------------------------------------------------------------------------------
     def next_rows(self, n: int) -> list[tuple[str, bytes]]:
-        """The workload's next ``n`` rows (keys unique within the scenario)."""
+        """The workload's next ``n`` rows: keys cycle through ``workload.keys`` (0: one per record),
+        so that records of one key are written at different times, under different faults."""
         w = self.scenario.workload
         bodies = payloads(w.profile, n, w.size, w.seed, start=self._written)
-        rows = [(f"{self.scenario.name}-{self._written + i}", body) for i, body in enumerate(bodies)]
+        rows = [(self.key_of(self._written + i), body) for i, body in enumerate(bodies)]
         self._written += n
         return rows
+
+    def key_of(self, n: int) -> str:
+        keys = self.scenario.workload.keys
+        return f"{self.scenario.name}-k{n % keys}" if keys else f"{self.scenario.name}-{n}"
 
     @property
     def written(self) -> int:
@@ -98,12 +103,16 @@ class Run:
             self.record_writes(self.writer.insert(self.next_rows(n)), at)
             done += n
 
-    def record_writes(self, inserted: list[Any], at: float) -> None:
+    def record_writes(self, inserted: list[Any], at: float, began: int | None = None) -> None:
+        """Writes just acknowledged. ``began``: the ledger tick taken when they began, for writes
+        that stayed open while others committed (a held transaction); None: they began just now."""
         for written in inserted:
             if written.outcome == "indeterminate":
-                self._unknown.append(written)  # resolved against the source before judging
+                # Resolved against the source before judging; if it committed, it may have done so
+                # any time from now on (its tick now is its start).
+                self._unknown.append((written, self.ledger.tick() if began is None else began))
                 continue
-            self.ledger.add(written.record_id, content_hash(written.payload), written.outcome)
+            self.ledger.add(written.record_id, content_hash(written.payload), written.outcome, written.key, began)
             self.ok_writes += written.outcome == "ok"
         ids = [x.record_id for x in inserted if x.record_id is not None]
         if ids:
@@ -116,16 +125,16 @@ class Run:
         if not self._unknown:
             return
         try:
-            found: dict[str, int] | None = self.writer.resolve([w.key for w in self._unknown])
+            found: dict[str, int] | None = self.writer.resolve([w.token for w, _began in self._unknown])
         except psycopg.Error as exc:
             found = None
             self.resolve_error = f"{exc.__class__.__name__}: {exc}"  # reported with the ledger
-        for written in self._unknown:
+        for written, began in self._unknown:
             digest = content_hash(written.payload)
             if found is None:
                 self.ledger.add(None, digest, "indeterminate")
-            elif written.key in found:
-                self.ledger.add(found[written.key], digest, "ok")
+            elif written.token in found:
+                self.ledger.add(found[written.token], digest, "ok", written.key, began)
             else:
                 self.ledger.add(None, digest, "failed")
         self.resolved += len(self._unknown)

@@ -111,6 +111,9 @@ class Workload:
     # every fault by construction, not by where the evenly spread writes happen to fall (a shrunk
     # incident keeps these, so its replay does not depend on a race with the fault).
     meet_faults: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    # Distinct keys the records cycle through (0: a key per record): records of one key are
+    # written under different faults, and the judge checks they reach the sink in source order.
+    keys: Annotated[int, Field(ge=0, le=1_000_000)] = 16
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -125,6 +128,10 @@ class Expect:
     recovered_within_s: Window = 60.0
     dead_lettered_at_least: Count = 0
     no_resource_leak: bool = False  # sample the exporter's RSS, files, threads, connections; judge trends
+    key_order: bool = True  # records of one key reach each partition or file in source order
+    # At-least-once allows redeliveries, but a bounded number: more than this fails ``duplicates``
+    # (None: not judged, still counted per fault window).
+    max_duplicates: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
 
 
 @dataclass(frozen=True, config=STRICT)

@@ -26,6 +26,7 @@ class SinkRecord(NamedTuple):
     raw: bytes
     where: str
     ts: float | None = None  # when the sink took it (Kafka's message timestamp), epoch seconds
+    stream: str = ""  # the ordered sequence it sits in (a partition, a file): order is judged per stream
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,13 @@ class DeadLetterRecord:
     original: bytes
 
 
-def _parse(raw: bytes, where: str, encoding: str = "utf-8", ts: float | None = None) -> SinkRecord:
+def _parse(raw: bytes, where: str, encoding: str = "utf-8", ts: float | None = None,
+           stream: str = "") -> SinkRecord:
     try:
         data = json.loads(raw.decode(encoding))
-        return SinkRecord(int(data["id"]), data.get("payload"), raw, where, ts)
+        return SinkRecord(int(data["id"]), data.get("payload"), raw, where, ts, stream)
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
-        return SinkRecord(None, None, raw, where, ts)  # unexpected shape: the reconciler reports it
+        return SinkRecord(None, None, raw, where, ts, stream)  # unexpected shape: the reconciler reports it
 
 
 def read_topic(stack: Stack, topic: str, timeout: float = 30.0,
@@ -68,6 +70,7 @@ def read_topic(stack: Stack, topic: str, timeout: float = 30.0,
         if not todo:
             return
         consumer.assign(partitions)
+        streams = {p: f"kafka:{topic}/{p}" for p in ends}
         deadline = time.monotonic() + timeout
         while todo:
             if time.monotonic() > deadline:
@@ -82,8 +85,9 @@ def read_topic(stack: Stack, topic: str, timeout: float = 30.0,
                 partition, offset = msg.partition(), msg.offset()
                 assert partition is not None and offset is not None  # set on every message that is not an error
                 if offset < ends[partition]:
-                    yield _parse(msg.value() or b"", f"kafka:{topic}/{partition}@{offset}",
-                                 ts=msg.timestamp()[1] / 1000)
+                    stream = streams[partition]
+                    yield _parse(msg.value() or b"", f"{stream}@{offset}", ts=msg.timestamp()[1] / 1000,
+                                 stream=stream)
                 if offset + 1 >= ends[partition]:
                     todo.discard(partition)
         offsets.update(ends)
@@ -153,5 +157,7 @@ def read_dead_letters(stack: Stack, stream: str) -> list[DeadLetterRecord]:
 def read_lines(path: Path, encoding: str = "utf-8") -> list[SinkRecord]:
     if not path.exists():
         return []
-    return [_parse(line, f"file:{path}:{n}", encoding) for n, line in enumerate(path.read_bytes().splitlines(), 1)
+    stream = f"file:{path}"
+    return [_parse(line, f"{stream}:{n}", encoding, stream=stream)
+            for n, line in enumerate(path.read_bytes().splitlines(), 1)
             if line]

@@ -6,6 +6,8 @@ and must not be disturbed by the faults aimed at the exporter.
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from dataclasses import dataclass
 
 import psycopg
@@ -17,8 +19,11 @@ SOURCE_DDL = """CREATE TABLE IF NOT EXISTS {table} (
     id BIGSERIAL PRIMARY KEY,
     key TEXT NOT NULL,
     payload BYTEA NOT NULL,
-    written_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    written_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    token TEXT
 )"""
+# ``token``: one per write, so a write whose outcome was unknown can be looked up afterwards.
+# Keys repeat (records of one key, for the per-key order check), so the key cannot serve.
 
 
 @dataclass(frozen=True)
@@ -29,14 +34,15 @@ class Written:
     key: str
     payload: bytes
     outcome: str
-
+    token: str = ""  # the write's own mark in the source table (see SOURCE_DDL)
 
 
 class HeldWrite:
     """Rows inserted in a transaction that is still open: ``commit`` gives their outcomes."""
 
-    def __init__(self, conn: psycopg.Connection, rows: list[tuple[str, bytes]], ids: dict[str, int]) -> None:
-        self._conn, self.rows, self.ids = conn, rows, ids
+    def __init__(self, conn: psycopg.Connection, rows: list[tuple[str, bytes]], tokens: list[str],
+                 ids: dict[str, int]) -> None:
+        self._conn, self.rows, self.tokens, self.ids = conn, rows, tokens, ids  # ids by token
 
     @property
     def lowest_id(self) -> int:
@@ -51,7 +57,8 @@ class HeldWrite:
             outcome = "indeterminate" if self._conn.broken else "failed"
         finally:
             self._conn.close()
-        return [Written(self.ids[k] if outcome == "ok" else None, k, p, outcome) for k, p in self.rows]
+        return [Written(self.ids[t] if outcome == "ok" else None, k, p, outcome, t)
+                for (k, p), t in zip(self.rows, self.tokens, strict=True)]
 
     def rollback(self) -> None:
         self._conn.close()  # closing an open transaction rolls it back; a no-op once committed
@@ -81,6 +88,11 @@ class SourceWriter:
         self.table = table
         self.keep_open = keep_open
         self._open: psycopg.Connection | None = None
+        self._token_prefix = uuid.uuid4().hex[:12]
+        self._tokens = itertools.count()
+
+    def tokens(self, n: int) -> list[str]:
+        return [f"{self._token_prefix}-{next(self._tokens)}" for _ in range(n)]
 
     def _connect(self, autocommit: bool = True) -> psycopg.Connection:
         return psycopg.connect(self.dsn, connect_timeout=10, autocommit=autocommit, options=WRITER_OPTIONS)
@@ -90,55 +102,63 @@ class SourceWriter:
             self._open.close()
             self._open = None
 
-    def resolve(self, keys: list[str]) -> dict[str, int]:
-        """Which of these keys are in the source table, with their ids: the source is the truth
-        for a write whose outcome was unknown (its connection broke, its writer was killed)."""
-        if not keys:
+    def resolve(self, tokens: list[str]) -> dict[str, int]:
+        """Which of these writes (by token) are in the source table, with their ids: the source is
+        the truth for a write whose outcome was unknown (its connection broke, its writer was killed)."""
+        if not tokens:
             return {}
-        query = sql.SQL("SELECT key, id FROM {} WHERE key = ANY(%s)").format(sql.Identifier(self.table))
+        query = sql.SQL("SELECT token, id FROM {} WHERE token = ANY(%s)").format(sql.Identifier(self.table))
         with self._connect() as conn:
-            return {key: int(record_id) for key, record_id in conn.execute(query, (keys,)).fetchall()}
+            return {token: int(record_id) for token, record_id in conn.execute(query, (tokens,)).fetchall()}
 
     def create(self) -> None:
         with self._connect() as conn:
             conn.execute(sql.SQL(SOURCE_DDL).format(table=sql.Identifier(self.table)))
 
     def _insert_query(self) -> sql.Composed:
-        return sql.SQL("INSERT INTO {} (key, payload) SELECT * FROM unnest(%s::text[], %s::bytea[]) "
-                       "RETURNING id, key").format(sql.Identifier(self.table))
+        return sql.SQL("INSERT INTO {} (key, payload, token) SELECT * FROM unnest(%s::text[], %s::bytea[], "
+                       "%s::text[]) RETURNING id, token").format(sql.Identifier(self.table))
+
+    @staticmethod
+    def _params(rows: list[tuple[str, bytes]], tokens: list[str]) -> tuple[list[str], list[bytes], list[str]]:
+        return [k for k, _ in rows], [p for _, p in rows], tokens
 
     def begin(self, rows: list[tuple[str, bytes]]) -> HeldWrite:
         """Insert ``rows`` in a transaction left open: their ids are taken now, their commit comes
         when the caller says (writes committed meanwhile get higher ids but are visible first)."""
+        tokens = self.tokens(len(rows))
         conn = self._connect(autocommit=False)
         try:
-            returned = conn.execute(self._insert_query(), ([k for k, _ in rows], [p for _, p in rows])).fetchall()
+            returned = conn.execute(self._insert_query(), self._params(rows, tokens)).fetchall()
         except psycopg.Error:
             conn.close()
             raise
-        return HeldWrite(conn, rows, {key: int(record_id) for record_id, key in returned})
+        return HeldWrite(conn, rows, tokens, {token: int(record_id) for record_id, token in returned})
 
-    def insert(self, rows: list[tuple[str, bytes]]) -> list[Written]:
-        """Insert in one transaction; all rows share the commit's outcome."""
+    def insert(self, rows: list[tuple[str, bytes]], tokens: list[str] | None = None) -> list[Written]:
+        """Insert in one transaction; all rows share the commit's outcome. ``tokens``: each write's
+        mark for resolving an unknown outcome later (made here unless given)."""
+        tokens = tokens if tokens is not None else self.tokens(len(rows))
+        marked = list(zip(rows, tokens, strict=True))
         query = self._insert_query()
         try:
             conn = self._open if self._open is not None and not self._open.closed else self._connect()
         except psycopg.OperationalError:
-            return [Written(None, k, p, "failed") for k, p in rows]  # never reached the database
+            return [Written(None, k, p, "failed", t) for (k, p), t in marked]  # never reached the database
         try:
-            returned = conn.execute(query, ([k for k, _ in rows], [p for _, p in rows])).fetchall()
+            returned = conn.execute(query, self._params(rows, tokens)).fetchall()
         except psycopg.Error:
             if conn.broken or conn.closed:
                 # The connection broke mid-statement: the commit may or may not have happened.
                 conn.close()
                 self._open = None
-                return [Written(None, k, p, "indeterminate") for k, p in rows]
+                return [Written(None, k, p, "indeterminate", t) for (k, p), t in marked]
             # The server answered with an error (a lock wait timed out, a constraint): not written.
-            return [Written(None, k, p, "failed") for k, p in rows]
+            return [Written(None, k, p, "failed", t) for (k, p), t in marked]
         finally:
             if not self.keep_open:
                 conn.close()
         if self.keep_open and not conn.closed:
             self._open = conn
-        ids = {key: int(record_id) for record_id, key in returned}  # keys are unique per workload
-        return [Written(ids[k], k, p, "ok") for k, p in rows]
+        ids = {token: int(record_id) for record_id, token in returned}
+        return [Written(ids[t], k, p, "ok", t) for (k, p), t in marked]

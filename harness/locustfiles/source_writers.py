@@ -59,7 +59,7 @@ class SourceWriterUser(User):
         journal = _journal()
         journal.write("".join(f"I\t{key}\t{content_hash(body).hex()}\n" for key, body in rows))
         t0 = time.perf_counter()
-        written = self.writer.insert(rows)
+        written = self.writer.insert(rows, tokens=[key for key, _ in rows])  # keys unique per write
         elapsed_ms = (time.perf_counter() - t0) * 1000
         journal.write("".join(f"R\t{w.key}\t{w.record_id if w.record_id is not None else '-'}\t{w.outcome}\n"
                               for w in written))

@@ -34,6 +34,7 @@ class HeldTransaction(StepKind):
         return f"transaction of {self.records} rows held open while {self.then_write} later rows commit"
 
     def apply(self, run: Run, record: StepRecord) -> Any:
+        began = run.ledger.tick()  # its rows are acknowledged at commit: concurrent with what commits meanwhile
         try:
             held = run.writer.begin(run.next_rows(self.records))
         except psycopg.Error as exc:
@@ -46,10 +47,11 @@ class HeldTransaction(StepKind):
         record.evidence = (f"transaction open holding ids {held.lowest_id}..{max(held.ids.values())}; "
                            f"{len(later_ids)} later rows committed"
                            + (f" with ids {min(later_ids)}..{max(later_ids)}" if later_ids else ""))
-        return held
+        return held, began
 
-    def remove(self, run: Run, handle: HeldWrite, record: StepRecord) -> None:
+    def remove(self, run: Run, handle: tuple[HeldWrite, int], record: StepRecord) -> None:
+        held, began = handle
         at = run.now()
-        committed = handle.commit()
-        run.record_writes(committed, at)
+        committed = held.commit()
+        run.record_writes(committed, at, began)
         record.evidence += f"; committed: {committed[0].outcome if committed else 'nothing'}"

@@ -1,0 +1,49 @@
+"""Order and duplicate anomalies, judged from the reconciliation (Jepsen's queue checkers name
+them apart from loss): inversions of one key's records in a stream, and redeliveries tied to the
+fault window they follow, so that a report says which fault made the duplicates."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from harness.journal import Check, StepRecord
+from harness.reconcile import Reconciliation
+from harness.scenario import Expect
+
+BEFORE_ANY_FAULT = "before any fault"
+UNKNOWN_TIME = "at an unknown time (the sink keeps no timestamps)"
+
+
+def window_label(step: StepRecord) -> str:
+    return f"{step.description} (from t={step.applied_at or 0:.1f}s)"
+
+
+def duplicates_by_window(redeliveries: Iterable[tuple[int, float | None]], steps: list[StepRecord],
+                         wall_start: float) -> dict[str, int]:
+    """Each redelivery counts against the last fault applied before the sink took it."""
+    faults = sorted((s for s in steps if s.fault and s.applied_at is not None), key=lambda s: s.applied_at or 0)
+    counts: Counter[str] = Counter()
+    for _record_id, ts in redeliveries:
+        if ts is None:
+            counts[UNKNOWN_TIME] += 1
+            continue
+        at = ts - wall_start
+        before = [s for s in faults if (s.applied_at or 0) <= at]
+        counts[window_label(before[-1]) if before else BEFORE_ANY_FAULT] += 1
+    return dict(counts.most_common())
+
+
+def order_check(outcome: Reconciliation) -> Check:
+    if not outcome.inversion_count:
+        return Check("key_order", True, "records of each key reached every partition or file in source order")
+    shown = "; ".join(x.describe() for x in outcome.inversions[:3])
+    return Check("key_order", False, f"{outcome.inversion_count} record(s) out of source order: {shown}")
+
+
+def duplicate_check(expect: Expect, outcome: Reconciliation, by_window: dict[str, int]) -> list[Check]:
+    if expect.max_duplicates is None:
+        return []
+    where = ", ".join(f"{n} {label}" for label, n in by_window.items()) or "none"
+    return [Check("duplicates", outcome.duplicates <= expect.max_duplicates,
+                  f"{outcome.duplicates} redelivered (at most {expect.max_duplicates}): {where}")]
