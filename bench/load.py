@@ -46,7 +46,8 @@ def run() -> dict:
             wait_for(lambda: exporter.metric_total("delivered") >= 1000, timeout=60, interval=0.2,
                      what="the pipeline to deliver the first rows")
             common = {"dsn": stack.postgres_dsn(proxied=False), "table": ctx.source_table,
-                      "base_url": f"http://127.0.0.1:{ctx.http_port}", "exports_path": target.exports_path}
+                      "base_url": f"http://127.0.0.1:{ctx.http_port}", "exports_path": target.exports_path,
+                      "tokens_file": ctx.api_tokens_file}
             source = LoadRun(Load("source", users=2, wait_s=0.1, rows_per_write=20), DURATION_S,
                              Path(tmp) / "source", key_prefix="bench-src", **common).start()
             api = LoadRun(Load("api", users=API_USERS, spawn_rate=API_USERS, wait_s=0.05, rows_per_write=10),

@@ -1,18 +1,25 @@
-"""HTTP API: health, readiness, metrics, status, pause/resume, batch export jobs."""
+"""HTTP API: health, readiness, metrics, status, pause/resume, batch export jobs.
+
+Health, readiness, metrics and status are open; pausing, resuming and export jobs need a bearer
+token (exporter.auth), and every request body is bounded (413 past ``api_max_body_bytes``).
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Literal
 
-from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field, field_validator
 
 from exporter import defects, metrics
+from exporter.auth import Tokens
 from exporter.errors import TransientError
-from exporter.jobs import DiskGuardRefused, JobSpec, QuotaExceeded
+from exporter.jobs import DestinationExists, DestinationRefused, DiskGuardRefused, JobSpec, QuotaExceeded
+from exporter.limits import BodyLimit
 from exporter.service import Service
 
 
@@ -35,11 +42,15 @@ class Destination(BaseModel):
 
 
 class ExportRequest(BaseModel):
-    user: str = Field(min_length=1, max_length=100)
+    # No ``user``: the job belongs to the token's user. Unknown fields are refused, so a client
+    # that still sends one learns it is not used.
+    model_config = {"extra": "forbid"}
+
     filter: Filter = Filter()
     format: Literal["csv", "jsonl"] = "jsonl"
     encoding: str = "utf-8"
     destination: Destination
+    overwrite: bool = False  # replace an existing file of the same name (otherwise 409)
 
     @field_validator("encoding")
     @classmethod
@@ -51,8 +62,24 @@ class ExportRequest(BaseModel):
         return value
 
 
+def bearer_user(tokens: Tokens):  # noqa: ANN201 - a FastAPI dependency
+    scheme = HTTPBearer(auto_error=False)
+
+    def user(credentials: HTTPAuthorizationCredentials | None = Depends(scheme)) -> str:
+        found = tokens.user_for(credentials.credentials) if credentials is not None else None
+        if found is None:
+            raise HTTPException(401, "a valid bearer token is needed (Authorization: Bearer <token>)"
+                                + ("" if tokens.by_user else "; this exporter has no api_tokens_file"),
+                                headers={"WWW-Authenticate": "Bearer"})
+        return found
+
+    return user
+
+
 def create_app(service: Service) -> FastAPI:
     app = FastAPI(title="exporter", lifespan=service.lifespan)
+    app.add_middleware(BodyLimit, max_bytes=service.config.api_max_body_bytes)
+    authenticated = bearer_user(Tokens.load(service.config.api_tokens_file))
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -74,7 +101,7 @@ def create_app(service: Service) -> FastAPI:
         return service.status()
 
     @app.post("/pause")
-    async def pause(grace: float = Query(default=None, gt=0, le=600)) -> dict:
+    async def pause(grace: float = Query(default=None, gt=0, le=600), _user: str = Depends(authenticated)) -> dict:
         grace_s = grace if grace is not None else service.config.pause_grace_s
         result = await run_in_threadpool(service.pauser.pause, grace_s)
         return result.to_dict()
@@ -84,21 +111,25 @@ def create_app(service: Service) -> FastAPI:
         return service.pauser.status.to_dict()
 
     @app.post("/resume")
-    def resume() -> dict:
+    def resume(_user: str = Depends(authenticated)) -> dict:
         return service.pauser.resume().to_dict()
 
     @app.post("/exports", status_code=202)
-    async def submit(request: ExportRequest) -> dict:
+    async def submit(request: ExportRequest, user: str = Depends(authenticated)) -> dict:
         if request.destination.kind == "file" and not service.config.export_dir:
             raise HTTPException(422, "file exports need export_dir (EXPORTER_EXPORT_DIR) to be configured")
-        spec = JobSpec(user=request.user, format=request.format, encoding=request.encoding,
+        spec = JobSpec(user=user, format=request.format, encoding=request.encoding,
                        destination_kind=request.destination.kind, destination=request.destination.name,
                        min_id=request.filter.min_id, max_id=request.filter.max_id,
-                       key_prefix=request.filter.key_prefix)
+                       key_prefix=request.filter.key_prefix, overwrite=request.overwrite)
         try:
             job = await run_in_threadpool(service.jobs.submit, spec)
         except QuotaExceeded as exc:
             raise HTTPException(429, str(exc)) from exc
+        except DestinationRefused as exc:
+            raise HTTPException(403, str(exc)) from exc
+        except DestinationExists as exc:
+            raise HTTPException(409, str(exc)) from exc
         except DiskGuardRefused as exc:
             raise HTTPException(503, str(exc)) from exc
         except TransientError as exc:
@@ -106,14 +137,14 @@ def create_app(service: Service) -> FastAPI:
         return job.to_dict()
 
     @app.get("/exports/{job_id}")
-    def job_status(job_id: str) -> dict:
-        job = service.jobs.jobs.get(job_id)
+    def job_status(job_id: str, user: str = Depends(authenticated)) -> dict:
+        job = service.jobs.lookup(job_id, user)
         if job is None:
-            raise HTTPException(404, f"no export job {job_id!r}")
-        return job.to_dict()
+            raise HTTPException(404, f"no export job {job_id!r} of {user!r}")
+        return job
 
     @app.get("/exports")
-    def jobs() -> list[dict]:
-        return [job.to_dict() for job in service.jobs.jobs.values()]
+    def jobs(user: str = Depends(authenticated)) -> list[dict]:
+        return service.jobs.listing(user)
 
     return app

@@ -51,6 +51,13 @@ class Config:
     quota_jobs_per_hour: int = 20
     quota_rows_per_job: int = 1_000_000
     disk_usage_threshold: float = 0.85
+    # The job API: tokens per user (exporter.auth), the largest request body, the topics a Kafka
+    # export may write (comma-separated; never the pipeline's own), finished jobs remembered.
+    api_tokens_file: str = ""
+    api_max_body_bytes: int = 65_536
+    export_topics: str = ""
+    jobs_kept: int = 1000
+    jobs_kept_s: float = 3600.0
     log_level: str = "INFO"
 
     @property
@@ -64,6 +71,10 @@ class Config:
     @property
     def checkpoint_key(self) -> str:
         return f"{self.stream_prefix}:checkpoint"
+
+    @property
+    def allowed_export_topics(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.export_topics.split(",") if t.strip()) - {self.topic}
 
     @property
     def group(self) -> str:
@@ -89,6 +100,11 @@ class Config:
             raise ConfigError(f"pack_size must be within 1..10000, not {self.pack_size} ({ENV_PREFIX}PACK_SIZE)")
         if not 0 < self.source_settle_timeout_s <= 86_400:
             raise ConfigError(f"source_settle_timeout_s must be within (0, 86400], not {self.source_settle_timeout_s}")
+        if not 1 <= self.api_max_body_bytes <= 16 * 1024 * 1024:
+            raise ConfigError(f"api_max_body_bytes must be within 1..16 MiB, not {self.api_max_body_bytes}")
+        if not 1 <= self.jobs_kept <= 1_000_000 or not 0 < self.jobs_kept_s <= 30 * 86_400:
+            raise ConfigError(f"jobs_kept must be within 1..1000000 and jobs_kept_s within (0, 30 days], not "
+                              f"{self.jobs_kept} and {self.jobs_kept_s}")
         if not 0 < self.disk_usage_threshold <= 1:
             raise ConfigError(f"disk_usage_threshold must be within (0, 1], not {self.disk_usage_threshold}")
         return self

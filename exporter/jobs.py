@@ -17,7 +17,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -45,6 +45,14 @@ class DiskGuardRefused(ExporterError):
     """HTTP 503."""
 
 
+class DestinationRefused(ExporterError):
+    """HTTP 403: a topic not on the allow-list."""
+
+
+class DestinationExists(ExporterError):
+    """HTTP 409: the file exists and the request did not ask to overwrite it."""
+
+
 @dataclass
 class JobSpec:
     user: str
@@ -55,6 +63,10 @@ class JobSpec:
     min_id: int | None = None
     max_id: int | None = None
     key_prefix: str | None = None
+    overwrite: bool = False
+
+
+ERROR_KEPT_CHARS = 500  # a finished job's error, as remembered
 
 
 @dataclass
@@ -71,8 +83,10 @@ class Job:
     finished_at: float | None = None
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["spec"] = asdict(self.spec)
+        """What the API answers, and all that is kept of a finished job (never its whole spec)."""
+        data = {k: v for k, v in asdict(self).items() if k != "spec"}
+        data.update(user=self.spec.user, destination_kind=self.spec.destination_kind,
+                    destination=self.spec.destination, error=(self.error or "")[:ERROR_KEPT_CHARS] or None)
         return data
 
 
@@ -97,7 +111,9 @@ JOB_WORKERS = 4  # jobs run at most this many at once; the rest wait as "queued"
 class JobManager:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.jobs: dict[str, Job] = {}
+        self.jobs: dict[str, Job] = {}  # queued or running
+        # Finished jobs as summaries, oldest first, bounded by count and age (config.jobs_kept*).
+        self.finished: OrderedDict[str, dict] = OrderedDict()
         self._started: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
         # Bounded: a burst of submissions queues jobs instead of starting a thread and two
@@ -129,10 +145,51 @@ class JobManager:
             self.pool.close(timeout=5)
         self.buffer.close()
 
+    # -- what clients may see ----------------------------------------------------------------------
+    def lookup(self, job_id: str, user: str) -> dict | None:
+        """A job of ``user``'s (another user's is as good as absent)."""
+        with self._lock:
+            job = self.jobs.get(job_id)
+            found = job.to_dict() if job is not None else self.finished.get(job_id)
+        return found if found is not None and found["user"] == user else None
+
+    def listing(self, user: str) -> list[dict]:
+        with self._lock:
+            return [j.to_dict() for j in self.jobs.values() if j.spec.user == user] + [
+                j for j in self.finished.values() if j["user"] == user]
+
+    def _finish(self, job: Job) -> None:
+        with self._lock:
+            self.jobs.pop(job.id, None)
+            self.finished[job.id] = job.to_dict()
+            self._trim(time.time())
+
+    def _trim(self, now: float) -> None:
+        while len(self.finished) > self.config.jobs_kept:
+            self.finished.popitem(last=False)
+        while self.finished and (next(iter(self.finished.values()))["finished_at"] or now) < now - \
+                self.config.jobs_kept_s:
+            self.finished.popitem(last=False)
+
+    def file_path(self, spec: JobSpec) -> str:
+        """Each user's exports in a directory of their own (user names are plain names)."""
+        return os.path.join(self.config.export_dir, spec.user, spec.destination)
+
     # -- admission -------------------------------------------------------------------------------
+    def _check_destination(self, spec: JobSpec) -> None:
+        if spec.destination_kind == "kafka":
+            if spec.destination not in self.config.allowed_export_topics:
+                allowed = ", ".join(sorted(self.config.allowed_export_topics)) or "none configured"
+                raise DestinationRefused(f"topic {spec.destination!r} is not one export jobs may write "
+                                         f"(allowed: {allowed}; export_topics)")
+            return
+        self._disk_guard()
+        if not spec.overwrite and os.path.exists(self.file_path(spec)):
+            raise DestinationExists(f"{spec.user}/{spec.destination} exists; ask with overwrite=true to "
+                                    "replace it")
+
     def submit(self, spec: JobSpec) -> Job:
-        if spec.destination_kind == "file":
-            self._disk_guard()
+        self._check_destination(spec)
         rows = self._count(spec)
         with self._lock:
             window = self._started[spec.user]
@@ -191,6 +248,7 @@ class JobManager:
         finally:
             job.finished_at = time.time()
             metrics.export_job_duration.labels(state=job.state).observe(time.monotonic() - t0)
+            self._finish(job)
 
     def _rows(self, spec: JobSpec):  # noqa: ANN202 - generator of (id, key, payload)
         where, params = _where(spec)
@@ -223,11 +281,12 @@ class JobManager:
                                                      "cause": exc.detail, "stage": "export_job"})
 
     def _to_file(self, job: Job, buffer: Buffer) -> None:
-        directory = self.config.export_dir
-        final = os.path.join(directory, job.spec.destination)
+        final = self.file_path(job.spec)
+        directory = os.path.dirname(final)
         partial = os.path.join(directory, f".{job.spec.destination}.{job.id}.partial")
         job.path = final
         try:
+            os.makedirs(directory, exist_ok=True)
             open(partial, "xb").close()  # permission denied surfaces here, before any work
             if job.spec.format == "csv":
                 append_durably(partial, encode_text(0, "id,key,payload\n", job.spec.encoding))
@@ -244,7 +303,7 @@ class JobManager:
                     pending.clear()
             if pending:
                 append_durably(partial, b"".join(pending))
-            os.replace(partial, final)
+            _publish(partial, final, job.spec.overwrite)
             fsync_dir(directory)
             metrics.export_rows.labels(outcome="written").inc(job.rows_written)
         except OSError as exc:
@@ -282,6 +341,21 @@ class JobManager:
         if left or failures:
             raise JobError(f"{len(failures)} rows failed delivery to {job.spec.destination} "
                            f"({left} still queued); first error: {failures[0] if failures else 'timeout'}")
+
+
+def _publish(partial: str, final: str, overwrite: bool) -> None:
+    """Give the finished file its name: replacing what is there only when asked; otherwise a hard
+    link, which fails atomically if another job took the name since admission."""
+    if overwrite:
+        os.replace(partial, final)
+        return
+    try:
+        os.link(partial, final)
+    except FileExistsError as exc:
+        _remove_quietly(partial)
+        raise JobError(f"{final} appeared while the job ran; it was left as it was (ask with overwrite=true "
+                       "to replace it)") from exc
+    os.unlink(partial)
 
 
 def _remove_quietly(path: str) -> None:

@@ -52,7 +52,7 @@ class JournalEntry:
 class LoadRun:
     def __init__(self, load: Load, duration_s: float, workdir: Path, *, dsn: str, table: str, base_url: str,
                  exports_path: str = "/exports", key_prefix: str = "load", profile: str = "ascii", size: int = 200,
-                 seed: int = 1) -> None:
+                 seed: int = 1, tokens_file: Path | None = None) -> None:
         self.load = load
         self.duration_s = duration_s
         self.workdir = workdir
@@ -61,7 +61,9 @@ class LoadRun:
                     "FAULTLINE_LOAD_PREFIX": key_prefix, "FAULTLINE_LOAD_PROFILE": profile,
                     "FAULTLINE_LOAD_SIZE": str(size), "FAULTLINE_LOAD_SEED": str(seed),
                     "FAULTLINE_LOAD_ROWS": str(load.rows_per_write), "FAULTLINE_LOAD_WAIT_S": str(load.wait_s),
-                    "FAULTLINE_LOAD_EXPORTS_PATH": exports_path}
+                    "FAULTLINE_LOAD_EXPORTS_PATH": exports_path,
+                    # API users authenticate with the run's load-* tokens (harness.api_tokens).
+                    "FAULTLINE_LOAD_TOKENS_FILE": str(tokens_file or "")}
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.resolved = 0  # writes whose outcome was read back from the source table

@@ -4,8 +4,9 @@ Faultline never imports the exporter. A target definition (TOML) says how to sta
 environment to give it, where its HTTP endpoints, sinks, dead letters and metrics are; the
 placeholders ``{postgres_dsn}``, ``{redis_url}``, ``{kafka_bootstrap}`` (all proxied; the DSN
 and URL carry the exporter's own role and ACL user, never the harness's), ``{kafka_client_id}``,
-``{http_port}``, ``{namespace}``, ``{source_table}``, ``{topic}``, ``{workdir}`` and
-``{python}`` are filled per run.
+``{http_port}``, ``{namespace}``, ``{source_table}``, ``{topic}``, ``{workdir}``,
+``{api_tokens_file}`` (this run's API tokens, harness.api_tokens) and ``{python}`` are filled per
+run. ``api_auth = "bearer"`` makes every request the harness sends carry its token.
 
 ``[knobs]`` maps the harness's knobs (delivery timeout, batch size, sink, ...) to the target's own
 settings: a scenario names knobs, never a target's variables, so the catalogue runs against any
@@ -27,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from harness.api_tokens import HARNESS_USER, ApiTokens
 from harness.errors import HarnessError
 from harness.knobs import KNOBS
 from harness.paths import project_root
@@ -66,6 +68,7 @@ class TargetDefinition:
     pause_path: _Path = "/pause"
     resume_path: _Path = "/resume"
     exports_path: _Path = "/exports"
+    api_auth: Literal["none", "bearer"] = "none"
     defect_env: str = DEFECT_ENV
     defects: tuple[str, ...] = ()
     knobs: dict[str, str] = field(default_factory=dict)  # harness knob -> the target's environment variable
@@ -127,6 +130,11 @@ class RunContext:
     namespace: str
     workdir: Path
     http_port: int = field(default_factory=free_port)
+    tokens: ApiTokens = field(default_factory=ApiTokens.generate)
+
+    @property
+    def api_tokens_file(self) -> Path:
+        return self.workdir / "api-tokens.toml"
 
     @property
     def source_table(self) -> str:
@@ -143,7 +151,8 @@ class RunContext:
                 "kafka_bootstrap": self.stack.kafka_bootstrap(proxied=True),
                 "kafka_client_id": self.stack.kafka_client_id, "http_port": str(self.http_port),
                 "namespace": self.namespace, "source_table": self.source_table, "topic": self.topic,
-                "workdir": str(self.workdir), "python": sys.executable}
+                "workdir": str(self.workdir), "python": sys.executable,
+                "api_tokens_file": str(self.api_tokens_file)}
 
     def fill(self, template: str) -> str:
         try:
@@ -179,6 +188,7 @@ class ExporterProcess:
 
     def start(self) -> None:
         self.ctx.workdir.mkdir(parents=True, exist_ok=True)
+        self.ctx.tokens.write(self.ctx.api_tokens_file)
         command = [self.ctx.fill(part) for part in self.target.command]
         self.executor = ServiceExecutor(
             "exporter", command, host="127.0.0.1", port=self.ctx.http_port, log_path=self.log_path,
@@ -270,8 +280,11 @@ class ExporterProcess:
                         records.append({"level": "unparsed", "msg": line})
         return records
 
-    def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.http.post(path, **kwargs)
+    def auth(self, user: str) -> dict[str, str]:
+        return self.ctx.tokens.header(user) if self.target.api_auth == "bearer" else {}
 
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.http.get(path, **kwargs)
+    def post(self, path: str, *, as_user: str = HARNESS_USER, **kwargs: Any) -> httpx.Response:
+        return self.http.post(path, headers=self.auth(as_user), **kwargs)
+
+    def get(self, path: str, *, as_user: str = HARNESS_USER, **kwargs: Any) -> httpx.Response:
+        return self.http.get(path, headers=self.auth(as_user), **kwargs)

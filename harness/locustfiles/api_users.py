@@ -8,11 +8,24 @@ from __future__ import annotations
 
 import itertools
 import os
+import tomllib
 
 from locust import FastHttpUser, constant, task
 
 ENV = os.environ
 _users = itertools.count()
+LOAD_USERS = 64  # harness.api_tokens.LOAD_USERS: not imported, this file runs inside Locust
+
+
+def _tokens() -> dict[str, str]:
+    path = ENV.get("FAULTLINE_LOAD_TOKENS_FILE", "")
+    if not path:
+        return {}
+    with open(path, "rb") as handle:
+        return dict(tomllib.load(handle)["tokens"])
+
+
+TOKENS = _tokens()
 
 
 class ExportApiUser(FastHttpUser):
@@ -24,6 +37,8 @@ class ExportApiUser(FastHttpUser):
         self.job: str | None = None
         self.path = ENV.get("FAULTLINE_LOAD_EXPORTS_PATH", "/exports")
         self.rows = int(ENV.get("FAULTLINE_LOAD_ROWS", "10"))
+        token = TOKENS.get(f"load-{self.number % LOAD_USERS}")
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     @task
     def submit_or_poll(self) -> None:
@@ -35,9 +50,10 @@ class ExportApiUser(FastHttpUser):
     def submit(self) -> None:
         name = f"{ENV['FAULTLINE_LOAD_PREFIX']}-{os.getpid()}-{self.number}-{self.submitted}.jsonl"
         self.submitted += 1
-        body = {"user": f"{ENV['FAULTLINE_LOAD_PREFIX']}-{os.getpid()}-{self.number}", "format": "jsonl",
-                "filter": {"min_id": 1, "max_id": self.rows}, "destination": {"kind": "file", "name": name}}
-        with self.client.post(self.path, json=body, name="POST /exports", catch_response=True) as reply:
+        body = {"format": "jsonl", "filter": {"min_id": 1, "max_id": self.rows},
+                "destination": {"kind": "file", "name": name}}
+        with self.client.post(self.path, json=body, name="POST /exports", catch_response=True,
+                              headers=self.headers) as reply:
             if reply.status_code == 202:
                 self.job = reply.json()["id"]
                 reply.success()
@@ -47,7 +63,8 @@ class ExportApiUser(FastHttpUser):
                 reply.failure(f"{reply.status_code}: {(reply.text or '')[:200]}")
 
     def poll(self) -> None:
-        with self.client.get(f"{self.path}/{self.job}", name="GET /exports/{id}", catch_response=True) as reply:
+        with self.client.get(f"{self.path}/{self.job}", name="GET /exports/{id}", catch_response=True,
+                             headers=self.headers) as reply:
             if reply.status_code != 200:
                 reply.failure(f"{reply.status_code}: {(reply.text or '')[:200]}")
                 self.job = None

@@ -14,6 +14,7 @@ import httpx
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
+from harness.api_tokens import HARNESS_USER, burst_user
 from harness.journal import Check
 from harness.steps import step_kind
 from harness.steps.base import STRICT, Name, StepKind, Window
@@ -93,11 +94,11 @@ class Resume(StepKind):
         run.result.checks.append(Check("resume", status == 200, f"resume answered {status}: {str(body)[:200]}"))
 
 
-def finished_job(run: Run, job_id: str) -> dict[str, Any] | None:
+def finished_job(run: Run, job_id: str, user: str = HARNESS_USER) -> dict[str, Any] | None:
     """The job's status once it is completed or failed; None while it runs (or while the
     exporter does not answer: the wait's deadline judges that)."""
     exporter = run.live_exporter()
-    status, job = answer(lambda: exporter.get(f"{run.target.exports_path}/{job_id}", timeout=10))
+    status, job = answer(lambda: exporter.get(f"{run.target.exports_path}/{job_id}", timeout=10, as_user=user))
     return job if status == 200 and job.get("state") in ("completed", "failed") else None
 
 
@@ -124,7 +125,7 @@ class Export(StepKind):
         exporter = run.live_exporter()
         submitted_at = run.ledger.span  # rows written after this may or may not be exported
         status, submitted = answer(lambda: exporter.post(run.target.exports_path, json={
-            "user": f"faultline-{run.scenario.name}", "format": self.format, "encoding": self.encoding,
+            "format": self.format, "encoding": self.encoding, "overwrite": True,
             "destination": {"kind": "file", "name": self.name}}, timeout=30))
         if status != 202 or "id" not in submitted:
             run.result.checks.append(Check(f"export:{self.name}", False,
@@ -139,8 +140,9 @@ class Export(StepKind):
             run.result.checks.append(Check(f"export:{self.name}", False, str(exc)))  # the exporter's failure
             return
         record.result = job
-        export_dir = Path(exporter.sink("export_dir"))
-        final = export_dir / self.name
+        # The job names its file (an exporter may keep each user's exports apart).
+        final = Path(job["path"]) if job.get("path") else Path(exporter.sink("export_dir")) / self.name
+        export_dir = final.parent
         leftovers = sorted(p.name for p in export_dir.iterdir() if p.name != self.name) if export_dir.exists() else []
         state_ok = job["state"] == self.expect_state
         detail = f"job {job_id} ended {job['state']!r} (expected {self.expect_state!r})"
@@ -200,30 +202,30 @@ class ExportBurst(StepKind):
     def apply(self, run: Run, record: StepRecord) -> Any:
         exporter = run.live_exporter()
         submitted_at = run.ledger.span
-        bodies: list[dict[str, Any]] = [{"user": f"burst-{u}", "format": "jsonl",
-                                         "destination": {"kind": "file", "name": f"burst-{u}-{n}.jsonl"}}
-                                        for u in range(self.users) for n in range(self.jobs)]
+        bodies: list[tuple[str, dict[str, Any]]] = [
+            (burst_user(u), {"format": "jsonl", "destination": {"kind": "file", "name": f"burst-{u}-{n}.jsonl"}})
+            for u in range(self.users) for n in range(self.jobs)]
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="burst") as pool:
-            replies = list(pool.map(lambda body: exporter.post(run.target.exports_path, json=body, timeout=30),
-                                    bodies))
+            replies = list(pool.map(lambda sent: exporter.post(run.target.exports_path, json=sent[1], timeout=30,
+                                                                as_user=sent[0]), bodies))
         accepted: dict[str, list[str]] = {}
         refused_badly = []
-        for body, reply in zip(bodies, replies, strict=True):
+        for (user, body), reply in zip(bodies, replies, strict=True):
             if reply.status_code == 202:
-                accepted.setdefault(body["user"], []).append(reply.json()["id"])
+                accepted.setdefault(user, []).append(reply.json()["id"])
             elif reply.status_code != self.refused_status or not reply.json().get("detail"):
                 refused_badly.append(f"{body['destination']['name']}: {reply.status_code} {reply.text[:200]}")
-        counts = {f"burst-{u}": len(accepted.get(f"burst-{u}", [])) for u in range(self.users)}
+        counts = {burst_user(u): len(accepted.get(burst_user(u), [])) for u in range(self.users)}
         admission_ok = all(n == self.accepted_per_user for n in counts.values()) and not refused_badly
         run.result.checks.append(Check(
             "export_admission", admission_ok,
             f"accepted per user {counts} (expected {self.accepted_per_user} each); others answered "
             f"{self.refused_status} with a reason"
             + (f"; wrong refusals: {refused_badly[:3]}" if refused_badly else "")))
-        self._judge_jobs(run, [j for ids in accepted.values() for j in ids], submitted_at)
+        self._judge_jobs(run, [(user, j) for user, ids in accepted.items() for j in ids], submitted_at)
         record.result = {"accepted": counts, "refused": len(bodies) - sum(counts.values())}
 
-    def _judge_jobs(self, run: Run, job_ids: list[str], submitted_at: int) -> None:
+    def _judge_jobs(self, run: Run, job_ids: list[tuple[str, str]], submitted_at: int) -> None:
         from harness.reconcile import reconcile
         from harness.sinks import read_lines
         from harness.waiting import wait_for
@@ -231,8 +233,8 @@ class ExportBurst(StepKind):
         unfinished, broken = [], []
         exported = run.ledger.copy()
         exported.mark_indeterminate_from(submitted_at)
-        for job_id in job_ids:
-            job = wait_for(partial(finished_job, run, job_id), timeout=120, what=f"export job {job_id}")
+        for user, job_id in job_ids:
+            job = wait_for(partial(finished_job, run, job_id, user), timeout=120, what=f"export job {job_id}")
             if job["state"] != "completed":
                 unfinished.append(f"{job_id}: {job['state']} {job.get('error')}")
                 continue

@@ -53,7 +53,7 @@ class Load(StepKind):
                        dsn=run.stack.postgres_dsn(proxied=False), table=run.ctx.source_table,
                        base_url=f"http://127.0.0.1:{run.ctx.http_port}", exports_path=run.target.exports_path,
                        key_prefix=f"{run.scenario.name}-load{n}", profile=workload.profile,
-                       size=workload.size, seed=workload.seed + n)
+                       size=workload.size, seed=workload.seed + n, tokens_file=run.ctx.api_tokens_file)
         run.loads.append(load)
         load.start()
         record.evidence = f"locust running, pid {load.pid}"

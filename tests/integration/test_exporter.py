@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness.sinks import read_dead_letters, read_lines, read_topic
@@ -115,13 +116,14 @@ def test_pause_completes_within_grace_while_redis_is_down_and_loses_nothing(
     wait_delivered(run_ctx, {w.record_id for w in first + later})
 
 
-def submit(exporter: ExporterProcess, **body: object) -> object:
-    return exporter.post("/exports", json=body)
+def submit(exporter: ExporterProcess, user: str = "faultline", **body: object) -> httpx.Response:
+    """As ``user``: one of the run's token holders (harness.api_tokens)."""
+    return exporter.post("/exports", json=body, as_user=user)
 
 
-def wait_job(exporter: ExporterProcess, job_id: str, timeout: float = 60) -> dict:
-    return wait_for(lambda: (j := exporter.get(f"/exports/{job_id}").json())["state"] in ("completed", "failed")
-                    and j, timeout=timeout, what=f"export job {job_id} to finish")
+def wait_job(exporter: ExporterProcess, job_id: str, timeout: float = 60, user: str = "faultline") -> dict:
+    return wait_for(lambda: (j := exporter.get(f"/exports/{job_id}", as_user=user).json())["state"]
+                    in ("completed", "failed") and j, timeout=timeout, what=f"export job {job_id} to finish")
 
 
 def test_quotas_answer_429_with_a_clear_message(run_ctx: RunContext, writer: SourceWriter,
@@ -129,16 +131,17 @@ def test_quotas_answer_429_with_a_clear_message(run_ctx: RunContext, writer: Sou
     writer.insert(rows("u", 30))
     exporter = start_exporter(EXPORTER_QUOTA_JOBS_PER_HOUR="2", EXPORTER_QUOTA_ROWS_PER_JOB="20")
     dest = {"kind": "file", "name": "q.jsonl"}
-    too_many_rows = submit(exporter, user="alice", destination=dest)
+    too_many_rows = submit(exporter, user="burst-0", destination=dest)
     assert too_many_rows.status_code == 429
     assert "matches 30 rows" in too_many_rows.json()["detail"] and "at most 20" in too_many_rows.json()["detail"]
     for n in range(2):
-        ok = submit(exporter, user="bob", filter={"max_id": 10}, destination={"kind": "file", "name": f"b{n}.jsonl"})
+        ok = submit(exporter, user="burst-1", filter={"max_id": 10},
+                    destination={"kind": "file", "name": f"b{n}.jsonl"})
         assert ok.status_code == 202, ok.text
-    third = submit(exporter, user="bob", filter={"max_id": 10}, destination=dest)
+    third = submit(exporter, user="burst-1", filter={"max_id": 10}, destination=dest)
     assert third.status_code == 429
-    assert "user 'bob' has started 2 export jobs in the last hour (quota 2)" in third.json()["detail"]
-    assert submit(exporter, user="carol", filter={"max_id": 10}, destination=dest).status_code == 202
+    assert "user 'burst-1' has started 2 export jobs in the last hour (quota 2)" in third.json()["detail"]
+    assert submit(exporter, user="burst-2", filter={"max_id": 10}, destination=dest).status_code == 202
 
 
 def test_gbk_export_dead_letters_unencodable_rows_and_keeps_the_rest_intact(
@@ -148,12 +151,14 @@ def test_gbk_export_dead_letters_unencodable_rows_and_keeps_the_rest_intact(
     good = writer.insert([(f"g{i}", t.encode()) for i, t in enumerate(good_texts)])
     bad = writer.insert([(f"b{i}", t.encode()) for i, t in enumerate(bad_texts)])
     exporter = start_exporter()
-    job = submit(exporter, user="dana", format="jsonl", encoding="gbk", destination={"kind": "file", "name": "g.jsonl"})
+    job = submit(exporter, user="burst-3", format="jsonl", encoding="gbk",
+                 destination={"kind": "file", "name": "g.jsonl"})
     assert job.status_code == 202, job.text
-    done = wait_job(exporter, job.json()["id"])
+    done = wait_job(exporter, job.json()["id"], user="burst-3")
     assert done["state"] == "completed", done
     assert (done["rows_written"], done["rows_dead_lettered"]) == (4, 3)
-    out = Path(exporter.sink("export_dir")) / "g.jsonl"
+    out = Path(exporter.sink("export_dir")) / "burst-3" / "g.jsonl"  # each user's exports apart
+    assert done["path"] == str(out)
     lines = [json.loads(line) for line in out.read_bytes().decode("gbk").splitlines()]
     assert {line["id"]: line["payload"] for line in lines} == {w.record_id: w.payload.decode() for w in good}
     assert "\ufffd" not in out.read_bytes().decode("gbk") and "?" not in out.read_bytes().decode("gbk")
@@ -168,19 +173,19 @@ def test_disk_full_fails_the_job_cleanly(run_ctx: RunContext, writer: SourceWrit
                                          tiny_export_dir: Path) -> None:
     writer.insert(rows("d", 2000, size=300))  # ~700 KB of output for a 128 KiB disk
     exporter = start_exporter(EXPORTER_DISK_USAGE_THRESHOLD="1.0")
-    job = submit(exporter, user="erin", destination={"kind": "file", "name": "full.jsonl"})
+    job = submit(exporter, user="burst-4", destination={"kind": "file", "name": "full.jsonl"})
     assert job.status_code == 202, job.text
-    done = wait_job(exporter, job.json()["id"])
+    done = wait_job(exporter, job.json()["id"], user="burst-4")
     assert done["state"] == "failed"
     assert "No space left on device" in done["error"] and "full.jsonl" in done["error"]
-    assert os.listdir(tiny_export_dir) == []  # neither a final file nor a partial one
+    assert [f for _d, _s, files in os.walk(tiny_export_dir) for f in files] == []  # no final file, no partial
 
 
 def test_disk_usage_guard_refuses_new_file_exports_with_503(run_ctx: RunContext, writer: SourceWriter,
                                                             start_exporter: Start) -> None:
     writer.insert(rows("h", 5))
     exporter = start_exporter(EXPORTER_DISK_USAGE_THRESHOLD="0.0001")
-    refused = submit(exporter, user="finn", destination={"kind": "file", "name": "x.jsonl"})
+    refused = submit(exporter, user="burst-5", destination={"kind": "file", "name": "x.jsonl"})
     assert refused.status_code == 503
     assert "threshold" in refused.json()["detail"]
 

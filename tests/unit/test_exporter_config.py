@@ -28,3 +28,28 @@ def test_the_settle_timeout_is_bounded(value: str) -> None:
 def test_finite_settings_load() -> None:
     loaded = config.load(environ={**BASE, "EXPORTER_POLL_INTERVAL_S": "0.05", "EXPORTER_SOURCE_SETTLE_TIMEOUT_S": "5"})
     assert (loaded.poll_interval_s, loaded.source_settle_timeout_s) == (0.05, 5.0)
+
+
+def test_api_tokens_file_must_be_private_and_well_formed(tmp_path) -> None:  # noqa: ANN001
+    import os
+
+    from exporter.auth import Tokens
+
+    good = tmp_path / "tokens.toml"
+    good.write_text('[tokens]\nalice = "aaaaaaaaaaaaaaaaaaaa"\nbob = "bbbbbbbbbbbbbbbbbbbb"\n')
+    os.chmod(good, 0o600)
+    tokens = Tokens.load(str(good))
+    assert tokens.user_for("b" * 20) == "bob" and tokens.user_for("b" * 19) is None
+    assert Tokens.load("").user_for("a" * 20) is None  # no file: nobody is let in
+    os.chmod(good, 0o644)
+    with pytest.raises(ConfigError, match="readable by others"):
+        Tokens.load(str(good))
+    for text, error in (('[tokens]\n"a/b" = "aaaaaaaaaaaaaaaaaaaa"\n', "user name"),
+                        ('[tokens]\na = "short"\n', "at least 16"),
+                        ('[tokens]\na = "aaaaaaaaaaaaaaaaaaaa"\nb = "aaaaaaaaaaaaaaaaaaaa"\n', "share a token"),
+                        ('a = "aaaaaaaaaaaaaaaaaaaa"\n', "one \\[tokens\\] table")):
+        bad = tmp_path / f"bad{len(text)}.toml"
+        bad.write_text(text)
+        os.chmod(bad, 0o600)
+        with pytest.raises(ConfigError, match=error):
+            Tokens.load(str(bad))
