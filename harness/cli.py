@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.backends.factory import BACKENDS, make_backend
-from harness.cli_base import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, FaultlineGroup, FiniteFloat
+from harness.cli_base import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, FaultlineGroup, FiniteFloat, graceful_interrupt
 from harness.cli_incidents import reproduce, shrink, soak
 from harness.cli_output import (
     comparison_table,
@@ -143,9 +143,16 @@ def list_scenarios(show_steps: bool, target_path: str | None) -> None:
               help="Run everything N times; any verdict that differs between runs fails the gate.")
 @click.option("--load-workers", type=click.IntRange(0, 64), default=None,
               help="Run every Locust load step in distributed mode with this many worker processes.")
+@click.option("--keep", "keep", flag_value="always", default="never",
+              help="Leave the stack and every scenario's data up afterwards, for a recount, until Ctrl-C.")
+@click.option("--keep-on-failure", "keep", flag_value="on_failure",
+              help="The same, only when the gate did not pass.")
 def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: str | None, repeat: int,
-        load_workers: int | None) -> None:
-    """Run scenarios (all by default) on one stack; write reports/<run-id>/."""
+        load_workers: int | None, keep: str) -> None:
+    """Run scenarios (all by default) on one stack; write reports/<run-id>/.
+
+    Ctrl-C once: the running scenario is healed, reconciled and reported, the rest are not
+    started (exit 130 if nothing was violated). Twice: stop at once (report.json still written)."""
     from pathlib import Path
 
     from harness.gate import run_gate
@@ -159,11 +166,25 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
     console.print(f"faultline: {len(chosen)} scenario(s) on the {backend} backend")
 
     def on_step(name: str, event: str, record) -> None:  # noqa: ANN001
-        at = record.applied_at if event == "applied" else record.removed_at
-        console.print(f"  [dim]{name} t={at:.1f}s {event}[/] {record.description}")
+        at = record.applied_at if event in ("applied", "interrupted") else record.removed_at
+        console.print(f"  [dim]{name} t={at or 0:.1f}s {event}[/] {record.description}")
 
-    gate = run_gate(chosen, Path(target_path) if target_path else BUNDLED, backend=backend,
-                    out_dir=Path(out) if out else None, on_result=print_result, repeat=repeat, on_step=on_step)
+    def on_keep(where: Path) -> None:
+        console.print(results_table(gate_results))
+        console.print(f"[green]stack kept[/] with every scenario's data; how to reach it: {where} "
+                      "(names per scenario under \"scenarios\"; psql/redis-cli/kafka clients with the "
+                      "addresses in it). Ctrl-C tears it down.")
+
+    gate_results: list = []
+
+    def collect(result) -> None:  # noqa: ANN001
+        gate_results.append(result)
+        print_result(result)
+
+    with graceful_interrupt("healing, reconciling and reporting the running scenario") as interrupt:
+        gate = run_gate(chosen, Path(target_path) if target_path else BUNDLED, backend=backend,
+                        out_dir=Path(out) if out else None, on_result=collect, repeat=repeat, on_step=on_step,
+                        interrupt=interrupt, keep=keep, on_keep=on_keep)
     console.print(results_table(gate.results))
     if repeat > 1:
         from harness.gate import consistency
@@ -173,7 +194,8 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
             console.print(f"{'[green]identical' if same else '[red]DIFFERENT'}[/] verdicts for {name} over "
                           f"{len(signatures)} runs: {sorted(set(signatures))}")
     console.print(f"reports: {gate.out}")
-    sys.exit(gate.exit_code)
+    # Ctrl-C that ends a kept stack is not an interruption of the run.
+    sys.exit(130 if gate.exit_code == EXIT_OK and gate.interrupted else gate.exit_code)
 
 
 main.add_command(reproduce)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import math
 import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 from rich.markup import escape
@@ -59,6 +62,24 @@ class FaultlineGroup(click.Group):
             console.print_exception()
             console.print("[bold red]faultline: internal error[/] (exit 2: the harness failed, not the exporter)")
             sys.exit(EXIT_HARNESS)
+
+
+@contextmanager
+def graceful_interrupt(what: str) -> Iterator[threading.Event]:
+    """The first Ctrl-C sets the event (the run heals, reconciles and reports what it has); the
+    second raises KeyboardInterrupt at once, which still stops everything started on the way out."""
+    interrupt = threading.Event()
+
+    def first_ctrl_c(_signum: int, _frame: object) -> None:
+        console.print(f"[yellow]interrupted: {what} (Ctrl-C again to stop at once)[/]")
+        interrupt.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first_ctrl_c)
+    try:
+        yield interrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def pairs(items: tuple[str, ...], option: str) -> tuple[tuple[str, str], ...]:

@@ -3,15 +3,13 @@ write one from a seeded random schedule run for a long time (``soak``)."""
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 
 import click
 from rich.markup import escape
 
 from harness.backends.factory import BACKENDS
-from harness.cli_base import EXIT_OK, FiniteFloat, defect_env, pairs
+from harness.cli_base import EXIT_OK, FiniteFloat, defect_env, graceful_interrupt, pairs
 from harness.cli_output import checkpoint_table, console, print_result, results_table, trend_table
 from harness.result import Verdict
 
@@ -154,27 +152,16 @@ def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: in
     if plan_only:
         click.echo(incident.dumps(scenario, f"faultline soak --duration {duration} --seed {seed}"))
         return
-    interrupt = threading.Event()
-
-    def first_ctrl_c(_signum: int, _frame: object) -> None:
-        console.print("[yellow]interrupted: healing faults, reconciling, writing the report "
-                      "(Ctrl-C again to stop at once)[/]")
-        interrupt.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, first_ctrl_c)
     console.print(f"faultline soak: {scenario.description}")
 
     def on_step(name: str, event: str, record) -> None:  # noqa: ANN001
         at = record.applied_at if event in ("applied", "interrupted") else record.removed_at
         console.print(f"  [dim]t={at:.1f}s {event}[/] {record.description}")
 
-    try:
+    with graceful_interrupt("healing faults, reconciling, writing the report") as interrupt:
         gate = run_gate([scenario], Path(target_path) if target_path else BUNDLED, backend=backend,
                         out_dir=Path(out) if out else None, on_result=print_result, on_step=on_step,
                         interrupt=interrupt)
-    finally:
-        signal.signal(signal.SIGINT, previous)
     result = gate.results[0]
     console.print(checkpoint_table(result))
     if result.resources is not None:

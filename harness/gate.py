@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import threading
 import time
@@ -24,6 +25,7 @@ from harness.reports import write_all
 from harness.result import RunReport, ScenarioResult, Verdict
 from harness.runner import ScenarioRunner, scenario_workdir
 from harness.scenario import Reproduction, Scenario
+from harness.services.servers import write_secret
 from harness.stack import Stack
 from harness.target import TargetDefinition
 from harness.versions import faultline_version, server_versions
@@ -38,6 +40,7 @@ class GateRun:
     results: list[ScenarioResult]
     exit_code: int
     servers: dict[str, str] = dataclasses.field(default_factory=dict)  # versions the run was made with
+    interrupted: bool = False  # Ctrl-C stopped it before every scenario ran
 
 
 def exit_code_of(results: list[ScenarioResult]) -> int:
@@ -52,9 +55,14 @@ def run_on_stack(stack: Stack, target: TargetDefinition, scenarios: list[Scenari
                  extra_env: dict[str, str] | None = None,
                  on_result: Callable[[ScenarioResult], None] | None = None,
                  on_step: Callable[[str, str, StepRecord], None] | None = None,
-                 interrupt: threading.Event | None = None) -> list[ScenarioResult]:
-    results = []
+                 interrupt: threading.Event | None = None,
+                 into: list[ScenarioResult] | None = None) -> list[ScenarioResult]:
+    """Each scenario in turn; results are appended to ``into`` as they come (so a run stopped at
+    once still has the ones that finished)."""
+    results = [] if into is None else into
     for scenario in scenarios:
+        if interrupt is not None and interrupt.is_set():
+            break  # interrupted: what ran is reported, the rest is not started
         step_hook = (lambda event, record, name=scenario.name: on_step(name, event, record)) if on_step else None
         result = ScenarioRunner(stack, target, scenario, work, extra_env=extra_env,
                                 interrupt=interrupt or threading.Event(), on_step=step_hook).run()
@@ -123,22 +131,50 @@ def consistency(results: list[ScenarioResult]) -> dict[str, list[str]]:
     return signatures
 
 
+KEEP = ("never", "always", "on_failure")
+
+
 def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "local",
              out_dir: Path | None = None, on_result: Callable[[ScenarioResult], None] | None = None,
              repeat: int = 1, on_step: Callable[[str, str, StepRecord], None] | None = None,
-             interrupt: threading.Event | None = None, extra_env: dict[str, str] | None = None) -> GateRun:
+             interrupt: threading.Event | None = None, extra_env: dict[str, str] | None = None,
+             keep: str = "never", on_keep: Callable[[Path], None] | None = None) -> GateRun:
+    """Run, judge, report. ``keep``: leave the stack up after the reports are written (always, or
+    only when the gate did not pass) until ``interrupt`` is set, and call ``on_keep`` with the
+    file that says how to reach it. A run stopped at once (a second Ctrl-C, SIGTERM) still
+    writes report.json with the scenarios that finished, marked interrupted."""
+    if keep not in KEEP:
+        raise HarnessError(f"keep must be one of {KEEP}, not {keep!r}")
     target = TargetDefinition.load(target_path)
     run_id = new_run_id()
     out = out_dir or reports_dir() / run_id
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     results: list[ScenarioResult] = []
-    with make_backend(backend) as stack:
-        for round_ in range(repeat):
-            work = scenario_workdir(out) / (f"round-{round_ + 1}" if repeat > 1 else "")
-            results += run_on_stack(stack, target, scenarios, work, extra_env=extra_env, on_result=on_result,
-                                    on_step=on_step, interrupt=interrupt)
-        servers = server_versions(stack)
+    gate: GateRun | None = None
+    try:
+        with make_backend(backend) as stack:
+            for round_ in range(repeat):
+                work = scenario_workdir(out) / (f"round-{round_ + 1}" if repeat > 1 else "")
+                run_on_stack(stack, target, scenarios, work, extra_env=extra_env, on_result=on_result,
+                             on_step=on_step, interrupt=interrupt, into=results)
+            gate = finish_gate(run_id, out, target, target_path, backend, scenarios, results, repeat,
+                               time.monotonic() - t0, server_versions(stack), extra_env,
+                               interrupted=interrupt is not None and interrupt.is_set())
+            if keep == "always" or (keep == "on_failure" and gate.exit_code != EXIT_OK):
+                hold_stack(stack, gate, interrupt or threading.Event(), on_keep)
+    except KeyboardInterrupt:
+        if gate is None:  # stopped at once: report what finished, then go on unwinding
+            write_all(out, RunReport(run_id=run_id, target=str(target_path), backend=backend,
+                                     verdict=Verdict.ERROR, duration_s=round(time.monotonic() - t0, 3),
+                                     scenarios=results, repeat=repeat, interrupted=True))
+        raise
+    return gate
+
+
+def finish_gate(run_id: str, out: Path, target: TargetDefinition, target_path: Path, backend: str,
+                scenarios: list[Scenario], results: list[ScenarioResult], repeat: int, duration_s: float,
+                servers: dict[str, str], extra_env: dict[str, str] | None, interrupted: bool) -> GateRun:
     code = exit_code_of(results)
     signatures = consistency(results)
     unstable = {name: sigs for name, sigs in signatures.items() if len(set(sigs)) > 1}
@@ -147,8 +183,25 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
     write_incidents(out / "incidents", scenarios, results, target, extra_env=extra_env, servers=servers)
     report = RunReport(run_id=run_id, target=str(target_path), backend=backend,
                        verdict={EXIT_OK: Verdict.PASS, EXIT_VIOLATION: Verdict.FAIL, EXIT_HARNESS: Verdict.ERROR}[code],
-                       duration_s=round(time.monotonic() - t0, 3), scenarios=results, repeat=repeat,
+                       duration_s=round(duration_s, 3), scenarios=results, repeat=repeat,
                        repeat_consistent=not unstable, unstable=unstable,
-                       report_errors=[e for r in results for e in r.report_errors])
+                       report_errors=[e for r in results for e in r.report_errors], interrupted=interrupted)
     write_all(out, report)
-    return GateRun(run_id, out, results, code, servers)
+    return GateRun(run_id, out, results, code, servers, interrupted)
+
+
+def hold_stack(stack: Stack, gate: GateRun, interrupt: threading.Event,
+               on_keep: Callable[[Path], None] | None) -> None:
+    """Leave the stack (and every scenario's table, topic and streams) up for a recount by hand:
+    ``stack.json`` beside the reports (0600: it holds the administrator's passwords) says how to
+    reach it. Returns when ``interrupt`` is set (Ctrl-C), and the stack is then torn down."""
+    where = gate.out / "stack.json"
+    where.unlink(missing_ok=True)
+    described = {**stack.describe(), "postgres_dsn": stack.postgres_dsn(), "redis_url": stack.redis_url(),
+                 "kafka_bootstrap": stack.kafka_bootstrap(),
+                 "scenarios": {r.name: r.names for r in gate.results}}
+    write_secret(where, json.dumps(described, indent=2) + "\n")
+    if on_keep is not None:
+        on_keep(where)
+    while not interrupt.wait(3600):  # only Ctrl-C (or SIGTERM, which unwinds) ends it
+        continue

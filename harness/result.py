@@ -208,6 +208,7 @@ class RunReport:
     repeat_consistent: bool = True
     unstable: dict[str, list[str]] = field(default_factory=dict)
     report_errors: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped before every scenario ran (Ctrl-C, SIGTERM): a partial report
 
     def to_json(self) -> str:
         return _REPORT.dump_json(self, indent=2, exclude={"scenarios": {"__all__": {"violation_ids"}}}).decode() + "\n"
