@@ -13,10 +13,11 @@ either order is right. Source order is therefore commit order where it is known,
 
 from __future__ import annotations
 
-import hashlib
 from array import array
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
+
+from xxhash import xxh3_64_digest, xxh3_64_intdigest
 
 from harness.errors import HarnessError
 
@@ -31,13 +32,21 @@ MAX_SPAN = 200_000_000  # ids further apart than this are not one table's sequen
 
 
 def content_hash(payload: bytes) -> bytes:
-    return hashlib.blake2b(payload, digest_size=DIGEST_SIZE).digest()
+    """A 64-bit digest of a record's bytes: XXH3, about five times faster than BLAKE2b at this
+    size, which is what lets the reconciler check ten million records in seconds. Corruption is
+    not adversarial, so a non-cryptographic hash is enough (a chance collision: 2^-64)."""
+    return xxh3_64_digest(payload)
+
+
+def content_number(payload: bytes) -> int:
+    """``content_hash`` as the integer the ledger keeps (the same 8 bytes, big-endian)."""
+    return xxh3_64_intdigest(payload)
 
 
 class Ledger:
     def __init__(self) -> None:
         self.base: int | None = None
-        self._digests = bytearray()
+        self._digests = array("Q")  # content digest per id, as the integer of its 8 big-endian bytes
         self._outcomes = bytearray()
         self._keys = array("I")  # key number per id (0: no key recorded)
         self._begins = array("I")  # logical clock tick when the write began, per id
@@ -74,7 +83,7 @@ class Ledger:
             self.base = record_id
         if record_id < self.base:
             shift = self.base - record_id
-            self._digests[0:0] = bytes(shift * DIGEST_SIZE)
+            self._digests[0:0] = array("Q", bytes(shift * DIGEST_SIZE))
             self._outcomes[0:0] = bytes(shift)
             self._keys[0:0] = array("I", bytes(4 * shift))
             self._begins[0:0] = array("I", bytes(4 * shift))
@@ -86,7 +95,7 @@ class Ledger:
         if index >= len(self._outcomes):
             grow = index + 1 - len(self._outcomes)
             self._outcomes.extend(bytes(grow))
-            self._digests.extend(bytes(grow * DIGEST_SIZE))
+            self._digests.frombytes(bytes(grow * DIGEST_SIZE))
             self._keys.frombytes(bytes(4 * grow))
             self._begins.frombytes(bytes(4 * grow))
             self._acks.frombytes(bytes(4 * grow))
@@ -100,11 +109,11 @@ class Ledger:
                 number = self._key_numbers[key] = len(self._key_names)
                 self._key_names.append(key)
             self._keys[index] = number
-        self._digests[index * DIGEST_SIZE:(index + 1) * DIGEST_SIZE] = digest
+        self._digests[index] = int.from_bytes(digest, "big")
 
     def copy(self) -> Ledger:
         twin = Ledger()
-        twin.base, twin._digests, twin._outcomes = self.base, bytearray(self._digests), bytearray(self._outcomes)
+        twin.base, twin._digests, twin._outcomes = self.base, array("Q", self._digests), bytearray(self._outcomes)
         twin._keys, twin._acks, twin._begins = array("I", self._keys), array("I", self._acks), array("I", self._begins)
         twin._key_numbers, twin._key_names = dict(self._key_numbers), list(self._key_names)
         twin._clock = self._clock
@@ -140,7 +149,12 @@ class Ledger:
         return self._outcomes[index]
 
     def digest_at(self, index: int) -> bytes:
-        return bytes(self._digests[index * DIGEST_SIZE:(index + 1) * DIGEST_SIZE])
+        return self._digests[index].to_bytes(DIGEST_SIZE, "big")
+
+    def columns(self) -> tuple[bytearray, array, array, array, array]:
+        """The raw columns (outcomes, digests, keys, begins, acks), for the reconciler's hot loop:
+        read them, never write them."""
+        return self._outcomes, self._digests, self._keys, self._begins, self._acks
 
     def key_at(self, index: int) -> int:
         """The number of the record's key (0: none recorded); equal numbers, equal keys."""
@@ -152,6 +166,11 @@ class Ledger:
 
     def began_at(self, index: int) -> int:
         return self._begins[index]
+
+    @property
+    def key_count(self) -> int:
+        """Key numbers run from 1 to key_count - 1."""
+        return len(self._key_names)
 
     def key_name(self, number: int) -> str | None:
         return self._key_names[number] if 0 < number < len(self._key_names) else None

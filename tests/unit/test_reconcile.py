@@ -105,3 +105,46 @@ def test_the_ledger_is_compact_and_rebases_on_a_lower_id() -> None:
     later = ledger.copy()
     later.mark_indeterminate_from(3)
     assert later.ids("ok") == set() and ledger.ids("ok") == {10}
+
+
+class _Message:
+    """What confluent-kafka's consume() returns, as far as the sink reader uses it."""
+
+    def __init__(self, offset: int, value: bytes, partition: int = 0) -> None:
+        self._offset, self._value, self._partition = offset, value, partition
+
+    def error(self) -> None:
+        return None
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 5000)
+
+
+def test_the_fast_reader_keeps_odd_messages_for_the_reconciler() -> None:
+    from harness.ledger import Ledger, content_hash
+    from harness.sinks import _decoded
+
+    messages = [_Message(0, b'{"id":1,"key":"k","payload":"one"}'),
+                _Message(1, b'{"id":"2","payload":"two"}'),  # an id as a string: still record 2
+                _Message(2, b"not json"),
+                _Message(3, b'{"id":3,"payload":"\\ud800"}'),  # a lone surrogate: corrupted, not a crash
+                _Message(4, b'{"id":4,"payload":"late"}')]  # past the end offset the read began with
+    todo = {0}
+    batch = _decoded(messages, {0: 4}, {0: "kafka:t/0"}, todo)
+    assert [r.record_id for r in batch] == [1, 2, None, 3] and todo == set()
+    assert batch[0].location == "kafka:t/0@0" and batch[0].ts == 5.0 and batch[2].location == "kafka:t/0@2"
+    ledger = Ledger()
+    for record_id, payload in ((1, b"one"), (2, b"two"), (3, b"three")):
+        ledger.add(record_id, content_hash(payload), "ok")
+    outcome = reconcile(ledger, batch, [])
+    assert outcome.count("delivered_intact") == 2 and outcome.classes["delivered_corrupted"] == [3]
+    assert outcome.unexpected == ["kafka:t/0@2"]
