@@ -22,7 +22,7 @@ RECORDS = 400_000
 PAYLOAD = 200
 TARGET_RATE = 30_000
 TARGET_RATIO = 0.5
-ROUNDS = 2
+ROUNDS = 3
 
 
 def _fill(stack, table: str) -> None:  # noqa: ANN001
@@ -97,8 +97,9 @@ def _exporter_rate(stack, base: Path, round_: int) -> float:  # noqa: ANN001
 def run() -> dict:
     raw_rates, rates = [], []
     with LocalBackend() as stack, tempfile.TemporaryDirectory() as tmp:
-        # Alternating rounds, best of each: throughput on a shared 2-core machine is noisy, and
-        # the best round is the one least disturbed by everything else running.
+        # Alternating rounds, each exporter round next to the raw pipe just before it: throughput
+        # on a shared 2-core machine is noisy, so every round's figures and the spread are kept,
+        # and the targets are judged on the worst round.
         for round_ in range(ROUNDS):
             table = f"bench_raw{round_}"
             SourceWriter(stack, table).create()
@@ -106,13 +107,13 @@ def run() -> dict:
             _raw_pipe(stack, table, f"bench-raw{round_}")
             raw_rates.append(RECORDS / _span_seconds(stack, f"bench-raw{round_}"))
             rates.append(_exporter_rate(stack, Path(tmp), round_))
-    rate, raw_rate = max(rates), max(raw_rates)
-    ratio = rate / raw_rate
+    ratios = [rate / raw for rate, raw in zip(rates, raw_rates, strict=True)]
     return {
         "records": RECORDS, "payload_bytes": PAYLOAD, "rounds": ROUNDS,
-        "exporter_records_per_s": round(rate), "raw_pipe_records_per_s": round(raw_rate),
+        "exporter_records_per_s": [round(min(rates)), round(max(rates))],
+        "raw_pipe_records_per_s": [round(min(raw_rates)), round(max(raw_rates))],
         "exporter_rounds": [round(r) for r in rates], "raw_pipe_rounds": [round(r) for r in raw_rates],
-        "ratio_to_raw_pipe": round(ratio, 3),
+        "ratio_to_raw_pipe": [round(min(ratios), 3), round(max(ratios), 3)],
         "target_records_per_s": TARGET_RATE, "target_ratio": TARGET_RATIO,
-        "meets_targets": rate >= TARGET_RATE and ratio >= TARGET_RATIO,
+        "meets_targets": min(rates) >= TARGET_RATE and min(ratios) >= TARGET_RATIO,
     }
