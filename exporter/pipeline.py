@@ -22,7 +22,7 @@ from exporter.encoding import decode_payload, record_json
 from exporter.errors import PermanentRecordError, TransientError
 from exporter.retrying import retry_transient
 from exporter.sinks import FileSink, KafkaSink, SendResult
-from exporter.source import TIMEOUTS, Page, Row, Source, settled_prefix
+from exporter.source import TIMEOUTS, GapWatch, Page, Row, Source
 
 log = logging.getLogger("exporter.pipeline")
 
@@ -72,6 +72,7 @@ class Reader:
         self.buffer = Buffer(config)
         self.checkpoint: int | None = None
         self._held_since: float | None = None  # when the first unsettled row after the checkpoint was seen
+        self.gaps = GapWatch()  # rolled-back ids are passed once nobody can hold them
 
     def run(self) -> None:
         attempt = 0
@@ -114,7 +115,7 @@ class Reader:
             # Backpressure: the sink is behind; nothing is evicted. Entries times pack size is an
             # upper bound on the records buffered, so the bound holds however full the packs are.
             return False
-        rows = self._settled_rows(self.source.fetch_after(self.checkpoint, self.config.batch_size))
+        rows = self._settled_rows(self.source.fetch_after(self.checkpoint, self.config.batch_size), self.checkpoint)
         if not rows:
             return False
         metrics.records_read.inc(len(rows))
@@ -143,12 +144,12 @@ class Reader:
         return True
 
 
-    def _settled_rows(self, page: Page) -> list[Row]:
+    def _settled_rows(self, page: Page, checkpoint: int) -> list[Row]:
         """The rows the checkpoint may move through: settled ones, or (after a bounded wait for a
         transaction that stays open) all of them, loudly. The wait is counted in metrics."""
         if defects.on("read_past_open_transactions"):
             return page.rows  # the bug: page by id alone, as if commits came in id order
-        rows = settled_prefix(page)
+        rows = self.gaps.settle(page, checkpoint)
         now = time.monotonic()
         if rows or not page.rows:
             self._end_hold(now)

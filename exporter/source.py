@@ -6,10 +6,10 @@ can commit after one that took 15-20 was already read. Paging with ``id > checkp
 then step over 10-14 for good (silent loss under concurrent writers). So every page is read
 together with, from the same snapshot, the transactions that may still add rows to the source
 table: those that were in progress when the rows were read and either hold a write lock on the
-table now, or have finished since (they may have written; the next page shows it). A row is
-*settled* when its own transaction (``xmin``) is older than every one of them: no lower id can
-appear after it. Writers on other tables never hold the reader up.
-The reader moves its checkpoint through settled rows only (see ``settled_prefix``).
+table now, or have finished since (they may have written; the next page shows it). While there
+are any, a row is *settled* only if every id between the checkpoint and it is visible: a
+missing id may be theirs. Writers on other tables never hold the reader up. The reader moves its
+checkpoint through settled rows only (see ``settled_prefix``).
 
 Source table contract: ``id BIGINT`` (monotonic, unique), ``key TEXT``, ``payload BYTEA``
 (UTF-8 text by contract; rows that are not valid UTF-8 are malformed and dead-lettered).
@@ -26,6 +26,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
 import psycopg
@@ -45,21 +46,26 @@ class Row(NamedTuple):
 
 
 class Page(NamedTuple):
-    """Rows after a checkpoint, and the transactions that may still add rows below them."""
+    """Rows after a checkpoint, and whether anyone may still add rows below them."""
 
     rows: list[Row]
-    blocking: tuple[int, ...] = ()  # 32-bit ids of in-progress writers that may still commit rows
+    blocking: tuple[int, ...] = ()  # 32-bit ids of transactions that may still commit rows here
     unknown_writer: bool = False  # a writer holds the table's lock with no transaction id yet
+    completed_since: bool = False  # a transaction finished between the page's snapshot and a fresh one
+    xip: frozenset[int] = frozenset()  # the snapshot's in-progress list (32-bit ids)
+    xmax: int = 0  # the snapshot's xmax (32-bit): ids at or above it were in progress or not begun
 
 
 def blocking_writers(in_progress: list[int] | None, writers: list[int] | None, running: list[int] | None) -> Page:
-    """The transactions that hold rows back: in progress when the page was read (``in_progress``,
-    from its snapshot) and, looked at just after, either a writer of the table (``writers``: the
-    transaction ids of lock holders, -1 for a holder with none yet) or no longer running."""
+    """The transactions that may hold rows back: every writer of the table (``writers``: the
+    transaction ids of its write-lock holders, -1 for a holder with none yet), and those in
+    progress at the page's snapshot (``in_progress``) that have finished since (``running``: the
+    transactions still running). A writer need not be in the snapshot's in-progress list: one
+    whose id is at or above the snapshot's xmax is in progress too but never listed there."""
     still_running = set(running or ())
     writer_ids = set(writers or ())
-    blocking = tuple(x for x in (in_progress or ()) if x in writer_ids or x not in still_running)
-    return Page([], blocking, -1 in writer_ids)
+    finished = {x for x in (in_progress or ()) if x not in still_running}
+    return Page([], tuple(sorted((writer_ids - {-1}) | finished)), -1 in writer_ids)
 
 
 # Transaction ids below 3 are special (bootstrap, frozen): older than anything running.
@@ -73,22 +79,69 @@ def xid_precedes(a: int, b: int) -> bool:
     return ((a - b) & 0xFFFFFFFF) >= 0x80000000
 
 
-def settled_prefix(page: Page) -> list[Row]:
-    """The rows (in id order) up to the first whose transaction is not older than every blocking
-    writer: a row committed while an older writer of the table was still running may have lower
-    ids still to come. A lock holder with no transaction id yet holds everything back (it gets
-    one at its first row, so this lasts a moment)."""
-    if page.unknown_writer:
-        return []
+def settled_prefix(page: Page, after: int) -> list[Row]:
+    """The rows (in id order, all after checkpoint ``after``) the checkpoint may move through.
+
+    With no writer of the table (nor one holding its lock without a transaction id yet) and no
+    transaction finished since the page's snapshot, nothing can still commit below these rows:
+    all settle, gaps included (ids taken by rolled-back inserts). Otherwise only the rows up to the first gap: an
+    id missing below a visible row may belong to a transaction still open, and ids come from the
+    sequence in the order they are taken, not in the order transactions began, so no rule on
+    transaction age can tell (an older transaction that takes an id after a younger one did
+    commits rows above the younger one's). Contiguous ids, on the other hand, hide nothing below
+    them whoever is still writing. Source contract: ids from a sequence with CACHE 1, the default.
+    """
+    if not page.blocking and not page.unknown_writer and not page.completed_since:
+        return page.rows
+    expected = after + 1
     for n, row in enumerate(page.rows):
-        if not all(xid_precedes(row.xmin, writer) for writer in page.blocking):
+        if row.id != expected:
             return page.rows[:n]
+        expected += 1
     return page.rows
+
+
+def finished_before(page: Page, xids: frozenset[int]) -> bool:
+    """Every one of ``xids`` had finished when the page's snapshot was taken: whatever they
+    committed is in the page."""
+    return all(xid_precedes(x, page.xmax) and x not in page.xip for x in xids)
+
+
+@dataclass
+class GapWatch:
+    """Tells a rolled-back id from one an open transaction still holds. Any transaction that takes
+    an id holds the table's write lock first, so the writers seen with a gap are all that could
+    hold it: once every one of them had finished before a later page's snapshot and the id is
+    still missing, it was rolled back (or taken and never used), and the reader moves past it.
+    Without this, one failed insert under a steady stream of writers held the reader back for
+    the whole settle timeout."""
+
+    gap: int | None = None
+    holders: frozenset[int] = frozenset()
+    unsure: bool = False  # a writer had no transaction id yet when the gap was seen
+
+    def settle(self, page: Page, after: int) -> list[Row]:
+        rows = settled_prefix(page, after)
+        while len(rows) < len(page.rows):
+            gap = (rows[-1].id if rows else after) + 1
+            if self.gap != gap:  # a new gap: whoever writes now may hold it
+                self.gap, self.holders, self.unsure = gap, frozenset(page.blocking), page.unknown_writer
+                return rows
+            if self.unsure:  # the writer that had no id then has one now (or has finished)
+                self.holders, self.unsure = self.holders | frozenset(page.blocking), page.unknown_writer
+                return rows
+            if not finished_before(page, self.holders):
+                return rows  # writers that came later cannot hold it: they are not added
+            beyond = page.rows[len(rows):]
+            rows = rows + settled_prefix(page._replace(rows=beyond), beyond[0].id - 1)
+            self.gap = None
+        self.gap = None
+        return rows
 
 
 # Write-capable lock modes: what INSERT, COPY and anything stronger take on the table.
 _PAGE = """
-SELECT id, key, payload, xmin::text::bigint,
+SELECT id, key, payload, xmin::text::bigint, pg_current_snapshot()::text,
   (SELECT array_agg(x::text::bigint %% 4294967296) FROM pg_snapshot_xip(pg_current_snapshot()) AS x),
   (SELECT array_agg(coalesce(t.transactionid::text::bigint, -1))
      FROM pg_locks r LEFT JOIN pg_locks t
@@ -190,9 +243,16 @@ class Source:
                 found = cur.fetchall()
             if not found:
                 return Page([])
-            _i, _k, _p, _x, in_progress, writers, running = found[0]
+            # A fresh snapshot, taken after the locks were read: if it differs, a transaction
+            # finished in between, and one that was in progress at the page's snapshot without
+            # being listed in it (an id at or above its xmax) may have committed rows the page
+            # could not see.
+            fresh = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
+            _i, _k, _p, _x, snapshot, in_progress, writers, running = found[0]
             page = blocking_writers(in_progress, writers, running)
-            return page._replace(rows=[Row(i, k or "", p or b"", x) for i, k, p, x, *_ in found])
+            return page._replace(rows=[Row(i, k or "", p or b"", x) for i, k, p, x, *_ in found],
+                                 completed_since=fresh is None or fresh[0] != snapshot,
+                                 xip=frozenset(in_progress or ()), xmax=int(snapshot.split(":")[1]) % 2**32)
 
         return self.run(fetch)
 
