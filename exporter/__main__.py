@@ -13,6 +13,7 @@ import uvicorn
 
 from exporter import config as config_module
 from exporter import defects, jsonlog
+from exporter.auth import Tokens
 from exporter.errors import ConfigError
 
 
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_module.load(args.config)
         defects.active()
+        tokens = Tokens.load(cfg.api_tokens_file)
     except ConfigError as exc:
         print(f"exporter: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep_metrics_dirs()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
     try:
-        return _serve(cfg)
+        return _serve(cfg, tokens)
     finally:
         if own_metrics_dir:
             shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
@@ -68,11 +70,11 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _serve(cfg: config_module.Config) -> int:
+def _serve(cfg: config_module.Config, tokens: Tokens) -> int:
     from exporter.api import create_app
     from exporter.service import Service
 
-    app = create_app(Service(cfg))
+    app = create_app(Service(cfg), tokens)
     server = uvicorn.Server(uvicorn.Config(app, host=cfg.http_host, port=cfg.http_port, log_config=None,
                                            access_log=False, lifespan="on"))
     logging.getLogger("exporter").info("http api listening", extra={"host": cfg.http_host, "port": cfg.http_port})

@@ -76,10 +76,10 @@ def bearer_user(tokens: Tokens):  # noqa: ANN201 - a FastAPI dependency
     return user
 
 
-def create_app(service: Service) -> FastAPI:
+def create_app(service: Service, tokens: Tokens | None = None) -> FastAPI:
     app = FastAPI(title="exporter", lifespan=service.lifespan)
     app.add_middleware(BodyLimit, max_bytes=service.config.api_max_body_bytes)
-    authenticated = bearer_user(Tokens.load(service.config.api_tokens_file))
+    authenticated = bearer_user(tokens if tokens is not None else Tokens.load(service.config.api_tokens_file))
 
     @app.get("/healthz")
     def healthz() -> dict:

@@ -53,3 +53,16 @@ def test_api_tokens_file_must_be_private_and_well_formed(tmp_path) -> None:  # n
         os.chmod(bad, 0o600)
         with pytest.raises(ConfigError, match=error):
             Tokens.load(str(bad))
+
+
+def test_a_bad_tokens_file_is_a_configuration_error_before_anything_starts(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    from exporter.__main__ import main
+
+    loose = tmp_path / "tokens.toml"
+    loose.write_text('[tokens]\nalice = "aaaaaaaaaaaaaaaaaaaa"\n')
+    loose.chmod(0o644)
+    for name, value in {"EXPORTER_POSTGRES_DSN": "postgresql://x@127.0.0.1:1/x", "EXPORTER_REDIS_URL": "redis://h",
+                        "EXPORTER_KAFKA_BOOTSTRAP": "127.0.0.1:1", "EXPORTER_API_TOKENS_FILE": str(loose)}.items():
+        monkeypatch.setenv(name, value)
+    assert main([]) == 2
+    assert "readable by others" in capsys.readouterr().err
