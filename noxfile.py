@@ -1,6 +1,6 @@
-"""Sessions: `tests` and `mutants` (what CI runs), `gate` (the scenario gate), `lint`, `bench`,
-`slow` (the tests marked slow: soaks, shrinking, measured reproduction rates), `determinism` and
-`soak` (long runs, not in every CI).
+"""Sessions: `tests`, `mutants` and a short `explore` (what CI runs), `gate` (the scenario gate),
+`lint`, `bench`, `slow` (the tests marked slow: soaks, shrinking, measured reproduction rates),
+`determinism`, `soak`, the ten-minute `explore` and `mutants-explore` (long runs, not in every CI).
 
 Each session installs the project into its own virtualenv and provisions the servers with
 `faultline setup` (cached per user, so only the first run downloads anything).
@@ -79,3 +79,19 @@ def soak(session: nox.Session) -> None:
     """
     _install(session)
     session.run("faultline", "soak", *(session.posargs or ["--duration", "10m", "--seed", "1", "--load-users", "4"]))
+
+
+@nox.session
+def explore(session: nox.Session) -> None:
+    """Ten minutes of `faultline explore` from seed 1 against the clean exporter: every drawn
+    schedule must hold. Arguments replace the defaults: ``nox -s explore -- --budget 1h --seed 7``."""
+    _install(session)
+    session.run("faultline", "explore", *(session.posargs or ["--budget", "10m", "--seed", "1", "--keep-going"]))
+
+
+@nox.session(name="mutants-explore")
+def mutants_explore(session: nox.Session) -> None:
+    """Every seeded defect found by exploring from seed 1 with no scenario named; the clean
+    exporter passes the same budget (long: not in every CI)."""
+    _install(session)
+    session.run("faultline", "mutants", "--explore", *session.posargs)

@@ -11,6 +11,7 @@ import json
 import sys
 import threading
 import time
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from harness.backends.factory import BACKENDS, make_backend
 from harness.cli_base import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, FaultlineGroup, FiniteFloat, graceful_interrupt
+from harness.cli_explore import explore
 from harness.cli_incidents import reproduce, shrink, soak
 from harness.cli_output import (
     comparison_table,
@@ -201,14 +203,53 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
 main.add_command(reproduce)
 main.add_command(shrink)
 main.add_command(soak)
+main.add_command(explore)
+
+
+def _mutants_explore(target: Path, out: Path, backend: str, seed: int, runs: int, only: tuple[str, ...]) -> None:
+    import json as _json
+
+    from harness.explore import ExplorePlan
+    from harness.mutants import run_mutants_explore
+
+    def on_run(label: str, progress) -> None:  # noqa: ANN001
+        console.print(f"[{escape(label)}] run {progress.run} {progress.result.verdict}"
+                      + "".join(f"; {escape(c.name)}" for c in progress.result.violations))
+
+    result = run_mutants_explore(target, out, ExplorePlan(seed=seed, runs=runs), backend=backend, on_run=on_run,
+                                 defects=only)
+    table = Table(title=f"Seeded defects found by explore (seed {seed}, at most {runs} runs each)")
+    for column in ("defect", "found", "in run", "violated"):
+        table.add_column(column, overflow="fold")
+    for defect, found in result.found.items():
+        first = found.failures[0] if found.failures else None
+        table.add_row(defect, "[green]yes[/]" if first else "[red]NO[/]", str(first.run) if first else "-",
+                      ", ".join(first.violated) if first else f"none in {found.runs} runs")
+    Console(width=200).print(table)
+    clean = result.clean
+    console.print(f"clean exporter: {clean.runs} runs, "
+                  + ("[green]no failure[/]" if not clean.failures else f"[red]{len(clean.failures)} failure(s)[/]"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mutants-explore.json").write_text(_json.dumps(
+        {"ok": result.ok, "clean": dataclasses.asdict(clean),
+         "defects": {d: dataclasses.asdict(s) for d, s in result.found.items()}}, indent=2, default=str))
+    sys.exit(EXIT_OK if result.ok else EXIT_VIOLATION)
 
 
 @main.command()
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None)
-def mutants(backend: str, target_path: str | None, out: str | None) -> None:
-    """Every seeded defect must be caught by a scenario that claims it; the clean exporter must pass."""
+@click.option("--explore", "use_explore", is_flag=True,
+              help="Find each defect by exploring (seed, budget below) instead of with the scenarios that claim it.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=1, show_default=True)
+@click.option("--explore-runs", type=click.IntRange(1, 100_000), default=40, show_default=True,
+              help="Explore's budget per defect (and for the clean exporter), in runs.")
+@click.option("--defect", "only", multiple=True, help="With --explore: only these defects (repeatable).")
+def mutants(backend: str, target_path: str | None, out: str | None, use_explore: bool, seed: int,
+            explore_runs: int, only: tuple[str, ...]) -> None:
+    """Every seeded defect must be caught by a scenario that claims it (or, with --explore, found by
+    exploring with no scenario named); the clean exporter must pass."""
     import json as _json
     from pathlib import Path
 
@@ -219,6 +260,8 @@ def mutants(backend: str, target_path: str | None, out: str | None) -> None:
     from harness.target import BUNDLED
 
     out_dir = Path(out) if out else reports_dir() / f"mutants-{new_run_id()}"
+    if use_explore:
+        _mutants_explore(Path(target_path) if target_path else BUNDLED, out_dir, backend, seed, explore_runs, only)
     result = run_mutants(list(discover().values()), Path(target_path) if target_path else BUNDLED, out_dir,
                          backend=backend, on_result=lambda label, r: print_result(r, f"[{label}] "))
     table = Table(title="Seeded defects")

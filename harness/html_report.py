@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+from harness import explore_report
 from harness.result import (
     CheckpointPoint,
     LedgerSummary,
@@ -247,6 +248,7 @@ def render(report: RunReport) -> str:
         '<table id="summary"><tr><th>scenario</th><th>verdict</th><th>lost</th><th>corrupted</th>'
         "<th>dead-lettered</th><th>duplicates</th><th>out of order</th><th>recovery</th><th>duration</th></tr>",
         *rows, "</table>",
+        *([explore_report.html(report.explore)] if report.explore is not None else []),
         *(_section_or_error(sc) for sc in report.scenarios),
         *(['<section id="report-errors"><h2>Report problems</h2><ul>'
            + "".join(f"<li>{escape(str(p))}</li>" for p in report.report_errors) + "</ul></section>"]

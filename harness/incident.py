@@ -219,7 +219,8 @@ def dumps(scenario: Scenario, comment: str = "") -> str:
         if step.duration is not None:
             lines.append(f"duration = {step.duration!r}")
         lines.append(f"{file_key(type(step.do).role)} = \"{kind}\"")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in step.do.parameters().items()]
+        # TOML has no null: a parameter left at None is left out (None is then its default).
+        lines += [f"{k} = {_toml_value(v)}" for k, v in step.do.parameters().items() if v is not None]
     return "\n".join(lines) + "\n"
 
 

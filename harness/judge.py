@@ -126,6 +126,7 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
         run.result.resources, leak_check = resource_check(monitor)
         run.result.checks += leak_check
     run.result.log_excerpt = log_excerpt(exporter)
+    run.result.log_kinds = log_kinds(exporter.log_records())
 
 
 def ledger_summary(run: Run, outcome: Reconciliation) -> LedgerSummary:
@@ -175,6 +176,7 @@ def metric_checks(run: Run, exporter: ExporterProcess, seen: SinkContents) -> li
                                exporter.metric_total("dead_lettered", samples), len(seen.sink), len(seen.letters),
                                exporter.starts)
     run.result.metrics = snapshot
+    run.result.counters = {key: exporter.metric_total(key, samples) for key in run.target.metrics}
     checks = []
     if expect.metrics_agree:
         restarted = exporter.starts > 1 or run.planned_kills > 0 or run.revived
@@ -232,6 +234,14 @@ def resource_check(monitor: ResourceMonitor) -> tuple[Resources, list[Check]]:
         return resources, []
     leaks = report.leaks
     return resources, [Check("no_resource_leak", not leaks, "; ".join(t.describe() for t in (leaks or report.trends)))]
+
+
+def log_kinds(records: list[dict], most: int = 50) -> list[str]:
+    """The kinds of warning and error the exporter logged: level, message and stage, with digits
+    taken out (so 'attempt 3' and 'attempt 4' are one kind)."""
+    kinds = {f"{r.get('level')}: {r.get('msg')}" + (f" [{r.get('stage')}]" if r.get("stage") else "")
+             for r in records if r.get("level") in ("warning", "error", "critical")}
+    return sorted({"".join("#" if c.isdigit() else c for c in k)[:160] for k in kinds})[:most]
 
 
 def log_excerpt(exporter: ExporterProcess, lines: int = 30) -> list[str]:

@@ -8,16 +8,22 @@ on inside the exporter.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.backends.factory import make_backend
+from harness.explore import ExplorePlan
 from harness.gate import run_on_stack, write_incidents
-from harness.result import ScenarioResult, Verdict
+from harness.result import ExploreSummary, ScenarioResult, Verdict
 from harness.runner import scenario_workdir
 from harness.scenario import Scenario, ScenarioError
 from harness.target import TargetDefinition
+
+if TYPE_CHECKING:
+    from harness.explore_run import Progress
 
 
 @dataclass
@@ -83,3 +89,42 @@ def run_mutants(scenarios: list[Scenario], target_path: Path, out: Path, *, back
                     outcome.errors.append(f"{result.name}: {result.error}")
             outcomes.append(outcome)
     return MutantsRun(clean, outcomes)
+
+
+@dataclass
+class ExploreMutants:
+    """``faultline mutants --explore``: explore from one seed and budget against each seeded defect,
+    naming no scenario; each must be found, and the clean exporter must pass the same budget."""
+
+    clean: ExploreSummary
+    found: dict[str, ExploreSummary]
+
+    @property
+    def ok(self) -> bool:
+        return not self.clean.failures and all(s.failures for s in self.found.values())
+
+
+def run_mutants_explore(target_path: Path, out: Path, plan: ExplorePlan, *, backend: str = "local",
+                        on_run: Callable[[str, Progress], None] | None = None,
+                        defects: tuple[str, ...] = ()) -> ExploreMutants:
+    from harness.explore_run import Explorer
+
+    target = TargetDefinition.load(target_path)
+    chosen = defects or target.defects
+    unknown = sorted(set(chosen) - set(target.defects))
+    if unknown:
+        raise ScenarioError(f"the target declares no defect {', '.join(unknown)}; it declares "
+                            f"{', '.join(target.defects)}")
+    found: dict[str, ExploreSummary] = {}
+    with make_backend(backend) as stack:
+        explore_plan = dataclasses.replace(plan, lacks=stack.backend.unsupported)
+
+        def explore(label: str, env: dict[str, str] | None) -> ExploreSummary:
+            report = (lambda p: on_run(label, p)) if on_run else (lambda _p: None)
+            return Explorer(stack, target, explore_plan, out / label, extra_env=env, on_run=report,
+                            shrink_failures=False).explore()
+
+        clean = explore("clean", None)
+        for defect in chosen:
+            found[defect] = explore(defect, {target.defect_env: defect})
+    return ExploreMutants(clean, found)

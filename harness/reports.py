@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
+from harness import explore_report
 from harness.html_report import render
 from harness.result import RunReport, ScenarioResult, Verdict, read_report
 
@@ -95,6 +96,8 @@ def summary_markdown(report: RunReport) -> str:
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     for r in results:
         lines += _scenario_details(r)
+    if report.explore is not None:
+        lines += explore_report.markdown(report.explore)
     if report.report_errors:
         lines += ["", "## Report problems", "", *(f"- {p}" for p in report.report_errors)]
     failing = [r for r in results if r.verdict is not Verdict.PASS]

@@ -176,6 +176,10 @@ class ScenarioResult:
     # Every record id of each violation class (the ledger keeps ten): written beside report.json
     # (ids/<scenario>.json), not inside it.
     violation_ids: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    # The exporter's reaction, for explore's signatures: each of the target's counters at the end
+    # (by the target's [metrics] key) and the kinds of warning and error it logged.
+    counters: dict[str, float] = field(default_factory=dict)
+    log_kinds: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.verdict = Verdict(self.verdict)  # "fail" given as text is the enum all the same
@@ -194,6 +198,43 @@ class ScenarioResult:
 
 
 @dataclass
+class ExploreFailure:
+    """A run of ``faultline explore`` that violated a check: its group, its incident files and how
+    to replay it."""
+
+    run: int
+    name: str
+    violated: list[str]
+    step_kinds: list[str]
+    incident: str
+    minimal: str | None = None
+    replay: str = ""
+    same_as: int | None = None  # an earlier failure of the same group (same checks, same step kinds)
+
+
+@dataclass
+class ExploreSummary:
+    """What an explore run drew and saw: coverage of the step vocabulary and the signatures."""
+
+    seed: int
+    runs: int
+    failures: list[ExploreFailure] = field(default_factory=list)
+    harness_errors: int = 0  # runs the harness could not judge (not counted as the exporter's)
+    kinds: dict[str, int] = field(default_factory=dict)  # step kind -> runs it was in
+    never_drawn: dict[str, str] = field(default_factory=dict)  # step kind -> why explore never drew it
+    overlaps: dict[str, int] = field(default_factory=dict)  # "kind + kind" -> runs where their windows overlapped
+    inside: dict[str, int] = field(default_factory=dict)  # "action in fault" -> runs
+    signatures: dict[str, int] = field(default_factory=dict)  # reaction signature -> runs
+    distinct_over_time: list[tuple[int, int]] = field(default_factory=list)  # (run, distinct signatures so far)
+    mutated: int = 0  # runs drawn by mutating a corpus entry rather than from scratch
+    seconds: float = 0.0
+
+    @property
+    def runs_per_hour(self) -> float:
+        return round(self.runs * 3600 / self.seconds, 1) if self.seconds else 0.0
+
+
+@dataclass
 class RunReport:
     """report.json: the run and every scenario's result."""
 
@@ -209,6 +250,7 @@ class RunReport:
     unstable: dict[str, list[str]] = field(default_factory=dict)
     report_errors: list[str] = field(default_factory=list)
     interrupted: bool = False  # stopped before every scenario ran (Ctrl-C, SIGTERM): a partial report
+    explore: ExploreSummary | None = None  # faultline explore: coverage, signatures, failures
 
     def to_json(self) -> str:
         return _REPORT.dump_json(self, indent=2, exclude={"scenarios": {"__all__": {"violation_ids"}}}).decode() + "\n"

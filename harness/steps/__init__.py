@@ -17,10 +17,10 @@ from importlib.metadata import entry_points
 from typing import TypeVar
 
 from harness.errors import HarnessError
-from harness.steps.base import STRICT, Background, Problem, StepKind
+from harness.steps.base import STRICT, Background, Problem, StepKind, World
 
-__all__ = ["STRICT", "Background", "Problem", "StepKind", "StepKindError", "by_name", "kind_of", "load_plugins",
-           "load_modules", "registered", "step_kind"]
+__all__ = ["STRICT", "Background", "Problem", "StepKind", "StepKindError", "World", "by_name", "kind_of",
+           "load_plugins", "load_modules", "registered", "step_kind"]
 
 ENTRY_POINT_GROUP = "faultline.steps"
 K = TypeVar("K")

@@ -4,6 +4,7 @@ writes, a mid-run reconciliation). Each judges what it can on the spot and adds 
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -17,7 +18,7 @@ from pydantic.dataclasses import dataclass
 from harness.api_tokens import HARNESS_USER, burst_user
 from harness.journal import Check
 from harness.steps import step_kind
-from harness.steps.base import STRICT, Name, StepKind, Window
+from harness.steps.base import STRICT, Name, StepKind, Window, World
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
@@ -58,6 +59,10 @@ class Pause(StepKind):
     role: ClassVar = "action"
     grace_s: Annotated[float, Field(ge=0, le=3600)]
 
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> Pause:
+        return cls(grace_s=rng.choice((1.0, 2.0, 3.0)))  # explore follows each with a resume
+
     def describe(self) -> str:
         return f"pause (grace {self.grace_s}s)"
 
@@ -83,6 +88,10 @@ class Resume(StepKind):
 
     kind_name: ClassVar[str] = "resume"
     role: ClassVar = "action"
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> Resume:
+        return cls()
 
     def describe(self) -> str:
         return "resume"
@@ -112,7 +121,15 @@ class Export(StepKind):
     name: ExportName
     encoding: Name = "utf-8"
     format: Name = "jsonl"
-    expect_state: Literal["completed", "failed"] = "completed"
+    # "either": under faults a job may rightly fail or complete; judged on what it left behind.
+    expect_state: Literal["completed", "failed", "either"] = "completed"
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> Export:
+        # Under faults a job may fail or complete: either is right if a failure leaves nothing
+        # behind and a completion is intact.
+        return cls(f"explore-{rng.randrange(10_000)}.jsonl", encoding=rng.choice(("utf-8", "utf-8", "gbk")),
+                   format=rng.choice(("jsonl", "csv")), expect_state="either")
 
     def describe(self) -> str:
         return f"export job {self.name} ({self.format}, {self.encoding})"
@@ -128,7 +145,9 @@ class Export(StepKind):
             "format": self.format, "encoding": self.encoding, "overwrite": True,
             "destination": {"kind": "file", "name": self.name}}, timeout=30))
         if status != 202 or "id" not in submitted:
-            run.result.checks.append(Check(f"export:{self.name}", False,
+            # Explore's "either": a refusal with a reason (quota, disk guard, source down) is right.
+            refused = self.expect_state == "either" and status in (429, 503) and bool(submitted.get("detail"))
+            run.result.checks.append(Check(f"export:{self.name}", refused,
                                            f"submission answered {status}: {str(submitted)[:300]}"))
             record.result = {"status_code": status}
             return
@@ -144,7 +163,7 @@ class Export(StepKind):
         final = Path(job["path"]) if job.get("path") else Path(exporter.sink("export_dir")) / self.name
         export_dir = final.parent
         leftovers = sorted(p.name for p in export_dir.iterdir() if p.name != self.name) if export_dir.exists() else []
-        state_ok = job["state"] == self.expect_state
+        state_ok = self.expect_state in (job["state"], "either")
         detail = f"job {job_id} ended {job['state']!r} (expected {self.expect_state!r})"
         if job["state"] == "failed":
             clean = not final.exists() and not leftovers and bool(job.get("error"))
@@ -174,6 +193,10 @@ class Write(StepKind):
     role: ClassVar = "action"
     records: Annotated[int, Field(ge=1, le=10_000_000)]
 
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> Write:
+        return cls(records=rng.choice((20, 100, 300)))
+
     def describe(self) -> str:
         return f"write {self.records} records"
 
@@ -198,6 +221,10 @@ class ExportBurst(StepKind):
 
     def describe(self) -> str:
         return f"burst of {self.jobs} export jobs for each of {self.users} users"
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> ExportBurst | None:
+        return None  # not drawn: how many a correct exporter accepts depends on its quota setting
 
     def apply(self, run: Run, record: StepRecord) -> Any:
         exporter = run.live_exporter()
@@ -258,6 +285,10 @@ class Checkpoint(StepKind):
     kind_name: ClassVar[str] = "checkpoint"
     role: ClassVar = "action"
     within_s: Window = 10.0
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> Checkpoint:
+        return cls(within_s=rng.choice((2.0, 5.0)))
 
     def describe(self) -> str:
         return "checkpoint reconciliation"

@@ -23,6 +23,7 @@ cannot do, soak and shrink) derives from the registry in ``harness.steps``.
 from __future__ import annotations
 
 import dataclasses
+import random
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple
@@ -51,6 +52,14 @@ class Problem(NamedTuple):
     message: str
 
 
+@dataclasses.dataclass(frozen=True)
+class World:
+    """What ``faultline explore`` tells a step kind when it asks it to draw an instance of itself."""
+
+    links: tuple[str, ...] = ("postgres", "redis", "kafka")
+    during_s: float = 6.0  # the run's fault phase: windows are drawn to fit in it
+
+
 class StepKind:
     """Base of every step kind (built-in or a team's own, registered with ``@step_kind``)."""
 
@@ -69,6 +78,13 @@ class StepKind:
         return frozenset()
 
     def check(self) -> Problem | None:
+        return None
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> StepKind | None:
+        """A random instance with sensible ranges, for ``faultline explore``; None: this kind is
+        not drawn (explore's coverage report lists it as never run, with this reason in its
+        docstring). Deterministic in ``rng``."""
         return None
 
     def apply(self, run: Run, record: StepRecord) -> Any:

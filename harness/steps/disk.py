@@ -7,6 +7,7 @@ Both need root (mount, chattr). What they mount or flag is recorded on the run
 from __future__ import annotations
 
 import errno
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic.dataclasses import dataclass
 from harness.errors import HarnessError
 from harness.reaper import RECORDER
 from harness.steps import step_kind
-from harness.steps.base import STRICT, Fraction, Name, Problem, StepKind
+from harness.steps.base import STRICT, Fraction, Name, Problem, StepKind, World
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
@@ -81,6 +82,11 @@ class DiskFull(StepKind):
     directory: Name = "export_dir"
     fill: Fraction = 0.0
 
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> DiskFull:
+        # The export directory only: explore puts an export job in every run that has one.
+        return cls(size_kib=rng.choice((64, 128, 512)), directory="export_dir")
+
     def describe(self) -> str:
         return f"{self.directory} disk of {self.size_kib} KiB" + (f" filled to {self.fill:.0%}" if self.fill else
                                                                  " (filling up)")
@@ -129,6 +135,10 @@ class ReadOnlyDir(StepKind):
 
     kind_name: ClassVar[str] = "read_only_dir"
     directory: Name = "export_dir"
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> ReadOnlyDir:
+        return cls(directory="export_dir")
 
     def describe(self) -> str:
         return f"{self.directory} refuses writes (permission denied)"

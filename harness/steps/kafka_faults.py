@@ -4,6 +4,7 @@ partitions. Applied through the admin API, read back as evidence, restored when 
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from confluent_kafka import KafkaException
@@ -13,7 +14,7 @@ from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.steps import step_kind
-from harness.steps.base import STRICT, Problem, StepKind
+from harness.steps.base import STRICT, Problem, StepKind, World
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
@@ -89,6 +90,10 @@ class KafkaTopicSetting(StepKind):
     name: str = "max.message.bytes"
     value: Annotated[str, Field(min_length=1, max_length=200)] = "2000"
 
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> KafkaTopicSetting:
+        return cls("max.message.bytes", rng.choice(("2000", "5000", "20000")))
+
     def describe(self) -> str:
         return f"kafka topic {self.name}={self.value}"
 
@@ -126,6 +131,10 @@ class KafkaAddPartitions(StepKind):
     kind_name: ClassVar[str] = "kafka_add_partitions"
     total: Annotated[int, Field(ge=2, le=1000)] = 3
 
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> KafkaAddPartitions:
+        return cls(total=rng.choice((2, 3, 5)))
+
     def describe(self) -> str:
         return f"kafka topic grows to {self.total} partitions"
 
@@ -152,6 +161,10 @@ class KafkaQuota(StepKind):
 
     kind_name: ClassVar[str] = "kafka_quota"
     producer_byte_rate: Annotated[int, Field(ge=1, le=10**12)] = 10_000
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> KafkaQuota:
+        return cls(producer_byte_rate=rng.choice((5000, 20000, 100000)))
 
     def describe(self) -> str:
         return f"kafka throttles the exporter to {self.producer_byte_rate} bytes/s"

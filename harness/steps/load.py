@@ -4,6 +4,7 @@ standard library, so the harness never does)."""
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -11,7 +12,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from harness.steps import step_kind
-from harness.steps.base import STRICT, Problem, StepKind
+from harness.steps.base import STRICT, Problem, StepKind, World
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
@@ -37,6 +38,10 @@ class Load(StepKind):
     wait_s: Annotated[float, Field(ge=0, le=3600)] = 0.05
     rows_per_write: Annotated[int, Field(ge=1, le=100_000)] = 10
     workers: Annotated[int, Field(ge=0, le=64)] = 0
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> Load:
+        return cls(kind=rng.choice(("source", "api")), users=rng.choice((2, 4)), wait_s=0.1, rows_per_write=5)
 
     def describe(self) -> str:
         return f"locust {self.kind} load: {self.users} users" + (

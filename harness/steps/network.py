@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
@@ -12,7 +13,7 @@ from pydantic.dataclasses import dataclass
 from harness.errors import HarnessError
 from harness.stack import LINKS
 from harness.steps import step_kind
-from harness.steps.base import STRICT, Background, Fraction, Name, Problem, StepKind
+from harness.steps.base import STRICT, Background, Fraction, Name, Problem, StepKind, World
 from harness.toxiproxy import validate_toxic
 
 if TYPE_CHECKING:
@@ -35,6 +36,17 @@ class Toxic(StepKind):
     stream: Literal["downstream", "upstream"] = "downstream"
     toxicity: Fraction = 1.0
     attributes: dict[str, Annotated[int, Field(ge=0, le=1_000_000_000)]] = field(default_factory=dict)
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> Toxic:
+        kind = rng.choice(("latency", "timeout", "reset_peer", "bandwidth", "slicer", "limit_data"))
+        attributes = {"latency": {"latency": rng.choice((50, 200, 500)), "jitter": rng.choice((0, 50))},
+                      "timeout": {"timeout": rng.choice((0, 500))}, "reset_peer": {"timeout": rng.choice((0, 200))},
+                      "bandwidth": {"rate": rng.choice((8, 64))},
+                      "slicer": {"average_size": 16, "size_variation": 8, "delay": rng.choice((10, 100))},
+                      "limit_data": {"bytes": rng.choice((2000, 20000))}}[kind]
+        return cls(rng.choice(world.links), kind, stream=rng.choice(("downstream", "upstream")),
+                   toxicity=rng.choice((1.0, 1.0, 0.5)), attributes=attributes)
 
     def describe(self) -> str:
         attrs = ",".join(f"{k}={v}" for k, v in sorted(self.attributes.items()))
@@ -70,6 +82,10 @@ class LinkDown(StepKind):
     kind_name: ClassVar[str] = "link_down"
     link: Name
 
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> LinkDown:
+        return cls(rng.choice(world.links))
+
     def describe(self) -> str:
         return f"{self.link} link down"
 
@@ -98,6 +114,10 @@ class LinkFlap(StepKind):
     link: Name
     down_s: Annotated[float, Field(gt=0.05, le=3600)] = 0.5
     up_s: Annotated[float, Field(gt=0.05, le=3600)] = 1.0
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> LinkFlap:
+        return cls(rng.choice(world.links), down_s=rng.choice((0.2, 0.5, 1.0)), up_s=rng.choice((0.3, 1.0)))
 
     def describe(self) -> str:
         return f"{self.link} link flapping ({self.down_s}s down, {self.up_s}s up)"

@@ -5,6 +5,7 @@ harness's sessions are untouched), read back as evidence, undone when the window
 
 from __future__ import annotations
 
+import random
 import threading
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -16,7 +17,7 @@ from pydantic.dataclasses import dataclass
 from harness.credentials import provision_postgres
 from harness.errors import HarnessError
 from harness.steps import step_kind
-from harness.steps.base import STRICT, Background, StepKind
+from harness.steps.base import STRICT, Background, StepKind, World
 
 if TYPE_CHECKING:
     from harness.credentials import ExporterCredentials
@@ -78,6 +79,10 @@ class PostgresLockTable(StepKind):
     kind_name: ClassVar[str] = "postgres_lock_table"
     mode: LockMode = "ACCESS EXCLUSIVE"
 
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> PostgresLockTable:
+        return cls(mode=rng.choice(("ACCESS EXCLUSIVE", "EXCLUSIVE", "SHARE")))
+
     def describe(self) -> str:
         return f"postgres table lock {self.mode} held"
 
@@ -137,6 +142,10 @@ class PostgresConnectionLimit(_RoleFault):
     kind_name: ClassVar[str] = "postgres_connection_limit"
     limit: Annotated[int, Field(ge=0, le=10_000)] = 0
 
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> PostgresConnectionLimit:
+        return cls(limit=rng.choice((0, 1, 2)))
+
     def describe(self) -> str:
         return f"postgres connection limit {self.limit} for the exporter"
 
@@ -151,6 +160,10 @@ class PostgresReadOnly(_RoleFault):
 
     kind_name: ClassVar[str] = "postgres_read_only"
     probe: ClassVar[str] = "CREATE TEMP TABLE faultline_probe (x int)"
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> PostgresReadOnly:
+        return cls()
 
     def describe(self) -> str:
         return "postgres transactions read-only for the exporter"
@@ -168,6 +181,10 @@ class PostgresStatementTimeout(_RoleFault):
     timeout_ms: Annotated[int, Field(ge=1, le=3_600_000)] = 5
     probe: ClassVar[str] = "SELECT pg_sleep(0.2)"
 
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> PostgresStatementTimeout:
+        return cls(timeout_ms=rng.choice((1, 5, 50)))
+
     def describe(self) -> str:
         return f"postgres statement timeout {self.timeout_ms} ms for the exporter"
 
@@ -183,6 +200,10 @@ class PostgresTerminateSessions(StepKind):
 
     kind_name: ClassVar[str] = "postgres_terminate_sessions"
     every_s: Annotated[float, Field(gt=0.05, le=3600)] | None = None
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> PostgresTerminateSessions:
+        return cls(every_s=rng.choice((None, 0.5, 1.5)))
 
     def describe(self) -> str:
         return "postgres ends the exporter's sessions" + (f" every {self.every_s}s" if self.every_s else "")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic.dataclasses import dataclass
 
 from harness.stack import SERVICES
 from harness.steps import step_kind
-from harness.steps.base import STRICT, Name, Problem, StepKind
+from harness.steps.base import STRICT, Name, Problem, StepKind, World
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
@@ -21,6 +22,10 @@ class KillExporter(StepKind):
     """SIGKILL the exporter; it is started again when the step ends."""
 
     kind_name: ClassVar[str] = "kill_exporter"
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> KillExporter:
+        return cls()
 
     def describe(self) -> str:
         return "exporter killed (SIGKILL)"
@@ -41,6 +46,10 @@ class FreezeExporter(StepKind):
     """SIGSTOP the exporter for the step's duration, then SIGCONT."""
 
     kind_name: ClassVar[str] = "freeze_exporter"
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> FreezeExporter:
+        return cls()
 
     def describe(self) -> str:
         return "exporter frozen (SIGSTOP)"
@@ -63,6 +72,10 @@ class RestartService(StepKind):
     service: Name
     kill: bool = False
     wipe: bool = False
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> RestartService:
+        return cls(rng.choice(world.links), kill=rng.random() < 0.5)
 
     def describe(self) -> str:
         return f"{self.service} {'killed' if self.kill else 'stopped'}" + (" and its data lost" if self.wipe else "")
@@ -95,6 +108,10 @@ class ServiceMoves(StepKind):
 
     kind_name: ClassVar[str] = "service_moves"
     service: Literal["kafka"] = "kafka"
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> ServiceMoves:
+        return cls()
 
     def describe(self) -> str:
         return f"{self.service} stopped, back on a new port"

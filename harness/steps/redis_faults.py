@@ -4,6 +4,7 @@ the server's answer back as evidence: a write made as the exporter's user is ref
 
 from __future__ import annotations
 
+import random
 import threading
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
 
@@ -16,7 +17,7 @@ from harness.errors import HarnessError
 from harness.redis_client import direct_client
 from harness.services.executor import free_port
 from harness.steps import step_kind
-from harness.steps.base import STRICT, Background, StepKind
+from harness.steps.base import STRICT, Background, StepKind, World
 from harness.waiting import wait_for
 
 if TYPE_CHECKING:
@@ -102,6 +103,10 @@ class RedisRefuseWrites(StepKind):
     kind_name: ClassVar[str] = "redis_refuse_writes"
     reason: Literal["oom", "noreplicas", "readonly", "misconf"] = "oom"
 
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> RedisRefuseWrites:
+        return cls(reason=rng.choice(("oom", "noreplicas", "readonly", "misconf")))
+
     def describe(self) -> str:
         return f"redis refuses writes ({self.reason})"
 
@@ -154,6 +159,10 @@ class RedisDenyCommands(StepKind):
     commands: Annotated[tuple[Annotated[str, Field(pattern=r"^[A-Za-z|]{1,40}$")], ...],
                         Field(strict=False, min_length=1, max_length=100)] = ("xadd",)
 
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> RedisDenyCommands:
+        return cls(commands=rng.choice((("xadd",), ("xack",), ("xreadgroup",), ("xadd", "xack"))))
+
     def describe(self) -> str:
         return f"redis denies the exporter {', '.join(self.commands)}"
 
@@ -185,6 +194,10 @@ class RedisClientPause(StepKind):
 
     kind_name: ClassVar[str] = "redis_client_pause"
     mode: Literal["write", "all"] = "write"
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> RedisClientPause:
+        return cls(mode=rng.choice(("write", "all")))
 
     def describe(self) -> str:
         return f"redis clients paused ({self.mode})"
@@ -224,6 +237,10 @@ class RedisRefuseConnections(StepKind):
 
     kind_name: ClassVar[str] = "redis_refuse_connections"
     count: Annotated[int, Field(ge=1, le=100_000)] = 3
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> RedisRefuseConnections:
+        return cls(count=rng.choice((1, 3, 10)))
 
     def describe(self) -> str:
         return f"redis refuses the exporter's first {self.count} logins"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import psycopg
@@ -10,7 +11,7 @@ from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.steps import step_kind
-from harness.steps.base import STRICT, StepKind
+from harness.steps.base import STRICT, StepKind, World
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
@@ -29,6 +30,10 @@ class HeldTransaction(StepKind):
     kind_name: ClassVar[str] = "held_transaction"
     records: Annotated[int, Field(ge=1, le=100_000)] = 5
     then_write: Annotated[int, Field(ge=0, le=1_000_000)] = 50
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> HeldTransaction:
+        return cls(records=rng.choice((1, 5, 20)), then_write=rng.choice((10, 50, 100)))
 
     def describe(self) -> str:
         return f"transaction of {self.records} rows held open while {self.then_write} later rows commit"

@@ -1,0 +1,301 @@
+"""``faultline explore``: many short runs, each a randomly drawn schedule judged by the full judge.
+
+Jepsen's combined nemeses and FoundationDB's simulation find bugs nobody wrote a test for by
+drawing many random, overlapping schedules and checking invariants after each. Here every step
+kind draws an instance of itself (``StepKind.draw``); a schedule overlaps up to ``max_overlap``
+faults (never two on one resource: their ``needs()`` must not meet), puts actions inside fault
+windows (a pause and its resume, an export job, more writes) and varies the payload profile and
+the knobs, so records are dead-lettered while faults are active.
+
+Guided, like a coverage-guided fuzzer but black-box: after each run its *signature* (which of the
+exporter's counters moved, the kinds of warning and error it logged, how pauses went) is noted;
+a schedule that showed a new signature joins a corpus, and part of the following runs mutate a
+corpus entry (add, drop, shift, widen or overlap a fault) instead of drawing from scratch.
+
+Everything is drawn from ``random.Random`` seeded by (seed, run number): the same seed and
+version give the same schedules, and each schedule is a ``Scenario`` that an incident file holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from harness.errors import HarnessError
+from harness.result import ExploreFailure, ExploreSummary, ScenarioResult, Verdict
+from harness.scenario import Expect, Pause, Resume, Scenario, Step, Workload
+from harness.steps import StepKind, World, kind_of, registered
+
+PROFILES = ("ascii", "mixed", "cjk", "hostile", "size_mix", "invalid_utf8", "encoding_faults_gbk")
+KNOB_CHOICES = {"delivery_timeout_ms": ("1500", "10000"), "metadata_poll_interval_s": ("0.5", "2.0"),
+                "poll_interval_s": ("0.05", "0.2")}
+# Faults that leave the exporter unable to answer: an action needing its API is not put in them.
+EXPORTER_AWAY = frozenset({"kill_exporter", "freeze_exporter"})
+MUTATIONS = ("add", "drop", "shift", "widen", "overlap")
+FRESH_SHARE = 0.5  # of the runs once the corpus is not empty, drawn from scratch
+
+
+class ExploreError(HarnessError):
+    """Explore was asked for something it cannot do (no drawable kind, bad budget)."""
+
+
+@dataclass(frozen=True)
+class ExplorePlan:
+    seed: int = 1
+    runs: int | None = None  # stop after this many runs ...
+    budget_s: float | None = None  # ... or once this much time has gone (one of them is set)
+    max_overlap: int = 2
+    during_s: float = 4.0
+    kinds: tuple[str, ...] = ()  # the step kinds to draw from (empty: every registered one)
+    keep_going: bool = False
+    lacks: Callable[[StepKind], str | None] = field(default=lambda _s: None, compare=False)
+
+    def validate(self) -> ExplorePlan:
+        if (self.runs is None) == (self.budget_s is None):
+            raise ExploreError("say how long to explore: --runs N or --budget DURATION (one of them)")
+        if self.runs is not None and not 1 <= self.runs <= 1_000_000:
+            raise ExploreError(f"--runs must be within 1..1000000, not {self.runs}")
+        if self.budget_s is not None and not 1 <= self.budget_s <= 7 * 24 * 3600:
+            raise ExploreError(f"--budget must be between 1s and 7 days, not {self.budget_s}s")
+        if not 1 <= self.max_overlap <= 8:
+            raise ExploreError(f"--max-overlap must be within 1..8, not {self.max_overlap}")
+        unknown = sorted(set(self.kinds) - set(registered()))
+        if unknown:
+            raise ExploreError(f"unknown step kind(s) {unknown}; `faultline list --steps` lists them")
+        return self
+
+
+def drawable(plan: ExplorePlan, world: World) -> tuple[dict[str, type[StepKind]], dict[str, str]]:
+    """The kinds explore draws from, and why each of the others is never drawn."""
+    chosen, never = {}, {}
+    probe = random.Random(0)
+    for name, cls in sorted(registered().items()):
+        if plan.kinds and name not in plan.kinds:
+            never[name] = "not among --kinds"
+            continue
+        sample = cls.draw(probe, world)
+        if sample is None:
+            never[name] = "its kind does not draw itself (see its draw())"
+        elif (reason := plan.lacks(sample)) is not None:
+            never[name] = reason
+        else:
+            chosen[name] = cls
+    if not any(cls.role == "fault" for cls in chosen.values()):
+        raise ExploreError("no fault kind can be drawn here: " + "; ".join(f"{k}: {v}" for k, v in never.items()))
+    return chosen, never
+
+
+def _window(step: Step, during_s: float) -> tuple[float, float]:
+    start = step.at or 0.0
+    return start, start + (step.duration if step.duration is not None else during_s)
+
+
+def _clash(a: StepKind, b: StepKind) -> bool:
+    """Two faults that cannot be in force at once: the same kind, one resource (their needs()
+    meet), or two that each take the exporter away."""
+    return (kind_of(a) == kind_of(b) or bool(a.needs() & b.needs())
+            or (kind_of(a) in EXPORTER_AWAY and kind_of(b) in EXPORTER_AWAY))
+
+
+def _conflicts(step: Step, others: list[Step], during_s: float, max_overlap: int) -> bool:
+    """At most max_overlap faults at once, and never two that clash."""
+    lo, hi = _window(step, during_s)
+    overlapping = [o for o in others if o.do.role == "fault" and _window(o, during_s)[0] < hi
+                   and lo < _window(o, during_s)[1]]
+    return len(overlapping) >= max_overlap or any(_clash(o.do, step.do) for o in overlapping)
+
+
+def _draw_fault(rng: random.Random, kinds: dict[str, type[StepKind]], world: World) -> Step | None:
+    faults = [cls for cls in kinds.values() if cls.role == "fault"]
+    made = rng.choice(faults).draw(rng, world)
+    if made is None:
+        return None
+    at = round(rng.uniform(0.2, world.during_s - 1.0), 1)
+    duration = round(rng.uniform(0.8, max(0.9, min(3.5, world.during_s - at))), 1)
+    return Step("during", made, at=at, duration=duration)
+
+
+def _draw_actions(rng: random.Random, kinds: dict[str, type[StepKind]], world: World,
+                  faults: list[Step]) -> list[Step]:
+    """A pause and its resume, an export, more writes: mostly inside a fault's window, never
+    inside one that leaves the exporter unable to answer."""
+    away = [_window(f, world.during_s) for f in faults if kind_of(f.do) in EXPORTER_AWAY]
+
+    def instant() -> float:
+        for _ in range(20):
+            inside = [f for f in faults if kind_of(f.do) not in EXPORTER_AWAY]
+            lo, hi = _window(rng.choice(inside), world.during_s) if inside and rng.random() < 0.7 else (
+                0.2, world.during_s - 0.3)
+            t = round(rng.uniform(lo, max(lo, hi - 0.2)), 1)
+            if not any(a - 0.2 <= t <= b + 0.5 for a, b in away):
+                return t
+        return round(world.during_s, 1)  # the end of the phase: every window has closed
+
+    def after_away(t: float) -> float:
+        for lo, hi in sorted(away):
+            if lo - 0.2 <= t <= hi + 0.5:
+                t = hi + 0.6
+        return round(t, 1)
+
+    actions: list[Step] = []
+    if "pause" in kinds and "resume" in kinds and rng.random() < 0.4:
+        pause = Pause.draw(rng, world)
+        t = instant()
+        actions += [Step("during", pause, at=t), Step("during", Resume(), at=after_away(t + pause.grace_s + 0.5))]
+    if "load" in kinds and rng.random() < 0.1:  # Locust takes a moment to start: now and then
+        made = kinds["load"].draw(rng, world)
+        if made is not None:
+            actions.append(Step("during", made, at=0.2, duration=round(world.during_s - 0.4, 1)))
+    for name in ("export", "write", "checkpoint"):
+        if name in kinds and rng.random() < 0.35:
+            made = kinds[name].draw(rng, world)
+            if made is not None:
+                actions.append(Step("during", made, at=instant()))
+    if "export" in kinds and not any(kind_of(a.do) == "export" for a in actions) and any(
+            kind_of(f.do) in ("disk_full", "read_only_dir") for f in faults):
+        actions.append(Step("during", kinds["export"].draw(rng, world), at=instant()))  # type: ignore[arg-type]
+    return actions
+
+
+def draw_schedule(rng: random.Random, kinds: dict[str, type[StepKind]], plan: ExplorePlan, name: str) -> Scenario:
+    """One random schedule: up to max_overlap + 1 faults, actions among them, a payload profile
+    and knobs; a valid Scenario every time."""
+    world = World(during_s=plan.during_s)
+    faults: list[Step] = []
+    for _ in range(rng.randint(1, plan.max_overlap + 1)):
+        step = _draw_fault(rng, kinds, world)
+        if step is not None and not _conflicts(step, faults, plan.during_s, plan.max_overlap):
+            faults.append(step)
+    if not faults:  # every draw conflicted (rare): one fault alone always fits
+        step = None
+        while step is None:
+            step = _draw_fault(rng, kinds, world)
+        faults.append(step)
+    steps = faults + _draw_actions(rng, kinds, world, faults)
+    return _scenario(name, rng, steps, plan)
+
+
+def _scenario(name: str, rng: random.Random, steps: list[Step], plan: ExplorePlan) -> Scenario:
+    knobs = {knob: rng.choice(values) for knob, values in KNOB_CHOICES.items() if rng.random() < 0.5}
+    if any(kind_of(s.do) == "disk_full" for s in steps):
+        knobs["disk_usage_threshold"] = "1.0"  # the full disk is the fault, not the guard's refusal
+    steps = sorted(steps, key=lambda s: (s.at or 0.0, kind_of(s.do)))
+    return Scenario(
+        name=name, description=f"explore: {', '.join(s.do.describe() for s in steps)}",
+        workload=Workload(records=rng.choice((200, 400)), profile=rng.choice(PROFILES), chunk=50,
+                          seed=rng.randrange(1, 1_000_000), keys=16),
+        steps=tuple(steps), expect=Expect(recovered_within_s=60.0), knobs=knobs, during_s=plan.during_s,
+    ).validate()
+
+
+def mutate(rng: random.Random, parent: Scenario, kinds: dict[str, type[StepKind]], plan: ExplorePlan,
+           name: str) -> Scenario:
+    """A neighbour of ``parent``: one fault added, dropped, shifted, widened or moved to overlap
+    another. Actions that no longer sit right are left as they are (a pause still has its
+    resume); the result is a valid Scenario or, failing that, a fresh draw."""
+    world = World(during_s=plan.during_s)
+    steps = list(parent.steps)
+    faults = [i for i, s in enumerate(steps) if s.do.role == "fault"]
+    how = rng.choice(MUTATIONS)
+    if how == "add" or not faults:
+        new = _draw_fault(rng, kinds, world)
+        if new is not None and not _conflicts(new, [steps[i] for i in faults], plan.during_s, plan.max_overlap):
+            steps.append(new)
+    elif how == "drop" and len(faults) > 1:
+        steps.pop(rng.choice(faults))
+    else:
+        i = rng.choice(faults)
+        step = steps[i]
+        at, duration = step.at or 0.0, step.duration or 1.0
+        if how == "shift":
+            at = at + rng.choice((-1.0, -0.5, 0.5, 1.0))
+        elif how == "widen":
+            duration = duration * 1.5
+        elif how == "overlap" and len(faults) > 1:
+            other = steps[rng.choice([j for j in faults if j != i])]
+            at = (other.at or 0.0) + rng.uniform(0, (other.duration or 1.0) / 2)
+        at = round(min(max(0.2, at), plan.during_s - 0.8), 1)
+        duration = round(min(max(0.5, duration), plan.during_s - at), 1)
+        moved = dataclasses.replace(step, at=at, duration=duration)
+        rest = [steps[j] for j in faults if j != i]
+        if not _conflicts(moved, rest, plan.during_s, plan.max_overlap):
+            steps[i] = moved
+    try:
+        return _scenario(name, random.Random(rng.random()), steps, plan)
+    except HarnessError:
+        return draw_schedule(rng, kinds, plan, name)
+
+
+def signature(result: ScenarioResult) -> str:
+    """The exporter's reaction to a run, black-box: which counters moved (delivered aside), the
+    kinds of warning and error it logged, and whether pauses answered within their grace."""
+    moved = sorted(k for k, v in result.counters.items() if v > 0 and k != "delivered")
+    pauses = sorted({f"pause:{'ok' if c.ok else 'late'}" for c in result.checks if c.name == "pause_within_grace"})
+    return " | ".join([",".join(moved) or "-", ",".join(pauses) or "-", ";".join(result.log_kinds) or "-"])
+
+
+@dataclass
+class Coverage:
+    kinds: Counter[str] = field(default_factory=Counter)
+    overlaps: Counter[str] = field(default_factory=Counter)
+    inside: Counter[str] = field(default_factory=Counter)
+    signatures: Counter[str] = field(default_factory=Counter)
+    distinct_over_time: list[tuple[int, int]] = field(default_factory=list)
+
+    def note(self, run: int, scenario: Scenario, sig: str | None, during_s: float) -> bool:
+        """Count what the run exercised; True when its signature is new."""
+        self.kinds.update({kind_of(s.do) for s in scenario.steps})
+        faults = [s for s in scenario.steps if s.do.role == "fault"]
+        for a, b in itertools.combinations(faults, 2):
+            (a_lo, a_hi), (b_lo, b_hi) = _window(a, during_s), _window(b, during_s)
+            if a_lo < b_hi and b_lo < a_hi:
+                self.overlaps[" + ".join(sorted((kind_of(a.do), kind_of(b.do))))] += 1
+        for action in (s for s in scenario.steps if s.do.role == "action"):
+            for fault in faults:
+                lo, hi = _window(fault, during_s)
+                if lo <= (action.at or 0.0) < hi:
+                    self.inside[f"{kind_of(action.do)} in {kind_of(fault.do)}"] += 1
+        if sig is None:
+            return False
+        new = sig not in self.signatures
+        self.signatures[sig] += 1
+        if new:
+            self.distinct_over_time.append((run, len(self.signatures)))
+        return new
+
+
+def schedules(plan: ExplorePlan, kinds: dict[str, type[StepKind]],
+              corpus: list[Scenario]) -> Iterator[tuple[int, Scenario, bool]]:
+    """(run number, schedule, mutated?) for run 1, 2, ...: each from its own Random seeded by
+    (seed, run), so run n is the same whatever happened before it, except for which corpus
+    entries existed (the corpus only grows with what earlier runs showed, itself deterministic
+    for a deterministic exporter)."""
+    for run in itertools.count(1):
+        rng = random.Random(f"faultline-explore:{plan.seed}:{run}")
+        name = f"explore_s{plan.seed}_r{run}"
+        if corpus and rng.random() >= FRESH_SHARE:
+            yield run, mutate(rng, rng.choice(corpus), kinds, plan, name), True
+        else:
+            yield run, draw_schedule(rng, kinds, plan, name), False
+
+
+def failure_group(result: ScenarioResult, scenario: Scenario) -> tuple[frozenset[str], frozenset[str]]:
+    return frozenset(c.name for c in result.violations), frozenset(kind_of(s.do) for s in scenario.steps)
+
+
+def summary(plan: ExplorePlan, runs: int, coverage: Coverage, never: dict[str, str], failures: list[ExploreFailure],
+            errors: int, mutated: int, seconds: float) -> ExploreSummary:
+    return ExploreSummary(
+        seed=plan.seed, runs=runs, failures=failures, harness_errors=errors, kinds=dict(coverage.kinds.most_common()),
+        never_drawn=never, overlaps=dict(coverage.overlaps.most_common()), inside=dict(coverage.inside.most_common()),
+        signatures=dict(coverage.signatures.most_common()), distinct_over_time=coverage.distinct_over_time,
+        mutated=mutated, seconds=round(seconds, 1))
+
+
+def judged(result: ScenarioResult) -> bool:
+    """A run the exporter is answerable for: passed or failed (not a harness error or a skip)."""
+    return result.verdict in (Verdict.PASS, Verdict.FAIL)
