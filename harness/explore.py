@@ -26,11 +26,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from harness.errors import HarnessError
+from harness.profiles import PROFILES as payload_profiles
 from harness.result import ExploreFailure, ExploreSummary, ScenarioResult, Verdict
 from harness.scenario import Expect, Pause, Resume, Scenario, Step, Workload
 from harness.steps import StepKind, World, kind_of, registered
 
-PROFILES = ("ascii", "mixed", "cjk", "hostile", "size_mix", "invalid_utf8", "encoding_faults_gbk")
+# Every payload profile there is: malformed, oversized and unencodable records are dead-lettered
+# while faults are active.
+PROFILES = tuple(sorted(payload_profiles))
 KNOB_CHOICES = {"delivery_timeout_ms": ("1500", "10000"), "metadata_poll_interval_s": ("0.5", "2.0"),
                 "poll_interval_s": ("0.05", "0.2")}
 # Faults that leave the exporter unable to answer: an action needing its API is not put in them.

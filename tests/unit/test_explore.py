@@ -66,6 +66,13 @@ def test_schedules_cover_the_vocabulary_and_put_actions_inside_faults() -> None:
     assert coverage.overlaps and any(k.startswith("pause in ") for k in coverage.inside)
 
 
+def test_every_drawn_workload_can_be_written() -> None:
+    from harness.profiles import payloads
+
+    for scenario in fresh(count=60):
+        assert len(payloads(scenario.workload.profile, 3, scenario.workload.size, scenario.workload.seed)) == 3
+
+
 def test_a_pause_always_has_its_resume_and_a_full_disk_an_export() -> None:
     for scenario in fresh(count=200):
         names = [kind_of(s.do) for s in scenario.steps]
