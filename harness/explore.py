@@ -97,11 +97,28 @@ def _window(step: Step, during_s: float) -> tuple[float, float]:
     return start, start + (step.duration if step.duration is not None else during_s)
 
 
+def _services(step: StepKind) -> frozenset[str]:
+    """The servers a step touches, from its needs() (``admin:kafka``, ``link:redis``, ...)."""
+    return frozenset(n.split(":", 1)[1] for n in step.needs() if ":" in n and not n.startswith(("tool:", "files:")))
+
+
+def _takes_away(step: StepKind) -> frozenset[str]:
+    """The servers a step stops or moves for its window (``restart:`` and ``move:`` needs)."""
+    return frozenset(n.split(":", 1)[1] for n in step.needs() if n.startswith(("restart:", "move:")))
+
+
 def _clash(a: StepKind, b: StepKind) -> bool:
     """Two faults that cannot be in force at once: the same kind, one resource (their needs()
-    meet), or two that each take the exporter away."""
+    meet), one that needs a server the other takes away (a topic setting while the broker is
+    stopped), or two that each take the exporter away."""
     return (kind_of(a) == kind_of(b) or bool(a.needs() & b.needs())
+            or bool(_takes_away(a) & _services(b)) or bool(_takes_away(b) & _services(a))
             or (kind_of(a) in EXPORTER_AWAY and kind_of(b) in EXPORTER_AWAY))
+
+
+def _keeps_actions_out(step: StepKind) -> bool:
+    """Actions talk to the exporter and read the servers: not while the exporter or a server is away."""
+    return kind_of(step) in EXPORTER_AWAY or bool(_takes_away(step))
 
 
 def _conflicts(step: Step, others: list[Step], during_s: float, max_overlap: int) -> bool:
@@ -126,11 +143,11 @@ def _draw_actions(rng: random.Random, kinds: dict[str, type[StepKind]], world: W
                   faults: list[Step]) -> list[Step]:
     """A pause and its resume, an export, more writes: mostly inside a fault's window, never
     inside one that leaves the exporter unable to answer."""
-    away = [_window(f, world.during_s) for f in faults if kind_of(f.do) in EXPORTER_AWAY]
+    away = [_window(f, world.during_s) for f in faults if _keeps_actions_out(f.do)]
 
     def instant() -> float:
         for _ in range(20):
-            inside = [f for f in faults if kind_of(f.do) not in EXPORTER_AWAY]
+            inside = [f for f in faults if not _keeps_actions_out(f.do)]
             lo, hi = _window(rng.choice(inside), world.during_s) if inside and rng.random() < 0.7 else (
                 0.2, world.during_s - 0.3)
             t = round(rng.uniform(lo, max(lo, hi - 0.2)), 1)

@@ -23,7 +23,8 @@ def markdown(found: ExploreSummary) -> list[str]:
     for title, table in (("step kind", found.kinds), ("overlapping faults", found.overlaps),
                          ("action inside fault", found.inside), ("signature", found.signatures)):
         lines += ["", f"| {title} | runs |", "| --- | --- |"]
-        lines += [f"| {name.replace('|', '/')} | {n} |" for name, n in list(table.items())[:TOP]] or ["| (none) | 0 |"]
+        shown = list(table.items()) if title == "step kind" else list(table.items())[:TOP]  # every kind: coverage
+        lines += [f"| {name.replace('|', '/')} | {n} |" for name, n in shown] or ["| (none) | 0 |"]
     if found.never_drawn:
         lines += ["", "Never drawn: " + "; ".join(f"`{k}` ({v})" for k, v in found.never_drawn.items())]
     if found.distinct_over_time:
@@ -34,7 +35,8 @@ def markdown(found: ExploreSummary) -> list[str]:
 
 def html(found: ExploreSummary) -> str:
     def table(title: str, rows: dict[str, int]) -> str:
-        body = "".join(f"<tr><td>{escape(k)}</td><td>{n}</td></tr>" for k, n in list(rows.items())[:TOP])
+        shown = list(rows.items()) if title == "step kind" else list(rows.items())[:TOP]
+        body = "".join(f"<tr><td>{escape(k)}</td><td>{n}</td></tr>" for k, n in shown)
         return f"<h3>{escape(title)}</h3><table><tr><th>{escape(title)}</th><th>runs</th></tr>{body}</table>"
 
     failures = "".join(

@@ -128,8 +128,9 @@ class Export(StepKind):
     def draw(cls, rng: random.Random, world: World) -> Export:
         # Under faults a job may fail or complete: either is right if a failure leaves nothing
         # behind and a completion is intact.
+        # JSON lines only: the harness reconciles an export's rows from JSON, not from CSV.
         return cls(f"explore-{rng.randrange(10_000)}.jsonl", encoding=rng.choice(("utf-8", "utf-8", "gbk")),
-                   format=rng.choice(("jsonl", "csv")), expect_state="either")
+                   expect_state="either")
 
     def describe(self) -> str:
         return f"export job {self.name} ({self.format}, {self.encoding})"

@@ -11,11 +11,11 @@ import pytest
 
 from harness import incident
 from harness.explore import (
-    EXPORTER_AWAY,
     Coverage,
     ExploreError,
     ExplorePlan,
     _clash,
+    _keeps_actions_out,
     _window,
     drawable,
     mutate,
@@ -51,9 +51,17 @@ def test_every_schedule_is_valid_within_its_overlap_and_never_clashes() -> None:
             for t in (s.at or 0.0 for s in faults):
                 live = [f for f in faults if _window(f, plan.during_s)[0] <= t < _window(f, plan.during_s)[1]]
                 assert len(live) <= plan.max_overlap
-            away = [_window(f, plan.during_s) for f in faults if kind_of(f.do) in EXPORTER_AWAY]
+            away = [_window(f, plan.during_s) for f in faults if _keeps_actions_out(f.do)]
             for action in (s for s in scenario.steps if s.do.role == "action"):
                 assert not any(lo <= (action.at or 0.0) < hi for lo, hi in away), scenario.description
+
+
+def test_a_fault_that_needs_a_server_never_overlaps_one_that_takes_it_away() -> None:
+    from harness.scenario import KafkaTopicSetting, LinkDown, RestartService
+
+    assert _clash(KafkaTopicSetting("max.message.bytes", "2000"), RestartService("kafka"))
+    assert not _clash(KafkaTopicSetting("max.message.bytes", "2000"), LinkDown("kafka"))  # a good pair
+    assert _keeps_actions_out(RestartService("redis")) and not _keeps_actions_out(LinkDown("redis"))
 
 
 def test_schedules_cover_the_vocabulary_and_put_actions_inside_faults() -> None:
