@@ -121,12 +121,18 @@ def _keeps_actions_out(step: StepKind) -> bool:
     return kind_of(step) in EXPORTER_AWAY or bool(_takes_away(step))
 
 
+CLASH_MARGIN_S = 1.0  # clashing faults are kept this far apart: applying and removing take time
+
+
 def _conflicts(step: Step, others: list[Step], during_s: float, max_overlap: int) -> bool:
-    """At most max_overlap faults at once, and never two that clash."""
+    """At most max_overlap faults at once, and never two that clash (nor close to each other:
+    removing one, a broker brought back for instance, takes time, and a window that starts at the
+    other's end would meet it)."""
     lo, hi = _window(step, during_s)
-    overlapping = [o for o in others if o.do.role == "fault" and _window(o, during_s)[0] < hi
-                   and lo < _window(o, during_s)[1]]
-    return len(overlapping) >= max_overlap or any(_clash(o.do, step.do) for o in overlapping)
+    faults = [(o, *_window(o, during_s)) for o in others if o.do.role == "fault"]
+    overlapping = [o for o, o_lo, o_hi in faults if o_lo < hi and lo < o_hi]
+    near = [o for o, o_lo, o_hi in faults if o_lo < hi + CLASH_MARGIN_S and lo < o_hi + CLASH_MARGIN_S]
+    return len(overlapping) >= max_overlap or any(_clash(o.do, step.do) for o in near)
 
 
 def _draw_fault(rng: random.Random, kinds: dict[str, type[StepKind]], world: World) -> Step | None:
@@ -221,6 +227,8 @@ def mutate(rng: random.Random, parent: Scenario, kinds: dict[str, type[StepKind]
     steps = list(parent.steps)
     faults = [i for i, s in enumerate(steps) if s.do.role == "fault"]
     how = rng.choice(MUTATIONS)
+    if how in ("drop", "overlap") and len(faults) < 2:
+        how = rng.choice(("shift", "widen"))  # one fault: nothing to drop or to overlap with
     if how == "add" or not faults:
         new = _draw_fault(rng, kinds, world)
         if new is not None and not _conflicts(new, [steps[i] for i in faults], plan.during_s, plan.max_overlap):
@@ -297,7 +305,8 @@ def schedules(plan: ExplorePlan, kinds: dict[str, type[StepKind]],
     for run in itertools.count(1):
         rng = random.Random(f"faultline-explore:{plan.seed}:{run}")
         name = f"explore_s{plan.seed}_r{run}"
-        if corpus and rng.random() >= FRESH_SHARE:
+        mutating = rng.random() >= FRESH_SHARE  # drawn every run, so a fresh run n is --plan-only's run n
+        if corpus and mutating:
             yield run, mutate(rng, rng.choice(corpus), kinds, plan, name), True
         else:
             yield run, draw_schedule(rng, kinds, plan, name), False

@@ -72,6 +72,10 @@ class Explorer:
             if self._done(run, started):
                 break
             runs, mutated_runs = run, mutated_runs + mutated
+            # Every run's schedule as an incident file: any run, not only a failing one, can be replayed.
+            (self.out / "schedules").mkdir(parents=True, exist_ok=True)
+            incident.write(scenario, self.out / "schedules" / f"{scenario.name}.toml",
+                           comment=f"faultline explore --seed {plan.seed}: run {run}" + (" (mutated)" if mutated else ""))
             result = self.run_once(scenario, self.out / "runs")
             self.results.append(result)
             sig = signature(result) if judged(result) else None

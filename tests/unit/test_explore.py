@@ -46,7 +46,7 @@ def test_every_schedule_is_valid_within_its_overlap_and_never_clashes() -> None:
             assert faults
             for a, b in itertools.combinations(faults, 2):
                 (a_lo, a_hi), (b_lo, b_hi) = _window(a, plan.during_s), _window(b, plan.during_s)
-                if a_lo < b_hi and b_lo < a_hi:
+                if a_lo < b_hi + 1.0 and b_lo < a_hi + 1.0:  # a second apart at least
                     assert not _clash(a.do, b.do), scenario.description
             for t in (s.at or 0.0 for s in faults):
                 live = [f for f in faults if _window(f, plan.during_s)[0] <= t < _window(f, plan.during_s)[1]]
@@ -96,7 +96,7 @@ def test_mutations_are_valid_deterministic_neighbours() -> None:
     again = [mutate(random.Random(n), p, kinds, PLAN, f"child{n}") for n, p in enumerate(parents)]
     assert children == again
     changed = sum(c.steps != p.steps for c, p in zip(children, parents, strict=True))
-    assert changed >= 10  # most mutations change the schedule (some are refused as clashes)
+    assert changed >= 14  # most mutations change the schedule (some are refused as clashes)
 
 
 def test_kinds_the_backend_cannot_perform_are_never_drawn() -> None:
