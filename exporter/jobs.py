@@ -311,6 +311,12 @@ class JobManager:
             job.rows_written = 0
             raise JobError(f"writing {final} failed: {exc.strerror or exc} (errno {exc.errno}); "
                            f"no file was left under the final name") from exc
+        except BaseException:
+            # Any other failure (the source cancelled a statement, a link broke): nothing left
+            # behind either. Found by faultline explore: a statement timeout left the .partial.
+            _remove_quietly(partial)
+            job.rows_written = 0
+            raise
 
     def _to_kafka(self, job: Job, buffer: Buffer) -> None:
         producer = Producer({"bootstrap.servers": self.config.kafka_bootstrap, "acks": "all",

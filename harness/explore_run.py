@@ -24,7 +24,7 @@ from harness.explore import (
 from harness.result import ExploreFailure, ExploreSummary, ScenarioResult, Verdict
 from harness.runner import ScenarioRunner
 from harness.scenario import Scenario
-from harness.shrink import shrink
+from harness.shrink import ShrinkError, shrink
 from harness.stack import Stack
 from harness.steps import World
 from harness.target import TargetDefinition
@@ -75,7 +75,8 @@ class Explorer:
             # Every run's schedule as an incident file: any run, not only a failing one, can be replayed.
             (self.out / "schedules").mkdir(parents=True, exist_ok=True)
             incident.write(scenario, self.out / "schedules" / f"{scenario.name}.toml",
-                           comment=f"faultline explore --seed {plan.seed}: run {run}" + (" (mutated)" if mutated else ""))
+                           comment=f"faultline explore --seed {plan.seed}: run {run}"
+                           + (" (mutated)" if mutated else ""))
             result = self.run_once(scenario, self.out / "runs")
             self.results.append(result)
             sig = signature(result) if judged(result) else None
@@ -117,8 +118,12 @@ class Explorer:
     def _shrunk(self, found: ExploreFailure, scenario: Scenario, path: Path) -> ExploreFailure:
         self.log(f"run {found.run} failed ({', '.join(found.violated)}): shrinking it")
         work = self.out / "shrink"
-        minimal = shrink(scenario, lambda candidate: self.run_once(candidate, work), log=self.log,
-                         confirm_runs=SHRINK_CONFIRM_RUNS, replays=SHRINK_REPLAYS)
+        try:
+            minimal = shrink(scenario, lambda candidate: self.run_once(candidate, work), log=self.log,
+                             confirm_runs=SHRINK_CONFIRM_RUNS, replays=SHRINK_REPLAYS)
+        except ShrinkError as exc:  # it did not fail again: a rare race, kept as found, said so
+            self.log(f"run {found.run} not shrunk: {exc}")
+            return dataclasses.replace(found, replay=found.replay + "  (did not fail again when replayed: flaky)")
         destination = path.with_suffix(".min.toml")
         incident.write(minimal.scenario, destination, comment=(
             f"Shrunk from {path.name} in {minimal.trials} runs: violates {', '.join(sorted(minimal.stable))}; "
