@@ -83,7 +83,7 @@ class Explorer:
             if coverage.note(run, scenario, sig, plan.during_s) and result.verdict is Verdict.PASS:
                 corpus.append(scenario)  # a new reaction: worth mutating
             errors += result.verdict is Verdict.ERROR
-            if result.verdict is Verdict.FAIL and not result.interrupted:
+            if result.verdict is Verdict.FAIL:  # an interrupted run is judged on what must never happen
                 failures.append(self._failure(run, scenario, result, groups))
             left = None if plan.budget_s is None else max(0.0, plan.budget_s - (time.monotonic() - started))
             self.on_run(Progress(run, len(failures), len(coverage.signatures), left, result, mutated))

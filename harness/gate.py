@@ -134,6 +134,12 @@ def consistency(results: list[ScenarioResult]) -> dict[str, list[str]]:
 KEEP = ("never", "always", "on_failure")
 
 
+def should_keep(keep: str, exit_code: int) -> bool:
+    """--keep holds the stack after every run, --keep-on-failure after one that did not pass
+    (a violation or a harness error: both are worth a look)."""
+    return keep == "always" or (keep == "on_failure" and exit_code != EXIT_OK)
+
+
 def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "local",
              out_dir: Path | None = None, on_result: Callable[[ScenarioResult], None] | None = None,
              repeat: int = 1, on_step: Callable[[str, str, StepRecord], None] | None = None,
@@ -161,7 +167,7 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
             gate = finish_gate(run_id, out, target, target_path, backend, scenarios, results, repeat,
                                time.monotonic() - t0, server_versions(stack), extra_env,
                                interrupted=interrupt is not None and interrupt.is_set())
-            if keep == "always" or (keep == "on_failure" and gate.exit_code != EXIT_OK):
+            if should_keep(keep, gate.exit_code):
                 hold_stack(stack, gate, interrupt or threading.Event(), on_keep)
     except KeyboardInterrupt:
         if gate is None:  # stopped at once: report what finished, then go on unwinding

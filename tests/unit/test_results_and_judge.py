@@ -177,3 +177,10 @@ def test_compare_fails_on_a_regression_and_shows_every_repeat_round(tmp_path: Pa
     assert faultline(str(before), str(after)).returncode == 0  # without --fail-on it only reports
     assert faultline(str(before), str(before), "--fail-on", "regression").returncode == 0
     assert faultline(str(before), str(after), "--fail-on", "regression", "--recovery-factor", "nan").returncode == 2
+
+
+def test_keep_on_failure_holds_the_stack_only_when_the_gate_did_not_pass() -> None:
+    from harness.gate import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, should_keep
+
+    assert [should_keep("on_failure", c) for c in (EXIT_OK, EXIT_VIOLATION, EXIT_HARNESS)] == [False, True, True]
+    assert should_keep("always", EXIT_OK) and not should_keep("never", EXIT_VIOLATION)
