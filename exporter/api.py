@@ -7,13 +7,15 @@ token (exporter.auth), and every request body is bounded (413 past ``api_max_bod
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from exporter import defects, metrics
 from exporter.auth import Tokens
@@ -22,14 +24,23 @@ from exporter.jobs import DestinationExists, DestinationRefused, DiskGuardRefuse
 from exporter.limits import BodyLimit
 from exporter.service import Service
 
+# Request bodies are strict: exact JSON types ("5" is not an id, "yes" not a boolean), finite
+# numbers, bounded sizes, no unknown fields.
+STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+RecordId = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
 
 class Filter(BaseModel):
-    min_id: int | None = None
-    max_id: int | None = None
-    key_prefix: str | None = None
+    model_config = STRICT
+
+    min_id: RecordId | None = None
+    max_id: RecordId | None = None
+    key_prefix: Annotated[str, Field(max_length=1000)] | None = None
 
 
 class Destination(BaseModel):
+    model_config = STRICT
+
     kind: Literal["file", "kafka"]
     name: str = Field(description="file name inside the export directory, or a Kafka topic")
 
@@ -44,7 +55,7 @@ class Destination(BaseModel):
 class ExportRequest(BaseModel):
     # No ``user``: the job belongs to the token's user. Unknown fields are refused, so a client
     # that still sends one learns it is not used.
-    model_config = {"extra": "forbid"}
+    model_config = STRICT
 
     filter: Filter = Filter()
     format: Literal["csv", "jsonl"] = "jsonl"
@@ -60,6 +71,15 @@ class ExportRequest(BaseModel):
         except LookupError as exc:
             raise ValueError(f"unknown encoding {value!r}") from exc
         return value
+
+
+async def refused_input(_request: Any, exc: Exception) -> JSONResponse:
+    """422 naming each field and why, with the offending input quoted as text: FastAPI's own
+    answer echoes the input as JSON, and a NaN in a body then turned the 422 into a 500."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", "")), "input": repr(e.get("input"))[:100]} for e in errors]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def bearer_user(tokens: Tokens):  # noqa: ANN201 - a FastAPI dependency
@@ -79,6 +99,7 @@ def bearer_user(tokens: Tokens):  # noqa: ANN201 - a FastAPI dependency
 def create_app(service: Service, tokens: Tokens | None = None) -> FastAPI:
     app = FastAPI(title="exporter", lifespan=service.lifespan)
     app.add_middleware(BodyLimit, max_bytes=service.config.api_max_body_bytes)
+    app.add_exception_handler(RequestValidationError, refused_input)
     authenticated = bearer_user(tokens if tokens is not None else Tokens.load(service.config.api_tokens_file))
 
     @app.get("/healthz")
