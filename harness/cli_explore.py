@@ -60,8 +60,8 @@ def _print_plan(plan: object, target_path: str | None) -> None:
     from harness.target import BUNDLED, TargetDefinition
 
     assert isinstance(plan, ExplorePlan)
-    TargetDefinition.load(Path(target_path) if target_path else BUNDLED)  # its own step kinds, if any
-    plan = dataclasses.replace(plan, runs=plan.runs or 10, budget_s=None).validate()
+    target = TargetDefinition.load(Path(target_path) if target_path else BUNDLED)  # its own step kinds, if any
+    plan = dataclasses.replace(plan, runs=plan.runs or 10, budget_s=None, knobs=frozenset(target.knobs)).validate()
     kinds, never = drawable(plan, World(during_s=plan.during_s))
     for run, scenario, _mutated in schedules(plan, kinds, []):
         if run > (plan.runs or 10):
@@ -90,7 +90,8 @@ def _explore(plan: object, interrupt: object, backend: str, target_path: str | N
     directory.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with make_backend(backend) as stack:
-        explorer = Explorer(stack, target, dataclasses.replace(plan, lacks=stack.backend.unsupported), directory,
+        explorer = Explorer(stack, target, dataclasses.replace(plan, lacks=stack.backend.unsupported,
+                                                             knobs=frozenset(target.knobs)), directory,
                             extra_env=env, interrupt=interrupt, on_run=_progress,  # type: ignore[arg-type]
                             log=lambda m: console.print(f"  [dim]{escape(m)}[/]"), shrink_failures=shrink_failures)
         console.print(f"faultline explore: seed {plan.seed}, "

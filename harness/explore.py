@@ -35,10 +35,19 @@ from harness.steps import StepKind, World, kind_of, registered
 # while faults are active.
 PROFILES = tuple(sorted(payload_profiles))
 KNOB_CHOICES = {"delivery_timeout_ms": ("1500", "10000"), "metadata_poll_interval_s": ("0.5", "2.0"),
-                "poll_interval_s": ("0.05", "0.2")}
+                "poll_interval_s": ("0.05", "0.2"), "source_timeout_s": ("1", "5")}
+# Knobs drawn jointly with the faults: a fault on a server matters to the exporter only once its
+# client gives up within the window (a 4-second window and a 10-second delivery timeout: the send
+# is simply retried until the link is back). For each server the faults touch, these settings are
+# taken most of the time, so faults reach the exporter's error paths instead of its patience.
+SHARP_KNOBS = {"kafka": {"delivery_timeout_ms": "1500"},
+               "postgres": {"source_timeout_s": "1", "metadata_poll_interval_s": "0.5"}}
+SHARP_SHARE = 0.75
 # Faults that leave the exporter unable to answer: an action needing its API is not put in them.
 EXPORTER_AWAY = frozenset({"kill_exporter", "freeze_exporter"})
-MUTATIONS = ("add", "drop", "shift", "widen", "overlap")
+MUTATIONS = ("add", "drop", "shift", "widen", "overlap", "knobs")
+VARIANT_CANDIDATES = 4  # instances of a kind drawn to pick the least seen variant from
+BREADTH_PROBES = 200  # instances drawn once per kind to estimate how many variants it has
 FRESH_SHARE = 0.5  # of the runs once the corpus is not empty, drawn from scratch
 
 
@@ -55,6 +64,7 @@ class ExplorePlan:
     during_s: float = 4.0
     kinds: tuple[str, ...] = ()  # the step kinds to draw from (empty: every registered one)
     keep_going: bool = False
+    knobs: frozenset[str] | None = None  # the knobs the target maps (None: every knob explore draws)
     lacks: Callable[[StepKind], str | None] = field(default=lambda _s: None, compare=False)
 
     def validate(self) -> ExplorePlan:
@@ -135,9 +145,51 @@ def _conflicts(step: Step, others: list[Step], during_s: float, max_overlap: int
     return len(overlapping) >= max_overlap or any(_clash(o.do, step.do) for o in near)
 
 
-def _draw_fault(rng: random.Random, kinds: dict[str, type[StepKind]], world: World) -> Step | None:
-    faults = [cls for cls in kinds.values() if cls.role == "fault"]
-    made = rng.choice(faults).draw(rng, world)
+def variant(step: StepKind) -> str:
+    """A step's variant: its kind and its parameters that are not numbers (the link, the toxic's
+    type and direction, a lock mode): numbers vary within a variant, variants are what is covered."""
+    named = sorted((k, v) for k, v in step.parameters().items() if isinstance(v, str | bool | None))
+    return kind_of(step) + "".join(f" {k}={v}" for k, v in named)
+
+
+@dataclass
+class Drawn:
+    """What the schedules so far drew, to draw next what they did not: guidance as in a
+    coverage-guided fuzzer, but over the vocabulary. A kind's weight grows with how many of its
+    variants are still unseen (a toxic has dozens: type, link, direction; a lock a few) and shrinks
+    with how often it was drawn; of a few instances of the kind the least seen variant is taken.
+    A budget of tens of runs so reaches every kind and many variants of the broad ones, where
+    uniform chance would draw a toxic as rarely as a read-only directory."""
+
+    kinds: Counter[str] = field(default_factory=Counter)
+    variants: Counter[str] = field(default_factory=Counter)
+    breadth: dict[str, int] = field(default_factory=dict)  # variants a kind has (estimated by drawing)
+
+    def note(self, scenario: Scenario) -> None:
+        for step in scenario.steps:
+            if step.do.role == "fault":
+                self.kinds[kind_of(step.do)] += 1
+                self.variants[variant(step.do)] += 1
+
+    def weight(self, name: str, cls: type[StepKind], world: World) -> float:
+        if name not in self.breadth:
+            probe = random.Random(f"breadth:{name}")
+            self.breadth[name] = len({variant(m) for m in (cls.draw(probe, world) for _ in range(BREADTH_PROBES))
+                                      if m is not None})
+        unseen = self.breadth[name] - sum(1 for v in self.variants if v.split(" ", 1)[0] == name)
+        return float(max(unseen, 0) + 1) ** 0.5 / (1 + self.kinds[name])
+
+    def pick_kind(self, rng: random.Random, kinds: dict[str, type[StepKind]], world: World) -> type[StepKind]:
+        faults = sorted(name for name, cls in kinds.items() if cls.role == "fault")
+        return kinds[rng.choices(faults, [self.weight(name, kinds[name], world) for name in faults])[0]]
+
+    def pick_instance(self, rng: random.Random, cls: type[StepKind], world: World) -> StepKind | None:
+        made = [m for m in (cls.draw(rng, world) for _ in range(VARIANT_CANDIDATES)) if m is not None]
+        return min(made, key=lambda m: self.variants[variant(m)]) if made else None  # first of the least seen
+
+
+def _draw_fault(rng: random.Random, kinds: dict[str, type[StepKind]], world: World, drawn: Drawn) -> Step | None:
+    made = drawn.pick_instance(rng, drawn.pick_kind(rng, kinds, world), world)
     if made is None:
         return None
     at = round(rng.uniform(0.2, world.during_s - 1.0), 1)
@@ -187,75 +239,98 @@ def _draw_actions(rng: random.Random, kinds: dict[str, type[StepKind]], world: W
     return actions
 
 
-def draw_schedule(rng: random.Random, kinds: dict[str, type[StepKind]], plan: ExplorePlan, name: str) -> Scenario:
+def draw_schedule(rng: random.Random, kinds: dict[str, type[StepKind]], plan: ExplorePlan, name: str,
+                  drawn: Drawn | None = None) -> Scenario:
     """One random schedule: up to max_overlap + 1 faults, actions among them, a payload profile
     and knobs; a valid Scenario every time."""
+    drawn = drawn if drawn is not None else Drawn()
     world = World(during_s=plan.during_s)
     faults: list[Step] = []
     for _ in range(rng.randint(1, plan.max_overlap + 1)):
-        step = _draw_fault(rng, kinds, world)
+        step = _draw_fault(rng, kinds, world, drawn)
         if step is not None and not _conflicts(step, faults, plan.during_s, plan.max_overlap):
             faults.append(step)
     if not faults:  # every draw conflicted (rare): one fault alone always fits
         step = None
         while step is None:
-            step = _draw_fault(rng, kinds, world)
+            step = _draw_fault(rng, kinds, world, drawn)
         faults.append(step)
     steps = faults + _draw_actions(rng, kinds, world, faults)
-    return _scenario(name, rng, steps, plan)
-
-
-def _scenario(name: str, rng: random.Random, steps: list[Step], plan: ExplorePlan) -> Scenario:
+    workload = Workload(records=rng.choice((200, 400)), profile=rng.choice(PROFILES), chunk=50,
+                        seed=rng.randrange(1, 1_000_000), keys=16)
     knobs = {knob: rng.choice(values) for knob, values in KNOB_CHOICES.items() if rng.random() < 0.5}
+    return _scenario(name, steps, workload, _sharpened(rng, knobs, faults), plan)
+
+
+def _sharpened(rng: random.Random, knobs: dict[str, str], faults: list[Step]) -> dict[str, str]:
+    """The knobs with, most of the time, the sharp settings of each server these faults touch."""
+    touched = sorted({service for f in faults for service in _services(f.do)})
+    sharp = [SHARP_KNOBS[service] for service in touched if service in SHARP_KNOBS and rng.random() < SHARP_SHARE]
+    return dict(knobs, **{k: v for settings in sharp for k, v in settings.items()})
+
+
+def _scenario(name: str, steps: list[Step], workload: Workload, knobs: dict[str, str], plan: ExplorePlan) -> Scenario:
     if any(kind_of(s.do) == "disk_full" for s in steps):
-        knobs["disk_usage_threshold"] = "1.0"  # the full disk is the fault, not the guard's refusal
+        knobs = dict(knobs, disk_usage_threshold="1.0")  # the full disk is the fault, not the guard's refusal
+    if plan.knobs is not None:  # a target that lacks a knob runs without it rather than being skipped
+        knobs = {k: v for k, v in knobs.items() if k in plan.knobs}
     steps = sorted(steps, key=lambda s: (s.at or 0.0, kind_of(s.do)))
     return Scenario(
-        name=name, description=f"explore: {', '.join(s.do.describe() for s in steps)}",
-        workload=Workload(records=rng.choice((200, 400)), profile=rng.choice(PROFILES), chunk=50,
-                          seed=rng.randrange(1, 1_000_000), keys=16),
+        name=name, description=f"explore: {', '.join(s.do.describe() for s in steps)}", workload=workload,
         steps=tuple(steps), expect=Expect(recovered_within_s=60.0), knobs=knobs, during_s=plan.during_s,
     ).validate()
 
 
+def _moved(rng: random.Random, how: str, steps: list[Step], faults: list[int], plan: ExplorePlan) -> list[Step]:
+    """One fault shifted, widened or moved to overlap another (unchanged if that would clash)."""
+    i = rng.choice(faults)
+    step = steps[i]
+    at, duration = step.at or 0.0, step.duration or 1.0
+    if how == "shift":
+        at = at + rng.choice((-1.0, -0.5, 0.5, 1.0))
+    elif how == "widen":
+        duration = duration * 1.5
+    elif how == "overlap" and len(faults) > 1:
+        other = steps[rng.choice([j for j in faults if j != i])]
+        at = (other.at or 0.0) + rng.uniform(0, (other.duration or 1.0) / 2)
+    at = round(min(max(0.2, at), plan.during_s - 0.8), 1)
+    duration = round(min(max(0.5, duration), plan.during_s - at), 1)
+    moved = dataclasses.replace(step, at=at, duration=duration)
+    if _conflicts(moved, [steps[j] for j in faults if j != i], plan.during_s, plan.max_overlap):
+        return steps
+    return [moved if j == i else s for j, s in enumerate(steps)]
+
+
 def mutate(rng: random.Random, parent: Scenario, kinds: dict[str, type[StepKind]], plan: ExplorePlan,
-           name: str) -> Scenario:
+           name: str, drawn: Drawn | None = None) -> Scenario:
     """A neighbour of ``parent``: one fault added, dropped, shifted, widened or moved to overlap
-    another. Actions that no longer sit right are left as they are (a pause still has its
-    resume); the result is a valid Scenario or, failing that, a fresh draw."""
-    world = World(during_s=plan.during_s)
+    another, or its knobs drawn again. The parent's workload and, but for that last mutation, its
+    knobs are kept: they are part of what made its reaction new. Actions that no longer sit right
+    are left as they are (a pause still has its resume); the result is a valid Scenario or,
+    failing that, a fresh draw."""
+    drawn = drawn if drawn is not None else Drawn()
     steps = list(parent.steps)
+    knobs = dict(parent.knobs)
     faults = [i for i, s in enumerate(steps) if s.do.role == "fault"]
     how = rng.choice(MUTATIONS)
     if how in ("drop", "overlap") and len(faults) < 2:
         how = rng.choice(("shift", "widen"))  # one fault: nothing to drop or to overlap with
     if how == "add" or not faults:
-        new = _draw_fault(rng, kinds, world)
+        new = _draw_fault(rng, kinds, World(during_s=plan.during_s), drawn)
         if new is not None and not _conflicts(new, [steps[i] for i in faults], plan.during_s, plan.max_overlap):
             steps.append(new)
-    elif how == "drop" and len(faults) > 1:
+            knobs = _sharpened(rng, knobs, [new])
+    elif how == "drop":
         steps.pop(rng.choice(faults))
+    elif how == "knobs":
+        knobs = {knob: rng.choice(values) for knob, values in KNOB_CHOICES.items() if rng.random() < 0.5}
+        knobs = _sharpened(rng, knobs, [steps[i] for i in faults])
     else:
-        i = rng.choice(faults)
-        step = steps[i]
-        at, duration = step.at or 0.0, step.duration or 1.0
-        if how == "shift":
-            at = at + rng.choice((-1.0, -0.5, 0.5, 1.0))
-        elif how == "widen":
-            duration = duration * 1.5
-        elif how == "overlap" and len(faults) > 1:
-            other = steps[rng.choice([j for j in faults if j != i])]
-            at = (other.at or 0.0) + rng.uniform(0, (other.duration or 1.0) / 2)
-        at = round(min(max(0.2, at), plan.during_s - 0.8), 1)
-        duration = round(min(max(0.5, duration), plan.during_s - at), 1)
-        moved = dataclasses.replace(step, at=at, duration=duration)
-        rest = [steps[j] for j in faults if j != i]
-        if not _conflicts(moved, rest, plan.during_s, plan.max_overlap):
-            steps[i] = moved
+        steps = _moved(rng, how, steps, faults, plan)
     try:
-        return _scenario(name, random.Random(rng.random()), steps, plan)
+        return _scenario(name, steps, parent.workload, knobs, plan)
     except HarnessError:
-        return draw_schedule(rng, kinds, plan, name)
+        return draw_schedule(rng, kinds, plan, name, drawn)
 
 
 def signature(result: ScenarioResult) -> str:
@@ -299,17 +374,20 @@ class Coverage:
 def schedules(plan: ExplorePlan, kinds: dict[str, type[StepKind]],
               corpus: list[Scenario]) -> Iterator[tuple[int, Scenario, bool]]:
     """(run number, schedule, mutated?) for run 1, 2, ...: each from its own Random seeded by
-    (seed, run), so run n is the same whatever happened before it, except for which corpus
-    entries existed (the corpus only grows with what earlier runs showed, itself deterministic
-    for a deterministic exporter)."""
+    (seed, run), and guided by what the schedules before it drew (``Drawn``). With an empty corpus
+    the sequence is fixed by the seed (``--plan-only`` prints it); the corpus only grows with what
+    earlier runs showed, itself deterministic for a deterministic exporter."""
+    drawn = Drawn()
     for run in itertools.count(1):
         rng = random.Random(f"faultline-explore:{plan.seed}:{run}")
         name = f"explore_s{plan.seed}_r{run}"
-        mutating = rng.random() >= FRESH_SHARE  # drawn every run, so a fresh run n is --plan-only's run n
+        mutating = rng.random() >= FRESH_SHARE
         if corpus and mutating:
-            yield run, mutate(rng, rng.choice(corpus), kinds, plan, name), True
+            scenario, mutated = mutate(rng, rng.choice(corpus), kinds, plan, name, drawn), True
         else:
-            yield run, draw_schedule(rng, kinds, plan, name), False
+            scenario, mutated = draw_schedule(rng, kinds, plan, name, drawn), False
+        drawn.note(scenario)
+        yield run, scenario, mutated
 
 
 def failure_group(result: ScenarioResult, scenario: Scenario) -> tuple[frozenset[str], frozenset[str]]:

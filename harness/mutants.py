@@ -117,7 +117,7 @@ def run_mutants_explore(target_path: Path, out: Path, plan: ExplorePlan, *, back
                             f"{', '.join(target.defects)}")
     found: dict[str, ExploreSummary] = {}
     with make_backend(backend) as stack:
-        explore_plan = dataclasses.replace(plan, lacks=stack.backend.unsupported)
+        explore_plan = dataclasses.replace(plan, lacks=stack.backend.unsupported, knobs=frozenset(target.knobs))
 
         def explore(label: str, env: dict[str, str] | None) -> ExploreSummary:
             report = (lambda p: on_run(label, p)) if on_run else (lambda _p: None)
