@@ -24,15 +24,15 @@ from dataclasses import asdict, dataclass, field
 import psycopg
 from confluent_kafka import Producer
 from psycopg import sql
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from exporter import metrics
 from exporter.buffer import Buffer, DeadLetter
 from exporter.config import Config
 from exporter.encoding import decode_payload, encode_text
-from exporter.errors import ExporterError, JobError, PermanentRecordError, TransientError
+from exporter.errors import ExporterError, JobError, PermanentRecordError
 from exporter.files import append_durably, fsync_dir
-from exporter.source import SESSION_OPTIONS
+from exporter.source import SESSION_OPTIONS, Source
 
 log = logging.getLogger("exporter.jobs")
 
@@ -218,13 +218,15 @@ class JobManager:
                                    f"{self.config.disk_usage_threshold:.0%}); free space or raise the threshold")
 
     def _count(self, spec: JobSpec) -> int:
+        """The rows the filter matches, within the source timeout like every other read: behind a
+        table lock or a stalled link the submission is refused (503), not left unanswered."""
         where, params = _where(spec)
         query = sql.SQL("SELECT count(*) FROM {} WHERE ").format(sql.Identifier(self.config.source_table)) + where
+        source = Source(self.config, stage="export_job.count")
         try:
-            with self._connection() as conn:
-                return int(conn.execute(query, params).fetchone()[0])
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise TransientError("export_job.count", exc) from exc
+            return int(source.run(lambda conn: conn.execute(query, params).fetchone()[0]))  # type: ignore[index]
+        finally:
+            source.close()
 
     # -- running ---------------------------------------------------------------------------------
     def _run(self, job: Job) -> None:

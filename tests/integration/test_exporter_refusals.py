@@ -137,3 +137,21 @@ def test_reads_that_time_out_on_a_lock_do_not_leave_sessions_behind(
         locker.rollback()
     later = {w.record_id for w in writer.insert(rows("m", 50))}
     wait_for(lambda: later <= delivered(run_ctx), timeout=30, what="rows written after the lock")
+
+
+@pytest.mark.timeout(120)
+def test_an_export_submitted_while_the_table_is_locked_is_refused_within_the_source_timeout(
+        run_ctx: RunContext, writer: SourceWriter, start_exporter: Start) -> None:
+    """Found by explore: the submission counted the rows with no deadline, so behind a table lock
+    it answered nothing for as long as the lock was held (and the caller's own timeout decided)."""
+    writer.insert(rows("a", 20))
+    exporter = start_exporter(EXPORTER_POSTGRES_TIMEOUT_S="1")
+    with psycopg.connect(run_ctx.stack.postgres_dsn(proxied=False)) as holder:
+        holder.execute(f'LOCK TABLE "{run_ctx.source_table}" IN ACCESS EXCLUSIVE MODE')
+        t0 = time.monotonic()
+        answer = exporter.post("/exports", json={"format": "jsonl", "destination": {"kind": "file", "name": "x.jsonl"}},
+                               timeout=15)
+        took = time.monotonic() - t0
+        holder.rollback()
+    assert answer.status_code == 503 and "source" in answer.json()["detail"], answer.text
+    assert took < 5, f"the refusal took {took:.1f}s with a 1s source timeout"
