@@ -13,6 +13,7 @@ either order is right. Source order is therefore commit order where it is known,
 
 from __future__ import annotations
 
+import threading
 from array import array
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -55,6 +56,9 @@ class Ledger:
         self._key_names = [""]  # number -> key
         self._clock = 0
         self.unnumbered = {"failed": 0, "indeterminate": 0}  # writes whose id the database never told us
+        # An action beside the timeline (an export judging its file) copies the ledger while the
+        # timeline writes: a copy must never see one column grown and another not yet.
+        self._lock = threading.Lock()
 
     @classmethod
     def from_writes(cls, writes: Iterable[Written]) -> Ledger:
@@ -65,8 +69,9 @@ class Ledger:
 
     def tick(self) -> int:
         """The logical clock's next tick: take one before a write whose acknowledgement comes later."""
-        self._clock += 1
-        return self._clock
+        with self._lock:
+            self._clock += 1
+            return self._clock
 
     def add(self, record_id: int | None, digest: bytes, outcome: str, key: str | None = None,
             began: int | None = None) -> None:
@@ -74,6 +79,10 @@ class Ledger:
         write with no overlap, as each row of an insert that committed at once)."""
         if outcome not in OUTCOMES:
             raise HarnessError(f"ledger: unknown write outcome {outcome!r}")
+        with self._lock:
+            self._add(record_id, digest, outcome, key, began)
+
+    def _add(self, record_id: int | None, digest: bytes, outcome: str, key: str | None, began: int | None) -> None:
         if record_id is None:
             if outcome == "ok":
                 raise HarnessError("ledger: an acknowledged write must carry its record id")
@@ -100,7 +109,8 @@ class Ledger:
             self._begins.frombytes(bytes(4 * grow))
             self._acks.frombytes(bytes(4 * grow))
         self._outcomes[index] = OUTCOMES[outcome]
-        ack = self.tick()
+        self._clock += 1
+        ack = self._clock
         self._acks[index] = ack
         self._begins[index] = ack if began is None else began
         if key is not None:
@@ -112,6 +122,10 @@ class Ledger:
         self._digests[index] = int.from_bytes(digest, "big")
 
     def copy(self) -> Ledger:
+        with self._lock:
+            return self._copy()
+
+    def _copy(self) -> Ledger:
         twin = Ledger()
         twin.base, twin._digests, twin._outcomes = self.base, array("Q", self._digests), bytearray(self._outcomes)
         twin._keys, twin._acks, twin._begins = array("I", self._keys), array("I", self._acks), array("I", self._begins)
@@ -122,6 +136,10 @@ class Ledger:
 
     def mark_indeterminate_from(self, index: int) -> None:
         """Writes from ``index`` on may or may not be in a sink (made while it was being read)."""
+        with self._lock:
+            self._mark_indeterminate_from(index)
+
+    def _mark_indeterminate_from(self, index: int) -> None:
         for i in range(index, len(self._outcomes)):
             if self._outcomes[i] == OK:
                 self._outcomes[i] = INDETERMINATE

@@ -66,6 +66,10 @@ class Player:
         self.active: list[tuple[Step, StepRecord, Any]] = []  # windowed steps applied: (step, record, handle)
         self._meter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-flight")
         self._meters: list[Future[None]] = []
+        # Actions that wait on the exporter (an export job, a pause's grace) run here, in order,
+        # beside the timeline: inline, one would hold every fault's window open while it waits.
+        self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="waiting-actions")
+        self._waiting: list[tuple[Step, Future[None]]] = []
         self._ok_at_apply: dict[int, int] = {}  # per windowed fault step: acknowledged writes when applied
         self._progress: SinkProgress | None = None
 
@@ -113,6 +117,8 @@ class Player:
                 self._wait_until(start + event.at)
                 if event.kind == "write":
                     self.run.write(event.count)
+                elif event.step is not None and event.kind == "apply" and self._runs_beside(event.step):
+                    self._waiting.append((event.step, self._beside.submit(self.apply, event.step)))
                 elif event.step is not None and event.kind == "apply":
                     self.apply(event.step)
                 elif event.step is not None:
@@ -124,6 +130,22 @@ class Player:
             self.on_step("interrupted", StepRecord("during", "interrupted (Ctrl-C)", applied_at=self.run.now()))
         self.run.result.steady_state.running_during = self.run.live_exporter().running()
         self.remove_all()
+        self._finish_waiting()
+
+    @staticmethod
+    def _runs_beside(step: Step) -> bool:
+        return step.do.waits and not has_window(step)
+
+    def _finish_waiting(self) -> None:
+        """Each waiting action has finished (bounded by its own timeouts); its error is the run's."""
+        bound = 120 + self.run.scenario.fault_seconds
+        for step, waiting in self._waiting:
+            try:
+                waiting.result(timeout=bound)
+            except TimeoutError as exc:
+                raise HarnessError(f"scenario {self.run.scenario.name}: {step.describe()} still running "
+                                   f"{bound:.0f}s after the timeline ended") from exc
+        self._waiting.clear()
 
     def phase(self, phase: str) -> None:
         """Actions of the before or after phase, in order (faults live in 'during' only)."""
@@ -210,3 +232,4 @@ class Player:
 
     def close(self) -> None:
         self._meter.shutdown(wait=True, cancel_futures=True)
+        self._beside.shutdown(wait=True, cancel_futures=True)

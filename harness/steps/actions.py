@@ -57,6 +57,7 @@ class Pause(StepKind):
 
     kind_name: ClassVar[str] = "pause"
     role: ClassVar = "action"
+    waits: ClassVar[bool] = True
     grace_s: Annotated[float, Field(ge=0, le=3600)]
 
     @classmethod
@@ -118,6 +119,7 @@ class Export(StepKind):
 
     kind_name: ClassVar[str] = "export"
     role: ClassVar = "action"
+    waits: ClassVar[bool] = True
     name: ExportName
     encoding: Name = "utf-8"
     format: Name = "jsonl"
@@ -215,6 +217,7 @@ class ExportBurst(StepKind):
 
     kind_name: ClassVar[str] = "export_burst"
     role: ClassVar = "action"
+    waits: ClassVar[bool] = True
     jobs: Annotated[int, Field(ge=1, le=1000)]
     users: Annotated[int, Field(ge=1, le=100)] = 2
     accepted_per_user: Annotated[int, Field(ge=0, le=1000)] = 0

@@ -65,6 +65,9 @@ class StepKind:
 
     kind_name: ClassVar[str] = ""  # its name in incident files and `faultline list --steps`
     role: ClassVar[Role] = "fault"  # faults and loads have a window; actions happen at an instant
+    # An action that waits on the exporter (a job to finish, a pause's grace): the timeline runs it
+    # on a thread of its own, so a fault's window still closes on time while it waits.
+    waits: ClassVar[bool] = False
 
     def describe(self) -> str:
         return self.kind_name

@@ -1,0 +1,35 @@
+"""The timeline keeps its fault windows while an action waits (found by explore: an export job
+waited inline for its answer, so a table lock meant for 1.6 s stayed held for 30 s)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.scenario import Expect, LinkDown, Pause, Resume, Scenario, Step, Workload
+
+pytestmark = [pytest.mark.faultline, pytest.mark.timeout(180)]
+
+WINDOW_S = 1.0
+SCENARIO = Scenario(
+    name="pause_waits_beside_a_fault",
+    description="Kafka down for 1s; a pause with 4s of grace asked inside it cannot drain until it ends",
+    workload=Workload(records=300, chunk=50, meet_faults=50),
+    steps=(
+        Step("during", LinkDown("kafka"), at=0.5, duration=WINDOW_S),
+        Step("during", Pause(grace_s=4.0), at=0.7),
+        Step("after", Resume()),
+    ),
+    expect=Expect(pause_within_grace=False),
+    during_s=3.0,
+)
+
+
+def test_a_waiting_action_never_holds_a_fault_window_open(run_scenario) -> None:  # noqa: ANN001
+    result = run_scenario(SCENARIO)
+    link = next(s for s in result.steps if "link down" in s.description)
+    pause = next(s for s in result.steps if s.description.startswith("pause"))
+    assert link.applied_at is not None and link.removed_at is not None and pause.applied_at is not None
+    held = link.removed_at - link.applied_at
+    assert held < WINDOW_S + 0.7, f"the {WINDOW_S}s window was held {held:.2f}s (the pause waited inline)"
+    assert pause.applied_at < link.removed_at  # the pause was asked inside the window it waited through
+    assert result.error is None and result.verdict.value == "pass", result.violations
