@@ -31,7 +31,7 @@ from harness.cli_output import (
     steps_table,
 )
 from harness.lifecycle import unwind_on_termination
-from harness.provision import check_all, provision_all
+from harness.provision import OPTIONAL, check_all, provision_all
 from harness.result import Verdict
 
 
@@ -45,17 +45,20 @@ def main() -> None:
 @main.command()
 @click.option("--check", is_flag=True, help="Only report what is present; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def setup(check: bool, as_json: bool) -> None:
-    """Find or install (and cache) PostgreSQL, Redis, Java, Kafka and Toxiproxy."""
+@click.option("--with", "with_", multiple=True, type=click.Choice(sorted(OPTIONAL)),
+              help="Also an optional component: debezium (Kafka Connect with Debezium's Postgres connector).")
+def setup(check: bool, as_json: bool, with_: tuple[str, ...]) -> None:
+    """Find or install (and cache) PostgreSQL, Redis, Java, Kafka and Toxiproxy (and, --with, more)."""
     if check:
-        found = check_all()
+        found = check_all(with_)
     else:
         with console.status("provisioning servers") as status:
             def log(message: str) -> None:
                 status.update(message)
                 console.log(message)
 
-            found = dict(provision_all(log, on_done=lambda item: console.log(f"{item.name}: {item.version}")))
+            found = dict(provision_all(log, on_done=lambda item: console.log(f"{item.name}: {item.version}"),
+                                       with_=with_))
     if as_json:
         click.echo(json.dumps({k: (v.to_dict() if v else None) for k, v in found.items()}, indent=2))
     else:

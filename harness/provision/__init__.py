@@ -1,9 +1,18 @@
 """Provisioning of the real servers Faultline runs: find them, or install and cache them.
 
 ``faultline setup`` calls :func:`provision_all`; ``faultline setup --check`` calls
-:func:`check_all`, which only looks.
+:func:`check_all`, which only looks. ``--with debezium`` adds an optional component.
 """
 
-from harness.provision.components import COMPONENTS, Installed, check_all, provision_all, require
+from harness.provision.components import (
+    COMPONENTS,
+    OPTIONAL,
+    Debezium,
+    Installed,
+    check_all,
+    ensure,
+    provision_all,
+    require,
+)
 
-__all__ = ["COMPONENTS", "Installed", "check_all", "provision_all", "require"]
+__all__ = ["COMPONENTS", "OPTIONAL", "Debezium", "Installed", "check_all", "ensure", "provision_all", "require"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
 
 import redis
@@ -18,7 +19,7 @@ from harness.redis_client import direct_client
 from harness.services.executor import free_port
 from harness.steps import step_kind
 from harness.steps.base import STRICT, Background, StepKind, World
-from harness.waiting import wait_for
+from harness.waiting import WaitTimeout, wait_for
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
@@ -206,14 +207,41 @@ class RedisClientPause(StepKind):
         return frozenset({"admin:redis"})
 
     def apply(self, run: Run, record: StepRecord) -> Any:
-        window_ms = int((record.window_s or run.scenario.during_s) * 1000) + 5000  # ended by remove, not by Redis
-        run.closers.append(lambda: _admin_call(run, "unpause clients", "CLIENT", "UNPAUSE"))
-        _admin_call(run, "pause clients", "CLIENT", "PAUSE", str(window_ms), self.mode.upper())
+        window_s = record.window_s or run.scenario.during_s
+        # CLIENT PAUSE ALL holds every command, CLIENT UNPAUSE too, even on the connection that
+        # paused (Redis 7.0; found by explore): an ALL pause is given exactly its window and ends by
+        # itself. A WRITE pause is given more and ended by remove(), on time.
+        timeout_ms = int(window_s * 1000) + (0 if self.mode == "all" else 5000)
+        if self.mode == "write":
+            run.closers.append(lambda: _admin_call(run, "unpause clients", "CLIENT", "UNPAUSE"))
+        _admin_call(run, "pause clients", "CLIENT", "PAUSE", str(timeout_ms), self.mode.upper())
         record.evidence = f"a write as the exporter's user: {probe_write(run, timeout=0.5)}"
+        return time.monotonic() + timeout_ms / 1000
 
     def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
-        _admin_call(run, "unpause clients", "CLIENT", "UNPAUSE")
+        if self.mode == "write":
+            _admin_call(run, "unpause clients", "CLIENT", "UNPAUSE")
+        else:
+            _wait_for_pause_end(run, float(handle))
         record.evidence += f"; after: {probe_write(run)}"
+
+
+def _wait_for_pause_end(run: Run, ends_at: float) -> None:
+    """An ALL pause ends at its own deadline: wait for Redis to answer again (a bounded poll)."""
+    def answers() -> bool:
+        client = direct_client(run.stack.admin_url("redis"), timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    try:
+        wait_for(answers, timeout=max(0.0, ends_at - time.monotonic()) + ADMIN_TIMEOUT_S, interval=0.1,
+                 what="redis to end its client pause")
+    except WaitTimeout as exc:
+        raise HarnessError(f"redis: the client pause did not end: {exc}") from exc
 
 
 def auth_failures(run: Run, user: str) -> int:

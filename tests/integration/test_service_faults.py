@@ -108,9 +108,11 @@ def test_redis_denies_commands_to_the_exporter_only(run: Run, apply: Apply) -> N
 
 
 @pytest.mark.timeout(60)
-def test_redis_client_pause_stalls_writes_and_ends(run: Run, apply: Apply) -> None:
+@pytest.mark.parametrize("mode", ["write", "all"])
+def test_redis_client_pause_stalls_writes_and_ends(run: Run, apply: Apply, mode: str) -> None:
+    """``all`` failed before its fix: CLIENT UNPAUSE is itself held during an ALL pause (Redis 7.0)."""
     client = exporter_redis(run, timeout=0.5)
-    step = RedisClientPause("write")
+    step = RedisClientPause(mode)  # type: ignore[arg-type]
     record, handle = apply(step)
     assert "TimeoutError" in refusal(lambda: client.set("k", "v"))
     assert "no answer" in record.evidence
