@@ -194,7 +194,8 @@ def _stream_deliveries(ledger: Ledger, delivered: Iterable[SinkRecord], result: 
             copies[index] = seen + 1
         payload = record.payload
         # surrogatepass: a lone surrogate in the sink's JSON is not the record's text (corrupted), not a crash.
-        data = payload.encode("utf-8", "surrogatepass") if payload.__class__ is str else b""
+        data = payload.encode("utf-8", "surrogatepass") if payload.__class__ is str else (
+            payload if payload.__class__ is bytes else b"")  # bytes: a target whose [record] carries them
         if digest_of(data) != digests[index]:
             corrupted.add(index)
     return copies, corrupted

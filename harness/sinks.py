@@ -9,12 +9,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from harness.errors import HarnessError
+from harness.record_format import NotARecord, RecordFormat
 from harness.redis_client import direct_client
 from harness.stack import Stack
 from harness.waiting import wait_for
@@ -25,7 +26,9 @@ class SinkRecord(msgspec.Struct, gc=False):
     reconciler, and one is made straight from the message's JSON (``id`` -> ``record_id``)."""
 
     record_id: int | None = msgspec.field(name="id", default=None)
-    payload: str | None = None
+    # The record's text (str), or its bytes where the target's [record] format carries them
+    # base64-encoded; anything else in the JSON is kept as it is and compares as corrupted.
+    payload: Any = None
     raw: bytes = b""
     where: str = ""  # "" when ``stream`` and ``position`` say it (the fast path leaves it to them)
     ts: float | None = None  # when the sink took it (Kafka's message timestamp), epoch seconds
@@ -59,15 +62,16 @@ def _parse(raw: bytes, where: str, encoding: str = "utf-8", ts: float | None = N
         return SinkRecord(None, None, raw, where, ts, stream)  # unexpected shape: the reconciler reports it
 
 
-def read_topic(stack: Stack, topic: str, timeout: float = 30.0,
-               offsets: dict[int, int] | None = None) -> Iterator[SinkRecord]:
+def read_topic(stack: Stack, topic: str, timeout: float = 30.0, offsets: dict[int, int] | None = None,
+               fmt: RecordFormat | None = None) -> Iterator[SinkRecord]:
     """Every message of ``topic`` from offset 0 (or, per partition, from ``offsets``) to the high
-    watermark at the time of the call; ``offsets`` is then moved to where the read ended."""
-    return itertools.chain.from_iterable(read_topic_batches(stack, topic, timeout, offsets))
+    watermark at the time of the call; ``offsets`` is then moved to where the read ended. ``fmt``:
+    how a record sits in a message (the target's [record]; default the bundled exporter's)."""
+    return itertools.chain.from_iterable(read_topic_batches(stack, topic, timeout, offsets, fmt))
 
 
-def read_topic_batches(stack: Stack, topic: str, timeout: float = 30.0,
-                       offsets: dict[int, int] | None = None) -> Iterator[list[SinkRecord]]:
+def read_topic_batches(stack: Stack, topic: str, timeout: float = 30.0, offsets: dict[int, int] | None = None,
+                       fmt: RecordFormat | None = None) -> Iterator[list[SinkRecord]]:
     """``read_topic`` a consumer batch at a time (up to 10,000 records), so that a caller can time
     the reading apart from what it does with the records."""
     offsets = {} if offsets is None else offsets
@@ -99,7 +103,9 @@ def read_topic_batches(stack: Stack, topic: str, timeout: float = 30.0,
             if time.monotonic() > deadline:
                 raise HarnessError(f"reading topic {topic}: partitions {sorted(todo)} not read to their end "
                                    f"within {timeout}s")
-            batch = _decoded(consumer.consume(num_messages=10_000, timeout=0.5), ends, streams, todo)
+            messages = consumer.consume(num_messages=10_000, timeout=0.5)
+            batch = (_decoded(messages, ends, streams, todo) if fmt is None or fmt.plain
+                     else _enveloped(messages, ends, streams, todo, fmt))
             if batch:
                 yield batch
         offsets.update(ends)
@@ -144,6 +150,30 @@ def _decoded(messages: list, ends: dict[int, int], streams: dict[int, str], todo
     return batch
 
 
+def _enveloped(messages: list, ends: dict[int, int], streams: dict[int, str], todo: set[int],
+               fmt: RecordFormat) -> list[SinkRecord]:
+    """``_decoded`` for a target whose records sit elsewhere in the message (``fmt``): messages
+    that carry no row (a delete, a tombstone) are skipped."""
+    batch: list[SinkRecord] = []
+    for msg in messages:
+        error = msg.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                continue
+            raise KafkaException(error)
+        partition, offset = msg.partition(), msg.offset()
+        if offset + 1 >= ends[partition]:
+            todo.discard(partition)
+            if offset >= ends[partition]:
+                continue
+        raw = msg.value() or b""
+        fields = fmt.fields(raw)
+        if isinstance(fields, NotARecord):
+            continue
+        batch.append(SinkRecord(fields[0], fields[1], raw, "", msg.timestamp()[1] / 1000, streams[partition], offset))
+    return batch
+
+
 # A topic the exporter has just created has no partition leader for a moment: asked then, the
 # broker answers with one of these, and the answer a moment later is the real one.
 _NOT_READY_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
@@ -170,13 +200,13 @@ class SinkProgress:
     """The ids that reached a topic so far, read incrementally (each call reads only what is new),
     so that the runner can ask at every fault how many written records are still in flight."""
 
-    def __init__(self, stack: Stack, topic: str) -> None:
-        self.stack, self.topic = stack, topic
+    def __init__(self, stack: Stack, topic: str, fmt: RecordFormat | None = None) -> None:
+        self.stack, self.topic, self.fmt = stack, topic, fmt
         self.ids: set[int] = set()
         self._offsets: dict[int, int] = {}
 
     def update(self) -> set[int]:
-        self.ids.update(r.record_id for r in read_topic(self.stack, self.topic, offsets=self._offsets)
+        self.ids.update(r.record_id for r in read_topic(self.stack, self.topic, offsets=self._offsets, fmt=self.fmt)
                         if r.record_id is not None)
         return self.ids
 

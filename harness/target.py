@@ -15,6 +15,7 @@ exporter; a scenario that needs a knob the target lacks is skipped with that rea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -32,6 +33,7 @@ from harness.api_tokens import HARNESS_USER, ApiTokens
 from harness.errors import HarnessError
 from harness.knobs import KNOBS
 from harness.paths import project_root
+from harness.record_format import RecordFormat
 from harness.services.executor import ServiceExecutor, free_port
 from harness.stack import Stack
 from harness.tomlfile import Locator, parse, read_text
@@ -76,15 +78,40 @@ class TargetDefinition:
     # What its dead-letter reasons mean, so the harness can check each one (harness.letters).
     dead_letter_reasons: dict[str, Literal["not_utf8", "too_large", "unencodable", "unverifiable"]] = field(
         default_factory=dict)
+    # How a record sits in a sink message (harness.record_format); the default is the bundled one's.
+    record: RecordFormat = field(default_factory=RecordFormat)
+    # The servers the pipeline goes through: a step on a server it does not use is skipped (a
+    # connector reading Postgres's WAL straight into Kafka has no Redis buffer).
+    uses: tuple[Literal["postgres", "redis", "kafka"], ...] = ("postgres", "redis", "kafka")
+    # Files written into the run's directory before each start, placeholders filled (a Kafka
+    # Connect worker's and connector's properties, a logging configuration).
+    files: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], Annotated[str, Field(max_length=100_000)]] = \
+        field(default_factory=dict)
+    # Optional components it needs, by version (`faultline setup --with NAME`); installed when missing.
+    requires: dict[Literal["debezium"], Annotated[str, Field(pattern=r"^[0-9][A-Za-z0-9.-]*$")]] = field(
+        default_factory=dict)
+    # Postgres with logical replication (wal_level=logical, slots, senders): a CDC connector's source.
+    postgres_logical_replication: bool = False
+    # SQL the harness runs as the administrator after making the source table (a publication, the
+    # replication right for the exporter's role), and after the exporter stopped (its slot).
+    prepare_sql: tuple[Annotated[str, Field(min_length=1, max_length=10_000)], ...] = ()
+    cleanup_sql: tuple[Annotated[str, Field(min_length=1, max_length=10_000)], ...] = ()
+    # What the ready_path's answer must contain besides a 200 (a connector's task RUNNING).
+    ready_body: Annotated[str, Field(max_length=1000)] = ""
+    # Delivery promise: at-least-once targets redeliver after a crash by design; their duplicates
+    # are reported and bounded by the scenario, never a loss.
+    delivery: Literal["at-least-once", "effectively-once"] = "effectively-once"
 
     @classmethod
     def load(cls, path: Path = BUNDLED) -> TargetDefinition:
         text = read_text(path, "target definition", TargetError)
         data = parse(text, path, "target definition", TargetError)
         where = Locator(text)
-        for key in ("defects", "steps"):
+        for key in ("defects", "steps", "uses", "prepare_sql", "cleanup_sql"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
+        if isinstance(data.get("record"), dict):
+            data["record"] = _record_format(data["record"], path, where)
         try:
             target = cls(**data)
         except ValidationError as exc:
@@ -95,8 +122,11 @@ class TargetDefinition:
             raise TargetError(f"{path}:{line or '?'}: {'.'.join(loc)}: {error['msg']} "
                               f"(got {repr(error.get('input'))[:80]})") from exc
         for key in ("delivered", "dead_lettered"):
-            if key not in target.metrics:
+            if target.metrics and key not in target.metrics:  # no [metrics] at all: a target without them
                 raise TargetError(f"{path}:{where.table('metrics') or '?'}: [metrics] needs {key!r}")
+        for sink in ("kafka_topic",):
+            if sink not in target.sinks:
+                raise TargetError(f"{path}:{where.table('sinks') or '?'}: [sinks] needs {sink!r}")
         from harness.steps import StepKindError, load_modules
 
         try:
@@ -109,6 +139,13 @@ class TargetDefinition:
                               f"Faultline knows; knobs: {', '.join(KNOBS)}")
         return target
 
+    def has_sink(self, name: str) -> bool:
+        return name in self.sinks
+
+    @property
+    def has_metrics(self) -> bool:
+        return bool(self.metrics)
+
     def knob_env(self, knobs: dict[str, str]) -> dict[str, str]:
         """The target's settings for these knob values; a knob it lacks is a KnobMissing."""
         missing = sorted(set(knobs) - set(self.knobs))
@@ -116,6 +153,21 @@ class TargetDefinition:
             raise KnobMissing(f"target {self.name} has no knob {', '.join(repr(k) for k in missing)} "
                               f"(its [knobs]: {', '.join(self.knobs) or 'none'})")
         return {self.knobs[name]: value for name, value in knobs.items()}
+
+
+def _record_format(data: dict[str, Any], path: Path, where: Locator) -> RecordFormat:
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(RecordFormat)})
+    if unknown:
+        line = where.key(unknown[0], table="record") or where.table("record")
+        raise TargetError(f"{path}:{line or '?'}: record.{unknown[0]}: not a field of [record]")
+    try:
+        return RecordFormat(**data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = ".".join(str(x) for x in error["loc"])
+        line = where.key(loc.split(".")[0], table="record") or where.table("record")
+        raise TargetError(f"{path}:{line or '?'}: record.{loc}: {error['msg']} "
+                          f"(got {repr(error.get('input'))[:80]})") from exc
 
 
 class KnobMissing(TargetError):

@@ -1,0 +1,84 @@
+"""How a record is read out of a sink message, as the target definition's ``[record]`` says.
+
+The bundled exporter writes ``{"id": ..., "key": ..., "payload": "<text>"}``; a change-data-capture
+connector writes an envelope around the row (Debezium: ``{"before": ..., "after": {"id": ...,
+"payload": "<base64 of the bytea>"}, "op": "c", ...}``, and a tombstone, an empty message, after a
+delete). A format names the dotted paths of the id, key and payload, how the payload is encoded,
+and which messages are not records at all (no row image: a delete, a tombstone), so they are
+skipped rather than reported as unexpected.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
+_STRICT = ConfigDict(strict=True, extra="forbid")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+Path = Annotated[str, Field(min_length=1, max_length=200, pattern=rf"^{_NAME}(\.{_NAME})*$")]
+
+
+class NotARecord:
+    """What a message decodes to when it carries no row (a tombstone, a delete): skipped."""
+
+
+NOT_A_RECORD = NotARecord()
+
+
+@dataclass(frozen=True, config=_STRICT)
+class RecordFormat:
+    id: Path = "id"
+    key: Path = "key"
+    payload: Path = "payload"
+    # text: the payload is the record's text; base64: its bytes, base64-encoded (bytea through a JSON converter)
+    payload_encoding: Literal["text", "base64"] = "text"
+    # A message whose value at this path is null or absent carries no row: not a record (empty: none such).
+    row: Annotated[str, Field(max_length=200)] = ""
+
+    @property
+    def plain(self) -> bool:
+        """The bundled exporter's own shape, which the sink reader decodes on its fast path."""
+        return self == RecordFormat()
+
+    def fields(self, raw: bytes) -> tuple[int | None, str | bytes | None] | NotARecord:
+        """(record id, payload) of one message; (None, None) when it is not of this shape (the
+        reconciler reports it as unexpected), NOT_A_RECORD when it carries no row."""
+        if not raw:
+            return NOT_A_RECORD if self.row else (None, None)  # a tombstone
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None, None
+        if self.row and _walk(data, self.row) is None:
+            return NOT_A_RECORD
+        record_id = _walk(data, self.id)
+        if not isinstance(record_id, int) or isinstance(record_id, bool):
+            return None, None
+        return record_id, self._payload(_walk(data, self.payload))
+
+    def _payload(self, value: object) -> str | bytes | None:
+        if not isinstance(value, str):
+            return None
+        if self.payload_encoding == "text":
+            return value
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+
+
+def _walk(data: object, path: str) -> object:
+    for part in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+Fields = Callable[[bytes], "tuple[int | None, str | bytes | None] | NotARecord"]
