@@ -75,7 +75,7 @@ def _explore(plan: object, interrupt: object, backend: str, target_path: str | N
              env: dict[str, str], shrink_failures: bool) -> int:
     from harness.backends.factory import make_backend
     from harness.explore import ExplorePlan
-    from harness.explore_run import Explorer
+    from harness.explore_run import Explorer, against
     from harness.gate import new_run_id
     from harness.paths import reports_dir
     from harness.reports import write_all
@@ -89,9 +89,8 @@ def _explore(plan: object, interrupt: object, backend: str, target_path: str | N
     directory = Path(out) if out else reports_dir() / run_id
     directory.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    with make_backend(backend) as stack:
-        explorer = Explorer(stack, target, dataclasses.replace(plan, lacks=stack.backend.unsupported,
-                                                             knobs=frozenset(target.knobs)), directory,
+    with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
+        explorer = Explorer(stack, target, against(plan, stack, target), directory,
                             extra_env=env, interrupt=interrupt, on_run=_progress,  # type: ignore[arg-type]
                             log=lambda m: console.print(f"  [dim]{escape(m)}[/]"), shrink_failures=shrink_failures)
         console.print(f"faultline explore: seed {plan.seed}, "

@@ -87,7 +87,9 @@ def shrink(file: str, out_file: str | None, confirm_runs: int, replays: int, def
     scenario = incident.load(Path(file))
     target = TargetDefinition.load(Path(target_path) if target_path else BUNDLED)
     env = defect_env(target_path, defect)
-    with make_backend(backend) as stack, tempfile.TemporaryDirectory(prefix="faultline-shrink-") as work:
+    logical = target.postgres_logical_replication
+    with make_backend(backend, logical_replication=logical) as stack, \
+            tempfile.TemporaryDirectory(prefix="faultline-shrink-") as work:
         def run_once(candidate: Scenario) -> ScenarioResult:
             return ScenarioRunner(stack, target, candidate, Path(work), extra_env=env).run()
 

@@ -33,6 +33,13 @@ SHRINK_CONFIRM_RUNS = 2  # each reduction kept when it fails 2 of 2 runs (explor
 SHRINK_REPLAYS = 3
 
 
+def against(plan: ExplorePlan, stack: Stack, target: TargetDefinition) -> ExplorePlan:
+    """The plan for this stack and target: kinds neither can perform are never drawn, and knobs
+    are only those the target maps."""
+    return dataclasses.replace(plan, lacks=lambda step: stack.backend.unsupported(step) or target.unsupported(step),
+                               knobs=frozenset(target.knobs))
+
+
 @dataclass
 class Progress:
     run: int

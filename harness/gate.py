@@ -159,7 +159,7 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
     results: list[ScenarioResult] = []
     gate: GateRun | None = None
     try:
-        with make_backend(backend) as stack:
+        with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
             for round_ in range(repeat):
                 work = scenario_workdir(out) / (f"round-{round_ + 1}" if repeat > 1 else "")
                 run_on_stack(stack, target, scenarios, work, extra_env=extra_env, on_result=on_result,

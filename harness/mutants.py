@@ -8,7 +8,6 @@ on inside the exporter.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +71,7 @@ def run_mutants(scenarios: list[Scenario], target_path: Path, out: Path, *, back
     target = TargetDefinition.load(target_path)
     by_defect = plan(target, scenarios)
     work = scenario_workdir(out)
-    with make_backend(backend) as stack:
+    with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
         clean = run_on_stack(stack, target, scenarios, work / "clean", on_result=_reporter(on_result, "clean"))
         outcomes = []
         for defect, claimed in by_defect.items():
@@ -107,7 +106,7 @@ class ExploreMutants:
 def run_mutants_explore(target_path: Path, out: Path, plan: ExplorePlan, *, backend: str = "local",
                         on_run: Callable[[str, Progress], None] | None = None,
                         defects: tuple[str, ...] = ()) -> ExploreMutants:
-    from harness.explore_run import Explorer
+    from harness.explore_run import Explorer, against
 
     target = TargetDefinition.load(target_path)
     chosen = defects or target.defects
@@ -116,8 +115,8 @@ def run_mutants_explore(target_path: Path, out: Path, plan: ExplorePlan, *, back
         raise ScenarioError(f"the target declares no defect {', '.join(unknown)}; it declares "
                             f"{', '.join(target.defects)}")
     found: dict[str, ExploreSummary] = {}
-    with make_backend(backend) as stack:
-        explore_plan = dataclasses.replace(plan, lacks=stack.backend.unsupported, knobs=frozenset(target.knobs))
+    with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
+        explore_plan = against(plan, stack, target)
 
         def explore(label: str, env: dict[str, str] | None) -> ExploreSummary:
             report = (lambda p: on_run(label, p)) if on_run else (lambda _p: None)

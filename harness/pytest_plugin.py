@@ -63,7 +63,9 @@ def _option(config: pytest.Config, name: str) -> str:
 def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The real Postgres, Redis, Kafka and Toxiproxy, started once for the session."""
     config = request.config
-    backend = make_backend(_option(config, "backend"), start_timeout=float(_option(config, "start_timeout")))
+    # Logical replication on: the same session stack serves the CDC target's tests (Debezium).
+    backend = make_backend(_option(config, "backend"), start_timeout=float(_option(config, "start_timeout")),
+                           logical_replication=True)
     config.stash[BACKEND_KEY] = backend
     try:
         yield backend.start()

@@ -40,6 +40,7 @@ INDETERMINATE_ABSENT = "indeterminate_absent"  # commit outcome unknown and not 
 HOP_NEVER_BUFFERED = "source->buffer (never reached the buffer)"
 HOP_BUFFER_TO_SINK = "buffer->sink (reached the buffer, not the sink)"
 HOP_PENDING = "still pending in the buffer"
+HOP_SOURCE_TO_SINK = "source->sink (no buffer hop: never reached the sink)"
 
 VIOLATIONS = (DELIVERED_CORRUPTED, DEAD_LETTERED_WITHOUT_REASON, DEAD_LETTERED_DELIVERABLE, LOST)
 
@@ -51,6 +52,7 @@ class BufferEvidence:
     seen: frozenset[int] = frozenset()
     present: frozenset[int] = frozenset()
     pending: frozenset[int] = frozenset()
+    buffered: bool = True  # False: the target has no buffer hop (a connector writes the sink directly)
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,8 @@ def _classify(ledger: Ledger, copies: bytearray, corrupted: set[int], letters: d
 
 
 def lost_hop(record_id: int, buffer: BufferEvidence) -> str:
+    if not buffer.buffered:
+        return HOP_SOURCE_TO_SINK
     if record_id in buffer.pending:
         return HOP_PENDING
     if record_id in buffer.present or record_id in buffer.seen:

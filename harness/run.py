@@ -16,6 +16,7 @@ from harness.errors import HarnessError
 from harness.ledger import Ledger, content_hash
 from harness.load import LoadRun
 from harness.profiles import payloads
+from harness.reconcile import BufferEvidence
 from harness.result import ScenarioResult
 from harness.scenario import Scenario
 from harness.sinks import DeadLetterRecord, SinkRecord, read_dead_letters, read_lines, read_topic
@@ -34,7 +35,7 @@ class Run:
         self.scenario = scenario
         self.interrupt = interrupt or threading.Event()
         self.ctx = RunContext(stack, f"s_{scenario.name}_{uuid.uuid4().hex[:6]}", workdir / scenario.name)
-        self.writer = SourceWriter(stack, self.ctx.source_table)
+        self.writer = SourceWriter(stack, self.ctx.source_table, write=scenario.workload.write)
         self.ledger = Ledger()
         self.result = ScenarioResult(scenario.name, scenario.description, scenario.incident)
         self.result.names = {"namespace": self.ctx.namespace, "source_table": self.ctx.source_table,
@@ -67,6 +68,33 @@ class Run:
         if self.exporter is None:
             raise HarnessError(f"scenario {self.scenario.name}: exporter not started")
         return self.exporter
+
+    def prepare_source(self) -> None:
+        """The target's own preparation of the source, as the administrator (a publication for a
+        CDC connector, the replication right for its role), after the table exists."""
+        if self.target.postgres_logical_replication:
+            with psycopg.connect(self.stack.postgres_dsn(proxied=False), connect_timeout=10) as conn:
+                level = str((conn.execute("SHOW wal_level").fetchone() or ("?",))[0])
+            if level != "logical":
+                raise HarnessError(f"target {self.target.name} reads Postgres's WAL, but this stack's Postgres runs "
+                                   f"with wal_level={level}; start it with logical replication (the local and "
+                                   "docker backends do when the target asks; an external server must be set so)")
+        self._admin_sql(self.target.prepare_sql, "prepare_sql")
+
+    def cleanup_source(self) -> None:
+        """The target's cleanup (its replication slot: a slot left behind holds WAL forever)."""
+        self._admin_sql(self.target.cleanup_sql, "cleanup_sql")
+
+    def _admin_sql(self, statements: tuple[str, ...], what: str) -> None:
+        if not statements:
+            return
+        try:
+            with psycopg.connect(self.stack.postgres_dsn(proxied=False), autocommit=True, connect_timeout=10) as conn:
+                for statement in statements:
+                    conn.execute(self.ctx.fill(statement).encode())
+        except psycopg.Error as exc:
+            raise HarnessError(f"scenario {self.scenario.name}: target {self.target.name}'s {what} failed: "
+                               f"{exc.__class__.__name__}: {exc}") from exc
 
     def start_exporter(self) -> ExporterProcess:
         self.exporter = ExporterProcess(self.target, self.ctx, extra_env=self.env)
@@ -144,7 +172,7 @@ class Run:
     def settled(self, exporter: ExporterProcess) -> tuple[list[SinkRecord], list[DeadLetterRecord], set[int]]:
         """Everything in the sinks and the dead-letter stream now, and the record ids it covers."""
         sink = self.sink_records(exporter)
-        letters = read_dead_letters(self.stack, exporter.sink("dead_letter_stream"))
+        letters = self.dead_letters(exporter)
         ids = {r.record_id for r in sink if r.record_id is not None}
         ids |= {int(x.record_id) for x in letters if x.record_id.isdigit()}
         return sink, letters, ids
@@ -152,7 +180,17 @@ class Run:
     def sink_records(self, exporter: ExporterProcess) -> list[SinkRecord]:
         if self.scenario.sink == "file":
             return read_lines(Path(exporter.sink("file_sink")))
-        return list(read_topic(self.stack, exporter.sink("kafka_topic")))
+        return list(read_topic(self.stack, exporter.sink("kafka_topic"), fmt=self.target.record))
+
+    def dead_letters(self, exporter: ExporterProcess) -> list[DeadLetterRecord]:
+        """The dead-letter stream now ([] for a target without one: a source connector has none)."""
+        if not self.target.has_sink("dead_letter_stream"):
+            return []
+        return read_dead_letters(self.stack, exporter.sink("dead_letter_stream"))
+
+    def buffer_evidence(self) -> BufferEvidence:
+        """What the tap saw of the buffer; for a target without a buffer, evidence that says so."""
+        return self.tap.evidence() if self.tap is not None else BufferEvidence(buffered=False)
 
     def buffer_idle(self) -> bool:
         if self.tap is None:

@@ -72,7 +72,10 @@ class ScenarioRunner:
         """Why this backend or target cannot run the scenario (a step it cannot perform, a knob the
         target lacks); sets the exporter's environment otherwise."""
         run = self.run_
-        reasons = [r for s in self.scenario.steps if (r := run.stack.backend.unsupported(s.do))]
+        reasons = [r for s in self.scenario.steps
+                   if (r := run.stack.backend.unsupported(s.do) or run.target.unsupported(s.do))]
+        if (why := run.target.cannot_run(self.scenario.sink, self.scenario.expect.dead_lettered_at_least > 0)):
+            reasons.append(why)
         try:
             run.env = {**run.target.knob_env(scenario_knobs(self.scenario.sink, self.scenario.knobs)),
                        **self.scenario.exporter_env, **self.extra_env}
@@ -87,11 +90,15 @@ class ScenarioRunner:
         run.writer.create()
         self.player.prepare()
         sinks = run.target.sinks
-        run.tap = BufferTap(run.stack, run.sink("buffer_stream"), run.sink("buffer_group"),
-                            ids_field=sinks.get("buffer_ids_field", "id"),
-                            ids_separator=sinks.get("buffer_ids_separator", ",")).start()
+        buffered = run.target.has_sink("buffer_stream")  # a connector writing the sink directly has no buffer
+        if buffered:
+            run.tap = BufferTap(run.stack, run.sink("buffer_stream"), run.sink("buffer_group"),
+                                ids_field=sinks.get("buffer_ids_field", "id"),
+                                ids_separator=sinks.get("buffer_ids_separator", ",")).start()
+        run.prepare_source()
         exporter = run.start_exporter()
-        self.sampler = Sampler(run.stack, exporter.sink("buffer_stream"), run.counters, run.t0).start()
+        if buffered and run.target.has_metrics:
+            self.sampler = Sampler(run.stack, exporter.sink("buffer_stream"), run.counters, run.t0).start()
         if self.scenario.expect.no_resource_leak:
             self.monitor = ResourceMonitor(lambda: run.exporter.pid() if run.exporter else None, run.t0).start()
         self.player.before()
@@ -118,6 +125,10 @@ class ScenarioRunner:
         if run.exporter is not None:
             run.result.log_excerpt = run.result.log_excerpt or judge.log_excerpt(run.exporter)
             run.exporter.close()
+        try:
+            run.cleanup_source()
+        except HarnessError as exc:
+            problems.append(str(exc))
         if problems and run.result.error is None:
             run.result.verdict = Verdict.ERROR
             run.result.error = "; ".join(problems)

@@ -114,6 +114,9 @@ class Workload:
     # Distinct keys the records cycle through (0: a key per record): records of one key are
     # written under different faults, and the judge checks they reach the sink in source order.
     keys: Annotated[int, Field(ge=0, le=1_000_000)] = 16
+    # How each chunk is written: one multi-row INSERT, an INSERT per row (each its own
+    # transaction), or a COPY in one transaction (rows that share one commit and WAL position).
+    write: Literal["single", "multi", "copy"] = "multi"
 
 
 @dataclass(frozen=True, config=STRICT)

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
@@ -46,6 +47,7 @@ class TargetError(HarnessError):
     """A target definition is missing, malformed or incomplete."""
 
 
+SERVERS = ("postgres", "redis", "kafka")
 # The roles in a target's [metrics] that count errors; a target names those it has.
 ERROR_COUNTERS = ("send_failures", "retries", "background_failures", "worker_restarts")
 
@@ -90,6 +92,8 @@ class TargetDefinition:
     # Optional components it needs, by version (`faultline setup --with NAME`); installed when missing.
     requires: dict[Literal["debezium"], Annotated[str, Field(pattern=r"^[0-9][A-Za-z0-9.-]*$")]] = field(
         default_factory=dict)
+    # The HTTP APIs it offers besides readiness: pause/resume with a grace period, export jobs.
+    apis: tuple[Literal["pause", "exports"], ...] = ("pause", "exports")
     # Postgres with logical replication (wal_level=logical, slots, senders): a CDC connector's source.
     postgres_logical_replication: bool = False
     # SQL the harness runs as the administrator after making the source table (a publication, the
@@ -107,7 +111,7 @@ class TargetDefinition:
         text = read_text(path, "target definition", TargetError)
         data = parse(text, path, "target definition", TargetError)
         where = Locator(text)
-        for key in ("defects", "steps", "uses", "prepare_sql", "cleanup_sql"):
+        for key in ("defects", "steps", "uses", "apis", "prepare_sql", "cleanup_sql"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         if isinstance(data.get("record"), dict):
@@ -141,6 +145,30 @@ class TargetDefinition:
 
     def has_sink(self, name: str) -> bool:
         return name in self.sinks
+
+    def cannot_run(self, sink: str, expects_dead_letters: bool) -> str | None:
+        """Why a scenario's sink or expectations do not fit this target, or None."""
+        if sink == "file" and "file_sink" not in self.sinks:
+            return f"target {self.name} has no file sink"
+        if expects_dead_letters and "dead_letter_stream" not in self.sinks:
+            return f"target {self.name} has no dead-letter stream, and the scenario expects dead letters"
+        return None
+
+    def unsupported(self, step: object) -> str | None:
+        """Why a step cannot run against this target (the scenario is then skipped with the reason):
+        it acts on a server the pipeline does not go through, an HTTP API the target does not offer
+        (``apis``) or a sink it does not have."""
+        needs = getattr(step, "needs", None)
+        describe = getattr(step, "describe", lambda: type(step).__name__)
+        for need in sorted(needs() if needs is not None else ()):
+            kind, _, what = need.partition(":")
+            if what in SERVERS and what not in self.uses:
+                return f"target {self.name} does not use {what}: nothing for {describe()} to act on"
+            if kind == "api" and what not in self.apis:
+                return f"target {self.name} offers no {what} API ({describe()} needs it)"
+            if kind == "sink" and what not in self.sinks:
+                return f"target {self.name} has no {what} ({describe()} needs it)"
+        return None
 
     @property
     def has_metrics(self) -> bool:
@@ -183,6 +211,7 @@ class RunContext:
     workdir: Path
     http_port: int = field(default_factory=free_port)
     tokens: ApiTokens = field(default_factory=ApiTokens.generate)
+    components: dict[str, str] = field(default_factory=dict)  # {java}, {debezium_libs}: what the target requires
 
     @property
     def api_tokens_file(self) -> Path:
@@ -198,7 +227,12 @@ class RunContext:
 
     def values(self) -> dict[str, str]:
         # The exporter's own credentials: the harness reads with the administrator's.
-        return {"postgres_dsn": self.stack.exporter_postgres_dsn(proxied=True),
+        dsn = conninfo_to_dict(self.stack.exporter_postgres_dsn(proxied=True))
+        return {**{f"postgres_{part}": str(dsn.get(name, "")) for part, name in (
+                    ("host", "host"), ("port", "port"), ("user", "user"), ("password", "password"),
+                    ("database", "dbname"))},
+                **self.components,
+                "postgres_dsn": self.stack.exporter_postgres_dsn(proxied=True),
                 "redis_url": self.stack.exporter_redis_url(proxied=True),
                 "kafka_bootstrap": self.stack.kafka_bootstrap(proxied=True),
                 "kafka_client_id": self.stack.kafka_client_id, "http_port": str(self.http_port),
@@ -211,6 +245,19 @@ class RunContext:
             return template.format(**self.values())
         except KeyError as exc:
             raise TargetError(f"unknown placeholder {exc} in target definition value {template!r}") from exc
+
+
+def required_components(target: TargetDefinition) -> dict[str, str]:
+    """Placeholders for what the target requires, installed first when missing: ``{java}`` and,
+    for ``requires.debezium``, ``{debezium_libs}`` (the worker's class path directory)."""
+    if not target.requires:
+        return {}
+    from harness.provision import Debezium, ensure, require
+
+    found = {"java": require("java").path}
+    if "debezium" in target.requires:
+        found["debezium_libs"] = ensure(Debezium(target.requires["debezium"]), log=lambda _m: None).path
+    return found
 
 
 class ExporterProcess:
@@ -241,6 +288,9 @@ class ExporterProcess:
     def start(self) -> None:
         self.ctx.workdir.mkdir(parents=True, exist_ok=True)
         self.ctx.tokens.write(self.ctx.api_tokens_file)
+        self.ctx.components = required_components(self.target)
+        for name, template in self.target.files.items():
+            (self.ctx.workdir / name).write_text(self.ctx.fill(template))
         command = [self.ctx.fill(part) for part in self.target.command]
         self.executor = ServiceExecutor(
             "exporter", command, host="127.0.0.1", port=self.ctx.http_port, log_path=self.log_path,
@@ -250,7 +300,8 @@ class ExporterProcess:
         self.starts += 1
 
     def _ready(self) -> bool:
-        return self.http.get(self.target.ready_path, timeout=1).status_code == 200
+        answer = self.http.get(self.target.ready_path, timeout=1)
+        return answer.status_code == 200 and self.target.ready_body in answer.text
 
     def running(self) -> bool:
         return self.executor is not None and self.executor.running()

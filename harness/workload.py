@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -77,13 +78,18 @@ class HeldWrite:
 WRITER_OPTIONS = "-c lock_timeout=1000 -c statement_timeout=30000"
 
 
+WriteMode = Literal["single", "multi", "copy"]
+
+
 class SourceWriter:
     """Writes through a fresh connection per insert by default (a broken one never lingers);
     ``keep_open`` reuses one until it breaks (Locust users writing hundreds of times a second)."""
 
-    def __init__(self, stack: Stack | None, table: str, *, dsn: str | None = None, keep_open: bool = False) -> None:
+    def __init__(self, stack: Stack | None, table: str, *, dsn: str | None = None, keep_open: bool = False,
+                 write: WriteMode = "multi") -> None:
         if stack is None and dsn is None:
             raise ValueError("SourceWriter needs a stack or a dsn")
+        self.write = write
         self.dsn = dsn or stack.postgres_dsn(proxied=False)  # type: ignore[union-attr]
         self.table = table
         self.keep_open = keep_open
@@ -136,17 +142,45 @@ class SourceWriter:
         return HeldWrite(conn, rows, tokens, {token: int(record_id) for record_id, token in returned})
 
     def insert(self, rows: list[tuple[str, bytes]], tokens: list[str] | None = None) -> list[Written]:
-        """Insert in one transaction; all rows share the commit's outcome. ``tokens``: each write's
-        mark for resolving an unknown outcome later (made here unless given)."""
+        """Write ``rows`` the way this writer writes (``write``): one multi-row INSERT, an INSERT per
+        row (each its own transaction) or a COPY in one transaction. ``tokens``: each write's mark
+        for resolving an unknown outcome later (made here unless given)."""
         tokens = tokens if tokens is not None else self.tokens(len(rows))
         marked = list(zip(rows, tokens, strict=True))
-        query = self._insert_query()
         try:
             conn = self._open if self._open is not None and not self._open.closed else self._connect()
         except psycopg.OperationalError:
             return [Written(None, k, p, "failed", t) for (k, p), t in marked]  # never reached the database
         try:
-            returned = conn.execute(query, self._params(rows, tokens)).fetchall()
+            if self.write == "single":
+                return self._one_by_one(conn, marked)
+            return self._at_once(conn, marked)
+        finally:
+            if not self.keep_open:
+                conn.close()
+            elif not conn.closed:
+                self._open = conn
+
+    def _one_by_one(self, conn: psycopg.Connection, marked: list[tuple[tuple[str, bytes], str]]) -> list[Written]:
+        """An INSERT per row, each committed alone: once the connection breaks, that row's outcome
+        is unknown and the rows after it were never sent."""
+        written: list[Written] = []
+        for n, ((key, payload), token) in enumerate(marked):
+            done = self._at_once(conn, [((key, payload), token)])
+            written += done
+            if conn.closed or conn.broken:
+                written += [Written(None, k, p, "failed", t) for (k, p), t in marked[n + 1:]]
+                break
+        return written
+
+    def _at_once(self, conn: psycopg.Connection, marked: list[tuple[tuple[str, bytes], str]]) -> list[Written]:
+        """The rows in one transaction (a multi-row INSERT, or a COPY): all share its outcome."""
+        rows, tokens = [r for r, _t in marked], [t for _r, t in marked]
+        try:
+            if self.write == "copy":
+                returned = self._copy(conn, rows, tokens)
+            else:
+                returned = conn.execute(self._insert_query(), self._params(rows, tokens)).fetchall()
         except psycopg.Error:
             if conn.broken or conn.closed:
                 # The connection broke mid-statement: the commit may or may not have happened.
@@ -155,10 +189,16 @@ class SourceWriter:
                 return [Written(None, k, p, "indeterminate", t) for (k, p), t in marked]
             # The server answered with an error (a lock wait timed out, a constraint): not written.
             return [Written(None, k, p, "failed", t) for (k, p), t in marked]
-        finally:
-            if not self.keep_open:
-                conn.close()
-        if self.keep_open and not conn.closed:
-            self._open = conn
         ids = {token: int(record_id) for record_id, token in returned}
         return [Written(ids[t], k, p, "ok", t) for (k, p), t in marked]
+
+    def _copy(self, conn: psycopg.Connection, rows: list[tuple[str, bytes]], tokens: list[str]) -> list[Any]:
+        """COPY in one transaction: every row of it commits at one WAL position (the events that
+        share an LSN, debezium/dbz#1554); the ids are read back by token before the commit."""
+        copy_in = sql.SQL("COPY {} (key, payload, token) FROM STDIN").format(sql.Identifier(self.table))
+        ids = sql.SQL("SELECT id, token FROM {} WHERE token = ANY(%s)").format(sql.Identifier(self.table))
+        with conn.transaction():
+            with conn.cursor().copy(copy_in) as copy:
+                for (key, payload), token in zip(rows, tokens, strict=True):
+                    copy.write_row((key, payload, token))
+            return conn.execute(ids, (tokens,)).fetchall()

@@ -20,6 +20,10 @@ class Backend(ABC):
     """Starts the servers and proxies, hands out a :class:`Stack`, and tears it all down."""
 
     name = "abstract"
+    # Postgres with logical replication (wal_level=logical), for a target that reads its WAL (a CDC
+    # connector): set before start; a backend that cannot leaves it to the run's check.
+    logical_replication: bool = False
+    POSTGRES_LOGICAL = ("wal_level=logical", "max_replication_slots=32", "max_wal_senders=32")
 
     def __init__(self) -> None:
         self._stack: Stack | None = None

@@ -8,17 +8,23 @@ from harness.errors import HarnessError
 BACKENDS = ("local", "docker", "external")
 
 
-def make_backend(name: str, *, start_timeout: float = 60.0) -> Backend:
+def make_backend(name: str, *, start_timeout: float = 60.0, logical_replication: bool = False) -> Backend:
+    """``logical_replication``: Postgres with wal_level=logical (a target whose
+    ``postgres_logical_replication`` says it reads the WAL)."""
+    backend: Backend
     if name == "local":
         from harness.backends.local import LocalBackend
 
-        return LocalBackend(start_timeout=start_timeout)
-    if name == "docker":
+        backend = LocalBackend(start_timeout=start_timeout)
+    elif name == "docker":
         from harness.backends.docker import DockerBackend
 
-        return DockerBackend(start_timeout=start_timeout)
-    if name == "external":
+        backend = DockerBackend(start_timeout=start_timeout)
+    elif name == "external":
         from harness.backends.external import ExternalBackend
 
-        return ExternalBackend(start_timeout=start_timeout)
-    raise HarnessError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+        backend = ExternalBackend(start_timeout=start_timeout)
+    else:
+        raise HarnessError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    backend.logical_replication = logical_replication
+    return backend

@@ -97,6 +97,7 @@ class PostgresServer(Server):
     user: str = "faultline"
     database: str = "faultline"
     password: str = field(default_factory=random_secret)
+    settings: tuple[str, ...] = ()  # more -c settings (logical replication for a CDC target)
 
     def prepare(self) -> None:
         super().prepare()
@@ -119,7 +120,8 @@ class PostgresServer(Server):
         command = [str(bindir / "postgres"), "-D", str(self.root / "data"), "-p", str(self.port),
                    "-c", f"listen_addresses={HOST}", "-c", f"unix_socket_directories={self.root / 'sockets'}",
                    # Throwaway data: durability of the harness's own database is not under test.
-                   "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200"]
+                   "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
+                   *(arg for setting in self.settings for arg in ("-c", setting))]
         return ServiceExecutor(
             self.name, command, host=HOST, port=self.port, log_path=self.log_path,
             timeout=self.start_timeout, stop_signal=signal.SIGINT,

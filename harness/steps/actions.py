@@ -67,6 +67,9 @@ class Pause(StepKind):
     def describe(self) -> str:
         return f"pause (grace {self.grace_s}s)"
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"api:pause"})
+
     def apply(self, run: Run, record: StepRecord) -> Any:
         exporter = run.live_exporter()
         started = time.monotonic()
@@ -96,6 +99,9 @@ class Resume(StepKind):
 
     def describe(self) -> str:
         return "resume"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({"api:pause"})
 
     def apply(self, run: Run, record: StepRecord) -> Any:
         exporter = run.live_exporter()
@@ -136,6 +142,9 @@ class Export(StepKind):
 
     def describe(self) -> str:
         return f"export job {self.name} ({self.format}, {self.encoding})"
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({"api:exports"})
 
     def apply(self, run: Run, record: StepRecord) -> Any:
         from harness.reconcile import reconcile
@@ -226,6 +235,9 @@ class ExportBurst(StepKind):
     def describe(self) -> str:
         return f"burst of {self.jobs} export jobs for each of {self.users} users"
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"api:exports"})
+
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> ExportBurst | None:
         return None  # not drawn: how many a correct exporter accepts depends on its quota setting
@@ -303,7 +315,6 @@ class Checkpoint(StepKind):
         from harness.waiting import WaitTimeout, wait_for
 
         exporter = run.live_exporter()
-        assert run.tap is not None
         # The timeline is paused while this runs, so the ledger holds exactly what was written so far.
         ok_ids = run.ledger.ids("ok")
         state: dict[str, Any] = {}
@@ -318,8 +329,8 @@ class Checkpoint(StepKind):
             in_time = True
         except WaitTimeout:
             in_time = False  # what is still missing is reported below; the end judges loss
-        evidence = run.tap.evidence()
-        job_stage = exporter.sink("export_dead_letter_stage")
+        evidence = run.buffer_evidence()
+        job_stage = run.target.sinks.get("export_dead_letter_stage")
         outcome = reconcile(run.ledger, state["sink"], [x for x in state["letters"] if x.stage != job_stage], evidence)
         missing = outcome.classes.get(LOST, [])
         in_flight = [i for i in missing if i in evidence.present or i in evidence.pending]  # still in the buffer

@@ -92,7 +92,7 @@ class DiskFull(StepKind):
                                                                  " (filling up)")
 
     def needs(self) -> frozenset[str]:
-        return frozenset({"root"})
+        return frozenset({"root", f"sink:{self.directory}"})
 
     def check(self) -> Problem | None:
         return _bad_directory(self.directory)
@@ -144,7 +144,7 @@ class ReadOnlyDir(StepKind):
         return f"{self.directory} refuses writes (permission denied)"
 
     def needs(self) -> frozenset[str]:
-        return frozenset({"root"})
+        return frozenset({"root", f"sink:{self.directory}"})
 
     def check(self) -> Problem | None:
         return _bad_directory(self.directory)

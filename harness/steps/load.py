@@ -50,6 +50,9 @@ class Load(StepKind):
     def check(self) -> Problem | None:
         return None
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"api:exports"} if self.kind == "api" else set())
+
     def apply(self, run: Run, record: StepRecord) -> Any:
         from harness.load import LoadRun
 

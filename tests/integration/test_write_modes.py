@@ -1,0 +1,31 @@
+"""The workload writes the way applications do: a multi-row INSERT, an INSERT per row, or a COPY
+in one transaction (whose rows share one commit), each write acknowledged with its id."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from harness.target import RunContext
+from harness.workload import SourceWriter
+
+pytestmark = [pytest.mark.faultline, pytest.mark.timeout(60)]
+
+
+@pytest.mark.parametrize("mode", ["single", "multi", "copy"])
+def test_each_write_mode_acknowledges_every_row_with_its_id(run_ctx: RunContext, mode: str) -> None:
+    writer = SourceWriter(run_ctx.stack, run_ctx.source_table, write=mode)  # type: ignore[arg-type]
+    rows = [(f"k{i % 3}", f"row {i}".encode()) for i in range(25)]
+    written = writer.insert(rows)
+    assert [w.outcome for w in written] == ["ok"] * 25
+    with psycopg.connect(run_ctx.stack.postgres_dsn(proxied=False)) as conn:
+        stored = conn.execute(f'SELECT id, key, payload, xmin::text FROM "{run_ctx.source_table}" ORDER BY id').fetchall()
+    assert [(w.record_id, w.key, w.payload) for w in written] == [(i, k, bytes(p)) for i, k, p, _x in stored]
+    commits = {x for *_r, x in stored}
+    assert len(commits) == (25 if mode == "single" else 1), f"{mode}: {len(commits)} transactions"
+
+
+def test_a_refused_connection_fails_every_row_of_the_chunk(run_ctx: RunContext) -> None:
+    writer = SourceWriter(None, run_ctx.source_table, dsn="postgresql://nobody@127.0.0.1:1/x", write="copy")
+    written = writer.insert([("k", b"a"), ("k", b"b")])
+    assert [w.outcome for w in written] == ["failed", "failed"] and all(w.record_id is None for w in written)
