@@ -64,9 +64,9 @@ _Path = Annotated[str, Field(min_length=1, pattern=r"^/")]
 class TargetDefinition:
     name: Annotated[str, Field(min_length=1, max_length=200)]
     command: Annotated[list[str], Field(min_length=1)]
-    env: dict[str, str]
     sinks: dict[str, str]
-    metrics: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)  # none: metric checks are not applicable, said so
     ready_path: _Path = "/healthz"
     metrics_path: _Path = "/metrics"
     pause_path: _Path = "/pause"
