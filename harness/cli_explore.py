@@ -55,14 +55,13 @@ def explore(seed: int, budget: str | None, runs: int | None, max_overlap: int, k
 
 def _print_plan(plan: object, target_path: str | None) -> None:
     from harness import incident
-    from harness.explore import ExplorePlan, drawable, schedules
-    from harness.steps import World
+    from harness.explore import ExplorePlan, drawable, for_target, schedules
     from harness.target import BUNDLED, TargetDefinition
 
     assert isinstance(plan, ExplorePlan)
     target = TargetDefinition.load(Path(target_path) if target_path else BUNDLED)  # its own step kinds, if any
-    plan = dataclasses.replace(plan, runs=plan.runs or 10, budget_s=None, knobs=frozenset(target.knobs)).validate()
-    kinds, never = drawable(plan, World(during_s=plan.during_s))
+    plan = for_target(dataclasses.replace(plan, runs=plan.runs or 10, budget_s=None), target).validate()
+    kinds, never = drawable(plan, plan.world)
     for run, scenario, _mutated in schedules(plan, kinds, []):
         if run > (plan.runs or 10):
             break

@@ -30,12 +30,14 @@ from harness.profiles import PROFILES as payload_profiles
 from harness.result import ExploreFailure, ExploreSummary, ScenarioResult, Verdict
 from harness.scenario import Expect, Pause, Resume, Scenario, Step, Workload
 from harness.steps import StepKind, World, kind_of, registered
+from harness.target import TargetDefinition
 
 # Every payload profile there is: malformed, oversized and unencodable records are dead-lettered
 # while faults are active.
 PROFILES = tuple(sorted(payload_profiles))
 KNOB_CHOICES = {"delivery_timeout_ms": ("1500", "10000"), "metadata_poll_interval_s": ("0.5", "2.0"),
                 "poll_interval_s": ("0.05", "0.2"), "source_timeout_s": ("1", "5")}
+WRITE_MODES = ("multi", "single", "copy")  # as applications write: COPY puts many rows on one commit
 # Knobs drawn jointly with the faults: a fault on a server matters to the exporter only once its
 # client gives up within the window (a 4-second window and a 10-second delivery timeout: the send
 # is simply retried until the link is back). For each server the faults touch, these settings are
@@ -65,6 +67,7 @@ class ExplorePlan:
     kinds: tuple[str, ...] = ()  # the step kinds to draw from (empty: every registered one)
     keep_going: bool = False
     knobs: frozenset[str] | None = None  # the knobs the target maps (None: every knob explore draws)
+    links: tuple[str, ...] = World().links  # the links faults are drawn on: the servers the target uses
     lacks: Callable[[StepKind], str | None] = field(default=lambda _s: None, compare=False)
 
     def validate(self) -> ExplorePlan:
@@ -80,6 +83,19 @@ class ExplorePlan:
         if unknown:
             raise ExploreError(f"unknown step kind(s) {unknown}; `faultline list --steps` lists them")
         return self
+
+    @property
+    def world(self) -> World:
+        return World(links=self.links, during_s=self.during_s)
+
+
+def for_target(plan: ExplorePlan, target: TargetDefinition) -> ExplorePlan:
+    """The plan for a target: faults on the links of the servers it uses, the knobs it has a
+    setting for, and nothing it cannot perform or has nothing to act on."""
+    return dataclasses.replace(
+        plan, knobs=frozenset(k for k, setting in target.knobs.items() if setting),
+        links=tuple(link for link in plan.links if link in target.uses),
+        lacks=lambda step: target.unsupported(step) or target.idle_for(step))
 
 
 def drawable(plan: ExplorePlan, world: World) -> tuple[dict[str, type[StepKind]], dict[str, str]]:
@@ -244,7 +260,7 @@ def draw_schedule(rng: random.Random, kinds: dict[str, type[StepKind]], plan: Ex
     """One random schedule: up to max_overlap + 1 faults, actions among them, a payload profile
     and knobs; a valid Scenario every time."""
     drawn = drawn if drawn is not None else Drawn()
-    world = World(during_s=plan.during_s)
+    world = plan.world
     faults: list[Step] = []
     for _ in range(rng.randint(1, plan.max_overlap + 1)):
         step = _draw_fault(rng, kinds, world, drawn)
@@ -257,7 +273,7 @@ def draw_schedule(rng: random.Random, kinds: dict[str, type[StepKind]], plan: Ex
         faults.append(step)
     steps = faults + _draw_actions(rng, kinds, world, faults)
     workload = Workload(records=rng.choice((200, 400)), profile=rng.choice(PROFILES), chunk=50,
-                        seed=rng.randrange(1, 1_000_000), keys=16)
+                        seed=rng.randrange(1, 1_000_000), keys=16, write=rng.choice(WRITE_MODES))
     knobs = {knob: rng.choice(values) for knob, values in KNOB_CHOICES.items() if rng.random() < 0.5}
     return _scenario(name, steps, workload, _sharpened(rng, knobs, faults), plan)
 
@@ -316,7 +332,7 @@ def mutate(rng: random.Random, parent: Scenario, kinds: dict[str, type[StepKind]
     if how in ("drop", "overlap") and len(faults) < 2:
         how = rng.choice(("shift", "widen"))  # one fault: nothing to drop or to overlap with
     if how == "add" or not faults:
-        new = _draw_fault(rng, kinds, World(during_s=plan.during_s), drawn)
+        new = _draw_fault(rng, kinds, plan.world, drawn)
         if new is not None and not _conflicts(new, [steps[i] for i in faults], plan.during_s, plan.max_overlap):
             steps.append(new)
             knobs = _sharpened(rng, knobs, [new])

@@ -16,6 +16,7 @@ from harness.explore import (
     ExplorePlan,
     drawable,
     failure_group,
+    for_target,
     judged,
     schedules,
     signature,
@@ -26,7 +27,6 @@ from harness.runner import ScenarioRunner
 from harness.scenario import Scenario
 from harness.shrink import ShrinkError, shrink
 from harness.stack import Stack
-from harness.steps import World
 from harness.target import TargetDefinition
 
 SHRINK_CONFIRM_RUNS = 2  # each reduction kept when it fails 2 of 2 runs (explore's budget is for exploring)
@@ -36,8 +36,8 @@ SHRINK_REPLAYS = 3
 def against(plan: ExplorePlan, stack: Stack, target: TargetDefinition) -> ExplorePlan:
     """The plan for this stack and target: kinds neither can perform are never drawn, and knobs
     are only those the target maps."""
-    return dataclasses.replace(plan, lacks=lambda step: stack.backend.unsupported(step) or target.unsupported(step),
-                               knobs=frozenset(target.knobs))
+    return dataclasses.replace(for_target(plan, target), lacks=lambda step: (
+        stack.backend.unsupported(step) or target.unsupported(step) or target.idle_for(step)))
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Explorer:
 
     def explore(self) -> ExploreSummary:
         plan = self.plan.validate()
-        kinds, never = drawable(plan, World(during_s=plan.during_s))
+        kinds, never = drawable(plan, plan.world)
         coverage, corpus = Coverage(), list[Scenario]()
         failures: list[ExploreFailure] = []
         groups: dict[tuple[frozenset[str], frozenset[str]], int] = {}

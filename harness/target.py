@@ -154,16 +154,24 @@ class TargetDefinition:
             return f"target {self.name} has no dead-letter stream, and the scenario expects dead letters"
         return None
 
+    def idle_for(self, step: object) -> str | None:
+        """Why a step has nothing to act on here (a fault on a server the pipeline does not go
+        through): harmless alongside others, but a scenario of only such faults tests nothing."""
+        needs = getattr(step, "needs", None)
+        describe = getattr(step, "describe", lambda: type(step).__name__)
+        for need in sorted(needs() if needs is not None else ()):
+            what = need.partition(":")[2]
+            if what in SERVERS and what not in self.uses:
+                return f"target {self.name} does not use {what}: nothing for {describe()} to act on"
+        return None
+
     def unsupported(self, step: object) -> str | None:
-        """Why a step cannot run against this target (the scenario is then skipped with the reason):
-        it acts on a server the pipeline does not go through, an HTTP API the target does not offer
-        (``apis``) or a sink it does not have."""
+        """Why a step cannot run against this target: it needs an HTTP API the target does not
+        offer (``apis``) or a sink it does not have (the scenario is then skipped with the reason)."""
         needs = getattr(step, "needs", None)
         describe = getattr(step, "describe", lambda: type(step).__name__)
         for need in sorted(needs() if needs is not None else ()):
             kind, _, what = need.partition(":")
-            if what in SERVERS and what not in self.uses:
-                return f"target {self.name} does not use {what}: nothing for {describe()} to act on"
             if kind == "api" and what not in self.apis:
                 return f"target {self.name} offers no {what} API ({describe()} needs it)"
             if kind == "sink" and what not in self.sinks:
@@ -180,7 +188,8 @@ class TargetDefinition:
         if missing:
             raise KnobMissing(f"target {self.name} has no knob {', '.join(repr(k) for k in missing)} "
                               f"(its [knobs]: {', '.join(self.knobs) or 'none'})")
-        return {self.knobs[name]: value for name, value in knobs.items()}
+        # A knob mapped to "" is one the target has no setting for: the scenario runs on its own behaviour.
+        return {self.knobs[name]: value for name, value in knobs.items() if self.knobs[name]}
 
 
 def _record_format(data: dict[str, Any], path: Path, where: Locator) -> RecordFormat:
@@ -240,9 +249,11 @@ class RunContext:
                 "workdir": str(self.workdir), "python": sys.executable,
                 "api_tokens_file": str(self.api_tokens_file)}
 
-    def fill(self, template: str) -> str:
+    def fill(self, template: str, env: dict[str, str] | None = None) -> str:
+        """The template with placeholders filled; ``env``: the exporter's environment, as
+        ``{env[NAME]}`` (a file the target writes can carry a knob's value)."""
         try:
-            return template.format(**self.values())
+            return template.format(**self.values(), env=env or {})
         except KeyError as exc:
             raise TargetError(f"unknown placeholder {exc} in target definition value {template!r}") from exc
 
@@ -289,8 +300,9 @@ class ExporterProcess:
         self.ctx.workdir.mkdir(parents=True, exist_ok=True)
         self.ctx.tokens.write(self.ctx.api_tokens_file)
         self.ctx.components = required_components(self.target)
+        environment = self.environment()
         for name, template in self.target.files.items():
-            (self.ctx.workdir / name).write_text(self.ctx.fill(template))
+            (self.ctx.workdir / name).write_text(self.ctx.fill(template, environment))
         command = [self.ctx.fill(part) for part in self.target.command]
         self.executor = ServiceExecutor(
             "exporter", command, host="127.0.0.1", port=self.ctx.http_port, log_path=self.log_path,

@@ -19,7 +19,8 @@ def test_each_write_mode_acknowledges_every_row_with_its_id(run_ctx: RunContext,
     written = writer.insert(rows)
     assert [w.outcome for w in written] == ["ok"] * 25
     with psycopg.connect(run_ctx.stack.postgres_dsn(proxied=False)) as conn:
-        stored = conn.execute(f'SELECT id, key, payload, xmin::text FROM "{run_ctx.source_table}" ORDER BY id').fetchall()
+        query = f'SELECT id, key, payload, xmin::text FROM "{run_ctx.source_table}" ORDER BY id'
+        stored = conn.execute(query).fetchall()  # type: ignore[call-overload]
     assert [(w.record_id, w.key, w.payload) for w in written] == [(i, k, bytes(p)) for i, k, p, _x in stored]
     commits = {x for *_r, x in stored}
     assert len(commits) == (25 if mode == "single" else 1), f"{mode}: {len(commits)} transactions"

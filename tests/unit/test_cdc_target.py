@@ -1,0 +1,125 @@
+"""A change-data-capture target (Debezium) through the target definition: where a record sits in
+an envelope, what it does not use or offer (skipped with the reason), its bad input named by
+file:line:field, and its provisioning."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.errors import SetupError
+from harness.provision import OPTIONAL, Debezium, check_all
+from harness.record_format import NOT_A_RECORD, RecordFormat
+from harness.scenario import DiskFull, Export, LinkDown, Pause, RedisRefuseWrites, RestartService, Toxic
+from harness.steps.load import Load
+from harness.target import TargetDefinition, TargetError
+
+DEBEZIUM = Path(__file__).parents[2] / "targets" / "debezium-postgres.toml"
+ENVELOPE = RecordFormat(id="after.id", key="after.key", payload="after.payload", payload_encoding="base64",
+                        row="after")
+
+
+def event(after: dict | None, op: str = "c") -> bytes:
+    return json.dumps({"before": None, "after": after, "op": op, "source": {"lsn": 1}}).encode()
+
+
+def test_a_change_event_gives_the_row_and_its_bytes() -> None:
+    raw = bytes([0xFF, 0x00, 0x41])  # not UTF-8: a CDC connector carries the bytea as it is
+    fields = ENVELOPE.fields(event({"id": 7, "key": "k", "payload": base64.b64encode(raw).decode()}))
+    assert fields == (7, raw)
+
+
+def test_deletes_and_tombstones_are_not_records_and_other_shapes_are_unexpected() -> None:
+    assert ENVELOPE.fields(event(None, op="d")) is NOT_A_RECORD
+    assert ENVELOPE.fields(b"") is NOT_A_RECORD
+    assert ENVELOPE.fields(b"not json") == (None, None)
+    assert ENVELOPE.fields(event({"id": "7", "payload": "AA=="})) == (None, None)  # an id must be a number
+    assert ENVELOPE.fields(event({"id": True, "payload": "AA=="})) == (None, None)
+    assert ENVELOPE.fields(event({"id": 3, "payload": "%%%"})) == (3, None)  # not base64: compared as corrupted
+    assert RecordFormat().fields(b"") == (None, None)  # the bundled shape has no tombstones
+    assert RecordFormat().plain and not ENVELOPE.plain
+
+
+def test_the_debezium_target_loads_and_says_what_it_cannot_do() -> None:
+    target = TargetDefinition.load(DEBEZIUM)
+    assert target.uses == ("postgres", "kafka") and not target.has_metrics and target.delivery == "at-least-once"
+    assert target.requires == {"debezium": "3.6.1.Final"} and target.postgres_logical_replication
+    assert "does not use redis" in (target.idle_for(LinkDown("redis")) or "")
+    assert "does not use redis" in (target.idle_for(RedisRefuseWrites("oom")) or "")
+    assert "does not use redis" in (target.idle_for(RestartService("redis")) or "")
+    assert target.idle_for(LinkDown("kafka")) is None and target.unsupported(LinkDown("redis")) is None
+    assert "no pause API" in (target.unsupported(Pause(grace_s=2.0)) or "")
+    assert "no exports API" in (target.unsupported(Export("x.jsonl")) or "")
+    assert "no export_dir" in (target.unsupported(DiskFull()) or "")
+    assert "no exports API" in (target.unsupported(Load(kind="api")) or "")
+    for step in (LinkDown("kafka"), Toxic("postgres", "latency", attributes={"latency": 100}),
+                 RestartService("postgres"), Load(kind="source")):
+        assert target.unsupported(step) is None and target.idle_for(step) is None, step.describe()
+    assert "no dead-letter stream" in (target.cannot_run("kafka", expects_dead_letters=True) or "")
+    assert "no file sink" in (target.cannot_run("file", expects_dead_letters=False) or "")
+    assert target.cannot_run("kafka", expects_dead_letters=False) is None
+
+
+def test_the_bundled_target_supports_every_kind_of_step() -> None:
+    target = TargetDefinition.load()
+    for step in (LinkDown("redis"), Pause(grace_s=2.0), Export("x.jsonl"), DiskFull(), Load(kind="api")):
+        assert target.unsupported(step) is None and target.idle_for(step) is None, step.describe()
+
+
+@pytest.mark.parametrize(("edit", "where"), [
+    (('payload_encoding = "base64"', 'payload_encoding = "hex"'), "record.payload_encoding"),
+    (('id = "after.id"', 'id = "after..id"'), "record.id"),
+    (('row = "after"', 'row = "after"\ncolour = "red"'), "record.colour"),
+    (('uses = ["postgres", "kafka"]', 'uses = ["postgres", "mysql"]'), "uses"),
+    (('requires = { debezium = "3.6.1.Final" }', 'requires = { debezium = "latest" }'), "requires"),
+    (('delivery = "at-least-once"', 'delivery = "sometimes"'), "delivery"),
+])
+def test_a_bad_cdc_target_names_its_line_and_field(tmp_path: Path, edit: tuple[str, str], where: str) -> None:
+    text = DEBEZIUM.read_text()
+    assert edit[0] in text
+    (tmp_path / "t.toml").write_text(text.replace(edit[0], edit[1]))
+    with pytest.raises(TargetError) as caught:
+        TargetDefinition.load(tmp_path / "t.toml")
+    message = str(caught.value)
+    assert f"{tmp_path / 't.toml'}:" in message and where in message, message
+    line = int(message.split(":")[1])
+    assert edit[1].split("\n")[-1].split(" ")[0] in (tmp_path / "t.toml").read_text().splitlines()[line - 1]
+
+
+def test_debezium_is_optional_and_checked_on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAULTLINE_CACHE_DIR", str(tmp_path))
+    assert "debezium" not in check_all() and check_all(("debezium",))["debezium"] is None
+    with pytest.raises(SetupError, match="no optional component mysql"):
+        check_all(("mysql",))
+    assert set(OPTIONAL) == {"debezium"}
+    assert "3.5.2.Final" in Debezium("3.5.2.Final").how_to_install()
+
+
+def test_a_knob_a_target_has_no_setting_for_is_left_out_and_files_read_knob_values() -> None:
+    target = TargetDefinition.load(DEBEZIUM)
+    assert target.knob_env({"batch_size": "5", "delivery_timeout_ms": "1500"}) == {"CONNECT_MAX_BATCH_SIZE": "5"}
+    template = target.files["connector.properties"]
+    assert "max.batch.size={env[CONNECT_MAX_BATCH_SIZE]}" in template
+    from harness.target import RunContext
+
+    class Stack:  # only the endpoints placeholders are filled from
+        kafka_client_id = "c1"
+
+        def exporter_postgres_dsn(self, proxied: bool = True) -> str:
+            return "postgresql://exp:pw@127.0.0.1:5555/db"
+
+        def exporter_redis_url(self, proxied: bool = True) -> str:
+            return "redis://x"
+
+        def kafka_bootstrap(self, proxied: bool = True) -> str:
+            return "127.0.0.1:9"
+
+    ctx = RunContext(Stack(), "s_x_1", Path("/tmp/w"), http_port=1)  # type: ignore[arg-type]
+    text = ctx.fill(template, {"CONNECT_MAX_BATCH_SIZE": "5"})
+    assert "max.batch.size=5" in text and "database.user=exp" in text and "database.port=5555" in text
+    assert "slot.name=s_x_1" in text and "table.include.list=public.s_x_1_source" in text
+    with pytest.raises(TargetError, match="unknown placeholder"):
+        ctx.fill(template, {})
