@@ -194,7 +194,9 @@ class Run:
 
     def buffer_idle(self) -> bool:
         if self.tap is None:
-            return True
+            # No buffer to look into: a quiet sink is no evidence that nothing is on its way (a
+            # connector backing off for 10 s after an error is quiet too); the drain waits it out.
+            return False
         evidence = self.tap.evidence()
         return not evidence.present and not evidence.pending
 
