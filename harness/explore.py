@@ -31,13 +31,15 @@ from harness.result import ExploreFailure, ExploreSummary, ScenarioResult, Verdi
 from harness.scenario import Expect, Pause, Resume, Scenario, Step, Workload
 from harness.steps import StepKind, World, kind_of, registered
 from harness.target import TargetDefinition
+from harness.workload import WriteMode
 
 # Every payload profile there is: malformed, oversized and unencodable records are dead-lettered
 # while faults are active.
 PROFILES = tuple(sorted(payload_profiles))
 KNOB_CHOICES = {"delivery_timeout_ms": ("1500", "10000"), "metadata_poll_interval_s": ("0.5", "2.0"),
                 "poll_interval_s": ("0.05", "0.2"), "source_timeout_s": ("1", "5")}
-WRITE_MODES = ("multi", "single", "copy")  # as applications write: COPY puts many rows on one commit
+# As applications write: COPY puts many rows on one commit.
+WRITE_MODES: tuple[WriteMode, ...] = ("multi", "single", "copy")
 # Knobs drawn jointly with the faults: a fault on a server matters to the exporter only once its
 # client gives up within the window (a 4-second window and a 10-second delivery timeout: the send
 # is simply retried until the link is back). For each server the faults touch, these settings are
