@@ -6,7 +6,10 @@ placeholders ``{postgres_dsn}``, ``{redis_url}``, ``{kafka_bootstrap}`` (all pro
 and URL carry the exporter's own role and ACL user, never the harness's), ``{kafka_client_id}``,
 ``{http_port}``, ``{namespace}``, ``{source_table}``, ``{topic}``, ``{workdir}``,
 ``{api_tokens_file}`` (this run's API tokens, harness.api_tokens) and ``{python}`` are filled per
-run. ``api_auth = "bearer"`` makes every request the harness sends carry its token.
+run, with ``{postgres_host}`` ... ``{postgres_database}`` (the DSN's parts) and, for a target that
+``requires`` components, ``{java}`` and ``{debezium_libs}``. ``api_auth = "bearer"`` makes every
+request the harness sends carry its token. ARCHITECTURE.md's "Target definitions" lists the rest:
+``[record]``, ``uses``, ``apis``, ``[files]``, ``postgres_logical_replication``, ``delivery``.
 
 ``[knobs]`` maps the harness's knobs (delivery timeout, batch size, sink, ...) to the target's own
 settings: a scenario names knobs, never a target's variables, so the catalogue runs against any
