@@ -114,6 +114,7 @@ class TargetDefinition:
         text = read_text(path, "target definition", TargetError)
         data = parse(text, path, "target definition", TargetError)
         where = Locator(text)
+        data = _extended(data, path, where)
         for key in ("defects", "steps", "uses", "apis", "prepare_sql", "cleanup_sql"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
@@ -193,6 +194,22 @@ class TargetDefinition:
                               f"(its [knobs]: {', '.join(self.knobs) or 'none'})")
         # A knob mapped to "" is one the target has no setting for: the scenario runs on its own behaviour.
         return {self.knobs[name]: value for name, value in knobs.items() if self.knobs[name]}
+
+
+def _extended(data: dict[str, Any], path: Path, where: Locator) -> dict[str, Any]:
+    """``extends = "other.toml"`` (beside this file): that definition's keys, this file's on top
+    (a table given here replaces the base's whole). One level: a base that extends is refused."""
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    line = where.key("extends") or "?"
+    if not isinstance(base_name, str) or "/" in base_name or not base_name.endswith(".toml"):
+        raise TargetError(f"{path}:{line}: extends: name a .toml file beside this one (got {base_name!r})")
+    base_path = path.parent / base_name
+    base = parse(read_text(base_path, "target definition", TargetError), base_path, "target definition", TargetError)
+    if "extends" in base:
+        raise TargetError(f"{path}:{line}: extends: {base_name} extends another itself (one level only)")
+    return {**base, **data}
 
 
 def _record_format(data: dict[str, Any], path: Path, where: Locator) -> RecordFormat:

@@ -27,7 +27,7 @@ SCALA_VERSION = "2.13"
 SLF4J_VERSION = "1.7.36"
 TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
 TOXIPROXY_VERSION = "v2.12.0"
-DEBEZIUM_VERSION = "3.6.1.Final"
+DEBEZIUM_VERSION = "3.7.0.Final"  # the first release with the fix of debezium/dbz#1554
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A third-party pipeline under the same gate: Debezium 3.6.1's Postgres connector on Kafka Connect
+"""A third-party pipeline under the same gate: Debezium 3.7.0's Postgres connector on Kafka Connect
 (installed on first use), through the catalogue's baseline and a connector killed mid-COPY."""
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def test_deletes_and_tombstones_are_not_records_and_other_shapes_are_unexpected(
 def test_the_debezium_target_loads_and_says_what_it_cannot_do() -> None:
     target = TargetDefinition.load(DEBEZIUM)
     assert target.uses == ("postgres", "kafka") and not target.has_metrics and target.delivery == "at-least-once"
-    assert target.requires == {"debezium": "3.6.1.Final"} and target.postgres_logical_replication
+    assert target.requires == {"debezium": "3.7.0.Final"} and target.postgres_logical_replication
     assert "does not use redis" in (target.idle_for(LinkDown("redis")) or "")
     assert "does not use redis" in (target.idle_for(RedisRefuseWrites("oom")) or "")
     assert "does not use redis" in (target.idle_for(RestartService("redis")) or "")
@@ -74,7 +74,7 @@ def test_the_bundled_target_supports_every_kind_of_step() -> None:
     (('id = "after.id"', 'id = "after..id"'), "record.id"),
     (('row = "after"', 'row = "after"\ncolour = "red"'), "record.colour"),
     (('uses = ["postgres", "kafka"]', 'uses = ["postgres", "mysql"]'), "uses"),
-    (('requires = { debezium = "3.6.1.Final" }', 'requires = { debezium = "latest" }'), "requires"),
+    (('requires = { debezium = "3.7.0.Final" }', 'requires = { debezium = "latest" }'), "requires"),
     (('delivery = "at-least-once"', 'delivery = "sometimes"'), "delivery"),
 ])
 def test_a_bad_cdc_target_names_its_line_and_field(tmp_path: Path, edit: tuple[str, str], where: str) -> None:
@@ -123,3 +123,19 @@ def test_a_knob_a_target_has_no_setting_for_is_left_out_and_files_read_knob_valu
     assert "slot.name=s_x_1" in text and "table.include.list=public.s_x_1_source" in text
     with pytest.raises(TargetError, match="unknown placeholder"):
         ctx.fill(template, {})
+
+
+def test_a_target_can_extend_another_and_only_one_level(tmp_path: Path) -> None:
+    old = TargetDefinition.load(DEBEZIUM.with_name("debezium-postgres-3.6.1.toml"))
+    base = TargetDefinition.load(DEBEZIUM)
+    assert old.requires == {"debezium": "3.6.1.Final"} != base.requires
+    assert (old.files, old.record, old.uses) == (base.files, base.record, base.uses)
+    (tmp_path / "base.toml").write_text(DEBEZIUM.read_text())
+    (tmp_path / "mid.toml").write_text('extends = "base.toml"\nname = "mid"\n')
+    (tmp_path / "top.toml").write_text('name = "top"\nextends = "mid.toml"\n')
+    assert TargetDefinition.load(tmp_path / "mid.toml").name == "mid"
+    with pytest.raises(TargetError, match=r"top.toml:2: extends: mid.toml extends another"):
+        TargetDefinition.load(tmp_path / "top.toml")
+    (tmp_path / "bad.toml").write_text('extends = "../x.toml"\n')
+    with pytest.raises(TargetError, match=r"bad.toml:1: extends: name a .toml file beside this one"):
+        TargetDefinition.load(tmp_path / "bad.toml")
