@@ -2,7 +2,9 @@
 
 The raw pipe reads the same rows with COPY and produces them straight to Kafka (no buffer,
 no checkpoint, no acknowledgement bookkeeping): the ceiling this machine allows. Targets: at
-least 30,000 records/s and at least half the raw pipe's rate.
+least 30,000 records/s and at least half the raw pipe's rate. In the same rounds, Debezium's
+Postgres connector on Kafka Connect (targets/debezium-postgres.toml) streams the same number of
+rows, COPied in after it started, from the WAL into its topic: a third-party row, no target.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from harness.target import ExporterProcess, RunContext, TargetDefinition
 from harness.waiting import wait_for
 from harness.workload import SourceWriter
 
+DEBEZIUM = Path(__file__).resolve().parents[1] / "targets" / "debezium-postgres.toml"
 RECORDS = 400_000
 PAYLOAD = 200
 TARGET_RATE = 30_000
@@ -94,9 +97,46 @@ def _exporter_rate(stack, base: Path, round_: int) -> float:  # noqa: ANN001
     return RECORDS / _span_seconds(stack, ctx.topic)
 
 
+def _topic_size(stack, topic: str) -> int:  # noqa: ANN001
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": stack.kafka_bootstrap(proxied=False), "group.id": f"size-{topic}"})
+    try:
+        if topic not in consumer.list_topics(timeout=10).topics:
+            return 0
+        return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+    finally:
+        consumer.close()
+
+
+def _debezium_rate(stack, base: Path, round_: int) -> float:  # noqa: ANN001
+    """Rows COPied in after the connector started, streamed from the WAL: first to last message."""
+    target = TargetDefinition.load(DEBEZIUM)
+    ctx = RunContext(stack, f"dbz{round_}", base / f"dbz{round_}")
+    SourceWriter(stack, ctx.source_table).create()
+    with psycopg.connect(stack.postgres_dsn(proxied=False), autocommit=True) as conn:
+        for statement in target.prepare_sql:
+            conn.execute(ctx.fill(statement).encode())
+    connector = ExporterProcess(target, ctx, start_timeout=120)
+    topic = ctx.fill(target.sinks["kafka_topic"])
+    try:
+        connector.start()
+        _fill(stack, ctx.source_table)
+        wait_for(lambda: _topic_size(stack, topic) >= RECORDS, timeout=600, interval=1.0,
+                 what=f"{RECORDS} change events from Debezium")
+    finally:
+        connector.close()
+        with psycopg.connect(stack.postgres_dsn(proxied=False), autocommit=True) as conn:
+            for statement in target.cleanup_sql:
+                conn.execute(ctx.fill(statement).encode())
+    return RECORDS / _span_seconds(stack, topic)
+
+
 def run() -> dict:
-    raw_rates, rates = [], []
-    with LocalBackend() as stack, tempfile.TemporaryDirectory() as tmp:
+    raw_rates, rates, debezium_rates = [], [], []
+    backend = LocalBackend()
+    backend.logical_replication = True  # for the Debezium row: the WAL carries logical changes
+    with backend as stack, tempfile.TemporaryDirectory() as tmp:
         # Alternating rounds, each exporter round next to the raw pipe just before it: throughput
         # on a shared 2-core machine is noisy, so every round's figures and the spread are kept,
         # and the targets are judged on the worst round.
@@ -107,6 +147,7 @@ def run() -> dict:
             _raw_pipe(stack, table, f"bench-raw{round_}")
             raw_rates.append(RECORDS / _span_seconds(stack, f"bench-raw{round_}"))
             rates.append(_exporter_rate(stack, Path(tmp), round_))
+            debezium_rates.append(_debezium_rate(stack, Path(tmp), round_))
     ratios = [rate / raw for rate, raw in zip(rates, raw_rates, strict=True)]
     return {
         "records": RECORDS, "payload_bytes": PAYLOAD, "rounds": ROUNDS,
@@ -114,6 +155,10 @@ def run() -> dict:
         "raw_pipe_records_per_s": [round(min(raw_rates)), round(max(raw_rates))],
         "exporter_rounds": [round(r) for r in rates], "raw_pipe_rounds": [round(r) for r in raw_rates],
         "ratio_to_raw_pipe": [round(min(ratios), 3), round(max(ratios), 3)],
+        "debezium_records_per_s": [round(min(debezium_rates)), round(max(debezium_rates))],
+        "debezium_rounds": [round(r) for r in debezium_rates],
+        "debezium_ratio_to_raw_pipe": [round(min(d / r for d, r in zip(debezium_rates, raw_rates, strict=True)), 3),
+                                       round(max(d / r for d, r in zip(debezium_rates, raw_rates, strict=True)), 3)],
         "target_records_per_s": TARGET_RATE, "target_ratio": TARGET_RATIO,
         "meets_targets": min(rates) >= TARGET_RATE and min(ratios) >= TARGET_RATIO,
     }
