@@ -181,6 +181,7 @@ class Drawn:
 
     kinds: Counter[str] = field(default_factory=Counter)
     variants: Counter[str] = field(default_factory=Counter)
+    inside: Counter[str] = field(default_factory=Counter)  # "action in fault kind": which met which
     breadth: dict[str, int] = field(default_factory=dict)  # variants a kind has (estimated by drawing)
 
     def note(self, scenario: Scenario) -> None:
@@ -188,6 +189,7 @@ class Drawn:
             if step.do.role == "fault":
                 self.kinds[kind_of(step.do)] += 1
                 self.variants[variant(step.do)] += 1
+        self.inside.update(_inside(scenario, scenario.during_s))
 
     def weight(self, name: str, cls: type[StepKind], world: World) -> float:
         if name not in self.breadth:
@@ -216,17 +218,21 @@ def _draw_fault(rng: random.Random, kinds: dict[str, type[StepKind]], world: Wor
 
 
 def _draw_actions(rng: random.Random, kinds: dict[str, type[StepKind]], world: World,
-                  faults: list[Step]) -> list[Step]:
-    """A pause and its resume, an export, more writes: mostly inside a fault's window, never
-    inside one that leaves the exporter unable to answer."""
+                  faults: list[Step], drawn: Drawn) -> list[Step]:
+    """A pause and its resume, an export, more writes: mostly inside a fault's window (that of
+    the fault kind this action met least so far), never inside one that leaves the exporter
+    unable to answer."""
     away = [_window(f, world.during_s) for f in faults if _keeps_actions_out(f.do)]
+    inside = [f for f in faults if not _keeps_actions_out(f.do)]
 
-    def instant() -> float:
+    def instant(action: str) -> float:
+        weights = [1.0 / (1 + drawn.inside[f"{action} in {kind_of(f.do)}"]) ** 2 for f in inside]
         for _ in range(20):
-            inside = [f for f in faults if not _keeps_actions_out(f.do)]
-            lo, hi = _window(rng.choice(inside), world.during_s) if inside and rng.random() < 0.7 else (
+            lo, hi = _window(rng.choices(inside, weights)[0], world.during_s) if inside and rng.random() < 0.7 else (
                 0.2, world.during_s - 0.3)
-            t = round(rng.uniform(lo, max(lo, hi - 0.2)), 1)
+            # Early in the window more often than late: an operator acts while the trouble is
+            # on, and what an action meets lasts as long as the rest of the window.
+            t = round(lo + (max(lo, hi - 0.2) - lo) * rng.random() ** 2, 1)
             if not any(a - 0.2 <= t <= b + 0.5 for a, b in away):
                 return t
         return round(world.during_s, 1)  # the end of the phase: every window has closed
@@ -240,7 +246,12 @@ def _draw_actions(rng: random.Random, kinds: dict[str, type[StepKind]], world: W
     actions: list[Step] = []
     if "pause" in kinds and "resume" in kinds and rng.random() < 0.4:
         pause = Pause.draw(rng, world)
-        t = instant()
+        t = instant("pause")
+        # The grace runs out while the trouble it was asked in is still on (pause-grace-never-fires):
+        # shorter than what is left of the window the pause fell in.
+        left = max((hi - t for lo, hi in (_window(f, world.during_s) for f in inside) if lo <= t < hi), default=0.0)
+        if left > 0.7:
+            pause = Pause(grace_s=round(max(0.5, min(pause.grace_s, left - 0.2)), 1))
         actions += [Step("during", pause, at=t), Step("during", Resume(), at=after_away(t + pause.grace_s + 0.5))]
     if "load" in kinds and rng.random() < 0.1:  # Locust takes a moment to start: now and then
         made = kinds["load"].draw(rng, world)
@@ -250,10 +261,10 @@ def _draw_actions(rng: random.Random, kinds: dict[str, type[StepKind]], world: W
         if name in kinds and rng.random() < 0.35:
             made = kinds[name].draw(rng, world)
             if made is not None:
-                actions.append(Step("during", made, at=instant()))
+                actions.append(Step("during", made, at=instant(name)))
     if "export" in kinds and not any(kind_of(a.do) == "export" for a in actions) and any(
             kind_of(f.do) in ("disk_full", "read_only_dir") for f in faults):
-        actions.append(Step("during", kinds["export"].draw(rng, world), at=instant()))  # type: ignore[arg-type]
+        actions.append(Step("during", kinds["export"].draw(rng, world), at=instant("export")))  # type: ignore[arg-type]
     return actions
 
 
@@ -273,7 +284,7 @@ def draw_schedule(rng: random.Random, kinds: dict[str, type[StepKind]], plan: Ex
         while step is None:
             step = _draw_fault(rng, kinds, world, drawn)
         faults.append(step)
-    steps = faults + _draw_actions(rng, kinds, world, faults)
+    steps = faults + _draw_actions(rng, kinds, world, faults, drawn)
     workload = Workload(records=rng.choice((200, 400)), profile=rng.choice(PROFILES), chunk=50,
                         seed=rng.randrange(1, 1_000_000), keys=16, write=rng.choice(WRITE_MODES))
     knobs = {knob: rng.choice(values) for knob, values in KNOB_CHOICES.items() if rng.random() < 0.5}
@@ -359,6 +370,14 @@ def signature(result: ScenarioResult) -> str:
     return " | ".join([",".join(moved) or "-", ",".join(pauses) or "-", ";".join(result.log_kinds) or "-"])
 
 
+def _inside(scenario: Scenario, during_s: float) -> list[str]:
+    """Each action that happened inside a fault's window, as "action in fault kind"."""
+    faults = [s for s in scenario.steps if s.do.role == "fault"]
+    return [f"{kind_of(action.do)} in {kind_of(fault.do)}"
+            for action in scenario.steps if action.do.role == "action"
+            for fault in faults if _window(fault, during_s)[0] <= (action.at or 0.0) < _window(fault, during_s)[1]]
+
+
 @dataclass
 class Coverage:
     kinds: Counter[str] = field(default_factory=Counter)
@@ -375,11 +394,7 @@ class Coverage:
             (a_lo, a_hi), (b_lo, b_hi) = _window(a, during_s), _window(b, during_s)
             if a_lo < b_hi and b_lo < a_hi:
                 self.overlaps[" + ".join(sorted((kind_of(a.do), kind_of(b.do))))] += 1
-        for action in (s for s in scenario.steps if s.do.role == "action"):
-            for fault in faults:
-                lo, hi = _window(fault, during_s)
-                if lo <= (action.at or 0.0) < hi:
-                    self.inside[f"{kind_of(action.do)} in {kind_of(fault.do)}"] += 1
+        self.inside.update(_inside(scenario, during_s))
         if sig is None:
             return False
         new = sig not in self.signatures

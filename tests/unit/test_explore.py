@@ -12,12 +12,14 @@ import pytest
 from harness import incident
 from harness.explore import (
     Coverage,
+    Drawn,
     ExploreError,
     ExplorePlan,
     _clash,
     _keeps_actions_out,
     _window,
     drawable,
+    for_target,
     mutate,
     schedules,
     signature,
@@ -30,7 +32,7 @@ PLAN = ExplorePlan(seed=1, runs=40)
 
 
 def fresh(plan: ExplorePlan = PLAN, count: int = 40) -> list:
-    kinds, _never = drawable(plan, World(during_s=plan.during_s))
+    kinds, _never = drawable(plan, plan.world)
     return [s for _run, s, _m in itertools.islice(schedules(plan, kinds, []), count)]
 
 
@@ -148,3 +150,82 @@ def test_the_reports_show_explores_coverage(tmp_path: Path) -> None:
         assert "link_down + toxic" in text and "export_burst" in text and "faultline reproduce x.toml" in text
     back = read_report(tmp_path / "report.json").explore
     assert back is not None and back.runs_per_hour == 360.0 and back.failures[0].violated == ["no_loss"]
+
+
+def uniform_first_cover(seed: int) -> int:
+    """Runs until every fault kind was drawn when kinds are drawn uniformly (the unguided baseline)."""
+    kinds, _never = drawable(PLAN, World())
+    faults = sorted(n for n, c in kinds.items() if c.role == "fault")
+    rng, seen, runs = random.Random(seed), set(), 0
+    while seen != set(faults):
+        runs += 1
+        seen.update(rng.choice(faults) for _ in range(2))
+    return runs
+
+
+def test_guided_drawing_reaches_every_fault_kind_sooner_than_chance() -> None:
+    kinds, _never = drawable(PLAN, World())
+    faults = {n for n, c in kinds.items() if c.role == "fault"}
+    guided = []
+    for seed in (1, 2, 3, 4):
+        seen: set[str] = set()
+        for run, scenario in enumerate(fresh(ExplorePlan(seed=seed, runs=80), 80), 1):
+            seen |= {kind_of(s.do) for s in scenario.steps if s.do.role == "fault"}
+            if seen == faults:
+                guided.append(run)
+                break
+    chance = sorted(uniform_first_cover(seed) for seed in range(20))
+    assert len(guided) == 4 and max(guided) <= 32, guided
+    assert sum(guided) / 4 < chance[len(chance) // 2], (guided, chance)  # better than the median of chance
+
+
+def test_broad_kinds_get_more_of_their_variants_covered() -> None:
+    drawn = Drawn()
+    for scenario in fresh(count=60):
+        drawn.note(scenario)
+    toxics = {v for v in drawn.variants if v.startswith("toxic ")}
+    assert len(toxics) >= 6, toxics  # a toxic has dozens of variants: more than one or two are tried
+    assert drawn.kinds["toxic"] > drawn.kinds["read_only_dir"]
+
+
+def test_knobs_are_drawn_with_the_faults_that_need_them() -> None:
+    with_kafka = [s for s in fresh(count=200)
+                  if any("link:kafka" in f.do.needs() for f in s.steps if f.do.role == "fault")]
+    sharp = [s for s in with_kafka if s.knobs.get("delivery_timeout_ms") == "1500"]
+    assert len(with_kafka) >= 10 and len(sharp) / len(with_kafka) >= 0.7, (len(sharp), len(with_kafka))
+
+
+def test_a_pause_in_trouble_has_a_grace_that_ends_inside_it() -> None:
+    inside = 0
+    for scenario in fresh(count=200):
+        faults = [s for s in scenario.steps if s.do.role == "fault" and not _keeps_actions_out(s.do)]
+        for pause in (s for s in scenario.steps if kind_of(s.do) == "pause"):
+            left = max((hi - (pause.at or 0.0) for lo, hi in (_window(f, PLAN.during_s) for f in faults)
+                        if lo <= (pause.at or 0.0) < hi), default=0.0)
+            if left > 0.7:
+                inside += 1
+                assert pause.do.grace_s <= left - 0.2 + 1e-9 or pause.do.grace_s == 0.5, (left, pause.do)
+    assert inside >= 10
+
+
+def test_mutation_keeps_the_parents_workload_and_usually_its_knobs() -> None:
+    kinds, _never = drawable(PLAN, World())
+    parents = [p for p in fresh(count=40) if p.knobs]
+    children = [mutate(random.Random(n), p, kinds, PLAN, f"child{n}") for n, p in enumerate(parents)]
+    assert all(c.workload == p.workload for c, p in zip(children, parents, strict=True))
+    kept = sum(set(p.knobs.items()) <= set(c.knobs.items()) for c, p in zip(children, parents, strict=True))
+    assert kept >= len(parents) * 0.6
+
+
+def test_a_target_that_uses_no_redis_and_offers_no_pause_gets_neither() -> None:
+    from harness.paths import project_root
+    from harness.target import TargetDefinition
+
+    debezium = TargetDefinition.load(project_root() / "targets" / "debezium-postgres.toml")
+    plan = for_target(ExplorePlan(seed=1, runs=40), debezium)
+    assert plan.links == ("postgres", "kafka") and plan.knobs == frozenset({"batch_size"})
+    kinds, never = drawable(plan, plan.world)
+    assert not any(k.startswith("redis_") for k in kinds) and "pause" not in kinds and "export" not in kinds
+    assert "does not use redis" in never["redis_refuse_writes"] and "no pause API" in never["pause"]
+    for scenario in fresh(plan, 40):
+        assert "redis" not in scenario.description and not set(scenario.knobs) - {"batch_size"}
