@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +60,54 @@ class Run:
         self.resolve_error: str | None = None
         self._written = 0
         self._unknown: list[Any] = []  # writes whose commit outcome was unknown when made
+        self._restarting: Future[None] | None = None  # an exporter restart under way (restart_exporter_beside)
 
     # -- the exporter ------------------------------------------------------------------------------
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 3)
 
     def live_exporter(self) -> ExporterProcess:
+        """The exporter; if it is being restarted, once the restart is done (or failed)."""
         if self.exporter is None:
             raise HarnessError(f"scenario {self.scenario.name}: exporter not started")
+        pending, self._restarting = self._restarting, None
+        if pending is not None:
+            try:
+                pending.result(timeout=self.exporter.start_timeout + 30)
+            except TimeoutError as exc:
+                raise HarnessError(f"scenario {self.scenario.name}: exporter restart still running after "
+                                   f"{self.exporter.start_timeout + 30:.0f}s") from exc
         return self.exporter
+
+    def settle_restart(self) -> str | None:
+        """Before closing: a restart under way has finished (else its process would outlive the
+        run); what went wrong with it, if anything."""
+        pending, self._restarting = self._restarting, None
+        if pending is None:
+            return None
+        try:
+            pending.result(timeout=(self.exporter.start_timeout if self.exporter else 60) + 30)
+        except Exception as exc:  # noqa: BLE001 - reported by the cleanup, which must go on
+            return f"exporter restart: {exc.__class__.__name__}: {exc}"
+        return None
+
+    def restart_exporter_beside(self) -> None:
+        """Start the killed exporter again without holding the timeline: an exporter that cannot be
+        ready while another fault is on (a Kafka Connect worker asks Kafka for its cluster id
+        before it serves anything) would otherwise keep that fault from ever being removed. The
+        next step that needs the exporter waits for the restart (``live_exporter``)."""
+        exporter = self.live_exporter()
+        done: Future[None] = Future()
+
+        def restart() -> None:
+            try:
+                exporter.start()
+                done.set_result(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the restart
+                done.set_exception(exc)
+
+        threading.Thread(target=restart, name="exporter-restart", daemon=True).start()
+        self._restarting = done
 
     def prepare_source(self) -> None:
         """The target's own preparation of the source, as the administrator (a publication for a

@@ -126,6 +126,8 @@ class ScenarioRunner:
         release_disks(run)
         if run.tap is not None:
             run.tap.close()
+        if (restart_problem := run.settle_restart()) is not None:
+            problems.append(restart_problem)
         if run.exporter is not None:
             run.result.log_excerpt = run.result.log_excerpt or judge.log_excerpt(run.exporter)
             run.exporter.close()

@@ -37,7 +37,7 @@ class KillExporter(StepKind):
         record.evidence = f"exporter running={exporter.running()}"
 
     def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
-        run.live_exporter().start()
+        run.restart_exporter_beside()
 
 
 @step_kind

@@ -45,3 +45,15 @@ def test_debezium_killed_mid_copy_loses_nothing(fresh_stack: Stack, tmp_path: Pa
     with psycopg.connect(fresh_stack.postgres_dsn(proxied=False)) as conn:
         slots = conn.execute("SELECT slot_name FROM pg_replication_slots").fetchall()
     assert slots == [], slots
+
+
+def test_a_connector_restarted_while_kafka_is_down_comes_up_once_the_link_does(fresh_stack: Stack,
+                                                                               tmp_path: Path) -> None:
+    """Failed before its fix (a harness error, "not ready after 60s"): the restart waited for
+    readiness on the timeline, and a Connect worker is not ready before it reaches Kafka, so the
+    Kafka link it waited for was never brought back."""
+    result = run(fresh_stack, "restart_while_link_down", tmp_path)
+    assert_scenario_passed(result)
+    link = next(s for s in result.steps if "link down" in s.description)
+    assert link.applied_at is not None and link.removed_at is not None
+    assert link.removed_at - link.applied_at < 4.5 + 1.0  # removed on time, not after the restart
