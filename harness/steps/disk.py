@@ -84,8 +84,10 @@ class DiskFull(StepKind):
 
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> DiskFull:
-        # The export directory only: explore puts an export job in every run that has one.
-        return cls(size_kib=rng.choice((64, 128, 512)), directory="export_dir")
+        # The export directory only: explore puts an export job in every run that has one. Disks
+        # fill up before anyone looks: mostly one already nearly full, so the job meets the limit.
+        return cls(size_kib=rng.choice((64, 128, 512)), directory="export_dir",
+                   fill=rng.choice((0.0, 0.9, 0.95, 0.98)))
 
     def describe(self) -> str:
         return f"{self.directory} disk of {self.size_kib} KiB" + (f" filled to {self.fill:.0%}" if self.fill else
