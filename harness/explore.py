@@ -38,6 +38,9 @@ from harness.workload import WriteMode
 PROFILES = tuple(sorted(payload_profiles))
 KNOB_CHOICES = {"delivery_timeout_ms": ("1500", "10000"), "metadata_poll_interval_s": ("0.5", "2.0"),
                 "poll_interval_s": ("0.05", "0.2"), "source_timeout_s": ("1", "5")}
+# Record sizes (a profile's base size): small records batch up, so a batch can be refused by a
+# limit each of them fits under; large ones meet limits alone.
+SIZES = (100, 200, 1000, 4000)
 # As applications write: COPY puts many rows on one commit.
 WRITE_MODES: tuple[WriteMode, ...] = ("multi", "single", "copy")
 # Knobs drawn jointly with the faults: a fault on a server matters to the exporter only once its
@@ -285,8 +288,8 @@ def draw_schedule(rng: random.Random, kinds: dict[str, type[StepKind]], plan: Ex
             step = _draw_fault(rng, kinds, world, drawn)
         faults.append(step)
     steps = faults + _draw_actions(rng, kinds, world, faults, drawn)
-    workload = Workload(records=rng.choice((200, 400)), profile=rng.choice(PROFILES), chunk=50,
-                        seed=rng.randrange(1, 1_000_000), keys=16, write=rng.choice(WRITE_MODES))
+    workload = Workload(records=rng.choice((200, 400)), profile=rng.choice(PROFILES), size=rng.choice(SIZES),
+                        chunk=50, seed=rng.randrange(1, 1_000_000), keys=16, write=rng.choice(WRITE_MODES))
     knobs = {knob: rng.choice(values) for knob, values in KNOB_CHOICES.items() if rng.random() < 0.5}
     return _scenario(name, steps, workload, _sharpened(rng, knobs, faults), plan)
 
