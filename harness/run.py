@@ -70,7 +70,7 @@ class Run:
         """The exporter; if it is being restarted, once the restart is done (or failed)."""
         if self.exporter is None:
             raise HarnessError(f"scenario {self.scenario.name}: exporter not started")
-        pending, self._restarting = self._restarting, None
+        pending = self._restarting  # every caller waits for it, not only the first (threads ask too)
         if pending is not None:
             try:
                 pending.result(timeout=self.exporter.start_timeout + 30)
