@@ -95,6 +95,11 @@ class TargetDefinition:
     # Optional components it needs, by version (`faultline setup --with NAME`); installed when missing.
     requires: dict[Literal["debezium"], Annotated[str, Field(pattern=r"^[0-9][A-Za-z0-9.-]*$")]] = field(
         default_factory=dict)
+    # How pause and resume are asked: "grace" (POST pause_path?grace=S, answered once paused, with
+    # what drained: the bundled exporter) or "connect" (Kafka Connect's REST API: PUT, 202 at once;
+    # paused once ``status_path`` says so, polled until the grace runs out).
+    pause_protocol: Literal["grace", "connect"] = "grace"
+    status_path: _Path = "/status"
     # The HTTP APIs it offers besides readiness: pause/resume with a grace period, export jobs.
     apis: tuple[Literal["pause", "exports"], ...] = ("pause", "exports")
     # Postgres with logical replication (wal_level=logical, slots, senders): a CDC connector's source.

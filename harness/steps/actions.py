@@ -19,6 +19,7 @@ from harness.api_tokens import HARNESS_USER, burst_user
 from harness.journal import Check
 from harness.steps import step_kind
 from harness.steps.base import STRICT, Name, StepKind, Window, World
+from harness.waiting import WaitTimeout, wait_for
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
@@ -71,6 +72,8 @@ class Pause(StepKind):
         return frozenset({"api:pause"})
 
     def apply(self, run: Run, record: StepRecord) -> Any:
+        if run.target.pause_protocol == "connect":
+            return _connect_state(run, record, "pause", "PAUSED", self.grace_s + PAUSE_MARGIN_S)
         exporter = run.live_exporter()
         started = time.monotonic()
         status, body = answer(lambda: exporter.post(run.target.pause_path, params={"grace": self.grace_s},
@@ -104,10 +107,45 @@ class Resume(StepKind):
         return frozenset({"api:pause"})
 
     def apply(self, run: Run, record: StepRecord) -> Any:
+        if run.target.pause_protocol == "connect":
+            return _connect_state(run, record, "resume", "RUNNING", RESUME_WITHIN_S)
         exporter = run.live_exporter()
         status, body = answer(lambda: exporter.post(run.target.resume_path, timeout=10))
         record.result = {"status_code": status, **body}
         run.result.checks.append(Check("resume", status == 200, f"resume answered {status}: {str(body)[:200]}"))
+
+
+RESUME_WITHIN_S = 10.0
+
+
+def _connect_state(run: Run, record: StepRecord, verb: str, state: str, within_s: float) -> None:
+    """Kafka Connect's pause or resume: PUT, 202 at once, then the connector and its tasks reach
+    ``state``, polled on the status path; the check is that they do within ``within_s``."""
+    exporter = run.live_exporter()
+    path = run.target.pause_path if verb == "pause" else run.target.resume_path
+    started = time.monotonic()
+    try:
+        accepted = exporter.http.put(path, headers=exporter.auth(HARNESS_USER), timeout=within_s).status_code
+    except httpx.HTTPError as exc:
+        accepted = None
+        record.evidence = f"{verb}: {exc.__class__.__name__}: {exc}"
+
+    def reached() -> dict[str, Any] | None:
+        status, body = answer(lambda: exporter.get(run.target.status_path, timeout=2))
+        states = [body.get("connector", {}).get("state")] + [t.get("state") for t in body.get("tasks", [])]
+        return body if status == 200 and all(s == state for s in states) else None
+
+    body: dict[str, Any] | None = None
+    if accepted in (200, 202, 204):
+        try:
+            body = wait_for(reached, timeout=within_s, interval=0.1, what=f"the connector to be {state}")
+        except WaitTimeout:
+            body = None
+    elapsed = round(time.monotonic() - started, 3)
+    name = "pause_within_grace" if verb == "pause" else "resume"
+    run.result.checks.append(Check(name, body is not None, f"{verb} answered {accepted}; {state} "
+                                   + (f"after {elapsed}s" if body else f"not reached within {within_s}s")))
+    record.result = {"elapsed_s": elapsed, "status_code": accepted, "state": state if body else "not reached"}
 
 
 def finished_job(run: Run, job_id: str, user: str = HARNESS_USER) -> dict[str, Any] | None:

@@ -58,3 +58,12 @@ def test_a_connector_restarted_while_kafka_is_down_comes_up_once_the_link_does(f
     link = next(s for s in result.steps if "link down" in s.description)
     assert link.applied_at is not None and link.removed_at is not None
     assert link.removed_at - link.applied_at < 4.5 + 1.0  # removed on time, not after the restart
+
+
+@pytest.mark.slow
+def test_pause_and_resume_go_through_kafka_connects_rest_api(fresh_stack: Stack, tmp_path: Path) -> None:
+    result = run(fresh_stack, "pause_with_deliveries_stalled", tmp_path)
+    assert_scenario_passed(result)
+    pause = next(c for c in result.checks if c.name == "pause_within_grace")
+    assert pause.ok and "answered 202; PAUSED after" in pause.detail
+    assert next(c for c in result.checks if c.name == "resume").detail.startswith("resume answered 202; RUNNING")

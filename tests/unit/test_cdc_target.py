@@ -51,7 +51,7 @@ def test_the_debezium_target_loads_and_says_what_it_cannot_do() -> None:
     assert "does not use redis" in (target.idle_for(RedisRefuseWrites("oom")) or "")
     assert "does not use redis" in (target.idle_for(RestartService("redis")) or "")
     assert target.idle_for(LinkDown("kafka")) is None and target.unsupported(LinkDown("redis")) is None
-    assert "no pause API" in (target.unsupported(Pause(grace_s=2.0)) or "")
+    assert target.unsupported(Pause(grace_s=2.0)) is None and target.pause_protocol == "connect"
     assert "no exports API" in (target.unsupported(Export("x.jsonl")) or "")
     assert "no export_dir" in (target.unsupported(DiskFull()) or "")
     assert "no exports API" in (target.unsupported(Load(kind="api")) or "")

@@ -226,7 +226,7 @@ def test_mutation_keeps_the_parents_workload_and_usually_its_knobs() -> None:
     assert kept >= len(parents) * 0.6
 
 
-def test_a_target_that_uses_no_redis_and_offers_no_pause_gets_neither() -> None:
+def test_a_target_that_uses_no_redis_and_offers_no_exports_gets_neither() -> None:
     from harness.paths import project_root
     from harness.target import TargetDefinition
 
@@ -234,7 +234,7 @@ def test_a_target_that_uses_no_redis_and_offers_no_pause_gets_neither() -> None:
     plan = for_target(ExplorePlan(seed=1, runs=40), debezium)
     assert plan.links == ("postgres", "kafka") and plan.knobs == frozenset({"batch_size"})
     kinds, never = drawable(plan, plan.world)
-    assert not any(k.startswith("redis_") for k in kinds) and "pause" not in kinds and "export" not in kinds
-    assert "does not use redis" in never["redis_refuse_writes"] and "no pause API" in never["pause"]
+    assert not any(k.startswith("redis_") for k in kinds) and "export" not in kinds and "pause" in kinds
+    assert "does not use redis" in never["redis_refuse_writes"] and "no exports API" in never["export"]
     for scenario in fresh(plan, 40):
         assert "redis" not in scenario.description and not set(scenario.knobs) - {"batch_size"}
