@@ -6,7 +6,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -98,14 +98,13 @@ def read_topic_batches(stack: Stack, topic: str, timeout: float = 30.0, offsets:
             return
         consumer.assign(partitions)
         streams = {p: f"kafka:{topic}/{p}" for p in ends}
+        decode = _decoder(fmt)
         deadline = time.monotonic() + timeout
         while todo:
             if time.monotonic() > deadline:
                 raise HarnessError(f"reading topic {topic}: partitions {sorted(todo)} not read to their end "
                                    f"within {timeout}s")
-            messages = consumer.consume(num_messages=10_000, timeout=0.5)
-            batch = (_decoded(messages, ends, streams, todo) if fmt is None or fmt.plain
-                     else _enveloped(messages, ends, streams, todo, fmt))
+            batch = _decoded(consumer.consume(num_messages=10_000, timeout=0.5), ends, streams, todo, decode)
             if batch:
                 yield batch
         offsets.update(ends)
@@ -116,13 +115,14 @@ def read_topic_batches(stack: Stack, topic: str, timeout: float = 30.0, offsets:
 _UNDECODED = SinkRecord()  # what a message that is not a record of the expected shape decodes to
 
 
-def _decoded(messages: list, ends: dict[int, int], streams: dict[int, str], todo: set[int]) -> list[SinkRecord]:
+def _decoded(messages: list, ends: dict[int, int], streams: dict[int, str], todo: set[int],
+             decode: Callable[[bytes], SinkRecord] = _DECODE) -> list[SinkRecord]:
     """A consumer batch as records, up to each partition's end offset (``todo`` loses a partition
     read to its end). A record of the expected shape is made in one C call; anything else goes
     through ``_parse``, which keeps what it can and lets the reconciler report the rest. This loop
     runs ten million times in a recount: nothing in it is there without need."""
     batch: list[SinkRecord] = []
-    append, decode = batch.append, _DECODE
+    append = batch.append
     for msg in messages:
         error = msg.error()
         if error is not None:
@@ -140,6 +140,8 @@ def _decoded(messages: list, ends: dict[int, int], streams: dict[int, str], todo
             record = decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
             record = _UNDECODED
+        if record is _SKIP:
+            continue
         if record.record_id is None:
             append(_parse(raw, f"{streams[partition]}@{offset}", ts=msg.timestamp()[1] / 1000,
                           stream=streams[partition]))
@@ -150,28 +152,21 @@ def _decoded(messages: list, ends: dict[int, int], streams: dict[int, str], todo
     return batch
 
 
-def _enveloped(messages: list, ends: dict[int, int], streams: dict[int, str], todo: set[int],
-               fmt: RecordFormat) -> list[SinkRecord]:
-    """``_decoded`` for a target whose records sit elsewhere in the message (``fmt``): messages
-    that carry no row (a delete, a tombstone) are skipped."""
-    batch: list[SinkRecord] = []
-    for msg in messages:
-        error = msg.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                continue
-            raise KafkaException(error)
-        partition, offset = msg.partition(), msg.offset()
-        if offset + 1 >= ends[partition]:
-            todo.discard(partition)
-            if offset >= ends[partition]:
-                continue
-        raw = msg.value() or b""
+_SKIP = SinkRecord()  # what a message that carries no row decodes to: not a record at all
+
+
+def _decoder(fmt: RecordFormat | None) -> Callable[[bytes], SinkRecord]:
+    """How a message becomes a record: in one C call for the bundled shape, else through the
+    target's ``[record]`` format (a message without a row is ``_SKIP``; one of another shape has
+    no id, and ``_parse`` keeps it for the reconciler to report)."""
+    if fmt is None or fmt.plain:
+        return _DECODE
+
+    def decode(raw: bytes) -> SinkRecord:
         fields = fmt.fields(raw)
-        if isinstance(fields, NotARecord):
-            continue
-        batch.append(SinkRecord(fields[0], fields[1], raw, "", msg.timestamp()[1] / 1000, streams[partition], offset))
-    return batch
+        return _SKIP if isinstance(fields, NotARecord) else SinkRecord(fields[0], fields[1])
+
+    return decode
 
 
 # A topic the exporter has just created has no partition leader for a moment: asked then, the

@@ -139,3 +139,39 @@ def test_a_target_can_extend_another_and_only_one_level(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text('extends = "../x.toml"\n')
     with pytest.raises(TargetError, match=r"bad.toml:1: extends: name a .toml file beside this one"):
         TargetDefinition.load(tmp_path / "bad.toml")
+
+
+class Message:
+    def __init__(self, offset: int, value: bytes) -> None:
+        self._offset, self._value = offset, value
+
+    def error(self) -> None:
+        return None
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return 1, 1_700_000_000_000
+
+
+def test_the_sink_reader_skips_what_is_no_record_and_keeps_what_it_cannot_read() -> None:
+    from harness.sinks import _decoded, _decoder
+
+    payload = base64.b64encode(b"abc").decode()
+    messages = [Message(0, event({"id": 1, "key": "k", "payload": payload})), Message(1, b""),
+                Message(2, event(None, op="d")), Message(3, b"{not json"),
+                Message(4, event({"id": 2, "payload": payload}))]
+    todo = {0}
+    records = _decoded(messages, {0: 5}, {0: "kafka:t/0"}, todo, _decoder(ENVELOPE))
+    assert [(r.record_id, r.payload, r.location) for r in records] == [
+        (1, b"abc", "kafka:t/0@0"), (None, None, "kafka:t/0@3"), (2, b"abc", "kafka:t/0@4")]
+    assert records[1].raw == b"{not json" and not todo  # kept for the reconciler to report; partition read
+    plain = _decoded([Message(0, b'{"id": 5, "payload": "x"}')], {0: 1}, {0: "s"}, {0}, _decoder(None))
+    assert [(r.record_id, r.payload) for r in plain] == [(5, "x")]
