@@ -153,6 +153,7 @@ def _keeps_actions_out(step: StepKind) -> bool:
 
 
 CLASH_MARGIN_S = 1.0  # clashing faults are kept this far apart: applying and removing take time
+WAITING_CLEARANCE_S = 5.0  # a waiting action starts at least this long before a fault that takes the exporter away
 
 
 def _conflicts(step: Step, others: list[Step], during_s: float, max_overlap: int) -> bool:
@@ -230,15 +231,20 @@ def _draw_actions(rng: random.Random, kinds: dict[str, type[StepKind]], world: W
 
     def instant(action: str) -> float:
         weights = [1.0 / (1 + drawn.inside[f"{action} in {kind_of(f.do)}"]) ** 2 for f in inside]
+        # An action that waits on the exporter (an export job, a pause's grace) runs beside the
+        # timeline for a while: it must not still be waiting when the exporter is taken away (found
+        # by explore: an export's request cut by a kill a second later read as the exporter's fault).
+        lead = WAITING_CLEARANCE_S if action in kinds and kinds[action].waits else 0.2
         for _ in range(20):
             lo, hi = _window(rng.choices(inside, weights)[0], world.during_s) if inside and rng.random() < 0.7 else (
                 0.2, world.during_s - 0.3)
             # Early in the window more often than late: an operator acts while the trouble is
             # on, and what an action meets lasts as long as the rest of the window.
             t = round(lo + (max(lo, hi - 0.2) - lo) * rng.random() ** 2, 1)
-            if not any(a - 0.2 <= t <= b + 0.5 for a, b in away):
+            if not any(a - lead <= t <= b + 0.5 for a, b in away):
                 return t
-        return round(world.during_s, 1)  # the end of the phase: every window has closed
+        # The end of the phase, past every window that takes the exporter away.
+        return round(max([world.during_s] + [hi + 0.6 for _lo, hi in away]), 1)
 
     def after_away(t: float) -> float:
         for lo, hi in sorted(away):
@@ -359,10 +365,20 @@ def mutate(rng: random.Random, parent: Scenario, kinds: dict[str, type[StepKind]
         knobs = _sharpened(rng, knobs, [steps[i] for i in faults])
     else:
         steps = _moved(rng, how, steps, faults, plan)
+    if not waiting_actions_clear(steps, plan.during_s):
+        return draw_schedule(rng, kinds, plan, name, drawn)  # a fault moved onto a waiting action
     try:
         return _scenario(name, steps, parent.workload, knobs, plan)
     except HarnessError:
         return draw_schedule(rng, kinds, plan, name, drawn)
+
+
+def waiting_actions_clear(steps: list[Step] | tuple[Step, ...], during_s: float) -> bool:
+    """No action that waits on the exporter starts within WAITING_CLEARANCE_S before (or inside)
+    a window that takes the exporter or a server away."""
+    away = [_window(s, during_s) for s in steps if s.do.role == "fault" and _keeps_actions_out(s.do)]
+    return not any(lo - WAITING_CLEARANCE_S <= (s.at or 0.0) <= hi + 0.5 for s in steps
+                   if s.do.role == "action" and s.do.waits for lo, hi in away)
 
 
 def signature(result: ScenarioResult) -> str:

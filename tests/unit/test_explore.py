@@ -23,6 +23,7 @@ from harness.explore import (
     mutate,
     schedules,
     signature,
+    waiting_actions_clear,
 )
 from harness.journal import Check
 from harness.result import ScenarioResult, Verdict
@@ -56,6 +57,7 @@ def test_every_schedule_is_valid_within_its_overlap_and_never_clashes() -> None:
             away = [_window(f, plan.during_s) for f in faults if _keeps_actions_out(f.do)]
             for action in (s for s in scenario.steps if s.do.role == "action"):
                 assert not any(lo <= (action.at or 0.0) < hi for lo, hi in away), scenario.description
+            assert waiting_actions_clear(scenario.steps, plan.during_s), scenario.description
 
 
 def test_a_fault_that_needs_a_server_never_overlaps_one_that_takes_it_away() -> None:
@@ -97,6 +99,7 @@ def test_mutations_are_valid_deterministic_neighbours() -> None:
     children = [mutate(random.Random(n), p, kinds, PLAN, f"child{n}") for n, p in enumerate(parents)]
     again = [mutate(random.Random(n), p, kinds, PLAN, f"child{n}") for n, p in enumerate(parents)]
     assert children == again
+    assert all(waiting_actions_clear(c.steps, PLAN.during_s) for c in children)
     changed = sum(c.steps != p.steps for c, p in zip(children, parents, strict=True))
     assert changed >= 14  # most mutations change the schedule (some are refused as clashes)
 
@@ -221,7 +224,8 @@ def test_mutation_keeps_the_parents_workload_and_usually_its_knobs() -> None:
     kinds, _never = drawable(PLAN, World())
     parents = [p for p in fresh(count=40) if p.knobs]
     children = [mutate(random.Random(n), p, kinds, PLAN, f"child{n}") for n, p in enumerate(parents)]
-    assert all(c.workload == p.workload for c, p in zip(children, parents, strict=True))
+    same = sum(c.workload == p.workload for c, p in zip(children, parents, strict=True))
+    assert same >= len(parents) * 0.8  # all but the few refused (a clash): those are drawn afresh
     kept = sum(set(p.knobs.items()) <= set(c.knobs.items()) for c, p in zip(children, parents, strict=True))
     assert kept >= len(parents) * 0.6
 
