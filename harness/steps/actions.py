@@ -95,6 +95,10 @@ class Resume(StepKind):
 
     kind_name: ClassVar[str] = "resume"
     role: ClassVar = "action"
+    # In line behind the waiting actions: a resume must never overtake the pause before it (found
+    # by explore: asked while that pause still waited, it was undone by it, and the exporter
+    # stayed paused with records in its buffer).
+    waits: ClassVar[bool] = True
 
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> Resume:

@@ -33,3 +33,28 @@ def test_a_waiting_action_never_holds_a_fault_window_open(run_scenario) -> None:
     assert held < WINDOW_S + 0.7, f"the {WINDOW_S}s window was held {held:.2f}s (the pause waited inline)"
     assert pause.applied_at < link.removed_at  # the pause was asked inside the window it waited through
     assert result.error is None and result.verdict.value == "pass", result.violations
+
+
+RESUME_EARLY = Scenario(
+    name="resume_asked_before_the_pause_answered",
+    description="A pause whose grace runs past the time its resume is due: the resume still comes after it",
+    workload=Workload(records=300, chunk=50, meet_faults=50),
+    steps=(
+        Step("during", LinkDown("kafka"), at=0.3, duration=3.0),
+        Step("during", Pause(grace_s=2.5), at=0.5),
+        Step("during", Resume(), at=1.0),  # due while the pause still waits for its grace
+    ),
+    expect=Expect(pause_within_grace=False),
+    during_s=3.5,
+)
+
+
+def test_a_resume_is_asked_only_after_the_pause_before_it_answered(run_scenario) -> None:  # noqa: ANN001
+    """Failed before its fix: the pause waited beside the timeline and the resume, asked inline,
+    overtook it; the exporter then paused for good and kept the rest in its buffer."""
+    result = run_scenario(RESUME_EARLY)
+    pause = next(s for s in result.steps if s.description.startswith("pause"))
+    resume = next(s for s in result.steps if s.description == "resume")
+    assert pause.result is not None and resume.applied_at is not None and pause.applied_at is not None
+    assert resume.applied_at >= pause.applied_at + pause.result["elapsed_s"] - 0.05
+    assert result.error is None and result.verdict.value == "pass", [c.detail for c in result.violations]
