@@ -246,7 +246,7 @@ def _mutants_explore(target: Path, out: Path, backend: str, seed: int, runs: int
 @click.option("--explore", "use_explore", is_flag=True,
               help="Find each defect by exploring (seed, budget below) instead of with the scenarios that claim it.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=1, show_default=True)
-@click.option("--explore-runs", type=click.IntRange(1, 100_000), default=40, show_default=True,
+@click.option("--explore-runs", type=click.IntRange(1, 100_000), default=80, show_default=True,
               help="Explore's budget per defect (and for the clean exporter), in runs.")
 @click.option("--defect", "only", multiple=True, help="With --explore: only these defects (repeatable).")
 def mutants(backend: str, target_path: str | None, out: str | None, use_explore: bool, seed: int,

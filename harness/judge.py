@@ -85,7 +85,7 @@ def drain(run: Run, healed_at: float) -> SinkContents:
 
     bound = run.scenario.expect.recovered_within_s
     try:
-        wait_for(accounted, timeout=drain_deadline(run), interval=0.5, what="the exporter to drain")
+        wait_for(accounted, timeout=drain_deadline(run), interval=0.25, what="the exporter to drain")
         recovered = time.monotonic() - healed_at
         run.result.recovery_s = round(recovered, 3)
         run.result.checks.append(Check("recovered_within", recovered <= bound,
