@@ -67,6 +67,7 @@ class LoadRun:
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.resolved = 0  # writes whose outcome was read back from the source table
+        self.key_prefix = key_prefix  # every row its users write has a key that starts with it
 
     @property
     def pid(self) -> int | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from harness.errors import HarnessError
 from harness.ledger import Ledger, content_hash
@@ -227,6 +228,23 @@ class Run:
         if not self.target.has_sink("dead_letter_stream"):
             return []
         return read_dead_letters(self.stack, exporter.sink("dead_letter_stream"))
+
+    def with_running_loads(self, ledger: Ledger) -> Ledger:
+        """``ledger`` plus what the Locust loads still running wrote so far (their journals are
+        merged when they end): read from the source by their key prefix, as writes that may or may
+        not be in a sink read now (found by explore: an export during a load held rows the ledger
+        did not know yet, and called them unexpected)."""
+        if not self.loads:
+            return ledger
+        known = ledger.ids("ok") | ledger.ids("indeterminate")
+        table = sql.Identifier(self.ctx.source_table)
+        query = sql.SQL("SELECT id, payload FROM {} WHERE starts_with(key, %s)").format(table)
+        with psycopg.connect(self.stack.postgres_dsn(proxied=False), connect_timeout=10) as conn:
+            for load in self.loads:
+                for record_id, payload in conn.execute(query, (load.key_prefix,)).fetchall():
+                    if record_id not in known:
+                        ledger.add(int(record_id), content_hash(bytes(payload)), "indeterminate")
+        return ledger
 
     def buffer_evidence(self) -> BufferEvidence:
         """What the tap saw of the buffer; for a target without a buffer, evidence that says so."""

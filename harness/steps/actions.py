@@ -228,7 +228,7 @@ class Export(StepKind):
                    if x.stage == exporter.sink("export_dead_letter_stage")]
         records = [r for r in read_lines(final, self.encoding) if r.record_id is not None]
         # Lines were decoded with the export's encoding; hashes compare the text as UTF-8, like the ledger.
-        exported = run.ledger.copy()
+        exported = run.with_running_loads(run.ledger.copy())
         exported.mark_indeterminate_from(submitted_at)
         outcome = reconcile(exported, records, letters)
         bad = outcome.violations()
@@ -316,7 +316,7 @@ class ExportBurst(StepKind):
         from harness.waiting import wait_for
 
         unfinished, broken = [], []
-        exported = run.ledger.copy()
+        exported = run.with_running_loads(run.ledger.copy())
         exported.mark_indeterminate_from(submitted_at)
         for user, job_id in job_ids:
             job = wait_for(partial(finished_job, run, job_id, user), timeout=120, what=f"export job {job_id}")

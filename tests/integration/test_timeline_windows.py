@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.scenario import Expect, LinkDown, Pause, Resume, Scenario, Step, Workload
+from harness.scenario import Expect, Export, LinkDown, Pause, Resume, Scenario, Step, Workload
+from harness.steps.load import Load
 
 pytestmark = [pytest.mark.faultline, pytest.mark.timeout(180)]
 
@@ -58,3 +59,25 @@ def test_a_resume_is_asked_only_after_the_pause_before_it_answered(run_scenario)
     assert pause.result is not None and resume.applied_at is not None and pause.applied_at is not None
     assert resume.applied_at >= pause.applied_at + pause.result["elapsed_s"] - 0.05
     assert result.error is None and result.verdict.value == "pass", [c.detail for c in result.violations]
+
+
+EXPORT_DURING_LOAD = Scenario(
+    name="export_during_locust_load",
+    description="A Locust source load writes while an export job reads the whole table",
+    workload=Workload(records=200, chunk=50),
+    steps=(
+        Step("during", Load(kind="source", users=4, wait_s=0.05, rows_per_write=5), at=0.2, duration=3.0),
+        Step("during", Export("during-load.jsonl", expect_state="either"), at=1.5),
+    ),
+    expect=Expect(),
+    during_s=3.5,
+)
+
+
+def test_an_export_during_a_load_knows_the_rows_the_load_wrote(run_scenario) -> None:  # noqa: ANN001
+    """Failed before its fix (found by explore): the load's rows reach the ledger when it ends, so
+    the export check called the ones the job exported "unexpected"."""
+    result = run_scenario(EXPORT_DURING_LOAD)
+    export = next(c for c in result.checks if c.name.startswith("export:"))
+    assert export.ok and "every row intact" in export.detail, export.detail
+    assert result.verdict.value == "pass", [c.detail for c in result.violations]
