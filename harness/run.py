@@ -239,11 +239,15 @@ class Run:
         known = ledger.ids("ok") | ledger.ids("indeterminate")
         table = sql.Identifier(self.ctx.source_table)
         query = sql.SQL("SELECT id, payload FROM {} WHERE starts_with(key, %s)").format(table)
-        with psycopg.connect(self.stack.postgres_dsn(proxied=False), connect_timeout=10) as conn:
-            for load in self.loads:
-                for record_id, payload in conn.execute(query, (load.key_prefix,)).fetchall():
-                    if record_id not in known:
-                        ledger.add(int(record_id), content_hash(bytes(payload)), "indeterminate")
+        try:
+            with psycopg.connect(self.stack.postgres_dsn(proxied=False), connect_timeout=10) as conn:
+                rows = [row for load in self.loads for row in conn.execute(query, (load.key_prefix,)).fetchall()]
+        except psycopg.Error as exc:
+            raise HarnessError(f"scenario {self.scenario.name}: cannot read the running load's rows from "
+                               f"{self.ctx.source_table}: {exc.__class__.__name__}: {exc}") from exc
+        for record_id, payload in rows:
+            if record_id not in known:
+                ledger.add(int(record_id), content_hash(bytes(payload)), "indeterminate")
         return ledger
 
     def buffer_evidence(self) -> BufferEvidence:
