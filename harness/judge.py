@@ -5,6 +5,7 @@ Each check is a small function of what was read, so the rules are tested without
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 
@@ -125,7 +126,7 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
         run.result.resources, leak_check = resource_check(monitor)
         run.result.checks += leak_check
     run.result.log_excerpt = log_excerpt(exporter)
-    run.result.log_kinds = log_kinds(exporter.log_records())
+    run.result.log_kinds = log_kinds(exporter.log_records(), run.result.names)
 
 
 def ledger_summary(run: Run, outcome: Reconciliation) -> LedgerSummary:
@@ -240,12 +241,31 @@ def resource_check(monitor: ResourceMonitor) -> tuple[Resources, list[Check]]:
     return resources, [Check("no_resource_leak", not leaks, "; ".join(t.describe() for t in (leaks or report.trends)))]
 
 
-def log_kinds(records: list[dict], most: int = 50) -> list[str]:
-    """The kinds of warning and error the exporter logged: level, message and stage, with digits
-    taken out (so 'attempt 3' and 'attempt 4' are one kind)."""
-    kinds = {f"{r.get('level')}: {r.get('msg')}" + (f" [{r.get('stage')}]" if r.get("stage") else "")
+def log_kinds(records: list[dict], names: dict[str, str] | None = None, most: int = 50) -> list[str]:
+    """The kinds of warning and error the exporter logged: level, message and stage (or logger),
+    with this run's names (namespace, table, topic: they differ every run) put back to their
+    placeholders and each run of digits one '#' (so 'attempt 3' and 'attempt 12' are one kind)."""
+    kinds = {f"{r.get('level')}: {_message_kind(str(r.get('msg')), names or {})}{_where(r)}"
              for r in records if r.get("level") in ("warning", "error", "critical")}
-    return sorted({"".join("#" if c.isdigit() else c for c in k)[:160] for k in kinds})[:most]
+    return sorted(kinds)[:most]
+
+
+def _message_kind(message: str, names: dict[str, str], length: int = 140) -> str:
+    return re.sub(r"\d+", "#", _redacted(message, names))[:length]
+
+
+def _redacted(message: str, names: dict[str, str]) -> str:
+    for placeholder, value in sorted(names.items(), key=lambda item: -len(item[1])):  # a topic holds the namespace
+        if value:
+            message = message.replace(value, "{" + placeholder + "}")
+    return message
+
+
+def _where(record: dict) -> str:
+    if record.get("stage"):
+        return f" [{str(record['stage'])[:60]}]"
+    logger = record.get("logger")
+    return f" ({str(logger).rsplit('.', 1)[-1][:60]})" if logger else ""
 
 
 def log_excerpt(exporter: ExporterProcess, lines: int = 30) -> list[str]:

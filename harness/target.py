@@ -9,7 +9,7 @@ and URL carry the exporter's own role and ACL user, never the harness's), ``{kaf
 run, with ``{postgres_host}`` ... ``{postgres_database}`` (the DSN's parts) and, for a target that
 ``requires`` components, ``{java}`` and ``{debezium_libs}``. ``api_auth = "bearer"`` makes every
 request the harness sends carry its token. ARCHITECTURE.md's "Target definitions" lists the rest:
-``[record]``, ``uses``, ``apis``, ``[files]``, ``postgres_logical_replication``, ``delivery``.
+``[record]``, ``[log]``, ``uses``, ``apis``, ``[files]``, ``postgres_logical_replication``, ``delivery``.
 
 ``[knobs]`` maps the harness's knobs (delivery timeout, batch size, sink, ...) to the target's own
 settings: a scenario names knobs, never a target's variables, so the catalogue runs against any
@@ -19,13 +19,12 @@ exporter; a scenario that needs a knob the target lacks is skipped with that rea
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -36,6 +35,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from harness.api_tokens import HARNESS_USER, ApiTokens
 from harness.errors import HarnessError
 from harness.knobs import KNOBS
+from harness.log_format import LogFormat
 from harness.paths import project_root
 from harness.record_format import RecordFormat
 from harness.services.executor import ServiceExecutor, free_port
@@ -85,6 +85,8 @@ class TargetDefinition:
         default_factory=dict)
     # How a record sits in a sink message (harness.record_format); the default is the bundled one's.
     record: RecordFormat = field(default_factory=RecordFormat)
+    # How its log is read (harness.log_format): JSON lines (the bundled one's) or a log4j-style pattern.
+    log: LogFormat = field(default_factory=LogFormat)
     # The servers the pipeline goes through: a step on a server it does not use is skipped (a
     # connector reading Postgres's WAL straight into Kafka has no Redis buffer).
     uses: tuple[Literal["postgres", "redis", "kafka"], ...] = ("postgres", "redis", "kafka")
@@ -124,7 +126,9 @@ class TargetDefinition:
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         if isinstance(data.get("record"), dict):
-            data["record"] = _record_format(data["record"], path, where)
+            data["record"] = _subtable(RecordFormat, "record", data["record"], path, where)
+        if isinstance(data.get("log"), dict):
+            data["log"] = _subtable(LogFormat, "log", data["log"], path, where)
         try:
             target = cls(**data)
         except ValidationError as exc:
@@ -217,18 +221,22 @@ def _extended(data: dict[str, Any], path: Path, where: Locator) -> dict[str, Any
     return {**base, **data}
 
 
-def _record_format(data: dict[str, Any], path: Path, where: Locator) -> RecordFormat:
-    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(RecordFormat)})
+_Format = TypeVar("_Format", RecordFormat, LogFormat)
+
+
+def _subtable(format_class: type[_Format], table: str, data: dict[str, Any], path: Path, where: Locator) -> _Format:
+    """A table of the definition read as its own dataclass ([record], [log]), errors at its line."""
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(format_class)})
     if unknown:
-        line = where.key(unknown[0], table="record") or where.table("record")
-        raise TargetError(f"{path}:{line or '?'}: record.{unknown[0]}: not a field of [record]")
+        line = where.key(unknown[0], table=table) or where.table(table)
+        raise TargetError(f"{path}:{line or '?'}: {table}.{unknown[0]}: not a field of [{table}]")
     try:
-        return RecordFormat(**data)
+        return format_class(**data)
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = ".".join(str(x) for x in error["loc"])
-        line = where.key(loc.split(".")[0], table="record") or where.table("record")
-        raise TargetError(f"{path}:{line or '?'}: record.{loc}: {error['msg']} "
+        line = (where.key(loc.split(".")[0], table=table) if loc else None) or where.table(table)
+        raise TargetError(f"{path}:{line or '?'}: {table}{'.' + loc if loc else ''}: {error['msg']} "
                           f"(got {repr(error.get('input'))[:80]})") from exc
 
 
@@ -410,15 +418,9 @@ class ExporterProcess:
         return sum(self.metric_total(k, samples) for k in ERROR_COUNTERS if k in self.target.metrics)
 
     def log_records(self) -> list[dict[str, Any]]:
-        records = []
-        if self.log_path.exists():
-            for line in self.log_path.read_text(errors="replace").splitlines():
-                if line.startswith("{"):
-                    try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        records.append({"level": "unparsed", "msg": line})
-        return records
+        if not self.log_path.exists():
+            return []
+        return self.target.log.records(self.log_path.read_text(errors="replace"))
 
     def auth(self, user: str) -> dict[str, str]:
         return self.ctx.tokens.header(user) if self.target.api_auth == "bearer" else {}

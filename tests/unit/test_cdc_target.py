@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SetupError
+from harness.judge import log_kinds
+from harness.log_format import LogFormat
 from harness.provision import OPTIONAL, Debezium, check_all
 from harness.record_format import NOT_A_RECORD, RecordFormat
 from harness.scenario import DiskFull, Export, LinkDown, Pause, RedisRefuseWrites, RestartService, Toxic
@@ -76,6 +78,12 @@ def test_the_bundled_target_supports_every_kind_of_step() -> None:
     (('uses = ["postgres", "kafka"]', 'uses = ["postgres", "mysql"]'), "uses"),
     (('requires = { debezium = "3.7.0.Final" }', 'requires = { debezium = "latest" }'), "requires"),
     (('delivery = "at-least-once"', 'delivery = "sometimes"'), "delivery"),
+    (('format = "pattern"', 'format = "xml"'), "log.format"),
+    (("pattern = '^", "pattern = '(^"), "log.pattern"),  # does not compile
+    (("(?P<level>", "(?P<severity>"), "log.pattern"),  # no `level` group
+    (('format = "pattern"', 'format = "pattern"\nlevels = { WARN = "loud" }'), "log.levels"),
+    (('format = "pattern"', 'format = "pattern"\ncolour = "red"'), "log.colour"),
+    (('format = "pattern"', 'format = 1.5'), "log.format"),
 ])
 def test_a_bad_cdc_target_names_its_line_and_field(tmp_path: Path, edit: tuple[str, str], where: str) -> None:
     text = DEBEZIUM.read_text()
@@ -175,3 +183,48 @@ def test_the_sink_reader_skips_what_is_no_record_and_keeps_what_it_cannot_read()
     assert records[1].raw == b"{not json" and not todo  # kept for the reconciler to report; partition read
     plain = _decoded([Message(0, b'{"id": 5, "payload": "x"}')], {0: 1}, {0: "s"}, {0}, _decoder(None))
     assert [(r.record_id, r.payload) for r in plain] == [(5, "x")]
+
+
+CONNECT_LOG = """\
+[2026-11-26 03:00:01,100] INFO Kafka Connect started (org.apache.kafka.connect.runtime.Connect)
+[2026-11-26 03:00:02,200] WARN [Producer clientId=faultline-exporter] Got error produce response with correlation \
+id 140 on topic-partition s_run_4c2987.public.s_run_4c2987_source-0 (org.apache.kafka.clients.producer.internals.Sender)
+[2026-11-26 03:00:03,300] ERROR WorkerSourceTask{id=faultline-source-0} Task threw an uncaught exception \
+(org.apache.kafka.connect.runtime.WorkerTask)
+org.apache.kafka.connect.errors.ConnectException: An exception occurred in the change event producer.
+\tat io.debezium.pipeline.ErrorHandler.setProducerThrowable(ErrorHandler.java:67)
+[2026-11-26 03:00:04,400] WARN [Producer clientId=faultline-exporter] Got error produce response with correlation \
+id 7 on topic-partition s_run_4c2987.public.s_run_4c2987_source-0 (org.apache.kafka.clients.producer.internals.Sender)
+"""
+RUN_NAMES = {"namespace": "s_run_4c2987", "source_table": "s_run_4c2987_source"}
+
+
+def test_a_connect_log_is_read_by_the_targets_pattern_with_its_stack_traces() -> None:
+    records = TargetDefinition.load(DEBEZIUM).log.records(CONNECT_LOG)
+    assert [r["level"] for r in records] == ["info", "warning", "error", "warning"]
+    assert records[2]["logger"] == "org.apache.kafka.connect.runtime.WorkerTask"
+    assert records[2]["trace"][0].startswith("org.apache.kafka.connect.errors.ConnectException")
+    assert len(records[2]["trace"]) == 2 and "trace" not in records[1]
+
+
+def test_log_kinds_are_the_same_across_runs_whatever_the_names_and_numbers() -> None:
+    records = TargetDefinition.load(DEBEZIUM).log.records(CONNECT_LOG)
+    kinds = log_kinds(records, RUN_NAMES)
+    assert kinds == [
+        "error: WorkerSourceTask{id=faultline-source-#} Task threw an uncaught exception (WorkerTask)",
+        # a long message is cut (at 140 characters), its logger kept
+        "warning: [Producer clientId=faultline-exporter] Got error produce response with correlation id # on "
+        "topic-partition {namespace}.public.{source_table} (Sender)",
+    ]
+    other_run = CONNECT_LOG.replace("4c2987", "9fe0a1").replace("id 140", "id 3")
+    assert log_kinds(TargetDefinition.load(DEBEZIUM).log.records(other_run), {
+        "namespace": "s_run_9fe0a1", "source_table": "s_run_9fe0a1_source"}) == kinds
+    assert log_kinds(records) != kinds  # without the run's names, every run would be a new signature
+
+
+def test_the_bundled_log_is_json_lines_and_keeps_what_it_cannot_parse() -> None:
+    text = '{"level": "error", "msg": "send failed", "stage": "sink.kafka"}\n{"level": "warn\nplain line\n'
+    records = LogFormat().records(text)
+    assert records[0] == {"level": "error", "msg": "send failed", "stage": "sink.kafka"}
+    assert records[1]["level"] == "unparsed" and len(records) == 2
+    assert log_kinds(records) == ["error: send failed [sink.kafka]"]
