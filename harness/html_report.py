@@ -38,7 +38,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#
 h1{font-size:22px}h2{font-size:18px;margin-top:36px;border-top:1px solid #ddd;padding-top:16px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;
 text-align:left;vertical-align:top}th{background:#f3f4f6}.pass{color:#15803d;font-weight:600}
-.fail{color:#b91c1c;font-weight:600}.error{color:#b45309;font-weight:600}.skipped{color:#0e7490;font-weight:600}
+.fail{color:#b91c1c;font-weight:600}.error{color:#b45309;font-weight:600}.skipped{color:#0e7490;font-weight:600}.na{color:#6b7280}
 .chart{display:block;margin:4px 0}
 pre{background:#f9fafb;border:1px solid #e5e7eb;padding:8px;font-size:12px;white-space:pre-wrap;
 word-break:break-all}.ids{font-family:ui-monospace,monospace;font-size:12px}
@@ -119,9 +119,10 @@ def _scenario_section(sc: ScenarioResult) -> str:
         out.append(svg_chart(getattr(series, key), windows, title, colour, duration))
     out.append("<h3>Checks</h3><table><tr><th>invariant</th><th>held</th><th>detail</th></tr>")
     for check in sc.checks:
-        state = "pass" if check.ok else "fail"
+        state = "na" if not check.applicable else "pass" if check.ok else "fail"
+        held = {"na": "n/a", "pass": "yes", "fail": "NO"}[state]
         out.append(f'<tr class="check-{state}"><td>{escape(check.name)}</td><td class="{state}">'
-                   f'{"yes" if check.ok else "NO"}</td><td>{escape(check.detail)}</td></tr>')
+                   f'{held}</td><td>{escape(check.detail)}</td></tr>')
     out.append("</table><h3>Fault steps</h3><table><tr><th>phase</th><th>step</th><th>applied</th><th>removed</th>"
                "<th>evidence</th></tr>")
     for step in sc.steps:

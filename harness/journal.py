@@ -12,6 +12,9 @@ class Check:
     name: str
     ok: bool
     detail: str = ""
+    # False: the invariant cannot be judged on this target (no metrics to compare): never a
+    # violation, and shown as "n/a" with the reason rather than as held.
+    applicable: bool = True
 
 
 @dataclass

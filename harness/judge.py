@@ -171,7 +171,7 @@ def metric_checks(run: Run, exporter: ExporterProcess, seen: SinkContents) -> li
         why = f"not applicable: target {run.target.name} names no metrics (no [metrics] table)"
         wanted = [name for name, on in (("metrics_agree", expect.metrics_agree),
                                         ("errors_surfaced", expect.errors_surfaced)) if on]
-        return [Check(name, True, why) for name in wanted]
+        return [Check(name, True, why, applicable=False) for name in wanted]
     try:
         samples = exporter.metrics()
     except (MetricsUnavailable, httpx.HTTPError) as exc:

@@ -73,6 +73,8 @@ def write_junit(path: Path, results: list[ScenarioResult]) -> None:
             case = ET.SubElement(suite, "testcase", classname=f"faultline.{result.name}", name=check.name)
             if not check.ok:
                 ET.SubElement(case, "failure", message=check.detail[:500]).text = check.detail
+            elif not check.applicable:
+                ET.SubElement(case, "skipped", message=check.detail[:500])
             else:
                 ET.SubElement(case, "system-out").text = check.detail
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)

@@ -339,7 +339,7 @@ class ExporterProcess:
         command = [self.ctx.fill(part) for part in self.target.command]
         self.executor = ServiceExecutor(
             "exporter", command, host="127.0.0.1", port=self.ctx.http_port, log_path=self.log_path,
-            timeout=self.start_timeout, cwd=str(project_root()), envvars=self.environment(),
+            timeout=self.start_timeout, cwd=str(project_root()), envvars=environment,
             ready=self._ready)
         self.executor.start()
         self.starts += 1

@@ -228,3 +228,21 @@ def test_the_bundled_log_is_json_lines_and_keeps_what_it_cannot_parse() -> None:
     assert records[0] == {"level": "error", "msg": "send failed", "stage": "sink.kafka"}
     assert records[1]["level"] == "unparsed" and len(records) == 2
     assert log_kinds(records) == ["error: send failed [sink.kafka]"]
+
+
+def test_a_check_that_cannot_be_judged_is_shown_not_applicable_never_held(tmp_path: Path) -> None:
+    from harness.journal import Check
+    from harness.reports import write_all
+    from harness.result import RunReport, ScenarioResult, Verdict, read_report
+
+    why = "not applicable: target debezium-postgres names no metrics (no [metrics] table)"
+    result = ScenarioResult("demo", "d", None, verdict=Verdict.PASS,
+                            checks=[Check("no_loss", True, "all 9 delivered"),
+                                    Check("metrics_agree", True, why, applicable=False)])
+    write_all(tmp_path, RunReport(run_id="r", target="t", backend="local", verdict=Verdict.PASS, duration_s=1.0,
+                                  scenarios=[result]))
+    junit, html = (tmp_path / "junit.xml").read_text(), (tmp_path / "report.html").read_text()
+    assert junit.count("<skipped") == 1 and "no [metrics] table" in junit
+    assert '<td class="na">n/a</td>' in html and '<td class="pass">yes</td>' in html
+    back = read_report(tmp_path / "report.json").scenarios[0].checks
+    assert [c.applicable for c in back] == [True, False] and back[1].ok  # never a violation
