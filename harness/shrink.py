@@ -61,8 +61,12 @@ def fed_faults(result: ScenarioResult) -> frozenset[str]:
 
 
 def starved_faults(result: ScenarioResult, needs_data: frozenset[str]) -> list[str]:
-    """Faults that met data in the original but met none here (nothing in flight, nothing written)."""
-    return [r.description for r in result.steps if r.description in needs_data and r.met_data == 0]
+    """Faults that met data in the original but met none here (nothing in flight, nothing written).
+    A fault is known by its description, which its repeats share: it is fed when any of its windows
+    met data (the first of two link cuts may come after its data was delivered, the second not)."""
+    fed = fed_faults(result)
+    starved = {r.description for r in result.steps if r.description in needs_data and r.met_data == 0}
+    return sorted(starved - fed)
 
 
 @dataclass(frozen=True)

@@ -264,6 +264,24 @@ def test_a_reduction_that_starves_a_fault_of_data_is_not_kept() -> None:
     assert found.scenario == _two_faults()  # nothing could be cut without starving a fault
 
 
+def test_a_fault_described_twice_is_fed_when_either_of_its_windows_met_data() -> None:
+    # Two "kafka link down" windows; the candidate's first meets nothing (its data already
+    # delivered), its second meets the records it loses: the fault is fed, not failing by luck.
+    # (Found shrinking a Debezium incident: every smaller candidate was refused as starved.)
+    from harness.journal import StepRecord
+    from harness.shrink import fed_faults, starved_faults
+
+    result = ScenarioResult("s", "d", None)
+    result.steps = [StepRecord("during", "kafka link down", in_flight_at_apply=0, written_during=0),
+                    StepRecord("during", "kafka link down", in_flight_at_apply=4000, written_during=0),
+                    StepRecord("during", "exporter killed", in_flight_at_apply=0, written_during=0)]
+    needs = frozenset({"kafka link down", "exporter killed"})
+    assert starved_faults(result, needs) == ["exporter killed"]
+    assert fed_faults(result) == {"kafka link down"}
+    result.steps[2].in_flight_at_apply = result.steps[2].written_during = None  # unmeasured: never called starved
+    assert starved_faults(result, needs) == []
+
+
 def test_a_halved_window_is_widened_back_one_step_for_margin() -> None:
     # Fails while the outage lasts at least a second: 8 -> 4 -> 2 -> 1 fail, 0.5 does not; the
     # minimum keeps 2 s, twice the threshold, so that a replay does not fail by luck.
