@@ -77,11 +77,9 @@ class Reader:
     def run(self) -> None:
         attempt = 0
         while not self.control.stop.is_set():
-            if self.control.pause_requested.is_set():
-                self.control.reader_idle.set()
+            if self._paused():
                 self.control.wait(self.config.poll_interval_s)
                 continue
-            self.control.reader_idle.clear()
             try:
                 moved = self.step()
                 attempt = 0
@@ -97,6 +95,18 @@ class Reader:
                                                                "checkpoint": self.checkpoint})
                 self.control.wait(backoff(attempt, self.config.retry_max_backoff_s))
         self.control.reader_idle.set()
+
+    def _paused(self) -> bool:
+        """Whether to stay idle. The idle flag is lowered *before* the pause flag is read: the
+        pauser raises the pause flag before it reads the idle flag, so it can never take an idle
+        flag left from the last pass for "idle now" while this pass goes on to read (that order
+        let a pause be acknowledged as drained and rows be appended after it)."""
+        self.control.reader_idle.clear()
+        if not self.control.pause_requested.is_set():
+            return False
+        self.control.reader_idle.set()
+        # The bug: the idle flag is raised for the pauser, and the loop reads on regardless.
+        return not defects.on("reader_ignores_pause")
 
     def step(self) -> bool:
         """One chunk from the source into the buffer; False when there was nothing to do."""
@@ -198,11 +208,11 @@ class Deliverer:
     def run(self) -> None:
         failures = 0
         while not self.control.stop.is_set():
+            self.control.deliverer_idle.clear()  # lowered before the pause flag is read (see Reader._paused)
             if self.control.pause_requested.is_set():
                 self.control.deliverer_idle.set()
                 self.control.wait(0.05)
                 continue
-            self.control.deliverer_idle.clear()
             try:
                 entries = self.next_batch()
                 if not entries:
@@ -258,6 +268,11 @@ class Deliverer:
             for entry, reason in result.failed:
                 attempt = self.attempts.get(entry.key, 0) + 1
                 self.attempts[entry.key] = attempt
+                if defects.on("dead_letter_after_retries") and attempt >= 3:
+                    # The bug: a DLQ policy that gives up on a record the sink would take once healed.
+                    dead[(entry.entry_id, entry.key)] = (entry, DeadLetter(
+                        entry.record_id, "retries_exhausted", reason, entry.value, f"sink.{sink.name}"))
+                    continue
                 log.error("send failed; left in the buffer for redelivery", extra={
                     "record_id": entry.record_id, "stage": f"sink.{sink.name}", "attempt": attempt,
                     "error_class": reason.split(":", 1)[0], "cause": reason})

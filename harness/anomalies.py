@@ -7,9 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from harness.journal import Check, StepRecord
-from harness.reconcile import Reconciliation
-from harness.scenario import Expect
+from harness.journal import StepRecord
 
 BEFORE_ANY_FAULT = "before any fault"
 UNKNOWN_TIME = "at an unknown time (the sink keeps no timestamps)"
@@ -32,18 +30,3 @@ def duplicates_by_window(redeliveries: Iterable[tuple[int, float | None]], steps
         before = [s for s in faults if (s.applied_at or 0) <= at]
         counts[window_label(before[-1]) if before else BEFORE_ANY_FAULT] += 1
     return dict(counts.most_common())
-
-
-def order_check(outcome: Reconciliation) -> Check:
-    if not outcome.inversion_count:
-        return Check("key_order", True, "records of each key reached every partition or file in source order")
-    shown = "; ".join(x.describe() for x in outcome.inversions[:3])
-    return Check("key_order", False, f"{outcome.inversion_count} record(s) out of source order: {shown}")
-
-
-def duplicate_check(expect: Expect, outcome: Reconciliation, by_window: dict[str, int]) -> list[Check]:
-    if expect.max_duplicates is None:
-        return []
-    where = ", ".join(f"{n} {label}" for label, n in by_window.items()) or "none"
-    return [Check("duplicates", outcome.duplicates <= expect.max_duplicates,
-                  f"{outcome.duplicates} redelivered (at most {expect.max_duplicates}): {where}")]

@@ -175,7 +175,8 @@ def _ledger_section(ledger: LedgerSummary) -> list[str]:
         out.append('<h3>Dead-lettered though deliverable</h3><table class="misrouted"><tr><th>record id</th>'
                    f"<th>why its reason does not hold</th></tr>{rows}</table>")
     out.append(f"<p>Dead letters checked against the sink: {ledger.letters_verified} hold, "
-               f"{ledger.letters_unverified} could not be checked.</p>")
+               f"{ledger.letters_trusted} taken on trust, {ledger.letters_undeclared} with a reason the target "
+               "does not declare.</p>")
     if ledger.unexpected_samples:
         out.append(f"<h3>Unexpected records</h3><p>{_ids(ledger.unexpected_samples)}</p>")
     return out

@@ -3,7 +3,7 @@ evidence (chaostoolkit's journal, typed)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -39,3 +39,67 @@ class StepRecord:
         if self.in_flight_at_apply is None and self.written_during is None:
             return None
         return (self.in_flight_at_apply or 0) + (self.written_during or 0)
+
+
+# -- what steps observe: evidence the registered checks judge (harness.checks) -------------------
+@dataclass(frozen=True)
+class FlowMark:
+    """How far the pipeline had got at one instant, read from outside the exporter: each sink
+    stream's end (a partition's next offset, a file's line count), and which exporter process
+    was running (a restarted process starts unpaused)."""
+
+    wall: float  # epoch seconds (the buffer's entry ids carry Redis's clock in ms: the same clock)
+    sink: dict[str, int]
+    exporter_starts: int
+
+
+@dataclass
+class PauseObservation:
+    """One pause: how it was answered, and what the pipeline did while it was in force."""
+
+    grace_s: float
+    protocol: str
+    within_s: float  # the grace plus the margin it must be acknowledged within
+    status: int | None
+    state: str | None  # what the exporter said (or the state Connect reached)
+    elapsed_s: float
+    acknowledged: bool  # answered "paused" (or reached PAUSED), however late
+    drained: bool | None  # the exporter said it was idle when it answered (None: it does not say)
+    detail: str = ""
+    at_ack: FlowMark | None = None
+    pending_at_ack: int = 0  # records taken from the buffer but not settled when it was acknowledged
+    at_end: FlowMark | None = None  # just before the resume was asked (or healing began)
+    state_at_end: str | None = None  # what the exporter said of its pause then
+    ended_by: str = ""  # "resume" or "heal"
+
+    @property
+    def open(self) -> bool:
+        return self.acknowledged and self.at_end is None
+
+
+@dataclass(frozen=True)
+class ActionAnswer:
+    """An action's request and what came back, for the check that owns the action's name
+    (``resume``, ``export:NAME``, ``export_admission``, ``exports_complete``): the step measures,
+    the check decides."""
+
+    check: str
+    expected: str  # what a correct exporter does, in words the report shows
+    failures: tuple[str, ...]  # each way the answer fell short of it (empty: it did not)
+    detail: str
+
+
+@dataclass(frozen=True)
+class ProcessEvidence:
+    """The exporter process as healing found it."""
+
+    starts: int
+    planned_kills: int
+    died: bool  # it exited by itself before healing
+    exit_code: int | None
+
+
+@dataclass
+class Observations:
+    pauses: list[PauseObservation] = field(default_factory=list)
+    answers: list[ActionAnswer] = field(default_factory=list)

@@ -3,6 +3,8 @@ in force during the run, and a scratch topic that says whether the broker takes 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from confluent_kafka import KafkaError, Producer
 
 from harness.errors import HarnessError
@@ -65,10 +67,35 @@ class ScratchTopics:
         raise HarnessError(f"kafka: the scratch topic refused a record for another reason: {err.str()}")
 
 
+BROKER_DEFAULT_MAX_BYTES = 1_048_588  # Kafka's message.max.bytes when a topic sets none
+
+
 def verify_dead_letters(run: Run, letters: list[DeadLetterRecord]) -> LetterCheck:
+    """Each letter's reason against the record and the (healed) sink: content reasons checked,
+    delivery reasons and undeclared ones offered to the sink again."""
     if not letters:
         return LetterCheck()
     limits = sink_limits(run)
-    scratch = ScratchTopics(run) if limits.topic_max_bytes is not None else None
+    scratch = ScratchTopics(run) if run.scenario.sink == "kafka" else None
     return check_letters(letters, dict(run.target.dead_letter_reasons), limits,
-                         scratch.accepts if scratch is not None else None)
+                         scratch.accepts if scratch is not None and limits.topic_max_bytes is not None else None,
+                         offer_again(run, scratch, limits))
+
+
+def offer_again(run: Run, scratch: ScratchTopics | None, limits: SinkLimits) -> Callable[[bytes], bool]:
+    """How a dead-lettered record is offered to the healed sink: alone, to a scratch topic with
+    the sink topic's limit; or appended to a scratch file beside the file sink."""
+    if scratch is not None:
+        limit = limits.topic_max_bytes or BROKER_DEFAULT_MAX_BYTES
+        return lambda value: scratch.accepts(value, limit)
+    path = run.ctx.workdir / "offered-again.bin"
+
+    def append(value: bytes) -> bool:
+        try:
+            with path.open("ab") as scratch_file:
+                scratch_file.write(value + b"\n")
+        except OSError:
+            return False  # the disk still refuses: not deliverable here either
+        return True
+
+    return append

@@ -3,9 +3,17 @@ and the limits the sink really enforced. A record dead-lettered as too large tha
 accepts on its own, or as malformed though it is valid UTF-8, was deliverable: it is its own
 class in the ledger (misrouted) and fails ``no_loss`` like a lost record.
 
-The target definition says what its reasons mean (``[dead_letter_reasons]``: the exporter's
-reason -> ``not_utf8``, ``too_large``, ``unencodable`` or ``unverifiable``); a reason it does not
-map, or one that cannot be checked, is counted as unverified, never as proof.
+The target definition says what each of its reasons means (``[dead_letter_reasons]``: the
+exporter's reason -> a kind):
+
+- ``not_utf8``, ``too_large``: about the record's content, checked against its bytes and the
+  sink's limit (one too close to the limit to call is taken on trust, and counted so);
+- ``unencodable``, ``trusted``: about its content, taken on trust (the report says how many);
+- ``delivery``: about getting it there, not about the record: after healing it is offered to the
+  sink again, and one the sink takes was deliverable.
+
+A reason the target does not declare is a violation (``dead_letters_have_reasons``), never
+"unverified": and since nobody said it is about the content, the record is offered again too.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from typing import Literal
 
 from harness.sinks import DeadLetterRecord
 
-LetterKind = Literal["not_utf8", "too_large", "unencodable", "unverifiable"]
+LetterKind = Literal["not_utf8", "too_large", "unencodable", "trusted", "delivery"]
 CHECKED_ALONE_MAX = 1000  # records produced alone to the scratch topic per run, at most
 
 
@@ -40,33 +48,43 @@ class SinkLimits:
 @dataclass
 class LetterCheck:
     misrouted: dict[int, str] = field(default_factory=dict)  # record id -> why it was deliverable
-    verified: int = 0
-    unverified: int = 0
+    verified: int = 0  # reasons checked, and they hold
+    trusted: int = 0  # reasons taken on trust (declared so, or too close to a limit to call)
+    undeclared: dict[str, int] = field(default_factory=dict)  # reason the target never declared -> letters
 
 
 # produce_alone(value, limit): True when a topic with max.message.bytes=limit accepts it alone.
 ProduceAlone = Callable[[bytes, int], bool]
+# offer_again(value): True when the sink, healed, takes the record (a scratch topic with the
+# sink's limit, a scratch file).
+OfferAgain = Callable[[bytes], bool]
 
 
 def check_letters(letters: Iterable[DeadLetterRecord], reasons: dict[str, LetterKind], limits: SinkLimits,
-                  produce_alone: ProduceAlone | None) -> LetterCheck:
+                  produce_alone: ProduceAlone | None, offer_again: OfferAgain | None = None) -> LetterCheck:
     result = LetterCheck()
-    checked_alone = 0
+    asked = 0  # records sent to a scratch sink: bounded per run
     for letter in letters:
-        if not letter.record_id.isdigit():
-            continue  # a letter for no written record is reconciled as unexpected
-        kind = reasons.get(letter.reason.strip(), "unverifiable")
+        reason = letter.reason.strip()
+        if not letter.record_id.isdigit() or not reason:
+            continue  # no written record: unexpected; no reason: dead_letters_have_reasons says so
+        kind = reasons.get(reason)
+        if kind is None:
+            result.undeclared[reason] = result.undeclared.get(reason, 0) + 1
         verdict: str | bool | None
         if kind == "not_utf8":
             verdict = _check_utf8(letter.original)
         elif kind == "too_large":
-            verdict, used_broker = _check_size(letter.original, limits, produce_alone,
-                                               checked_alone < CHECKED_ALONE_MAX)
-            checked_alone += used_broker
+            verdict, used_broker = _check_size(letter.original, limits, produce_alone, asked < CHECKED_ALONE_MAX)
+            asked += used_broker
+        elif kind in ("delivery", None) and offer_again is not None and asked < CHECKED_ALONE_MAX:
+            asked += 1
+            verdict = "the sink took it when it was offered again after healing" if offer_again(letter.original) \
+                else False
         else:
             verdict = None
         if verdict is None:
-            result.unverified += 1
+            result.trusted += kind is not None
         elif verdict:
             result.misrouted[int(letter.record_id)] = f"dead-lettered as {letter.reason!r} but {verdict}"
         else:

@@ -52,7 +52,8 @@ class LedgerSummary:
     dead_letter_samples: dict[str, str] = field(default_factory=dict)  # record id -> reason
     misrouted_samples: dict[str, str] = field(default_factory=dict)  # record id -> why it was deliverable
     letters_verified: int = 0  # dead letters whose reason was checked and holds
-    letters_unverified: int = 0  # dead letters whose reason could not be checked (unmapped, too close to call)
+    letters_trusted: int = 0  # declared reasons taken on trust (declared so, or too close to a limit to call)
+    letters_undeclared: int = 0  # dead letters whose reason the target does not declare (a violation)
     unexpected_samples: list[str] = field(default_factory=list)
     writes: dict[str, int] = field(default_factory=dict)  # write outcome -> count (ok, failed, ...)
     tap_error: str | None = None

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from harness.errors import HarnessError
+from harness.journal import Observations, ProcessEvidence
 from harness.ledger import Ledger, content_hash
 from harness.load import LoadRun
 from harness.profiles import payloads
@@ -40,6 +41,7 @@ class Run:
         self.writer = SourceWriter(stack, self.ctx.source_table, write=scenario.workload.write)
         self.ledger = Ledger()
         self.result = ScenarioResult(scenario.name, scenario.description, scenario.incident)
+        self.observed = Observations()  # what steps measured, for the registered checks to judge
         self.result.names = {"namespace": self.ctx.namespace, "source_table": self.ctx.source_table,
                              "workdir": str(self.ctx.workdir),
                              **{role: self.ctx.fill(value) for role, value in target.sinks.items()
@@ -52,6 +54,7 @@ class Run:
         self.tap: BufferTap | None = None
         self.planned_kills = 0  # exporter kills the scenario made on purpose
         self.revived = False  # the exporter died by itself and was started again to drain
+        self.process: ProcessEvidence | None = None  # the exporter as healing found it
         self.mounted: list[Path] = []  # small disks a step mounted
         self.immutable: list[Path] = []  # paths a step made immutable
         self.closers: list[Callable[[], None]] = []  # last-resort undo a step registers (run at cleanup)

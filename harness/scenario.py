@@ -121,12 +121,19 @@ class Workload:
 
 @dataclass(frozen=True, config=STRICT)
 class Expect:
+    """What the scenario holds the exporter to. Each field turns on (or bounds) exactly one
+    registered check (harness.checks; ``faultline list --checks`` shows which): a field that no
+    check reads is refused at startup."""
+
     no_loss: bool = True
     no_corruption: bool = True
     dead_letters_have_reasons: bool = True
     errors_surfaced: bool = False
     process_alive: bool = True
-    pause_within_grace: bool = False
+    # Every pause in the scenario: acknowledged within its grace (plus a margin), and honoured
+    # while in force (nothing moved beyond what was in flight; no resuming by itself).
+    pause_within_grace: bool = True
+    pause_honoured: bool = True
     metrics_agree: bool = True
     recovered_within_s: Window = 60.0
     dead_lettered_at_least: Count = 0
@@ -135,6 +142,9 @@ class Expect:
     # At-least-once allows redeliveries, but a bounded number: more than this fails ``duplicates``
     # (None: not judged, still counted per fault window).
     max_duplicates: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
+    # A team's own checks' settings (``expect_field`` names a key here); an unknown key is refused.
+    custom: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,100}$")],
+                 bool | Annotated[float, Field(ge=0, le=1e12)]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -189,6 +199,13 @@ class Scenario:
                                 f"{', '.join(KNOBS)}", unknown[0])
         for n, step in enumerate(self.steps):
             check_step(step, f"scenario {self.name!r}: step {n} ({type(step.do).__name__})", n)
+        from harness.checks import custom_fields  # the check registry reads Expect: imported late
+
+        claimed = custom_fields()
+        for key in sorted(self.expect.custom):
+            if key not in claimed:
+                raise ScenarioError(f"scenario {self.name!r}: expect.custom.{key} is read by no registered check; "
+                                    f"custom fields: {', '.join(sorted(claimed)) or 'none'}", f"expect.custom.{key}")
         return self
 
     @property

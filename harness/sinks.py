@@ -53,13 +53,14 @@ class DeadLetterRecord:
 
 
 def _parse(raw: bytes, where: str, encoding: str = "utf-8", ts: float | None = None,
-           stream: str = "") -> SinkRecord:
+           stream: str = "", position: int = -1) -> SinkRecord:
     try:
         data = json.loads(raw.decode(encoding))
         payload = data.get("payload")
-        return SinkRecord(int(data["id"]), payload if isinstance(payload, str) else None, raw, where, ts, stream)
+        return SinkRecord(int(data["id"]), payload if isinstance(payload, str) else None, raw, where, ts, stream,
+                          position)
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-        return SinkRecord(None, None, raw, where, ts, stream)  # unexpected shape: the reconciler reports it
+        return SinkRecord(None, None, raw, where, ts, stream, position)  # unexpected shape: the reconciler reports it
 
 
 def read_topic(stack: Stack, topic: str, timeout: float = 30.0, offsets: dict[int, int] | None = None,
@@ -144,7 +145,7 @@ def _decoded(messages: list, ends: dict[int, int], streams: dict[int, str], todo
             continue
         if record.record_id is None:
             append(_parse(raw, f"{streams[partition]}@{offset}", ts=msg.timestamp()[1] / 1000,
-                          stream=streams[partition]))
+                          stream=streams[partition], position=offset))
             continue
         record.raw, record.ts, record.position = raw, msg.timestamp()[1] / 1000, offset
         record.stream = streams[partition]
@@ -191,6 +192,28 @@ def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout: float) -> i
                     "a leader", describe=lambda: str(last[0]) if last else "no answer") - 1
 
 
+def topic_ends(stack: Stack, topic: str, timeout: float = 10.0) -> dict[str, int]:
+    """Each partition's end offset now, keyed by the stream name sink records carry (a topic not
+    made yet has none): how far the sink had got at an instant, without reading a message."""
+    consumer = Consumer({"bootstrap.servers": stack.kafka_bootstrap(proxied=False),
+                         "group.id": f"faultline-ends-{uuid.uuid4().hex}", "enable.auto.commit": False})
+    try:
+        topic_meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if topic_meta is None or topic_meta.error is not None:
+            return {}
+        return {f"kafka:{topic}/{p}": _high_watermark(consumer, TopicPartition(topic, p), timeout)
+                for p in topic_meta.partitions}
+    finally:
+        consumer.close()
+
+
+def file_ends(path: Path) -> dict[str, int]:
+    """A file sink's line count now (its records' positions count from 1)."""
+    if not path.exists():
+        return {}
+    return {f"file:{path}": len(path.read_bytes().splitlines())}
+
+
 class SinkProgress:
     """The ids that reached a topic so far, read incrementally (each call reads only what is new),
     so that the runner can ask at every fault how many written records are still in flight."""
@@ -232,6 +255,6 @@ def read_lines(path: Path, encoding: str = "utf-8") -> list[SinkRecord]:
     if not path.exists():
         return []
     stream = f"file:{path}"
-    return [_parse(line, f"{stream}:{n}", encoding, stream=stream)
+    return [_parse(line, f"{stream}:{n}", encoding, stream=stream, position=n)
             for n, line in enumerate(path.read_bytes().splitlines(), 1)
             if line]

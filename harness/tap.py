@@ -34,6 +34,10 @@ class BufferTap:
         self.ids_separator = ids_separator.encode()
         self.client = direct_client(stack.redis_url(proxied=False), 5)
         self.seen: set[int] = set()
+        # Each entry as it was appended: Redis's clock in its id (ms), and the record ids it holds.
+        # What was appended while a pause was in force is read from these, however late the tap
+        # got to them.
+        self.appended: list[tuple[int, list[int]]] = []
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="buffer-tap", daemon=True)
@@ -56,11 +60,19 @@ class BufferTap:
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id
-                    self.seen.update(self.record_ids(fields))
+                    ids = self.record_ids(fields)
+                    self.seen.update(ids)
+                    self.appended.append((int(entry_id.split(b"-", 1)[0]), ids))
 
     def record_ids(self, fields: dict[bytes, bytes]) -> list[int]:
         raw = fields.get(self.ids_field)
         return [int(part) for part in raw.split(self.ids_separator)] if raw else []
+
+    def appended_between(self, after_wall: float, until_wall: float) -> list[int]:
+        """The record ids appended after ``after_wall`` and up to ``until_wall`` (epoch seconds),
+        by the time Redis gave each entry."""
+        lo, hi = after_wall * 1000, until_wall * 1000
+        return [i for ms, ids in list(self.appended) if lo < ms <= hi for i in ids]
 
     def stop(self) -> None:
         self._stop.set()

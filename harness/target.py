@@ -35,6 +35,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from harness.api_tokens import HARNESS_USER, ApiTokens
 from harness.errors import HarnessError
 from harness.knobs import KNOBS
+from harness.letters import LetterKind
 from harness.log_format import LogFormat
 from harness.paths import project_root
 from harness.record_format import RecordFormat
@@ -81,8 +82,10 @@ class TargetDefinition:
     knobs: dict[str, str] = field(default_factory=dict)  # harness knob -> the target's environment variable
     steps: tuple[str, ...] = ()  # modules of the target's own step kinds, imported when it is loaded
     # What its dead-letter reasons mean, so the harness can check each one (harness.letters).
-    dead_letter_reasons: dict[str, Literal["not_utf8", "too_large", "unencodable", "unverifiable"]] = field(
-        default_factory=dict)
+    dead_letter_reasons: dict[str, LetterKind] = field(default_factory=dict)
+    # Records the pipeline may still move after it acknowledged a pause without saying it was
+    # drained (a batch in the producer; the bundled exporter says whether it drained).
+    pause_in_flight_max: Annotated[int, Field(ge=0, le=10_000_000)] = 0
     # How a record sits in a sink message (harness.record_format); the default is the bundled one's.
     record: RecordFormat = field(default_factory=RecordFormat)
     # How its log is read (harness.log_format): JSON lines (the bundled one's) or a log4j-style pattern.

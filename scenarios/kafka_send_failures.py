@@ -16,7 +16,7 @@ SCENARIO = Scenario(
         Step("during", Toxic("kafka", "reset_peer", attributes={"timeout": 0}), at=5.0, duration=2.0),
     ),
     expect=Expect(errors_surfaced=True),
-    catches=("ignore_send_errors", "ack_before_send", "new_before_redeliveries"),
+    catches=("ignore_send_errors", "ack_before_send", "new_before_redeliveries", "dead_letter_after_retries"),
     # Short delivery timeout: failed sends come back inside the fault window.
     knobs={"delivery_timeout_ms": "1500"},
     during_s=8.0,

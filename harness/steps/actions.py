@@ -16,7 +16,8 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from harness.api_tokens import HARNESS_USER, burst_user
-from harness.journal import Check
+from harness.journal import ActionAnswer, PauseObservation
+from harness.pause_watch import acknowledged, end_open_pauses
 from harness.steps import step_kind
 from harness.steps.base import STRICT, Name, StepKind, Window, World
 from harness.waiting import WaitTimeout, wait_for
@@ -72,20 +73,32 @@ class Pause(StepKind):
         return frozenset({"api:pause"})
 
     def apply(self, run: Run, record: StepRecord) -> Any:
+        within = self.grace_s + PAUSE_MARGIN_S
         if run.target.pause_protocol == "connect":
-            return _connect_state(run, record, "pause", "PAUSED", self.grace_s + PAUSE_MARGIN_S)
-        exporter = run.live_exporter()
-        started = time.monotonic()
-        status, body = answer(lambda: exporter.post(run.target.pause_path, params={"grace": self.grace_s},
-                                                    timeout=self.grace_s + PAUSE_MARGIN_S + 2))
-        elapsed = round(time.monotonic() - started, 3)
-        ok = status == 200 and body.get("state") == "paused" and elapsed <= self.grace_s + PAUSE_MARGIN_S
-        run.result.checks.append(Check(
-            "pause_within_grace", ok,
-            f"pause answered {status} {body.get('state')!r} after {elapsed}s (grace {self.grace_s}s + "
-            f"{PAUSE_MARGIN_S}s); "
-            f"drained={body.get('drained')} pending={body.get('pending')} error={body.get('error')!r}"))
-        record.result = {"elapsed_s": elapsed, **body}
+            status, state, elapsed = _connect_state(run, record, "pause", "PAUSED", within)
+            reached = f"after {elapsed}s" if state == "PAUSED" else f"not reached within {within}s"
+            observed = PauseObservation(self.grace_s, "connect", within, status, state, elapsed,
+                                        acknowledged=state == "PAUSED", drained=None,
+                                        detail=f"pause answered {status}; PAUSED {reached}")
+        else:
+            exporter = run.live_exporter()
+            started = time.monotonic()
+            status, body = answer(lambda: exporter.post(run.target.pause_path, params={"grace": self.grace_s},
+                                                        timeout=within + 2))
+            elapsed = round(time.monotonic() - started, 3)
+            drained = body.get("drained")
+            observed = PauseObservation(
+                self.grace_s, "grace", within, status, body.get("state"), elapsed,
+                acknowledged=status == 200 and body.get("state") == "paused",
+                drained=drained if isinstance(drained, bool) else None,
+                detail=f"pause answered {status} {body.get('state')!r} after {elapsed}s (grace {self.grace_s}s + "
+                       f"{PAUSE_MARGIN_S}s); drained={drained} pending={body.get('pending')} "
+                       f"error={body.get('error')!r}")
+            record.result = {"elapsed_s": elapsed, **body}
+        if observed.acknowledged:
+            acknowledged(run, observed)  # marks where the pipeline stood: pause_honoured judges what moved after
+        else:
+            run.observed.pauses.append(observed)
 
 
 @step_kind
@@ -111,20 +124,28 @@ class Resume(StepKind):
         return frozenset({"api:pause"})
 
     def apply(self, run: Run, record: StepRecord) -> Any:
+        end_open_pauses(run, "resume")  # what moved while paused is measured up to here
         if run.target.pause_protocol == "connect":
-            return _connect_state(run, record, "resume", "RUNNING", RESUME_WITHIN_S)
+            status, state, elapsed = _connect_state(run, record, "resume", "RUNNING", RESUME_WITHIN_S)
+            failures = () if state == "RUNNING" else (f"RUNNING not reached within {RESUME_WITHIN_S}s",)
+            run.observed.answers.append(ActionAnswer("resume", "the connector RUNNING again", failures,
+                                                     f"resume answered {status}; {state} after {elapsed}s"))
+            return
         exporter = run.live_exporter()
         status, body = answer(lambda: exporter.post(run.target.resume_path, timeout=10))
         record.result = {"status_code": status, **body}
-        run.result.checks.append(Check("resume", status == 200, f"resume answered {status}: {str(body)[:200]}"))
+        run.observed.answers.append(ActionAnswer("resume", "200", () if status == 200 else (f"answered {status}",),
+                                                 f"resume answered {status}: {str(body)[:200]}"))
 
 
 RESUME_WITHIN_S = 10.0
 
 
-def _connect_state(run: Run, record: StepRecord, verb: str, state: str, within_s: float) -> None:
+def _connect_state(run: Run, record: StepRecord, verb: str, state: str,
+                   within_s: float) -> tuple[int | None, str, float]:
     """Kafka Connect's pause or resume: PUT, 202 at once, then the connector and its tasks reach
-    ``state``, polled on the status path; the check is that they do within ``within_s``."""
+    ``state``, polled on the status path. Returns the PUT's status, the state reached (or "not
+    reached") and how long it took."""
     exporter = run.live_exporter()
     path = run.target.pause_path if verb == "pause" else run.target.resume_path
     started = time.monotonic()
@@ -146,10 +167,9 @@ def _connect_state(run: Run, record: StepRecord, verb: str, state: str, within_s
         except WaitTimeout:
             body = None
     elapsed = round(time.monotonic() - started, 3)
-    name = "pause_within_grace" if verb == "pause" else "resume"
-    run.result.checks.append(Check(name, body is not None, f"{verb} answered {accepted}; {state} "
-                                   + (f"after {elapsed}s" if body else f"not reached within {within_s}s")))
-    record.result = {"elapsed_s": elapsed, "status_code": accepted, "state": state if body else "not reached"}
+    reached_state = state if body else "not reached"
+    record.result = {"elapsed_s": elapsed, "status_code": accepted, "state": reached_state}
+    return accepted, reached_state, elapsed
 
 
 def finished_job(run: Run, job_id: str, user: str = HARNESS_USER) -> dict[str, Any] | None:
@@ -201,8 +221,8 @@ class Export(StepKind):
         if status != 202 or "id" not in submitted:
             # Explore's "either": a refusal with a reason (quota, disk guard, source down) is right.
             refused = self.expect_state == "either" and status in (429, 503) and bool(submitted.get("detail"))
-            run.result.checks.append(Check(f"export:{self.name}", refused,
-                                           f"submission answered {status}: {str(submitted)[:300]}"))
+            self._answered(run, () if refused else (f"submission answered {status}",),
+                           f"submission answered {status}: {str(submitted)[:300]}")
             record.result = {"status_code": status}
             return
         job_id = str(submitted["id"])
@@ -210,7 +230,7 @@ class Export(StepKind):
             job = wait_for(partial(finished_job, run, job_id), timeout=60 + run.scenario.fault_seconds,
                            what=f"export job {job_id} to finish")
         except WaitTimeout as exc:
-            run.result.checks.append(Check(f"export:{self.name}", False, str(exc)))  # the exporter's failure
+            self._answered(run, ("it never finished",), str(exc))  # the exporter's failure
             return
         record.result = job
         # The job names its file (an exporter may keep each user's exports apart).
@@ -222,7 +242,8 @@ class Export(StepKind):
         if job["state"] == "failed":
             clean = not final.exists() and not leftovers and bool(job.get("error"))
             detail += f"; error={job.get('error')!r}; final file present={final.exists()}; leftovers={leftovers}"
-            run.result.checks.append(Check(f"export:{self.name}", state_ok and clean, detail))
+            self._answered(run, (() if state_ok else ("ended failed",)) + (() if clean else ("left files behind "
+                           "or gave no error",)), detail)
             return
         letters = [x for x in read_dead_letters(run.stack, exporter.sink("dead_letter_stream"))
                    if x.stage == exporter.sink("export_dead_letter_stage")]
@@ -235,7 +256,12 @@ class Export(StepKind):
         detail += f"; rows file={len(records)} dead-lettered={len(letters)}; " + (
             f"violations: {', '.join(bad)}; samples {outcome.summary()['samples']}" if bad else "every row intact "
             "or dead-lettered with a reason")
-        run.result.checks.append(Check(f"export:{self.name}", state_ok and not bad, detail))
+        self._answered(run, (() if state_ok else (f"ended {job['state']}",)) + tuple(bad), detail)
+
+    def _answered(self, run: Run, failures: tuple[str, ...], detail: str) -> None:
+        expected = "refused with a reason, failed clean, or completed intact" if self.expect_state == "either" \
+            else f"{self.expect_state}, every row intact or dead-lettered with a reason"
+        run.observed.answers.append(ActionAnswer(f"export:{self.name}", expected, failures, detail))
 
 
 @step_kind
@@ -301,9 +327,10 @@ class ExportBurst(StepKind):
             elif reply.status_code != self.refused_status or not reply.json().get("detail"):
                 refused_badly.append(f"{body['destination']['name']}: {reply.status_code} {reply.text[:200]}")
         counts = {burst_user(u): len(accepted.get(burst_user(u), [])) for u in range(self.users)}
-        admission_ok = all(n == self.accepted_per_user for n in counts.values()) and not refused_badly
-        run.result.checks.append(Check(
-            "export_admission", admission_ok,
+        wrong = [f"{user} had {n} accepted" for user, n in counts.items() if n != self.accepted_per_user]
+        run.observed.answers.append(ActionAnswer(
+            "export_admission", f"{self.accepted_per_user} accepted per user, the others {self.refused_status} with "
+            "a reason", tuple(wrong + refused_badly[:3]),
             f"accepted per user {counts} (expected {self.accepted_per_user} each); others answered "
             f"{self.refused_status} with a reason"
             + (f"; wrong refusals: {refused_badly[:3]}" if refused_badly else "")))
@@ -326,8 +353,8 @@ class ExportBurst(StepKind):
             outcome = reconcile(exported, read_lines(Path(job["path"])), [])
             if outcome.violations():
                 broken.append(f"{job_id}: {', '.join(outcome.violations())}")
-        run.result.checks.append(Check(
-            "exports_complete", not unfinished and not broken,
+        run.observed.answers.append(ActionAnswer(
+            "exports_complete", "every accepted job completed with every row intact", tuple(unfinished + broken),
             f"{len(job_ids)} accepted job(s): " + ("all completed with every row intact"
                                                    if not unfinished and not broken
                                                    else f"unfinished {unfinished[:3]}; incomplete {broken[:3]}")))

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from harness.anomalies import BEFORE_ANY_FAULT, UNKNOWN_TIME, duplicate_check, duplicates_by_window, order_check
+from harness.anomalies import BEFORE_ANY_FAULT, UNKNOWN_TIME, duplicates_by_window
+from harness.checks import Evidence, registered_checks
+from harness.journal import Check
 from harness.journal import StepRecord
 from harness.ledger import Ledger, content_hash
 from harness.reconcile import reconcile
 from harness.scenario import Expect
 from harness.sinks import SinkRecord
+
+
+def order_check(outcome) -> Check:  # noqa: ANN001
+    return registered_checks()["key_order"].judge(Evidence(Expect(), frozenset(), "t", outcome=outcome))[0]
+
+
+def duplicate_check(expect: Expect, outcome, by_window: dict[str, int]) -> list[Check]:  # noqa: ANN001
+    evidence = Evidence(expect, frozenset(), "t", outcome=outcome, duplicates_by_window=by_window)
+    check = registered_checks()["duplicates"]
+    return check.judge(evidence) if check.enabled(expect) else []
 
 
 def _ledger(writes: list[tuple[int, str]]) -> Ledger:

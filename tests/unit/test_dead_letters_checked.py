@@ -7,7 +7,7 @@ from harness.reconcile import DEAD_LETTERED, DEAD_LETTERED_DELIVERABLE, reconcil
 from harness.sinks import DeadLetterRecord
 from harness.workload import Written
 
-REASONS = {"malformed_row": "not_utf8", "too_large": "too_large", "odd": "unverifiable"}
+REASONS = {"malformed_row": "not_utf8", "too_large": "too_large", "odd": "trusted", "retries_exhausted": "delivery"}
 
 
 def letter(record_id: int, reason: str, original: bytes) -> DeadLetterRecord:
@@ -33,7 +33,7 @@ def test_too_large_is_judged_by_the_strictest_limit_and_the_broker() -> None:
                letter(2, "too_large", b"x" * 150),  # fits: the broker takes it alone -> misrouted
                letter(3, "too_large", b"x" * 1900)]  # within the slack of the limit: not judged
     check = check_letters(letters, REASONS, limits, broker)  # type: ignore[arg-type]
-    assert check.verified == 1 and list(check.misrouted) == [2] and check.unverified == 1
+    assert check.verified == 1 and list(check.misrouted) == [2] and check.trusted == 1
     assert asked == [(150, 2000)]
     assert "max.message.bytes=2000 accepted its 150 bytes alone" in check.misrouted[2]
 
@@ -45,9 +45,27 @@ def test_a_declared_limit_without_a_broker_still_judges_by_size() -> None:
     assert check.verified == 1 and list(check.misrouted) == [2]
 
 
-def test_unmapped_and_unverifiable_reasons_are_counted_never_proof() -> None:
-    check = check_letters([letter(1, "odd", b"x"), letter(2, "who knows", b"x")], REASONS, SinkLimits(), None)  # type: ignore[arg-type]
-    assert check.unverified == 2 and not check.misrouted and check.verified == 0
+def test_a_trusted_reason_is_counted_as_such_and_an_undeclared_one_is_named() -> None:
+    check = check_letters([letter(1, "odd", b"x"), letter(2, "who knows", b"x"), letter(3, "who knows", b"y")],
+                          REASONS, SinkLimits(), None)  # type: ignore[arg-type]
+    assert check.trusted == 1 and check.undeclared == {"who knows": 2}
+    assert not check.misrouted and check.verified == 0
+
+
+def test_delivery_and_undeclared_reasons_are_offered_to_the_healed_sink_again() -> None:
+    offered: list[bytes] = []
+
+    def sink_takes(value: bytes) -> bool:
+        offered.append(value)
+        return value != b"refused"
+
+    letters = [letter(1, "retries_exhausted", b"fine"), letter(2, "retries_exhausted", b"refused"),
+               letter(3, "delivery_timeout", b"fine too"), letter(4, "odd", b"trusted: not offered")]
+    check = check_letters(letters, REASONS, SinkLimits(), None, sink_takes)  # type: ignore[arg-type]
+    assert offered == [b"fine", b"refused", b"fine too"]
+    assert sorted(check.misrouted) == [1, 3] and check.verified == 1 and check.trusted == 1
+    assert "offered again after healing" in check.misrouted[3]
+    assert check.undeclared == {"delivery_timeout": 1}
 
 
 def test_a_misrouted_letter_is_its_own_ledger_class_and_a_violation() -> None:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from harness.journal import Check, StepRecord
-from harness.judge import SinkContents, checkpoint_checks, metrics_agree
+from harness.checks import Evidence, registered_checks
+from harness.checks.metrics import metrics_agree
+from harness.judge import SinkContents
 from harness.player import plan
 from harness.result import (
     CheckpointPoint,
@@ -24,7 +26,7 @@ from harness.result import (
     Verdict,
     read_report,
 )
-from harness.scenario import Checkpoint, LinkDown, Scenario, Step, Workload
+from harness.scenario import Checkpoint, Expect, LinkDown, Scenario, Step, Workload
 from harness.sinks import DeadLetterRecord, SinkRecord
 
 
@@ -127,19 +129,24 @@ def _seen(delivered_ids: list[int], letters: int = 0) -> SinkContents:
 ])
 def test_metrics_agree_bounds(counted: int, ids: list[int], restarted: bool, ok: bool) -> None:
     counters = MetricsSnapshot(counted, 0, len(ids), 0, 2 if restarted else 1)
-    check = metrics_agree(counters, _seen(ids), restarted)
+    seen = _seen(ids)
+    check = metrics_agree(counters, seen.sink, seen.letters, restarted)
     assert check.ok is ok, check.detail
     assert f"delivered counter {counted}" in check.detail
 
 
 def test_dead_letter_counter_below_the_letters_is_a_violation() -> None:
-    check = metrics_agree(MetricsSnapshot(2, 0, 2, 1, 1), _seen([1, 2], letters=1), restarted=False)
+    seen = _seen([1, 2], letters=1)
+    check = metrics_agree(MetricsSnapshot(2, 0, 2, 1, 1), seen.sink, seen.letters, restarted=False)
     assert not check.ok and "dead-lettered counter 0 vs 1 distinct" in check.detail
 
 
 def test_checkpoints_fail_only_on_corruption_or_strangers() -> None:
     def point(at: float, corrupted: int = 0, missing: int = 0) -> CheckpointPoint:
         return CheckpointPoint(at, 10, True, 0.1, missing, [], [], 0, corrupted, 0, False)
+
+    def checkpoint_checks(points: list[CheckpointPoint]) -> list:
+        return registered_checks()["checkpoints"].judge(Evidence(Expect(), frozenset(), "t", checkpoints=points))
 
     assert checkpoint_checks([]) == []
     lagging = checkpoint_checks([point(1.0, missing=4), point(2.0)])[0]

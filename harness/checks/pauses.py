@@ -1,0 +1,76 @@
+"""Pause checks. ``pause_within_grace``: the pause was acknowledged within its grace (plus a
+margin). ``pause_honoured``: while it was in force, from its acknowledgement to its resume,
+nothing was appended to the buffer (the tap's view, by Redis's clock) or delivered to the sink
+(its end offsets, or lines) beyond what was in flight when it was acknowledged, and the exporter
+still said it was paused when the resume came: measured from outside, so an exporter that answers
+"paused" and goes on working fails however fast it answered."""
+
+from __future__ import annotations
+
+from harness.checks import check_kind
+from harness.checks.base import CheckKind, Evidence
+from harness.journal import Check, FlowMark, PauseObservation
+from harness.sinks import SinkRecord
+
+
+@check_kind
+class PauseWithinGrace(CheckKind):
+    name = "pause_within_grace"
+    expect_field = "pause_within_grace"
+    summary = "a pause is acknowledged within its grace plus a margin (incident pause-grace-never-fires)"
+
+    def judge(self, evidence: Evidence) -> list[Check]:
+        return [Check(self.name, p.acknowledged and p.elapsed_s <= p.within_s, p.detail)
+                for p in evidence.observed.pauses]
+
+
+@check_kind
+class PauseHonoured(CheckKind):
+    name = "pause_honoured"
+    expect_field = "pause_honoured"
+    summary = ("nothing appended to the buffer or delivered to the sink while a pause is in force, beyond what "
+               "was in flight at its acknowledgement; no resuming by itself")
+
+    def judge(self, evidence: Evidence) -> list[Check]:
+        return [honoured(p, evidence) for p in evidence.observed.pauses if p.acknowledged]
+
+
+def honoured(pause: PauseObservation, evidence: Evidence) -> Check:
+    start, end = pause.at_ack, pause.at_end
+    if start is None or end is None:
+        return Check(PauseHonoured.name, False, "the pause was acknowledged but its end was never marked "
+                                                "(the harness could not read the sink)")
+    if end.exporter_starts != start.exporter_starts:
+        return Check(PauseHonoured.name, True, f"not judged: the exporter was started again while paused "
+                                               f"({start.exporter_starts} -> {end.exporter_starts} starts), and a "
+                                               "new process starts unpaused", applicable=False)
+    buffered = evidence.appended_between(start.wall, end.wall) if evidence.appended_between else []
+    delivered = delivered_between(evidence.sink, start, end)
+    in_flight = 0 if pause.drained else evidence.pause_in_flight_max
+    sink_allowance = 0 if pause.drained else pause.pending_at_ack + in_flight
+    problems = []
+    if len(buffered) > in_flight:
+        problems.append(f"{len(buffered)} records appended to the buffer while paused (ids {sorted(buffered)[:10]})")
+    if len(delivered) > sink_allowance:
+        problems.append(f"{len(delivered)} records delivered to the sink while paused (ids {sorted(delivered)[:10]})")
+    if pause.state_at_end != "paused":
+        problems.append(f"it said {pause.state_at_end!r} of its pause before the resume came (resumed by itself)")
+    allowance = ("it said it was drained: nothing in flight" if pause.drained else
+                 f"in flight at the acknowledgement: up to {pause.pending_at_ack} taken from the buffer + "
+                 f"{in_flight} declared by the target")
+    measured = (f"paused {end.wall - start.wall:.1f}s until {pause.ended_by or 'the end'}: "
+                f"{len(buffered) if evidence.appended_between else 'no buffer:'} appended, {len(delivered)} "
+                f"delivered ({allowance})")
+    return Check(PauseHonoured.name, not problems, "; ".join(problems) + f" [{measured}]" if problems else measured)
+
+
+def delivered_between(sink: list[SinkRecord], start: FlowMark, end: FlowMark) -> list[int]:
+    """The record ids that reached the sink between two marks: a partition's offsets from the
+    first mark's end up to the second's, a file's lines likewise (lines count from 1)."""
+    ids = []
+    for record in sink:
+        lo, hi = start.sink.get(record.stream, 0), end.sink.get(record.stream, 0)
+        position = record.position - 1 if record.stream.startswith("file:") else record.position
+        if lo <= position < hi:
+            ids.append(record.record_id if record.record_id is not None else -1)
+    return ids
