@@ -28,8 +28,10 @@ from harness.cli_output import (
     installed_table,
     print_result,
     results_table,
+    checks_table,
     steps_table,
 )
+from harness.checks import verify as verify_checks
 from harness.lifecycle import unwind_on_termination
 from harness.provision import OPTIONAL, check_all, provision_all
 from harness.result import Verdict
@@ -40,6 +42,7 @@ from harness.result import Verdict
 def main() -> None:
     """Faultline: chaos harness and verification suite for data exporters."""
     unwind_on_termination()
+    verify_checks()  # every Expect field is read by exactly one check, or nothing starts
 
 
 @main.command()
@@ -117,10 +120,12 @@ def up(backend: str, check: bool, start_timeout: float) -> None:
 
 @main.command("list")
 @click.option("--steps", "show_steps", is_flag=True, help="List the step kinds (built-in and registered) instead.")
+@click.option("--checks", "show_checks", is_flag=True,
+              help="List the checks (built-in and registered) with the Expect field that turns each on.")
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None,
               help="Also load the step modules this target definition names.")
-def list_scenarios(show_steps: bool, target_path: str | None) -> None:
-    """List the scenarios with their one-line descriptions (or, with --steps, every step kind)."""
+def list_scenarios(show_steps: bool, show_checks: bool, target_path: str | None) -> None:
+    """List the scenarios with their one-line descriptions (or every step kind, or every check)."""
     from pathlib import Path
 
     from harness.registry import discover
@@ -129,6 +134,10 @@ def list_scenarios(show_steps: bool, target_path: str | None) -> None:
     TargetDefinition.load(Path(target_path) if target_path else BUNDLED)  # registers its step modules
     if show_steps:
         Console(soft_wrap=True).print(steps_table())
+        return
+    if show_checks:
+        # Off a terminal (a CI log, a pipe) the table is as wide as its content, never cut.
+        Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240).print(checks_table())
         return
     table = Table(title="Faultline scenarios")
     for column in ("scenario", "description", "catches", "incident"):

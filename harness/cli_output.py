@@ -58,6 +58,20 @@ def steps_table() -> Table:
     return table
 
 
+def checks_table() -> Table:
+    """Every registered check: the Expect field that turns it on, what it needs of a target, its module."""
+    from harness.checks import registered_checks
+
+    table = Table(title="Faultline checks")
+    for column in ("check", "Expect field", "needs", "module", "what it holds the exporter to"):
+        table.add_column(column)
+    for name, check in registered_checks().items():
+        field = check.expect_field or "(always on)"
+        table.add_row(name, field, ", ".join(sorted(check.needs)) or "-", type(check).__module__,
+                      escape(check.summary))
+    return table
+
+
 def results_table(results: list[ScenarioResult]) -> Table:
     table = Table(title="Faultline verdicts")
     for column in ("scenario", "verdict", "lost", "corrupted", "dead-lettered", "duplicates", "out of order",

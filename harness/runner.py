@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness import judge
+from harness.checks import verify as verify_checks
 from harness.errors import HarnessError
 from harness.journal import StepRecord
 from harness.knobs import scenario_knobs
@@ -37,6 +38,7 @@ class ScenarioRunner:
     def __init__(self, stack: Stack, target: TargetDefinition, scenario: Scenario, workdir: Path,
                  extra_env: dict[str, str] | None = None, interrupt: threading.Event | None = None,
                  on_step: Callable[[str, StepRecord], None] | None = None) -> None:
+        verify_checks()  # a setting no check reads must not run as if it meant something
         self.scenario = scenario.validate()
         self.extra_env = extra_env or {}
         self.run_ = Run(stack, target, self.scenario, workdir, interrupt)

@@ -1,0 +1,257 @@
+"""The check registry: every Expect field is read by exactly one registered check, every check is
+seen failing on evidence that should fail it (and holding on evidence that should not), and a
+team's own check with its own Expect field gets what a built-in gets."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness import checks
+from harness.checks import CheckKind, CheckKindError, Evidence, check_kind, judge_all, registered_checks, verify
+from harness.checks.base import MetricsEvidence, RecoveryEvidence, ResourceEvidence
+from harness.checks.pauses import delivered_between
+from harness.journal import ActionAnswer, Check, FlowMark, Observations, PauseObservation, ProcessEvidence
+from harness.ledger import Ledger, content_hash
+from harness.letters import LetterCheck
+from harness.reconcile import reconcile
+from harness.resources import Trend
+from harness.result import CheckpointPoint, MetricsSnapshot, Resources, SteadyState
+from harness.scenario import Expect, Scenario, ScenarioError
+from harness.sinks import DeadLetterRecord, SinkRecord
+
+EVERY = frozenset({"metrics", "buffer", "dead_letters"})
+
+
+def _ledger(ids: list[int], key: str = "k") -> Ledger:
+    ledger = Ledger()
+    for record_id in ids:
+        ledger.add(record_id, content_hash(str(record_id).encode()), "ok", key)
+    return ledger
+
+
+def _sink(ids: list[int], payload: Callable[[int], str] = str, stream: str = "kafka:t/0") -> list[SinkRecord]:
+    return [SinkRecord(i, payload(i), b"", "", None, stream, n) for n, i in enumerate(ids)]
+
+
+def _letter(record_id: int, reason: str) -> DeadLetterRecord:
+    return DeadLetterRecord(str(record_id), reason, "", "sink.kafka", str(record_id).encode())
+
+
+def _evidence(**fields: object) -> Evidence:
+    expect = fields.pop("expect", Expect())
+    return Evidence(expect=expect, capabilities=EVERY, target_name="t", **fields)  # type: ignore[arg-type]
+
+
+def _outcome(ids: list[int], sink: list[SinkRecord], letters: list[DeadLetterRecord] | None = None,
+             key: str = "k"):  # noqa: ANN202
+    return reconcile(_ledger(ids, key), sink, letters or [])
+
+
+def _pause(drained: bool | None = True, state_at_end: str = "paused", elapsed: float = 0.2,
+           ends: tuple[int, int] = (2, 2), starts: tuple[int, int] = (1, 1)) -> PauseObservation:
+    return PauseObservation(1.0, "grace", 2.5, 200, "paused", elapsed, True, drained, "pause answered",
+                            at_ack=FlowMark(100.0, {"kafka:t/0": ends[0]}, starts[0]), pending_at_ack=1,
+                            at_end=FlowMark(104.0, {"kafka:t/0": ends[1]}, starts[1]), state_at_end=state_at_end,
+                            ended_by="resume")
+
+
+def _leak() -> ResourceEvidence:
+    trend = Trend("rss_mb", 1, 30, 60.0, 50.0, 90.0, 40.0, 0.8, True)
+    return ResourceEvidence(Resources(trends=[trend]), [trend], [trend])
+
+
+def _answer(name: str) -> Observations:
+    return Observations(answers=[ActionAnswer(name, "200", ("answered 500",), f"{name} answered 500")])
+
+
+# For every registered check: evidence it must fail on, and evidence it must hold on.
+FAILING: dict[str, Callable[[], Evidence]] = {
+    "steady_state_before": lambda: _evidence(steady=SteadyState(healthy_before=True, flowing_before=False)),
+    "process_alive": lambda: _evidence(process=ProcessEvidence(2, 0, False, None)),
+    "recovered_within": lambda: _evidence(recovery=RecoveryEvidence(61.0)),
+    "steady_state_after": lambda: _evidence(steady=SteadyState(healthy_after=False)),
+    "checkpoints": lambda: _evidence(checkpoints=[CheckpointPoint(1.0, 5, True, 0.1, 0, [], [], 0, 1, 0, False)]),
+    "no_resource_leak": lambda: _evidence(expect=Expect(no_resource_leak=True), resources=_leak()),
+    "no_loss": lambda: _evidence(outcome=_outcome([1, 2], _sink([1]))),
+    "no_corruption": lambda: _evidence(outcome=_outcome([1], _sink([1], payload=lambda i: "other"))),
+    "dead_letters_have_reasons": lambda: _evidence(outcome=_outcome([1], [], [_letter(1, "why not")]),
+                                                   letters=LetterCheck(undeclared={"why not": 1})),
+    "dead_lettered": lambda: _evidence(expect=Expect(dead_lettered_at_least=1), outcome=_outcome([1], _sink([1]))),
+    "no_unexpected": lambda: _evidence(outcome=_outcome([1], _sink([1, 99]))),
+    "key_order": lambda: _evidence(outcome=_outcome([1, 2, 3], _sink([1, 3, 2]))),
+    "duplicates": lambda: _evidence(expect=Expect(max_duplicates=0), outcome=_outcome([1], _sink([1, 1]))),
+    "metrics_agree": lambda: _evidence(metrics=MetricsEvidence(MetricsSnapshot(5, 0, 1, 0, 1), None),
+                                       sink=_sink([1])),
+    "errors_surfaced": lambda: _evidence(expect=Expect(errors_surfaced=True),
+                                         metrics=MetricsEvidence(MetricsSnapshot(1, 0, 1, 0, 1), None, 0.0, 3)),
+    "pause_within_grace": lambda: _evidence(observed=Observations(pauses=[_pause(elapsed=2.6)])),
+    "pause_honoured": lambda: _evidence(observed=Observations(pauses=[_pause()]),
+                                        appended_between=lambda lo, hi: [7, 8]),
+    "resume": lambda: _evidence(observed=_answer("resume")),
+    "export": lambda: _evidence(observed=_answer("export:x.jsonl")),
+    "export_admission": lambda: _evidence(observed=_answer("export_admission")),
+    "exports_complete": lambda: _evidence(observed=_answer("exports_complete")),
+}
+HOLDING: dict[str, Callable[[], Evidence]] = {
+    "steady_state_before": lambda: _evidence(steady=SteadyState(healthy_before=True, flowing_before=True)),
+    "process_alive": lambda: _evidence(process=ProcessEvidence(2, 1, False, None)),
+    "recovered_within": lambda: _evidence(recovery=RecoveryEvidence(59.0)),
+    "steady_state_after": lambda: _evidence(steady=SteadyState(healthy_after=True)),
+    "checkpoints": lambda: _evidence(checkpoints=[CheckpointPoint(1.0, 5, True, 0.1, 3, [], [], 0, 0, 0, False)]),
+    "no_resource_leak": lambda: _evidence(expect=Expect(no_resource_leak=True), resources=ResourceEvidence(
+        Resources(), [Trend("rss_mb", 1, 30, 60.0, 50.0, 51.0, 1.0, 0.02, False)], [])),
+    "no_loss": lambda: _evidence(outcome=_outcome([1, 2], _sink([1, 2]))),
+    "no_corruption": lambda: _evidence(outcome=_outcome([1], _sink([1]))),
+    "dead_letters_have_reasons": lambda: _evidence(outcome=_outcome([1], [], [_letter(1, "too_large")]),
+                                                   letters=LetterCheck(verified=1)),
+    "dead_lettered": lambda: _evidence(expect=Expect(dead_lettered_at_least=1),
+                                       outcome=_outcome([1], [], [_letter(1, "too_large")])),
+    "no_unexpected": lambda: _evidence(outcome=_outcome([1], _sink([1]))),
+    "key_order": lambda: _evidence(outcome=_outcome([1, 2, 3], _sink([1, 2, 3]))),
+    "duplicates": lambda: _evidence(expect=Expect(max_duplicates=1), outcome=_outcome([1], _sink([1, 1]))),
+    "metrics_agree": lambda: _evidence(metrics=MetricsEvidence(MetricsSnapshot(1, 0, 1, 0, 1), None),
+                                       sink=_sink([1])),
+    "errors_surfaced": lambda: _evidence(expect=Expect(errors_surfaced=True),
+                                         metrics=MetricsEvidence(MetricsSnapshot(1, 0, 1, 0, 1), None, 2.0, 3)),
+    "pause_within_grace": lambda: _evidence(observed=Observations(pauses=[_pause(elapsed=2.4)])),
+    "pause_honoured": lambda: _evidence(observed=Observations(pauses=[_pause()]), appended_between=lambda lo, hi: []),
+    "resume": lambda: _evidence(observed=Observations(answers=[ActionAnswer("resume", "200", (), "answered 200")])),
+    "export": lambda: _evidence(observed=Observations(answers=[ActionAnswer("export:x", "completed", (), "ok")])),
+    "export_admission": lambda: _evidence(observed=Observations(answers=[ActionAnswer("export_admission", "", (),
+                                                                                      "ok")])),
+    "exports_complete": lambda: _evidence(observed=Observations(answers=[ActionAnswer("exports_complete", "", (),
+                                                                                      "ok")])),
+}
+
+
+def _judged(name: str, evidence: Evidence) -> list[Check]:
+    check = registered_checks()[name]
+    assert check.enabled(evidence.expect), f"{name} is off for this evidence's Expect"
+    return check.judge(evidence)
+
+
+def test_every_builtin_check_has_a_failing_and_a_holding_case() -> None:
+    builtin = {n for n, c in registered_checks().items() if type(c).__module__.startswith("harness.checks.")}
+    assert builtin == set(FAILING) == set(HOLDING)
+
+
+@pytest.mark.parametrize("name", sorted(FAILING))
+def test_each_check_fails_on_evidence_that_breaks_it(name: str) -> None:
+    found = _judged(name, FAILING[name]())
+    assert found and all(c.applicable for c in found)
+    assert any(not c.ok for c in found), [c.detail for c in found]
+
+
+@pytest.mark.parametrize("name", sorted(HOLDING))
+def test_each_check_holds_on_evidence_that_keeps_it(name: str) -> None:
+    found = _judged(name, HOLDING[name]())
+    assert found and all(c.ok for c in found), [c.detail for c in found]
+
+
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(Expect) if f.name != "custom"])
+def test_each_expect_field_turns_its_check_on_and_off(field: str) -> None:
+    (name, check), = [(n, c) for n, c in registered_checks().items() if c.expect_field == field]
+    failing = FAILING[name]()
+    off = {bool: False, int: 0}.get(type(getattr(failing.expect, field)))
+    off_value = None if field == "max_duplicates" else off
+    if field == "recovered_within_s":  # a bound, always on: the field sets where it fails
+        assert not check.judge(_evidence(expect=Expect(recovered_within_s=100.0),
+                                         recovery=RecoveryEvidence(61.0)))[0].detail.startswith("never")
+        assert check.judge(_evidence(expect=Expect(recovered_within_s=100.0), recovery=RecoveryEvidence(61.0)))[0].ok
+        return
+    assert any(not c.ok for c in judge_all(failing) if c.name.split(":")[0] == name)
+    failing.expect = dataclasses.replace(failing.expect, **{field: off_value})
+    assert not any(c.name.split(":")[0] == name for c in judge_all(failing)), f"Expect.{field} off still judges"
+
+
+def test_a_field_no_check_reads_is_refused_and_so_is_a_field_read_twice() -> None:
+    every = registered_checks()
+    without = {n: c for n, c in every.items() if c.expect_field != "pause_honoured"}
+    with pytest.raises(CheckKindError, match="Expect.pause_honoured is read by no registered check"):
+        verify(without)
+    twice = dict(every, copy=type("Copy", (type(every["no_loss"]),), {"name": "copy"})())
+    with pytest.raises(CheckKindError, match="Expect.no_loss is read by 2 checks"):
+        verify(twice)
+    verify()  # the built-ins as shipped
+
+
+def test_a_check_the_target_cannot_offer_is_not_applicable_never_held() -> None:
+    evidence = FAILING["metrics_agree"]()
+    evidence.capabilities = frozenset({"buffer"})
+    found = [c for c in judge_all(evidence) if c.name == "metrics_agree"]
+    assert len(found) == 1 and not found[0].applicable and "has no metrics" in found[0].detail
+
+
+def test_pause_honoured_allows_what_was_in_flight_only_when_the_exporter_says_it_did_not_drain() -> None:
+    sink = _sink([1, 2, 3, 4])  # offsets 2 and 3 landed while paused
+    drained = _evidence(observed=Observations(pauses=[_pause(drained=True, ends=(2, 4))]), sink=sink,
+                        appended_between=lambda lo, hi: [])
+    (check,) = _judged("pause_honoured", drained)
+    assert not check.ok and "2 records delivered to the sink while paused (ids [3, 4])" in check.detail
+    not_drained = _evidence(observed=Observations(pauses=[_pause(drained=False, ends=(2, 4))]), sink=sink,
+                            appended_between=lambda lo, hi: [], pause_in_flight_max=1)
+    (check,) = _judged("pause_honoured", not_drained)
+    assert check.ok, check.detail  # 1 taken from the buffer + 1 declared in flight
+
+
+def test_pause_honoured_fails_an_exporter_that_resumes_by_itself() -> None:
+    (check,) = _judged("pause_honoured", _evidence(observed=Observations(pauses=[_pause(state_at_end="running")]),
+                                                   appended_between=lambda lo, hi: []))
+    assert not check.ok and "resumed by itself" in check.detail
+
+
+def test_pause_honoured_is_not_judged_across_a_restart() -> None:
+    (check,) = _judged("pause_honoured", _evidence(observed=Observations(pauses=[_pause(starts=(1, 2))]),
+                                                   appended_between=lambda lo, hi: [1]))
+    assert check.ok and not check.applicable and "started again while paused" in check.detail
+
+
+def test_delivered_between_reads_file_lines_from_one() -> None:
+    lines = [SinkRecord(i, str(i), b"", "", None, "file:/s", i) for i in (1, 2, 3)]  # positions are line numbers
+    assert delivered_between(lines, FlowMark(0, {"file:/s": 1}, 1), FlowMark(1, {"file:/s": 3}, 1)) == [2, 3]
+
+
+def test_a_teams_own_check_with_its_own_expect_field_is_judged_like_a_builtin(tmp_path: Path) -> None:
+    module = tmp_path / "team_checks_probe.py"
+    module.write_text(textwrap.dedent('''
+        from harness.checks import CheckKind, check_kind
+        from harness.journal import Check
+
+        @check_kind
+        class Probe(CheckKind):
+            name = "team_probe"
+            expect_field = "team_probe"
+            default = False
+            summary = "a team's own invariant"
+
+            def judge(self, evidence):
+                return [Check(self.name, False, "the team's invariant broke")]
+    '''))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        __import__("team_checks_probe")
+        assert "team_probe" in checks.custom_fields()
+        on = Scenario("s", "d", expect=Expect(custom={"team_probe": True})).validate()
+        found = [c for c in judge_all(_evidence(expect=on.expect)) if c.name == "team_probe"]
+        assert found and not found[0].ok
+        assert not [c for c in judge_all(_evidence()) if c.name == "team_probe"]  # default off
+        with pytest.raises(ScenarioError, match="expect.custom.nobody_reads_me is read by no registered check"):
+            Scenario("s", "d", expect=Expect(custom={"nobody_reads_me": True})).validate()
+        verify()  # a team's custom field does not upset the built-ins
+    finally:
+        sys.path.remove(str(tmp_path))
+        checks._REGISTRY.pop("team_probe", None)
+        sys.modules.pop("team_checks_probe", None)
+
+
+def test_a_check_must_name_itself_and_may_not_take_a_builtins_name() -> None:
+    with pytest.raises(CheckKindError):
+        check_kind(type("Nameless", (CheckKind,), {}))
+    with pytest.raises(CheckKindError, match="clashes"):
+        check_kind(type("Impostor", (CheckKind,), {"name": "no_loss"}))
