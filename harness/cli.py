@@ -19,19 +19,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.backends.factory import BACKENDS, make_backend
+from harness.checks import verify as verify_checks
 from harness.cli_base import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, FaultlineGroup, FiniteFloat, graceful_interrupt
 from harness.cli_explore import explore
 from harness.cli_incidents import reproduce, shrink, soak
 from harness.cli_output import (
+    checks_table,
     comparison_table,
     console,
     installed_table,
     print_result,
     results_table,
-    checks_table,
     steps_table,
 )
-from harness.checks import verify as verify_checks
 from harness.lifecycle import unwind_on_termination
 from harness.provision import OPTIONAL, check_all, provision_all
 from harness.result import Verdict

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from harness.anomalies import BEFORE_ANY_FAULT, UNKNOWN_TIME, duplicates_by_window
 from harness.checks import Evidence, registered_checks
-from harness.journal import Check
-from harness.journal import StepRecord
+from harness.journal import Check, StepRecord
 from harness.ledger import Ledger, content_hash
 from harness.reconcile import reconcile
 from harness.scenario import Expect

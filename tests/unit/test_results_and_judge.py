@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.journal import Check, StepRecord
 from harness.checks import Evidence, registered_checks
 from harness.checks.metrics import metrics_agree
+from harness.journal import Check, StepRecord
 from harness.judge import SinkContents
 from harness.player import plan
 from harness.result import (
