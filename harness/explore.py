@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from harness.errors import HarnessError
 from harness.profiles import PROFILES as payload_profiles
 from harness.result import ExploreFailure, ExploreSummary, ScenarioResult, Verdict
-from harness.scenario import Expect, Pause, Resume, Scenario, Step, Workload
+from harness.scenario import Expect, Scenario, Step, Workload
 from harness.steps import StepKind, World, kind_of, registered
 from harness.target import TargetDefinition
 from harness.workload import WriteMode
@@ -50,8 +50,6 @@ WRITE_MODES: tuple[WriteMode, ...] = ("multi", "single", "copy")
 SHARP_KNOBS = {"kafka": {"delivery_timeout_ms": "1500"},
                "postgres": {"source_timeout_s": "1", "metadata_poll_interval_s": "0.5"}}
 SHARP_SHARE = 0.75
-# Faults that leave the exporter unable to answer: an action needing its API is not put in them.
-EXPORTER_AWAY = frozenset({"kill_exporter", "freeze_exporter"})
 MUTATIONS = ("add", "drop", "shift", "widen", "overlap", "knobs")
 VARIANT_CANDIDATES = 4  # instances of a kind drawn to pick the least seen variant from
 BREADTH_PROBES = 200  # instances drawn once per kind to estimate how many variants it has
@@ -144,12 +142,12 @@ def _clash(a: StepKind, b: StepKind) -> bool:
     stopped), or two that each take the exporter away."""
     return (kind_of(a) == kind_of(b) or bool(a.needs() & b.needs())
             or bool(_takes_away(a) & _services(b)) or bool(_takes_away(b) & _services(a))
-            or (kind_of(a) in EXPORTER_AWAY and kind_of(b) in EXPORTER_AWAY))
+            or (a.takes_exporter_away and b.takes_exporter_away))
 
 
 def _keeps_actions_out(step: StepKind) -> bool:
     """Actions talk to the exporter and read the servers: not while the exporter or a server is away."""
-    return kind_of(step) in EXPORTER_AWAY or bool(_takes_away(step))
+    return step.takes_exporter_away or bool(_takes_away(step))
 
 
 CLASH_MARGIN_S = 1.0  # clashing faults are kept this far apart: applying and removing take time
@@ -253,27 +251,27 @@ def _draw_actions(rng: random.Random, kinds: dict[str, type[StepKind]], world: W
         return round(t, 1)
 
     actions: list[Step] = []
-    if "pause" in kinds and "resume" in kinds and rng.random() < 0.4:
-        pause = Pause.draw(rng, world)
-        t = instant("pause")
-        # The grace runs out while the trouble it was asked in is still on (pause-grace-never-fires):
-        # shorter than what is left of the window the pause fell in.
-        left = max((hi - t for lo, hi in (_window(f, world.during_s) for f in inside) if lo <= t < hi), default=0.0)
-        if left > 0.7:
-            pause = Pause(grace_s=round(max(0.5, min(pause.grace_s, left - 0.2)), 1))
-        actions += [Step("during", pause, at=t), Step("during", Resume(), at=after_away(t + pause.grace_s + 0.5))]
-    if "load" in kinds and rng.random() < 0.1:  # Locust takes a moment to start: now and then
-        made = kinds["load"].draw(rng, world)
-        if made is not None:
+    invited = {name for f in faults for name in f.do.invites}
+    for name, cls in sorted(kinds.items()):
+        if cls.role == "fault" or cls.draw_share <= 0:
+            continue
+        if not (rng.random() < cls.draw_share or name in invited):
+            continue
+        made = cls.draw(rng, world)
+        if made is None:
+            continue
+        if cls.role == "load":  # a load spans the fault phase
             actions.append(Step("during", made, at=0.2, duration=round(world.during_s - 0.4, 1)))
-    for name in ("export", "write", "checkpoint"):
-        if name in kinds and rng.random() < 0.35:
-            made = kinds[name].draw(rng, world)
-            if made is not None:
-                actions.append(Step("during", made, at=instant(name)))
-    if "export" in kinds and not any(kind_of(a.do) == "export" for a in actions) and any(
-            kind_of(f.do) in ("disk_full", "read_only_dir") for f in faults):
-        actions.append(Step("during", kinds["export"].draw(rng, world), at=instant("export")))  # type: ignore[arg-type]
+            continue
+        t = instant(name)
+        # What is left of the window it fell in: an action can fit itself to it (a pause's grace).
+        left = max((hi - t for lo, hi in (_window(f, world.during_s) for f in inside) if lo <= t < hi), default=0.0)
+        made = made.fitted(left)
+        actions.append(Step("during", made, at=t))
+        follow = made.follow_up()
+        if follow is not None:
+            then, after_s = follow
+            actions.append(Step("during", then, at=after_away(t + after_s)))
     return actions
 
 
@@ -308,8 +306,8 @@ def _sharpened(rng: random.Random, knobs: dict[str, str], faults: list[Step]) ->
 
 
 def _scenario(name: str, steps: list[Step], workload: Workload, knobs: dict[str, str], plan: ExplorePlan) -> Scenario:
-    if any(kind_of(s.do) == "disk_full" for s in steps):
-        knobs = dict(knobs, disk_usage_threshold="1.0")  # the full disk is the fault, not the guard's refusal
+    for step in steps:  # what a step needs to mean what it says (a full disk, not the guard's refusal)
+        knobs = dict(knobs, **step.do.knobs_needed())
     if plan.knobs is not None:  # a target that lacks a knob runs without it rather than being skipped
         knobs = {k: v for k, v in knobs.items() if k in plan.knobs}
     steps = sorted(steps, key=lambda s: (s.at or 0.0, kind_of(s.do)))

@@ -21,7 +21,6 @@ from harness.reconcile import VIOLATIONS, Reconciliation, reconcile
 from harness.resources import MIN_SAMPLES, ResourceMonitor
 from harness.result import LedgerSummary, MetricsSnapshot, Resources
 from harness.run import Run
-from harness.scenario import Toxic
 from harness.sinks import DeadLetterRecord, SinkRecord
 from harness.target import ExporterProcess, MetricsUnavailable
 from harness.timeline import Sampler, deliveries
@@ -54,8 +53,7 @@ def heal(run: Run) -> float:
 
 def drain_deadline(run: Run) -> float:
     # Waits scale with the faults injected (too-tight timeouts are an incident of their own).
-    latency = sum(int(s.do.attributes.get("latency", 0)) for s in run.scenario.steps if isinstance(s.do, Toxic))
-    return 30.0 + 2 * run.scenario.fault_seconds + latency / 100
+    return 30.0 + 2 * run.scenario.fault_seconds + sum(s.do.extra_drain_s() for s in run.scenario.steps)
 
 
 def drain(run: Run, healed_at: float) -> tuple[SinkContents, RecoveryEvidence]:

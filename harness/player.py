@@ -77,9 +77,7 @@ class Player:
     def prepare(self) -> None:
         """Before the exporter starts: what a step kind sets up for the whole run (a small disk)."""
         for step in self.run.scenario.steps:
-            prepare = getattr(step.do, "prepare", None)
-            if prepare is not None:
-                prepare(self.run)
+            step.do.prepare(self.run)
 
     def before(self) -> None:
         """Steady state before any fault: healthy, and the first part of the workload flowing through."""

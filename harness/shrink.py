@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.result import ScenarioResult, Verdict
-from harness.scenario import Load, Scenario, Step, Workload, has_window
+from harness.scenario import Scenario, Step, Workload, has_window
 
 MIN_RECORDS = 50
 MIN_WINDOW_S = 0.5
@@ -198,16 +198,27 @@ def _reduce(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], 
     for index in range(len(current().steps)):
         _halve_window(current, attempt, index)
     for index in range(len(current().steps)):
-        while True:
-            step = current().steps[index]
-            load = step.do
-            if not isinstance(load, Load) or load.users <= 1:
-                break
-            users = load.users // 2
-            lighter = dataclasses.replace(step, do=dataclasses.replace(load, users=users))
-            if not attempt(_with_step(current(), index, lighter), f"lower the load to {users} users"):
-                break
+        _simplify_step(current, attempt, index)
     _cut_workload(current, attempt)
+
+
+SIMPLIFY_ROUNDS = 12  # per step: each kept simplification halves a number, so a dozen is plenty
+
+
+def _simplify_step(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], bool], index: int) -> None:
+    """The step's own gentler versions (``StepKind.simpler``: a lower latency, fewer users), the
+    first that still fails kept, again and again: a minimal incident keeps only the parameter
+    values its failure needs, not just the steps."""
+    for _ in range(SIMPLIFY_ROUNDS):
+        step = current().steps[index]
+        for gentler in step.do.simpler():
+            if gentler.check() is not None:
+                continue  # a gentler value that is no valid step (a toxic's attributes) is no candidate
+            candidate = dataclasses.replace(step, do=gentler)
+            if attempt(_with_step(current(), index, candidate), f"simplify {step.describe()} to {gentler.describe()}"):
+                break
+        else:
+            return
 
 
 def _halve_window(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], bool], index: int) -> None:

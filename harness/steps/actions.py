@@ -62,9 +62,20 @@ class Pause(StepKind):
     waits: ClassVar[bool] = True
     grace_s: Annotated[float, Field(ge=0, le=3600)]
 
+    draw_share: ClassVar[float] = 0.4
+
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> Pause:
-        return cls(grace_s=rng.choice((1.0, 2.0, 3.0)))  # explore follows each with a resume
+        return cls(grace_s=rng.choice((1.0, 2.0, 3.0)))
+
+    def follow_up(self) -> tuple[StepKind, float]:
+        return Resume(), self.grace_s + 0.5  # a pause is ended, once its grace is over
+
+    def fitted(self, window_left_s: float) -> Pause:
+        # The grace runs out while the trouble it was asked in is still on (pause-grace-never-fires).
+        if window_left_s <= 0.7:
+            return self
+        return Pause(grace_s=round(max(0.5, min(self.grace_s, window_left_s - 0.2)), 1))
 
     def describe(self) -> str:
         return f"pause (grace {self.grace_s}s)"
@@ -108,6 +119,7 @@ class Resume(StepKind):
 
     kind_name: ClassVar[str] = "resume"
     role: ClassVar = "action"
+    draw_share: ClassVar[float] = 0.0  # only as a pause's follow-up
     # In line behind the waiting actions: a resume must never overtake the pause before it (found
     # by explore: asked while that pause still waited, it was undone by it, and the exporter
     # stayed paused with records in its buffer).
@@ -279,6 +291,9 @@ class Write(StepKind):
 
     def describe(self) -> str:
         return f"write {self.records} records"
+
+    def simpler(self) -> list[StepKind]:
+        return [Write(records=self.records // 2)] if self.records > 1 else []
 
     def apply(self, run: Run, record: StepRecord) -> Any:
         run.write(self.records)

@@ -68,6 +68,14 @@ class StepKind:
     # An action that waits on the exporter (a job to finish, a pause's grace): the timeline runs it
     # on a thread of its own, so a fault's window still closes on time while it waits.
     waits: ClassVar[bool] = False
+    # A fault that leaves the exporter unable to answer for its window (killed, frozen): explore
+    # never puts an action that talks to it there, nor two such faults together.
+    takes_exporter_away: ClassVar[bool] = False
+    # Explore: how often a schedule gets one of this action (0: never drawn on its own: a resume
+    # comes as a pause's follow-up), and the actions that meet this fault best (an export job in
+    # a full disk).
+    draw_share: ClassVar[float] = 0.35
+    invites: ClassVar[tuple[str, ...]] = ()
 
     def describe(self) -> str:
         return self.kind_name
@@ -89,6 +97,34 @@ class StepKind:
         not drawn (explore's coverage report lists it as never run, with this reason in its
         docstring). Deterministic in ``rng``."""
         return None
+
+    def follow_up(self) -> tuple[StepKind, float] | None:
+        """An action that must come after this one, and how many seconds later (a pause's resume,
+        after its grace): explore and soak place it; None: nothing follows."""
+        return None
+
+    def fitted(self, window_left_s: float) -> StepKind:
+        """This action as it should be drawn inside a fault window with this much time left (a
+        pause's grace ends while the trouble is on); itself by default."""
+        return self
+
+    def knobs_needed(self) -> dict[str, str]:
+        """Knobs a schedule with this step must have to test what it means (a full disk is the
+        fault, not the exporter's disk guard refusing first)."""
+        return {}
+
+    def extra_drain_s(self) -> float:
+        """Time the judge adds to its drain deadline for this step (a slow link slows the drain)."""
+        return 0.0
+
+    def simpler(self) -> list[StepKind]:
+        """Gentler versions of this step, gentlest last, for shrink to try in place of it (a
+        lower latency, fewer users, fewer records): a minimal incident keeps only the parameter
+        values the failure needs. None by default."""
+        return []
+
+    def prepare(self, run: Run) -> None:
+        """Before the exporter starts: what the step sets up for the whole run (a small disk)."""
 
     def apply(self, run: Run, record: StepRecord) -> Any:
         """Do it; put what shows it took effect in ``record.evidence`` (or ``record.result``)."""

@@ -78,6 +78,7 @@ class DiskFull(StepKind):
     when the step ends the filler goes and the tmpfs grows: the space is freed, the data stays."""
 
     kind_name: ClassVar[str] = "disk_full"
+    invites: ClassVar[tuple[str, ...]] = ("export",)  # an export job meets the limit
     size_kib: Annotated[int, Field(ge=1, le=16 * 1024 * 1024)] = 128
     directory: Name = "export_dir"
     fill: Fraction = 0.0
@@ -95,6 +96,9 @@ class DiskFull(StepKind):
 
     def needs(self) -> frozenset[str]:
         return frozenset({"root", f"sink:{self.directory}"})
+
+    def knobs_needed(self) -> dict[str, str]:
+        return {"disk_usage_threshold": "1.0"}  # the full disk is the fault, not the guard's refusal
 
     def check(self) -> Problem | None:
         return _bad_directory(self.directory)
@@ -136,6 +140,7 @@ class ReadOnlyDir(StepKind):
     """Writes into a directory of the exporter's are refused (immutable attribute: even root gets EPERM)."""
 
     kind_name: ClassVar[str] = "read_only_dir"
+    invites: ClassVar[tuple[str, ...]] = ("export",)
     directory: Name = "export_dir"
 
     @classmethod

@@ -39,6 +39,11 @@ class Load(StepKind):
     rows_per_write: Annotated[int, Field(ge=1, le=100_000)] = 10
     workers: Annotated[int, Field(ge=0, le=64)] = 0
 
+    draw_share: ClassVar[float] = 0.1  # Locust takes a moment to start: now and then
+
+    def simpler(self) -> list[StepKind]:
+        return [dataclasses.replace(self, users=self.users // 2)] if self.users > 1 else []
+
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> Load:
         return cls(kind=rng.choice(("source", "api")), users=rng.choice((2, 4)), wait_s=0.1, rows_per_write=5)

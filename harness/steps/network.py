@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from dataclasses import field
@@ -55,6 +56,21 @@ class Toxic(StepKind):
 
     def needs(self) -> frozenset[str]:
         return frozenset({f"link:{self.link}"})
+
+    def extra_drain_s(self) -> float:
+        return self.attributes.get("latency", 0) / 100  # a slow link slows the drain after it too
+
+    def simpler(self) -> list[StepKind]:
+        """The toxic's numbers halved, then at their gentlest: latency, jitter and delays shorter,
+        bandwidth and data limits larger, applied to every connection or fewer of them."""
+        gentler = {"latency": 0.5, "jitter": 0.5, "delay": 0.5, "timeout": 0.5, "rate": 2, "bytes": 2}
+        halved = {k: int(v * gentler.get(k, 1)) for k, v in self.attributes.items()}
+        options: list[StepKind] = []
+        if halved != self.attributes and all(v >= 1 or k in ("jitter", "timeout") for k, v in halved.items()):
+            options.append(dataclasses.replace(self, attributes=halved))
+        if self.toxicity > 0.25:
+            options.append(dataclasses.replace(self, toxicity=round(self.toxicity / 2, 3)))
+        return options
 
     def check(self) -> Problem | None:
         try:

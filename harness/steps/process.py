@@ -22,6 +22,7 @@ class KillExporter(StepKind):
     """SIGKILL the exporter; it is started again when the step ends."""
 
     kind_name: ClassVar[str] = "kill_exporter"
+    takes_exporter_away: ClassVar[bool] = True
 
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> KillExporter:
@@ -46,6 +47,7 @@ class FreezeExporter(StepKind):
     """SIGSTOP the exporter for the step's duration, then SIGCONT."""
 
     kind_name: ClassVar[str] = "freeze_exporter"
+    takes_exporter_away: ClassVar[bool] = True
 
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> FreezeExporter:

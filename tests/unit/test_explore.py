@@ -242,3 +242,63 @@ def test_a_target_that_uses_no_redis_and_offers_no_exports_gets_neither() -> Non
     assert "does not use redis" in never["redis_refuse_writes"] and "no exports API" in never["export"]
     for scenario in fresh(plan, 40):
         assert "redis" not in scenario.description and not set(scenario.knobs) - {"batch_size"}
+
+
+def test_explore_draws_a_teams_own_action_kind_and_its_follow_up(tmp_path: Path) -> None:
+    import sys
+    import textwrap
+
+    from harness import steps as registry
+
+    (tmp_path / "team_actions_probe.py").write_text(textwrap.dedent('''
+        import random
+        from typing import ClassVar
+
+        from pydantic.dataclasses import dataclass
+
+        from harness.steps import step_kind
+        from harness.steps.base import STRICT, StepKind, World
+
+        @step_kind
+        @dataclass(frozen=True, config=STRICT)
+        class TeamUndo(StepKind):
+            kind_name: ClassVar[str] = "team_undo"
+            role: ClassVar = "action"
+            draw_share: ClassVar[float] = 0.0  # only after a flush
+
+            @classmethod
+            def draw(cls, rng: random.Random, world: World) -> "TeamUndo":
+                return cls()
+
+        @step_kind
+        @dataclass(frozen=True, config=STRICT)
+        class TeamFlush(StepKind):
+            """A team's operator action: flush the exporter's caches, undone a second later."""
+            kind_name: ClassVar[str] = "team_flush"
+            role: ClassVar = "action"
+            draw_share: ClassVar[float] = 0.5
+
+            @classmethod
+            def draw(cls, rng: random.Random, world: World) -> "TeamFlush":
+                return cls()
+
+            def follow_up(self):
+                return TeamUndo(), 1.0
+    '''))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        __import__("team_actions_probe")
+        schedules_drawn = fresh(count=20)
+        with_flush = [s for s in schedules_drawn if any(kind_of(x.do) == "team_flush" for x in s.steps)]
+        assert len(with_flush) >= 5, "a team's action kind is drawn like a built-in"
+        for scenario in with_flush:
+            (flush,) = [x for x in scenario.steps if kind_of(x.do) == "team_flush"]
+            undo = [x for x in scenario.steps if kind_of(x.do) == "team_undo"]
+            assert len(undo) == 1 and undo[0].at >= flush.at + 1.0
+        assert not [s for s in schedules_drawn if any(kind_of(x.do) == "team_undo" for x in s.steps)
+                    and s not in with_flush], "a follow-up kind is never drawn alone"
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in ("team_flush", "team_undo"):
+            registry._REGISTRY.pop(name, None)
+        sys.modules.pop("team_actions_probe", None)

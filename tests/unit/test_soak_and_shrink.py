@@ -304,3 +304,22 @@ def test_a_smaller_workload_keeps_writes_that_meet_every_fault() -> None:
 
     smaller = _fewer(Scenario(name="w", description="d").workload, 50)
     assert (smaller.records, smaller.chunk, smaller.meet_faults) == (50, 5, 5)
+
+
+def test_shrink_reduces_a_steps_parameters_not_only_its_presence_and_window() -> None:
+    # Fails while the Kafka link is at least 100 ms slow: 800 -> 400 -> 200 -> 100 fail, 50 does
+    # not; toxicity 1.0 -> 0.5 -> 0.25 fail (any share of connections meets it here).
+    def run(scenario: Scenario) -> ScenarioResult:
+        toxics = [s.do for s in scenario.steps if isinstance(s.do, Toxic)]
+        guilty = any(t.attributes.get("latency", 0) >= 100 for t in toxics)
+        result = ScenarioResult(scenario.name, scenario.description, None)
+        result.checks.append(Check("no_loss", not guilty, "judge"))
+        result.verdict = Verdict.FAIL if guilty else Verdict.PASS
+        return result
+
+    slow = Toxic("kafka", "latency", attributes={"latency": 800, "jitter": 40})
+    scenario = Scenario(name="p", description="d", steps=(Step("during", slow, at=1.0, duration=2.0),), during_s=4)
+    best = shrink(scenario, run, confirm_runs=1, replays=1).scenario
+    (toxic,) = [s.do for s in best.steps]
+    assert isinstance(toxic, Toxic) and toxic.attributes == {"latency": 100, "jitter": 5}
+    assert toxic.toxicity == 0.25
