@@ -103,7 +103,7 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
     evidence = Evidence(
         expect=run.scenario.expect, capabilities=capabilities(run), target_name=run.target.name,
         interrupted=run.result.interrupted, steady=run.result.steady_state, process=run.process, recovery=recovery,
-        outcome=outcome, sink=seen.sink, dead_letters=letters, letters=letter_check,
+        outcome=outcome, sink=seen.sink, dead_letters=seen.letters, letters=letter_check,
         duplicates_by_window=ledger.duplicates_by_window, metrics=read_metrics(run, exporter, seen),
         checkpoints=run.result.checkpoints, resources=read_resources(run, monitor), observed=run.observed,
         appended_between=run.tap.appended_between if run.tap is not None else None,

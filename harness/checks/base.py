@@ -70,7 +70,7 @@ class Evidence:
     recovery: RecoveryEvidence | None = None
     outcome: Reconciliation | None = None
     sink: list[SinkRecord] = field(default_factory=list)
-    dead_letters: list[DeadLetterRecord] = field(default_factory=list)  # the pipeline's (export jobs' apart)
+    dead_letters: list[DeadLetterRecord] = field(default_factory=list)  # every letter: the counter counts jobs' too
     letters: LetterCheck = field(default_factory=LetterCheck)
     duplicates_by_window: dict[str, int] = field(default_factory=dict)
     metrics: MetricsEvidence | None = None
