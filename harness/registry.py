@@ -27,7 +27,9 @@ def load_file(path: Path) -> Scenario:
         # A field refused by the model: name the line of the scenario file that made it.
         lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
         raise ScenarioError(f"{path}:{lines[-1] if lines else '?'}: {explain(exc)}") from exc
-    except Exception as exc:  # noqa: BLE001 - any error in a user's scenario file is reported with its path
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - SystemExit too: a scenario file never ends the run with exit 0
         raise ScenarioError(f"{path}: failed to import: {exc.__class__.__name__}: {exc}") from exc
     scenario = getattr(module, "SCENARIO", None)
     if not isinstance(scenario, Scenario):

@@ -14,12 +14,12 @@ would be a setting that changes nothing, so ``verify`` refuses to start with one
 from __future__ import annotations
 
 import dataclasses
-from importlib.metadata import entry_points
 from typing import TypeVar
 
 from harness.checks.base import Capability, CheckKind, Evidence
 from harness.errors import HarnessError
 from harness.journal import Check
+from harness.plugins import load_entry_points
 
 __all__ = ["Capability", "CheckKind", "CheckKindError", "Evidence", "check_kind", "judge_all", "registered_checks",
            "verify"]
@@ -27,7 +27,6 @@ __all__ = ["Capability", "CheckKind", "CheckKindError", "Evidence", "check_kind"
 ENTRY_POINT_GROUP = "faultline.checks"
 K = TypeVar("K")
 _REGISTRY: dict[str, CheckKind] = {}
-_plugins_loaded = False
 
 
 class CheckKindError(HarnessError):
@@ -48,21 +47,8 @@ def check_kind(cls: K) -> K:
     return cls
 
 
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            point.load()
-        except Exception as exc:  # noqa: BLE001 - any failure of a plugin is reported with its name
-            raise CheckKindError(f"entry point {point.name} = {point.value} ({ENTRY_POINT_GROUP}) failed to "
-                                 f"load: {exc.__class__.__name__}: {exc}") from exc
-
-
 def registered_checks() -> dict[str, CheckKind]:
-    _load_plugins()
+    load_entry_points(ENTRY_POINT_GROUP, CheckKindError)
     return dict(_REGISTRY)
 
 

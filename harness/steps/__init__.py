@@ -12,11 +12,10 @@ built-ins (scenarios, incident files, reports, soak, shrink, ``faultline list --
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from importlib.metadata import entry_points
 from typing import TypeVar
 
 from harness.errors import HarnessError
+from harness.plugins import import_module, load_entry_points
 from harness.steps.base import STRICT, Background, Problem, StepKind, World
 
 __all__ = ["STRICT", "Background", "Problem", "StepKind", "StepKindError", "World", "by_name", "kind_of",
@@ -25,7 +24,6 @@ __all__ = ["STRICT", "Background", "Problem", "StepKind", "StepKindError", "Worl
 ENTRY_POINT_GROUP = "faultline.steps"
 K = TypeVar("K")
 _REGISTRY: dict[str, type[StepKind]] = {}
-_plugins_loaded = False
 
 
 class StepKindError(HarnessError):
@@ -51,26 +49,13 @@ def step_kind(cls: K) -> K:
 
 def load_plugins() -> None:
     """Import every module named in the ``faultline.steps`` entry-point group (once)."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            point.load()
-        except Exception as exc:  # noqa: BLE001 - any failure of a plugin is reported with its name
-            raise StepKindError(f"entry point {point.name} = {point.value} ({ENTRY_POINT_GROUP}) failed to "
-                                f"load: {exc.__class__.__name__}: {exc}") from exc
+    load_entry_points(ENTRY_POINT_GROUP, StepKindError)
 
 
 def load_modules(modules: list[str] | tuple[str, ...], where: str) -> None:
     """Import the modules a target definition names (``steps = [...]``), registering their kinds."""
     for name in modules:
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - reported with the file that named it
-            raise StepKindError(f"{where}: step module {name!r} failed to import: "
-                                f"{exc.__class__.__name__}: {exc}") from exc
+        import_module(name, f"{where}: step module", StepKindError)
 
 
 def registered() -> dict[str, type[StepKind]]:

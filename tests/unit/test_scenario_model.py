@@ -123,3 +123,22 @@ def test_repeated_runs_must_fail_the_same_invariants_to_count_as_identical() -> 
     c = ScenarioResult("lat", "", None, verdict="fail", checks=[Check("metrics_agree", False, "off")])
     assert consistency([a, a]) == {"lat": ["pass:", "pass:"]}
     assert len(set(consistency([a, b, c])["lat"])) == 3
+
+
+@pytest.mark.parametrize("raised", ["SystemExit(0)", "SystemExit(3)", "GeneratorExit()"])
+def test_a_scenario_or_step_module_that_exits_on_import_is_an_error_naming_it(tmp_path: Path, raised: str) -> None:
+    import sys
+
+    from harness.steps import StepKindError, load_modules
+
+    (tmp_path / "exits.py").write_text(f"raise {raised}\n")
+    with pytest.raises(ScenarioError, match="exits.py: failed to import"):
+        load_file(tmp_path / "exits.py")
+    (tmp_path / "exiting_steps_probe.py").write_text(f"raise {raised}\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(StepKindError, match="target.toml: step module: module 'exiting_steps_probe' failed"):
+            load_modules(["exiting_steps_probe"], "target.toml")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("exiting_steps_probe", None)
