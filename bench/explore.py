@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.plugins import load_target
+
 RUNS = 20
 TARGET_PER_HOUR = 500
 TARGET_RESET_S = 0.3
@@ -21,7 +23,6 @@ def run() -> dict:
     from harness.backends.local import LocalBackend
     from harness.explore import ExplorePlan
     from harness.explore_run import Explorer
-    from harness.target import TargetDefinition
 
     durations: list[float] = []
     resets: list[float] = []
@@ -34,7 +35,7 @@ def run() -> dict:
             resets.append(time.monotonic() - t0)
 
         stack.reset = timed_reset  # type: ignore[method-assign]
-        explorer = Explorer(stack, TargetDefinition.load(), ExplorePlan(seed=1, runs=RUNS, keep_going=True,
+        explorer = Explorer(stack, load_target(), ExplorePlan(seed=1, runs=RUNS, keep_going=True,
                                                                         lacks=stack.backend.unsupported),
                             Path(tmp), on_run=lambda p: durations.append(p.result.duration_s), shrink_failures=False)
         found = explorer.explore()

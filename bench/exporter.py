@@ -16,7 +16,8 @@ import psycopg
 from confluent_kafka import Producer
 
 from harness.backends.local import LocalBackend
-from harness.target import ExporterProcess, RunContext, TargetDefinition
+from harness.exporter_process import ExporterProcess, RunContext
+from harness.plugins import load_target
 from harness.waiting import wait_for
 from harness.workload import SourceWriter
 
@@ -84,7 +85,7 @@ def _exporter_rate(stack, base: Path, round_: int) -> float:  # noqa: ANN001
     ctx = RunContext(stack, f"bench{round_}", base / f"round{round_}")
     SourceWriter(stack, ctx.source_table).create()
     _fill(stack, ctx.source_table)
-    exporter = ExporterProcess(TargetDefinition.load(), ctx, extra_env={
+    exporter = ExporterProcess(load_target(), ctx, extra_env={
         "EXPORTER_BATCH_SIZE": "5000", "EXPORTER_MAX_BUFFER": "100000", "EXPORTER_LOG_LEVEL": "WARNING"})
     try:
         exporter.start()
@@ -111,7 +112,7 @@ def _topic_size(stack, topic: str) -> int:  # noqa: ANN001
 
 def _debezium_rate(stack, base: Path, round_: int) -> float:  # noqa: ANN001
     """Rows COPied in after the connector started, streamed from the WAL: first to last message."""
-    target = TargetDefinition.load(DEBEZIUM)
+    target = load_target(DEBEZIUM)
     ctx = RunContext(stack, f"dbz{round_}", base / f"dbz{round_}")
     SourceWriter(stack, ctx.source_table).create()
     with psycopg.connect(stack.postgres_dsn(proxied=False), autocommit=True) as conn:

@@ -12,10 +12,11 @@ import tempfile
 from pathlib import Path
 
 from harness.backends.local import LocalBackend
+from harness.exporter_process import ExporterProcess, RunContext
 from harness.load import LoadRun
+from harness.plugins import load_target
 from harness.result import RequestStats
 from harness.scenario import Load
-from harness.target import ExporterProcess, RunContext, TargetDefinition
 from harness.waiting import wait_for
 from harness.workload import SourceWriter
 
@@ -33,7 +34,7 @@ def _row(rows: list[RequestStats], name: str) -> RequestStats:
 
 
 def run() -> dict:
-    target = TargetDefinition.load()
+    target = load_target()
     with LocalBackend() as stack, tempfile.TemporaryDirectory() as tmp:
         ctx = RunContext(stack, "benchload", Path(tmp) / "run")
         writer = SourceWriter(stack, ctx.source_table)

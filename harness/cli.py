@@ -33,6 +33,7 @@ from harness.cli_output import (
     steps_table,
 )
 from harness.lifecycle import unwind_on_termination
+from harness.plugins import load_target
 from harness.provision import OPTIONAL, check_all, provision_all
 from harness.result import Verdict
 
@@ -129,9 +130,9 @@ def list_scenarios(show_steps: bool, show_checks: bool, target_path: str | None)
     from pathlib import Path
 
     from harness.registry import discover
-    from harness.target import BUNDLED, TargetDefinition
+    from harness.target import BUNDLED
 
-    TargetDefinition.load(Path(target_path) if target_path else BUNDLED)  # registers its step modules
+    load_target(Path(target_path) if target_path else BUNDLED)  # registers its step modules
     if show_steps:
         Console(soft_wrap=True).print(steps_table())
         return

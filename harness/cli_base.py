@@ -16,6 +16,7 @@ from rich.markup import escape
 from harness.cli_output import console
 from harness.errors import FaultlineError, HarnessError
 from harness.lifecycle import TerminatedBySignal
+from harness.plugins import load_target
 
 EXIT_OK, EXIT_VIOLATION, EXIT_HARNESS = 0, 1, 2
 
@@ -97,11 +98,11 @@ def defect_env(target_path: str | None, defect: str | None) -> dict[str, str]:
     """The exporter environment that switches a seeded defect on (through the target's defect_env)."""
     from pathlib import Path
 
-    from harness.target import BUNDLED, TargetDefinition
+    from harness.target import BUNDLED
 
     if defect is None:
         return {}
-    target = TargetDefinition.load(Path(target_path) if target_path else BUNDLED)
+    target = load_target(Path(target_path) if target_path else BUNDLED)
     if defect not in target.defects:
         raise HarnessError(f"--defect {defect!r}: target {target.name} declares {', '.join(target.defects) or 'none'}")
     return {target.defect_env: defect}

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from harness.cli_base import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, defect_env, graceful_interrupt
 from harness.cli_output import console
+from harness.plugins import load_target
 
 BACKENDS = ("local", "docker", "external")
 
@@ -56,10 +57,10 @@ def explore(seed: int, budget: str | None, runs: int | None, max_overlap: int, k
 def _print_plan(plan: object, target_path: str | None) -> None:
     from harness import incident
     from harness.explore import ExplorePlan, drawable, for_target, schedules
-    from harness.target import BUNDLED, TargetDefinition
+    from harness.target import BUNDLED
 
     assert isinstance(plan, ExplorePlan)
-    target = TargetDefinition.load(Path(target_path) if target_path else BUNDLED)  # its own step kinds, if any
+    target = load_target(Path(target_path) if target_path else BUNDLED)  # its own step kinds, if any
     plan = for_target(dataclasses.replace(plan, runs=plan.runs or 10, budget_s=None), target).validate()
     kinds, never = drawable(plan, plan.world)
     for run, scenario, _mutated in schedules(plan, kinds, []):
@@ -79,11 +80,11 @@ def _explore(plan: object, interrupt: object, backend: str, target_path: str | N
     from harness.paths import reports_dir
     from harness.reports import write_all
     from harness.result import RunReport, Verdict
-    from harness.target import BUNDLED, TargetDefinition
+    from harness.target import BUNDLED
 
     assert isinstance(plan, ExplorePlan)
     target_file = Path(target_path) if target_path else BUNDLED
-    target = TargetDefinition.load(target_file)
+    target = load_target(target_file)
     run_id = new_run_id()
     directory = Path(out) if out else reports_dir() / run_id
     directory.mkdir(parents=True, exist_ok=True)

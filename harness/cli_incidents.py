@@ -11,6 +11,7 @@ from rich.markup import escape
 from harness.backends.factory import BACKENDS
 from harness.cli_base import EXIT_OK, FiniteFloat, defect_env, graceful_interrupt, pairs
 from harness.cli_output import checkpoint_table, console, print_result, results_table, trend_table
+from harness.plugins import load_target
 from harness.result import Verdict
 
 
@@ -81,11 +82,11 @@ def shrink(file: str, out_file: str | None, confirm_runs: int, replays: int, def
     from harness.runner import ScenarioRunner
     from harness.scenario import Scenario
     from harness.shrink import shrink as minimise
-    from harness.target import BUNDLED, TargetDefinition
+    from harness.target import BUNDLED
     from harness.versions import server_versions
 
     scenario = incident.load(Path(file))
-    target = TargetDefinition.load(Path(target_path) if target_path else BUNDLED)
+    target = load_target(Path(target_path) if target_path else BUNDLED)
     env = defect_env(target_path, defect)
     logical = target.postgres_logical_replication
     with make_backend(backend, logical_replication=logical) as stack, \

@@ -21,6 +21,7 @@ from harness.backends.factory import make_backend
 from harness.errors import HarnessError
 from harness.journal import StepRecord
 from harness.paths import reports_dir
+from harness.plugins import load_target
 from harness.reports import write_all
 from harness.result import RunReport, ScenarioResult, Verdict
 from harness.runner import ScenarioRunner, scenario_workdir
@@ -151,7 +152,7 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
     writes report.json with the scenarios that finished, marked interrupted."""
     if keep not in KEEP:
         raise HarnessError(f"keep must be one of {KEEP}, not {keep!r}")
-    target = TargetDefinition.load(target_path)
+    target = load_target(target_path)
     run_id = new_run_id()
     out = out_dir or reports_dir() / run_id
     out.mkdir(parents=True, exist_ok=True)

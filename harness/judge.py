@@ -15,6 +15,7 @@ import httpx
 from harness.anomalies import duplicates_by_window
 from harness.checks import Capability, Evidence, judge_all
 from harness.checks.base import MetricsEvidence, ProcessEvidence, RecoveryEvidence, ResourceEvidence
+from harness.exporter_process import ExporterProcess, MetricsUnavailable
 from harness.letter_checks import verify_dead_letters
 from harness.pause_watch import end_open_pauses
 from harness.reconcile import VIOLATIONS, Reconciliation, reconcile
@@ -22,7 +23,6 @@ from harness.resources import MIN_SAMPLES, ResourceMonitor
 from harness.result import LedgerSummary, MetricsSnapshot, Resources
 from harness.run import Run
 from harness.sinks import DeadLetterRecord, SinkRecord
-from harness.target import ExporterProcess, MetricsUnavailable
 from harness.timeline import Sampler, deliveries
 from harness.waiting import WaitTimeout, wait_for
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from harness.backends.factory import make_backend
 from harness.explore import ExplorePlan
 from harness.gate import run_on_stack, write_incidents
+from harness.plugins import load_target
 from harness.result import ExploreSummary, ScenarioResult, Verdict
 from harness.runner import scenario_workdir
 from harness.scenario import Scenario, ScenarioError
@@ -68,7 +69,7 @@ def _reporter(on_result: Callable[[str, ScenarioResult], None] | None,
 
 def run_mutants(scenarios: list[Scenario], target_path: Path, out: Path, *, backend: str = "local",
                 on_result: Callable[[str, ScenarioResult], None] | None = None) -> MutantsRun:
-    target = TargetDefinition.load(target_path)
+    target = load_target(target_path)
     by_defect = plan(target, scenarios)
     work = scenario_workdir(out)
     with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
@@ -108,7 +109,7 @@ def run_mutants_explore(target_path: Path, out: Path, plan: ExplorePlan, *, back
                         defects: tuple[str, ...] = ()) -> ExploreMutants:
     from harness.explore_run import Explorer, against
 
-    target = TargetDefinition.load(target_path)
+    target = load_target(target_path)
     chosen = defects or target.defects
     unknown = sorted(set(chosen) - set(target.defects))
     if unknown:

@@ -16,11 +16,11 @@ from confluent_kafka import KafkaException
 from redis import exceptions as redis_errors
 
 from harness.errors import HarnessError
+from harness.exporter_process import MetricsUnavailable
 from harness.journal import StepRecord
 from harness.run import Run
 from harness.scenario import Scenario, Step, has_window, is_fault
 from harness.sinks import SinkProgress, read_lines
-from harness.target import MetricsUnavailable
 from harness.waiting import WaitTimeout, wait_for
 
 

@@ -7,8 +7,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.target import BUNDLED, TargetDefinition, TargetError
+from harness.tomlfile import Locator, read_text
 
 _loaded: set[str] = set()
 
@@ -33,3 +36,14 @@ def _import(load: Callable[[], object], what: str, error: type[HarnessError]) ->
         raise
     except BaseException as exc:  # noqa: BLE001 - SystemExit too: a user's module never ends the run
         raise error(f"{what} failed to load: {exc.__class__.__name__}: {exc}") from exc
+
+
+def load_target(path: Path | None = None) -> TargetDefinition:
+    """A target definition (the bundled one by default), validated, with the team modules it
+    names (``steps = [...]``: step kinds and checks) imported so that they are registered."""
+    target = TargetDefinition.load(path or BUNDLED)
+    text = read_text(path or BUNDLED, "target definition", TargetError)
+    line = Locator(text).key("steps") or "?"
+    for name in target.steps:
+        import_module(name, f"{path or BUNDLED}:{line}: steps", TargetError)
+    return target

@@ -18,6 +18,7 @@ from harness.backends.base import Backend
 from harness.backends.factory import BACKENDS, make_backend
 from harness.errors import HarnessError
 from harness.lifecycle import unwind_on_termination
+from harness.plugins import load_target
 from harness.result import ScenarioResult, Verdict
 from harness.runner import ScenarioRunner
 from harness.scenario import Scenario
@@ -103,7 +104,7 @@ def namespace(request: pytest.FixtureRequest) -> str:
 def faultline_target(request: pytest.FixtureRequest) -> TargetDefinition:
     """The exporter under test, as its target definition describes it."""
     path = request.config.getini("faultline_target")
-    return TargetDefinition.load(Path(path) if path else BUNDLED)
+    return load_target(Path(path) if path else BUNDLED)
 
 
 @pytest.fixture

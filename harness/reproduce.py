@@ -15,9 +15,9 @@ from pathlib import Path
 
 from harness import incident
 from harness.gate import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, GateRun, reproduction_record
+from harness.plugins import load_target
 from harness.result import ScenarioResult, Verdict
 from harness.scenario import Scenario
-from harness.target import TargetDefinition
 
 
 def expected_violations(scenario: Scenario, results: list[ScenarioResult]) -> frozenset[str]:
@@ -71,7 +71,7 @@ class RepeatOutcome:
 def record_rate(path: Path, scenario: Scenario, outcome: RepeatOutcome, gate: GateRun, defect: str | None) -> Path:
     """Rewrite the incident file with its measured [reproduction] table; its header comment stays."""
     meta = json.loads((gate.out / "report.json").read_text())
-    target = TargetDefinition.load(Path(meta["target"]))
+    target = load_target(Path(meta["target"]))
     record = dataclasses.replace(
         reproduction_record(gate.results[0], target, gate.servers, scenario.workload.seed,
                             outcome.failed_same, outcome.runs, defect),

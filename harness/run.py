@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from harness.errors import HarnessError
+from harness.exporter_process import ExporterProcess, RunContext
 from harness.journal import Observations, ProcessEvidence
 from harness.ledger import Ledger, content_hash
 from harness.load import LoadRun
@@ -25,7 +26,7 @@ from harness.scenario import Scenario
 from harness.sinks import DeadLetterRecord, SinkRecord, read_dead_letters, read_lines, read_topic
 from harness.stack import Stack
 from harness.tap import BufferTap
-from harness.target import ExporterProcess, RunContext, TargetDefinition
+from harness.target import TargetDefinition
 from harness.timeline import WriteClock
 from harness.workload import SourceWriter
 

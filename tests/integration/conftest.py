@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.exporter_process import ExporterProcess, RunContext
 from harness.stack import Stack
-from harness.target import ExporterProcess, RunContext, TargetDefinition
+from harness.target import TargetDefinition
 from harness.workload import SourceWriter
 
 

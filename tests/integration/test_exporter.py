@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.exporter_process import ExporterProcess, RunContext
 from harness.sinks import read_dead_letters, read_lines, read_topic
-from harness.target import ExporterProcess, RunContext
 from harness.waiting import wait_for
 from harness.workload import SourceWriter
 

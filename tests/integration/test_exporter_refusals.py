@@ -13,10 +13,10 @@ import redis
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from harness.credentials import REDIS_USER
+from harness.exporter_process import ExporterProcess, RunContext
 from harness.redis_client import direct_client
 from harness.sinks import read_dead_letters, read_topic
 from harness.stack import Stack
-from harness.target import ExporterProcess, RunContext
 from harness.waiting import wait_for
 from harness.workload import SourceWriter
 

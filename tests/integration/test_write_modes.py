@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from harness.target import RunContext
+from harness.exporter_process import RunContext
 from harness.workload import SourceWriter
 
 pytestmark = [pytest.mark.faultline, pytest.mark.timeout(60)]

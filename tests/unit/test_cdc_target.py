@@ -111,7 +111,7 @@ def test_a_knob_a_target_has_no_setting_for_is_left_out_and_files_read_knob_valu
     assert target.knob_env({"batch_size": "5", "delivery_timeout_ms": "1500"}) == {"CONNECT_MAX_BATCH_SIZE": "5"}
     template = target.files["connector.properties"]
     assert "max.batch.size={env[CONNECT_MAX_BATCH_SIZE]}" in template
-    from harness.target import RunContext
+    from harness.exporter_process import RunContext
 
     class Stack:  # only the endpoints placeholders are filled from
         kafka_client_id = "c1"
