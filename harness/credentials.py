@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import psycopg
 import redis
@@ -20,8 +20,17 @@ from psycopg import sql
 from harness.errors import HarnessError
 from harness.redis_client import no_retry
 
-if TYPE_CHECKING:
-    from harness.stack import Stack
+
+class AdminAccess(Protocol):
+    """What setting up the exporter's credentials needs of a stack (harness.stack.Stack): the
+    administrator's direct access. A protocol, so that credentials (below) never import the stack."""
+
+    postgres_user: str
+    postgres_database: str
+    exporter: ExporterCredentials | None
+
+    def postgres_dsn(self, proxied: bool = True) -> str: ...
+    def redis_url(self, proxied: bool = True) -> str: ...
 
 POSTGRES_ROLE = "faultline_exporter"
 REDIS_USER = "exporter"
@@ -50,7 +59,7 @@ class ExporterCredentials:
         return ["--user", *(word for word in self.redis_acl() if word != "reset")]
 
 
-def provision(stack: Stack) -> None:
+def provision(stack: AdminAccess) -> None:
     """Create (or restore) the exporter's role and user with their full rights. Idempotent and
     cheap: ``Stack.reset`` calls it, so a fault that took a right away is always undone."""
     if stack.exporter is None:
@@ -59,7 +68,7 @@ def provision(stack: Stack) -> None:
     provision_redis(stack, stack.exporter)
 
 
-def provision_postgres(stack: Stack, creds: ExporterCredentials) -> None:
+def provision_postgres(stack: AdminAccess, creds: ExporterCredentials) -> None:
     role = sql.Identifier(creds.postgres_user)
     try:
         with psycopg.connect(stack.postgres_dsn(proxied=False), autocommit=True, connect_timeout=5) as conn:
@@ -79,9 +88,9 @@ def provision_postgres(stack: Stack, creds: ExporterCredentials) -> None:
         raise CredentialsError(f"postgres: cannot set up role {creds.postgres_user}: {exc}") from exc
 
 
-def provision_redis(stack: Stack, creds: ExporterCredentials) -> None:
-    client = redis.Redis(host=stack.redis.direct.host, port=stack.redis.direct.port, password=stack.redis_password,
-                         socket_timeout=5, socket_connect_timeout=5, retry=no_retry())
+def provision_redis(stack: AdminAccess, creds: ExporterCredentials) -> None:
+    client = redis.Redis.from_url(stack.redis_url(proxied=False), socket_timeout=5, socket_connect_timeout=5,
+                                  retry=no_retry())
     try:
         client.execute_command("ACL", "SETUSER", *creds.redis_acl())
     except redis.RedisError as exc:

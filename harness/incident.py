@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.checks import CheckKindError, verify_custom
 from harness.errors import HarnessError
 from harness.scenario import (
     Expect,
@@ -106,6 +107,10 @@ def load(path: Path) -> Scenario:
                        or where.table(table)) from exc
 
     expect = build(Expect, shape.expect, "expect")
+    try:
+        verify_custom(expect, "[expect]")
+    except CheckKindError as exc:
+        raise fail(str(exc), where.table("expect")) from exc
     workload = build(Workload, shape.workload, "workload")
     steps = [_step(n, raw, where, fail) for n, raw in enumerate(shape.steps)]
     _refuse_overlaps(steps, where, fail)

@@ -20,15 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from harness.errors import HarnessError
 from harness.lifecycle import StopAtExit
 from harness.reaper import RECORDER
 from harness.result import LoadStats, RequestStats
-
-if TYPE_CHECKING:
-    from harness.steps.load import Load
 
 LOCUSTFILES = Path(__file__).parent / "locustfiles"
 LOCUSTFILE = {"source": LOCUSTFILES / "source_writers.py", "api": LOCUSTFILES / "api_users.py"}
@@ -49,8 +46,26 @@ class JournalEntry:
     outcome: str
 
 
+class LoadSpec(Protocol):
+    """What a Locust run is asked for (the ``load`` step kind's parameters): a protocol, so that
+    this runner never imports the step kinds above it."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def users(self) -> int: ...
+    @property
+    def spawn_rate(self) -> float: ...
+    @property
+    def workers(self) -> int: ...
+    @property
+    def wait_s(self) -> float: ...
+    @property
+    def rows_per_write(self) -> int: ...
+
+
 class LoadRun:
-    def __init__(self, load: Load, duration_s: float, workdir: Path, *, dsn: str, table: str, base_url: str,
+    def __init__(self, load: LoadSpec, duration_s: float, workdir: Path, *, dsn: str, table: str, base_url: str,
                  exports_path: str = "/exports", key_prefix: str = "load", profile: str = "ascii", size: int = 200,
                  seed: int = 1, tokens_file: Path | None = None) -> None:
         self.load = load

@@ -20,10 +20,10 @@ from harness.journal import FlowMark, PauseObservation
 from harness.sinks import file_ends, topic_ends
 
 if TYPE_CHECKING:
-    from harness.run import Run
+    from harness.steps.context import StepContext
 
 
-def flow_mark(run: Run) -> FlowMark:
+def flow_mark(run: StepContext) -> FlowMark:
     exporter = run.live_exporter()
     wall = time.time()
     try:
@@ -37,14 +37,14 @@ def flow_mark(run: Run) -> FlowMark:
     return FlowMark(wall, ends, exporter.starts)
 
 
-def acknowledged(run: Run, pause: PauseObservation) -> None:
+def acknowledged(run: StepContext, pause: PauseObservation) -> None:
     """The pause was acknowledged: mark where the pipeline stood, and what it had in hand."""
     pause.at_ack = flow_mark(run)
     pause.pending_at_ack = len(run.buffer_evidence().pending) if run.tap is not None else 0
     run.observed.pauses.append(pause)
 
 
-def end_open_pauses(run: Run, how: str) -> None:
+def end_open_pauses(run: StepContext, how: str) -> None:
     """Just before a resume is asked (or healing begins): mark the end of every pause in force."""
     open_pauses = [p for p in run.observed.pauses if p.open]
     if not open_pauses:
@@ -55,7 +55,7 @@ def end_open_pauses(run: Run, how: str) -> None:
         pause.at_end, pause.state_at_end, pause.ended_by = mark, state, how
 
 
-def pause_state(run: Run) -> str:
+def pause_state(run: StepContext) -> str:
     """What the exporter says of its pause now: the bundled protocol's state (GET pause_path), or
     the connector's and its tasks' states (Connect's status path)."""
     exporter = run.live_exporter()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from harness.checks import CheckKindError, verify_custom
 from harness.paths import project_root
 from harness.scenario import Scenario, ScenarioError, explain
 
@@ -36,6 +37,10 @@ def load_file(path: Path) -> Scenario:
         raise ScenarioError(f"{path}: defines no SCENARIO = Scenario(...)")
     if scenario.name != path.stem:
         raise ScenarioError(f"{path}: SCENARIO.name is {scenario.name!r}; it must match the file name {path.stem!r}")
+    try:
+        verify_custom(scenario.expect, f"{path}: SCENARIO")
+    except CheckKindError as exc:
+        raise ScenarioError(str(exc)) from exc
     return scenario.validate()
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness import judge
 from harness.checks import verify as verify_checks
+from harness.checks import verify_custom
 from harness.errors import HarnessError
 from harness.journal import StepRecord
 from harness.knobs import scenario_knobs
@@ -39,6 +40,7 @@ class ScenarioRunner:
                  extra_env: dict[str, str] | None = None, interrupt: threading.Event | None = None,
                  on_step: Callable[[str, StepRecord], None] | None = None) -> None:
         verify_checks()  # a setting no check reads must not run as if it meant something
+        verify_custom(scenario.expect, f"scenario {scenario.name}")
         self.scenario = scenario.validate()
         self.extra_env = extra_env or {}
         self.run_ = Run(stack, target, self.scenario, workdir, interrupt)

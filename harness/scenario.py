@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, InstanceOf, ValidationError
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
+from harness.expect import Count, Expect, Window
 from harness.knobs import KNOBS
 
 # Every field is checked when an object is made (in a scenario module, an incident file, soak or
@@ -29,9 +30,7 @@ PHASES = ("before", "during", "after")
 
 DAY_S = 86_400.0
 Seconds = Annotated[float, Field(ge=0, le=DAY_S)]  # an instant on the timeline
-Window = Annotated[float, Field(gt=0, le=DAY_S)]  # a length of time that must pass
 Fraction = Annotated[float, Field(ge=0, le=1)]
-Count = Annotated[int, Field(ge=0, le=10_000_000)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -47,11 +46,13 @@ class ScenarioError(HarnessError):
 # The step kinds live in harness.steps, one class a kind; the built-ins are named here too so that
 # scenario modules write ``from harness.scenario import LinkDown, Step``.
 from harness.steps import StepKind, StepKindError, by_name, kind_of, registered  # noqa: E402
-from harness.steps.actions import Checkpoint, Export, ExportBurst, Pause, Resume, Write  # noqa: E402
+from harness.steps.actions import Checkpoint, Write  # noqa: E402
 from harness.steps.disk import DIRECTORIES, DiskFull, ReadOnlyDir  # noqa: E402
+from harness.steps.exports import Export, ExportBurst  # noqa: E402
 from harness.steps.kafka_faults import KafkaAddPartitions, KafkaQuota, KafkaTopicSetting  # noqa: E402
 from harness.steps.load import LOAD_KINDS, Load  # noqa: E402
 from harness.steps.network import LinkDown, LinkFlap, Toxic  # noqa: E402
+from harness.steps.pauses import Pause, Resume  # noqa: E402
 from harness.steps.postgres_faults import (  # noqa: E402
     PostgresConnectionLimit,
     PostgresLockTable,
@@ -120,34 +121,6 @@ class Workload:
 
 
 @dataclass(frozen=True, config=STRICT)
-class Expect:
-    """What the scenario holds the exporter to. Each field turns on (or bounds) exactly one
-    registered check (harness.checks; ``faultline list --checks`` shows which): a field that no
-    check reads is refused at startup."""
-
-    no_loss: bool = True
-    no_corruption: bool = True
-    dead_letters_have_reasons: bool = True
-    errors_surfaced: bool = False
-    process_alive: bool = True
-    # Every pause in the scenario: acknowledged within its grace (plus a margin), and honoured
-    # while in force (nothing moved beyond what was in flight; no resuming by itself).
-    pause_within_grace: bool = True
-    pause_honoured: bool = True
-    metrics_agree: bool = True
-    recovered_within_s: Window = 60.0
-    dead_lettered_at_least: Count = 0
-    no_resource_leak: bool = False  # sample the exporter's RSS, files, threads, connections; judge trends
-    key_order: bool = True  # records of one key reach each partition or file in source order
-    # At-least-once allows redeliveries, but a bounded number: more than this fails ``duplicates``
-    # (None: not judged, still counted per fault window).
-    max_duplicates: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
-    # A team's own checks' settings (``expect_field`` names a key here); an unknown key is refused.
-    custom: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,100}$")],
-                 bool | Annotated[float, Field(ge=0, le=1e12)]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, config=STRICT)
 class Reproduction:
     """How often an incident failed the same way when it was confirmed, and with what: a rate
     below 100% means a replay that passes does not prove the bug gone."""
@@ -199,13 +172,6 @@ class Scenario:
                                 f"{', '.join(KNOBS)}", unknown[0])
         for n, step in enumerate(self.steps):
             check_step(step, f"scenario {self.name!r}: step {n} ({type(step.do).__name__})", n)
-        from harness.checks import custom_fields  # the check registry reads Expect: imported late
-
-        claimed = custom_fields()
-        for key in sorted(self.expect.custom):
-            if key not in claimed:
-                raise ScenarioError(f"scenario {self.name!r}: expect.custom.{key} is read by no registered check; "
-                                    f"custom fields: {', '.join(sorted(claimed)) or 'none'}", f"expect.custom.{key}")
         return self
 
     @property

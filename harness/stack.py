@@ -5,15 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from harness.credentials import ExporterCredentials, provision
 from harness.errors import UnknownServiceError
 from harness.toxiproxy import ProxyHandle, ToxiproxyClient
-
-if TYPE_CHECKING:
-    from harness.backends.base import Backend
 
 # The links the exporter uses; each one has a Toxiproxy proxy of the same name.
 LINKS = ("postgres", "redis", "kafka")
@@ -42,9 +39,29 @@ class Link:
         return self.proxied if proxied else self.direct
 
 
+class ServiceControl(Protocol):
+    """What a stack asks of the backend that started it (harness.backends.base.Backend): its
+    servers' processes and data. A protocol, so that the stack (below) never imports the backends
+    (above)."""
+
+    name: str
+
+    def ensure_running(self) -> None: ...
+    def kill_service(self, service: str) -> None: ...
+    def stop_service(self, service: str) -> None: ...
+    def start_service(self, service: str) -> None: ...
+    def start_service_moved(self, service: str) -> None: ...
+    def freeze_service(self, service: str) -> None: ...
+    def thaw_service(self, service: str) -> None: ...
+    def wipe_service_data(self, service: str) -> None: ...
+    def service_data_dir(self, service: str) -> Path: ...
+    def kafka_configs(self, args: list[str]) -> str: ...
+    def unsupported(self, step_do: object) -> str | None: ...
+
+
 @dataclass
 class Stack:
-    backend: Backend = field(repr=False)
+    backend: ServiceControl = field(repr=False)
     postgres: Link
     redis: Link
     kafka: Link

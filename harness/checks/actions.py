@@ -4,8 +4,8 @@ fell short); the check that owns the answer's name makes the verdict."""
 
 from __future__ import annotations
 
-from harness.checks import check_kind
 from harness.checks.base import CheckKind, Evidence
+from harness.checks.registry import check_kind
 from harness.journal import ActionAnswer, Check
 
 

@@ -26,9 +26,9 @@ from harness.result import CheckpointPoint, MetricsSnapshot, Resources, SteadySt
 from harness.sinks import DeadLetterRecord, SinkRecord
 
 if TYPE_CHECKING:
+    from harness.expect import Expect
     from harness.reconcile import Reconciliation
     from harness.resources import Trend
-    from harness.scenario import Expect
 
 # What a target can offer a check (from its definition): a check that needs what the target
 # lacks is shown "n/a" with the reason, never as held.

@@ -3,8 +3,8 @@ drained within its bound after healing, healthy after, mid-run checkpoints, and 
 
 from __future__ import annotations
 
-from harness.checks import check_kind
 from harness.checks.base import CheckKind, Evidence
+from harness.checks.registry import check_kind
 from harness.journal import Check
 
 

@@ -3,8 +3,8 @@ met surfaced as counters and as error log lines naming a record or a stage."""
 
 from __future__ import annotations
 
-from harness.checks import check_kind
 from harness.checks.base import CheckKind, Evidence
+from harness.checks.registry import check_kind
 from harness.journal import Check
 from harness.result import MetricsSnapshot
 from harness.sinks import DeadLetterRecord, SinkRecord

@@ -7,8 +7,8 @@ still said it was paused when the resume came: measured from outside, so an expo
 
 from __future__ import annotations
 
-from harness.checks import check_kind
 from harness.checks.base import CheckKind, Evidence
+from harness.checks.registry import check_kind
 from harness.journal import Check, FlowMark, PauseObservation
 from harness.sinks import SinkRecord
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.checks import check_kind
 from harness.checks.base import CheckKind, Evidence
+from harness.checks.registry import check_kind
 from harness.journal import Check
 from harness.reconcile import DEAD_LETTERED_DELIVERABLE, DEAD_LETTERED_WITHOUT_REASON, DELIVERED_CORRUPTED, LOST
 
 if TYPE_CHECKING:
-    from harness.scenario import Expect
+    from harness.expect import Expect
 
 
 @check_kind

@@ -32,7 +32,7 @@ from pydantic import ConfigDict, Field
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
-    from harness.run import Run
+    from harness.steps.context import StepContext
 
 # Every field is checked when a step is made (in a scenario module, an incident file, soak or
 # shrink): exact types (no "false" for False), finite numbers only, bounds against absurd sizes,
@@ -123,14 +123,14 @@ class StepKind:
         values the failure needs. None by default."""
         return []
 
-    def prepare(self, run: Run) -> None:
+    def prepare(self, run: StepContext) -> None:
         """Before the exporter starts: what the step sets up for the whole run (a small disk)."""
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         """Do it; put what shows it took effect in ``record.evidence`` (or ``record.result``)."""
         raise NotImplementedError(f"step kind {self.kind_name!r} does not say how to apply itself")
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         """Undo it at the end of its window (faults and loads); ``handle`` is what apply returned."""
 
 
@@ -140,7 +140,7 @@ class Background:
     return soon after it is set; ``stop`` is called by the step's remove, and by the run's cleanup
     whatever happened before."""
 
-    def __init__(self, run: Run, name: str, body: Callable[[threading.Event], None]) -> None:
+    def __init__(self, run: StepContext, name: str, body: Callable[[threading.Event], None]) -> None:
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=body, args=(self.stopping,), name=name, daemon=True)
         run.closers.append(self.stop)

@@ -18,12 +18,12 @@ from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.reaper import RECORDER
-from harness.steps import step_kind
 from harness.steps.base import STRICT, Fraction, Name, Problem, StepKind, World
+from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
-    from harness.run import Run
+    from harness.steps.context import StepContext
 
 DIRECTORIES = ("export_dir", "file_sink")
 FILLER = ".faultline-filler"
@@ -35,14 +35,14 @@ def run_command(command: list[str], what: str) -> None:
         raise HarnessError(f"cannot {what}: {proc.stderr.strip() or proc.returncode}")
 
 
-def directory(run: Run, name: str) -> Path:
+def directory(run: StepContext, name: str) -> Path:
     """One of the exporter's directories, as its target definition names it."""
     path = Path(run.sink("export_dir")) if name == "export_dir" else Path(run.sink("file_sink")).parent
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def set_immutable(run: Run, path: Path, on: bool) -> str:
+def set_immutable(run: StepContext, path: Path, on: bool) -> str:
     # -R: the files already there refuse appends too, not only new files in the directory.
     run_command(["chattr", "-R", "+i" if on else "-i", str(path)],
                 f"{'set' if on else 'clear'} the immutable flag on {path}")
@@ -54,7 +54,7 @@ def set_immutable(run: Run, path: Path, on: bool) -> str:
     return f"{path} immutable={on}"
 
 
-def release_disks(run: Run) -> None:
+def release_disks(run: StepContext) -> None:
     """Clear every immutable flag and unmount every tmpfs this run made (cleanup, always)."""
     for path in list(run.immutable):
         set_immutable(run, path, False)
@@ -103,7 +103,7 @@ class DiskFull(StepKind):
     def check(self) -> Problem | None:
         return _bad_directory(self.directory)
 
-    def prepare(self, run: Run) -> None:
+    def prepare(self, run: StepContext) -> None:
         """Before the exporter starts: the directory goes on its tmpfs."""
         path = directory(run, self.directory)
         if path not in run.mounted:
@@ -112,7 +112,7 @@ class DiskFull(StepKind):
                         f"mount a {self.size_kib} KiB tmpfs on {path} (needs root)")
             run.mounted.append(path)
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         path = directory(run, self.directory)
         run_command(["mount", "-o", f"remount,size={self.size_kib}k", str(path)], f"size the tmpfs on {path}")
         usage = shutil.disk_usage(path)
@@ -128,7 +128,7 @@ class DiskFull(StepKind):
                         raise
             record.evidence += f"; filler of {filler.stat().st_size} bytes; {shutil.disk_usage(path).free} bytes free"
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         path = directory(run, self.directory)
         (path / FILLER).unlink(missing_ok=True)
         run_command(["mount", "-o", "remount,size=64m", str(path)], f"grow the tmpfs on {path}")
@@ -156,8 +156,8 @@ class ReadOnlyDir(StepKind):
     def check(self) -> Problem | None:
         return _bad_directory(self.directory)
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         record.evidence = set_immutable(run, directory(run, self.directory), True)
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         set_immutable(run, directory(run, self.directory), False)

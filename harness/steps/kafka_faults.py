@@ -13,12 +13,12 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.steps import step_kind
 from harness.steps.base import STRICT, Problem, StepKind, World
+from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
-    from harness.run import Run
+    from harness.steps.context import StepContext
 
 ADMIN_TIMEOUT_S = 15.0
 # Topic settings a scenario may change (each is safe to set back): what a broker operator changes.
@@ -26,15 +26,15 @@ TOPIC_SETTINGS = ("max.message.bytes", "min.insync.replicas", "retention.ms", "m
                   "compression.type", "cleanup.policy")
 
 
-def admin(run: Run) -> AdminClient:
+def admin(run: StepContext) -> AdminClient:
     return AdminClient({"bootstrap.servers": run.stack.admin_url("kafka"), "socket.timeout.ms": 10_000})
 
 
-def topic_of(run: Run) -> str:
+def topic_of(run: StepContext) -> str:
     return run.sink("kafka_topic")
 
 
-def create_topic(run: Run, topic: str, config: dict[str, str] | None = None) -> None:
+def create_topic(run: StepContext, topic: str, config: dict[str, str] | None = None) -> None:
     """``topic`` exists (one partition, one replica, ``config`` if it is made now)."""
     from confluent_kafka.admin import NewTopic
 
@@ -49,13 +49,13 @@ def create_topic(run: Run, topic: str, config: dict[str, str] | None = None) -> 
                 raise HarnessError(f"kafka: cannot create topic {topic}: {exc}") from exc
 
 
-def ensure_topic(run: Run) -> None:
+def ensure_topic(run: StepContext) -> None:
     """The run's topic exists (the exporter may not have created it yet): created with the
     broker's defaults, as auto-creation would."""
     create_topic(run, topic_of(run))
 
 
-def topic_setting(run: Run, name: str) -> tuple[str | None, bool]:
+def topic_setting(run: StepContext, name: str) -> tuple[str | None, bool]:
     """The topic's value for ``name`` and whether it is the broker's default (not set on the topic)."""
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic_of(run))
     client = admin(run)  # held until the answer came: a client collected early cancels its requests
@@ -67,7 +67,7 @@ def topic_setting(run: Run, name: str) -> tuple[str | None, bool]:
     return (entry.value if entry else None), (entry is None or entry.is_default)
 
 
-def alter_topic(run: Run, name: str, value: str | None) -> None:
+def alter_topic(run: StepContext, name: str, value: str | None) -> None:
     """Set ``name`` on the run's topic (None: back to the broker's default)."""
     op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic_of(run), incremental_configs=[
@@ -106,7 +106,7 @@ class KafkaTopicSetting(StepKind):
                                    f"allowed: {', '.join(TOPIC_SETTINGS)}")
         return None
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         ensure_topic(run)
         before, default = topic_setting(run, self.name)
         saved = None if default else before
@@ -116,7 +116,7 @@ class KafkaTopicSetting(StepKind):
         record.evidence = f"{topic_of(run)} {self.name}: {before} -> {now} (read back from the broker)"
         return saved
 
-    def remove(self, run: Run, handle: str | None, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: str | None, record: StepRecord) -> None:
         alter_topic(run, self.name, handle)
         now, _ = topic_setting(run, self.name)
         record.evidence += f"; restored to {now}"
@@ -141,7 +141,7 @@ class KafkaAddPartitions(StepKind):
     def needs(self) -> frozenset[str]:
         return frozenset({"admin:kafka"})
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         ensure_topic(run)
         client, topic = admin(run), topic_of(run)
         try:
@@ -172,10 +172,10 @@ class KafkaQuota(StepKind):
     def needs(self) -> frozenset[str]:
         return frozenset({"admin:kafka", "tool:kafka-configs", "credentials:exporter"})
 
-    def _entity(self, run: Run) -> list[str]:
+    def _entity(self, run: StepContext) -> list[str]:
         return ["--entity-type", "clients", "--entity-name", run.stack.kafka_client_id]
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         backend = run.stack.backend
         run.closers.append(lambda: self._clear(run))
         backend.kafka_configs(["--alter", *self._entity(run), "--add-config",
@@ -183,11 +183,11 @@ class KafkaQuota(StepKind):
         shown = backend.kafka_configs(["--describe", *self._entity(run)])
         record.evidence = f"quota read back: {shown}"
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         self._clear(run)
         record.evidence += f"; after: {run.stack.backend.kafka_configs(['--describe', *self._entity(run)]) or 'none'}"
 
-    def _clear(self, run: Run) -> None:
+    def _clear(self, run: StepContext) -> None:
         shown = run.stack.backend.kafka_configs(["--describe", *self._entity(run)])
         if "producer_byte_rate" in shown:
             run.stack.backend.kafka_configs(["--alter", *self._entity(run), "--delete-config", "producer_byte_rate"])

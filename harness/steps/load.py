@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from harness.steps import step_kind
 from harness.steps.base import STRICT, Problem, StepKind, World
+from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
     from harness.load import LoadRun
-    from harness.run import Run
+    from harness.steps.context import StepContext
 
 LOAD_KINDS = ("source", "api")
 
@@ -58,7 +58,7 @@ class Load(StepKind):
     def needs(self) -> frozenset[str]:
         return frozenset({"api:exports"} if self.kind == "api" else set())
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         from harness.load import LoadRun
 
         n, workload = len(run.loads), run.scenario.workload
@@ -72,7 +72,7 @@ class Load(StepKind):
         record.evidence = f"locust running, pid {load.pid}"
         return load
 
-    def remove(self, run: Run, handle: LoadRun, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: LoadRun, record: StepRecord) -> None:
         run.loads.remove(handle)
         if handle.started + handle.duration_s - time.monotonic() > 1.0:
             handle.stop()  # removed before its window ends (Ctrl-C, an error): stop it now, not later

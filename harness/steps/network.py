@@ -13,13 +13,13 @@ from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.stack import LINKS
-from harness.steps import step_kind
 from harness.steps.base import STRICT, Background, Fraction, Name, Problem, StepKind, World
+from harness.steps.registry import step_kind
 from harness.toxiproxy import validate_toxic
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
-    from harness.run import Run
+    from harness.steps.context import StepContext
 
 
 def _unknown_link(link: str) -> Problem | None:
@@ -79,14 +79,14 @@ class Toxic(StepKind):
             return Problem("attributes", str(exc))
         return _unknown_link(self.link)
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         toxic = run.stack.proxy(self.link).add_toxic(self.type, stream=self.stream, toxicity=self.toxicity,
                                                      name=f"{self.type}_{self.stream}_{len(run.result.steps)}",
                                                      **dict(self.attributes))
         record.evidence = f"toxic listed by toxiproxy: {toxic.name} {toxic.attributes}"
         return toxic.name
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         run.stack.proxy(self.link).remove_toxic(handle)
 
 
@@ -111,12 +111,12 @@ class LinkDown(StepKind):
     def check(self) -> Problem | None:
         return _unknown_link(self.link)
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         proxy = run.stack.proxy(self.link)
         proxy.disable()
         record.evidence = f"proxy {self.link} enabled={proxy.enabled}"
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         run.stack.proxy(self.link).enable()
 
 
@@ -144,7 +144,7 @@ class LinkFlap(StepKind):
     def check(self) -> Problem | None:
         return _unknown_link(self.link)
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         proxy = run.stack.proxy(self.link)
         outages = [0]
 
@@ -160,7 +160,7 @@ class LinkFlap(StepKind):
         record.evidence = f"proxy {self.link} flapping"
         return flapping, outages
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         flapping, outages = handle
         flapping.stop()
         run.stack.proxy(self.link).enable()

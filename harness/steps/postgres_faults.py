@@ -16,26 +16,26 @@ from pydantic.dataclasses import dataclass
 
 from harness.credentials import provision_postgres
 from harness.errors import HarnessError
-from harness.steps import step_kind
 from harness.steps.base import STRICT, Background, StepKind, World
+from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
     from harness.credentials import ExporterCredentials
     from harness.journal import StepRecord
-    from harness.run import Run
+    from harness.steps.context import StepContext
 
 LockMode = Literal["ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE",
                    "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"]
 
 
-def admin_connection(run: Run) -> psycopg.Connection[Any]:
+def admin_connection(run: StepContext) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(run.stack.admin_url("postgres"), autocommit=True, connect_timeout=5)
     except psycopg.Error as exc:
         raise HarnessError(f"postgres: cannot connect as the administrator: {exc}") from exc
 
 
-def _admin(run: Run, what: str, statement: sql.SQL | sql.Composed,
+def _admin(run: StepContext, what: str, statement: sql.SQL | sql.Composed,
            params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     try:
         with admin_connection(run) as conn:
@@ -45,13 +45,13 @@ def _admin(run: Run, what: str, statement: sql.SQL | sql.Composed,
         raise HarnessError(f"postgres: cannot {what}: {exc}") from exc
 
 
-def exporter_creds(run: Run) -> ExporterCredentials:
+def exporter_creds(run: StepContext) -> ExporterCredentials:
     creds = run.stack.exporter
     assert creds is not None, "the step needs credentials:exporter"
     return creds
 
 
-def terminate_exporter_sessions(run: Run) -> int:
+def terminate_exporter_sessions(run: StepContext) -> int:
     """End every session of the exporter's role (it reconnects and meets the new settings)."""
     role = exporter_creds(run).postgres_user
     rows = _admin(run, "terminate the exporter's sessions", sql.SQL(
@@ -59,7 +59,7 @@ def terminate_exporter_sessions(run: Run) -> int:
     return int(rows[0][0]) if rows else 0
 
 
-def probe_as_exporter(run: Run, query: str = "SELECT 1", timeout_s: float = 2.0) -> str:
+def probe_as_exporter(run: StepContext, query: str = "SELECT 1", timeout_s: float = 2.0) -> str:
     """What the exporter's role gets now for ``query`` (straight to the server): ``ok`` or the error."""
     try:
         with psycopg.connect(run.stack.exporter_postgres_dsn(proxied=False), connect_timeout=2,
@@ -89,7 +89,7 @@ class PostgresLockTable(StepKind):
     def needs(self) -> frozenset[str]:
         return frozenset({"admin:postgres"})
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         conn = admin_connection(run)
         run.closers.append(conn.close)  # closing the session releases the lock, whatever happens
         try:
@@ -105,7 +105,7 @@ class PostgresLockTable(StepKind):
         record.evidence = f"lock held: {held}; a read as the exporter: {probe}"
         return conn
 
-    def remove(self, run: Run, handle: psycopg.Connection[Any], record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: psycopg.Connection[Any], record: StepRecord) -> None:
         handle.rollback()
         handle.close()
 
@@ -120,7 +120,7 @@ class _RoleFault(StepKind):
     def change(self, role: sql.Identifier) -> sql.Composed:
         raise NotImplementedError
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         creds = exporter_creds(run)
         run.closers.append(lambda: provision_postgres(run.stack, creds))
         _admin(run, self.describe(), self.change(sql.Identifier(creds.postgres_user)))
@@ -129,7 +129,7 @@ class _RoleFault(StepKind):
 
     probe: ClassVar[str] = "SELECT 1"
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         provision_postgres(run.stack, exporter_creds(run))
         record.evidence += f"; after: {probe_as_exporter(run, self.probe)}"
 
@@ -211,7 +211,7 @@ class PostgresTerminateSessions(StepKind):
     def needs(self) -> frozenset[str]:
         return frozenset({"admin:postgres", "credentials:exporter"})
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         ended = [terminate_exporter_sessions(run)]
         record.evidence = f"{ended[0]} exporter session(s) ended"
         if self.every_s is None:
@@ -227,7 +227,7 @@ class PostgresTerminateSessions(StepKind):
 
         return Background(run, "terminate-sessions", again), ended
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         repeating, ended = handle
         if repeating is not None:
             repeating.stop()

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic.dataclasses import dataclass
 
 from harness.stack import SERVICES
-from harness.steps import step_kind
 from harness.steps.base import STRICT, Name, Problem, StepKind, World
+from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
-    from harness.run import Run
+    from harness.steps.context import StepContext
 
 
 @step_kind
@@ -31,13 +31,13 @@ class KillExporter(StepKind):
     def describe(self) -> str:
         return "exporter killed (SIGKILL)"
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         exporter = run.live_exporter()
         run.planned_kills += 1
         exporter.kill()
         record.evidence = f"exporter running={exporter.running()}"
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         run.restart_exporter_beside()
 
 
@@ -56,11 +56,11 @@ class FreezeExporter(StepKind):
     def describe(self) -> str:
         return "exporter frozen (SIGSTOP)"
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         run.live_exporter().freeze()
         record.evidence = "SIGSTOP sent to the exporter's process group"
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         run.live_exporter().thaw()
 
 
@@ -90,14 +90,14 @@ class RestartService(StepKind):
             return Problem("service", f"unknown service {self.service!r}; services are {', '.join(SERVICES)}")
         return None
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         (run.stack.kill if self.kill else run.stack.stop)(self.service)
         if self.wipe:
             run.stack.backend.wipe_service_data(self.service)
         record.evidence = f"{self.service} {'killed' if self.kill else 'stopped'}" + (
             ", data wiped" if self.wipe else "")
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         run.stack.start(self.service)
 
 
@@ -121,13 +121,13 @@ class ServiceMoves(StepKind):
     def needs(self) -> frozenset[str]:
         return frozenset({f"restart:{self.service}", f"move:{self.service}"})
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         before = run.stack.link(self.service).direct.address
         run.stack.stop(self.service)
         record.evidence = f"{self.service} stopped (was at {before})"
         return before
 
-    def remove(self, run: Run, handle: str, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: str, record: StepRecord) -> None:
         run.stack.backend.start_service_moved(self.service)
         proxy = run.stack.proxy(self.service)
         record.evidence += (f"; back at {run.stack.link(self.service).direct.address}, proxy upstream "

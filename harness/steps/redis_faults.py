@@ -17,27 +17,27 @@ from harness.credentials import provision_redis
 from harness.errors import HarnessError
 from harness.redis_client import direct_client
 from harness.services.executor import free_port
-from harness.steps import step_kind
 from harness.steps.base import STRICT, Background, StepKind, World
+from harness.steps.registry import step_kind
 from harness.waiting import WaitTimeout, wait_for
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
-    from harness.run import Run
+    from harness.steps.context import StepContext
 
 ADMIN_TIMEOUT_S = 5.0
 
 
-def admin(run: Run) -> redis.Redis:
+def admin(run: StepContext) -> redis.Redis:
     return direct_client(run.stack.admin_url("redis"), timeout=ADMIN_TIMEOUT_S)
 
 
-def as_exporter(run: Run, timeout: float = 1.0) -> redis.Redis:
+def as_exporter(run: StepContext, timeout: float = 1.0) -> redis.Redis:
     """A client with the exporter's own credentials, straight to the server: what it would be told."""
     return direct_client(run.stack.exporter_redis_url(proxied=False), timeout=timeout)
 
 
-def probe_write(run: Run, timeout: float = 1.0) -> str:
+def probe_write(run: StepContext, timeout: float = 1.0) -> str:
     """What a write as the exporter's user gets now: ``OK`` or the server's refusal."""
     client = as_exporter(run, timeout)
     try:
@@ -51,7 +51,7 @@ def probe_write(run: Run, timeout: float = 1.0) -> str:
         client.close()
 
 
-def _admin_call(run: Run, what: str, *command: Any) -> Any:
+def _admin_call(run: StepContext, what: str, *command: Any) -> Any:
     client = admin(run)
     try:
         return client.execute_command(*command)
@@ -61,7 +61,7 @@ def _admin_call(run: Run, what: str, *command: Any) -> Any:
         client.close()
 
 
-def _config_get(run: Run, key: str) -> str:
+def _config_get(run: StepContext, key: str) -> str:
     client = admin(run)
     try:
         return str(client.config_get(key)[key])
@@ -71,7 +71,7 @@ def _config_get(run: Run, key: str) -> str:
         client.close()
 
 
-def _snapshot(run: Run, writable: bool) -> None:
+def _snapshot(run: StepContext, writable: bool) -> None:
     """Take a snapshot with the data directory made immutable (it fails: Redis then refuses writes
     with MISCONF) or writable again (it succeeds: writes are accepted again)."""
     from harness.steps.disk import run_command
@@ -123,7 +123,7 @@ class RedisRefuseWrites(StepKind):
             return {"save": "3600 1", "stop-writes-on-bgsave-error": "yes"}
         return {}
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         settings = self._settings()
         saved = {key: _config_get(run, key) for key in settings}
         run.closers.append(lambda: self._restore(run, saved))  # undone whatever happens before remove
@@ -136,11 +136,11 @@ class RedisRefuseWrites(StepKind):
         record.evidence = f"a write as the exporter's user: {probe_write(run)}"
         return saved
 
-    def remove(self, run: Run, handle: dict[str, Any], record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: dict[str, Any], record: StepRecord) -> None:
         self._restore(run, handle)
         record.evidence += f"; after: {probe_write(run)}"
 
-    def _restore(self, run: Run, saved: dict[str, Any]) -> None:
+    def _restore(self, run: StepContext, saved: dict[str, Any]) -> None:
         if self.reason == "readonly":
             _admin_call(run, "make it a master again", "REPLICAOF", "NO", "ONE")
         if self.reason == "misconf":
@@ -170,7 +170,7 @@ class RedisDenyCommands(StepKind):
     def needs(self) -> frozenset[str]:
         return frozenset({"admin:redis", "credentials:exporter"})
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         creds = run.stack.exporter
         assert creds is not None, "needs credentials:exporter"
         run.closers.append(lambda: provision_redis(run.stack, creds))
@@ -183,7 +183,7 @@ class RedisDenyCommands(StepKind):
             client.close()
         record.evidence = f"ACL of {creds.redis_user}: {rules.get('commands', '?')}"
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         assert run.stack.exporter is not None
         provision_redis(run.stack, run.stack.exporter)
 
@@ -206,7 +206,7 @@ class RedisClientPause(StepKind):
     def needs(self) -> frozenset[str]:
         return frozenset({"admin:redis"})
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         window_s = record.window_s or run.scenario.during_s
         # CLIENT PAUSE ALL holds every command, CLIENT UNPAUSE too, even on the connection that
         # paused (Redis 7.0; found by explore): an ALL pause is given exactly its window and ends by
@@ -218,7 +218,7 @@ class RedisClientPause(StepKind):
         record.evidence = f"a write as the exporter's user: {probe_write(run, timeout=0.5)}"
         return time.monotonic() + timeout_ms / 1000
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         if self.mode == "write":
             _admin_call(run, "unpause clients", "CLIENT", "UNPAUSE")
         else:
@@ -226,7 +226,7 @@ class RedisClientPause(StepKind):
         record.evidence += f"; after: {probe_write(run)}"
 
 
-def _wait_for_pause_end(run: Run, ends_at: float) -> None:
+def _wait_for_pause_end(run: StepContext, ends_at: float) -> None:
     """An ALL pause ends at its own deadline: wait for Redis to answer again (a bounded poll)."""
     def answers() -> bool:
         client = direct_client(run.stack.admin_url("redis"), timeout=0.5)
@@ -244,7 +244,7 @@ def _wait_for_pause_end(run: Run, ends_at: float) -> None:
         raise HarnessError(f"redis: the client pause did not end: {exc}") from exc
 
 
-def auth_failures(run: Run, user: str) -> int:
+def auth_failures(run: StepContext, user: str) -> int:
     """Failed logins of ``user`` that Redis's ACL LOG counted (repeats are folded into a count)."""
     client = admin(run)
     try:
@@ -276,7 +276,7 @@ class RedisRefuseConnections(StepKind):
     def needs(self) -> frozenset[str]:
         return frozenset({"admin:redis", "credentials:exporter"})
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         creds = run.stack.exporter
         assert creds is not None, "needs credentials:exporter"
         _admin_call(run, "reset the ACL log", "ACL", "LOG", "RESET")
@@ -297,7 +297,7 @@ class RedisRefuseConnections(StepKind):
         record.evidence = f"user {creds.redis_user} disabled; a login now: {probe_write(run)}"
         return watching, seen
 
-    def remove(self, run: Run, handle: Any, record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         watching, seen = handle
         watching.stop()
         assert run.stack.exporter is not None

@@ -10,12 +10,12 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.steps import step_kind
 from harness.steps.base import STRICT, StepKind, World
+from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
     from harness.journal import StepRecord
-    from harness.run import Run
+    from harness.steps.context import StepContext
     from harness.workload import HeldWrite
 
 
@@ -38,7 +38,7 @@ class HeldTransaction(StepKind):
     def describe(self) -> str:
         return f"transaction of {self.records} rows held open while {self.then_write} later rows commit"
 
-    def apply(self, run: Run, record: StepRecord) -> Any:
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
         began = run.ledger.tick()  # its rows are acknowledged at commit: concurrent with what commits meanwhile
         try:
             held = run.writer.begin(run.next_rows(self.records))
@@ -54,7 +54,7 @@ class HeldTransaction(StepKind):
                            + (f" with ids {min(later_ids)}..{max(later_ids)}" if later_ids else ""))
         return held, began
 
-    def remove(self, run: Run, handle: tuple[HeldWrite, int], record: StepRecord) -> None:
+    def remove(self, run: StepContext, handle: tuple[HeldWrite, int], record: StepRecord) -> None:
         held, began = handle
         at = run.now()
         committed = held.commit()

@@ -22,7 +22,7 @@ from harness.letters import LetterCheck
 from harness.reconcile import reconcile
 from harness.resources import Trend
 from harness.result import CheckpointPoint, MetricsSnapshot, Resources, SteadyState
-from harness.scenario import Expect, Scenario, ScenarioError
+from harness.scenario import Expect
 from harness.sinks import DeadLetterRecord, SinkRecord
 
 EVERY = frozenset({"metrics", "buffer", "dead_letters"})
@@ -237,16 +237,17 @@ def test_a_teams_own_check_with_its_own_expect_field_is_judged_like_a_builtin(tm
     try:
         __import__("team_checks_probe")
         assert "team_probe" in checks.custom_fields()
-        on = Scenario("s", "d", expect=Expect(custom={"team_probe": True})).validate()
-        found = [c for c in judge_all(_evidence(expect=on.expect)) if c.name == "team_probe"]
+        on = Expect(custom={"team_probe": True})
+        checks.verify_custom(on, "s.py")
+        found = [c for c in judge_all(_evidence(expect=on)) if c.name == "team_probe"]
         assert found and not found[0].ok
         assert not [c for c in judge_all(_evidence()) if c.name == "team_probe"]  # default off
-        with pytest.raises(ScenarioError, match="expect.custom.nobody_reads_me is read by no registered check"):
-            Scenario("s", "d", expect=Expect(custom={"nobody_reads_me": True})).validate()
+        with pytest.raises(CheckKindError, match="s.py: expect.custom.nobody_reads_me is read by no registered check"):
+            checks.verify_custom(Expect(custom={"nobody_reads_me": True}), "s.py")
         verify()  # a team's custom field does not upset the built-ins
     finally:
         sys.path.remove(str(tmp_path))
-        checks._REGISTRY.pop("team_probe", None)
+        checks.registry._REGISTRY.pop("team_probe", None)
         sys.modules.pop("team_checks_probe", None)
 
 

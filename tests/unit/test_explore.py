@@ -15,16 +15,13 @@ from harness.explore import (
     Drawn,
     ExploreError,
     ExplorePlan,
-    _clash,
-    _keeps_actions_out,
-    _window,
     drawable,
     for_target,
     mutate,
     schedules,
     signature,
-    waiting_actions_clear,
 )
+from harness.explore_plan import clash, keeps_actions_out, waiting_actions_clear, window
 from harness.journal import Check
 from harness.result import ScenarioResult, Verdict
 from harness.steps import World, kind_of
@@ -48,13 +45,13 @@ def test_every_schedule_is_valid_within_its_overlap_and_never_clashes() -> None:
             faults = [s for s in scenario.steps if s.do.role == "fault"]
             assert faults
             for a, b in itertools.combinations(faults, 2):
-                (a_lo, a_hi), (b_lo, b_hi) = _window(a, plan.during_s), _window(b, plan.during_s)
+                (a_lo, a_hi), (b_lo, b_hi) = window(a, plan.during_s), window(b, plan.during_s)
                 if a_lo < b_hi + 1.0 and b_lo < a_hi + 1.0:  # a second apart at least
-                    assert not _clash(a.do, b.do), scenario.description
+                    assert not clash(a.do, b.do), scenario.description
             for t in (s.at or 0.0 for s in faults):
-                live = [f for f in faults if _window(f, plan.during_s)[0] <= t < _window(f, plan.during_s)[1]]
+                live = [f for f in faults if window(f, plan.during_s)[0] <= t < window(f, plan.during_s)[1]]
                 assert len(live) <= plan.max_overlap
-            away = [_window(f, plan.during_s) for f in faults if _keeps_actions_out(f.do)]
+            away = [window(f, plan.during_s) for f in faults if keeps_actions_out(f.do)]
             for action in (s for s in scenario.steps if s.do.role == "action"):
                 assert not any(lo <= (action.at or 0.0) < hi for lo, hi in away), scenario.description
             assert waiting_actions_clear(scenario.steps, plan.during_s), scenario.description
@@ -63,9 +60,9 @@ def test_every_schedule_is_valid_within_its_overlap_and_never_clashes() -> None:
 def test_a_fault_that_needs_a_server_never_overlaps_one_that_takes_it_away() -> None:
     from harness.scenario import KafkaTopicSetting, LinkDown, RestartService
 
-    assert _clash(KafkaTopicSetting("max.message.bytes", "2000"), RestartService("kafka"))
-    assert not _clash(KafkaTopicSetting("max.message.bytes", "2000"), LinkDown("kafka"))  # a good pair
-    assert _keeps_actions_out(RestartService("redis")) and not _keeps_actions_out(LinkDown("redis"))
+    assert clash(KafkaTopicSetting("max.message.bytes", "2000"), RestartService("kafka"))
+    assert not clash(KafkaTopicSetting("max.message.bytes", "2000"), LinkDown("kafka"))  # a good pair
+    assert keeps_actions_out(RestartService("redis")) and not keeps_actions_out(LinkDown("redis"))
 
 
 def test_schedules_cover_the_vocabulary_and_put_actions_inside_faults() -> None:
@@ -192,7 +189,7 @@ def test_broad_kinds_get_more_of_their_variants_covered() -> None:
 
 
 def test_knobs_are_drawn_with_the_faults_that_need_them() -> None:
-    from harness.explore import _sharpened
+    from harness.explore_draw import _sharpened
     from harness.scenario import LinkDown, Step
 
     rng = random.Random(5)
@@ -210,9 +207,9 @@ def test_knobs_are_drawn_with_the_faults_that_need_them() -> None:
 def test_a_pause_in_trouble_has_a_grace_that_ends_inside_it() -> None:
     inside = 0
     for scenario in fresh(count=200):
-        faults = [s for s in scenario.steps if s.do.role == "fault" and not _keeps_actions_out(s.do)]
+        faults = [s for s in scenario.steps if s.do.role == "fault" and not keeps_actions_out(s.do)]
         for pause in (s for s in scenario.steps if kind_of(s.do) == "pause"):
-            left = max((hi - (pause.at or 0.0) for lo, hi in (_window(f, PLAN.during_s) for f in faults)
+            left = max((hi - (pause.at or 0.0) for lo, hi in (window(f, PLAN.during_s) for f in faults)
                         if lo <= (pause.at or 0.0) < hi), default=0.0)
             if left > 0.7:
                 inside += 1
@@ -248,7 +245,7 @@ def test_explore_draws_a_teams_own_action_kind_and_its_follow_up(tmp_path: Path)
     import sys
     import textwrap
 
-    from harness import steps as registry
+    from harness.steps import registry
 
     (tmp_path / "team_actions_probe.py").write_text(textwrap.dedent('''
         import random

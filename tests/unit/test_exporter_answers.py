@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from harness.scenario import Export, ScenarioError
-from harness.steps.actions import answer
+from harness.steps.answers import answer
 
 
 def call(handler):  # noqa: ANN001, ANN201

@@ -175,3 +175,11 @@ def test_a_binary_file_is_refused_as_not_text(tmp_path: Path) -> None:
 def test_a_soak_window_scale_that_is_not_a_finite_sane_number_is_refused_at_once(value: str) -> None:
     result = CliRunner().invoke(main, ["soak", "--plan-only", "--window-scale", value])
     assert result.exit_code == 2 and "--window-scale" in result.output
+
+
+def test_an_expect_custom_key_no_check_reads_is_refused_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "custom.toml"
+    path.write_text('[incident]\nname = "c"\ndescription = "d"\n\n[expect]\nno_loss = true\n'
+                    '[expect.custom]\nnobody_reads_me = true\n')
+    with pytest.raises(incident.IncidentError, match=r"custom.toml:5: \[expect\]: expect.custom.nobody_reads_me"):
+        incident.load(path)

@@ -1,0 +1,83 @@
+"""What a step kind may use of the run it is played in: a typed context, not all of ``Run``.
+
+``harness.run.Run`` satisfies it; a step kind (built-in or a team's own) is typed against this
+protocol, so the step kinds never import the play floor that plays them (``run`` imports the
+scenario model, which imports the step kinds), and what a step may touch is written down here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from harness.exporter_process import ExporterProcess, RunContext
+    from harness.journal import Observations
+    from harness.ledger import Ledger
+    from harness.load import LoadRun
+    from harness.reconcile import BufferEvidence
+    from harness.result import ScenarioResult
+    from harness.sinks import DeadLetterRecord, SinkRecord
+    from harness.stack import Stack
+    from harness.tap import BufferTap
+    from harness.target import TargetDefinition
+    from harness.workload import SourceWriter
+
+
+class WorkloadView(Protocol):
+    @property
+    def profile(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+
+
+class ScenarioView(Protocol):
+    """What a step reads of the scenario it is part of."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def sink(self) -> str: ...
+    @property
+    def during_s(self) -> float: ...
+    @property
+    def knobs(self) -> Mapping[str, str]: ...
+    @property
+    def workload(self) -> WorkloadView: ...
+    @property
+    def fault_seconds(self) -> float: ...
+
+
+class StepContext(Protocol):
+    """The run a step is applied in: the stack and the target, the exporter, the workload's
+    writer and ledger, what the run records (journal, observations), and the undo lists a step
+    adds to so that cleanup runs whatever happened."""
+
+    stack: Stack
+    target: TargetDefinition
+    ctx: RunContext
+    ledger: Ledger
+    writer: SourceWriter
+    result: ScenarioResult
+    observed: Observations
+    tap: BufferTap | None
+    loads: list[LoadRun]
+    closers: list[Callable[[], None]]
+    mounted: list[Path]
+    immutable: list[Path]
+    planned_kills: int
+
+    @property
+    def scenario(self) -> ScenarioView: ...
+    def now(self) -> float: ...
+    def live_exporter(self) -> ExporterProcess: ...
+    def restart_exporter_beside(self) -> None: ...
+    def sink(self, name: str) -> str: ...
+    def next_rows(self, n: int) -> list[tuple[str, bytes]]: ...
+    def write(self, count: int) -> None: ...
+    def record_writes(self, inserted: list[Any], at: float, began: int | None = None) -> None: ...
+    def with_running_loads(self, ledger: Ledger) -> Ledger: ...
+    def buffer_evidence(self) -> BufferEvidence: ...
+    def settled(self, exporter: ExporterProcess) -> tuple[list[SinkRecord], list[DeadLetterRecord], set[int]]: ...
