@@ -268,7 +268,7 @@ class Deliverer:
             for entry, reason in result.failed:
                 attempt = self.attempts.get(entry.key, 0) + 1
                 self.attempts[entry.key] = attempt
-                if defects.on("dead_letter_after_retries") and attempt >= 3:
+                if defects.on("dead_letter_after_retries") and attempt >= 2:
                     # The bug: a DLQ policy that gives up on a record the sink would take once healed.
                     dead[(entry.entry_id, entry.key)] = (entry, DeadLetter(
                         entry.record_id, "retries_exhausted", reason, entry.value, f"sink.{sink.name}"))
