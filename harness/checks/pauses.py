@@ -58,9 +58,9 @@ def honoured(pause: PauseObservation, evidence: Evidence) -> Check:
     allowance = ("it said it was drained: nothing in flight" if pause.drained else
                  f"in flight at the acknowledgement: up to {pause.pending_at_ack} taken from the buffer + "
                  f"{in_flight} declared by the target")
-    measured = (f"paused {end.wall - start.wall:.1f}s until {pause.ended_by or 'the end'}: "
-                f"{len(buffered) if evidence.appended_between else 'no buffer:'} appended, {len(delivered)} "
-                f"delivered ({allowance})")
+    appended = f"{len(buffered)} appended to the buffer" if evidence.appended_between else "no buffer to watch"
+    measured = (f"paused {end.wall - start.wall:.1f}s until {pause.ended_by or 'the end'}: {appended}, "
+                f"{len(delivered)} delivered ({allowance})")
     return Check(PauseHonoured.name, not problems, "; ".join(problems) + f" [{measured}]" if problems else measured)
 
 

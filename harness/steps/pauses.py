@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 PAUSE_MARGIN_S = 1.5
 
+
 @step_kind
 @dataclass(frozen=True, config=STRICT)
 class Pause(StepKind):

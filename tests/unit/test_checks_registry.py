@@ -256,3 +256,20 @@ def test_a_check_must_name_itself_and_may_not_take_a_builtins_name() -> None:
         check_kind(type("Nameless", (CheckKind,), {}))
     with pytest.raises(CheckKindError, match="clashes"):
         check_kind(type("Impostor", (CheckKind,), {"name": "no_loss"}))
+
+
+def test_letters_taken_on_trust_and_undeclared_reach_report_json_and_html(tmp_path: Path) -> None:
+    from harness.reports import write_all
+    from harness.result import LedgerSummary, RunReport, ScenarioResult, Verdict, read_report
+
+    ledger = LedgerSummary(ok=False, counts={"dead_lettered": 5}, letters_verified=1, letters_trusted=2,
+                           letters_undeclared=2)
+    result = ScenarioResult("demo", "d", None, verdict=Verdict.FAIL, ledger=ledger,
+                            checks=[Check("dead_letters_have_reasons", False, "2 with a reason the target does not "
+                                                                              "declare: 'why not' x2")])
+    write_all(tmp_path, RunReport(run_id="r", target="t", backend="local", verdict=Verdict.FAIL, duration_s=1.0,
+                                  scenarios=[result]))
+    html = (tmp_path / "report.html").read_text()
+    assert "1 hold, 2 taken on trust, 2 with a reason the target does not declare" in html
+    back = read_report(tmp_path / "report.json").scenarios[0].ledger
+    assert back is not None and (back.letters_trusted, back.letters_undeclared) == (2, 2)
