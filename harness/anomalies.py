@@ -1,6 +1,5 @@
-"""Order and duplicate anomalies, judged from the reconciliation (Jepsen's queue checkers name
-them apart from loss): inversions of one key's records in a stream, and redeliveries tied to the
-fault window they follow, so that a report says which fault made the duplicates."""
+"""Redeliveries tied to the fault window they follow, so that a report says which fault made the
+duplicates (the ``duplicates`` and ``key_order`` checks themselves are in harness.checks.records)."""
 
 from __future__ import annotations
 

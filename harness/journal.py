@@ -58,7 +58,6 @@ class PauseObservation:
     """One pause: how it was answered, and what the pipeline did while it was in force."""
 
     grace_s: float
-    protocol: str
     within_s: float  # the grace plus the margin it must be acknowledged within
     status: int | None
     state: str | None  # what the exporter said (or the state Connect reached)

@@ -3,7 +3,7 @@ met surfaced as counters and as error log lines naming a record or a stage."""
 
 from __future__ import annotations
 
-from harness.checks.base import CheckKind, Evidence
+from harness.checks.base import CheckKind, Evidence, MetricsEvidence
 from harness.checks.registry import check_kind
 from harness.journal import Check
 from harness.result import MetricsSnapshot
@@ -18,12 +18,21 @@ class MetricsAgree(CheckKind):
     summary = "delivered and dead-lettered counters between the distinct records and the messages in the sinks"
 
     def judge(self, evidence: Evidence) -> list[Check]:
-        found = evidence.metrics
-        if found is None:
-            return []
-        if found.snapshot is None:
-            return [Check(self.name, False, f"metrics unreadable: {found.unreadable}")]
+        found = _counters(self.name, evidence)
+        if not isinstance(found, MetricsEvidence) or found.snapshot is None:
+            return found if isinstance(found, list) else []
         return [metrics_agree(found.snapshot, evidence.sink, evidence.dead_letters, found.restarted)]
+
+
+def _counters(name: str, evidence: Evidence) -> MetricsEvidence | list[Check]:
+    """The counters read at the end, or what a check says without them: nothing when the target
+    names none, a violation when they could not be read (a scrape that fails is the exporter's)."""
+    found = evidence.metrics
+    if found is None:
+        return []
+    if found.snapshot is None:
+        return [Check(name, False, f"metrics unreadable: {found.unreadable}")]
+    return found
 
 
 def metrics_agree(counters: MetricsSnapshot, sink: list[SinkRecord], letters: list[DeadLetterRecord],
@@ -57,13 +66,11 @@ class ErrorsSurfaced(CheckKind):
     summary = "the faults show in the failure counters and in error log lines naming a record or stage"
 
     def judge(self, evidence: Evidence) -> list[Check]:
-        found = evidence.metrics
         # Interrupted (Ctrl-C): the faults did not run their course, so what they must provoke is
         # not judged; what must never happen (loss, corruption, disorder) still is.
-        if found is None or evidence.interrupted:
-            return []
-        if found.snapshot is None:
-            return [Check(self.name, False, f"metrics unreadable: {found.unreadable}")]
+        found = [] if evidence.interrupted else _counters(self.name, evidence)
+        if not isinstance(found, MetricsEvidence):
+            return found
         return [Check(self.name, found.error_total > 0 and found.error_lines > 0,
                       f"failure counters {found.error_total:.0f}, {found.error_lines} error log lines naming a "
                       "record or stage")]

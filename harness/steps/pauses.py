@@ -63,7 +63,7 @@ class Pause(StepKind):
         if run.target.pause_protocol == "connect":
             status, state, elapsed = _connect_state(run, record, "pause", "PAUSED", within)
             reached = f"after {elapsed}s" if state == "PAUSED" else f"not reached within {within}s"
-            observed = PauseObservation(self.grace_s, "connect", within, status, state, elapsed,
+            observed = PauseObservation(self.grace_s, within, status, state, elapsed,
                                         acknowledged=state == "PAUSED", drained=None,
                                         detail=f"pause answered {status}; PAUSED {reached}")
         else:
@@ -74,7 +74,7 @@ class Pause(StepKind):
             elapsed = round(time.monotonic() - started, 3)
             drained = body.get("drained")
             observed = PauseObservation(
-                self.grace_s, "grace", within, status, body.get("state"), elapsed,
+                self.grace_s, within, status, body.get("state"), elapsed,
                 acknowledged=status == 200 and body.get("state") == "paused",
                 drained=drained if isinstance(drained, bool) else None,
                 detail=f"pause answered {status} {body.get('state')!r} after {elapsed}s (grace {self.grace_s}s + "

@@ -55,7 +55,7 @@ def _outcome(ids: list[int], sink: list[SinkRecord], letters: list[DeadLetterRec
 
 def _pause(drained: bool | None = True, state_at_end: str = "paused", elapsed: float = 0.2,
            ends: tuple[int, int] = (2, 2), starts: tuple[int, int] = (1, 1)) -> PauseObservation:
-    return PauseObservation(1.0, "grace", 2.5, 200, "paused", elapsed, True, drained, "pause answered",
+    return PauseObservation(1.0, 2.5, 200, "paused", elapsed, True, drained, "pause answered",
                             at_ack=FlowMark(100.0, {"kafka:t/0": ends[0]}, starts[0]), pending_at_ack=1,
                             at_end=FlowMark(104.0, {"kafka:t/0": ends[1]}, starts[1]), state_at_end=state_at_end,
                             ended_by="resume")
