@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.plugins import load_target
+from harness.model.plugins import load_target
 
 RUNS = 20
 TARGET_PER_HOUR = 500
@@ -21,8 +21,8 @@ TARGET_RESET_S = 0.3
 
 def run() -> dict:
     from harness.backends.local import LocalBackend
-    from harness.explore import ExplorePlan
-    from harness.explore_run import Explorer
+    from harness.search.explore import ExplorePlan
+    from harness.search.explore_run import Explorer
 
     durations: list[float] = []
     resets: list[float] = []

@@ -16,10 +16,10 @@ import psycopg
 from confluent_kafka import Producer
 
 from harness.backends.local import LocalBackend
-from harness.exporter_process import ExporterProcess, RunContext
-from harness.plugins import load_target
-from harness.waiting import wait_for
-from harness.workload import SourceWriter
+from harness.infra.waiting import wait_for
+from harness.model.plugins import load_target
+from harness.rig.exporter_process import ExporterProcess, RunContext
+from harness.rig.workload import SourceWriter
 
 DEBEZIUM = Path(__file__).resolve().parents[1] / "targets" / "debezium-postgres.toml"
 RECORDS = 400_000

@@ -12,13 +12,13 @@ import tempfile
 from pathlib import Path
 
 from harness.backends.local import LocalBackend
-from harness.exporter_process import ExporterProcess, RunContext
-from harness.load import LoadRun
-from harness.plugins import load_target
-from harness.result import RequestStats
+from harness.infra.waiting import wait_for
+from harness.model.plugins import load_target
+from harness.report.result import RequestStats
+from harness.rig.exporter_process import ExporterProcess, RunContext
+from harness.rig.load import LoadRun
+from harness.rig.workload import SourceWriter
 from harness.scenario import Load
-from harness.waiting import wait_for
-from harness.workload import SourceWriter
 
 DURATION_S = 20
 API_USERS = 60

@@ -58,9 +58,9 @@ def _high_water_mb() -> float:
 
 def child(bootstrap: str, topic: str, records: int) -> None:
     """Runs alone in a fresh interpreter: build the ledger, then read and classify, timed apart."""
-    from harness.ledger import Ledger, content_hash
-    from harness.reconcile import reconcile
-    from harness.sinks import read_topic_batches
+    from harness.judge.ledger import Ledger, content_hash
+    from harness.judge.reconcile import reconcile
+    from harness.judge.sinks import read_topic_batches
 
     class _Direct:  # the reader only needs the direct bootstrap address
         def kafka_bootstrap(self, proxied: bool = False) -> str:

@@ -10,7 +10,7 @@ import statistics
 import time
 
 from harness.backends.local import LocalBackend
-from harness.stack import LINKS
+from harness.infra.stack import LINKS
 
 COLD_STARTS = 3
 RESETS = 30

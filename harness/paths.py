@@ -19,7 +19,7 @@ def cache_dir() -> Path:
 
 def project_root() -> Path:
     """The checkout this harness runs from (reports/ lives there)."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[1]
 
 
 def reports_dir() -> Path:

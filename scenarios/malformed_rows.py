@@ -1,6 +1,6 @@
 """Rows no sink can take (not UTF-8, oversize) among legal oddities (NUL bytes, emoji, mixed scripts)."""
 
-from harness.profiles import HOSTILE_BAD_SHARE
+from harness.model.profiles import HOSTILE_BAD_SHARE
 from harness.scenario import Expect, Scenario, Workload
 
 RECORDS = 500

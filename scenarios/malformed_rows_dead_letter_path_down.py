@@ -2,7 +2,7 @@
 dead-letter stream, is down: they must still end up dead-lettered with their reason once it is
 back, and every legal record delivered."""
 
-from harness.profiles import HOSTILE_BAD_SHARE
+from harness.model.profiles import HOSTILE_BAD_SHARE
 from harness.scenario import Expect, LinkDown, Scenario, Step, Workload
 
 RECORDS = 400

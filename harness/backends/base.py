@@ -9,9 +9,9 @@ from pathlib import Path
 from types import TracebackType
 
 from harness.errors import HarnessError
-from harness.lifecycle import StopAtExit
-from harness.reaper import reap
-from harness.stack import Stack
+from harness.infra.lifecycle import StopAtExit
+from harness.infra.reaper import reap
+from harness.infra.stack import Stack
 
 _live: StopAtExit[Backend] = StopAtExit(lambda backend: backend.stop())
 

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend
-from harness.credentials import ExporterCredentials, provision
 from harness.errors import HarnessError, ServiceStartError, UnknownServiceError
+from harness.infra.credentials import ExporterCredentials, provision
+from harness.infra.stack import LINKS, SERVICES, Endpoint, Link, Stack
+from harness.infra.toxiproxy import ToxiproxyClient
 from harness.services import probes
 from harness.services.executor import free_port
 from harness.services.servers import HOST, kafka_config_command, random_secret
-from harness.stack import LINKS, SERVICES, Endpoint, Link, Stack
-from harness.toxiproxy import ToxiproxyClient
 
 # Pinned images: a gate whose servers change under it is not a gate.
 IMAGES = {

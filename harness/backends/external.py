@@ -30,12 +30,12 @@ from urllib.parse import unquote, urlsplit
 
 from harness.backends.base import Backend
 from harness.errors import HarnessError
+from harness.infra.stack import LINKS, Endpoint, Link, Stack
+from harness.infra.toxiproxy import ToxiproxyClient
+from harness.model.tomlfile import read_toml
 from harness.services import probes
 from harness.services.executor import ServiceExecutor, free_port
 from harness.services.servers import HOST, ToxiproxyServer, remove_tree
-from harness.stack import LINKS, Endpoint, Link, Stack
-from harness.tomlfile import read_toml
-from harness.toxiproxy import ToxiproxyClient
 
 CONFIG_ENV = "FAULTLINE_EXTERNAL"
 

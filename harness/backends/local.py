@@ -10,9 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from harness.backends.base import Backend
-from harness.credentials import ExporterCredentials, provision
 from harness.errors import HarnessError, UnknownServiceError
-from harness.reaper import RECORDER
+from harness.infra.credentials import ExporterCredentials, provision
+from harness.infra.reaper import RECORDER
+from harness.infra.stack import LINKS, SERVICES, Endpoint, Link, Stack
+from harness.infra.toxiproxy import ToxiproxyClient
 from harness.services.executor import ServiceExecutor, free_port
 from harness.services.servers import (
     HOST,
@@ -24,8 +26,6 @@ from harness.services.servers import (
     private_directory,
     remove_tree,
 )
-from harness.stack import LINKS, SERVICES, Endpoint, Link, Stack
-from harness.toxiproxy import ToxiproxyClient
 
 
 class LocalBackend(Backend):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from harness.checks.base import CheckKind, Evidence
 from harness.checks.registry import check_kind
-from harness.journal import ActionAnswer, Check
+from harness.report.journal import ActionAnswer, Check
 
 
 class _Answered(CheckKind):

@@ -20,15 +20,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from harness.journal import Check, Observations, ProcessEvidence
-from harness.letters import LetterCheck
-from harness.result import CheckpointPoint, MetricsSnapshot, Resources, SteadyState
-from harness.sinks import DeadLetterRecord, SinkRecord
+from harness.judge.letters import LetterCheck
+from harness.judge.sinks import DeadLetterRecord, SinkRecord
+from harness.report.journal import Check, Observations, ProcessEvidence
+from harness.report.result import CheckpointPoint, MetricsSnapshot, Resources, SteadyState
 
 if TYPE_CHECKING:
-    from harness.expect import Expect
-    from harness.reconcile import Reconciliation
-    from harness.resources import Trend
+    from harness.judge.reconcile import Reconciliation
+    from harness.model.expect import Expect
+    from harness.report.resources import Trend
 
 # What a target can offer a check (from its definition): a check that needs what the target
 # lacks is shown "n/a" with the reason, never as held.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.checks.base import CheckKind, Evidence
 from harness.checks.registry import check_kind
-from harness.journal import Check
+from harness.report.journal import Check
 
 
 @check_kind

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from harness.checks.base import CheckKind, Evidence, MetricsEvidence
 from harness.checks.registry import check_kind
-from harness.journal import Check
-from harness.result import MetricsSnapshot
-from harness.sinks import DeadLetterRecord, SinkRecord
+from harness.judge.sinks import DeadLetterRecord, SinkRecord
+from harness.report.journal import Check
+from harness.report.result import MetricsSnapshot
 
 
 @check_kind

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from harness.checks.base import CheckKind, Evidence
 from harness.checks.registry import check_kind
-from harness.journal import Check, FlowMark, PauseObservation
-from harness.sinks import SinkRecord
+from harness.judge.sinks import SinkRecord
+from harness.report.journal import Check, FlowMark, PauseObservation
 
 
 @check_kind

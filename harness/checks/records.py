@@ -1,6 +1,6 @@
 """Record-by-record checks, from the reconciliation of every acknowledged write against what the
-sink and the dead-letter stream hold (harness.reconcile) and the dead letters' reasons checked
-against the records and the sink (harness.letters)."""
+sink and the dead-letter stream hold (harness.judge.reconcile) and the dead letters' reasons checked
+against the records and the sink (harness.judge.letters)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 from harness.checks.base import CheckKind, Evidence
 from harness.checks.registry import check_kind
-from harness.journal import Check
-from harness.reconcile import DEAD_LETTERED_DELIVERABLE, DEAD_LETTERED_WITHOUT_REASON, DELIVERED_CORRUPTED, LOST
+from harness.judge.reconcile import DEAD_LETTERED_DELIVERABLE, DEAD_LETTERED_WITHOUT_REASON, DELIVERED_CORRUPTED, LOST
+from harness.report.journal import Check
 
 if TYPE_CHECKING:
-    from harness.expect import Expect
+    from harness.model.expect import Expect
 
 
 @check_kind

@@ -8,9 +8,9 @@ from typing import TypeVar
 
 from harness.checks.base import CheckKind, Evidence
 from harness.errors import HarnessError
-from harness.expect import Expect
-from harness.journal import Check
-from harness.plugins import load_entry_points
+from harness.model.expect import Expect
+from harness.model.plugins import load_entry_points
+from harness.report.journal import Check
 
 __all__ = ["CheckKindError", "check_kind", "custom_fields", "judge_all", "registered_checks", "verify",
            "verify_custom"]

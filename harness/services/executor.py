@@ -18,7 +18,7 @@ from mirakuru import Executor
 from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
 
 from harness.errors import PortBusyError, ServiceStartError
-from harness.reaper import RECORDER
+from harness.infra.reaper import RECORDER
 
 _claimed_ports: set[int] = set()
 _claim_lock = threading.Lock()

@@ -7,7 +7,7 @@ import psycopg
 import redis
 from confluent_kafka.admin import AdminClient
 
-from harness.redis_client import no_retry
+from harness.infra.redis_client import no_retry
 
 
 def postgres_ready(host: str, port: int, user: str, password: str, dbname: str,

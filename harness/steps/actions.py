@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
+from harness.infra.waiting import WaitTimeout, wait_for
 from harness.steps.base import STRICT, StepKind, Window, World
 from harness.steps.registry import step_kind
-from harness.waiting import WaitTimeout, wait_for
 
 if TYPE_CHECKING:
-    from harness.journal import StepRecord
+    from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
 
 
@@ -63,8 +63,8 @@ class Checkpoint(StepKind):
         return "checkpoint reconciliation"
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
-        from harness.reconcile import DELIVERED_CORRUPTED, LOST, reconcile
-        from harness.result import CheckpointPoint
+        from harness.judge.reconcile import DELIVERED_CORRUPTED, LOST, reconcile
+        from harness.report.result import CheckpointPoint
 
         exporter = run.live_exporter()
         # The timeline is paused while this runs, so the ledger holds exactly what was written so far.

@@ -28,16 +28,17 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
+
+from harness.model.strict import STRICT as STRICT  # re-exported: step kinds import it from here
 
 if TYPE_CHECKING:
-    from harness.journal import StepRecord
+    from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
 
 # Every field is checked when a step is made (in a scenario module, an incident file, soak or
 # shrink): exact types (no "false" for False), finite numbers only, bounds against absurd sizes,
-# no unknown fields.
-STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
+# no unknown fields (STRICT, from the model floor: Expect uses it too).
 
 Role = Literal["fault", "action", "load"]
 Name = Annotated[str, Field(min_length=1, max_length=200)]

@@ -1,6 +1,6 @@
 """What a step kind may use of the run it is played in: a typed context, not all of ``Run``.
 
-``harness.run.Run`` satisfies it; a step kind (built-in or a team's own) is typed against this
+``harness.play.run.Run`` satisfies it; a step kind (built-in or a team's own) is typed against this
 protocol, so the step kinds never import the play floor that plays them (``run`` imports the
 scenario model, which imports the step kinds), and what a step may touch is written down here."""
 
@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from harness.exporter_process import ExporterProcess, RunContext
-    from harness.journal import Observations
-    from harness.ledger import Ledger
-    from harness.load import LoadRun
-    from harness.reconcile import BufferEvidence
-    from harness.result import ScenarioResult
-    from harness.sinks import DeadLetterRecord, SinkRecord
-    from harness.stack import Stack
-    from harness.tap import BufferTap
-    from harness.target import TargetDefinition
-    from harness.workload import SourceWriter
+    from harness.infra.stack import Stack
+    from harness.judge.ledger import Ledger
+    from harness.judge.reconcile import BufferEvidence
+    from harness.judge.sinks import DeadLetterRecord, SinkRecord
+    from harness.model.target import TargetDefinition
+    from harness.report.journal import Observations
+    from harness.report.result import ScenarioResult
+    from harness.rig.exporter_process import ExporterProcess, RunContext
+    from harness.rig.load import LoadRun
+    from harness.rig.tap import BufferTap
+    from harness.rig.workload import SourceWriter
 
 
 class WorkloadView(Protocol):

@@ -17,12 +17,12 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.reaper import RECORDER
+from harness.infra.reaper import RECORDER
 from harness.steps.base import STRICT, Fraction, Name, Problem, StepKind, World
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
-    from harness.journal import StepRecord
+    from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
 
 DIRECTORIES = ("export_dir", "file_sink")

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from harness.api_tokens import HARNESS_USER, burst_user
-from harness.journal import ActionAnswer
+from harness.infra.waiting import WaitTimeout, wait_for
+from harness.model.api_tokens import HARNESS_USER, burst_user
+from harness.report.journal import ActionAnswer
 from harness.steps.answers import answer
 from harness.steps.base import STRICT, Name, StepKind, World
 from harness.steps.registry import step_kind
-from harness.waiting import WaitTimeout, wait_for
 
 if TYPE_CHECKING:
-    from harness.journal import StepRecord
+    from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
 
 # A file name an export may be given: no path separators, nothing a server would refuse as input.
@@ -64,8 +64,8 @@ class Export(StepKind):
         return frozenset({"api:exports"})
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
-        from harness.reconcile import reconcile
-        from harness.sinks import read_dead_letters, read_lines
+        from harness.judge.reconcile import reconcile
+        from harness.judge.sinks import read_dead_letters, read_lines
 
         exporter = run.live_exporter()
         submitted_at = run.ledger.span  # rows written after this may or may not be exported
@@ -171,8 +171,8 @@ class ExportBurst(StepKind):
         record.result = {"accepted": counts, "refused": len(bodies) - sum(counts.values())}
 
     def _judge_jobs(self, run: StepContext, job_ids: list[tuple[str, str]], submitted_at: int) -> None:
-        from harness.reconcile import reconcile
-        from harness.sinks import read_lines
+        from harness.judge.reconcile import reconcile
+        from harness.judge.sinks import read_lines
 
         unfinished, broken = [], []
         exported = run.with_running_loads(run.ledger.copy())

@@ -17,7 +17,7 @@ from harness.steps.base import STRICT, Problem, StepKind, World
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
-    from harness.journal import StepRecord
+    from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
 
 ADMIN_TIMEOUT_S = 15.0

@@ -15,8 +15,8 @@ from harness.steps.base import STRICT, Problem, StepKind, World
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
-    from harness.journal import StepRecord
-    from harness.load import LoadRun
+    from harness.report.journal import StepRecord
+    from harness.rig.load import LoadRun
     from harness.steps.context import StepContext
 
 LOAD_KINDS = ("source", "api")
@@ -59,7 +59,7 @@ class Load(StepKind):
         return frozenset({"api:exports"} if self.kind == "api" else set())
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
-        from harness.load import LoadRun
+        from harness.rig.load import LoadRun
 
         n, workload = len(run.loads), run.scenario.workload
         load = LoadRun(self, record.window_s or run.scenario.during_s, run.ctx.workdir / f"load-{n}",

@@ -12,13 +12,13 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.stack import LINKS
+from harness.infra.stack import LINKS
+from harness.infra.toxiproxy import validate_toxic
 from harness.steps.base import STRICT, Background, Fraction, Name, Problem, StepKind, World
 from harness.steps.registry import step_kind
-from harness.toxiproxy import validate_toxic
 
 if TYPE_CHECKING:
-    from harness.journal import StepRecord
+    from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
 
 

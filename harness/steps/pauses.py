@@ -12,16 +12,16 @@ import httpx
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from harness.api_tokens import HARNESS_USER
-from harness.journal import ActionAnswer, PauseObservation
-from harness.pause_watch import acknowledged, end_open_pauses
+from harness.infra.waiting import WaitTimeout, wait_for
+from harness.model.api_tokens import HARNESS_USER
+from harness.report.journal import ActionAnswer, PauseObservation
 from harness.steps.answers import answer
 from harness.steps.base import STRICT, StepKind, World
+from harness.steps.pause_watch import acknowledged, end_open_pauses
 from harness.steps.registry import step_kind
-from harness.waiting import WaitTimeout, wait_for
 
 if TYPE_CHECKING:
-    from harness.journal import StepRecord
+    from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
 
 PAUSE_MARGIN_S = 1.5

@@ -14,14 +14,14 @@ from psycopg import sql
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from harness.credentials import provision_postgres
 from harness.errors import HarnessError
+from harness.infra.credentials import provision_postgres
 from harness.steps.base import STRICT, Background, StepKind, World
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
-    from harness.credentials import ExporterCredentials
-    from harness.journal import StepRecord
+    from harness.infra.credentials import ExporterCredentials
+    from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
 
 LockMode = Literal["ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE",

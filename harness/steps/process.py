@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic.dataclasses import dataclass
 
-from harness.stack import SERVICES
+from harness.infra.stack import SERVICES
 from harness.steps.base import STRICT, Name, Problem, StepKind, World
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
-    from harness.journal import StepRecord
+    from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
 
 

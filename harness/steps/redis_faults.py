@@ -13,16 +13,16 @@ import redis
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from harness.credentials import provision_redis
 from harness.errors import HarnessError
-from harness.redis_client import direct_client
+from harness.infra.credentials import provision_redis
+from harness.infra.redis_client import direct_client
+from harness.infra.waiting import WaitTimeout, wait_for
 from harness.services.executor import free_port
 from harness.steps.base import STRICT, Background, StepKind, World
 from harness.steps.registry import step_kind
-from harness.waiting import WaitTimeout, wait_for
 
 if TYPE_CHECKING:
-    from harness.journal import StepRecord
+    from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
 
 ADMIN_TIMEOUT_S = 5.0

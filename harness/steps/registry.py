@@ -6,7 +6,7 @@ import dataclasses
 from typing import TypeVar
 
 from harness.errors import HarnessError
-from harness.plugins import import_module, load_entry_points
+from harness.model.plugins import import_module, load_entry_points
 from harness.steps.base import StepKind
 
 __all__ = ["StepKindError", "by_name", "kind_of", "load_modules", "load_plugins", "registered", "step_kind"]

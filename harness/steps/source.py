@@ -14,9 +14,9 @@ from harness.steps.base import STRICT, StepKind, World
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
-    from harness.journal import StepRecord
+    from harness.report.journal import StepRecord
+    from harness.rig.workload import HeldWrite
     from harness.steps.context import StepContext
-    from harness.workload import HeldWrite
 
 
 @step_kind

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.exporter_process import ExporterProcess, RunContext
-from harness.stack import Stack
-from harness.target import TargetDefinition
-from harness.workload import SourceWriter
+from harness.infra.stack import Stack
+from harness.model.target import TargetDefinition
+from harness.rig.exporter_process import ExporterProcess, RunContext
+from harness.rig.workload import SourceWriter
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import redis
 from exporter.buffer import Buffer, BufferCorrupt, DeadLetter
 from exporter.config import Config
 from exporter.encoding import record_json
-from harness.stack import Stack
+from harness.infra.stack import Stack
 
 pytestmark = pytest.mark.faultline
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.target import BUNDLED
+from harness.model.target import BUNDLED
 
 pytestmark = pytest.mark.faultline
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import incident
+from harness.catalogue import incident
+from harness.infra.stack import Stack
+from harness.model.target import TargetDefinition
 from harness.paths import project_root
-from harness.result import Verdict
-from harness.runner import ScenarioRunner
-from harness.stack import Stack
-from harness.target import TargetDefinition
+from harness.play.runner import ScenarioRunner
+from harness.report.result import Verdict
 
 pytestmark = [pytest.mark.faultline, pytest.mark.slow, pytest.mark.timeout(1200)]
 ROOT = project_root()

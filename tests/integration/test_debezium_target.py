@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.catalogue.registry import discover
+from harness.cli.pytest_plugin import assert_scenario_passed
+from harness.infra.stack import Stack
+from harness.model.target import TargetDefinition
 from harness.paths import project_root
-from harness.pytest_plugin import assert_scenario_passed
-from harness.registry import discover
-from harness.result import ScenarioResult
-from harness.runner import ScenarioRunner
-from harness.stack import Stack
-from harness.target import TargetDefinition
+from harness.play.runner import ScenarioRunner
+from harness.report.result import ScenarioResult
 
 pytestmark = [pytest.mark.faultline, pytest.mark.timeout(400)]
 DEBEZIUM = project_root() / "targets" / "debezium-postgres.toml"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from harness import incident
-from harness.explore import ExplorePlan
-from harness.explore_run import Explorer
-from harness.stack import Stack
-from harness.target import TargetDefinition
+from harness.catalogue import incident
+from harness.infra.stack import Stack
+from harness.model.target import TargetDefinition
+from harness.search.explore import ExplorePlan
+from harness.search.explore_run import Explorer
 
 pytestmark = [pytest.mark.faultline, pytest.mark.timeout(400)]
 

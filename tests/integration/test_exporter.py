@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.exporter_process import ExporterProcess, RunContext
-from harness.sinks import read_dead_letters, read_lines, read_topic
-from harness.waiting import wait_for
-from harness.workload import SourceWriter
+from harness.infra.waiting import wait_for
+from harness.judge.sinks import read_dead_letters, read_lines, read_topic
+from harness.rig.exporter_process import ExporterProcess, RunContext
+from harness.rig.workload import SourceWriter
 
 pytestmark = pytest.mark.faultline
 
@@ -117,7 +117,7 @@ def test_pause_completes_within_grace_while_redis_is_down_and_loses_nothing(
 
 
 def submit(exporter: ExporterProcess, user: str = "faultline", **body: object) -> httpx.Response:
-    """As ``user``: one of the run's token holders (harness.api_tokens)."""
+    """As ``user``: one of the run's token holders (harness.model.api_tokens)."""
     return exporter.post("/exports", json=body, as_user=user)
 
 

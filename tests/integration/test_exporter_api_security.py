@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 
-from harness.exporter_process import ExporterProcess, RunContext
-from harness.sinks import read_lines, read_topic
-from harness.waiting import wait_for
-from harness.workload import SourceWriter
+from harness.infra.waiting import wait_for
+from harness.judge.sinks import read_lines, read_topic
+from harness.rig.exporter_process import ExporterProcess, RunContext
+from harness.rig.workload import SourceWriter
 
 Start = Callable[..., ExporterProcess]
 FILE = {"kind": "file", "name": "same.jsonl"}

@@ -12,13 +12,13 @@ import pytest
 import redis
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from harness.credentials import REDIS_USER
-from harness.exporter_process import ExporterProcess, RunContext
-from harness.redis_client import direct_client
-from harness.sinks import read_dead_letters, read_topic
-from harness.stack import Stack
-from harness.waiting import wait_for
-from harness.workload import SourceWriter
+from harness.infra.credentials import REDIS_USER
+from harness.infra.redis_client import direct_client
+from harness.infra.stack import Stack
+from harness.infra.waiting import wait_for
+from harness.judge.sinks import read_dead_letters, read_topic
+from harness.rig.exporter_process import ExporterProcess, RunContext
+from harness.rig.workload import SourceWriter
 
 pytestmark = pytest.mark.faultline
 

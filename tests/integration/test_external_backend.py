@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from harness.backends.external import ExternalBackend, ExternalBackendError, ExternalConfig
-from harness.pytest_plugin import assert_scenario_passed
-from harness.runner import ScenarioRunner
+from harness.cli.pytest_plugin import assert_scenario_passed
+from harness.infra.stack import Stack
+from harness.model.target import TargetDefinition
+from harness.play.runner import ScenarioRunner
 from harness.scenario import Expect, LinkDown, RestartService, Scenario, Step, Toxic, Workload
-from harness.stack import Stack
-from harness.target import TargetDefinition
 
 pytestmark = pytest.mark.faultline
 

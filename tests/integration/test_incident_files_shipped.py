@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import incident
+from harness.catalogue import incident
+from harness.cli.pytest_plugin import assert_scenario_passed
 from harness.paths import project_root
-from harness.pytest_plugin import assert_scenario_passed
 
 pytestmark = pytest.mark.faultline
 FILES = sorted((project_root() / "incidents").glob("*.toml"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.pytest_plugin import assert_scenario_passed
+from harness.cli.pytest_plugin import assert_scenario_passed
 from harness.scenario import Expect, LinkDown, Load, Scenario, Step, Workload
 
 pytestmark = pytest.mark.faultline

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.waiting import wait_for
+from harness.infra.waiting import wait_for
 
 pytestmark = pytest.mark.faultline
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import incident
+from harness.catalogue import incident
+from harness.catalogue.registry import discover
 from harness.paths import project_root
-from harness.registry import discover
 
 pytestmark = pytest.mark.faultline
 SHIPPED = sorted((project_root() / "incidents").glob("*.toml"))

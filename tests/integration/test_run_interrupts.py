@@ -18,7 +18,7 @@ import psutil
 import psycopg
 import pytest
 
-from harness.waiting import wait_for
+from harness.infra.waiting import wait_for
 
 pytestmark = [pytest.mark.faultline, pytest.mark.timeout(300)]
 

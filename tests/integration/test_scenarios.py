@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.pytest_plugin import assert_scenario_passed
-from harness.registry import discover
+from harness.catalogue.registry import discover
+from harness.cli.pytest_plugin import assert_scenario_passed
 
 pytestmark = pytest.mark.faultline
 SCENARIOS = discover()

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.exporter_process import ExporterProcess, RunContext
-from harness.sinks import read_dead_letters, read_topic
-from harness.waiting import wait_for
-from harness.workload import SourceWriter
+from harness.infra.waiting import wait_for
+from harness.judge.sinks import read_dead_letters, read_topic
+from harness.rig.exporter_process import ExporterProcess, RunContext
+from harness.rig.workload import SourceWriter
 
 pytestmark = pytest.mark.faultline
 Start = Callable[..., ExporterProcess]
@@ -170,7 +170,7 @@ def test_disk_full_during_export(run_ctx: RunContext, writer: SourceWriter, star
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("defect", [CLEAN, "too_large_batch_dead_lettered"])
 def test_records_dead_lettered_though_deliverable_fail_the_gate(run_scenario, defect: str) -> None:  # noqa: ANN001
-    from harness.registry import discover
+    from harness.catalogue.registry import discover
 
     result = run_scenario(discover()["kafka_topic_limit_lowered"], extra_env={"FAULTLINE_EXPORTER_DEFECT": defect}
                           if defect else None)

@@ -13,9 +13,12 @@ import pytest
 import redis
 from confluent_kafka import KafkaError, Producer
 
-from harness.journal import StepRecord
-from harness.redis_client import direct_client
-from harness.run import Run
+from harness.infra.redis_client import direct_client
+from harness.infra.stack import Stack
+from harness.infra.waiting import wait_for
+from harness.model.target import TargetDefinition
+from harness.play.run import Run
+from harness.report.journal import StepRecord
 from harness.scenario import (
     KafkaAddPartitions,
     KafkaQuota,
@@ -34,10 +37,7 @@ from harness.scenario import (
     ServiceMoves,
     StepKind,
 )
-from harness.stack import Stack
 from harness.steps.kafka_faults import ensure_topic
-from harness.target import TargetDefinition
-from harness.waiting import wait_for
 
 pytestmark = pytest.mark.faultline
 
@@ -291,7 +291,7 @@ def test_kafka_quota_throttles_the_exporters_client_id_only(run: Run, apply: App
 @pytest.mark.timeout(60)
 def test_a_refused_read_of_the_buffer_is_a_harness_error_never_nothing_pending(run: Run) -> None:
     from harness.errors import HarnessError
-    from harness.tap import BufferTap
+    from harness.rig.tap import BufferTap
 
     admin = admin_redis(run)
     admin.xadd("tap-stream", {"ids": "1,2"})

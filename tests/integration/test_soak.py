@@ -20,9 +20,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import incident
+from harness.catalogue import incident
+from harness.infra.waiting import wait_for
 from harness.scenario import is_fault
-from harness.waiting import wait_for
 
 pytestmark = pytest.mark.faultline
 

@@ -11,9 +11,9 @@ import redis
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from harness.infra.stack import LINKS, Stack
+from harness.infra.toxiproxy import TOXIC_ATTRIBUTES
 from harness.services import probes
-from harness.stack import LINKS, Stack
-from harness.toxiproxy import TOXIC_ATTRIBUTES
 
 pytestmark = pytest.mark.faultline
 

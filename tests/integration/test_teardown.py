@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness.infra.waiting import wait_for
 from harness.services.executor import port_in_use
-from harness.waiting import wait_for
 
 pytestmark = pytest.mark.faultline
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from harness.exporter_process import RunContext
-from harness.workload import SourceWriter
+from harness.rig.exporter_process import RunContext
+from harness.rig.workload import SourceWriter
 
 pytestmark = [pytest.mark.faultline, pytest.mark.timeout(60)]
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from harness.anomalies import BEFORE_ANY_FAULT, UNKNOWN_TIME, duplicates_by_window
 from harness.checks import Evidence, registered_checks
-from harness.journal import Check, StepRecord
-from harness.ledger import Ledger, content_hash
-from harness.reconcile import reconcile
+from harness.judge.anomalies import BEFORE_ANY_FAULT, UNKNOWN_TIME, duplicates_by_window
+from harness.judge.ledger import Ledger, content_hash
+from harness.judge.reconcile import reconcile
+from harness.judge.sinks import SinkRecord
+from harness.report.journal import Check, StepRecord
 from harness.scenario import Expect
-from harness.sinks import SinkRecord
 
 
 def order_check(outcome) -> Check:  # noqa: ANN001
@@ -104,9 +104,9 @@ def test_max_duplicates_bounds_redeliveries() -> None:
 
 
 def test_each_anomaly_class_reaches_every_report(tmp_path) -> None:  # noqa: ANN001
-    from harness.journal import Check
-    from harness.reports import write_all
-    from harness.result import LedgerSummary, RunReport, ScenarioResult, Verdict, read_report
+    from harness.report.journal import Check
+    from harness.report.reports import write_all
+    from harness.report.result import LedgerSummary, RunReport, ScenarioResult, Verdict, read_report
 
     ledger = LedgerSummary(ok=False, counts={"delivered_intact": 9}, duplicates=4, order_inversions=2,
                            inversion_samples=["record 7 of key 'k1' reached kafka:t/0 after record 9"],

@@ -1,6 +1,6 @@
-"""The harness's shape, checked: no import circle anywhere in it (type-only and late imports
-count: a circle through them is still a tangle), no module over 400 lines, and the harness and
-the bundled exporter never import each other."""
+"""The harness's shape, checked: floors that import only downwards, no import circle anywhere in
+it (type-only and late imports count: a crossing or a circle through them is still a tangle), no
+module over 400 lines, and the harness and the bundled exporter never import each other."""
 
 from __future__ import annotations
 
@@ -78,6 +78,56 @@ def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
                 if len(component) > 1:
                     found.append(sorted(component))
     return found
+
+
+# The floors, ground first: a module may import its own floor and the floors below it, never one
+# above (ARCHITECTURE.md, "Floors"). Folders are floors; three modules at the root are the ground.
+FLOORS = ("ground", "provision", "infra", "services", "report", "model", "backends", "judge", "checks",
+          "rig", "steps", "catalogue", "play", "search", "cli")
+# Public faces: stable names for scenario authors and teams. They may import any floor; no module
+# inside the harness imports them (a floor that did would reach up through the face).
+FACES = ("harness.scenario",)
+
+
+GROUND = ("harness", "harness.errors", "harness.paths")
+
+
+def _floor(module: str) -> str:
+    return "ground" if module in GROUND else module.split(".")[1]
+
+
+def _upward_imports(modules: dict[str, Path]) -> list[str]:
+    rank = {floor: n for n, floor in enumerate(FLOORS)}
+    crossings = []
+    for name, path in modules.items():
+        if name in FACES:
+            continue
+        for target in sorted(_imports(path, name)):
+            if target in FACES:
+                crossings.append(f"{name} imports the face {target}")
+            elif target in modules and rank[_floor(target)] > rank[_floor(name)]:
+                crossings.append(f"{name} ({_floor(name)}) imports {target} ({_floor(target)})")
+    return crossings
+
+
+def test_every_module_lives_on_a_floor() -> None:
+    homeless = {name for name in _modules("harness") if name not in FACES and _floor(name) not in FLOORS}
+    assert homeless == set(), f"give these a floor (a folder in FLOORS): {sorted(homeless)}"
+
+
+def test_floors_import_only_downwards() -> None:
+    assert _upward_imports(_modules("harness")) == []
+
+
+def test_an_upward_import_is_seen(tmp_path: Path) -> None:
+    (tmp_path / "model.py").write_text("from harness.play.run import Run\n")
+    (tmp_path / "face.py").write_text("from harness.scenario import Scenario\n")
+    (tmp_path / "down.py").write_text("from harness.infra.stack import Stack\n")
+    modules = {"harness.model.x": tmp_path / "model.py", "harness.judge.y": tmp_path / "face.py",
+               "harness.play.z": tmp_path / "down.py", "harness.play.run": tmp_path / "down.py",
+               "harness.infra.stack": tmp_path / "down.py", "harness.scenario": tmp_path / "down.py"}
+    assert _upward_imports(modules) == ["harness.model.x (model) imports harness.play.run (play)",
+                                        "harness.judge.y imports the face harness.scenario"]
 
 
 def test_the_harness_has_no_import_circle() -> None:

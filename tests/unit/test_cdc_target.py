@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SetupError
-from harness.judge import log_kinds
-from harness.log_format import LogFormat
+from harness.model.log_format import LogFormat
+from harness.model.record_format import NOT_A_RECORD, RecordFormat
+from harness.model.target import TargetDefinition, TargetError
+from harness.play.verdict import log_kinds
 from harness.provision import OPTIONAL, Debezium, check_all
-from harness.record_format import NOT_A_RECORD, RecordFormat
 from harness.scenario import DiskFull, Export, LinkDown, Pause, RedisRefuseWrites, RestartService, Toxic
 from harness.steps.load import Load
-from harness.target import TargetDefinition, TargetError
 
 DEBEZIUM = Path(__file__).parents[2] / "targets" / "debezium-postgres.toml"
 ENVELOPE = RecordFormat(id="after.id", key="after.key", payload="after.payload", payload_encoding="base64",
@@ -111,7 +111,7 @@ def test_a_knob_a_target_has_no_setting_for_is_left_out_and_files_read_knob_valu
     assert target.knob_env({"batch_size": "5", "delivery_timeout_ms": "1500"}) == {"CONNECT_MAX_BATCH_SIZE": "5"}
     template = target.files["connector.properties"]
     assert "max.batch.size={env[CONNECT_MAX_BATCH_SIZE]}" in template
-    from harness.exporter_process import RunContext
+    from harness.rig.exporter_process import RunContext
 
     class Stack:  # only the endpoints placeholders are filled from
         kafka_client_id = "c1"
@@ -170,7 +170,7 @@ class Message:
 
 
 def test_the_sink_reader_skips_what_is_no_record_and_keeps_what_it_cannot_read() -> None:
-    from harness.sinks import _decoded, _decoder
+    from harness.judge.sinks import _decoded, _decoder
 
     payload = base64.b64encode(b"abc").decode()
     messages = [Message(0, event({"id": 1, "key": "k", "payload": payload})), Message(1, b""),
@@ -231,9 +231,9 @@ def test_the_bundled_log_is_json_lines_and_keeps_what_it_cannot_parse() -> None:
 
 
 def test_a_check_that_cannot_be_judged_is_shown_not_applicable_never_held(tmp_path: Path) -> None:
-    from harness.journal import Check
-    from harness.reports import write_all
-    from harness.result import RunReport, ScenarioResult, Verdict, read_report
+    from harness.report.journal import Check
+    from harness.report.reports import write_all
+    from harness.report.result import RunReport, ScenarioResult, Verdict, read_report
 
     why = "not applicable: target debezium-postgres names no metrics (no [metrics] table)"
     result = ScenarioResult("demo", "d", None, verdict=Verdict.PASS,

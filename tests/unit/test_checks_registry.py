@@ -16,14 +16,14 @@ from harness import checks
 from harness.checks import CheckKind, CheckKindError, Evidence, check_kind, judge_all, registered_checks, verify
 from harness.checks.base import MetricsEvidence, RecoveryEvidence, ResourceEvidence
 from harness.checks.pauses import delivered_between
-from harness.journal import ActionAnswer, Check, FlowMark, Observations, PauseObservation, ProcessEvidence
-from harness.ledger import Ledger, content_hash
-from harness.letters import LetterCheck
-from harness.reconcile import reconcile
-from harness.resources import Trend
-from harness.result import CheckpointPoint, MetricsSnapshot, Resources, SteadyState
+from harness.judge.ledger import Ledger, content_hash
+from harness.judge.letters import LetterCheck
+from harness.judge.reconcile import reconcile
+from harness.judge.sinks import DeadLetterRecord, SinkRecord
+from harness.report.journal import ActionAnswer, Check, FlowMark, Observations, PauseObservation, ProcessEvidence
+from harness.report.resources import Trend
+from harness.report.result import CheckpointPoint, MetricsSnapshot, Resources, SteadyState
 from harness.scenario import Expect
-from harness.sinks import DeadLetterRecord, SinkRecord
 
 EVERY = frozenset({"metrics", "buffer", "dead_letters"})
 
@@ -221,7 +221,7 @@ def test_a_teams_own_check_with_its_own_expect_field_is_judged_like_a_builtin(tm
     module = tmp_path / "team_checks_probe.py"
     module.write_text(textwrap.dedent('''
         from harness.checks import CheckKind, check_kind
-        from harness.journal import Check
+        from harness.report.journal import Check
 
         @check_kind
         class Probe(CheckKind):
@@ -259,8 +259,8 @@ def test_a_check_must_name_itself_and_may_not_take_a_builtins_name() -> None:
 
 
 def test_letters_taken_on_trust_and_undeclared_reach_report_json_and_html(tmp_path: Path) -> None:
-    from harness.reports import write_all
-    from harness.result import LedgerSummary, RunReport, ScenarioResult, Verdict, read_report
+    from harness.report.reports import write_all
+    from harness.report.result import LedgerSummary, RunReport, ScenarioResult, Verdict, read_report
 
     ledger = LedgerSummary(ok=False, counts={"dead_lettered": 5}, letters_verified=1, letters_trusted=2,
                            letters_undeclared=2)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from harness.letters import SinkLimits, check_letters
-from harness.reconcile import DEAD_LETTERED, DEAD_LETTERED_DELIVERABLE, reconcile
-from harness.sinks import DeadLetterRecord
-from harness.workload import Written
+from harness.judge.ledger import Written
+from harness.judge.letters import SinkLimits, check_letters
+from harness.judge.reconcile import DEAD_LETTERED, DEAD_LETTERED_DELIVERABLE, reconcile
+from harness.judge.sinks import DeadLetterRecord
 
 REASONS = {"malformed_row": "not_utf8", "too_large": "too_large", "odd": "trusted", "retries_exhausted": "delivery"}
 

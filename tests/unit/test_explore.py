@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import incident
-from harness.explore import (
+from harness.catalogue import incident
+from harness.report.journal import Check
+from harness.report.result import ScenarioResult, Verdict
+from harness.search.explore import (
     Coverage,
     Drawn,
     ExploreError,
@@ -21,9 +23,7 @@ from harness.explore import (
     schedules,
     signature,
 )
-from harness.explore_plan import clash, keeps_actions_out, waiting_actions_clear, window
-from harness.journal import Check
-from harness.result import ScenarioResult, Verdict
+from harness.search.explore_plan import clash, keeps_actions_out, waiting_actions_clear, window
 from harness.steps import World, kind_of
 
 PLAN = ExplorePlan(seed=1, runs=40)
@@ -76,7 +76,7 @@ def test_schedules_cover_the_vocabulary_and_put_actions_inside_faults() -> None:
 
 
 def test_every_drawn_workload_can_be_written() -> None:
-    from harness.profiles import payloads
+    from harness.model.profiles import payloads
 
     for scenario in fresh(count=60):
         assert len(payloads(scenario.workload.profile, 3, scenario.workload.size, scenario.workload.seed)) == 3
@@ -136,8 +136,8 @@ def test_signatures_name_moved_counters_pauses_and_log_kinds() -> None:
 
 
 def test_the_reports_show_explores_coverage(tmp_path: Path) -> None:
-    from harness.reports import write_all
-    from harness.result import ExploreFailure, ExploreSummary, RunReport, read_report
+    from harness.report.reports import write_all
+    from harness.report.result import ExploreFailure, ExploreSummary, RunReport, read_report
 
     found = ExploreSummary(seed=1, runs=3, kinds={"link_down": 2}, overlaps={"link_down + toxic": 1},
                            never_drawn={"export_burst": "its kind does not draw itself"}, signatures={"a | - | -": 3},
@@ -189,8 +189,8 @@ def test_broad_kinds_get_more_of_their_variants_covered() -> None:
 
 
 def test_knobs_are_drawn_with_the_faults_that_need_them() -> None:
-    from harness.explore_draw import _sharpened
     from harness.scenario import LinkDown, Step
+    from harness.search.explore_draw import _sharpened
 
     rng = random.Random(5)
     kafka = [_sharpened(rng, {}, [Step("during", LinkDown("kafka"), at=1.0, duration=1.0)]) for _ in range(400)]
@@ -228,8 +228,8 @@ def test_mutation_keeps_the_parents_workload_and_usually_its_knobs() -> None:
 
 
 def test_a_target_that_uses_no_redis_and_offers_no_exports_gets_neither() -> None:
+    from harness.model.target import TargetDefinition
     from harness.paths import project_root
-    from harness.target import TargetDefinition
 
     debezium = TargetDefinition.load(project_root() / "targets" / "debezium-postgres.toml")
     plan = for_target(ExplorePlan(seed=1, runs=40), debezium)

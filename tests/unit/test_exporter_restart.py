@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import HarnessError
-from harness.run import Run
+from harness.model.target import TargetDefinition
+from harness.play.run import Run
 from harness.scenario import Scenario, Workload
-from harness.target import TargetDefinition
 
 
 class SlowStart:

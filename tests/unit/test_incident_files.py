@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness import incident
-from harness.cli import main
-from harness.registry import discover
+from harness.catalogue import incident
+from harness.catalogue.registry import discover
+from harness.cli.main import main
 
 GOOD = """
 [incident]
@@ -138,9 +138,9 @@ def test_a_bad_reproduction_record_is_refused_with_its_line(tmp_path: Path, line
 
 
 def test_repeat_outcomes_tell_reproducing_from_flaky_from_held() -> None:
-    from harness.journal import Check
-    from harness.reproduce import RepeatOutcome
-    from harness.result import ScenarioResult
+    from harness.report.journal import Check
+    from harness.report.result import ScenarioResult
+    from harness.search.reproduce import RepeatOutcome
 
     def result(verdict: str, *violated: str) -> ScenarioResult:
         r = ScenarioResult("demo", "d", None, verdict=verdict)

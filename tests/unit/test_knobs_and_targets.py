@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.knobs import KNOBS, scenario_knobs
-from harness.registry import discover
-from harness.target import BUNDLED, KnobMissing, TargetDefinition, TargetError
+from harness.catalogue.registry import discover
+from harness.model.knobs import KNOBS, scenario_knobs
+from harness.model.target import BUNDLED, KnobMissing, TargetDefinition, TargetError
 
 
 def test_no_catalogue_scenario_names_a_targets_own_variables() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import PortBusyError, SetupError
 from harness.provision import require
 from harness.services.executor import ServiceExecutor, free_port

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.reaper import State, reap
+from harness.infra.reaper import State, reap
 
 
 def _dead_pid() -> int:

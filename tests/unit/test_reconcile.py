@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from harness.reconcile import (
+from harness.judge.ledger import Written
+from harness.judge.reconcile import (
     DEAD_LETTERED,
     DEAD_LETTERED_WITHOUT_REASON,
     DELIVERED_CORRUPTED,
@@ -17,8 +18,7 @@ from harness.reconcile import (
     BufferEvidence,
     reconcile,
 )
-from harness.sinks import DeadLetterRecord, SinkRecord
-from harness.workload import Written
+from harness.judge.sinks import DeadLetterRecord, SinkRecord
 
 
 def w(i: int, text: str = "", outcome: str = "ok") -> Written:
@@ -93,7 +93,7 @@ def test_summary_carries_counts_and_samples() -> None:
 
 
 def test_the_ledger_is_compact_and_rebases_on_a_lower_id() -> None:
-    from harness.ledger import Ledger, content_hash
+    from harness.judge.ledger import Ledger, content_hash
 
     ledger = Ledger()
     ledger.add(10, content_hash(b"x"), "ok")
@@ -130,8 +130,8 @@ class _Message:
 
 
 def test_the_fast_reader_keeps_odd_messages_for_the_reconciler() -> None:
-    from harness.ledger import Ledger, content_hash
-    from harness.sinks import _decoded
+    from harness.judge.ledger import Ledger, content_hash
+    from harness.judge.sinks import _decoded
 
     messages = [_Message(0, b'{"id":1,"key":"k","payload":"one"}'),
                 _Message(1, b'{"id":"2","payload":"two"}'),  # an id as a string: still record 2

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness import html_report
-from harness.gate import write_incidents
-from harness.journal import Check
-from harness.reports import write_all
-from harness.result import RunReport, ScenarioResult, Verdict
+from harness.model.target import TargetDefinition
+from harness.play.gate import write_incidents
+from harness.report import html_report
+from harness.report.journal import Check
+from harness.report.reports import write_all
+from harness.report.result import RunReport, ScenarioResult, Verdict
 from harness.scenario import LinkDown, Scenario, Step
-from harness.target import TargetDefinition
 
 
 def run_report(*scenarios: ScenarioResult) -> RunReport:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.load import LoadError, LoadRun, read_stats
-from harness.resources import Sample, trends
-from harness.result import RequestStats
+from harness.report.resources import Sample, trends
+from harness.report.result import RequestStats
+from harness.rig.load import LoadError, LoadRun, read_stats
 from harness.scenario import Load
 
 

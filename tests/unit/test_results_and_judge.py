@@ -12,10 +12,11 @@ import pytest
 
 from harness.checks import Evidence, registered_checks
 from harness.checks.metrics import metrics_agree
-from harness.journal import Check, StepRecord
-from harness.judge import SinkContents
-from harness.player import plan
-from harness.result import (
+from harness.judge.sinks import DeadLetterRecord, SinkRecord
+from harness.play.player import plan
+from harness.play.verdict import SinkContents
+from harness.report.journal import Check, StepRecord
+from harness.report.result import (
     CheckpointPoint,
     LedgerSummary,
     MetricsSnapshot,
@@ -27,7 +28,6 @@ from harness.result import (
     read_report,
 )
 from harness.scenario import Checkpoint, Expect, LinkDown, Scenario, Step, Workload
-from harness.sinks import DeadLetterRecord, SinkRecord
 
 
 def _report() -> RunReport:
@@ -187,7 +187,7 @@ def test_compare_fails_on_a_regression_and_shows_every_repeat_round(tmp_path: Pa
 
 
 def test_keep_on_failure_holds_the_stack_only_when_the_gate_did_not_pass() -> None:
-    from harness.gate import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, should_keep
+    from harness.play.gate import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, should_keep
 
     assert [should_keep("on_failure", c) for c in (EXIT_OK, EXIT_VIOLATION, EXIT_HARNESS)] == [False, True, True]
     assert should_keep("always", EXIT_OK) and not should_keep("never", EXIT_VIOLATION)

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from harness.gate import exit_code_of
-from harness.journal import Check
-from harness.mutants import plan
-from harness.registry import discover, load_file
-from harness.result import ScenarioResult
+from harness.catalogue.registry import discover, load_file
+from harness.model.target import TargetDefinition
+from harness.play.gate import exit_code_of
+from harness.report.journal import Check
+from harness.report.result import ScenarioResult
 from harness.scenario import (
     Expect,
     KillExporter,
@@ -25,7 +25,7 @@ from harness.scenario import (
     Workload,
     explain,
 )
-from harness.target import TargetDefinition
+from harness.search.mutants import plan
 
 
 def make(**kwargs: object) -> Scenario:
@@ -116,7 +116,7 @@ def test_exit_codes_rank_harness_errors_above_violations() -> None:
 
 
 def test_repeated_runs_must_fail_the_same_invariants_to_count_as_identical() -> None:
-    from harness.gate import consistency
+    from harness.play.gate import consistency
 
     a = ScenarioResult("lat", "", None, verdict="pass")
     b = ScenarioResult("lat", "", None, verdict="fail", checks=[Check("no_loss", False, "1 lost")])

@@ -7,12 +7,12 @@ import dataclasses
 
 import pytest
 
-from harness import incident
-from harness.journal import Check
-from harness.result import ScenarioResult, Verdict
+from harness.catalogue import incident
+from harness.report.journal import Check
+from harness.report.result import ScenarioResult, Verdict
 from harness.scenario import Checkpoint, LinkDown, Load, Scenario, Step, Toxic, is_fault
-from harness.shrink import close_gaps, shrink
-from harness.soak import CATALOGUE, SoakError, SoakPlan, parse_duration, schedule
+from harness.search.shrink import close_gaps, shrink
+from harness.search.soak import CATALOGUE, SoakError, SoakPlan, parse_duration, schedule
 
 
 def test_same_seed_same_schedule_and_another_seed_another() -> None:
@@ -191,7 +191,7 @@ def _scripted(verdicts: dict[str, list[bool]], calls: list[Scenario], fed: bool 
     """A judge that fails when a kafka fault is present, except on the runs ``verdicts`` scripts
     (by number of fault steps: "1" -> [fail?, fail?, ...] consumed in order). Every fault step's
     journal says ``fed`` records were in flight at apply."""
-    from harness.journal import StepRecord
+    from harness.report.journal import StepRecord
 
     def run(scenario: Scenario) -> ScenarioResult:
         calls.append(scenario)
@@ -223,7 +223,7 @@ def test_a_reduction_that_fails_only_two_times_of_three_is_not_kept() -> None:
 
 
 def test_the_original_must_fail_every_confirmation_run() -> None:
-    from harness.shrink import ShrinkError
+    from harness.search.shrink import ShrinkError
 
     with pytest.raises(ShrinkError, match="failed 2/3 runs here"):
         shrink(_two_faults(), _scripted({"2": [True, False, True]}, []), confirm_runs=3)
@@ -232,7 +232,7 @@ def test_the_original_must_fail_every_confirmation_run() -> None:
 def test_a_minimum_whose_replay_passes_falls_back_to_the_next_larger_candidate() -> None:
     # The smallest workload fails its three confirmations, then passes its second replay: the
     # next larger candidate (which fails every time) is what gets written.
-    from harness.shrink import MIN_RECORDS
+    from harness.search.shrink import MIN_RECORDS
 
     runs: dict[str, int] = {}
     judge = _scripted({}, [])
@@ -268,8 +268,8 @@ def test_a_fault_described_twice_is_fed_when_either_of_its_windows_met_data() ->
     # Two "kafka link down" windows; the candidate's first meets nothing (its data already
     # delivered), its second meets the records it loses: the fault is fed, not failing by luck.
     # (Found shrinking a Debezium incident: every smaller candidate was refused as starved.)
-    from harness.journal import StepRecord
-    from harness.shrink import fed_faults, starved_faults
+    from harness.report.journal import StepRecord
+    from harness.search.shrink import fed_faults, starved_faults
 
     result = ScenarioResult("s", "d", None)
     result.steps = [StepRecord("during", "kafka link down", in_flight_at_apply=0, written_during=0),
@@ -300,7 +300,7 @@ def test_a_halved_window_is_widened_back_one_step_for_margin() -> None:
 
 
 def test_a_smaller_workload_keeps_writes_that_meet_every_fault() -> None:
-    from harness.shrink import _fewer
+    from harness.search.shrink import _fewer
 
     smaller = _fewer(Scenario(name="w", description="d").workload, 50)
     assert (smaller.records, smaller.chunk, smaller.meet_faults) == (50, 5, 5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import HarnessError, ToxiproxyError
-from harness.toxiproxy import TOXIC_ATTRIBUTES, validate_toxic
+from harness.infra.toxiproxy import TOXIC_ATTRIBUTES, validate_toxic
 
 
 @pytest.mark.parametrize("type_,stream,toxicity,attrs,fragment", [

@@ -1,0 +1,245 @@
+"""Incident files: a scenario as declarative TOML, to reproduce, replay and shrink.
+
+Every failing run writes its exact schedule as one of these next to its report; ``faultline
+reproduce FILE`` runs one; ``faultline shrink FILE`` cuts it down. Errors name the file, the
+line and the field, and are harness errors (exit 2).
+
+    [incident]                      # name, description, incident (short name), sink
+    [workload]                      # records, profile, size, seed, chunk
+    [exporter_env]                  # extra environment for the exporter
+    [expect]                        # required: at least one expectation
+    [[steps]]                       # phase, at, duration, and one of fault = ... / action = ...
+                                    # (action = "load" runs Locust for its duration)
+    [reproduction]                  # optional: reproduced = "5/5", violates, faultline_version,
+                                    # target, servers, seed, measured_at, defect
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.catalogue.scenario import (
+    Expect,
+    Reproduction,
+    Scenario,
+    ScenarioError,
+    Step,
+    Workload,
+    error_field,
+    explain,
+    kind_of,
+    registered,
+)
+from harness.checks import CheckKindError, verify_custom
+from harness.errors import HarnessError
+from harness.model.tomlfile import Locator as _Locator
+from harness.model.tomlfile import parse, read_text
+
+
+def file_key(role: str) -> str:
+    """Faults are written ``fault = "..."``; actions and loads ``action = "..."``."""
+    return "fault" if role == "fault" else "action"
+
+
+STEP_KEYS = {"phase", "at", "duration", "fault", "action"}
+
+
+
+class IncidentError(HarnessError):
+    """An incident file is malformed; the message names file, line and field."""
+
+
+class _ReproductionTable(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+    reproduced: Annotated[str, Field(pattern=r"^\d{1,5}/\d{1,5}$")]
+    violates: list[str] = []
+    faultline_version: str = ""
+    target: str = ""
+    servers: dict[str, str] = {}
+    seed: int = 0
+    measured_at: str = ""
+    defect: str | None = None
+
+
+class _FileShape(BaseModel):
+    """The tables an incident file has, and their types (each table's fields are the models')."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    incident: dict[str, Any]
+    expect: Annotated[dict[str, Any], Field(min_length=1)]
+    workload: dict[str, Any] = {}
+    exporter_env: dict[str, str] = {}
+    knobs: dict[str, str] = {}
+    steps: Annotated[list[dict[str, Any]], Field(max_length=10_000)] = []
+    reproduction: _ReproductionTable | None = None
+
+
+def load(path: Path) -> Scenario:
+    """Parse and validate an incident file into a Scenario; every refusal names file:line:field."""
+    text = read_text(path, "incident file", IncidentError)
+    data = parse(text, path, "incident file", IncidentError)
+    where = _Locator(text)
+
+    def fail(message: str, line: int | None) -> IncidentError:
+        return IncidentError(f"{path}:{line or '?'}: {message}")
+
+    try:
+        shape = _FileShape.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        table, key = str(error["loc"][0]), ".".join(str(x) for x in error["loc"][1:])
+        line = (where.key(key.split(".")[0], table=table) if key else None) or where.table(table) or where.key(table)
+        if error["type"] == "missing" and table == "expect":
+            raise fail("missing expectations: add an [expect] table saying what must hold (e.g. no_loss = true)",
+                       line) from exc
+        raise fail(f"[{table}]{'.' + key if key else ''}: {error['msg']} (got {repr(error.get('input'))[:80]})",
+                   line) from exc
+
+    def build(cls: Any, values: dict[str, Any], table: str) -> Any:
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise fail(f"[{table}] {explain(exc)}", where.key(error_field(exc).split(".")[0], table=table)
+                       or where.table(table)) from exc
+
+    expect = build(Expect, shape.expect, "expect")
+    try:
+        verify_custom(expect, "[expect]")
+    except CheckKindError as exc:
+        raise fail(str(exc), where.table("expect")) from exc
+    workload = build(Workload, shape.workload, "workload")
+    steps = [_step(n, raw, where, fail) for n, raw in enumerate(shape.steps)]
+    _refuse_overlaps(steps, where, fail)
+    head = dict(shape.incident)
+    if isinstance(head.get("catches"), list):
+        head["catches"] = tuple(head["catches"])  # TOML arrays are lists; the model keeps tuples
+    try:
+        return build(Scenario, {**head, "workload": workload, "steps": tuple(steps), "expect": expect,
+                                "exporter_env": shape.exporter_env, "knobs": shape.knobs,
+                                "reproduction": _reproduction(shape.reproduction, where, fail)},
+                     "incident").validate()
+    except ScenarioError as exc:
+        line = None
+        if exc.field_name:
+            line = where.key(exc.field_name, step=exc.step) if exc.step is not None else \
+                where.key(exc.field_name, table="knobs")
+        raise IncidentError(f"{path}:{line or '?'}: {exc}") from exc
+
+
+def _step(n: int, raw: dict[str, Any], where: _Locator, fail: Any) -> Step:
+    """One [[steps]] entry: its kind (fault = ... or action = ...) and the fields that kind owns."""
+    line = where.step_lines[n] if n < len(where.step_lines) else None
+
+    def step_fail(message: str, key: str | None = None) -> IncidentError:
+        return fail(f"step {n + 1}: {message}", (where.key(key, step=n) if key else None) or line)
+
+    kind_key = "fault" if "fault" in raw else "action" if "action" in raw else None
+    if kind_key is None:
+        raise step_fail("needs `fault = ...` or `action = ...`")
+    kind = raw[kind_key]
+    table = {name: cls for name, cls in registered().items() if file_key(cls.role) == kind_key}
+    if not isinstance(kind, str) or kind not in table:
+        raise step_fail(f"unknown {kind_key} {kind!r}; known: {', '.join(sorted(table))}", kind_key)
+    params = {k: v for k, v in raw.items() if k not in STEP_KEYS}
+    try:
+        do = table[kind](**params)
+        return Step(phase=raw.get("phase", "during"), do=do, at=raw.get("at", 0.0), duration=raw.get("duration"))
+    except ValidationError as exc:
+        raise step_fail(explain(exc), error_field(exc).split(".")[0]) from exc
+
+
+def _refuse_overlaps(steps: list[Step], where: _Locator, fail: Any) -> None:
+    """Two faults of the same kind on the same target at once are ambiguous (which one ends when?);
+    different toxics on one link are fine."""
+    windows: dict[str, list[tuple[float, float, int]]] = {}
+    for n, step in enumerate(steps):
+        if type(step.do).role != "fault":
+            continue
+        params = step.do.parameters()
+        target = ":".join([kind_of(step.do), *(str(params[k]) for k in ("link", "service", "directory", "type",
+                                                                            "stream") if k in params)])
+        end = step.at + (step.duration or float("inf"))
+        for other_at, other_end, other_n in windows.get(target, []):
+            if step.at < other_end and other_at < end:
+                raise fail(f"step {n + 1}: overlaps step {other_n + 1} on the same target ({target}); one fault of "
+                           "a kind per target at a time", where.key("at", step=n))
+        windows.setdefault(target, []).append((step.at, end, n))
+
+
+def _reproduction(table: _ReproductionTable | None, where: _Locator, fail: Any) -> Reproduction | None:
+    """The [reproduction] table: what the incident was confirmed with (its rate, versions, seed)."""
+    if table is None:
+        return None
+    failed, runs = (int(x) for x in table.reproduced.split("/"))
+    try:
+        return Reproduction(failed, runs, tuple(table.violates), table.faultline_version, table.target,
+                            dict(table.servers), table.seed, table.measured_at, table.defect).validate()
+    except (ValidationError, ScenarioError) as exc:
+        detail = explain(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise fail(f"[reproduction] {detail}", where.key("reproduced", table="reproduction")) from exc
+
+
+# -- writing ----------------------------------------------------------------------------------------
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise HarnessError(f"cannot write {value!r} to an incident file")
+
+
+def dumps(scenario: Scenario, comment: str = "") -> str:
+    lines = [f"# {line}" for line in comment.splitlines()] + ([""] if comment else [])
+    head = {"name": scenario.name, "description": scenario.description, "sink": scenario.sink,
+            "during_s": scenario.during_s}
+    if scenario.incident:
+        head["incident"] = scenario.incident
+    if scenario.catches:
+        head["catches"] = list(scenario.catches)
+    lines.append("[incident]")
+    lines += [f"{k} = {_toml_value(v)}" for k, v in head.items()]
+    lines += ["", "[workload]"] + [f"{k} = {_toml_value(v)}" for k, v in asdict(scenario.workload).items()]
+    if scenario.knobs:
+        lines += ["", "[knobs]"] + [f"{k} = {_toml_value(v)}" for k, v in scenario.knobs.items()]
+    if scenario.exporter_env:
+        lines += ["", "[exporter_env]"] + [f"{k} = {_toml_value(v)}" for k, v in scenario.exporter_env.items()]
+    lines += ["", "[expect]"] + [f"{k} = {_toml_value(v)}" for k, v in asdict(scenario.expect).items()
+                                 if v is not None]  # TOML has no null: unset means the default (None)
+    if scenario.reproduction is not None:
+        lines += ["", "[reproduction]"] + [f"{k} = {_toml_value(v)}" for k, v in _reproduction_fields(
+            scenario.reproduction).items()]
+    for step in scenario.steps:
+        kind = kind_of(step.do)
+        lines += ["", "[[steps]]", f'phase = "{step.phase}"', f"at = {step.at!r}"]
+        if step.duration is not None:
+            lines.append(f"duration = {step.duration!r}")
+        lines.append(f"{file_key(type(step.do).role)} = \"{kind}\"")
+        # TOML has no null: a parameter left at None is left out (None is then its default).
+        lines += [f"{k} = {_toml_value(v)}" for k, v in step.do.parameters().items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _reproduction_fields(rep: Reproduction) -> dict[str, Any]:
+    values: dict[str, Any] = {"reproduced": rep.rate, "violates": list(rep.violates),
+                              "faultline_version": rep.faultline_version, "target": rep.target, "seed": rep.seed,
+                              "measured_at": rep.measured_at}
+    if rep.defect:
+        values["defect"] = rep.defect
+    values["servers"] = dict(rep.servers)
+    return values
+
+
+def write(scenario: Scenario, path: Path, comment: str = "") -> Path:
+    path.write_text(dumps(scenario, comment))
+    load(path)  # what we write must read back: a replay file that cannot be replayed is worthless
+    return path

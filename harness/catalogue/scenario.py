@@ -1,0 +1,239 @@
+"""The scenario model: a workload, a timeline of fault steps and actions, and expectations.
+
+A scenario is data. ``scenarios/<name>.py`` defines ``SCENARIO = Scenario(...)``; the runner
+plays its timeline (phases before, during, after, as in chaostoolkit's journal), records when
+every step was applied and removed with evidence that it took effect, and checks the
+expectations. ``catches`` names the seeded exporter defects the scenario exists to catch;
+the harness never reads which defect is on, it only judges behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import field, replace
+from dataclasses import fields as dataclass_fields
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, InstanceOf, ValidationError
+from pydantic.dataclasses import dataclass
+
+from harness.errors import HarnessError
+from harness.model.expect import Count, Expect, Window
+from harness.model.knobs import KNOBS
+
+# Every field is checked when an object is made (in a scenario module, an incident file, soak or
+# shrink) with the step kinds' rules: exact types (no "false" for False, no 1 for True), finite
+# numbers only, bounds that refuse absurd sizes, no unknown fields. A scenario cannot hold a step
+# of a kind the registry does not know.
+from harness.model.strict import STRICT
+
+PHASES = ("before", "during", "after")
+
+DAY_S = 86_400.0
+Seconds = Annotated[float, Field(ge=0, le=DAY_S)]  # an instant on the timeline
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ScenarioError(HarnessError):
+    """A scenario definition is invalid; the message names the scenario and the field."""
+
+    def __init__(self, message: str, field_name: str | None = None, step: int | None = None) -> None:
+        super().__init__(message)
+        self.field_name, self.step = field_name, step  # where in a file to point (incident files)
+
+
+# -- faults ------------------------------------------------------------------------------------
+# The step kinds live in harness.steps, one class a kind; the built-ins are named here too so that
+# scenario modules write ``from harness.catalogue.scenario import LinkDown, Step``.
+from harness.steps import StepKind, StepKindError, by_name, kind_of, registered  # noqa: E402
+from harness.steps.actions import Checkpoint, Write  # noqa: E402
+from harness.steps.disk import DIRECTORIES, DiskFull, ReadOnlyDir  # noqa: E402
+from harness.steps.exports import Export, ExportBurst  # noqa: E402
+from harness.steps.kafka_faults import KafkaAddPartitions, KafkaQuota, KafkaTopicSetting  # noqa: E402
+from harness.steps.load import LOAD_KINDS, Load  # noqa: E402
+from harness.steps.network import LinkDown, LinkFlap, Toxic  # noqa: E402
+from harness.steps.pauses import Pause, Resume  # noqa: E402
+from harness.steps.postgres_faults import (  # noqa: E402
+    PostgresConnectionLimit,
+    PostgresLockTable,
+    PostgresReadOnly,
+    PostgresStatementTimeout,
+    PostgresTerminateSessions,
+)
+from harness.steps.process import FreezeExporter, KillExporter, RestartService, ServiceMoves  # noqa: E402
+from harness.steps.redis_faults import (  # noqa: E402
+    RedisClientPause,
+    RedisDenyCommands,
+    RedisRefuseConnections,
+    RedisRefuseWrites,
+)
+from harness.steps.source import HeldTransaction  # noqa: E402
+
+__all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "DiskFull", "Expect", "Export", "ExportBurst",
+           "FreezeExporter", "HeldTransaction", "KafkaAddPartitions", "KafkaQuota", "KafkaTopicSetting",
+           "KillExporter", "LinkDown",
+           "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable", "PostgresReadOnly",
+           "PostgresStatementTimeout", "PostgresTerminateSessions", "ReadOnlyDir", "RedisClientPause",
+           "RedisDenyCommands", "RedisRefuseConnections", "RedisRefuseWrites", "ServiceMoves",
+           "Reproduction", "RestartService", "Resume", "Scenario", "ScenarioError", "Step", "StepKind", "Toxic",
+           "Workload", "Write", "by_name", "check_step", "error_field", "explain", "has_window", "is_fault",
+           "kind_of", "registered", "with_load_workers"]
+
+
+def _registered_step(value: StepKind) -> StepKind:
+    """A step object of a kind the registry knows (built-in, or registered with ``@step_kind``)."""
+    try:
+        kind_of(value)
+    except StepKindError as exc:
+        raise ValueError(str(exc)) from exc  # pydantic reports it as this field's error
+    return value
+
+
+@dataclass(frozen=True, config=STRICT)
+class Step:
+    phase: Literal["before", "during", "after"]
+    do: Annotated[InstanceOf[StepKind], AfterValidator(_registered_step)]
+    at: Seconds = 0.0
+    duration: Window | None = None  # faults only; None = until the phase ends
+
+    def describe(self) -> str:
+        return self.do.describe()
+
+
+@dataclass(frozen=True, config=STRICT)
+class Workload:
+    records: Count = 400
+    profile: Name = "ascii"
+    size: Annotated[int, Field(ge=1, le=16 * 1024 * 1024)] = 200  # bytes a record
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 1
+    chunk: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    before_fraction: Fraction = 0.5  # of the records, written in the before phase (steady state)
+    # Records written right after each fault is applied, on top of ``records``: data that meets
+    # every fault by construction, not by where the evenly spread writes happen to fall (a shrunk
+    # incident keeps these, so its replay does not depend on a race with the fault).
+    meet_faults: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    # Distinct keys the records cycle through (0: a key per record): records of one key are
+    # written under different faults, and the judge checks they reach the sink in source order.
+    keys: Annotated[int, Field(ge=0, le=1_000_000)] = 16
+    # How each chunk is written: one multi-row INSERT, an INSERT per row (each its own
+    # transaction), or a COPY in one transaction (rows that share one commit and WAL position).
+    write: Literal["single", "multi", "copy"] = "multi"
+
+
+@dataclass(frozen=True, config=STRICT)
+class Reproduction:
+    """How often an incident failed the same way when it was confirmed, and with what: a rate
+    below 100% means a replay that passes does not prove the bug gone."""
+
+    failed: Annotated[int, Field(ge=0, le=10_000)]
+    runs: Annotated[int, Field(ge=1, le=10_000)]
+    violates: tuple[Name, ...] = ()
+    faultline_version: str = ""
+    target: str = ""
+    servers: dict[str, str] = field(default_factory=dict)
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    measured_at: str = ""
+    defect: Name | None = None  # the seeded defect it was confirmed against, when not in exporter_env
+
+    @property
+    def rate(self) -> str:
+        return f"{self.failed}/{self.runs}"
+
+    def validate(self) -> Reproduction:
+        if self.failed > self.runs:
+            raise ScenarioError(f"reproduced must be 'failed/runs' with 0 <= failed <= runs <= 10000, "
+                                f"not {self.rate!r}")
+        return self
+
+
+@dataclass(frozen=True, config=STRICT)
+class Scenario:
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,100}$")]
+    description: Annotated[str, Field(min_length=1, max_length=2000)]
+    workload: Workload = Workload()
+    steps: Annotated[tuple[Step, ...], Field(max_length=10_000)] = ()
+    expect: Expect = Expect()
+    catches: tuple[Name, ...] = ()
+    incident: Name | None = None
+    knobs: dict[str, Annotated[str, Field(max_length=200)]] = field(default_factory=dict)  # see harness.model.knobs
+    # The target's own settings, as a run that failed had them (a seeded defect, --exporter-env):
+    # incident files keep them for an exact replay; the catalogue uses knobs only.
+    exporter_env: dict[str, str] = field(default_factory=dict)
+    during_s: Window = 3.0  # how long the during phase lasts at least
+    sink: Literal["kafka", "file"] = "kafka"  # the target sink delivered to: kafka_topic or file_sink
+    # What an incident file says it was confirmed with; not part of what is run (nor compared).
+    reproduction: Reproduction | None = field(default=None, compare=False)
+
+    def validate(self) -> Scenario:
+        """What one field cannot say alone (types, bounds and kinds were checked when it was made)."""
+        unknown = sorted(set(self.knobs) - set(KNOBS))
+        if unknown:
+            raise ScenarioError(f"scenario {self.name!r}: knobs.{unknown[0]} is not a knob Faultline knows; knobs: "
+                                f"{', '.join(KNOBS)}", unknown[0])
+        for n, step in enumerate(self.steps):
+            check_step(step, f"scenario {self.name!r}: step {n} ({type(step.do).__name__})", n)
+        return self
+
+    @property
+    def fault_seconds(self) -> float:
+        """Total time faults are on: the runner's waits scale with it."""
+        return sum((s.duration or self.during_s) for s in self.steps if is_fault(s))
+
+
+def _models() -> dict[str, type]:
+    return {cls.__name__: cls for cls in (*registered().values(), Step, Workload, Expect, Reproduction, Scenario)}
+
+
+def error_field(exc: ValidationError) -> str:
+    """The field (dotted, by name even when it was given by position) of the first error."""
+    loc = exc.errors()[0]["loc"] if exc.errors() else ()
+    models = _models()
+    names = [f.name for f in dataclass_fields(models[exc.title])] if exc.title in models else []
+    head = loc[0] if loc else ""
+    first = names[head] if isinstance(head, int) and head < len(names) else str(head)
+    return ".".join([first, *(str(part) for part in loc[1:] if not str(part)[:1].isupper())])
+
+
+def explain(exc: ValidationError) -> str:
+    """One line for a refused model: ``Class.field: what is wrong (got value)``; a step of a kind
+    the harness does not know names the kinds it does."""
+    errors = exc.errors()
+    where = f"{exc.title}.{error_field(exc)}"
+    unknown_kind = errors and (all(e["type"] in ("dataclass_exact_type", "is_instance_of") for e in errors)
+                               or "is not a registered step kind" in str(errors[0].get("msg", "")))
+    if unknown_kind:
+        got = type(errors[0]["input"]).__name__
+        return (f"{where}: a {got} is not a step kind Faultline knows (register it with @step_kind); step kinds: "
+                f"{', '.join(sorted(registered()))}")
+    first = errors[0] if errors else {"msg": str(exc), "input": None}
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']} (got {repr(first.get('input'))[:80]}){more}"
+
+
+def check_step(step: Step, where: str, index: int | None = None) -> None:
+    """What one field cannot say alone: faults only in the during phase, a window for every load,
+    and whatever the step kind itself checks (links, services, directories, toxics)."""
+    role = type(step.do).role
+    if step.phase != "during" and role != "action":
+        raise ScenarioError(f"{where}: faults belong in the 'during' phase, not {step.phase!r}", "phase", index)
+    if role == "load" and step.duration is None:
+        raise ScenarioError(f"{where}: a load step needs a duration", "duration", index)
+    problem = step.do.check()
+    if problem is not None:
+        raise ScenarioError(f"{where}: {problem.message}", problem.field, index)
+
+
+def is_fault(step: Step) -> bool:
+    return type(step.do).role == "fault"
+
+
+def has_window(step: Step) -> bool:
+    """Faults and loads are applied, then removed; actions happen at an instant."""
+    return type(step.do).role != "action"
+
+
+def with_load_workers(scenario: Scenario, workers: int) -> Scenario:
+    """Every Locust step of the scenario in distributed mode with ``workers`` worker processes."""
+    steps = tuple(replace(s, do=replace(s.do, workers=workers)) if isinstance(s.do, Load) else s
+                  for s in scenario.steps)
+    return replace(scenario, steps=steps)

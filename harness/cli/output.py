@@ -1,0 +1,121 @@
+"""What the CLI prints: verdict lines and tables (rich). Every text that comes from outside
+(scenario names, check details, error messages) is escaped: rich would read ``[text]`` as markup."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.provision import Installed
+from harness.report.compare import ScenarioChange
+from harness.report.result import LedgerSummary, Resources, ScenarioResult, Verdict
+
+console = Console(stderr=True)
+
+
+def installed_table(found: dict[str, Installed | None]) -> Table:
+    table = Table(title="Faultline servers")
+    for column in ("component", "status", "version", "source", "path"):
+        table.add_column(column)
+    for name, item in found.items():
+        if item is None:
+            table.add_row(name, "[red]missing[/]", "", "", "")
+        else:
+            table.add_row(name, "[green]present[/]", item.version, item.source, item.path)
+    return table
+
+
+VERDICT_COLOUR = {"pass": "green", "fail": "red", "error": "yellow", "skipped": "cyan"}
+
+
+def print_result(result: ScenarioResult, prefix: str = "") -> None:
+    colour = VERDICT_COLOUR[result.verdict]
+    console.print(f"{prefix}[{colour}]{result.verdict.upper():5}[/] {escape(result.name)} ({result.duration_s:.1f}s)")
+    for check in result.violations:
+        console.print(f"      [red]✗ {escape(check.name)}[/]: {escape(check.detail)}")
+    if result.reason:
+        label = "skipped" if result.verdict is Verdict.SKIPPED else "harness error"
+        console.print(f"      [yellow]{label}[/]: {escape(result.reason)}")
+
+
+def steps_table() -> Table:
+    """Every registered step kind: its name in incident files, role, module and parameters."""
+    import dataclasses
+
+    from harness.steps import registered
+
+    table = Table(title="Faultline step kinds")
+    for column in ("kind", "role", "module", "parameters", "what it does"):
+        table.add_column(column)
+    for name, cls in sorted(registered().items()):
+        params = ", ".join(
+            f"{f.name}" + ("" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                           else f"={f.default!r}" if f.default is not dataclasses.MISSING else "={}")
+            for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        doc = " ".join((cls.__doc__ or "").split()).split(". ")[0]
+        table.add_row(name, cls.role, cls.__module__, escape(params), escape(doc))
+    return table
+
+
+def checks_table() -> Table:
+    """Every registered check: the Expect field that turns it on, what it needs of a target, its module."""
+    from harness.checks import registered_checks
+
+    table = Table(title="Faultline checks")
+    for column in ("check", "Expect field", "needs", "module", "what it holds the exporter to"):
+        table.add_column(column)
+    for name, check in registered_checks().items():
+        field = check.expect_field or "(always on)"
+        table.add_row(name, field, ", ".join(sorted(check.needs)) or "-", type(check).__module__,
+                      escape(check.summary))
+    return table
+
+
+def results_table(results: list[ScenarioResult]) -> Table:
+    table = Table(title="Faultline verdicts")
+    for column in ("scenario", "verdict", "lost", "corrupted", "dead-lettered", "duplicates", "out of order",
+                   "recovery", "duration"):
+        table.add_column(column)
+    for r in results:
+        ledger = r.ledger or LedgerSummary()
+        table.add_row(escape(r.name), f"[{VERDICT_COLOUR[r.verdict]}]{r.verdict}[/]", str(ledger.count("lost")),
+                      str(ledger.count("delivered_corrupted")), str(ledger.count("dead_lettered")),
+                      str(ledger.duplicates), str(ledger.order_inversions),
+                      "-" if r.recovery_s is None else f"{r.recovery_s:.1f}s",
+                      f"{r.duration_s:.1f}s")
+    return table
+
+
+def checkpoint_table(result: ScenarioResult) -> Table:
+    table = Table(title="Checkpoints")
+    for column in ("t", "written", "not yet settled", "in buffer", "corrupted"):
+        table.add_column(column)
+    for point in result.checkpoints:
+        table.add_row(f"{point.at:.0f}s", str(point.written), str(point.missing), str(point.in_flight),
+                      str(point.corrupted))
+    return table
+
+
+def trend_table(resources: Resources) -> Table:
+    trends = Table(title="Exporter resources (fitted trend per process lifetime)")
+    for column in ("pid", "quantity", "start", "end", "per minute", "leak"):
+        trends.add_column(column)
+    for trend in resources.trends:
+        trends.add_row(str(trend.pid), trend.quantity, f"{trend.start:.1f}", f"{trend.end:.1f}",
+                       f"{trend.slope_per_min:+.2f}", "[red]yes[/]" if trend.leak else "no")
+    return trends
+
+
+def comparison_table(rows: list[ScenarioChange], title: str) -> Table:
+    table = Table(title=escape(title))
+    for column in ("scenario", "verdict", "recovery", "throughput under fault (rec/s)", "violations now"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        verdict = escape(f"{row.verdict_a} -> {row.verdict_b}")
+        if row.verdict_changed:
+            verdict = f"[bold red]{verdict} (changed)[/]"
+        throughput = "; ".join(f"{fault}: {a} -> {b}" for fault, (a, b) in row.throughput_under_fault.items())
+        table.add_row(escape(row.scenario), verdict, f"{row.recovery_a} -> {row.recovery_b}",
+                      escape(throughput) or "-", ", ".join(row.violations_b) or "-")
+    return table

@@ -1,0 +1,45 @@
+"""What a scenario holds the exporter to (``Expect``): each field turns on, or bounds, exactly one
+registered check (harness.checks). Its own module, below both the scenario model and the checks,
+so that neither imports the other."""
+
+from __future__ import annotations
+
+from dataclasses import field
+from typing import Annotated
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from harness.model.strict import STRICT
+
+DAY_S = 86_400.0
+Window = Annotated[float, Field(gt=0, le=DAY_S)]  # a length of time that must pass
+Count = Annotated[int, Field(ge=0, le=10_000_000)]
+
+
+@dataclass(frozen=True, config=STRICT)
+class Expect:
+    """What the scenario holds the exporter to. Each field turns on (or bounds) exactly one
+    registered check (harness.checks; ``faultline list --checks`` shows which): a field that no
+    check reads is refused at startup."""
+
+    no_loss: bool = True
+    no_corruption: bool = True
+    dead_letters_have_reasons: bool = True
+    errors_surfaced: bool = False
+    process_alive: bool = True
+    # Every pause in the scenario: acknowledged within its grace (plus a margin), and honoured
+    # while in force (nothing moved beyond what was in flight; no resuming by itself).
+    pause_within_grace: bool = True
+    pause_honoured: bool = True
+    metrics_agree: bool = True
+    recovered_within_s: Window = 60.0
+    dead_lettered_at_least: Count = 0
+    no_resource_leak: bool = False  # sample the exporter's RSS, files, threads, connections; judge trends
+    key_order: bool = True  # records of one key reach each partition or file in source order
+    # At-least-once allows redeliveries, but a bounded number: more than this fails ``duplicates``
+    # (None: not judged, still counted per fault window).
+    max_duplicates: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
+    # A team's own checks' settings (``expect_field`` names a key here); an unknown key is refused.
+    custom: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,100}$")],
+                 bool | Annotated[float, Field(ge=0, le=1e12)]] = field(default_factory=dict)

@@ -1,0 +1,230 @@
+"""The system under test as a black box: its target definition, validated (the running process
+is ``harness.rig.exporter_process``; the team modules it names are imported by
+``harness.model.plugins.load_target``).
+
+Faultline never imports the exporter. A target definition (TOML) says how to start it, which
+environment to give it, where its HTTP endpoints, sinks, dead letters and metrics are; the
+placeholders ``{postgres_dsn}``, ``{redis_url}``, ``{kafka_bootstrap}`` (all proxied; the DSN
+and URL carry the exporter's own role and ACL user, never the harness's), ``{kafka_client_id}``,
+``{http_port}``, ``{namespace}``, ``{source_table}``, ``{topic}``, ``{workdir}``,
+``{api_tokens_file}`` (this run's API tokens, harness.model.api_tokens) and ``{python}`` are filled per
+run, with ``{postgres_host}`` ... ``{postgres_database}`` (the DSN's parts) and, for a target that
+``requires`` components, ``{java}`` and ``{debezium_libs}``. ``api_auth = "bearer"`` makes every
+request the harness sends carry its token. ARCHITECTURE.md's "Target definitions" lists the rest:
+``[record]``, ``[log]``, ``uses``, ``apis``, ``[files]``, ``postgres_logical_replication``, ``delivery``.
+
+``[knobs]`` maps the harness's knobs (delivery timeout, batch size, sink, ...) to the target's own
+settings: a scenario names knobs, never a target's variables, so the catalogue runs against any
+exporter; a scenario that needs a knob the target lacks is skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import field
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from harness.errors import HarnessError
+from harness.model.knobs import KNOBS
+from harness.model.log_format import LogFormat
+from harness.model.record_format import RecordFormat
+from harness.model.tomlfile import Locator, parse, read_text
+from harness.paths import project_root
+
+# What a dead-letter reason means (``[dead_letter_reasons]``): see harness.judge.letters.
+LetterKind = Literal["not_utf8", "too_large", "unencodable", "trusted", "delivery"]
+
+DEFECT_ENV = "FAULTLINE_EXPORTER_DEFECT"
+BUNDLED = project_root() / "targets" / "bundled-exporter.toml"
+
+
+class TargetError(HarnessError):
+    """A target definition is missing, malformed or incomplete."""
+
+
+SERVERS = ("postgres", "redis", "kafka")
+# The roles in a target's [metrics] that count errors; a target names those it has.
+ERROR_COUNTERS = ("send_failures", "retries", "background_failures", "worker_restarts")
+_STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+_Path = Annotated[str, Field(min_length=1, pattern=r"^/")]
+
+
+@pydantic_dataclass(frozen=True, config=_STRICT)
+class TargetDefinition:
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    command: Annotated[list[str], Field(min_length=1)]
+    sinks: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)  # none: metric checks are not applicable, said so
+    ready_path: _Path = "/healthz"
+    metrics_path: _Path = "/metrics"
+    pause_path: _Path = "/pause"
+    resume_path: _Path = "/resume"
+    exports_path: _Path = "/exports"
+    api_auth: Literal["none", "bearer"] = "none"
+    defect_env: str = DEFECT_ENV
+    defects: tuple[str, ...] = ()
+    knobs: dict[str, str] = field(default_factory=dict)  # harness knob -> the target's environment variable
+    steps: tuple[str, ...] = ()  # modules of the target's own step kinds, imported when it is loaded
+    # What its dead-letter reasons mean, so the harness can check each one (harness.judge.letters).
+    dead_letter_reasons: dict[str, LetterKind] = field(default_factory=dict)
+    # Records the pipeline may still move after it acknowledged a pause without saying it was
+    # drained (a batch in the producer; the bundled exporter says whether it drained).
+    pause_in_flight_max: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+    # How a record sits in a sink message (harness.model.record_format); the default is the bundled one's.
+    record: RecordFormat = field(default_factory=RecordFormat)
+    # How its log is read (harness.model.log_format): JSON lines (the bundled one's) or a log4j-style pattern.
+    log: LogFormat = field(default_factory=LogFormat)
+    # The servers the pipeline goes through: a step on a server it does not use is skipped (a
+    # connector reading Postgres's WAL straight into Kafka has no Redis buffer).
+    uses: tuple[Literal["postgres", "redis", "kafka"], ...] = ("postgres", "redis", "kafka")
+    # Files written into the run's directory before each start, placeholders filled (a Kafka
+    # Connect worker's and connector's properties, a logging configuration).
+    files: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], Annotated[str, Field(max_length=100_000)]] = \
+        field(default_factory=dict)
+    # Optional components it needs, by version (`faultline setup --with NAME`); installed when missing.
+    requires: dict[Literal["debezium"], Annotated[str, Field(pattern=r"^[0-9][A-Za-z0-9.-]*$")]] = field(
+        default_factory=dict)
+    # How pause and resume are asked: "grace" (POST pause_path?grace=S, answered once paused, with
+    # what drained: the bundled exporter) or "connect" (Kafka Connect's REST API: PUT, 202 at once;
+    # paused once ``status_path`` says so, polled until the grace runs out).
+    pause_protocol: Literal["grace", "connect"] = "grace"
+    status_path: _Path = "/status"
+    # The HTTP APIs it offers besides readiness: pause/resume with a grace period, export jobs.
+    apis: tuple[Literal["pause", "exports"], ...] = ("pause", "exports")
+    # Postgres with logical replication (wal_level=logical, slots, senders): a CDC connector's source.
+    postgres_logical_replication: bool = False
+    # SQL the harness runs as the administrator after making the source table (a publication, the
+    # replication right for the exporter's role), and after the exporter stopped (its slot).
+    prepare_sql: tuple[Annotated[str, Field(min_length=1, max_length=10_000)], ...] = ()
+    cleanup_sql: tuple[Annotated[str, Field(min_length=1, max_length=10_000)], ...] = ()
+    # What the ready_path's answer must contain besides a 200 (a connector's task RUNNING).
+    ready_body: Annotated[str, Field(max_length=1000)] = ""
+    # Delivery promise: at-least-once targets redeliver after a crash by design; their duplicates
+    # are reported and bounded by the scenario, never a loss.
+    delivery: Literal["at-least-once", "effectively-once"] = "effectively-once"
+
+    @classmethod
+    def load(cls, path: Path = BUNDLED) -> TargetDefinition:
+        text = read_text(path, "target definition", TargetError)
+        data = parse(text, path, "target definition", TargetError)
+        where = Locator(text)
+        data = _extended(data, path, where)
+        for key in ("defects", "steps", "uses", "apis", "prepare_sql", "cleanup_sql"):
+            if isinstance(data.get(key), list):
+                data[key] = tuple(data[key])
+        if isinstance(data.get("record"), dict):
+            data["record"] = _subtable(RecordFormat, "record", data["record"], path, where)
+        if isinstance(data.get("log"), dict):
+            data["log"] = _subtable(LogFormat, "log", data["log"], path, where)
+        try:
+            target = cls(**data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            loc = [str(x) for x in error["loc"]]
+            line = (where.key(loc[1], table=loc[0]) if len(loc) > 1 else None) or where.table(loc[0]) \
+                or where.key(loc[0])
+            raise TargetError(f"{path}:{line or '?'}: {'.'.join(loc)}: {error['msg']} "
+                              f"(got {repr(error.get('input'))[:80]})") from exc
+        for key in ("delivered", "dead_lettered"):
+            if target.metrics and key not in target.metrics:  # no [metrics] at all: a target without them
+                raise TargetError(f"{path}:{where.table('metrics') or '?'}: [metrics] needs {key!r}")
+        for sink in ("kafka_topic",):
+            if sink not in target.sinks:
+                raise TargetError(f"{path}:{where.table('sinks') or '?'}: [sinks] needs {sink!r}")
+        unknown = sorted(set(target.knobs) - set(KNOBS))
+        if unknown:
+            raise TargetError(f"{path}:{where.key(unknown[0], table='knobs') or '?'}: knobs.{unknown[0]}: not a knob "
+                              f"Faultline knows; knobs: {', '.join(KNOBS)}")
+        return target
+
+    def has_sink(self, name: str) -> bool:
+        return name in self.sinks
+
+    def cannot_run(self, sink: str, expects_dead_letters: bool) -> str | None:
+        """Why a scenario's sink or expectations do not fit this target, or None."""
+        if sink == "file" and "file_sink" not in self.sinks:
+            return f"target {self.name} has no file sink"
+        if expects_dead_letters and "dead_letter_stream" not in self.sinks:
+            return f"target {self.name} has no dead-letter stream, and the scenario expects dead letters"
+        return None
+
+    def idle_for(self, step: object) -> str | None:
+        """Why a step has nothing to act on here (a fault on a server the pipeline does not go
+        through): harmless alongside others, but a scenario of only such faults tests nothing."""
+        needs = getattr(step, "needs", None)
+        describe = getattr(step, "describe", lambda: type(step).__name__)
+        for need in sorted(needs() if needs is not None else ()):
+            what = need.partition(":")[2]
+            if what in SERVERS and what not in self.uses:
+                return f"target {self.name} does not use {what}: nothing for {describe()} to act on"
+        return None
+
+    def unsupported(self, step: object) -> str | None:
+        """Why a step cannot run against this target: it needs an HTTP API the target does not
+        offer (``apis``) or a sink it does not have (the scenario is then skipped with the reason)."""
+        needs = getattr(step, "needs", None)
+        describe = getattr(step, "describe", lambda: type(step).__name__)
+        for need in sorted(needs() if needs is not None else ()):
+            kind, _, what = need.partition(":")
+            if kind == "api" and what not in self.apis:
+                return f"target {self.name} offers no {what} API ({describe()} needs it)"
+            if kind == "sink" and what not in self.sinks:
+                return f"target {self.name} has no {what} ({describe()} needs it)"
+        return None
+
+    @property
+    def has_metrics(self) -> bool:
+        return bool(self.metrics)
+
+    def knob_env(self, knobs: dict[str, str]) -> dict[str, str]:
+        """The target's settings for these knob values; a knob it lacks is a KnobMissing."""
+        missing = sorted(set(knobs) - set(self.knobs))
+        if missing:
+            raise KnobMissing(f"target {self.name} has no knob {', '.join(repr(k) for k in missing)} "
+                              f"(its [knobs]: {', '.join(self.knobs) or 'none'})")
+        # A knob mapped to "" is one the target has no setting for: the scenario runs on its own behaviour.
+        return {self.knobs[name]: value for name, value in knobs.items() if self.knobs[name]}
+
+
+def _extended(data: dict[str, Any], path: Path, where: Locator) -> dict[str, Any]:
+    """``extends = "other.toml"`` (beside this file): that definition's keys, this file's on top
+    (a table given here replaces the base's whole). One level: a base that extends is refused."""
+    base_name = data.pop("extends", None)
+    if base_name is None:
+        return data
+    line = where.key("extends") or "?"
+    if not isinstance(base_name, str) or "/" in base_name or not base_name.endswith(".toml"):
+        raise TargetError(f"{path}:{line}: extends: name a .toml file beside this one (got {base_name!r})")
+    base_path = path.parent / base_name
+    base = parse(read_text(base_path, "target definition", TargetError), base_path, "target definition", TargetError)
+    if "extends" in base:
+        raise TargetError(f"{path}:{line}: extends: {base_name} extends another itself (one level only)")
+    return {**base, **data}
+
+
+_Format = TypeVar("_Format", RecordFormat, LogFormat)
+
+
+def _subtable(format_class: type[_Format], table: str, data: dict[str, Any], path: Path, where: Locator) -> _Format:
+    """A table of the definition read as its own dataclass ([record], [log]), errors at its line."""
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(format_class)})
+    if unknown:
+        line = where.key(unknown[0], table=table) or where.table(table)
+        raise TargetError(f"{path}:{line or '?'}: {table}.{unknown[0]}: not a field of [{table}]")
+    try:
+        return format_class(**data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = ".".join(str(x) for x in error["loc"])
+        line = (where.key(loc.split(".")[0], table=table) if loc else None) or where.table(table)
+        raise TargetError(f"{path}:{line or '?'}: {table}{'.' + loc if loc else ''}: {error['msg']} "
+                          f"(got {repr(error.get('input'))[:80]})") from exc
+
+
+class KnobMissing(TargetError):
+    """A scenario needs a knob the target definition does not map: the scenario is skipped."""

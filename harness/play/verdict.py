@@ -1,0 +1,197 @@
+"""The judge: after the timeline, heal everything, let the exporter drain (a condition poll whose
+deadline scales with the faults injected), read every sink directly and gather the evidence; the
+registered checks (harness.checks) judge it, each a small class of what was read, so the rules
+are tested without servers."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from harness.checks import Capability, Evidence, judge_all
+from harness.checks.base import MetricsEvidence, ProcessEvidence, RecoveryEvidence, ResourceEvidence
+from harness.infra.waiting import WaitTimeout, wait_for
+from harness.judge.anomalies import duplicates_by_window
+from harness.judge.reconcile import VIOLATIONS, Reconciliation, reconcile
+from harness.judge.sinks import DeadLetterRecord, SinkRecord
+from harness.play.letter_offers import verify_dead_letters
+from harness.play.run import Run
+from harness.report.resources import MIN_SAMPLES, ResourceMonitor
+from harness.report.result import LedgerSummary, MetricsSnapshot, Resources
+from harness.rig.exporter_process import ExporterProcess, MetricsUnavailable
+from harness.rig.timeline import Sampler, deliveries
+from harness.steps.pause_watch import end_open_pauses
+
+QUIET_S = 5.0  # no progress for this long with an empty buffer: the exporter has given all it will
+
+
+@dataclass
+class SinkContents:
+    sink: list[SinkRecord]
+    letters: list[DeadLetterRecord]
+
+
+def heal(run: Run) -> float:
+    """Every toxic gone, every link up, every server running; an exporter that died by itself is
+    noted (``process_alive`` judges it) and started again so that what it left can still be
+    delivered. Returns when healing was done (monotonic)."""
+    exporter = run.live_exporter()
+    died = not exporter.running()
+    exit_code = exporter.exit_code()
+    run.stack.reset()
+    run.process = ProcessEvidence(exporter.starts, run.planned_kills, died, exit_code)
+    if died:
+        run.revived = True
+        exporter.close()
+        run.start_exporter()
+    return time.monotonic()
+
+
+def drain_deadline(run: Run) -> float:
+    # Waits scale with the faults injected (too-tight timeouts are an incident of their own).
+    return 30.0 + 2 * run.scenario.fault_seconds + sum(s.do.extra_drain_s() for s in run.scenario.steps)
+
+
+def drain(run: Run, healed_at: float) -> tuple[SinkContents, RecoveryEvidence]:
+    """Wait until every acknowledged write is in a sink or dead-lettered, or until nothing moves
+    any more with an empty buffer; returns what the sinks hold and how long it took."""
+    exporter = run.live_exporter()
+    ok_ids = run.ledger.ids("ok")
+    seen = SinkContents([], [])
+    quiet = {"since": time.monotonic(), "count": -1}
+
+    def accounted() -> bool:
+        seen.sink, seen.letters, ids = run.settled(exporter)
+        if ok_ids <= ids:
+            return True
+        count = len(seen.sink) + len(seen.letters)
+        if count != quiet["count"]:
+            quiet["since"], quiet["count"] = time.monotonic(), count
+        return time.monotonic() - quiet["since"] > QUIET_S and run.buffer_idle()
+
+    try:
+        wait_for(accounted, timeout=drain_deadline(run), interval=0.25, what="the exporter to drain")
+    except WaitTimeout as exc:
+        return seen, RecoveryEvidence(None, str(exc))
+    recovered = time.monotonic() - healed_at
+    run.result.recovery_s = round(recovered, 3)
+    return seen, RecoveryEvidence(recovered)
+
+
+def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: ResourceMonitor | None) -> None:
+    """Gather the evidence once, then every registered check the scenario turns on judges it."""
+    run.resolve_unknown_writes()
+    exporter = run.live_exporter()
+    end_open_pauses(run, "the end of the run")  # a pause never resumed is watched up to here
+    seen, recovery = drain(run, healed_at)
+    run.result.steady_state.healthy_after = exporter.get(run.target.ready_path, timeout=5).status_code == 200
+    if sampler is not None:
+        run.result.series = sampler.stop().to_series(*deliveries(seen.sink, run.clock, run.wall_start))
+    job_stage = run.target.sinks.get("export_dead_letter_stage")
+    letters = [x for x in seen.letters if x.stage != job_stage]
+    letter_check = verify_dead_letters(run, letters)
+    outcome = reconcile(run.ledger, seen.sink, letters, run.buffer_evidence(), misrouted=letter_check.misrouted)
+    ledger = run.result.ledger = ledger_summary(run, outcome)
+    ledger.duplicates_by_window = duplicates_by_window(outcome.redeliveries, run.result.steps, run.wall_start)
+    run.result.violation_ids = {cls: sorted(ids) for cls, ids in outcome.classes.items() if cls in VIOLATIONS and ids}
+    ledger.letters_verified, ledger.letters_trusted = letter_check.verified, letter_check.trusted
+    ledger.letters_undeclared = sum(letter_check.undeclared.values())
+    evidence = Evidence(
+        expect=run.scenario.expect, capabilities=capabilities(run), target_name=run.target.name,
+        interrupted=run.result.interrupted, steady=run.result.steady_state, process=run.process, recovery=recovery,
+        outcome=outcome, sink=seen.sink, dead_letters=seen.letters, letters=letter_check,
+        duplicates_by_window=ledger.duplicates_by_window, metrics=read_metrics(run, exporter, seen),
+        checkpoints=run.result.checkpoints, resources=read_resources(run, monitor), observed=run.observed,
+        appended_between=run.tap.appended_between if run.tap is not None else None,
+        pause_in_flight_max=run.target.pause_in_flight_max)
+    run.result.checks += judge_all(evidence)
+    run.result.log_excerpt = log_excerpt(exporter)
+    run.result.log_kinds = log_kinds(exporter.log_records(), run.result.names)
+
+
+def capabilities(run: Run) -> frozenset[Capability]:
+    """What the target offers the checks, from its definition."""
+    offered: list[Capability] = []
+    if run.target.has_metrics:
+        offered.append("metrics")
+    if run.target.has_sink("buffer_stream"):
+        offered.append("buffer")
+    if run.target.has_sink("dead_letter_stream"):
+        offered.append("dead_letters")
+    return frozenset(offered)
+
+
+def ledger_summary(run: Run, outcome: Reconciliation) -> LedgerSummary:
+    tap_error = run.tap.error if run.tap is not None else None
+    return LedgerSummary(**outcome.summary(), writes=run.ledger.outcome_counts(),
+                         tap_error=repr(tap_error) if tap_error else None,
+                         resolved_from_source=run.resolved, resolve_error=run.resolve_error)
+
+
+def read_metrics(run: Run, exporter: ExporterProcess, seen: SinkContents) -> MetricsEvidence | None:
+    """The exporter's counters at the end (None for a target that names none)."""
+    if not run.target.has_metrics:
+        return None
+    try:
+        samples = exporter.metrics()
+    except (MetricsUnavailable, httpx.HTTPError) as exc:
+        return MetricsEvidence(None, str(exc))
+    snapshot = MetricsSnapshot(exporter.metric_total("delivered", samples),
+                               exporter.metric_total("dead_lettered", samples), len(seen.sink), len(seen.letters),
+                               exporter.starts)
+    run.result.metrics = snapshot
+    run.result.counters = {key: exporter.metric_total(key, samples) for key in run.target.metrics}
+    errors = [r for r in exporter.log_records() if r.get("level") in ("error", "critical")
+              and (r.get("record_id") is not None or r.get("stage"))]
+    restarted = exporter.starts > 1 or run.planned_kills > 0 or run.revived
+    return MetricsEvidence(snapshot, None, exporter.error_total(samples), len(errors), restarted)
+
+
+def read_resources(run: Run, monitor: ResourceMonitor | None) -> ResourceEvidence | None:
+    if monitor is None:
+        return None
+    report = monitor.stop()
+    resources = Resources(report.samples, report.errors, report.trends)
+    if not report.trends:
+        # Not a pass by default: nothing is claimed, and the report says why.
+        resources.not_judged = (f"no exporter lifetime had {MIN_SAMPLES} samples after warm-up "
+                                f"({len(report.samples)} samples in all)")
+    run.result.resources = resources
+    return ResourceEvidence(resources, report.trends, report.leaks)
+
+
+def log_kinds(records: list[dict], names: dict[str, str] | None = None, most: int = 50) -> list[str]:
+    """The kinds of warning and error the exporter logged: level, message and stage (or logger),
+    with this run's names (namespace, table, topic: they differ every run) put back to their
+    placeholders and each run of digits one '#' (so 'attempt 3' and 'attempt 12' are one kind)."""
+    kinds = {f"{r.get('level')}: {_message_kind(str(r.get('msg')), names or {})}{_where(r)}"
+             for r in records if r.get("level") in ("warning", "error", "critical")}
+    return sorted(kinds)[:most]
+
+
+def _message_kind(message: str, names: dict[str, str], length: int = 140) -> str:
+    return re.sub(r"\d+", "#", _redacted(message, names))[:length]
+
+
+def _redacted(message: str, names: dict[str, str]) -> str:
+    for placeholder, value in sorted(names.items(), key=lambda item: -len(item[1])):  # a topic holds the namespace
+        if value:
+            message = message.replace(value, "{" + placeholder + "}")
+    return message
+
+
+def _where(record: dict) -> str:
+    if record.get("stage"):
+        return f" [{str(record['stage'])[:60]}]"
+    logger = record.get("logger")
+    return f" ({str(logger).rsplit('.', 1)[-1][:60]})" if logger else ""
+
+
+def log_excerpt(exporter: ExporterProcess, lines: int = 30) -> list[str]:
+    records = exporter.log_records()
+    important = [r for r in records if r.get("level") in ("error", "critical", "warning")]
+    return [json.dumps(r, default=str)[:500] for r in important[-lines:]]

@@ -1,0 +1,55 @@
+"""Explore's coverage and failures as summary.md lines and a report.html section: what the budget
+exercised (step kinds, overlapping pairs, actions inside faults, signatures) and what it never
+touched."""
+
+from __future__ import annotations
+
+from html import escape
+
+from harness.report.result import ExploreSummary
+
+TOP = 15
+
+
+def markdown(found: ExploreSummary) -> list[str]:
+    lines = ["", "## Explore", "",
+             f"Seed {found.seed}: {found.runs} runs in {found.seconds:.0f}s ({found.runs_per_hour:.0f}/hour), "
+             f"{len(found.signatures)} distinct signatures, {found.mutated} runs mutated from the corpus, "
+             f"{found.harness_errors} harness error(s), {len(found.failures)} failure(s).", ""]
+    for failure in found.failures:
+        lines.append(f"- **run {failure.run}** violated {', '.join(failure.violated)} with "
+                     f"{', '.join(failure.step_kinds)}" + (f" (as run {failure.same_as})" if failure.same_as else "")
+                     + f": `{failure.minimal or failure.incident}`; replay: `{failure.replay}`")
+    for title, table in (("step kind", found.kinds), ("overlapping faults", found.overlaps),
+                         ("action inside fault", found.inside), ("signature", found.signatures)):
+        lines += ["", f"| {title} | runs |", "| --- | --- |"]
+        shown = list(table.items()) if title == "step kind" else list(table.items())[:TOP]  # every kind: coverage
+        lines += [f"| {name.replace('|', '/')} | {n} |" for name, n in shown] or ["| (none) | 0 |"]
+    if found.never_drawn:
+        lines += ["", "Never drawn: " + "; ".join(f"`{k}` ({v})" for k, v in found.never_drawn.items())]
+    if found.distinct_over_time:
+        lines += ["", "Distinct signatures over the runs: "
+                  + ", ".join(f"run {run}: {n}" for run, n in found.distinct_over_time)]
+    return lines
+
+
+def html(found: ExploreSummary) -> str:
+    def table(title: str, rows: dict[str, int]) -> str:
+        shown = list(rows.items()) if title == "step kind" else list(rows.items())[:TOP]
+        body = "".join(f"<tr><td>{escape(k)}</td><td>{n}</td></tr>" for k, n in shown)
+        return f"<h3>{escape(title)}</h3><table><tr><th>{escape(title)}</th><th>runs</th></tr>{body}</table>"
+
+    failures = "".join(
+        f"<li>run {f.run}: {escape(', '.join(f.violated))} with {escape(', '.join(f.step_kinds))}: "
+        f"<code>{escape(f.minimal or f.incident)}</code>; replay <code>{escape(f.replay)}</code></li>"
+        for f in found.failures)
+    never = "".join(f"<li><code>{escape(k)}</code>: {escape(v)}</li>" for k, v in found.never_drawn.items())
+    return "".join([
+        '<section id="explore"><h2>Explore</h2>',
+        f"<p>Seed {found.seed}: {found.runs} runs in {found.seconds:.0f}s ({found.runs_per_hour:.0f}/hour), "
+        f"{len(found.signatures)} distinct signatures, {found.mutated} mutated from the corpus, "
+        f"{found.harness_errors} harness error(s).</p>",
+        f"<h3>Failures</h3><ul>{failures or '<li>none</li>'}</ul>",
+        table("step kind", found.kinds), table("overlapping faults", found.overlaps),
+        table("action inside fault", found.inside), table("signature", found.signatures),
+        f"<h3>Never drawn</h3><ul>{never or '<li>none</li>'}</ul></section>"])

@@ -1,0 +1,286 @@
+"""What a run produces, typed: the verdict, every check and step, the ledger's summary, the
+exporter's counters, the charted series, Locust's statistics and the exporter's resources.
+
+These dataclasses are the one shape the CLI, report.json, junit.xml, summary.md, report.html
+and ``faultline compare`` read. report.json is them serialised under ``schema: 1``
+(ARCHITECTURE.md, "report.json"); reading one back validates it against the same types, so a
+file from another version or a hand-edited one is refused with the field that is wrong instead
+of half-drawn.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
+
+from harness.errors import HarnessError
+from harness.report.journal import Check, StepRecord
+from harness.report.resources import Sample, Trend
+
+SCHEMA = 1
+
+
+class Verdict(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"  # the exporter violated a check: exit 1
+    ERROR = "error"  # the harness could not judge (a server would not start, a bug here): exit 2
+    SKIPPED = "skipped"  # this backend or target cannot perform a step; the reason is in ``skipped``
+
+
+Point = tuple[float, float]  # (seconds since the scenario started, value)
+
+
+@dataclass
+class LedgerSummary:
+    """The record-by-record reconciliation, summarised (the ids are samples, the counts exact)."""
+
+    ok: bool = True
+    counts: dict[str, int] = field(default_factory=dict)  # per anomaly class (reconcile.py)
+    duplicates: int = 0
+    unexpected: int = 0
+    recovered_indeterminate: int = 0
+    order_inversions: int = 0  # first deliveries overtaken by a later write of their key
+    inversion_samples: list[str] = field(default_factory=list)
+    duplicates_by_window: dict[str, int] = field(default_factory=dict)  # fault window -> redeliveries after it
+    samples: dict[str, list[int]] = field(default_factory=dict)  # class -> first record ids
+    lost_hops: dict[str, str] = field(default_factory=dict)  # record id -> hop where it was lost
+    dead_letter_samples: dict[str, str] = field(default_factory=dict)  # record id -> reason
+    misrouted_samples: dict[str, str] = field(default_factory=dict)  # record id -> why it was deliverable
+    letters_verified: int = 0  # dead letters whose reason was checked and holds
+    letters_trusted: int = 0  # declared reasons taken on trust (declared so, or too close to a limit to call)
+    letters_undeclared: int = 0  # dead letters whose reason the target does not declare (a violation)
+    unexpected_samples: list[str] = field(default_factory=list)
+    writes: dict[str, int] = field(default_factory=dict)  # write outcome -> count (ok, failed, ...)
+    tap_error: str | None = None
+    resolved_from_source: int = 0  # writes of unknown outcome read back from the source
+    resolve_error: str | None = None
+
+    def count(self, cls: str) -> int:
+        return self.counts.get(cls, 0)
+
+
+@dataclass
+class MetricsSnapshot:
+    """The exporter's own counters at the end, next to what the sinks hold."""
+
+    delivered: float
+    dead_lettered: float
+    sink_messages: int
+    dead_letter_entries: int
+    exporter_starts: int
+
+
+@dataclass
+class Series:
+    """What report.html charts, bucketed or sampled over the scenario's time."""
+
+    bucket_s: float = 0.5
+    delivered_per_s: list[Point] = field(default_factory=list)
+    latency_p50_ms: list[Point] = field(default_factory=list)
+    buffer_length: list[Point] = field(default_factory=list)
+    errors_per_s: list[Point] = field(default_factory=list)
+
+
+@dataclass
+class RequestStats:
+    """One row of Locust's statistics (``Aggregated`` included)."""
+
+    name: str
+    type: str
+    requests: int
+    failures: int
+    rps: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+
+
+@dataclass
+class LoadStats:
+    kind: str
+    users: int
+    workers: int
+    exit_code: int | None
+    requests: list[RequestStats] = field(default_factory=list)
+    writes: int = 0  # rows Locust wrote, each put in the ledger
+    resolved_from_source: int = 0
+
+
+@dataclass
+class Resources:
+    samples: list[Sample] = field(default_factory=list)
+    sample_errors: int = 0
+    trends: list[Trend] = field(default_factory=list)
+    not_judged: str | None = None  # why no trend was judged (too few samples), when none was
+
+    @property
+    def leaks(self) -> list[Trend]:
+        return [t for t in self.trends if t.leak]
+
+
+@dataclass
+class CheckpointPoint:
+    """A mid-run reconciliation (the ``checkpoint`` step)."""
+
+    at: float
+    written: int
+    settled_in_time: bool
+    settle_s: float
+    missing: int
+    missing_ids: list[int]
+    missing_hops: list[str]
+    in_flight: int
+    corrupted: int
+    unexpected: int
+    load_running: bool
+
+
+@dataclass
+class SteadyState:
+    healthy_before: bool | None = None
+    flowing_before: bool | None = None
+    records_before: int | None = None
+    running_during: bool | None = None
+    healthy_after: bool | None = None
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    description: str
+    incident: str | None
+    verdict: Verdict = Verdict.ERROR
+    checks: list[Check] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
+    ledger: LedgerSummary | None = None  # None: the run never got as far as reconciling
+    metrics: MetricsSnapshot | None = None
+    steady_state: SteadyState = field(default_factory=SteadyState)
+    duration_s: float = 0.0
+    error: str | None = None  # verdict error: what went wrong in the harness
+    skipped: str | None = None  # verdict skipped: why this backend or target cannot run it
+    log_excerpt: list[str] = field(default_factory=list)
+    series: Series | None = None
+    recovery_s: float | None = None
+    interrupted: bool = False
+    checkpoints: list[CheckpointPoint] = field(default_factory=list)
+    resources: Resources | None = None
+    load: list[LoadStats] = field(default_factory=list)
+    report_errors: list[str] = field(default_factory=list)  # reports about it that could not be written
+    # Where its data is, to recount by hand: namespace, source table, topic, streams, workdir.
+    names: dict[str, str] = field(default_factory=dict)
+    # Every record id of each violation class (the ledger keeps ten): written beside report.json
+    # (ids/<scenario>.json), not inside it.
+    violation_ids: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    # The exporter's reaction, for explore's signatures: each of the target's counters at the end
+    # (by the target's [metrics] key) and the kinds of warning and error it logged.
+    counters: dict[str, float] = field(default_factory=dict)
+    log_kinds: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.verdict = Verdict(self.verdict)  # "fail" given as text is the enum all the same
+
+    @property
+    def violations(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def reason(self) -> str | None:
+        """Why it did not pass for a reason other than a check (a harness error or a skip)."""
+        return self.skipped if self.verdict is Verdict.SKIPPED else self.error
+
+    def to_dict(self) -> dict[str, Any]:
+        return _SCENARIO.dump_python(self, mode="json")
+
+
+@dataclass
+class ExploreFailure:
+    """A run of ``faultline explore`` that violated a check: its group, its incident files and how
+    to replay it."""
+
+    run: int
+    name: str
+    violated: list[str]
+    step_kinds: list[str]
+    incident: str
+    minimal: str | None = None
+    replay: str = ""
+    same_as: int | None = None  # an earlier failure of the same group (same checks, same step kinds)
+
+
+@dataclass
+class ExploreSummary:
+    """What an explore run drew and saw: coverage of the step vocabulary and the signatures."""
+
+    seed: int
+    runs: int
+    failures: list[ExploreFailure] = field(default_factory=list)
+    harness_errors: int = 0  # runs the harness could not judge (not counted as the exporter's)
+    kinds: dict[str, int] = field(default_factory=dict)  # step kind -> runs it was in
+    never_drawn: dict[str, str] = field(default_factory=dict)  # step kind -> why explore never drew it
+    overlaps: dict[str, int] = field(default_factory=dict)  # "kind + kind" -> runs where their windows overlapped
+    inside: dict[str, int] = field(default_factory=dict)  # "action in fault" -> runs
+    signatures: dict[str, int] = field(default_factory=dict)  # reaction signature -> runs
+    distinct_over_time: list[tuple[int, int]] = field(default_factory=list)  # (run, distinct signatures so far)
+    mutated: int = 0  # runs drawn by mutating a corpus entry rather than from scratch
+    seconds: float = 0.0
+
+    @property
+    def runs_per_hour(self) -> float:
+        return round(self.runs * 3600 / self.seconds, 1) if self.seconds else 0.0
+
+
+@dataclass
+class RunReport:
+    """report.json: the run and every scenario's result."""
+
+    run_id: str
+    target: str
+    backend: str
+    verdict: Verdict
+    duration_s: float
+    scenarios: list[ScenarioResult]
+    schema: Literal[1] = 1
+    repeat: int = 1
+    repeat_consistent: bool = True
+    unstable: dict[str, list[str]] = field(default_factory=dict)
+    report_errors: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped before every scenario ran (Ctrl-C, SIGTERM): a partial report
+    explore: ExploreSummary | None = None  # faultline explore: coverage, signatures, failures
+
+    def to_json(self) -> str:
+        return _REPORT.dump_json(self, indent=2, exclude={"scenarios": {"__all__": {"violation_ids"}}}).decode() + "\n"
+
+
+_SCENARIO: TypeAdapter[ScenarioResult] = TypeAdapter(ScenarioResult)
+_REPORT: TypeAdapter[RunReport] = TypeAdapter(RunReport)
+
+
+class ReportUnreadable(HarnessError):
+    """A report.json that is missing, not JSON, or not of this schema (exit 2)."""
+
+
+def read_report(path: Path) -> RunReport:
+    """A report.json read back into the types; anything else is refused, naming the field."""
+    try:
+        text = path.read_text()
+        raw = json.loads(text)
+    except FileNotFoundError as exc:
+        raise ReportUnreadable(f"{path.parent} holds no report.json; point at a directory a run wrote") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportUnreadable(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
+        found = raw.get("schema") if isinstance(raw, dict) else type(raw).__name__
+        raise ReportUnreadable(f"{path}: schema {found!r} is not one this version reads (schema {SCHEMA})")
+    try:
+        # Strict, from JSON: "no" is not false and 1.5 is not a count (JSON arrays are tuples, strings enums).
+        return _REPORT.validate_json(text, strict=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ReportUnreadable(f"{path}:{where}: {first['msg']} ({exc.error_count()} problem(s) in all)") from exc

@@ -1,0 +1,139 @@
+"""The explore loop on one stack: draw, run, judge, note the signature, grow the corpus; on a
+failure write the incident file, shrink it and say how to replay it (see ``harness.search.explore``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.catalogue import incident
+from harness.catalogue.scenario import Scenario
+from harness.infra.stack import Stack
+from harness.model.target import TargetDefinition
+from harness.play.runner import ScenarioRunner
+from harness.report.result import ExploreFailure, ExploreSummary, ScenarioResult, Verdict
+from harness.search.explore import (
+    Coverage,
+    ExplorePlan,
+    drawable,
+    failure_group,
+    for_target,
+    judged,
+    schedules,
+    signature,
+    summary,
+)
+from harness.search.shrink import ShrinkError, shrink
+
+SHRINK_CONFIRM_RUNS = 2  # each reduction kept when it fails 2 of 2 runs (explore's budget is for exploring)
+SHRINK_REPLAYS = 3
+
+
+def against(plan: ExplorePlan, stack: Stack, target: TargetDefinition) -> ExplorePlan:
+    """The plan for this stack and target: kinds neither can perform are never drawn, and knobs
+    are only those the target maps."""
+    return dataclasses.replace(for_target(plan, target), lacks=lambda step: (
+        stack.backend.unsupported(step) or target.unsupported(step) or target.idle_for(step)))
+
+
+@dataclass
+class Progress:
+    run: int
+    failures: int
+    distinct: int
+    left_s: float | None
+    result: ScenarioResult
+    mutated: bool
+
+
+@dataclass
+class Explorer:
+    stack: Stack
+    target: TargetDefinition
+    plan: ExplorePlan
+    out: Path
+    extra_env: dict[str, str] | None = None
+    interrupt: threading.Event = field(default_factory=threading.Event)
+    on_run: Callable[[Progress], None] = lambda _p: None
+    log: Callable[[str], None] = lambda _m: None
+    shrink_failures: bool = True
+    results: list[ScenarioResult] = field(default_factory=list)
+
+    def run_once(self, scenario: Scenario, work: Path) -> ScenarioResult:
+        return ScenarioRunner(self.stack, self.target, scenario, work, extra_env=self.extra_env,
+                              interrupt=self.interrupt).run()
+
+    def explore(self) -> ExploreSummary:
+        plan = self.plan.validate()
+        kinds, never = drawable(plan, plan.world)
+        coverage, corpus = Coverage(), list[Scenario]()
+        failures: list[ExploreFailure] = []
+        groups: dict[tuple[frozenset[str], frozenset[str]], int] = {}
+        errors = mutated_runs = runs = 0
+        started = time.monotonic()
+        for run, scenario, mutated in schedules(plan, kinds, corpus):
+            if self._done(run, started):
+                break
+            runs, mutated_runs = run, mutated_runs + mutated
+            # Every run's schedule as an incident file: any run, not only a failing one, can be replayed.
+            (self.out / "schedules").mkdir(parents=True, exist_ok=True)
+            incident.write(scenario, self.out / "schedules" / f"{scenario.name}.toml",
+                           comment=f"faultline explore --seed {plan.seed}: run {run}"
+                           + (" (mutated)" if mutated else ""))
+            result = self.run_once(scenario, self.out / "runs")
+            self.results.append(result)
+            sig = signature(result) if judged(result) else None
+            if coverage.note(run, scenario, sig, plan.during_s) and result.verdict is Verdict.PASS:
+                corpus.append(scenario)  # a new reaction: worth mutating
+            errors += result.verdict is Verdict.ERROR
+            if result.verdict is Verdict.FAIL:  # an interrupted run is judged on what must never happen
+                failures.append(self._failure(run, scenario, result, groups))
+            left = None if plan.budget_s is None else max(0.0, plan.budget_s - (time.monotonic() - started))
+            self.on_run(Progress(run, len(failures), len(coverage.signatures), left, result, mutated))
+            if failures and not plan.keep_going:
+                break
+        return summary(plan, runs, coverage, never, failures, errors, mutated_runs, time.monotonic() - started)
+
+    def _done(self, run: int, started: float) -> bool:
+        if self.interrupt.is_set():
+            return True
+        if self.plan.runs is not None:
+            return run > self.plan.runs
+        return time.monotonic() - started >= (self.plan.budget_s or 0)
+
+    def _failure(self, run: int, scenario: Scenario, result: ScenarioResult,
+                 groups: dict[tuple[frozenset[str], frozenset[str]], int]) -> ExploreFailure:
+        group = failure_group(result, scenario)
+        directory = self.out / "incidents"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{scenario.name}.toml"
+        violated = sorted(group[0])
+        incident.write(scenario, path, comment=(
+            f"Found by faultline explore (seed {self.plan.seed}, run {run}): violated {', '.join(violated)}.\n"
+            + "\n".join(f"{c.name}: {c.detail[:300]}" for c in result.violations)))
+        found = ExploreFailure(run, scenario.name, violated, sorted(group[1]), str(path),
+                               replay=f"faultline reproduce {path} --repeat 5", same_as=groups.get(group))
+        groups.setdefault(group, run)
+        if self.shrink_failures and found.same_as is None and not self.interrupt.is_set():
+            found = self._shrunk(found, scenario, path)
+        return found
+
+    def _shrunk(self, found: ExploreFailure, scenario: Scenario, path: Path) -> ExploreFailure:
+        self.log(f"run {found.run} failed ({', '.join(found.violated)}): shrinking it")
+        work = self.out / "shrink"
+        try:
+            minimal = shrink(scenario, lambda candidate: self.run_once(candidate, work), log=self.log,
+                             confirm_runs=SHRINK_CONFIRM_RUNS, replays=SHRINK_REPLAYS)
+        except ShrinkError as exc:  # it did not fail again: a rare race, kept as found, said so
+            self.log(f"run {found.run} not shrunk: {exc}")
+            return dataclasses.replace(found, replay=found.replay + "  (did not fail again when replayed: flaky)")
+        destination = path.with_suffix(".min.toml")
+        incident.write(minimal.scenario, destination, comment=(
+            f"Shrunk from {path.name} in {minimal.trials} runs: violates {', '.join(sorted(minimal.stable))}; "
+            f"the minimum failed {minimal.replay_failed}/{minimal.replays} replays"))
+        return dataclasses.replace(found, minimal=str(destination),
+                                   replay=f"faultline reproduce {destination} --repeat 5")

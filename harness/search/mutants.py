@@ -1,0 +1,130 @@
+"""``faultline mutants``: every seeded defect must be caught, and the clean exporter must pass.
+
+For each defect the target declares, the scenarios that claim to catch it run with the
+defect switched on (through the target's ``defect_env``); a scenario catches it when its
+verdict is a violation. Judgement is by behaviour alone: nothing here reads which defect is
+on inside the exporter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.backends.factory import make_backend
+from harness.catalogue.scenario import Scenario, ScenarioError
+from harness.model.plugins import load_target
+from harness.model.target import TargetDefinition
+from harness.play.gate import run_on_stack, write_incidents
+from harness.play.runner import scenario_workdir
+from harness.report.result import ExploreSummary, ScenarioResult, Verdict
+from harness.search.explore import ExplorePlan
+
+if TYPE_CHECKING:
+    from harness.search.explore_run import Progress
+
+
+@dataclass
+class DefectOutcome:
+    defect: str
+    scenarios: list[str]
+    caught_by: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def caught(self) -> bool:
+        return bool(self.caught_by)
+
+
+@dataclass
+class MutantsRun:
+    clean: list[ScenarioResult]
+    defects: list[DefectOutcome]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.verdict is Verdict.PASS for r in self.clean) and all(d.caught for d in self.defects)
+
+
+def plan(target: TargetDefinition, scenarios: list[Scenario]) -> dict[str, list[Scenario]]:
+    unclaimed = [d for d in target.defects if not any(d in s.catches for s in scenarios)]
+    if unclaimed:
+        raise ScenarioError(f"no scenario claims to catch {', '.join(unclaimed)}; add it to a scenario's catches")
+    unknown = sorted({d for s in scenarios for d in s.catches} - set(target.defects))
+    if unknown:
+        raise ScenarioError(f"scenarios claim defects the target does not declare: {', '.join(unknown)}")
+    return {d: [s for s in scenarios if d in s.catches] for d in target.defects}
+
+
+def _reporter(on_result: Callable[[str, ScenarioResult], None] | None,
+              label: str) -> Callable[[ScenarioResult], None] | None:
+    """``on_result`` with the run's label (clean, or the defect) bound."""
+    if on_result is None:
+        return None
+    return lambda result: on_result(label, result)
+
+
+def run_mutants(scenarios: list[Scenario], target_path: Path, out: Path, *, backend: str = "local",
+                on_result: Callable[[str, ScenarioResult], None] | None = None) -> MutantsRun:
+    target = load_target(target_path)
+    by_defect = plan(target, scenarios)
+    work = scenario_workdir(out)
+    with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
+        clean = run_on_stack(stack, target, scenarios, work / "clean", on_result=_reporter(on_result, "clean"))
+        outcomes = []
+        for defect, claimed in by_defect.items():
+            outcome = DefectOutcome(defect, [s.name for s in claimed])
+            env = {target.defect_env: defect}
+            report = _reporter(on_result, defect)
+            results = run_on_stack(stack, target, claimed, work / defect, extra_env=env, on_result=report)
+            write_incidents(work / defect / "incidents", claimed, results, target, extra_env=env)
+            for result in results:
+                if result.verdict is Verdict.FAIL:
+                    outcome.caught_by.append(result.name)
+                    outcome.violations += [f"{result.name}: {c.name}: {c.detail}" for c in result.violations[:3]]
+                elif result.verdict is Verdict.ERROR:
+                    outcome.errors.append(f"{result.name}: {result.error}")
+            outcomes.append(outcome)
+    return MutantsRun(clean, outcomes)
+
+
+@dataclass
+class ExploreMutants:
+    """``faultline mutants --explore``: explore from one seed and budget against each seeded defect,
+    naming no scenario; each must be found, and the clean exporter must pass the same budget."""
+
+    clean: ExploreSummary
+    found: dict[str, ExploreSummary]
+
+    @property
+    def ok(self) -> bool:
+        return not self.clean.failures and all(s.failures for s in self.found.values())
+
+
+def run_mutants_explore(target_path: Path, out: Path, plan: ExplorePlan, *, backend: str = "local",
+                        on_run: Callable[[str, Progress], None] | None = None,
+                        defects: tuple[str, ...] = ()) -> ExploreMutants:
+    from harness.search.explore_run import Explorer, against
+
+    target = load_target(target_path)
+    chosen = defects or target.defects
+    unknown = sorted(set(chosen) - set(target.defects))
+    if unknown:
+        raise ScenarioError(f"the target declares no defect {', '.join(unknown)}; it declares "
+                            f"{', '.join(target.defects)}")
+    found: dict[str, ExploreSummary] = {}
+    with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
+        explore_plan = against(plan, stack, target)
+
+        def explore(label: str, env: dict[str, str] | None) -> ExploreSummary:
+            report = (lambda p: on_run(label, p)) if on_run else (lambda _p: None)
+            return Explorer(stack, target, explore_plan, out / label, extra_env=env, on_run=report,
+                            shrink_failures=False).explore()
+
+        clean = explore("clean", None)
+        for defect in chosen:
+            found[defect] = explore(defect, {target.defect_env: defect})
+    return ExploreMutants(clean, found)
