@@ -12,6 +12,7 @@ from harness.errors import HarnessError
 from harness.infra.lifecycle import StopAtExit
 from harness.infra.reaper import reap
 from harness.infra.stack import Stack
+from harness.model.capabilities import Need, NeedKind
 
 _live: StopAtExit[Backend] = StopAtExit(lambda backend: backend.stop())
 
@@ -99,17 +100,18 @@ class Backend(ABC):
                 return reason
         return None
 
-    def lacks(self, capability: str) -> str | None:
-        """Why this backend cannot offer ``capability`` (``root``, ``link:<name>``,
-        ``restart:<service>``, or a team's own), or None when it can."""
-        if capability == "root" and os.geteuid() != 0:
+    def lacks(self, capability: Need) -> str | None:
+        """Why this backend cannot offer ``capability``, or None when it can (a team's own
+        ``Need.own(...)`` is offered unless a team's backend subclass says otherwise)."""
+        kind, name = capability.kind, capability.name
+        if kind is NeedKind.ROOT and os.geteuid() != 0:
             return "this step needs root (it mounts a tmpfs or sets the immutable flag)"
-        if capability.startswith("files:") and capability.removeprefix("files:") not in self.files:
-            return f"the {self.name} backend keeps no data of {capability.removeprefix('files:')} on this machine"
-        if capability.startswith("tool:") and capability.removeprefix("tool:") not in self.tools:
-            return f"the {self.name} backend cannot run {capability.removeprefix('tool:')} against its servers"
-        if capability.startswith("move:") and capability.removeprefix("move:") not in self.movable:
-            return f"the {self.name} backend cannot bring {capability.removeprefix('move:')} back on a new address"
+        if kind is NeedKind.FILES and name not in self.files:
+            return f"the {self.name} backend keeps no data of {name} on this machine"
+        if kind is NeedKind.TOOL and name not in self.tools:
+            return f"the {self.name} backend cannot run {name} against its servers"
+        if kind is NeedKind.MOVE and name not in self.movable:
+            return f"the {self.name} backend cannot bring {name} back on a new address"
         return self._stack_lacks(capability)
 
     movable: frozenset[str] = frozenset()  # servers this backend can restart on a new address
@@ -129,17 +131,17 @@ class Backend(ABC):
         that came back elsewhere); only for the servers in ``movable``."""
         raise HarnessError(f"the {self.name} backend cannot move {service}")
 
-    def _stack_lacks(self, capability: str) -> str | None:
+    def _stack_lacks(self, capability: Need) -> str | None:
         """What the running stack cannot offer: administrator access to a server, or credentials
         of the exporter's own (a fault aimed at them would hit the harness too)."""
-        kind, _, name = capability.partition(":")
+        kind, name = capability.kind, capability.name
         stack = self._stack
         if stack is None:
             return None
-        if kind == "admin" and stack.admin is not None and name not in stack.admin:
+        if kind is NeedKind.ADMIN and stack.admin is not None and name not in stack.admin:
             return (f"this stack gives no administrator access to {name} (a service fault needs it; the "
                     f"external backend's settings can name {name}_admin)")
-        if capability == "credentials:exporter" and stack.exporter is None:
+        if capability == Need.exporter_credentials() and stack.exporter is None:
             return ("the exporter shares the harness's credentials on this stack: a fault aimed at its "
                     "own role or user would hit the harness as well")
         return None

@@ -32,6 +32,7 @@ from harness.backends.base import Backend
 from harness.errors import HarnessError
 from harness.infra.stack import LINKS, Endpoint, Link, Stack
 from harness.infra.toxiproxy import ToxiproxyClient
+from harness.model.capabilities import Need, NeedKind
 from harness.model.tomlfile import read_toml
 from harness.services import probes
 from harness.services.executor import ServiceExecutor, free_port
@@ -202,12 +203,12 @@ class ExternalBackend(Backend):
                 self.executor.kill()
             self._launch_toxiproxy()
 
-    def lacks(self, capability: str) -> str | None:
+    def lacks(self, capability: Need) -> str | None:
         """Servers it does not own cannot be stopped; links the broker advertises around the
         proxy cannot be faulted."""
-        kind, _, name = capability.partition(":")
-        if kind == "restart":
+        kind, name = capability.kind, capability.name
+        if kind is NeedKind.RESTART:
             return str(self._not_ours("restart", name))
-        if kind == "link" and name in self.bypassed:
+        if kind is NeedKind.LINK and name in self.bypassed:
             return self.bypassed[name]
         return super().lacks(capability)

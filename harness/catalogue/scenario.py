@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, InstanceOf, ValidationError
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
+from harness.model.capabilities import Need
 from harness.model.expect import Count, Expect, Window
 from harness.model.knobs import KNOBS
 
@@ -86,6 +87,11 @@ def _registered_step(value: StepKind) -> StepKind:
         kind_of(value)
     except StepKindError as exc:
         raise ValueError(str(exc)) from exc  # pydantic reports it as this field's error
+    needs = value.needs()
+    untyped = sorted(repr(n) for n in needs if not isinstance(n, Need)) if isinstance(needs, frozenset) else [repr(needs)]
+    if untyped:  # a team's kind still naming "kind:name" strings: the backend could not read them
+        raise ValueError(f"{type(value).__name__}.needs() must return a frozenset of harness.model.capabilities.Need, "
+                         f"not {', '.join(untyped)}")
     return value
 
 

@@ -29,6 +29,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from harness.errors import HarnessError
+from harness.model.capabilities import Need, NeedKind
 from harness.model.knobs import KNOBS
 from harness.model.log_format import LogFormat
 from harness.model.record_format import RecordFormat
@@ -156,25 +157,21 @@ class TargetDefinition:
     def idle_for(self, step: object) -> str | None:
         """Why a step has nothing to act on here (a fault on a server the pipeline does not go
         through): harmless alongside others, but a scenario of only such faults tests nothing."""
-        needs = getattr(step, "needs", None)
         describe = getattr(step, "describe", lambda: type(step).__name__)
-        for need in sorted(needs() if needs is not None else ()):
-            what = need.partition(":")[2]
-            if what in SERVERS and what not in self.uses:
-                return f"target {self.name} does not use {what}: nothing for {describe()} to act on"
+        for need in _needs_of(step):
+            if need.server in SERVERS and need.server not in self.uses:
+                return f"target {self.name} does not use {need.server}: nothing for {describe()} to act on"
         return None
 
     def unsupported(self, step: object) -> str | None:
         """Why a step cannot run against this target: it needs an HTTP API the target does not
         offer (``apis``) or a sink it does not have (the scenario is then skipped with the reason)."""
-        needs = getattr(step, "needs", None)
         describe = getattr(step, "describe", lambda: type(step).__name__)
-        for need in sorted(needs() if needs is not None else ()):
-            kind, _, what = need.partition(":")
-            if kind == "api" and what not in self.apis:
-                return f"target {self.name} offers no {what} API ({describe()} needs it)"
-            if kind == "sink" and what not in self.sinks:
-                return f"target {self.name} has no {what} ({describe()} needs it)"
+        for need in _needs_of(step):
+            if need.kind is NeedKind.API and need.name not in self.apis:
+                return f"target {self.name} offers no {need.name} API ({describe()} needs it)"
+            if need.kind is NeedKind.SINK and need.name not in self.sinks:
+                return f"target {self.name} has no {need.name} ({describe()} needs it)"
         return None
 
     @property
@@ -228,3 +225,9 @@ def _subtable(format_class: type[_Format], table: str, data: dict[str, Any], pat
 
 class KnobMissing(TargetError):
     """A scenario needs a knob the target definition does not map: the scenario is skipped."""
+
+
+def _needs_of(step: object) -> list[Need]:
+    """A step's needs in a stable order (the target model does not import the step kinds)."""
+    needs = getattr(step, "needs", None)
+    return sorted(needs() if needs is not None else ())

@@ -36,6 +36,8 @@ class Event:
     step: Step | None = None  # apply and remove: which step
 
 
+# The servers the sink read of _measure_in_flight goes to: none is measured while one is down.
+SINK_READS = frozenset({"kafka", "redis"})
 _ORDER = {"apply": 0, "write": 1, "remove": 2}  # at one instant: a fault first, then data meets it
 
 
@@ -203,7 +205,8 @@ class Player:
         """Set ``record.in_flight_at_apply``: acknowledged writes (as of now, the apply time) not yet
         in the sink nor dead-lettered. The sink is read on a background thread so that the
         timeline is not delayed; nothing is set while a server it reads is down by design."""
-        if any({"restart:kafka", "restart:redis"} & s.do.needs() for s, _r, _h in self.active):
+        needs = [need for s, _r, _h in self.active for need in s.do.needs()]
+        if any(need.takes_server_away and need.name in SINK_READS for need in needs):
             return
         run = self.run
         written = run.ledger.ids("ok")

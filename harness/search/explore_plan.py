@@ -86,13 +86,13 @@ def window(step: Step, during_s: float) -> tuple[float, float]:
 
 
 def services(step: StepKind) -> frozenset[str]:
-    """The servers a step touches, from its needs() (``admin:kafka``, ``link:redis``, ...)."""
-    return frozenset(n.split(":", 1)[1] for n in step.needs() if ":" in n and not n.startswith(("tool:", "files:")))
+    """The servers a step touches, from its needs() (admin access, a link, a restart, ...)."""
+    return frozenset(need.server for need in step.needs() if need.server is not None)
 
 
 def takes_away(step: StepKind) -> frozenset[str]:
-    """The servers a step stops or moves for its window (``restart:`` and ``move:`` needs)."""
-    return frozenset(n.split(":", 1)[1] for n in step.needs() if n.startswith(("restart:", "move:")))
+    """The servers a step stops or moves for its window (its restart and move needs)."""
+    return frozenset(need.name for need in step.needs() if need.takes_server_away)
 
 
 def clash(a: StepKind, b: StepKind) -> bool:

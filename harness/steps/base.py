@@ -11,7 +11,7 @@ A step kind is one class in one file::
         link: Name
 
         def describe(self) -> str: ...
-        def needs(self) -> frozenset[str]: ...       # capabilities a backend must have
+        def needs(self) -> frozenset[Need]: ...       # capabilities a backend must have
         def check(self) -> Problem | None: ...       # what one field cannot say alone
         def apply(self, run, record) -> object: ...  # returns a handle for remove()
         def remove(self, run, handle, record) -> None: ...
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple
 
 from pydantic import Field
 
+from harness.model.capabilities import Need
 from harness.model.strict import STRICT as STRICT  # re-exported: step kinds import it from here
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class StepKind:
         """Its fields and their values (what an incident file writes for it)."""
         return dataclasses.asdict(self)  # type: ignore[call-overload]  # registered kinds are dataclasses
 
-    def needs(self) -> frozenset[str]:
+    def needs(self) -> frozenset[Need]:
         """Capabilities a backend must have to perform this step (see ``Backend.lacks``)."""
         return frozenset()
 

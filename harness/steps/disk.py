@@ -18,6 +18,7 @@ from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.infra.reaper import RECORDER
+from harness.model.capabilities import Need
 from harness.steps.base import STRICT, Fraction, Name, Problem, StepKind, World
 from harness.steps.registry import step_kind
 
@@ -94,8 +95,8 @@ class DiskFull(StepKind):
         return f"{self.directory} disk of {self.size_kib} KiB" + (f" filled to {self.fill:.0%}" if self.fill else
                                                                  " (filling up)")
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"root", f"sink:{self.directory}"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.root(), Need.sink(self.directory)})
 
     def knobs_needed(self) -> dict[str, str]:
         return {"disk_usage_threshold": "1.0"}  # the full disk is the fault, not the guard's refusal
@@ -150,8 +151,8 @@ class ReadOnlyDir(StepKind):
     def describe(self) -> str:
         return f"{self.directory} refuses writes (permission denied)"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"root", f"sink:{self.directory}"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.root(), Need.sink(self.directory)})
 
     def check(self) -> Problem | None:
         return _bad_directory(self.directory)

@@ -14,6 +14,7 @@ from pydantic.dataclasses import dataclass
 
 from harness.infra.waiting import WaitTimeout, wait_for
 from harness.model.api_tokens import HARNESS_USER, burst_user
+from harness.model.capabilities import Need
 from harness.report.journal import ActionAnswer
 from harness.steps.answers import answer
 from harness.steps.base import STRICT, Name, StepKind, World
@@ -60,8 +61,8 @@ class Export(StepKind):
     def describe(self) -> str:
         return f"export job {self.name} ({self.format}, {self.encoding})"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"api:exports"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.api("exports")})
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         from harness.judge.reconcile import reconcile
@@ -136,8 +137,8 @@ class ExportBurst(StepKind):
     def describe(self) -> str:
         return f"burst of {self.jobs} export jobs for each of {self.users} users"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"api:exports"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.api("exports")})
 
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> ExportBurst | None:

@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
+from harness.model.capabilities import Need
 from harness.steps.base import STRICT, Problem, StepKind, World
 from harness.steps.registry import step_kind
 
@@ -97,8 +98,8 @@ class KafkaTopicSetting(StepKind):
     def describe(self) -> str:
         return f"kafka topic {self.name}={self.value}"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"admin:kafka"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.admin("kafka")})
 
     def check(self) -> Problem | None:
         if self.name not in TOPIC_SETTINGS:
@@ -138,8 +139,8 @@ class KafkaAddPartitions(StepKind):
     def describe(self) -> str:
         return f"kafka topic grows to {self.total} partitions"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"admin:kafka"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.admin("kafka")})
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         ensure_topic(run)
@@ -169,8 +170,8 @@ class KafkaQuota(StepKind):
     def describe(self) -> str:
         return f"kafka throttles the exporter to {self.producer_byte_rate} bytes/s"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"admin:kafka", "tool:kafka-configs", "credentials:exporter"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.admin("kafka"), Need.tool("kafka-configs"), Need.exporter_credentials()})
 
     def _entity(self, run: StepContext) -> list[str]:
         return ["--entity-type", "clients", "--entity-name", run.stack.kafka_client_id]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
+from harness.model.capabilities import Need
 from harness.steps.base import STRICT, Problem, StepKind, World
 from harness.steps.registry import step_kind
 
@@ -55,8 +56,8 @@ class Load(StepKind):
     def check(self) -> Problem | None:
         return None
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"api:exports"} if self.kind == "api" else set())
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.api("exports")} if self.kind == "api" else ())
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         from harness.rig.load import LoadRun

@@ -14,6 +14,7 @@ from pydantic.dataclasses import dataclass
 from harness.errors import HarnessError
 from harness.infra.stack import LINKS
 from harness.infra.toxiproxy import validate_toxic
+from harness.model.capabilities import Need
 from harness.steps.base import STRICT, Background, Fraction, Name, Problem, StepKind, World
 from harness.steps.registry import step_kind
 
@@ -54,8 +55,8 @@ class Toxic(StepKind):
         return f"{self.type}({attrs}) on {self.link} {self.stream}" + (
             f" toxicity={self.toxicity}" if self.toxicity != 1.0 else "")
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({f"link:{self.link}"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.link(self.link)})
 
     def extra_drain_s(self) -> float:
         return self.attributes.get("latency", 0) / 100  # a slow link slows the drain after it too
@@ -105,8 +106,8 @@ class LinkDown(StepKind):
     def describe(self) -> str:
         return f"{self.link} link down"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({f"link:{self.link}"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.link(self.link)})
 
     def check(self) -> Problem | None:
         return _unknown_link(self.link)
@@ -138,8 +139,8 @@ class LinkFlap(StepKind):
     def describe(self) -> str:
         return f"{self.link} link flapping ({self.down_s}s down, {self.up_s}s up)"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({f"link:{self.link}"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.link(self.link)})
 
     def check(self) -> Problem | None:
         return _unknown_link(self.link)

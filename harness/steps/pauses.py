@@ -14,6 +14,7 @@ from pydantic.dataclasses import dataclass
 
 from harness.infra.waiting import WaitTimeout, wait_for
 from harness.model.api_tokens import HARNESS_USER
+from harness.model.capabilities import Need
 from harness.report.journal import ActionAnswer, PauseObservation
 from harness.steps.answers import answer
 from harness.steps.base import STRICT, StepKind, World
@@ -55,8 +56,8 @@ class Pause(StepKind):
     def describe(self) -> str:
         return f"pause (grace {self.grace_s}s)"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"api:pause"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.api("pause")})
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         within = self.grace_s + PAUSE_MARGIN_S
@@ -107,8 +108,8 @@ class Resume(StepKind):
     def describe(self) -> str:
         return "resume"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"api:pause"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.api("pause")})
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         end_open_pauses(run, "resume")  # what moved while paused is measured up to here

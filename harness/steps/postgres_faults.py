@@ -16,6 +16,7 @@ from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.infra.credentials import provision_postgres
+from harness.model.capabilities import Need
 from harness.steps.base import STRICT, Background, StepKind, World
 from harness.steps.registry import step_kind
 
@@ -86,8 +87,8 @@ class PostgresLockTable(StepKind):
     def describe(self) -> str:
         return f"postgres table lock {self.mode} held"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"admin:postgres"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.admin("postgres")})
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         conn = admin_connection(run)
@@ -114,8 +115,8 @@ class _RoleFault(StepKind):
     """A change to the exporter's role, in force for new sessions: its sessions are ended at apply
     so that it meets the change at once; the role is restored in full when the window ends."""
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"admin:postgres", "credentials:exporter"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.admin("postgres"), Need.exporter_credentials()})
 
     def change(self, role: sql.Identifier) -> sql.Composed:
         raise NotImplementedError
@@ -208,8 +209,8 @@ class PostgresTerminateSessions(StepKind):
     def describe(self) -> str:
         return "postgres ends the exporter's sessions" + (f" every {self.every_s}s" if self.every_s else "")
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"admin:postgres", "credentials:exporter"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.admin("postgres"), Need.exporter_credentials()})
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         ended = [terminate_exporter_sessions(run)]

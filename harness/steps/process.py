@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic.dataclasses import dataclass
 
 from harness.infra.stack import SERVICES
+from harness.model.capabilities import Need
 from harness.steps.base import STRICT, Name, Problem, StepKind, World
 from harness.steps.registry import step_kind
 
@@ -82,8 +83,8 @@ class RestartService(StepKind):
     def describe(self) -> str:
         return f"{self.service} {'killed' if self.kill else 'stopped'}" + (" and its data lost" if self.wipe else "")
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({f"restart:{self.service}"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.restart(self.service)})
 
     def check(self) -> Problem | None:
         if self.service not in SERVICES:
@@ -118,8 +119,8 @@ class ServiceMoves(StepKind):
     def describe(self) -> str:
         return f"{self.service} stopped, back on a new port"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({f"restart:{self.service}", f"move:{self.service}"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.restart(self.service), Need.move(self.service)})
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         before = run.stack.link(self.service).direct.address

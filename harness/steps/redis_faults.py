@@ -17,6 +17,7 @@ from harness.errors import HarnessError
 from harness.infra.credentials import provision_redis
 from harness.infra.redis_client import direct_client
 from harness.infra.waiting import WaitTimeout, wait_for
+from harness.model.capabilities import Need
 from harness.services.executor import free_port
 from harness.steps.base import STRICT, Background, StepKind, World
 from harness.steps.registry import step_kind
@@ -111,8 +112,9 @@ class RedisRefuseWrites(StepKind):
     def describe(self) -> str:
         return f"redis refuses writes ({self.reason})"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"admin:redis", "root", "files:redis"} if self.reason == "misconf" else {"admin:redis"})
+    def needs(self) -> frozenset[Need]:
+        on_disk = {Need.root(), Need.files("redis")} if self.reason == "misconf" else set()
+        return frozenset({Need.admin("redis"), *on_disk})
 
     def _settings(self) -> dict[str, str]:
         if self.reason == "oom":
@@ -167,8 +169,8 @@ class RedisDenyCommands(StepKind):
     def describe(self) -> str:
         return f"redis denies the exporter {', '.join(self.commands)}"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"admin:redis", "credentials:exporter"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.admin("redis"), Need.exporter_credentials()})
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         creds = run.stack.exporter
@@ -203,8 +205,8 @@ class RedisClientPause(StepKind):
     def describe(self) -> str:
         return f"redis clients paused ({self.mode})"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"admin:redis"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.admin("redis")})
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         window_s = record.window_s or run.scenario.during_s
@@ -273,8 +275,8 @@ class RedisRefuseConnections(StepKind):
     def describe(self) -> str:
         return f"redis refuses the exporter's first {self.count} logins"
 
-    def needs(self) -> frozenset[str]:
-        return frozenset({"admin:redis", "credentials:exporter"})
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.admin("redis"), Need.exporter_credentials()})
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         creds = run.stack.exporter
