@@ -88,7 +88,8 @@ def _registered_step(value: StepKind) -> StepKind:
     except StepKindError as exc:
         raise ValueError(str(exc)) from exc  # pydantic reports it as this field's error
     needs = value.needs()
-    untyped = sorted(repr(n) for n in needs if not isinstance(n, Need)) if isinstance(needs, frozenset) else [repr(needs)]
+    untyped = [repr(needs)] if not isinstance(needs, frozenset) else sorted(
+        repr(n) for n in needs if not isinstance(n, Need))
     if untyped:  # a team's kind still naming "kind:name" strings: the backend could not read them
         raise ValueError(f"{type(value).__name__}.needs() must return a frozenset of harness.model.capabilities.Need, "
                          f"not {', '.join(untyped)}")
