@@ -30,6 +30,8 @@ KNOWN = {
                                "latency): a record retried after a failed send lands after later records of its key",
     "reader_ignores_pause": "the reader raises its idle flag when a pause is asked, then reads on: the pause is "
                             "acknowledged at once while rows keep flowing into the buffer",
+    "reader_reads_while_paused": "while paused, the reader reads the next page from the source and drops it "
+                                 "(a warm-up for the resume): nothing reaches the buffer, but the source is read",
     "dead_letter_after_retries": "a record whose send failed twice (a retry budget of one) is dead-lettered as "
                                  "'retries_exhausted' "
                                  "instead of staying in the buffer until the sink takes it",

@@ -78,6 +78,7 @@ class Reader:
         attempt = 0
         while not self.control.stop.is_set():
             if self._paused():
+                self._warm_next_page()
                 self.control.wait(self.config.poll_interval_s)
                 continue
             try:
@@ -107,6 +108,17 @@ class Reader:
         self.control.reader_idle.set()
         # The bug: the idle flag is raised for the pauser, and the loop reads on regardless.
         return not defects.on("reader_ignores_pause")
+
+    def _warm_next_page(self) -> None:
+        """Nothing, unless the seeded defect is on: then, while paused, the next page is read from
+        the source and dropped (a "warm-up" so the resume starts fast), so the pause stops the
+        buffer and the sink but not the reads on the source it was asked to leave alone."""
+        if not defects.on("reader_reads_while_paused") or self.checkpoint is None:
+            return
+        try:
+            self.source.fetch_after(self.checkpoint, self.config.batch_size)
+        except TransientError as exc:
+            log.warning("warm-up read failed", extra={"stage": exc.stage, "cause": str(exc.cause)})
 
     def step(self) -> bool:
         """One chunk from the source into the buffer; False when there was nothing to do."""

@@ -25,6 +25,13 @@ class Backend(ABC):
     # connector): set before start; a backend that cannot leaves it to the run's check.
     logical_replication: bool = False
     POSTGRES_LOGICAL = ("wal_level=logical", "max_replication_slots=32", "max_wal_senders=32")
+    # Statement counters per role (pg_stat_statements): how the pause check sees the exporter
+    # reading its source while paused (harness.rig.source_reads).
+    POSTGRES_STATEMENTS = ("shared_preload_libraries=pg_stat_statements",)
+
+    def postgres_settings(self) -> tuple[str, ...]:
+        """The ``-c`` settings the harness's Postgres starts with."""
+        return self.POSTGRES_STATEMENTS + (self.POSTGRES_LOGICAL if self.logical_replication else ())
 
     def __init__(self) -> None:
         self._stack: Stack | None = None

@@ -133,7 +133,7 @@ class DockerBackend(Backend):
                     .with_network_aliases("postgres").with_bind_ports(5432, host_ports["postgres"])
                     .with_env("POSTGRES_USER", "faultline").with_env("POSTGRES_PASSWORD", pg_password)
                     .with_env("POSTGRES_DB", "faultline").with_command(" ".join(["postgres", "-c", "fsync=off", *(
-                        f"-c {s}" for s in (self.POSTGRES_LOGICAL if self.logical_replication else ()))])))
+                        f"-c {s}" for s in self.postgres_settings())])))
         redis = (DockerContainer(IMAGES["redis"]).with_network(self.network).with_network_aliases("redis")
                  .with_bind_ports(6379, host_ports["redis"])
                  .with_command(f"redis-server --requirepass {redis_password} --appendonly yes "

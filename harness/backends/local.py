@@ -56,7 +56,7 @@ class LocalBackend(Backend):
         self.servers = {
             "toxiproxy": ToxiproxyServer("toxiproxy", wd / "toxiproxy", free_port(), start_timeout=t),
             "postgres": PostgresServer("postgres", wd / "postgres", free_port(), start_timeout=t,
-                                       settings=self.POSTGRES_LOGICAL if self.logical_replication else ()),
+                                       settings=self.postgres_settings()),
             "redis": RedisServer("redis", wd / "redis", free_port(), start_timeout=t,
                                  persistence=self.redis_persistence, arguments=tuple(exporter.redis_user_directive())),
             "kafka": KafkaServer("kafka", wd / "kafka", free_port(), start_timeout=t,

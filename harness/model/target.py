@@ -76,6 +76,13 @@ class TargetDefinition:
     # Records the pipeline may still move after it acknowledged a pause without saying it was
     # drained (a batch in the producer; the bundled exporter says whether it drained).
     pause_in_flight_max: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+    # How it reads its source: "statements" (SQL on the source table, counted per role by
+    # pg_stat_statements while a pause is in force) or "replication" (a logical replication
+    # stream, which statements do not show: not measured, and the check says so).
+    source_reads: Literal["statements", "replication"] = "statements"
+    # Statements it may run on the source table while paused without reading records (a lag poll):
+    # substrings of pg_stat_statements' normalised text, e.g. "max(id)".
+    source_polls: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = ()
     # How a record sits in a sink message (harness.model.record_format); the default is the bundled one's.
     record: RecordFormat = field(default_factory=RecordFormat)
     # How its log is read (harness.model.log_format): JSON lines (the bundled one's) or a log4j-style pattern.
@@ -115,7 +122,7 @@ class TargetDefinition:
         data = parse(text, path, "target definition", TargetError)
         where = Locator(text)
         data = _extended(data, path, where)
-        for key in ("defects", "steps", "uses", "apis", "prepare_sql", "cleanup_sql"):
+        for key in ("defects", "steps", "uses", "apis", "prepare_sql", "cleanup_sql", "source_polls"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         if isinstance(data.get("record"), dict):

@@ -51,6 +51,16 @@ class FlowMark:
     wall: float  # epoch seconds (the buffer's entry ids carry Redis's clock in ms: the same clock)
     sink: dict[str, int]
     exporter_starts: int
+    source: SourceStatements | None = None  # None: the target reads its source another way (replication)
+
+
+@dataclass(frozen=True)
+class SourceStatements:
+    """The exporter's statements on its source table so far, by Postgres's own counters
+    (pg_stat_statements calls per statement text); ``unmeasured`` says why there are none."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    unmeasured: str = ""
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Watching a pause from outside: how far the pipeline had got when the pause was acknowledged,
-and how far when it was ended. The ``pause_honoured`` check compares the two with what the
+and how far when it was ended (the sink's ends, and the exporter's statements on its source
+table by Postgres's counters). The ``pause_honoured`` check compares the two, with what the
 buffer tap saw appended in between (harness.checks.pauses); a pause is honoured when nothing
 moved, not when the call answered fast.
 
@@ -18,6 +19,7 @@ from confluent_kafka import KafkaException
 from harness.errors import HarnessError
 from harness.judge.sinks import file_ends, topic_ends
 from harness.report.journal import FlowMark, PauseObservation
+from harness.rig.source_reads import source_statements
 
 if TYPE_CHECKING:
     from harness.steps.context import StepContext
@@ -34,7 +36,8 @@ def flow_mark(run: StepContext) -> FlowMark:
     except (KafkaException, OSError) as exc:
         raise HarnessError(f"scenario {run.scenario.name}: the sink's end could not be read to watch a pause: "
                            f"{exc.__class__.__name__}: {exc}") from exc
-    return FlowMark(wall, ends, exporter.starts)
+    source = source_statements(run.stack, run.ctx.source_table) if run.target.source_reads == "statements" else None
+    return FlowMark(wall, ends, exporter.starts, source)
 
 
 def acknowledged(run: StepContext, pause: PauseObservation) -> None:

@@ -20,7 +20,15 @@ from harness.judge.ledger import Ledger, content_hash
 from harness.judge.letters import LetterCheck
 from harness.judge.reconcile import reconcile
 from harness.judge.sinks import DeadLetterRecord, SinkRecord
-from harness.report.journal import ActionAnswer, Check, FlowMark, Observations, PauseObservation, ProcessEvidence
+from harness.report.journal import (
+    ActionAnswer,
+    Check,
+    FlowMark,
+    Observations,
+    PauseObservation,
+    ProcessEvidence,
+    SourceStatements,
+)
 from harness.report.resources import Trend
 from harness.report.result import CheckpointPoint, MetricsSnapshot, Resources, SteadyState
 from harness.scenario import Expect
@@ -53,12 +61,21 @@ def _outcome(ids: list[int], sink: list[SinkRecord], letters: list[DeadLetterRec
     return reconcile(_ledger(ids, key), sink, letters or [])
 
 
+READ = "SELECT id, key, payload FROM t_source WHERE id > $1"
+POLL = "SELECT coalesce(max(id), $1) FROM t_source"
+
+
 def _pause(drained: bool | None = True, state_at_end: str = "paused", elapsed: float = 0.2,
-           ends: tuple[int, int] = (2, 2), starts: tuple[int, int] = (1, 1)) -> PauseObservation:
+           ends: tuple[int, int] = (2, 2), starts: tuple[int, int] = (1, 1),
+           source: tuple[SourceStatements | None, SourceStatements | None] = (None, None)) -> PauseObservation:
     return PauseObservation(1.0, 2.5, 200, "paused", elapsed, True, drained, "pause answered",
-                            at_ack=FlowMark(100.0, {"kafka:t/0": ends[0]}, starts[0]), pending_at_ack=1,
-                            at_end=FlowMark(104.0, {"kafka:t/0": ends[1]}, starts[1]), state_at_end=state_at_end,
-                            ended_by="resume")
+                            at_ack=FlowMark(100.0, {"kafka:t/0": ends[0]}, starts[0], source[0]), pending_at_ack=1,
+                            at_end=FlowMark(104.0, {"kafka:t/0": ends[1]}, starts[1], source[1]),
+                            state_at_end=state_at_end, ended_by="resume")
+
+
+def _statements(read: int, poll: int) -> SourceStatements:
+    return SourceStatements({READ: read, POLL: poll})
 
 
 def _leak() -> ResourceEvidence:
@@ -210,6 +227,39 @@ def test_pause_honoured_is_not_judged_across_a_restart() -> None:
     (check,) = _judged("pause_honoured", _evidence(observed=Observations(pauses=[_pause(starts=(1, 2))]),
                                                    appended_between=lambda lo, hi: [1]))
     assert check.ok and not check.applicable and "started again while paused" in check.detail
+
+
+def _source_check(start: SourceStatements, end: SourceStatements, drained: bool = True) -> Check:
+    evidence = _evidence(observed=Observations(pauses=[_pause(drained=drained, source=(start, end))]),
+                         appended_between=lambda lo, hi: [], source_polls=("max(id)",))
+    (check,) = _judged("pause_honoured", evidence)
+    return check
+
+
+def test_pause_honoured_fails_reads_of_the_source_while_paused_but_not_its_declared_poll() -> None:
+    check = _source_check(_statements(5, 3), _statements(24, 9))
+    assert not check.ok and f"19 statements on the source table while paused (19x {READ!r})" in check.detail
+    polled = _source_check(_statements(5, 3), _statements(5, 9))
+    assert polled.ok and "0 statements on the source table" in polled.detail, polled.detail
+    new_statement = _source_check(SourceStatements({POLL: 3}), SourceStatements({POLL: 3, READ: 2}))
+    assert not new_statement.ok and "2 statements" in new_statement.detail  # a statement first seen while paused
+
+
+def test_pause_honoured_allows_one_statement_in_flight_only_when_not_drained() -> None:
+    assert not _source_check(_statements(5, 0), _statements(6, 0), drained=True).ok
+    assert _source_check(_statements(5, 0), _statements(6, 0), drained=False).ok
+    assert not _source_check(_statements(5, 0), _statements(7, 0), drained=False).ok
+
+
+def test_pause_honoured_says_when_the_source_was_not_measured() -> None:
+    reset = _source_check(_statements(50, 3), _statements(2, 1))  # the server restarted: counters from zero
+    assert reset.ok and "source reads not measured (Postgres's statement counters went back" in reset.detail
+    shared = _source_check(SourceStatements(unmeasured="the exporter shares the harness's Postgres role"),
+                           _statements(1, 0))
+    assert shared.ok and "not measured (the exporter shares" in shared.detail
+    (by_replication,) = _judged("pause_honoured", _evidence(observed=Observations(pauses=[_pause()]),
+                                                            appended_between=lambda lo, hi: []))
+    assert "not measured (it reads by replication)" in by_replication.detail
 
 
 def test_delivered_between_reads_file_lines_from_one() -> None:
