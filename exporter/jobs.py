@@ -67,6 +67,10 @@ class JobSpec:
 
 
 ERROR_KEPT_CHARS = 500  # a finished job's error, as remembered
+# Marks a job's statements on the source table (Postgres keeps the comment in pg_stat_statements):
+# a job is the operator's request, not the pipeline, and a pause does not stop it; the target
+# definition names this mark so that a pause's check tells the job's reads from the pipeline's.
+JOB_MARK = "/* export job */ "
 
 
 @dataclass
@@ -221,7 +225,8 @@ class JobManager:
         """The rows the filter matches, within the source timeout like every other read: behind a
         table lock or a stalled link the submission is refused (503), not left unanswered."""
         where, params = _where(spec)
-        query = sql.SQL("SELECT count(*) FROM {} WHERE ").format(sql.Identifier(self.config.source_table)) + where
+        table = sql.Identifier(self.config.source_table)
+        query = sql.SQL(JOB_MARK + "SELECT count(*) FROM {} WHERE ").format(table) + where
         source = Source(self.config, stage="export_job.count")
         try:
             return int(source.run(lambda conn: conn.execute(query, params).fetchone()[0]))  # type: ignore[index]
@@ -254,8 +259,9 @@ class JobManager:
 
     def _rows(self, spec: JobSpec):  # noqa: ANN202 - generator of (id, key, payload)
         where, params = _where(spec)
-        query = (sql.SQL("SELECT id, key, payload FROM {} WHERE ").format(sql.Identifier(self.config.source_table))
-                 + where + sql.SQL(" ORDER BY id"))
+        table = sql.Identifier(self.config.source_table)
+        query = (sql.SQL(JOB_MARK + "SELECT id, key, payload FROM {} WHERE ").format(table) + where
+                 + sql.SQL(" ORDER BY id"))
         with self._connection() as conn, conn.transaction():
             with conn.cursor(name="export_job") as cur:  # server-side: constant memory
                 cur.itersize = 2000

@@ -80,7 +80,7 @@ class Evidence:
     # The buffer's record ids appended between two instants (epoch s); None without a buffer tap.
     appended_between: Callable[[float, float], list[int]] | None = None
     pause_in_flight_max: int = 0  # records a target may still move after acknowledging a pause
-    source_polls: tuple[str, ...] = ()  # statements it may run on the source while paused (a lag poll)
+    paused_statements: tuple[str, ...] = ()  # statements it may run on the source while paused (a lag poll)
 
 
 class CheckKind:

@@ -75,7 +75,7 @@ def _source_reads(pause: PauseObservation, start: FlowMark, end: FlowMark,
     (none when it said it was drained), and what the report says of the source."""
     if start.source is None or end.source is None:
         return {}, "source reads not measured (it reads by replication)"
-    reads, unmeasured = reads_between(start.source, end.source, evidence.source_polls)
+    reads, unmeasured = reads_between(start.source, end.source, evidence.paused_statements)
     if unmeasured:
         return {}, f"source reads not measured ({unmeasured})"
     allowed = 0 if pause.drained else 1

@@ -80,9 +80,10 @@ class TargetDefinition:
     # pg_stat_statements while a pause is in force) or "replication" (a logical replication
     # stream, which statements do not show: not measured, and the check says so).
     source_reads: Literal["statements", "replication"] = "statements"
-    # Statements it may run on the source table while paused without reading records (a lag poll):
-    # substrings of pg_stat_statements' normalised text, e.g. "max(id)".
-    source_polls: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = ()
+    # Statements it may run on the source table while paused that are not the pipeline reading
+    # records (a lag poll, an export job the operator asked for): substrings of pg_stat_statements'
+    # normalised text, e.g. "max(id)".
+    paused_statements: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = ()
     # How a record sits in a sink message (harness.model.record_format); the default is the bundled one's.
     record: RecordFormat = field(default_factory=RecordFormat)
     # How its log is read (harness.model.log_format): JSON lines (the bundled one's) or a log4j-style pattern.
@@ -122,7 +123,7 @@ class TargetDefinition:
         data = parse(text, path, "target definition", TargetError)
         where = Locator(text)
         data = _extended(data, path, where)
-        for key in ("defects", "steps", "uses", "apis", "prepare_sql", "cleanup_sql", "source_polls"):
+        for key in ("defects", "steps", "uses", "apis", "prepare_sql", "cleanup_sql", "paused_statements"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         if isinstance(data.get("record"), dict):

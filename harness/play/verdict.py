@@ -107,7 +107,7 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
         duplicates_by_window=ledger.duplicates_by_window, metrics=read_metrics(run, exporter, seen),
         checkpoints=run.result.checkpoints, resources=read_resources(run, monitor), observed=run.observed,
         appended_between=run.tap.appended_between if run.tap is not None else None,
-        pause_in_flight_max=run.target.pause_in_flight_max, source_polls=run.target.source_polls)
+        pause_in_flight_max=run.target.pause_in_flight_max, paused_statements=run.target.paused_statements)
     run.result.checks += judge_all(evidence)
     run.result.log_excerpt = log_excerpt(exporter)
     run.result.log_kinds = log_kinds(exporter.log_records(), run.result.names)

@@ -2,7 +2,7 @@
 calls per statement, for the exporter's own role, of the statements that name the source table.
 
 A pause is honoured at the source when none of these grew between its acknowledgement and its
-resume beyond the target's declared polls (``source_polls``: a lag poll such as ``max(id)`` reads
+resume beyond the target's declared polls (``paused_statements``: a lag poll such as ``max(id)`` reads
 no records); harness.checks.pauses compares the two marks. The counters are Postgres's, updated
 when a statement ends, so nothing the harness samples can miss a short read; the harness's own
 statements run under another role and are not counted. Not measurable (and said so, never passed

@@ -231,7 +231,7 @@ def test_pause_honoured_is_not_judged_across_a_restart() -> None:
 
 def _source_check(start: SourceStatements, end: SourceStatements, drained: bool = True) -> Check:
     evidence = _evidence(observed=Observations(pauses=[_pause(drained=drained, source=(start, end))]),
-                         appended_between=lambda lo, hi: [], source_polls=("max(id)",))
+                         appended_between=lambda lo, hi: [], paused_statements=("max(id)",))
     (check,) = _judged("pause_honoured", evidence)
     return check
 
