@@ -32,6 +32,9 @@ KNOWN = {
                             "acknowledged at once while rows keep flowing into the buffer",
     "reader_reads_while_paused": "while paused, the reader reads the next page from the source and drops it "
                                  "(a warm-up for the resume): nothing reaches the buffer, but the source is read",
+    "refused_checkpoint_starts_at_newest": "a starting reader whose checkpoint read Redis refuses (BUSY, "
+                                           "TRYAGAIN) starts from the source's newest row: rows written while "
+                                           "it was down are skipped",
     "dead_letter_after_retries": "a record whose send failed twice (a retry budget of one) is dead-lettered as "
                                  "'retries_exhausted' "
                                  "instead of staying in the buffer until the sink takes it",

@@ -16,7 +16,7 @@ import threading
 import time
 
 from exporter import defects, metrics
-from exporter.buffer import Buffer, DeadLetter, Entry
+from exporter.buffer import Buffer, DeadLetter, Entry, RedisRefused
 from exporter.config import Config
 from exporter.encoding import decode_payload, record_json
 from exporter.errors import PermanentRecordError, TransientError
@@ -109,6 +109,21 @@ class Reader:
         # The bug: the idle flag is raised for the pauser, and the loop reads on regardless.
         return not defects.on("reader_ignores_pause")
 
+    def _stored_checkpoint(self) -> int:
+        """The checkpoint the buffer holds. With the seeded defect on, a starting reader whose read
+        of it is refused (Redis busy) starts from the source's newest row instead and stores it, "so
+        as not to export everything again": what was written while it was down is skipped."""
+        try:
+            return self.buffer.checkpoint()
+        except TransientError as exc:
+            if self.checkpoint is None and defects.on("refused_checkpoint_starts_at_newest") \
+                    and isinstance(exc.cause, RedisRefused):
+                log.warning("checkpoint read refused; starting from the newest row", extra={"cause": str(exc.cause)})
+                newest = self.source.max_id()
+                self.buffer.set_checkpoint(newest)  # and remembered, so the next start agrees
+                return newest
+            raise
+
     def _warm_next_page(self) -> None:
         """Nothing, unless the seeded defect is on: then, while paused, the next page is read from
         the source and dropped (a "warm-up" so the resume starts fast), so the pause stops the
@@ -122,7 +137,7 @@ class Reader:
 
     def step(self) -> bool:
         """One chunk from the source into the buffer; False when there was nothing to do."""
-        stored = self.buffer.checkpoint()
+        stored = self._stored_checkpoint()
         if self.checkpoint is None:
             self.checkpoint = stored
             log.info("reader starting", extra={"checkpoint": self.checkpoint})

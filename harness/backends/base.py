@@ -119,9 +119,14 @@ class Backend(ABC):
             return f"the {self.name} backend cannot run {name} against its servers"
         if kind is NeedKind.MOVE and name not in self.movable:
             return f"the {self.name} backend cannot bring {name} back on a new address"
+        if kind is NeedKind.PROTOCOL and not self.protocol_proxies:
+            return (f"the {self.name} backend's Toxiproxy cannot reach a protocol proxy in the harness's "
+                    f"process (a {name} protocol fault needs it)")
         return self._stack_lacks(capability)
 
     movable: frozenset[str] = frozenset()  # servers this backend can restart on a new address
+    # Whether its Toxiproxy can reach a protocol proxy on this machine's loopback (not from a container).
+    protocol_proxies: bool = True
     tools: frozenset[str] = frozenset()  # server-side admin tools it can run (``tool:<name>``)
     files: frozenset[str] = frozenset()  # servers whose data directory is on this machine (``files:<name>``)
 

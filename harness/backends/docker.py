@@ -67,6 +67,7 @@ class DockerBackend(Backend):
     name = "docker"
     # kafka-configs runs from the jars `faultline setup` installed, against the broker's host port.
     tools = frozenset({"kafka-configs"})
+    protocol_proxies = False  # Toxiproxy runs in a container: the harness's loopback is not its own
 
     def kafka_configs(self, args: list[str]) -> str:
         stack = self.stack

@@ -68,6 +68,7 @@ from harness.steps.redis_faults import (  # noqa: E402
     RedisRefuseConnections,
     RedisRefuseWrites,
 )
+from harness.steps.redis_protocol import RedisCommandError  # noqa: E402
 from harness.steps.source import HeldTransaction  # noqa: E402
 
 __all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "DiskFull", "Expect", "Export", "ExportBurst",
@@ -75,7 +76,7 @@ __all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "DiskFull", "Exp
            "KillExporter", "LinkDown",
            "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable", "PostgresReadOnly",
            "PostgresStatementTimeout", "PostgresTerminateSessions", "ReadOnlyDir", "RedisClientPause",
-           "RedisDenyCommands", "RedisRefuseConnections", "RedisRefuseWrites", "ServiceMoves",
+           "RedisCommandError", "RedisDenyCommands", "RedisRefuseConnections", "RedisRefuseWrites", "ServiceMoves",
            "Reproduction", "RestartService", "Resume", "Scenario", "ScenarioError", "Step", "StepKind", "Toxic",
            "Workload", "Write", "by_name", "check_step", "error_field", "explain", "has_window", "is_fault",
            "kind_of", "registered", "with_load_workers"]

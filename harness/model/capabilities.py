@@ -17,6 +17,7 @@ from enum import StrEnum
 class NeedKind(StrEnum):
     ROOT = "root"                # mounts a tmpfs, sets the immutable flag
     LINK = "link"                # a Toxiproxy link it can fault (name: the link)
+    PROTOCOL = "protocol"        # a protocol proxy on the server's link (name: the server)
     RESTART = "restart"          # a server it can stop and start (name: the service)
     MOVE = "move"                # a server it can bring back on new ports
     ADMIN = "admin"              # administrator access to a server (name: the server)
@@ -30,7 +31,8 @@ class NeedKind(StrEnum):
 
 # Kinds whose name is a server the step acts on: explore keeps two faults off one server, and a
 # target that does not use the server has nothing for the step to act on.
-SERVER_KINDS = frozenset({NeedKind.LINK, NeedKind.RESTART, NeedKind.MOVE, NeedKind.ADMIN, NeedKind.FILES})
+SERVER_KINDS = frozenset({NeedKind.LINK, NeedKind.PROTOCOL, NeedKind.RESTART, NeedKind.MOVE, NeedKind.ADMIN,
+                          NeedKind.FILES})
 
 
 @dataclass(frozen=True, order=True)
@@ -58,6 +60,10 @@ class Need:
     @classmethod
     def link(cls, name: str) -> Need:
         return cls(NeedKind.LINK, name)
+
+    @classmethod
+    def protocol(cls, server: str) -> Need:
+        return cls(NeedKind.PROTOCOL, server)
 
     @classmethod
     def restart(cls, service: str) -> Need:

@@ -16,6 +16,7 @@ from psycopg import sql
 
 from harness.catalogue.scenario import Scenario
 from harness.errors import HarnessError
+from harness.infra.proxies.base import ProtocolProxy
 from harness.infra.stack import Stack
 from harness.judge.ledger import Ledger, content_hash
 from harness.judge.reconcile import BufferEvidence
@@ -60,6 +61,7 @@ class Run:
         self.immutable: list[Path] = []  # paths a step made immutable
         self.closers: list[Callable[[], None]] = []  # last-resort undo a step registers (run at cleanup)
         self.loads: list[LoadRun] = []  # Locust runs under way
+        self.proxies: dict[str, ProtocolProxy] = {}  # protocol proxies on the links, by server
         self.ok_writes = 0  # acknowledged writes so far (the harness's own and held transactions')
         self.resolved = 0  # writes of unknown outcome read back from the source
         self.resolve_error: str | None = None

@@ -37,5 +37,6 @@ from harness.steps import (  # noqa: E402,F401
     postgres_faults,
     process,
     redis_faults,
+    redis_protocol,
     source,
 )

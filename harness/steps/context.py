@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from harness.infra.proxies.base import ProtocolProxy
     from harness.infra.stack import Stack
     from harness.judge.ledger import Ledger
     from harness.judge.reconcile import BufferEvidence
@@ -64,6 +65,7 @@ class StepContext(Protocol):
     observed: Observations
     tap: BufferTap | None
     loads: list[LoadRun]
+    proxies: dict[str, ProtocolProxy]
     closers: list[Callable[[], None]]
     mounted: list[Path]
     immutable: list[Path]

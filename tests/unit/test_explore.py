@@ -175,7 +175,8 @@ def test_guided_drawing_reaches_every_fault_kind_sooner_than_chance() -> None:
                 guided.append(run)
                 break
     chance = sorted(uniform_first_cover(seed) for seed in range(20))
-    assert len(guided) == 4 and max(guided) <= 32, guided
+    # Every seed covers all kinds within two runs per kind (uniform chance needs up to four).
+    assert len(guided) == 4 and max(guided) <= 2 * len(faults), (guided, len(faults))
     assert sum(guided) / 4 < chance[len(chance) // 2], (guided, chance)  # better than the median of chance
 
 

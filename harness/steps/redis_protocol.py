@@ -1,0 +1,96 @@
+"""Redis answering one command at a time: an error reply (OOM, READONLY, LOADING, BUSY, ...) or a
+reply cut half-way, for the commands a rule names, through the RESP proxy on the Redis link
+(harness.infra.proxies.resp). Everything else on the connection passes untouched, so an exporter
+is tested on *which* error it got for *which* command: XADD refused while XACK goes through, the
+EXEC of one MULTI refused, a checkpoint read refused once."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from harness.infra.proxies.base import Trigger
+from harness.infra.proxies.resp import CUT, CommandRule, RespProxy
+from harness.model.capabilities import Need
+from harness.steps.base import STRICT, Fraction, StepKind, World
+from harness.steps.protocol import ensure_proxy, proxy_of
+from harness.steps.registry import step_kind
+
+if TYPE_CHECKING:
+    from harness.report.journal import StepRecord
+    from harness.steps.context import StepContext
+
+RedisAnswer = Literal["OOM", "READONLY", "LOADING", "BUSY", "NOREPLICAS", "MISCONF", "TRYAGAIN", "cut"]
+# Commands explore draws from: a buffer's writes, reads, acknowledgements, transactions and
+# checkpoint (a black-box target may use others; a scenario names any command).
+DRAWN_COMMANDS = ("XADD", "XACK", "XDEL", "XREADGROUP", "XAUTOCLAIM", "XLEN", "GET", "SET", "EXEC")
+SAMPLES_KEPT = 20  # injections written into the step's result
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class RedisCommandError(StepKind):
+    """Redis answers ``command`` with ``answer`` (an error reply, or ``cut``: its real reply cut
+    half-way and the connection closed): from the ``nth`` matching command on, ``times`` times (0:
+    every one while in force), each with ``probability`` (seeded by ``seed``). Inside a MULTI
+    only when ``inside_multi``: the queued command is refused and the EXEC answers EXECABORT."""
+
+    kind_name: ClassVar[str] = "redis_command_error"
+    command: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]{0,31}$")]
+    answer: RedisAnswer = "OOM"
+    nth: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    times: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    probability: Fraction = 1.0
+    inside_multi: bool = False
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 1
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> RedisCommandError:
+        answer: RedisAnswer = rng.choice(("OOM", "READONLY", "LOADING", "BUSY", "NOREPLICAS", "MISCONF", "cut"))
+        return cls(command=rng.choice(DRAWN_COMMANDS), answer=answer, nth=rng.choice((1, 1, 2, 5)),
+                   times=rng.choice((1, 3, 0)), probability=rng.choice((1.0, 1.0, 0.5)),
+                   inside_multi=rng.random() < 0.5, seed=rng.randrange(1, 1_000_000))
+
+    def describe(self) -> str:
+        how = "every time" if self.times == 0 else f"{self.times} time(s)"
+        chance = f" with probability {self.probability:g}" if self.probability < 1 else ""
+        multi = ", inside MULTI too" if self.inside_multi else ""
+        return f"redis answers {self.command} with {self.answer} from the {self.nth}. on, {how}{chance}{multi}"
+
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.protocol("redis")})
+
+    def simpler(self) -> list[StepKind]:
+        gentler: list[StepKind] = []
+        if self.times != 1:
+            gentler.append(dataclasses.replace(self, times=1))
+        if self.probability < 1:
+            gentler.append(dataclasses.replace(self, probability=1.0))
+        return gentler
+
+    def prepare(self, run: StepContext) -> None:
+        ensure_proxy(run, "redis", lambda upstream, clock: RespProxy(upstream, clock))
+
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
+        proxy = proxy_of(run, "redis", self.describe())
+        rule = CommandRule(self.command, self.answer, self.inside_multi,
+                           Trigger(self.nth, self.times, self.probability, self.seed))
+        number = proxy.add_rule(rule)
+        record.evidence = f"rule {number} on the redis proxy ({proxy.address}): {rule.describe()}"
+        return number, rule
+
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
+        number, rule = handle
+        proxy = proxy_of(run, "redis", self.describe())
+        proxy.remove_rule(number)
+        made = proxy.injections(number)
+        what = "cut" if self.answer == CUT else f"answered {self.answer}"
+        record.evidence += (f"; {what} {rule.trigger.fired} of {rule.trigger.matched} matching {self.command} "
+                            f"command(s)")
+        record.result = {"matched": rule.trigger.matched, "injected": rule.trigger.fired,
+                         "injections": [{"at": i.at, "connection": i.connection, "request": i.request,
+                                         "answer": i.answer} for i in made[:SAMPLES_KEPT]]}
