@@ -4,41 +4,36 @@ with a replayable chance, and a command refused inside a MULTI aborts its EXEC a
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from harness.infra.proxies.base import Trigger
-from harness.infra.proxies.resp import EXECABORT, CommandRule, RespError, RespProxy, read_command, read_frame
+from harness.infra.proxies.resp import EXECABORT, CommandRule, RespError, RespProxy, frame_end, parse_command
 
 FRAMES = [b"+OK\r\n", b"-ERR no\r\n", b":42\r\n", b"$-1\r\n", b"$5\r\nhe\r\no\r\n", b"*-1\r\n",
           b"*2\r\n$1\r\na\r\n*1\r\n:1\r\n", b"%1\r\n+k\r\n$1\r\nv\r\n", b"_\r\n", b",1.5\r\n", b">2\r\n+p\r\n:1\r\n",
           b"=8\r\ntxt:abcd\r\n", b"~1\r\n#t\r\n"]
 
 
-def _frames(data: bytes, reader_of: object = read_frame, count: int = 1) -> list[object]:
-    async def go() -> list[object]:
-        reader = asyncio.StreamReader()
-        reader.feed_data(data)
-        reader.feed_eof()
-        return [await reader_of(reader) for _ in range(count)]  # type: ignore[operator]
-    return asyncio.run(go())
-
-
 @pytest.mark.parametrize("frame", FRAMES)
-def test_each_frame_is_read_whole_and_unchanged(frame: bytes) -> None:
-    assert _frames(frame + b"+NEXT\r\n", count=2) == [frame, b"+NEXT\r\n"]
+def test_each_frame_ends_where_it_ends_and_not_before_it_is_whole(frame: bytes) -> None:
+    data = frame + b"+NEXT\r\n"
+    assert frame_end(data) == len(frame) and frame_end(data, len(frame)) == len(data)
+    assert all(frame_end(frame[:cut]) is None for cut in range(len(frame)))
 
 
 def test_bytes_that_are_not_resp_are_refused() -> None:
     with pytest.raises(RespError, match="unknown RESP type"):
-        _frames(b"?what\r\n")
+        frame_end(b"?what\r\n")
+    with pytest.raises(RespError, match="not a RESP length"):
+        frame_end(b"$x\r\n")
 
 
 def test_commands_are_decoded_from_arrays_and_inline() -> None:
     array = b"*3\r\n$4\r\nXADD\r\n$1\r\ns\r\n$1\r\n*\r\n"
-    assert _frames(array + b"PING\r\n", read_command, 2) == [(array, [b"XADD", b"s", b"*"]),
-                                                             (b"PING\r\n", [b"PING"])]
+    data = array + b"PING\r\n"
+    assert parse_command(data) == (len(array), [b"XADD", b"s", b"*"])
+    assert parse_command(data, len(array)) == (len(data), [b"PING"])
+    assert all(parse_command(array[:cut]) is None for cut in range(1, len(array)))
 
 
 def test_a_trigger_fires_from_the_nth_match_for_its_times() -> None:

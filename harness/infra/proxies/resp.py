@@ -35,6 +35,7 @@ ERRORS = {
 EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
 CUT = "cut"  # forward the command, pass half of its reply, then close the connection
 LINE_MAX = 64 * 1024  # a header line longer than this is not RESP
+READ_SIZE = 256 * 1024  # bytes read at once: a pipeline's commands are decoded from one read
 SINGLE_LINE = frozenset(b"+-:_,#(")
 LENGTH_PREFIXED = frozenset(b"$!=")
 AGGREGATES = frozenset(b"*~>")
@@ -57,41 +58,93 @@ class CommandRule(Rule):
         return f"{self.command} answered {self.answer}{where}"
 
 
-async def read_frame(reader: asyncio.StreamReader) -> bytes:
-    """One whole RESP frame, its bytes exactly as read."""
-    header = await reader.readuntil(b"\r\n")
-    if len(header) > LINE_MAX or len(header) < 3:
-        raise RespError(f"not a RESP header: {header[:40]!r}")
-    kind, body = header[0], header[1:-2]
-    if kind in SINGLE_LINE:
-        return header
-    if kind in LENGTH_PREFIXED:
-        size = int(body)
-        return header if size < 0 else header + await reader.readexactly(size + 2)
-    if kind in AGGREGATES or kind in MAPS:
-        count = int(body) * (2 if kind in MAPS else 1)
-        parts = [header]
-        for _ in range(max(count, 0)):
-            parts.append(await read_frame(reader))
-        return b"".join(parts)
-    raise RespError(f"unknown RESP type {chr(kind)!r} in {header[:40]!r}")
+def frame_end(buf: bytes | bytearray, pos: int = 0) -> int | None:
+    """Where the RESP frame starting at ``pos`` ends (the index after it), or None while it is
+    incomplete. Iterative: a reply of ten thousand stream entries is not ten thousand calls deep."""
+    pending = 1  # frames still to read at this point
+    while pending:
+        nl = buf.find(b"\r\n", pos)
+        if nl < 0:
+            if len(buf) - pos > LINE_MAX:
+                raise RespError(f"a RESP header longer than {LINE_MAX} bytes: {bytes(buf[pos:pos + 40])!r}")
+            return None
+        kind, body = buf[pos], buf[pos + 1:nl]
+        pos = nl + 2
+        if kind in SINGLE_LINE:
+            pending -= 1
+        elif kind in LENGTH_PREFIXED:
+            size = _number(body)
+            pos += size + 2 if size >= 0 else 0
+            if pos > len(buf):
+                return None
+            pending -= 1
+        elif kind in AGGREGATES or kind in MAPS:
+            pending += max(_number(body), 0) * (2 if kind in MAPS else 1) - 1
+        else:
+            raise RespError(f"unknown RESP type {chr(kind)!r} in {bytes(buf[pos - len(body) - 3:nl])[:40]!r}")
+    return pos
 
 
-async def read_command(reader: asyncio.StreamReader) -> tuple[bytes, list[bytes]]:
-    """One command from a client: its bytes, and its words (an array of bulk strings, or inline)."""
-    first = await reader.readuntil(b"\r\n")
-    if not first.startswith(b"*"):
-        return first, first.split()  # an inline command (redis-cli, telnet)
-    count = int(first[1:-2])
-    raw, words = [first], []
+def parse_command(buf: bytes | bytearray, pos: int = 0) -> tuple[int, list[bytes]] | None:
+    """The command starting at ``pos``: where it ends and its words (an array of bulk strings, or
+    an inline command), or None while it is incomplete."""
+    nl = buf.find(b"\r\n", pos)
+    if nl < 0:
+        if len(buf) - pos > LINE_MAX:
+            raise RespError(f"a command line longer than {LINE_MAX} bytes")
+        return None
+    if buf[pos] != ord("*"):
+        return nl + 2, bytes(buf[pos:nl]).split()  # an inline command (redis-cli, telnet)
+    count, at, words = _number(buf[pos + 1:nl]), nl + 2, []
     for _ in range(max(count, 0)):
-        header = await reader.readuntil(b"\r\n")
-        if not header.startswith(b"$"):
-            raise RespError(f"a command's word is not a bulk string: {header[:40]!r}")
-        data = await reader.readexactly(int(header[1:-2]) + 2)
-        raw += [header, data]
-        words.append(data[:-2])
-    return b"".join(raw), words
+        nl = buf.find(b"\r\n", at)
+        if nl < 0:
+            return None
+        if buf[at] != ord("$"):
+            raise RespError(f"a command's word is not a bulk string: {bytes(buf[at:at + 40])!r}")
+        size = _number(buf[at + 1:nl])
+        at = nl + 2 + size + 2
+        if at > len(buf):
+            return None
+        words.append(bytes(buf[nl + 2:at - 2]))
+    return at, words
+
+
+def _number(text: bytes | bytearray) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise RespError(f"not a RESP length: {bytes(text)[:40]!r}") from None
+
+
+class _Bytes:
+    """What has been read from one side and not yet taken, taken frame by frame without copying
+    the rest each time (the consumed prefix is dropped once it is half the buffer)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader, self.buf, self.pos = reader, bytearray(), 0
+
+    async def more(self) -> None:
+        chunk = await self.reader.read(READ_SIZE)
+        if not chunk:
+            raise asyncio.IncompleteReadError(b"", None)
+        if self.pos > len(self.buf) // 2:
+            del self.buf[:self.pos]
+            self.pos = 0
+        self.buf += chunk
+
+    def take(self, end: int) -> bytes:
+        data, self.pos = bytes(self.buf[self.pos:end]), end
+        return data
+
+    @property
+    def empty(self) -> bool:
+        return self.pos >= len(self.buf)
+
+    async def frame(self) -> bytes:
+        while (end := frame_end(self.buf, self.pos)) is None:
+            await self.more()
+        return self.take(end)
 
 
 @dataclass
@@ -116,20 +169,26 @@ class RespProxy(ProtocolProxy):
     async def relay(self, connection: int, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
                     server_reader: asyncio.StreamReader, server_writer: asyncio.StreamWriter) -> None:
         answers: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        writer = asyncio.ensure_future(self._answer(answers, client_writer, server_reader))
+        writer = asyncio.ensure_future(self._answer(answers, client_writer, _Bytes(server_reader)))
         # A cut, or the server gone: closing the client's side ends the read below with EOF.
         writer.add_done_callback(lambda _task: client_writer.close())
+        commands, session = _Bytes(client_reader), _Session()
         try:
-            session = _Session()
             while not writer.done():
-                raw, words = await read_command(client_reader)
-                name = words[0].decode("utf-8", "replace").upper() if words else ""
-                for what, data in self._route(connection, name, words, raw, session):
-                    if what == "send":
-                        server_writer.write(data)
-                    else:
-                        answers.put_nowait((what, data))
-                await server_writer.drain()
+                await commands.more()
+                sent = []
+                while (parsed := parse_command(commands.buf, commands.pos)) is not None:
+                    end, words = parsed
+                    raw = commands.take(end)
+                    name = words[0].decode("utf-8", "replace").upper() if words else ""
+                    for what, data in self._route(connection, name, words, raw, session):
+                        if what == "send":
+                            sent.append(data)
+                        else:
+                            answers.put_nowait((what, data))
+                if sent:  # a pipeline's commands go on in one write
+                    server_writer.write(b"".join(sent))
+                    await server_writer.drain()
         finally:
             if not writer.done():
                 writer.cancel()
@@ -138,21 +197,21 @@ class RespProxy(ProtocolProxy):
     def _route(self, connection: int, name: str, words: list[bytes], raw: bytes,
                session: _Session) -> list[tuple[str, bytes]]:
         """What to send the server and what answers the client, in order, for one command."""
-        hit = self._rule_for(name, session)
-        request = " ".join(w.decode("utf-8", "replace") for w in words[:2])[:120]
+        hit = self._rule_for(name, session) if self._rules else None
         if name == "MULTI":
             session.in_multi, session.aborted = True, False
         if name in ("EXEC", "DISCARD") and session.in_multi:
             session.in_multi = False
             if name == "EXEC" and (session.aborted or hit is not None):
-                answer = ERRORS.get(hit[1].answer, EXECABORT) if hit is not None else EXECABORT
+                answer = EXECABORT
                 if hit is not None:
-                    self.record(connection, request, hit[1].answer, hit[0])
+                    answer = ERRORS.get(hit[1].answer, EXECABORT)
+                    self.record(connection, _request(words), hit[1].answer, hit[0])
                 return [("send", b"*1\r\n$7\r\nDISCARD\r\n"), ("swallow", b""), ("inject", answer)]
         if hit is None:
             return [("send", raw), ("reply", b"")]
         number, rule = hit
-        self.record(connection, request, rule.answer, number)
+        self.record(connection, _request(words), rule.answer, number)
         if rule.answer == CUT:
             return [("send", raw), ("cut", b"")]
         if session.in_multi:
@@ -160,21 +219,27 @@ class RespProxy(ProtocolProxy):
         return [("inject", ERRORS[rule.answer])]
 
     async def _answer(self, answers: asyncio.Queue[tuple[str, bytes]], client_writer: asyncio.StreamWriter,
-                      server_reader: asyncio.StreamReader) -> None:
+                      replies: _Bytes) -> None:
         """Answer the client in command order: the server's replies, made-up errors, a cut."""
         while True:
             what, data = await answers.get()
             if what == "inject":
                 client_writer.write(data)
             else:
-                reply = await read_frame(server_reader)
+                reply = await replies.frame()
                 while reply.startswith(b">"):  # a push answers no command
                     client_writer.write(reply)
-                    reply = await read_frame(server_reader)
+                    reply = await replies.frame()
                 if what == "cut":
                     client_writer.write(reply[:max(1, len(reply) // 2)])
                     await client_writer.drain()
                     return  # the relay closes both sides
                 if what == "reply":
                     client_writer.write(reply)
-            await client_writer.drain()
+            if answers.empty():  # a pipeline's replies go back together
+                await client_writer.drain()
+
+
+def _request(words: list[bytes]) -> str:
+    """A command as the journal names it: its name and first argument (the key)."""
+    return " ".join(w.decode("utf-8", "replace") for w in words[:2])[:120]
