@@ -17,6 +17,7 @@ from pydantic.dataclasses import dataclass
 from harness.errors import HarnessError
 from harness.infra.credentials import provision_postgres
 from harness.model.capabilities import Need
+from harness.rig.source_reads import HARNESS_MARK
 from harness.steps.base import STRICT, Background, StepKind, World
 from harness.steps.registry import step_kind
 
@@ -65,7 +66,7 @@ def probe_as_exporter(run: StepContext, query: str = "SELECT 1", timeout_s: floa
     try:
         with psycopg.connect(run.stack.exporter_postgres_dsn(proxied=False), connect_timeout=2,
                              options=f"-c lock_timeout={int(timeout_s * 1000)}") as conn:
-            conn.execute(sql.SQL(query))
+            conn.execute(sql.SQL(HARNESS_MARK + query))  # marked: not the exporter's read (rig.source_reads)
             return "ok"
     except psycopg.Error as exc:
         return f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[0]}"

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from harness.infra.stack import Stack
-from harness.rig.source_reads import source_statements
+from harness.rig.source_reads import HARNESS_MARK, source_statements
 
 TABLE = "source_reads_probe"
 
@@ -26,6 +26,7 @@ def test_the_exporters_statements_on_the_source_table_are_counted(fresh_stack: S
         for n in range(3):
             exporter.execute(f"SELECT id FROM {TABLE} WHERE id > %s", (n,))
         exporter.execute("SELECT 1")  # names no source table
+        exporter.execute(f"{HARNESS_MARK}SELECT count(*) FROM {TABLE}")  # the harness's probe as the exporter
     after = source_statements(fresh_stack, TABLE)
     grown = {q: n - before.calls.get(q, 0) for q, n in after.calls.items() if n != before.calls.get(q, 0)}
     assert list(grown.values()) == [3] and f"FROM {TABLE} WHERE id >" in next(iter(grown)), grown
