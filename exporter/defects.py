@@ -35,6 +35,8 @@ KNOWN = {
     "refused_checkpoint_starts_at_newest": "a starting reader whose checkpoint read Redis refuses (BUSY, "
                                            "TRYAGAIN) starts from the source's newest row: rows written while "
                                            "it was down are skipped",
+    "pause_grace_on_wall_clock": "a pause's grace deadline is kept on the wall clock: a step back while pausing "
+                                 "puts it out of reach, and the pause is never answered",
     "dead_letter_after_retries": "a record whose send failed twice (a retry budget of one) is dead-lettered as "
                                  "'retries_exhausted' "
                                  "instead of staying in the buffer until the sink takes it",

@@ -48,7 +48,7 @@ class Pauser:
         with self._lock:
             if self.status.state == "paused":
                 return self.status
-            started = time.monotonic()
+            started = self._clock()
             deadline = started + grace_s
             self.status = PauseStatus(state="pausing", requested_at=time.time(), grace_s=grace_s)
             self.control.pause_deadline = deadline
@@ -62,11 +62,17 @@ class Pauser:
             self._report(drained)
             return self.status
 
+    @staticmethod
+    def _clock() -> float:
+        """The grace's clock: monotonic, which no wall-clock step moves. The seeded defect reads
+        the wall clock instead: a step back while pausing puts the deadline out of reach."""
+        return time.time() if defects.on("pause_grace_on_wall_clock") else time.monotonic()
+
     def _wait_for_idle(self, deadline: float) -> bool:
         while True:
             if self.control.reader_idle.is_set() and self.control.deliverer_idle.is_set():
                 return True
-            if time.monotonic() >= deadline:  # checked before anything that can fail
+            if self._clock() >= deadline:  # checked before anything that can fail
                 return False
             time.sleep(0.02)
 
@@ -80,7 +86,7 @@ class Pauser:
                 time.sleep(0.1)
                 continue
             idle = self.control.reader_idle.is_set() and self.control.deliverer_idle.is_set()
-            if (idle and pending == 0) or time.monotonic() >= deadline:
+            if (idle and pending == 0) or self._clock() >= deadline:
                 return idle
             time.sleep(0.02)
 

@@ -48,6 +48,7 @@ class ScenarioError(HarnessError):
 # scenario modules write ``from harness.catalogue.scenario import LinkDown, Step``.
 from harness.steps import StepKind, StepKindError, by_name, kind_of, registered  # noqa: E402
 from harness.steps.actions import Checkpoint, Write  # noqa: E402
+from harness.steps.clock import ClockJump  # noqa: E402
 from harness.steps.disk import DIRECTORIES, DiskFull, ReadOnlyDir  # noqa: E402
 from harness.steps.exports import Export, ExportBurst  # noqa: E402
 from harness.steps.kafka_faults import KafkaAddPartitions, KafkaQuota, KafkaTopicSetting  # noqa: E402
@@ -71,8 +72,8 @@ from harness.steps.redis_faults import (  # noqa: E402
 from harness.steps.redis_protocol import RedisCommandError  # noqa: E402
 from harness.steps.source import HeldTransaction  # noqa: E402
 
-__all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "DiskFull", "Expect", "Export", "ExportBurst",
-           "FreezeExporter", "HeldTransaction", "KafkaAddPartitions", "KafkaQuota", "KafkaTopicSetting",
+__all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "ClockJump", "DiskFull", "Expect", "Export",
+           "ExportBurst", "FreezeExporter", "HeldTransaction", "KafkaAddPartitions", "KafkaQuota", "KafkaTopicSetting",
            "KillExporter", "LinkDown",
            "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable", "PostgresReadOnly",
            "PostgresStatementTimeout", "PostgresTerminateSessions", "ReadOnlyDir", "RedisClientPause",

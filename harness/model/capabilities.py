@@ -25,6 +25,7 @@ class NeedKind(StrEnum):
     TOOL = "tool"                # a server-side admin tool (name: the tool)
     CREDENTIALS = "credentials"  # the exporter's own role/user (name: "exporter")
     API = "api"                  # an HTTP API the target offers (name: exports, pause)
+    PRELOAD = "preload"          # a library preloaded into the target's process (name: wallclock)
     SINK = "sink"                # a sink the target has (name: the sink)
     OWN = "own"                  # a team's own capability (name: theirs)
 
@@ -92,6 +93,10 @@ class Need:
     @classmethod
     def api(cls, name: str) -> Need:
         return cls(NeedKind.API, name)
+
+    @classmethod
+    def preload(cls, library: str) -> Need:
+        return cls(NeedKind.PRELOAD, library)
 
     @classmethod
     def sink(cls, name: str) -> Need:

@@ -76,6 +76,9 @@ class TargetDefinition:
     # Records the pipeline may still move after it acknowledged a pause without saying it was
     # drained (a batch in the producer; the bundled exporter says whether it drained).
     pause_in_flight_max: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+    # Whether a library can be preloaded into its process (LD_PRELOAD: a dynamically linked program,
+    # a JVM, Python): clock and file-system faults need it; a static binary says false.
+    preload: bool = True
     # How it reads its source: "statements" (SQL on the source table, counted per role by
     # pg_stat_statements while a pause is in force) or "replication" (a logical replication
     # stream, which statements do not show: not measured, and the check says so).
@@ -178,6 +181,9 @@ class TargetDefinition:
         for need in _needs_of(step):
             if need.kind is NeedKind.API and need.name not in self.apis:
                 return f"target {self.name} offers no {need.name} API ({describe()} needs it)"
+            if need.kind is NeedKind.PRELOAD and not self.preload:
+                return (f"target {self.name} cannot have {need.name} preloaded into its process (a static "
+                        f"binary; `preload = false`), which {describe()} needs")
             if need.kind is NeedKind.SINK and need.name not in self.sinks:
                 return f"target {self.name} has no {need.name} ({describe()} needs it)"
         return None

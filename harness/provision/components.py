@@ -7,20 +7,19 @@ the cache (or, as root, through apt-get); ``--check`` never installs.
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import SetupError
 from harness.paths import cache_dir
+from harness.provision.base import Component, Installed, Log, cache_lock, setup_log
 from harness.provision.commands import apt_install, can_apt_install, run_logged, version_of
+from harness.provision.wallclock import Wallclock
 
 KAFKA_VERSION = "3.9.1"
 SCALA_VERSION = "2.13"
@@ -28,65 +27,6 @@ SLF4J_VERSION = "1.7.36"
 TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
 TOXIPROXY_VERSION = "v2.12.0"
 DEBEZIUM_VERSION = "3.7.0.Final"  # the first release with the fix of debezium/dbz#1554
-
-
-@dataclass(frozen=True)
-class Installed:
-    """Where a component was found: ``path`` is its binary or its jar directory."""
-
-    name: str
-    path: str
-    version: str
-    source: str
-
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
-
-
-Log = Callable[[str], None]
-
-
-def _setup_log() -> Path:
-    return cache_dir() / "setup.log"
-
-
-@contextmanager
-def _cache_lock() -> Iterator[None]:
-    """Serialise installs into the cache between concurrent setups (parallel CI jobs)."""
-    root = cache_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-class Component:
-    name: str = ""
-    debian_packages: list[str] = []
-
-    def locate(self) -> Installed | None:
-        raise NotImplementedError
-
-    def install(self, log: Log) -> Installed:
-        raise NotImplementedError
-
-    def how_to_install(self) -> str:
-        raise NotImplementedError
-
-    def _install_debian(self, log: Log) -> Installed:
-        if not can_apt_install():
-            raise SetupError(f"{self.name} is not installed and Faultline cannot install it "
-                             f"without root: {self.how_to_install()}")
-        log(f"installing {' '.join(self.debian_packages)} from Debian's packages")
-        apt_install(self.debian_packages, _setup_log(), what=f"installing {self.name}")
-        found = self.locate()
-        if found is None:
-            raise SetupError(f"{self.name}: installed {self.debian_packages} but still cannot "
-                             f"find it; {self.how_to_install()}")
-        return found
 
 
 class Postgres(Component):
@@ -230,7 +170,7 @@ def _maven() -> str:
         if not can_apt_install():
             raise SetupError("Maven (mvn) is needed to fetch jars from Maven Central; install it "
                              "(Debian: `apt-get install maven`)")
-        apt_install(["maven"], _setup_log(), what="installing maven")
+        apt_install(["maven"], setup_log(), what="installing maven")
         mvn = shutil.which("mvn") or "mvn"
     return mvn
 
@@ -245,7 +185,7 @@ def _resolve_jars(pom: str, target: Path, stamp: str, *, what: str) -> None:
         (staging / "pom.xml").write_text(pom)
         run_logged([mvn, "-B", "-q", "dependency:copy-dependencies",
                     f"-DoutputDirectory={staging / 'libs'}", "-DincludeScope=runtime"],
-                   _setup_log(), what=what, cwd=staging)
+                   setup_log(), what=what, cwd=staging)
         (staging / ".complete").write_text(stamp + "\n")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
@@ -320,7 +260,7 @@ class Toxiproxy(Component):
             log(f"building Toxiproxy {TOXIPROXY_VERSION} with go install")
             env = dict(os.environ, GOBIN=gobin, CGO_ENABLED="0")
             run_logged([go, "install", f"{TOXIPROXY_MODULE}/cmd/server@{TOXIPROXY_VERSION}"],
-                       _setup_log(), what="building toxiproxy-server", env=env)
+                       setup_log(), what="building toxiproxy-server", env=env)
             os.replace(Path(gobin) / "server", target)
         found = self.locate()
         assert found is not None, "toxiproxy was built but not found"
@@ -330,7 +270,7 @@ class Toxiproxy(Component):
         return "run `faultline setup` (needs Go) or set TOXIPROXY_SERVER to a toxiproxy-server binary"
 
 
-COMPONENTS: dict[str, Component] = {c.name: c for c in (Postgres(), Redis(), Java(), Kafka(), Toxiproxy())}
+COMPONENTS: dict[str, Component] = {c.name: c for c in (Postgres(), Redis(), Java(), Kafka(), Toxiproxy(), Wallclock())}
 # Installed on request (`faultline setup --with NAME`) or when a target definition needs them.
 OPTIONAL: dict[str, Component] = {c.name: c for c in (Debezium(),)}
 
@@ -351,7 +291,7 @@ def provision_all(log: Log, on_done: Callable[[Installed], None] | None = None,
                   with_: tuple[str, ...] = ()) -> dict[str, Installed]:
     """Find or install every component (and those asked for); idempotent, so a second run only looks."""
     result: dict[str, Installed] = {}
-    with _cache_lock():
+    with cache_lock():
         for name, component in _chosen(with_).items():
             found = component.locate()
             if found is None:
@@ -364,7 +304,7 @@ def provision_all(log: Log, on_done: Callable[[Installed], None] | None = None,
 
 def ensure(component: Component, log: Log) -> Installed:
     """The component, installed first if it is not (a target that needs Debezium gets it)."""
-    with _cache_lock():
+    with cache_lock():
         return component.locate() or component.install(log)
 
 

@@ -28,6 +28,7 @@ __all__ = ["STRICT", "Background", "Problem", "StepKind", "StepKindError", "Worl
 # The built-in kinds register themselves on import.
 from harness.steps import (  # noqa: E402,F401
     actions,
+    clock,
     disk,
     exports,
     kafka_faults,

@@ -66,6 +66,7 @@ class StepContext(Protocol):
     tap: BufferTap | None
     loads: list[LoadRun]
     proxies: dict[str, ProtocolProxy]
+    env: dict[str, str]  # the exporter's environment, set before it starts (a step's prepare may add)
     closers: list[Callable[[], None]]
     mounted: list[Path]
     immutable: list[Path]

@@ -3,6 +3,7 @@ never "kind:name" strings, and a team's kind that still returns strings is refus
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -78,3 +79,16 @@ def test_a_kind_with_string_needs_is_refused_where_it_is_made(monkeypatch: pytes
     monkeypatch.setitem(registry._REGISTRY, _StringNeeds.kind_name, _StringNeeds)
     with pytest.raises((ScenarioError, ValueError), match="must return a frozenset of .*Need.*'link:kafka'"):
         Step(phase="during", do=_StringNeeds())
+
+
+def test_a_clock_jump_needs_the_shim_preloaded_and_a_target_that_allows_it(tmp_path: Path) -> None:
+    from harness.model.target import BUNDLED, TargetDefinition
+    from harness.scenario import ClockJump
+
+    step = ClockJump(seconds=-3600)
+    assert step.needs() == {Need.preload("wallclock")} and step.check() is None
+    assert ClockJump(seconds=0).check() is not None  # no jump is no fault
+    assert TargetDefinition.load(BUNDLED).unsupported(step) is None
+    static = tmp_path / "static.toml"
+    static.write_text(BUNDLED.read_text().replace("[env]", "preload = false\n\n[env]", 1))
+    assert "cannot have wallclock preloaded" in (TargetDefinition.load(static).unsupported(step) or "")

@@ -1,0 +1,132 @@
+"""A wall-clock shim preloaded into the exporter (never the harness) for clock faults: it adds the
+offset written in ``$FAULTLINE_WALLCLOCK_FILE`` (seconds, re-read at most every 200 ms of real
+monotonic time) to CLOCK_REALTIME as ``clock_gettime``, ``gettimeofday`` and ``time`` report it;
+CLOCK_MONOTONIC and every other clock are untouched, as in a real NTP step.
+
+Why not libfaketime, which the issue names: Debian bookworm's 0.9.10 breaks Python 3.11's
+``time.sleep`` as soon as the monotonic clock is left alone (its ``clock_nanosleep`` hands the
+kernel a negative time: EINVAL, wolfcw/libfaketime#426, fixed after that release), and faking the
+monotonic clock too would make a wall-clock step look like a monotonic one, which no real clock
+does. This is a few dozen lines of C, compiled once by ``faultline setup`` into the cache.
+
+What it does not do: absolute CLOCK_REALTIME waits (``pthread_cond_timedwait`` on the realtime
+clock) still wait by the kernel's real clock; a real step would move them too. Python's and the
+JVM's timed waits use the monotonic clock, so the exporter and Kafka Connect are not affected.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from harness.errors import SetupError
+from harness.paths import cache_dir
+from harness.provision.base import Component, Installed, Log, setup_log
+from harness.provision.commands import apt_install, can_apt_install
+
+SHIM_VERSION = "1"
+OFFSET_ENV = "FAULTLINE_WALLCLOCK_FILE"
+SOURCE = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef int (*gettime_fn)(clockid_t, struct timespec *);
+static gettime_fn real_gettime;
+static int64_t offset_ns, read_at_ns = -1000000000000LL;
+
+static int64_t monotonic_ns(void) {
+    struct timespec ts;
+    real_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The offset, re-read from the file at most every 200 ms; plain syscalls only (no malloc, no
+   locks: clock_gettime may be called anywhere, a signal handler included). */
+static int64_t offset(void) {
+    int64_t now = monotonic_ns();
+    if (now - __atomic_load_n(&read_at_ns, __ATOMIC_RELAXED) < 200000000LL)
+        return __atomic_load_n(&offset_ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&read_at_ns, now, __ATOMIC_RELAXED);
+    const char *path = getenv("FAULTLINE_WALLCLOCK_FILE");
+    char text[64] = {0};
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd >= 0) {
+        ssize_t n = read(fd, text, sizeof text - 1);
+        close(fd);
+        if (n > 0) __atomic_store_n(&offset_ns, (int64_t)(strtod(text, NULL) * 1e9), __ATOMIC_RELAXED);
+    }
+    return __atomic_load_n(&offset_ns, __ATOMIC_RELAXED);
+}
+
+int clock_gettime(clockid_t id, struct timespec *ts) {
+    if (!real_gettime) real_gettime = (gettime_fn)dlsym(RTLD_NEXT, "clock_gettime");
+    int result = real_gettime(id, ts);
+    if (result == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) {
+        int64_t t = (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec + offset();
+        ts->tv_sec = t / 1000000000LL;
+        ts->tv_nsec = t % 1000000000LL;
+    }
+    return result;
+}
+
+int gettimeofday(struct timeval *tv, void *tz) {
+    struct timespec ts;
+    (void)tz;  /* obsolete */
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return -1;
+    if (tv) { tv->tv_sec = ts.tv_sec; tv->tv_usec = ts.tv_nsec / 1000; }
+    return 0;
+}
+
+time_t time(time_t *out) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (out) *out = ts.tv_sec;
+    return ts.tv_sec;
+}
+"""
+
+
+class Wallclock(Component):
+    name = "wallclock"
+    debian_packages = ["gcc", "libc6-dev"]
+
+    def _cached(self) -> Path:
+        return cache_dir() / f"wallclock-{SHIM_VERSION}" / "libfaultline-wallclock.so"
+
+    def locate(self) -> Installed | None:
+        path = self._cached()
+        return Installed(self.name, str(path), SHIM_VERSION, "cache") if path.is_file() else None
+
+    def install(self, log: Log) -> Installed:
+        compiler = shutil.which("cc") or shutil.which("gcc")
+        if compiler is None and can_apt_install():
+            apt_install(self.debian_packages, setup_log(), what="installing a C compiler for the wall-clock shim")
+            compiler = shutil.which("cc") or shutil.which("gcc")
+        if compiler is None:
+            raise SetupError(f"wallclock: no C compiler to build the shim; {self.how_to_install()}")
+        target = self._cached()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        log("building the wall-clock shim (clock faults)")
+        with tempfile.TemporaryDirectory(dir=target.parent) as work:
+            source, built = Path(work) / "wallclock.c", Path(work) / target.name
+            source.write_text(SOURCE)
+            proc = subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", str(built), str(source), "-ldl"],
+                                  capture_output=True, text=True, timeout=120, check=False)
+            if proc.returncode != 0:
+                raise SetupError(f"wallclock: the shim did not compile: {proc.stderr.strip()[:400]}")
+            built.replace(target)
+        found = self.locate()
+        if found is None:
+            raise SetupError("wallclock: built the shim but cannot find it")
+        return found
+
+    def how_to_install(self) -> str:
+        return "install a C compiler (Debian: `apt-get install gcc libc6-dev`) and run `faultline setup`"

@@ -1,0 +1,49 @@
+"""The wall-clock shim preloaded into a process moves its wall clock by the offset in the file, at
+once when the file changes, and leaves its monotonic clock, its sleeps and every other process's
+clock alone (the harness's own clock included)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.provision.components import require
+from harness.provision.wallclock import OFFSET_ENV
+
+PROBE = """
+import json, sys, time
+wall, mono = time.time(), time.monotonic()
+time.sleep(0.05)
+print(json.dumps({"wall": wall, "mono": mono, "slept": time.monotonic() - mono}), flush=True)
+input()  # the test has rewritten the offset
+deadline = time.monotonic() + 5  # the shim re-reads the file at most every 200 ms: poll for the jump
+while time.time() < wall + 1800 and time.monotonic() < deadline:
+    time.sleep(0.02)
+print(json.dumps({"wall_after": time.time()}), flush=True)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_the_shim_moves_the_wall_clock_only_and_follows_the_file(tmp_path: Path) -> None:
+    offset = tmp_path / "offset"
+    offset.write_text("-3600\n")
+    env = dict(os.environ, LD_PRELOAD=require("wallclock").path, **{OFFSET_ENV: str(offset)})
+    proc = subprocess.Popen([sys.executable, "-c", PROBE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                            text=True)
+    assert proc.stdout is not None
+    seen = json.loads(proc.stdout.readline())  # its first clocks, read under -3600
+    now, mono = time.time(), time.monotonic()
+    offset.write_text("+60\n")
+    out, _ = proc.communicate("go\n", timeout=30)
+    seen |= json.loads(out)
+    assert abs(seen["wall"] - (now - 3600)) < 10, seen  # an hour back at first
+    assert abs(seen["mono"] - mono) < 10  # the monotonic clock is the machine's
+    assert 0.04 < seen["slept"] < 1.0  # sleeps work (libfaketime 0.9.10 broke them: EINVAL)
+    assert abs(seen["wall_after"] - (time.time() + 60)) < 10, seen  # the new offset was followed
+    assert abs(time.time() - now) < 10  # and this process's clock never moved
