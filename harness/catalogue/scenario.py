@@ -62,6 +62,7 @@ from harness.steps.postgres_faults import (  # noqa: E402
     PostgresStatementTimeout,
     PostgresTerminateSessions,
 )
+from harness.steps.postgres_protocol import PostgresLoginRefused, PostgresStatementError  # noqa: E402
 from harness.steps.process import FreezeExporter, KillExporter, RestartService, ServiceMoves  # noqa: E402
 from harness.steps.redis_faults import (  # noqa: E402
     RedisClientPause,
@@ -73,12 +74,12 @@ from harness.steps.redis_protocol import RedisCommandError  # noqa: E402
 from harness.steps.source import HeldTransaction  # noqa: E402
 
 __all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "ClockJump", "DiskFull", "Expect", "Export",
-           "ExportBurst", "FreezeExporter", "HeldTransaction", "KafkaAddPartitions", "KafkaQuota", "KafkaTopicSetting",
-           "KillExporter", "LinkDown",
-           "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable", "PostgresReadOnly",
+           "ExportBurst", "FreezeExporter", "HeldTransaction", "KafkaAddPartitions", "KafkaQuota",
+           "KafkaTopicSetting", "KillExporter", "LinkDown", "LinkFlap", "Load", "Pause", "PostgresConnectionLimit",
+           "PostgresLockTable", "PostgresLoginRefused", "PostgresReadOnly", "PostgresStatementError",
            "PostgresStatementTimeout", "PostgresTerminateSessions", "ReadOnlyDir", "RedisClientPause",
-           "RedisCommandError", "RedisDenyCommands", "RedisRefuseConnections", "RedisRefuseWrites", "ServiceMoves",
-           "Reproduction", "RestartService", "Resume", "Scenario", "ScenarioError", "Step", "StepKind", "Toxic",
+           "RedisCommandError", "RedisDenyCommands", "RedisRefuseConnections", "RedisRefuseWrites", "Reproduction",
+           "RestartService", "Resume", "Scenario", "ScenarioError", "ServiceMoves", "Step", "StepKind", "Toxic",
            "Workload", "Write", "by_name", "check_step", "error_field", "explain", "has_window", "is_fault",
            "kind_of", "registered", "with_load_workers"]
 

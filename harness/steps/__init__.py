@@ -36,6 +36,7 @@ from harness.steps import (  # noqa: E402,F401
     network,
     pauses,
     postgres_faults,
+    postgres_protocol,
     process,
     redis_faults,
     redis_protocol,

@@ -28,6 +28,7 @@ from harness.errors import HarnessError
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 5.0
 JOURNAL_MAX = 10_000  # injections kept per proxy (a counter keeps the total)
+READ_SIZE = 256 * 1024  # bytes read at once: a pipeline's requests are decoded from one read
 
 
 class ProxyError(HarnessError):
@@ -75,6 +76,37 @@ class Injection:
     request: str
     answer: str
     rule: int
+
+
+class Inbound:
+    """What has been read from one side and not yet taken, taken frame by frame without copying
+    the rest each time (the consumed prefix is dropped once it is half the buffer)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader, self.buf, self.pos = reader, bytearray(), 0
+
+    async def more(self) -> None:
+        chunk = await self.reader.read(READ_SIZE)
+        if not chunk:
+            raise asyncio.IncompleteReadError(b"", None)
+        if self.pos > len(self.buf) // 2:
+            del self.buf[:self.pos]
+            self.pos = 0
+        self.buf += chunk
+
+    def take(self, end: int) -> bytes:
+        data, self.pos = bytes(self.buf[self.pos:end]), end
+        return data
+
+    @property
+    def empty(self) -> bool:
+        return self.pos >= len(self.buf)
+
+    async def frame(self, end_of: Callable[[bytearray, int], int | None]) -> bytes:
+        """The next whole frame, as ``end_of`` delimits it (None: not all here yet)."""
+        while (end := end_of(self.buf, self.pos)) is None:
+            await self.more()
+        return self.take(end)
 
 
 class Rule(ABC):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from harness.infra.proxies.base import ProtocolProxy, ProtocolViolation, Rule, Trigger
+from harness.infra.proxies.base import Inbound, ProtocolProxy, ProtocolViolation, Rule, Trigger
 
 # What Redis says, word for word, when it refuses a command for each reason.
 ERRORS = {
@@ -35,7 +35,6 @@ ERRORS = {
 EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
 CUT = "cut"  # forward the command, pass half of its reply, then close the connection
 LINE_MAX = 64 * 1024  # a header line longer than this is not RESP
-READ_SIZE = 256 * 1024  # bytes read at once: a pipeline's commands are decoded from one read
 SINGLE_LINE = frozenset(b"+-:_,#(")
 LENGTH_PREFIXED = frozenset(b"$!=")
 AGGREGATES = frozenset(b"*~>")
@@ -117,36 +116,6 @@ def _number(text: bytes | bytearray) -> int:
         raise RespError(f"not a RESP length: {bytes(text)[:40]!r}") from None
 
 
-class _Bytes:
-    """What has been read from one side and not yet taken, taken frame by frame without copying
-    the rest each time (the consumed prefix is dropped once it is half the buffer)."""
-
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self.reader, self.buf, self.pos = reader, bytearray(), 0
-
-    async def more(self) -> None:
-        chunk = await self.reader.read(READ_SIZE)
-        if not chunk:
-            raise asyncio.IncompleteReadError(b"", None)
-        if self.pos > len(self.buf) // 2:
-            del self.buf[:self.pos]
-            self.pos = 0
-        self.buf += chunk
-
-    def take(self, end: int) -> bytes:
-        data, self.pos = bytes(self.buf[self.pos:end]), end
-        return data
-
-    @property
-    def empty(self) -> bool:
-        return self.pos >= len(self.buf)
-
-    async def frame(self) -> bytes:
-        while (end := frame_end(self.buf, self.pos)) is None:
-            await self.more()
-        return self.take(end)
-
-
 @dataclass
 class _Session:
     """What one client connection is in: a MULTI, and whether a command in it was refused."""
@@ -169,10 +138,10 @@ class RespProxy(ProtocolProxy):
     async def relay(self, connection: int, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
                     server_reader: asyncio.StreamReader, server_writer: asyncio.StreamWriter) -> None:
         answers: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        writer = asyncio.ensure_future(self._answer(answers, client_writer, _Bytes(server_reader)))
+        writer = asyncio.ensure_future(self._answer(answers, client_writer, Inbound(server_reader)))
         # A cut, or the server gone: closing the client's side ends the read below with EOF.
         writer.add_done_callback(lambda _task: client_writer.close())
-        commands, session = _Bytes(client_reader), _Session()
+        commands, session = Inbound(client_reader), _Session()
         try:
             while not writer.done():
                 await commands.more()
@@ -219,17 +188,17 @@ class RespProxy(ProtocolProxy):
         return [("inject", ERRORS[rule.answer])]
 
     async def _answer(self, answers: asyncio.Queue[tuple[str, bytes]], client_writer: asyncio.StreamWriter,
-                      replies: _Bytes) -> None:
+                      replies: Inbound) -> None:
         """Answer the client in command order: the server's replies, made-up errors, a cut."""
         while True:
             what, data = await answers.get()
             if what == "inject":
                 client_writer.write(data)
             else:
-                reply = await replies.frame()
+                reply = await replies.frame(frame_end)
                 while reply.startswith(b">"):  # a push answers no command
                     client_writer.write(reply)
-                    reply = await replies.frame()
+                    reply = await replies.frame(frame_end)
                 if what == "cut":
                     client_writer.write(reply[:max(1, len(reply) // 2)])
                     await client_writer.drain()

@@ -1,0 +1,159 @@
+"""Postgres answering one statement at a time, through the protocol proxy on the Postgres link
+(harness.infra.proxies.pgwire): a chosen SQLSTATE raised by the server itself for the statements
+whose SQL matches (serialization failure, deadlock, statement or lock timeout, disk full, out of
+memory, I/O error), a result cut after some rows, or a login refused. The rest of the connection
+passes untouched: the exporter is tested on what it does with *that* error on *that* statement."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+import psycopg
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from harness.errors import HarnessError
+from harness.infra.proxies.base import Trigger
+from harness.infra.proxies.pgwire import CUT, RAISE_SETUP, LoginRule, PgWireProxy, StatementRule
+from harness.model.capabilities import Need
+from harness.steps.base import STRICT, Fraction, Problem, StepKind, World
+from harness.steps.protocol import ensure_proxy, proxy_of
+from harness.steps.registry import step_kind
+
+if TYPE_CHECKING:
+    from harness.infra.proxies.base import ProtocolProxy, Rule
+    from harness.report.journal import StepRecord
+    from harness.steps.context import StepContext
+
+StatementAnswer = Literal["40001", "40P01", "57014", "55P03", "53100", "53200", "58030", "cut"]
+LoginAnswer = Literal["53300", "57P03", "28P01"]
+SAMPLES_KEPT = 20
+SOURCE_TABLE = "{source_table}"
+
+
+def _prepare(run: StepContext) -> None:
+    """The proxy on the Postgres link, and the function that raises a chosen SQLSTATE."""
+    try:
+        with psycopg.connect(run.stack.admin_url("postgres"), autocommit=True, connect_timeout=5) as conn:
+            for statement in RAISE_SETUP:
+                conn.execute(statement)
+    except psycopg.Error as exc:
+        raise HarnessError(f"scenario {run.scenario.name}: postgres: cannot create the function the protocol "
+                           f"proxy raises errors with: {exc.__class__.__name__}: {exc}") from exc
+    ensure_proxy(run, "postgres", lambda upstream, clock: PgWireProxy(upstream, clock))
+
+
+def _report(proxy: ProtocolProxy, number: int, rule: Rule, record: StepRecord) -> None:
+    proxy.remove_rule(number)
+    made = proxy.injections(number)
+    record.evidence += f"; answered {rule.trigger.fired} of {rule.trigger.matched} matching"
+    record.result = {"matched": rule.trigger.matched, "injected": rule.trigger.fired,
+                     "injections": [{"at": i.at, "connection": i.connection, "request": i.request,
+                                     "answer": i.answer} for i in made[:SAMPLES_KEPT]]}
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class PostgresStatementError(StepKind):
+    """Statements whose SQL contains ``statement`` (``{source_table}``: the run's source table)
+    are answered with ``answer``, a SQLSTATE the server raises, or ``cut`` (the connection closes
+    after ``after_rows`` rows of the result): from the ``nth`` match on, ``times`` times (0:
+    every one while in force), each with ``probability`` (seeded by ``seed``)."""
+
+    kind_name: ClassVar[str] = "postgres_statement_error"
+    answer: StatementAnswer = "40001"
+    statement: Annotated[str, Field(min_length=1, max_length=200)] = SOURCE_TABLE
+    after_rows: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    nth: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    times: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    probability: Fraction = 1.0
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 1
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> PostgresStatementError:
+        answer: StatementAnswer = rng.choice(("40001", "40P01", "57014", "55P03", "53100", "53200", "58030", "cut"))
+        return cls(answer=answer, after_rows=rng.choice((0, 1, 50)) if answer == CUT else 0,
+                   nth=rng.choice((1, 1, 2, 5)), times=rng.choice((1, 3, 0)), probability=rng.choice((1.0, 1.0, 0.5)),
+                   seed=rng.randrange(1, 1_000_000))
+
+    def describe(self) -> str:
+        what = f"cut after {self.after_rows} row(s)" if self.answer == CUT else f"SQLSTATE {self.answer}"
+        how = "every time" if self.times == 0 else f"{self.times} time(s)"
+        chance = f" with probability {self.probability:g}" if self.probability < 1 else ""
+        return f"postgres answers statements on {self.statement} with {what} from the {self.nth}. on, {how}{chance}"
+
+    def check(self) -> Problem | None:
+        if self.after_rows and self.answer != CUT:
+            return Problem("after_rows", "after_rows is for answer = \"cut\"")
+        return None
+
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.protocol("postgres"), Need.admin("postgres")})
+
+    def simpler(self) -> list[StepKind]:
+        gentler: list[StepKind] = []
+        if self.times != 1:
+            gentler.append(dataclasses.replace(self, times=1))
+        if self.probability < 1:
+            gentler.append(dataclasses.replace(self, probability=1.0))
+        return gentler
+
+    def prepare(self, run: StepContext) -> None:
+        _prepare(run)
+
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
+        proxy = proxy_of(run, "postgres", self.describe())
+        pattern = self.statement.replace(SOURCE_TABLE, run.ctx.source_table)
+        rule = StatementRule(pattern, self.answer, self.after_rows, Trigger(self.nth, self.times, self.probability,
+                                                                            self.seed))
+        number = proxy.add_rule(rule)
+        record.evidence = f"rule {number} on the postgres proxy ({proxy.address}): {rule.describe()}"
+        return number, rule
+
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
+        number, rule = handle
+        _report(proxy_of(run, "postgres", self.describe()), number, rule, record)
+        record.evidence += " statement(s)"
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class PostgresLoginRefused(StepKind):
+    """Logins through the link are refused with ``sqlstate`` (FATAL, as the server says it): too
+    many clients, starting up, or a password refused; by the same trigger as a statement error."""
+
+    kind_name: ClassVar[str] = "postgres_login_refused"
+    sqlstate: LoginAnswer = "53300"
+    nth: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    times: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    probability: Fraction = 1.0
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 1
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> PostgresLoginRefused:
+        sqlstate: LoginAnswer = rng.choice(("53300", "57P03", "28P01"))
+        return cls(sqlstate=sqlstate, times=rng.choice((1, 3, 0)), seed=rng.randrange(1, 1_000_000))
+
+    def describe(self) -> str:
+        how = "every time" if self.times == 0 else f"{self.times} time(s)"
+        return f"postgres refuses logins with SQLSTATE {self.sqlstate} from the {self.nth}. on, {how}"
+
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.protocol("postgres"), Need.admin("postgres")})
+
+    def prepare(self, run: StepContext) -> None:
+        _prepare(run)
+
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
+        proxy = proxy_of(run, "postgres", self.describe())
+        rule = LoginRule(self.sqlstate, Trigger(self.nth, self.times, self.probability, self.seed))
+        number = proxy.add_rule(rule)
+        record.evidence = f"rule {number} on the postgres proxy ({proxy.address}): {rule.describe()}"
+        return number, rule
+
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
+        number, rule = handle
+        _report(proxy_of(run, "postgres", self.describe()), number, rule, record)
+        record.evidence += " login(s)"
