@@ -32,6 +32,9 @@ class Expect:
     # while in force (nothing moved beyond what was in flight; no resuming by itself).
     pause_within_grace: bool = True
     pause_honoured: bool = True
+    # Every fault answered through a protocol proxy met a request it matched (one that never did
+    # proved nothing; explore and soak draw such faults blind and turn this off).
+    protocol_faults_met: bool = True
     metrics_agree: bool = True
     recovered_within_s: Window = 60.0
     dead_lettered_at_least: Count = 0

@@ -62,6 +62,10 @@ class ScenarioRunner:
         try:
             self._play()
             run.result.verdict = Verdict.FAIL if run.result.violations else Verdict.PASS
+            starved = self._only_starved_faults()
+            if starved is not None and all(c.name == "protocol_faults_met" for c in run.result.violations):
+                # Nothing else failed: the run did not test what it is about (a real loss still fails).
+                run.result.verdict, run.result.skipped = Verdict.SKIPPED, starved
         except HarnessError as exc:
             run.result.verdict, run.result.error = Verdict.ERROR, str(exc)
         except Exception as exc:  # noqa: BLE001 - a bug in the harness is a harness error (exit 2), not a verdict
@@ -71,6 +75,16 @@ class ScenarioRunner:
             self._cleanup()
             run.result.duration_s = round(time.monotonic() - run.t0, 3)
         return run.result
+
+    def _only_starved_faults(self) -> str | None:
+        """Why a run proved nothing, if it did not: its every fault was answered through a protocol
+        proxy and none met a request it matched (a target that never sent that statement)."""
+        reaches = self.run_.observed.reaches
+        faults = [s for s in self.scenario.steps if s.do.role == "fault"]
+        if not reaches or len(reaches) != len(faults) or any(r.answered for r in reaches):
+            return None
+        return ("no fault met a request of the target's (" + "; ".join(
+            f"{r.step}: {r.matched} matched" for r in reaches) + "): nothing was tested")
 
     def _cannot_run(self) -> str | None:
         """Why this backend or target cannot run the scenario (a step it cannot perform, a knob the

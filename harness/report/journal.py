@@ -87,6 +87,18 @@ class PauseObservation:
 
 
 @dataclass(frozen=True)
+class FaultReach:
+    """What a fault answered through a protocol proxy met: the requests its rule matched and those
+    it answered, and whether the target's pipeline goes through that server at all."""
+
+    step: str
+    server: str
+    matched: int
+    answered: int
+    server_used: bool
+
+
+@dataclass(frozen=True)
 class ActionAnswer:
     """An action's request and what came back, for the check that owns the action's name
     (``resume``, ``export:NAME``, ``export_admission``, ``exports_complete``): the step measures,
@@ -112,3 +124,4 @@ class ProcessEvidence:
 class Observations:
     pauses: list[PauseObservation] = field(default_factory=list)
     answers: list[ActionAnswer] = field(default_factory=list)
+    reaches: list[FaultReach] = field(default_factory=list)

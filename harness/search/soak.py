@@ -133,7 +133,7 @@ def schedule(plan: SoakPlan) -> Scenario:
         workload=Workload(records=records, profile="mixed", chunk=max(1, plan.rate // 2), seed=plan.seed,
                           before_fraction=min(0.05, 200 / max(records, 1))),
         steps=tuple(steps),
-        expect=Expect(no_resource_leak=True, recovered_within_s=120.0),
+        expect=Expect(no_resource_leak=True, recovered_within_s=120.0, protocol_faults_met=False),
         exporter_env=dict(plan.exporter_env), knobs=dict(plan.knobs),
         during_s=plan.duration_s,
     ).validate()

@@ -19,17 +19,15 @@ from harness.infra.proxies.base import Trigger
 from harness.infra.proxies.pgwire import CUT, RAISE_SETUP, LoginRule, PgWireProxy, StatementRule
 from harness.model.capabilities import Need
 from harness.steps.base import STRICT, Fraction, Problem, StepKind, World
-from harness.steps.protocol import ensure_proxy, proxy_of
+from harness.steps.protocol import ensure_proxy, proxy_of, take_off
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
-    from harness.infra.proxies.base import ProtocolProxy, Rule
     from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
 
 StatementAnswer = Literal["40001", "40P01", "57014", "55P03", "53100", "53200", "58030", "cut"]
 LoginAnswer = Literal["53300", "57P03", "28P01"]
-SAMPLES_KEPT = 20
 SOURCE_TABLE = "{source_table}"
 
 
@@ -43,15 +41,6 @@ def _prepare(run: StepContext) -> None:
         raise HarnessError(f"scenario {run.scenario.name}: postgres: cannot create the function the protocol "
                            f"proxy raises errors with: {exc.__class__.__name__}: {exc}") from exc
     ensure_proxy(run, "postgres", lambda upstream, clock: PgWireProxy(upstream, clock))
-
-
-def _report(proxy: ProtocolProxy, number: int, rule: Rule, record: StepRecord) -> None:
-    proxy.remove_rule(number)
-    made = proxy.injections(number)
-    record.evidence += f"; answered {rule.trigger.fired} of {rule.trigger.matched} matching"
-    record.result = {"matched": rule.trigger.matched, "injected": rule.trigger.fired,
-                     "injections": [{"at": i.at, "connection": i.connection, "request": i.request,
-                                     "answer": i.answer} for i in made[:SAMPLES_KEPT]]}
 
 
 @step_kind
@@ -114,8 +103,7 @@ class PostgresStatementError(StepKind):
 
     def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         number, rule = handle
-        _report(proxy_of(run, "postgres", self.describe()), number, rule, record)
-        record.evidence += " statement(s)"
+        take_off(run, "postgres", number, rule, record)
 
 
 @step_kind
@@ -155,5 +143,4 @@ class PostgresLoginRefused(StepKind):
 
     def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         number, rule = handle
-        _report(proxy_of(run, "postgres", self.describe()), number, rule, record)
-        record.evidence += " login(s)"
+        take_off(run, "postgres", number, rule, record)

@@ -10,10 +10,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
-from harness.infra.proxies.base import ProtocolProxy
+from harness.infra.proxies.base import ProtocolProxy, Rule
+from harness.report.journal import FaultReach
 
 if TYPE_CHECKING:
+    from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
+
+SAMPLES_KEPT = 20  # injections written into a step's result
 
 ProxyFactory = Callable[[tuple[str, int], Callable[[], float]], ProtocolProxy]
 
@@ -46,3 +50,18 @@ def proxy_of(run: StepContext, server: str, step: str) -> ProtocolProxy:
     except KeyError:
         raise HarnessError(f"scenario {run.scenario.name}: {step} has no {server} protocol proxy "
                            "(it is put on the link before the exporter starts, by the step's prepare)") from None
+
+
+def take_off(run: StepContext, server: str, number: int, rule: Rule, record: StepRecord) -> None:
+    """Take a step's rule off the proxy, and write what it met into the step's record and the
+    run's observations (a fault that met no request is seen by the ``protocol_faults_met`` check)."""
+    proxy = proxy_of(run, server, record.description)
+    proxy.remove_rule(number)
+    made = proxy.injections(number)
+    trigger = rule.trigger
+    record.evidence += f"; answered {trigger.fired} of {trigger.matched} matching request(s)"
+    record.result = {"matched": trigger.matched, "injected": trigger.fired,
+                     "injections": [{"at": i.at, "connection": i.connection, "request": i.request,
+                                     "answer": i.answer} for i in made[:SAMPLES_KEPT]]}
+    run.observed.reaches.append(FaultReach(record.description, server, trigger.matched, trigger.fired,
+                                           server in run.target.uses))

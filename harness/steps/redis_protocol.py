@@ -14,10 +14,10 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from harness.infra.proxies.base import Trigger
-from harness.infra.proxies.resp import CUT, CommandRule, RespProxy
+from harness.infra.proxies.resp import CommandRule, RespProxy
 from harness.model.capabilities import Need
 from harness.steps.base import STRICT, Fraction, StepKind, World
-from harness.steps.protocol import ensure_proxy, proxy_of
+from harness.steps.protocol import ensure_proxy, proxy_of, take_off
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ RedisAnswer = Literal["OOM", "READONLY", "LOADING", "BUSY", "NOREPLICAS", "MISCO
 # Commands explore draws from: a buffer's writes, reads, acknowledgements, transactions and
 # checkpoint (a black-box target may use others; a scenario names any command).
 DRAWN_COMMANDS = ("XADD", "XACK", "XDEL", "XREADGROUP", "XAUTOCLAIM", "XLEN", "GET", "SET", "EXEC")
-SAMPLES_KEPT = 20  # injections written into the step's result
 
 
 @step_kind
@@ -85,12 +84,4 @@ class RedisCommandError(StepKind):
 
     def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         number, rule = handle
-        proxy = proxy_of(run, "redis", self.describe())
-        proxy.remove_rule(number)
-        made = proxy.injections(number)
-        what = "cut" if self.answer == CUT else f"answered {self.answer}"
-        record.evidence += (f"; {what} {rule.trigger.fired} of {rule.trigger.matched} matching {self.command} "
-                            f"command(s)")
-        record.result = {"matched": rule.trigger.matched, "injected": rule.trigger.fired,
-                         "injections": [{"at": i.at, "connection": i.connection, "request": i.request,
-                                         "answer": i.answer} for i in made[:SAMPLES_KEPT]]}
+        take_off(run, "redis", number, rule, record)

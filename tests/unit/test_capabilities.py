@@ -92,3 +92,24 @@ def test_a_clock_jump_needs_the_shim_preloaded_and_a_target_that_allows_it(tmp_p
     static = tmp_path / "static.toml"
     static.write_text(BUNDLED.read_text().replace("[env]", "preload = false\n\n[env]", 1))
     assert "cannot have wallclock preloaded" in (TargetDefinition.load(static).unsupported(step) or "")
+
+
+def test_a_run_whose_every_fault_met_no_request_is_skipped_not_passed() -> None:
+    from types import SimpleNamespace
+
+    from harness.play.runner import ScenarioRunner
+    from harness.report.journal import FaultReach, Observations
+    from harness.scenario import RedisCommandError
+
+    steps = (Step("during", RedisCommandError(command="GET"), at=0.5, duration=1.0),
+             Step("during", RedisCommandError(command="XADD"), at=2.0, duration=1.0))
+    starved = [FaultReach("redis GET", "redis", 0, 0, True), FaultReach("redis XADD", "redis", 3, 0, True)]
+
+    def why(reaches: list[FaultReach], scenario_steps: tuple[Step, ...] = steps) -> str | None:
+        runner = SimpleNamespace(run_=SimpleNamespace(observed=Observations(reaches=reaches)),
+                                 scenario=SimpleNamespace(steps=scenario_steps))
+        return ScenarioRunner._only_starved_faults(runner)  # type: ignore[arg-type]
+
+    assert "nothing was tested" in (why(starved) or "") and "redis XADD: 3 matched" in (why(starved) or "")
+    assert why([starved[0], FaultReach("redis XADD", "redis", 3, 1, True)]) is None  # one met: judged
+    assert why(starved[:1], steps + (Step("during", LinkDown("kafka"), at=1.0, duration=1.0),)) is None

@@ -23,6 +23,7 @@ from harness.judge.sinks import DeadLetterRecord, SinkRecord
 from harness.report.journal import (
     ActionAnswer,
     Check,
+    FaultReach,
     FlowMark,
     Observations,
     PauseObservation,
@@ -111,6 +112,8 @@ FAILING: dict[str, Callable[[], Evidence]] = {
     "pause_honoured": lambda: _evidence(observed=Observations(pauses=[_pause()]),
                                         appended_between=lambda lo, hi: [7, 8]),
     "resume": lambda: _evidence(observed=_answer("resume")),
+    "protocol_faults_met": lambda: _evidence(observed=Observations(reaches=[FaultReach("redis GET", "redis", 4, 0,
+                                                                                       True)])),
     "export": lambda: _evidence(observed=_answer("export:x.jsonl")),
     "export_admission": lambda: _evidence(observed=_answer("export_admission")),
     "exports_complete": lambda: _evidence(observed=_answer("exports_complete")),
@@ -139,6 +142,8 @@ HOLDING: dict[str, Callable[[], Evidence]] = {
     "pause_within_grace": lambda: _evidence(observed=Observations(pauses=[_pause(elapsed=2.4)])),
     "pause_honoured": lambda: _evidence(observed=Observations(pauses=[_pause()]), appended_between=lambda lo, hi: []),
     "resume": lambda: _evidence(observed=Observations(answers=[ActionAnswer("resume", "200", (), "answered 200")])),
+    "protocol_faults_met": lambda: _evidence(observed=Observations(reaches=[
+        FaultReach("redis GET", "redis", 4, 2, True), FaultReach("redis XADD", "redis", 0, 0, False)])),
     "export": lambda: _evidence(observed=Observations(answers=[ActionAnswer("export:x", "completed", (), "ok")])),
     "export_admission": lambda: _evidence(observed=Observations(answers=[ActionAnswer("export_admission", "", (),
                                                                                       "ok")])),
