@@ -9,9 +9,12 @@ kernel a negative time: EINVAL, wolfcw/libfaketime#426, fixed after that release
 monotonic clock too would make a wall-clock step look like a monotonic one, which no real clock
 does. This is a few dozen lines of C, compiled once by ``faultline setup`` into the cache.
 
-What it does not do: absolute CLOCK_REALTIME waits (``pthread_cond_timedwait`` on the realtime
-clock) still wait by the kernel's real clock; a real step would move them too. Python's and the
-JVM's timed waits use the monotonic clock, so the exporter and Kafka Connect are not affected.
+A process computes absolute deadlines on the realtime clock from what it reads, while the kernel
+waits by the real one: ``sem_timedwait`` (Python's multiprocessing waits), ``sem_clockwait`` and
+``clock_nanosleep`` on the realtime clock are shifted back, or a 50 ms wait under a step forward
+of an hour would last the hour (explore found exactly that, seed 1 run 25, before they were).
+Not shifted: ``pthread_cond_timedwait``, whose clock only the condition variable knows (Python's
+threading and the JVM wait on the monotonic clock).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from harness.paths import cache_dir
 from harness.provision.base import Component, Installed, Log, setup_log
 from harness.provision.commands import apt_install, can_apt_install
 
-SHIM_VERSION = "1"
+SHIM_VERSION = "2"
 OFFSET_ENV = "FAULTLINE_WALLCLOCK_FILE"
 SOURCE = r"""
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/time.h>
@@ -90,6 +94,40 @@ time_t time(time_t *out) {
     clock_gettime(CLOCK_REALTIME, &ts);
     if (out) *out = ts.tv_sec;
     return ts.tv_sec;
+}
+
+/* An absolute deadline on the realtime clock was computed from the shifted clock: the kernel
+   waits by the real one, so shift it back (else a wait of 50 ms lasts an hour, or none at all). */
+static struct timespec unshifted(const struct timespec *deadline) {
+    if (!real_gettime) real_gettime = (gettime_fn)dlsym(RTLD_NEXT, "clock_gettime");
+    int64_t t = (int64_t)deadline->tv_sec * 1000000000LL + deadline->tv_nsec - offset();
+    struct timespec real = {t / 1000000000LL, t % 1000000000LL};
+    if (real.tv_nsec < 0) { real.tv_sec -= 1; real.tv_nsec += 1000000000LL; }
+    return real;
+}
+
+int sem_timedwait(sem_t *sem, const struct timespec *deadline) {
+    static int (*real)(sem_t *, const struct timespec *);
+    if (!real) real = (int (*)(sem_t *, const struct timespec *))dlsym(RTLD_NEXT, "sem_timedwait");
+    struct timespec at = unshifted(deadline);
+    return real(sem, &at);
+}
+
+int sem_clockwait(sem_t *sem, clockid_t clock, const struct timespec *deadline) {
+    static int (*real)(sem_t *, clockid_t, const struct timespec *);
+    if (!real) real = (int (*)(sem_t *, clockid_t, const struct timespec *))dlsym(RTLD_NEXT, "sem_clockwait");
+    if (clock != CLOCK_REALTIME) return real(sem, clock, deadline);
+    struct timespec at = unshifted(deadline);
+    return real(sem, clock, &at);
+}
+
+int clock_nanosleep(clockid_t clock, int flags, const struct timespec *request, struct timespec *remain) {
+    static int (*real)(clockid_t, int, const struct timespec *, struct timespec *);
+    if (!real) real = (int (*)(clockid_t, int, const struct timespec *, struct timespec *))
+        dlsym(RTLD_NEXT, "clock_nanosleep");
+    if (clock != CLOCK_REALTIME || !(flags & TIMER_ABSTIME)) return real(clock, flags, request, remain);
+    struct timespec at = unshifted(request);
+    return real(clock, flags, &at, remain);
 }
 """
 

@@ -47,3 +47,24 @@ def test_the_shim_moves_the_wall_clock_only_and_follows_the_file(tmp_path: Path)
     assert 0.04 < seen["slept"] < 1.0  # sleeps work (libfaketime 0.9.10 broke them: EINVAL)
     assert abs(seen["wall_after"] - (time.time() + 60)) < 10, seen  # the new offset was followed
     assert abs(time.time() - now) < 10  # and this process's clock never moved
+
+
+WAITS = """
+import multiprocessing, time
+event = multiprocessing.get_context("spawn").Event()
+started = time.monotonic()
+for _ in range(10):
+    event.wait(0.05)  # a deadline on the shifted realtime clock, waited for by the real one
+print(time.monotonic() - started)
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("shift", ["+3600", "-3600"])
+def test_timed_waits_on_the_realtime_clock_last_what_they_ask(tmp_path: Path, shift: str) -> None:
+    offset = tmp_path / "offset"
+    offset.write_text(shift + "\n")
+    env = dict(os.environ, LD_PRELOAD=require("wallclock").path, **{OFFSET_ENV: str(offset)})
+    took = float(subprocess.run([sys.executable, "-c", WAITS], env=env, capture_output=True, text=True, timeout=30,
+                                check=True).stdout)
+    assert 0.45 < took < 5.0, took  # not an hour (forward), not zero (back)

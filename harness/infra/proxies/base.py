@@ -237,7 +237,8 @@ class ProtocolProxy(ABC):
         finally:
             for writer in (client_writer, server_writer):
                 writer.close()
-                with contextlib.suppress(OSError, ConnectionError):
+                # Closing the proxy cancels this wait too: the connection ends with it either way.
+                with contextlib.suppress(OSError, ConnectionError, asyncio.CancelledError):
                     await writer.wait_closed()
             self._tasks.discard(task)
 
