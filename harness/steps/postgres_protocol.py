@@ -6,7 +6,6 @@ passes untouched: the exporter is tested on what it does with *that* error on *t
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -15,11 +14,10 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.infra.proxies.base import Trigger
 from harness.infra.proxies.pgwire import CUT, RAISE_SETUP, LoginRule, PgWireProxy, StatementRule
 from harness.model.capabilities import Need
-from harness.steps.base import STRICT, Fraction, Problem, StepKind, World
-from harness.steps.protocol import ensure_proxy, proxy_of, take_off
+from harness.steps.base import STRICT, Problem, World
+from harness.steps.protocol import TriggeredFault, ensure_proxy, take_off
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
@@ -44,8 +42,8 @@ def _prepare(run: StepContext) -> None:
 
 
 @step_kind
-@dataclass(frozen=True, config=STRICT)
-class PostgresStatementError(StepKind):
+@dataclass(frozen=True, config=STRICT, kw_only=True)
+class PostgresStatementError(TriggeredFault):
     """Statements whose SQL contains ``statement`` (``{source_table}``: the run's source table)
     are answered with ``answer``, a SQLSTATE the server raises, or ``cut`` (the connection closes
     after ``after_rows`` rows of the result): from the ``nth`` match on, ``times`` times (0:
@@ -55,10 +53,6 @@ class PostgresStatementError(StepKind):
     answer: StatementAnswer = "40001"
     statement: Annotated[str, Field(min_length=1, max_length=200)] = SOURCE_TABLE
     after_rows: Annotated[int, Field(ge=0, le=1_000_000)] = 0
-    nth: Annotated[int, Field(ge=1, le=1_000_000)] = 1
-    times: Annotated[int, Field(ge=0, le=1_000_000)] = 1
-    probability: Fraction = 1.0
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 1
 
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> PostgresStatementError:
@@ -69,9 +63,7 @@ class PostgresStatementError(StepKind):
 
     def describe(self) -> str:
         what = f"cut after {self.after_rows} row(s)" if self.answer == CUT else f"SQLSTATE {self.answer}"
-        how = "every time" if self.times == 0 else f"{self.times} time(s)"
-        chance = f" with probability {self.probability:g}" if self.probability < 1 else ""
-        return f"postgres answers statements on {self.statement} with {what} from the {self.nth}. on, {how}{chance}"
+        return f"postgres answers statements on {self.statement} with {what} {self.how_often()}"
 
     def check(self) -> Problem | None:
         if self.after_rows and self.answer != CUT:
@@ -81,25 +73,13 @@ class PostgresStatementError(StepKind):
     def needs(self) -> frozenset[Need]:
         return frozenset({Need.protocol("postgres"), Need.admin("postgres")})
 
-    def simpler(self) -> list[StepKind]:
-        gentler: list[StepKind] = []
-        if self.times != 1:
-            gentler.append(dataclasses.replace(self, times=1))
-        if self.probability < 1:
-            gentler.append(dataclasses.replace(self, probability=1.0))
-        return gentler
-
     def prepare(self, run: StepContext) -> None:
         _prepare(run)
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
-        proxy = proxy_of(run, "postgres", self.describe())
         pattern = self.statement.replace(SOURCE_TABLE, run.ctx.source_table)
-        rule = StatementRule(pattern, self.answer, self.after_rows, Trigger(self.nth, self.times, self.probability,
-                                                                            self.seed))
-        number = proxy.add_rule(rule)
-        record.evidence = f"rule {number} on the postgres proxy ({proxy.address}): {rule.describe()}"
-        return number, rule
+        rule = StatementRule(pattern, self.answer, self.after_rows, self.trigger())
+        return self.put_on(run, "postgres", rule, record)
 
     def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         number, rule = handle
@@ -107,17 +87,13 @@ class PostgresStatementError(StepKind):
 
 
 @step_kind
-@dataclass(frozen=True, config=STRICT)
-class PostgresLoginRefused(StepKind):
+@dataclass(frozen=True, config=STRICT, kw_only=True)
+class PostgresLoginRefused(TriggeredFault):
     """Logins through the link are refused with ``sqlstate`` (FATAL, as the server says it): too
     many clients, starting up, or a password refused; by the same trigger as a statement error."""
 
     kind_name: ClassVar[str] = "postgres_login_refused"
     sqlstate: LoginAnswer = "53300"
-    nth: Annotated[int, Field(ge=1, le=1_000_000)] = 1
-    times: Annotated[int, Field(ge=0, le=1_000_000)] = 1
-    probability: Fraction = 1.0
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 1
 
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> PostgresLoginRefused:
@@ -125,8 +101,7 @@ class PostgresLoginRefused(StepKind):
         return cls(sqlstate=sqlstate, times=rng.choice((1, 3, 0)), seed=rng.randrange(1, 1_000_000))
 
     def describe(self) -> str:
-        how = "every time" if self.times == 0 else f"{self.times} time(s)"
-        return f"postgres refuses logins with SQLSTATE {self.sqlstate} from the {self.nth}. on, {how}"
+        return f"postgres refuses logins with SQLSTATE {self.sqlstate} {self.how_often()}"
 
     def needs(self) -> frozenset[Need]:
         return frozenset({Need.protocol("postgres"), Need.admin("postgres")})
@@ -135,11 +110,7 @@ class PostgresLoginRefused(StepKind):
         _prepare(run)
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
-        proxy = proxy_of(run, "postgres", self.describe())
-        rule = LoginRule(self.sqlstate, Trigger(self.nth, self.times, self.probability, self.seed))
-        number = proxy.add_rule(rule)
-        record.evidence = f"rule {number} on the postgres proxy ({proxy.address}): {rule.describe()}"
-        return number, rule
+        return self.put_on(run, "postgres", LoginRule(self.sqlstate, self.trigger()), record)
 
     def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         number, rule = handle

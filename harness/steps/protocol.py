@@ -6,12 +6,17 @@ server moved to new ports)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.infra.proxies.base import ProtocolProxy, Rule
+from harness.infra.proxies.base import ProtocolProxy, Rule, Trigger
 from harness.report.journal import FaultReach
+from harness.steps.base import STRICT, Fraction, StepKind
 
 if TYPE_CHECKING:
     from harness.report.journal import StepRecord
@@ -65,3 +70,39 @@ def take_off(run: StepContext, server: str, number: int, rule: Rule, record: Ste
                                      "answer": i.answer} for i in made[:SAMPLES_KEPT]]}
     run.observed.reaches.append(FaultReach(record.description, server, trigger.matched, trigger.fired,
                                            server in run.target.uses))
+
+
+@dataclass(frozen=True, config=STRICT)
+class TriggeredFault(StepKind):
+    """What every fault answered through a protocol proxy shares: its trigger's parameters (from
+    the ``nth`` matching request on, ``times`` times, 0: every one while in force, each with
+    ``probability`` drawn from ``seed``), how a report says them, and how shrink softens them.
+    Not registered itself; a kind subclasses it with ``kw_only=True``."""
+
+    nth: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    times: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    probability: Fraction = 1.0
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 1
+
+    def trigger(self) -> Trigger:
+        return Trigger(self.nth, self.times, self.probability, self.seed)
+
+    def how_often(self) -> str:
+        how = "every time" if self.times == 0 else f"{self.times} time(s)"
+        chance = f" with probability {self.probability:g}" if self.probability < 1 else ""
+        return f"from the {self.nth}. on, {how}{chance}"
+
+    def simpler(self) -> list[StepKind]:
+        gentler: list[StepKind] = []
+        if self.times != 1:
+            gentler.append(dataclasses.replace(self, times=1))
+        if self.probability < 1:
+            gentler.append(dataclasses.replace(self, probability=1.0))
+        return gentler
+
+    def put_on(self, run: StepContext, server: str, rule: Rule, record: StepRecord) -> Any:
+        """Add the rule to the server's proxy; the handle ``take_off`` needs."""
+        proxy = proxy_of(run, server, self.describe())
+        number = proxy.add_rule(rule)
+        record.evidence = f"rule {number} on the {server} proxy ({proxy.address}): {rule.describe()}"
+        return number, rule

@@ -6,18 +6,16 @@ EXEC of one MULTI refused, a checkpoint read refused once."""
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from harness.infra.proxies.base import Trigger
 from harness.infra.proxies.resp import CommandRule, RespProxy
 from harness.model.capabilities import Need
-from harness.steps.base import STRICT, Fraction, StepKind, World
-from harness.steps.protocol import ensure_proxy, proxy_of, take_off
+from harness.steps.base import STRICT, World
+from harness.steps.protocol import TriggeredFault, ensure_proxy, take_off
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
@@ -31,8 +29,8 @@ DRAWN_COMMANDS = ("XADD", "XACK", "XDEL", "XREADGROUP", "XAUTOCLAIM", "XLEN", "G
 
 
 @step_kind
-@dataclass(frozen=True, config=STRICT)
-class RedisCommandError(StepKind):
+@dataclass(frozen=True, config=STRICT, kw_only=True)
+class RedisCommandError(TriggeredFault):
     """Redis answers ``command`` with ``answer`` (an error reply, or ``cut``: its real reply cut
     half-way and the connection closed): from the ``nth`` matching command on, ``times`` times (0:
     every one while in force), each with ``probability`` (seeded by ``seed``). Inside a MULTI
@@ -41,11 +39,7 @@ class RedisCommandError(StepKind):
     kind_name: ClassVar[str] = "redis_command_error"
     command: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]{0,31}$")]
     answer: RedisAnswer = "OOM"
-    nth: Annotated[int, Field(ge=1, le=1_000_000)] = 1
-    times: Annotated[int, Field(ge=0, le=1_000_000)] = 1
-    probability: Fraction = 1.0
     inside_multi: bool = False
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 1
 
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> RedisCommandError:
@@ -55,32 +49,18 @@ class RedisCommandError(StepKind):
                    inside_multi=rng.random() < 0.5, seed=rng.randrange(1, 1_000_000))
 
     def describe(self) -> str:
-        how = "every time" if self.times == 0 else f"{self.times} time(s)"
-        chance = f" with probability {self.probability:g}" if self.probability < 1 else ""
         multi = ", inside MULTI too" if self.inside_multi else ""
-        return f"redis answers {self.command} with {self.answer} from the {self.nth}. on, {how}{chance}{multi}"
+        return f"redis answers {self.command} with {self.answer} {self.how_often()}{multi}"
 
     def needs(self) -> frozenset[Need]:
         return frozenset({Need.protocol("redis")})
-
-    def simpler(self) -> list[StepKind]:
-        gentler: list[StepKind] = []
-        if self.times != 1:
-            gentler.append(dataclasses.replace(self, times=1))
-        if self.probability < 1:
-            gentler.append(dataclasses.replace(self, probability=1.0))
-        return gentler
 
     def prepare(self, run: StepContext) -> None:
         ensure_proxy(run, "redis", lambda upstream, clock: RespProxy(upstream, clock))
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
-        proxy = proxy_of(run, "redis", self.describe())
-        rule = CommandRule(self.command, self.answer, self.inside_multi,
-                           Trigger(self.nth, self.times, self.probability, self.seed))
-        number = proxy.add_rule(rule)
-        record.evidence = f"rule {number} on the redis proxy ({proxy.address}): {rule.describe()}"
-        return number, rule
+        return self.put_on(run, "redis", CommandRule(self.command, self.answer, self.inside_multi, self.trigger()),
+                           record)
 
     def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         number, rule = handle

@@ -183,3 +183,33 @@ def test_an_expect_custom_key_no_check_reads_is_refused_at_its_line(tmp_path: Pa
                     '[expect.custom]\nnobody_reads_me = true\n')
     with pytest.raises(incident.IncidentError, match=r"custom.toml:5: \[expect\]: expect.custom.nobody_reads_me"):
         incident.load(path)
+
+
+PROTOCOL_STEP = GOOD.replace('fault = "link_down"\nlink = "kafka"\n', "{step}\n")
+
+
+@pytest.mark.parametrize("step,fragment", [
+    ('fault = "redis_command_error"\ncommand = "XADD"\nprobability = nan', "probability: Input should be a finite"),
+    ('fault = "redis_command_error"\ncommand = "XADD"\nprobability = 1.5', "probability: Input should be less than"),
+    ('fault = "redis_command_error"\ncommand = "XADD"\nanswer = "ERR"', "answer: Input should be 'OOM'"),
+    ('fault = "redis_command_error"\ncommand = "xadd; FLUSHALL"', "command: String should match pattern"),
+    ('fault = "redis_command_error"\ncommand = "XADD"\nnth = 0', "nth: Input should be greater than or equal to 1"),
+    ('fault = "redis_command_error"\ncommand = "XADD"\ntimes = -1', "times: Input should be greater than or equal"),
+    ('fault = "postgres_statement_error"\nanswer = "99999"', "answer: Input should be '40001'"),
+    ('fault = "postgres_statement_error"\nafter_rows = 3', "after_rows is for answer"),
+    ('fault = "postgres_statement_error"\nstatement = ""', "statement: String should have at least 1 character"),
+    ('fault = "postgres_statement_error"\nseed = inf', "seed: Input should be a valid integer"),
+    ('fault = "postgres_login_refused"\nsqlstate = 53300', "sqlstate: Input should be '53300'"),
+    ('fault = "clock_jump"\nseconds = 1e12', "seconds: Input should be a valid integer"),
+    ('fault = "clock_jump"\nseconds = 100000', "seconds: Input should be less than or equal to 86400"),
+    ('fault = "clock_jump"\nseconds = 0', "a jump of 0 s is no jump"),
+    ('fault = "clock_jump"', "seconds"),
+])
+def test_bad_parameters_of_the_protocol_and_clock_faults_are_refused_at_their_line(tmp_path: Path, step: str,
+                                                                                   fragment: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(PROTOCOL_STEP.format(step=step))
+    with pytest.raises(incident.IncidentError) as info:
+        incident.load(path)
+    assert fragment in str(info.value) and str(info.value).startswith(f"{path}:"), str(info.value)
+    assert CliRunner().invoke(main, ["reproduce", str(path)]).exit_code == 2
