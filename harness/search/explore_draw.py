@@ -43,6 +43,7 @@ WRITE_MODES: tuple[WriteMode, ...] = ("multi", "single", "copy")
 SHARP_KNOBS = {"kafka": {"delivery_timeout_ms": "1500"},
                "postgres": {"source_timeout_s": "1", "metadata_poll_interval_s": "0.5"}}
 SHARP_SHARE = 0.75
+INTO_WAITS_SHARE = 0.9  # of the faults that meet waits, moved into one when there is one
 MUTATIONS = ("add", "drop", "shift", "widen", "overlap", "knobs")
 VARIANT_CANDIDATES = 4  # instances of a kind drawn to pick the least seen variant from
 BREADTH_PROBES = 200  # instances drawn once per kind to estimate how many variants it has
@@ -168,11 +169,44 @@ def draw_schedule(rng: random.Random, kinds: dict[str, type[StepKind]], plan: Ex
         while step is None:
             step = _draw_fault(rng, kinds, world, drawn)
         faults.append(step)
-    steps = faults + _draw_actions(rng, kinds, world, faults, drawn)
+    actions = _draw_actions(rng, kinds, world, faults, drawn)
+    faults = _into_waits(rng, faults, actions, plan)
+    steps = faults + [_refitted(a, faults, world) for a in actions]
     workload = Workload(records=rng.choice((200, 400)), profile=rng.choice(PROFILES), size=rng.choice(SIZES),
                         chunk=50, seed=rng.randrange(1, 1_000_000), keys=16, write=rng.choice(WRITE_MODES))
     knobs = {knob: rng.choice(values) for knob, values in KNOB_CHOICES.items() if rng.random() < 0.5}
     return _scenario(name, steps, workload, _sharpened(rng, knobs, faults), plan)
+
+
+def _into_waits(rng: random.Random, faults: list[Step], actions: list[Step], plan: ExplorePlan) -> list[Step]:
+    """Faults whose kind ``meets_waits`` start, most of the time, a moment after an action that
+    waits on a deadline (found needed: a clock step drawn before a pause moves the deadline with it
+    and shows nothing; one inside the grace puts the deadline out of reach), their length kept."""
+    waits = [a for a in actions if a.do.waits]
+    placed = list(faults)
+    for i, fault in enumerate(faults):
+        if not (fault.do.meets_waits and waits) or rng.random() >= INTO_WAITS_SHARE:
+            continue
+        start = round((rng.choice(waits).at or 0.0) + 0.3, 1)
+        lo, hi = window(fault, plan.during_s)
+        length = round(min(hi - lo, plan.during_s - 0.2 - start), 1)
+        if length < 0.5:
+            continue
+        moved = dataclasses.replace(fault, at=start, duration=length)
+        if not conflicts(moved, placed[:i] + placed[i + 1:], plan.during_s, plan.max_overlap):
+            placed[i] = moved
+    return placed
+
+
+def _refitted(action: Step, faults: list[Step], world: World) -> Step:
+    """An action fitted again to what is left of the window it is in, once faults have moved."""
+    if action.do.role != "action":
+        return action
+    t = action.at or 0.0
+    left = max((hi - t for lo, hi in (window(f, world.during_s) for f in faults if not keeps_actions_out(f.do))
+                if lo <= t < hi), default=0.0)
+    fitted = action.do.fitted(left)
+    return action if fitted == action.do else dataclasses.replace(action, do=fitted)
 
 
 def _sharpened(rng: random.Random, knobs: dict[str, str], faults: list[Step]) -> dict[str, str]:

@@ -78,6 +78,9 @@ class StepKind:
     # a full disk).
     draw_share: ClassVar[float] = 0.35
     invites: ClassVar[tuple[str, ...]] = ()
+    # Explore: a fault that shows when it begins while an action waits on a deadline (a clock
+    # step inside a pause's grace) is, most of the time, started a moment after such an action.
+    meets_waits: ClassVar[bool] = False
 
     def describe(self) -> str:
         return self.kind_name

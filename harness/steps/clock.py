@@ -51,6 +51,7 @@ class ClockJump(StepKind):
     comes back; its monotonic clock does not move."""
 
     kind_name: ClassVar[str] = "clock_jump"
+    meets_waits: ClassVar[bool] = True  # a deadline taken before the step, waited for after it
     seconds: Annotated[int, Field(ge=-DAY_S, le=DAY_S)]
 
     @classmethod

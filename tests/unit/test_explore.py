@@ -300,3 +300,14 @@ def test_explore_draws_a_teams_own_action_kind_and_its_follow_up(tmp_path: Path)
         for name in ("team_flush", "team_undo"):
             registry._REGISTRY.pop(name, None)
         sys.modules.pop("team_actions_probe", None)
+
+
+def test_a_clock_step_is_drawn_inside_a_pause_that_waits_on_its_deadline() -> None:
+    plan = ExplorePlan(seed=4, runs=60, kinds=("clock_jump", "pause", "resume", "link_down"))
+    both = [s for s in fresh(plan, 60) if {kind_of(x.do) for x in s.steps} >= {"clock_jump", "pause"}]
+    inside = [s for s in both
+              if any(j.at == round((p.at or 0.0) + 0.3, 1) for j in s.steps if kind_of(j.do) == "clock_jump"
+                     for p in s.steps if kind_of(p.do) == "pause")]
+    assert len(both) >= 10 and len(inside) >= len(both) // 2, (len(both), len(inside))
+    for scenario in inside:
+        assert scenario.validate() is scenario or scenario.validate() == scenario  # still a valid schedule
