@@ -52,6 +52,7 @@ class ClockJump(StepKind):
 
     kind_name: ClassVar[str] = "clock_jump"
     meets_waits: ClassVar[bool] = True  # a deadline taken before the step, waited for after it
+    invites: ClassVar[tuple[str, ...]] = ("pause",)  # a pause's grace is such a deadline
     seconds: Annotated[int, Field(ge=-DAY_S, le=DAY_S)]
 
     @classmethod
