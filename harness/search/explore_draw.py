@@ -182,9 +182,10 @@ def _into_waits(rng: random.Random, faults: list[Step], actions: list[Step], pla
     """Faults whose kind ``meets_waits`` start, most of the time, a moment after an action that
     waits on a deadline (found needed: a clock step drawn before a pause moves the deadline with it
     and shows nothing; one inside the grace puts the deadline out of reach), their length kept."""
-    waits = [a for a in actions if a.do.waits]
     placed = list(faults)
     for i, fault in enumerate(faults):
+        # The waits it meets best: the actions it invites (a pause), else any that waits.
+        waits = [a for a in actions if a.do.waits and (kind_of(a.do) in fault.do.invites or not fault.do.invites)]
         if not (fault.do.meets_waits and waits) or rng.random() >= INTO_WAITS_SHARE:
             continue
         start = round((rng.choice(waits).at or 0.0) + 0.3, 1)

@@ -304,10 +304,12 @@ def test_explore_draws_a_teams_own_action_kind_and_its_follow_up(tmp_path: Path)
 
 def test_a_clock_step_is_drawn_inside_a_pause_that_waits_on_its_deadline() -> None:
     plan = ExplorePlan(seed=4, runs=60, kinds=("clock_jump", "pause", "resume", "link_down"))
-    both = [s for s in fresh(plan, 60) if {kind_of(x.do) for x in s.steps} >= {"clock_jump", "pause"}]
+    kinds, _never = drawable(plan, plan.world)
+    drawn = [s for _run, s, mutated in itertools.islice(schedules(plan, kinds, []), 60) if not mutated]
+    both = [s for s in drawn if {kind_of(x.do) for x in s.steps} >= {"clock_jump", "pause"}]
     inside = [s for s in both
               if any(j.at == round((p.at or 0.0) + 0.3, 1) for j in s.steps if kind_of(j.do) == "clock_jump"
                      for p in s.steps if kind_of(p.do) == "pause")]
-    assert len(both) >= 10 and len(inside) >= len(both) // 2, (len(both), len(inside))
+    assert len(both) >= 10 and len(inside) >= 0.7 * len(both), (len(both), len(inside))  # mutations aside
     for scenario in inside:
         assert scenario.validate() is scenario or scenario.validate() == scenario  # still a valid schedule
