@@ -92,11 +92,13 @@ class GroupLost(TransientError):
 
 
 class Buffer:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, timeout_s: float | None = None) -> None:
+        """``timeout_s``: a bound of its own on every command (a pause's status after its grace),
+        shorter than the workers' ``redis_timeout_s``."""
         self.config = config
+        timeout = min(timeout_s, config.redis_timeout_s) if timeout_s is not None else config.redis_timeout_s
         self.client = redis.Redis.from_url(
-            config.redis_url, socket_timeout=config.redis_timeout_s,
-            socket_connect_timeout=config.redis_timeout_s, retry=Retry(NoBackoff(), 0),
+            config.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
             health_check_interval=0)
         self._group_ready = False
 
@@ -214,9 +216,15 @@ class Buffer:
         self.settle([], [(None, letter) for letter in letters], [])
 
     def pending_count(self) -> int:
-        self._group()
+        """Entries delivered to a consumer and not yet acknowledged. A read only: a status never
+        makes the consumer group (a write, held while Redis holds writes); no group, none pending."""
         with self._transient("buffer.pending"):
-            return int(self.client.xpending(self.config.stream, self.config.group)["pending"])
+            try:
+                return int(self.client.xpending(self.config.stream, self.config.group)["pending"])
+            except redis.ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    return 0
+                raise
 
     def ping(self) -> bool:
         with self._transient("buffer.ping"):

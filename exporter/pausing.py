@@ -20,6 +20,10 @@ from exporter.errors import ExporterError, TransientError
 from exporter.pipeline import Control
 
 log = logging.getLogger("exporter.pause")
+# The buffer's status reported with a pause is best effort once the grace is over: each command
+# asking it waits at most this long, so a Redis that holds its clients adds no more than this to
+# the answer (with the workers' 2 s timeout it added 2 s: answered 3 s after a 1 s grace).
+PAUSE_STATUS_TIMEOUT_S = 0.5
 
 
 @dataclass

@@ -20,7 +20,7 @@ from exporter.buffer import Buffer
 from exporter.config import Config
 from exporter.errors import ExporterError
 from exporter.jobs import JobManager
-from exporter.pausing import Pauser
+from exporter.pausing import PAUSE_STATUS_TIMEOUT_S, Pauser
 from exporter.pipeline import WORKERS, Control, MetadataPoller, worker_main
 
 log = logging.getLogger("exporter.service")
@@ -35,7 +35,7 @@ class Service:
         self.poller = MetadataPoller(config, self.control)
         self.supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         self.status_buffer = Buffer(config)
-        self.pauser = Pauser(self.control, Buffer(config))
+        self.pauser = Pauser(self.control, Buffer(config, timeout_s=PAUSE_STATUS_TIMEOUT_S))
         self.jobs = JobManager(config)
 
     @asynccontextmanager

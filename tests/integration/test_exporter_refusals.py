@@ -155,3 +155,31 @@ def test_an_export_submitted_while_the_table_is_locked_is_refused_within_the_sou
         holder.rollback()
     assert answer.status_code == 503 and "source" in answer.json()["detail"], answer.text
     assert took < 5, f"the refusal took {took:.1f}s with a 1s source timeout"
+
+
+@pytest.mark.timeout(120)
+def test_a_pause_whose_buffer_status_hangs_still_answers_within_its_grace_and_margin(
+        run_ctx: RunContext, writer: SourceWriter, start_exporter: Start, fresh_stack: Stack) -> None:
+    """Found by explore (seed 1, run 33): Redis held clients' writes while a pause's grace ran out.
+    The status asked after the grace made the consumer group first (a write), waited out the
+    client's 2 s socket timeout, and the pause was answered 3.0 s after it was asked (grace 1 s)."""
+    writer.insert(rows("h", 100))
+    exporter = start_exporter()
+    wait_for(lambda: len(delivered(run_ctx)) >= 100, timeout=30, what="the rows delivered")
+    admin = direct_client(fresh_stack.redis_url(proxied=False), timeout=5)
+    try:
+        admin.execute_command("CLIENT", "PAUSE", 20000, "WRITE")
+        writer.insert(rows("i", 100))  # read, then held in the append: the reader is not idle
+        wait_for(lambda: exporter.metrics().get("exporter_records_read_total", 0) >= 200, timeout=15,
+                 what="the new rows read")
+        t0 = time.monotonic()
+        reply = exporter.post("/pause", params={"grace": 1.0}, timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+    body = reply.json()
+    assert reply.status_code == 200 and body["state"] == "paused" and took <= 1.0 + 1.5, (took, body)
+    assert body["drained"] is False, body
+    assert exporter.post("/resume", timeout=5).status_code == 200
+    wait_for(lambda: len(delivered(run_ctx)) >= 200, timeout=30, what="the rows held during the pause")
