@@ -37,6 +37,12 @@ KNOWN = {
                                            "it was down are skipped",
     "pause_grace_on_wall_clock": "a pause's grace deadline is kept on the wall clock: a step back while pausing "
                                  "puts it out of reach, and the pause is never answered",
+    "fsync_retried_after_error": "a failed fsync is retried and the retry's success taken as durability "
+                                 "(fsyncgate: the kernel dropped the dirty pages, the second fsync has nothing "
+                                 "left to fail on)",
+    "file_sink_syncs_lazily": "the file sink confirms a batch once it is written and fsyncs every eighth batch "
+                              "(a group commit that acknowledges before the sync): a crash loses what was "
+                              "confirmed since the last one",
     "dead_letter_after_retries": "a record whose send failed twice (a retry budget of one) is dead-lettered as "
                                  "'retries_exhausted' "
                                  "instead of staying in the buffer until the sink takes it",

@@ -3,6 +3,7 @@ ledger, clock, journal, workdir). Steps receive it as ``run``; it owns no policy
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import uuid
@@ -16,6 +17,7 @@ from psycopg import sql
 
 from harness.catalogue.scenario import Scenario
 from harness.errors import HarnessError
+from harness.infra.faultyfs.mount import FaultyMount
 from harness.infra.proxies.base import ProtocolProxy
 from harness.infra.stack import Stack
 from harness.judge.ledger import Ledger, content_hash
@@ -32,6 +34,14 @@ from harness.rig.timeline import WriteClock
 from harness.rig.workload import SourceWriter
 
 
+def fresh_directory(path: Path) -> Path:
+    """The scenario's working directory, emptied: files an earlier run left under the same
+    ``--out`` (an export's final file, a sink's lines) must not pass for this run's."""
+    if path.exists():
+        shutil.rmtree(path)
+    return path
+
+
 class Run:
     def __init__(self, stack: Stack, target: TargetDefinition, scenario: Scenario, workdir: Path,
                  interrupt: threading.Event | None = None) -> None:
@@ -39,7 +49,8 @@ class Run:
         self.target = target
         self.scenario = scenario
         self.interrupt = interrupt or threading.Event()
-        self.ctx = RunContext(stack, f"s_{scenario.name}_{uuid.uuid4().hex[:6]}", workdir / scenario.name)
+        self.ctx = RunContext(stack, f"s_{scenario.name}_{uuid.uuid4().hex[:6]}",
+                              fresh_directory(workdir / scenario.name))
         self.writer = SourceWriter(stack, self.ctx.source_table, write=scenario.workload.write)
         self.ledger = Ledger()
         self.result = ScenarioResult(scenario.name, scenario.description, scenario.incident)
@@ -59,6 +70,7 @@ class Run:
         self.process: ProcessEvidence | None = None  # the exporter as healing found it
         self.mounted: list[Path] = []  # small disks a step mounted
         self.immutable: list[Path] = []  # paths a step made immutable
+        self.faulty_mounts: dict[str, FaultyMount] = {}  # directories on the faulty file system, by name
         self.closers: list[Callable[[], None]] = []  # last-resort undo a step registers (run at cleanup)
         self.loads: list[LoadRun] = []  # Locust runs under way
         self.proxies: dict[str, ProtocolProxy] = {}  # protocol proxies on the links, by server

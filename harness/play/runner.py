@@ -31,6 +31,7 @@ from harness.report.result import ScenarioResult, Verdict
 from harness.rig.tap import BufferTap
 from harness.rig.timeline import Sampler
 from harness.steps.disk import release_disks
+from harness.steps.files import release_faulty_mounts
 
 __all__ = ["Interrupted", "ScenarioResult", "ScenarioRunner", "StepRecord", "scenario_workdir"]
 
@@ -141,7 +142,6 @@ class ScenarioRunner:
         self.player.close()
         while run.closers:
             run.closers.pop()()  # what a step asked to undo whatever happened (an open transaction)
-        release_disks(run)
         if run.tap is not None:
             run.tap.close()
         if (restart_problem := run.settle_restart()) is not None:
@@ -149,6 +149,10 @@ class ScenarioRunner:
         if run.exporter is not None:
             run.result.log_excerpt = run.result.log_excerpt or judge.log_excerpt(run.exporter)
             run.exporter.close()
+        # After the exporter: a file system unmounted under a running writer would be held
+        # open by it (a lazy unmount), and its files would not come back into the directory.
+        problems.extend(release_faulty_mounts(run))
+        release_disks(run)
         try:
             run.cleanup_source()
         except HarnessError as exc:

@@ -270,7 +270,32 @@ class Toxiproxy(Component):
         return "run `faultline setup` (needs Go) or set TOXIPROXY_SERVER to a toxiproxy-server binary"
 
 
-COMPONENTS: dict[str, Component] = {c.name: c for c in (Postgres(), Redis(), Java(), Kafka(), Toxiproxy(), Wallclock())}
+class Fuse(Component):
+    """libfuse 3, for the faulty file system under the exporter's directories (mfusepy binds it)."""
+
+    name = "fuse"
+    debian_packages = ["fuse3"]
+
+    def locate(self) -> Installed | None:
+        import ctypes.util
+
+        found = ctypes.util.find_library("fuse3")
+        if found is None or not Path("/dev/fuse").exists():
+            return None
+        return Installed(self.name, found, found.removeprefix("libfuse3.so."), "system")
+
+    def install(self, log: Log) -> Installed:
+        if not Path("/dev/fuse").exists():
+            raise SetupError("fuse: this machine has no /dev/fuse (a container needs --device /dev/fuse); "
+                             "the file-system fault kinds cannot run here")
+        return self._install_debian(log)
+
+    def how_to_install(self) -> str:
+        return "install libfuse 3 (Debian: `apt-get install fuse3`); /dev/fuse must exist"
+
+
+COMPONENTS: dict[str, Component] = {c.name: c for c in (Postgres(), Redis(), Java(), Kafka(), Toxiproxy(), Wallclock(),
+                                                        Fuse())}
 # Installed on request (`faultline setup --with NAME`) or when a target definition needs them.
 OPTIONAL: dict[str, Component] = {c.name: c for c in (Debezium(),)}
 

@@ -8,9 +8,11 @@ import dataclasses
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Literal
 
 from harness.catalogue.scenario import Expect, Scenario, Step, Workload
 from harness.errors import HarnessError
+from harness.model.capabilities import Need
 from harness.model.profiles import PROFILES as payload_profiles
 from harness.rig.workload import WriteMode
 from harness.search.explore_plan import (
@@ -153,6 +155,9 @@ def _draw_actions(rng: random.Random, kinds: dict[str, type[StepKind]], world: W
     return actions
 
 
+FILE_SINK = Need.sink("file_sink")
+
+
 def draw_schedule(rng: random.Random, kinds: dict[str, type[StepKind]], plan: ExplorePlan, name: str,
                   drawn: Drawn | None = None) -> Scenario:
     """One random schedule: up to max_overlap + 1 faults, actions among them, a payload profile
@@ -223,9 +228,11 @@ def _scenario(name: str, steps: list[Step], workload: Workload, knobs: dict[str,
     if plan.knobs is not None:  # a target that lacks a knob runs without it rather than being skipped
         knobs = {k: v for k, v in knobs.items() if k in plan.knobs}
     steps = sorted(steps, key=lambda s: (s.at or 0.0, kind_of(s.do)))
+    # A fault on the file sink's directory means something only when records go there.
+    sink: Literal["kafka", "file"] = "file" if any(FILE_SINK in step.do.needs() for step in steps) else "kafka"
     return Scenario(
         name=name, description=f"explore: {', '.join(s.do.describe() for s in steps)}", workload=workload,
-        steps=tuple(steps), knobs=knobs, during_s=plan.during_s,
+        steps=tuple(steps), knobs=knobs, during_s=plan.during_s, sink=sink,
         # Drawn blind, a protocol fault may match no request the target sends: not a finding.
         expect=Expect(recovered_within_s=60.0, protocol_faults_met=False),
     ).validate()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from harness.infra.faultyfs.mount import FaultyMount
     from harness.infra.proxies.base import ProtocolProxy
     from harness.infra.stack import Stack
     from harness.judge.ledger import Ledger
@@ -70,6 +71,7 @@ class StepContext(Protocol):
     closers: list[Callable[[], None]]
     mounted: list[Path]
     immutable: list[Path]
+    faulty_mounts: dict[str, FaultyMount]
     planned_kills: int
 
     @property

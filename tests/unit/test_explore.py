@@ -182,7 +182,7 @@ def test_guided_drawing_reaches_every_fault_kind_sooner_than_chance() -> None:
 
 def test_broad_kinds_get_more_of_their_variants_covered() -> None:
     drawn = Drawn()
-    for scenario in fresh(count=60):
+    for scenario in fresh(count=80):
         drawn.note(scenario)
     toxics = {v for v in drawn.variants if v.startswith("toxic ")}
     assert len(toxics) >= 6, toxics  # a toxic has dozens of variants: more than one or two are tried
