@@ -43,6 +43,9 @@ KNOWN = {
     "file_sink_syncs_lazily": "the file sink confirms a batch once it is written and fsyncs every eighth batch "
                               "(a group commit that acknowledges before the sync): a crash loses what was "
                               "confirmed since the last one",
+    "partial_batch_success_acks_all": "a Kafka batch counts as delivered when any of its records was: records "
+                                      "refused on one partition are acknowledged with those written on the others "
+                                      "(Altinity/clickhouse-sink-connector 1299 committed a batch's offsets so)",
     "dead_letter_after_retries": "a record whose send failed twice (a retry budget of one) is dead-lettered as "
                                  "'retries_exhausted' "
                                  "instead of staying in the buffer until the sink takes it",

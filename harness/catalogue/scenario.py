@@ -53,6 +53,7 @@ from harness.steps.disk import DIRECTORIES, DiskFull, ReadOnlyDir  # noqa: E402
 from harness.steps.exports import Export, ExportBurst  # noqa: E402
 from harness.steps.files import CrashLosingUnsynced, FileError  # noqa: E402
 from harness.steps.kafka_faults import KafkaAddPartitions, KafkaQuota, KafkaTopicSetting  # noqa: E402
+from harness.steps.kafka_protocol import KafkaProduceError, KafkaRequestCut  # noqa: E402
 from harness.steps.load import LOAD_KINDS, Load  # noqa: E402
 from harness.steps.network import LinkDown, LinkFlap, Toxic  # noqa: E402
 from harness.steps.pauses import Pause, Resume  # noqa: E402
@@ -76,10 +77,10 @@ from harness.steps.source import HeldTransaction  # noqa: E402
 
 __all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "ClockJump", "CrashLosingUnsynced", "DiskFull",
            "Expect", "Export", "ExportBurst", "FileError", "FreezeExporter", "HeldTransaction", "KafkaAddPartitions",
-           "KafkaQuota", "KafkaTopicSetting", "KillExporter", "LinkDown", "LinkFlap", "Load", "Pause",
-           "PostgresConnectionLimit", "PostgresLockTable", "PostgresLoginRefused", "PostgresReadOnly",
-           "PostgresStatementError", "PostgresStatementTimeout", "PostgresTerminateSessions", "ReadOnlyDir",
-           "RedisClientPause", "RedisCommandError", "RedisDenyCommands", "RedisRefuseConnections",
+           "KafkaProduceError", "KafkaRequestCut", "KafkaQuota", "KafkaTopicSetting", "KillExporter", "LinkDown",
+           "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable", "PostgresLoginRefused",
+           "PostgresReadOnly", "PostgresStatementError", "PostgresStatementTimeout", "PostgresTerminateSessions",
+           "ReadOnlyDir", "RedisClientPause", "RedisCommandError", "RedisDenyCommands", "RedisRefuseConnections",
            "RedisRefuseWrites", "Reproduction", "RestartService", "Resume", "Scenario", "ScenarioError",
            "ServiceMoves", "Step", "StepKind", "Toxic", "Workload", "Write", "by_name", "check_step", "error_field",
            "explain", "has_window", "is_fault", "kind_of", "registered", "with_load_workers"]

@@ -79,7 +79,10 @@ class Drawn:
             self.breadth[name] = len({variant(m) for m in (cls.draw(probe, world) for _ in range(BREADTH_PROBES))
                                       if m is not None})
         unseen = self.breadth[name] - sum(1 for v in self.variants if v.split(" ", 1)[0] == name)
-        return float(max(unseen, 0) + 1) ** 0.5 / (1 + self.kinds[name])
+        # A kind never drawn comes first whatever its breadth: with many broad kinds (toxics,
+        # protocol and file errors) the narrow ones would otherwise wait past a short budget.
+        first = NEVER_DRAWN_BOOST if self.kinds[name] == 0 else 1.0
+        return first * float(max(unseen, 0) + 1) ** 0.5 / (1 + self.kinds[name])
 
     def pick_kind(self, rng: random.Random, kinds: dict[str, type[StepKind]], world: World) -> type[StepKind]:
         faults = sorted(name for name, cls in kinds.items() if cls.role == "fault")
@@ -156,6 +159,7 @@ def _draw_actions(rng: random.Random, kinds: dict[str, type[StepKind]], world: W
 
 
 FILE_SINK = Need.sink("file_sink")
+NEVER_DRAWN_BOOST = 4.0
 
 
 def draw_schedule(rng: random.Random, kinds: dict[str, type[StepKind]], plan: ExplorePlan, name: str,

@@ -35,14 +35,14 @@ def topic_of(run: StepContext) -> str:
     return run.sink("kafka_topic")
 
 
-def create_topic(run: StepContext, topic: str, config: dict[str, str] | None = None) -> None:
-    """``topic`` exists (one partition, one replica, ``config`` if it is made now)."""
+def create_topic(run: StepContext, topic: str, config: dict[str, str] | None = None, partitions: int = 1) -> None:
+    """``topic`` exists (``partitions``, one replica, ``config`` if it is made now)."""
     from confluent_kafka.admin import NewTopic
 
     client = admin(run)
     if topic in client.list_topics(timeout=ADMIN_TIMEOUT_S).topics:
         return
-    for future in client.create_topics([NewTopic(topic, 1, 1, config=config or {})]).values():
+    for future in client.create_topics([NewTopic(topic, partitions, 1, config=config or {})]).values():
         try:
             future.result(timeout=ADMIN_TIMEOUT_S)
         except KafkaException as exc:
