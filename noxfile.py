@@ -59,7 +59,7 @@ def lint(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Every benchmark in bench/ (figures land in reports/bench/)."""
     _install(session)
-    names = session.posargs or ["stack", "exporter", "reconcile", "load", "proxies"]
+    names = session.posargs or ["stack", "exporter", "reconcile", "load", "proxies", "faulty_files"]
     for name in names:
         session.run("faultline", "bench", name)
 
