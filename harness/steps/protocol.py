@@ -65,9 +65,14 @@ def take_off(run: StepContext, server: str, number: int, rule: Rule, record: Ste
     made = proxy.injections(number)
     trigger = rule.trigger
     record.evidence += f"; answered {trigger.fired} of {trigger.matched} matching request(s)"
+    violations = list(proxy.violations)
+    if violations:
+        record.evidence += (f"; the proxy closed {len(violations)} connection(s) on bytes it could not read as "
+                            f"{proxy.protocol}, first: {violations[0]}")
     record.result = {"matched": trigger.matched, "injected": trigger.fired,
                      "injections": [{"at": i.at, "connection": i.connection, "request": i.request,
-                                     "answer": i.answer} for i in made[:SAMPLES_KEPT]]}
+                                     "answer": i.answer} for i in made[:SAMPLES_KEPT]],
+                     "protocol_violations": violations[:SAMPLES_KEPT]}
     run.observed.reaches.append(FaultReach(record.description, server, trigger.matched, trigger.fired,
                                            server in run.target.uses))
 

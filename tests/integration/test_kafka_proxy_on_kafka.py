@@ -72,25 +72,27 @@ def _read(stack: Stack, topic: str) -> dict[int, list[bytes]]:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("code", ["NOT_LEADER_OR_FOLLOWER", "CORRUPT_MESSAGE"])
 def test_a_transient_error_on_one_partition_is_retried_and_written_once(fresh_stack: Stack, proxy: KafkaProxy,
-                                                                         topic: str) -> None:
-    proxy.add_rule(PartitionErrorRule("NOT_LEADER_OR_FOLLOWER", topic=topic, partition=0,
-                                      trigger=Trigger(times=2)))
+                                                                         topic: str, code: str) -> None:
+    proxy.add_rule(PartitionErrorRule(code, topic=topic, partition=0, trigger=Trigger(times=2)))
     reports = _produce(fresh_stack, topic, {0: [b"a0", b"a1"], 1: [b"b0", b"b1"]})
     assert all(err is None for err in reports.values()), reports
     made = proxy.injections()
-    assert len(made) == 2 and all(f"{topic}/0" in i.request and i.answer == "NOT_LEADER_OR_FOLLOWER" for i in made)
+    assert len(made) == 2 and all(f"{topic}/0" in i.request and i.answer == code for i in made), made
     assert _read(fresh_stack, topic) == {0: [b"a0", b"a1"], 1: [b"b0", b"b1"]}
 
 
 @pytest.mark.timeout(120)
-def test_a_permanent_error_reaches_the_delivery_callback_and_nothing_is_written(
-        fresh_stack: Stack, proxy: KafkaProxy, topic: str) -> None:
-    proxy.add_rule(PartitionErrorRule("MESSAGE_TOO_LARGE", topic=topic, partition=1, trigger=Trigger(times=0)))
+@pytest.mark.parametrize(("code", "reported"), [("MESSAGE_TOO_LARGE", KafkaError.MSG_SIZE_TOO_LARGE),
+                                                ("TOPIC_AUTHORIZATION_FAILED", KafkaError.TOPIC_AUTHORIZATION_FAILED)])
+def test_an_error_the_client_does_not_retry_reaches_the_delivery_callback_and_nothing_is_written(
+        fresh_stack: Stack, proxy: KafkaProxy, topic: str, code: str, reported: int) -> None:
+    proxy.add_rule(PartitionErrorRule(code, topic=topic, partition=1, trigger=Trigger(times=0)))
     reports = _produce(fresh_stack, topic, {0: [b"a0"], 1: [b"b0"]})
     assert reports[b"a0"] is None
     refused = reports[b"b0"]
-    assert refused is not None and refused.code() == KafkaError.MSG_SIZE_TOO_LARGE, refused
+    assert refused is not None and refused.code() == reported, refused
     assert _read(fresh_stack, topic) == {0: [b"a0"], 1: []}
 
 

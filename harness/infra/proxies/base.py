@@ -129,6 +129,10 @@ class ProtocolProxy(ABC):
         self.port = 0
         self.journal: list[Injection] = []
         self.injected = 0
+        # Connections closed because their bytes could not be read as the protocol: the proxy
+        # itself cut them (a decoder's bug, or a client that is not what it seemed), so every
+        # step's record says so rather than the close passing for the server's.
+        self.violations: list[str] = []
         self._rules: dict[int, Rule] = {}
         self._next_rule = 1
         self._connections = 0
@@ -229,8 +233,12 @@ class ProtocolProxy(ABC):
             return
         try:
             await self.relay(number, client_reader, client_writer, server_reader, server_writer)
-        except (OSError, asyncio.IncompleteReadError, ConnectionError, ProtocolViolation):
-            pass  # either side went away (or spoke no protocol): both are closed below, as a server would
+        except ProtocolViolation as exc:
+            with self._lock:
+                if len(self.violations) < JOURNAL_MAX:
+                    self.violations.append(f"connection {number} at {self.clock():.3f}: {exc}")
+        except (OSError, asyncio.IncompleteReadError, ConnectionError):
+            pass  # either side went away: both are closed below, as a server would
         except asyncio.CancelledError:
             pass  # the proxy is closing: the connection ends with it (a cancelled handler task would
             # make asyncio's stream callback raise when it asks the task for its exception)
