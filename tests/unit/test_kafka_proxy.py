@@ -21,7 +21,6 @@ from kio.static.constants import EntityType
 from kio.static.primitive import i16, i32, i64
 
 from harness.infra.proxies.base import Trigger
-from harness.infra.waiting import wait_for
 from harness.infra.proxies.kafka import (
     KafkaProxy,
     KafkaWireError,
@@ -31,6 +30,7 @@ from harness.infra.proxies.kafka import (
     body_offset,
     frame_end,
 )
+from harness.infra.waiting import wait_for
 
 VERSION = 9  # flexible: tagged fields in the header, compact strings
 REQUEST = load_payload_module(0, VERSION, EntityType.request)
