@@ -48,7 +48,7 @@ class ScenarioError(HarnessError):
 # scenario modules write ``from harness.catalogue.scenario import LinkDown, Step``.
 from harness.steps import StepKind, StepKindError, by_name, kind_of, registered  # noqa: E402
 from harness.steps.actions import Checkpoint, Write  # noqa: E402
-from harness.steps.clock import ClockJump  # noqa: E402
+from harness.steps.clock import ClockDrift, ClockJump  # noqa: E402
 from harness.steps.disk import DIRECTORIES, DiskFull, ReadOnlyDir  # noqa: E402
 from harness.steps.exports import Export, ExportBurst  # noqa: E402
 from harness.steps.files import CrashLosingUnsynced, FileError  # noqa: E402
@@ -75,15 +75,16 @@ from harness.steps.redis_faults import (  # noqa: E402
 from harness.steps.redis_protocol import RedisCommandError  # noqa: E402
 from harness.steps.source import HeldTransaction  # noqa: E402
 
-__all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "ClockJump", "CrashLosingUnsynced", "DiskFull",
-           "Expect", "Export", "ExportBurst", "FileError", "FreezeExporter", "HeldTransaction", "KafkaAddPartitions",
-           "KafkaProduceError", "KafkaRequestCut", "KafkaQuota", "KafkaTopicSetting", "KillExporter", "LinkDown",
-           "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable", "PostgresLoginRefused",
-           "PostgresReadOnly", "PostgresStatementError", "PostgresStatementTimeout", "PostgresTerminateSessions",
-           "ReadOnlyDir", "RedisClientPause", "RedisCommandError", "RedisDenyCommands", "RedisRefuseConnections",
-           "RedisRefuseWrites", "Reproduction", "RestartService", "Resume", "Scenario", "ScenarioError",
-           "ServiceMoves", "Step", "StepKind", "Toxic", "Workload", "Write", "by_name", "check_step", "error_field",
-           "explain", "has_window", "is_fault", "kind_of", "registered", "with_load_workers"]
+__all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "ClockDrift", "ClockJump", "CrashLosingUnsynced",
+           "DiskFull", "Expect", "Export", "ExportBurst", "FileError", "FreezeExporter", "HeldTransaction",
+           "KafkaAddPartitions", "KafkaProduceError", "KafkaRequestCut", "KafkaQuota", "KafkaTopicSetting",
+           "KillExporter", "LinkDown", "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable",
+           "PostgresLoginRefused", "PostgresReadOnly", "PostgresStatementError", "PostgresStatementTimeout",
+           "PostgresTerminateSessions", "ReadOnlyDir", "RedisClientPause", "RedisCommandError", "RedisDenyCommands",
+           "RedisRefuseConnections", "RedisRefuseWrites", "Reproduction", "RestartService", "Resume", "Scenario",
+           "ScenarioError", "ServiceMoves", "Step", "StepKind", "Toxic", "Workload", "Write", "by_name",
+           "check_step", "error_field", "explain", "has_window", "is_fault", "kind_of", "registered",
+           "with_load_workers"]
 
 
 def _registered_step(value: StepKind) -> StepKind:

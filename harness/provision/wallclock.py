@@ -1,7 +1,8 @@
 """A wall-clock shim preloaded into the exporter (never the harness) for clock faults: it adds the
 offset written in ``$FAULTLINE_WALLCLOCK_FILE`` (seconds, re-read at most every 200 ms of real
-monotonic time) to CLOCK_REALTIME as ``clock_gettime``, ``gettimeofday`` and ``time`` report it;
-CLOCK_MONOTONIC and every other clock are untouched, as in a real NTP step.
+monotonic time; optionally followed by a rate and the monotonic nanosecond it counts from, for a
+clock that runs fast or slow) to CLOCK_REALTIME as ``clock_gettime``, ``gettimeofday`` and
+``time`` report it; CLOCK_MONOTONIC and every other clock are untouched, as in a real NTP step.
 
 Why not libfaketime, which the issue names: Debian bookworm's 0.9.10 breaks Python 3.11's
 ``time.sleep`` as soon as the monotonic clock is left alone (its ``clock_nanosleep`` hands the
@@ -29,7 +30,7 @@ from harness.paths import cache_dir
 from harness.provision.base import Component, Installed, Log, setup_log
 from harness.provision.commands import apt_install, can_apt_install
 
-SHIM_VERSION = "2"
+SHIM_VERSION = "3"
 OFFSET_ENV = "FAULTLINE_WALLCLOCK_FILE"
 SOURCE = r"""
 #define _GNU_SOURCE
@@ -45,6 +46,9 @@ SOURCE = r"""
 typedef int (*gettime_fn)(clockid_t, struct timespec *);
 static gettime_fn real_gettime;
 static int64_t offset_ns, read_at_ns = -1000000000000LL;
+/* Drift: the fake clock runs at rate_ppb / 1e9 of the real one from anchor_ns (the real
+   monotonic time the step wrote), on top of the offset. Rate 1e9 (the default) is no drift. */
+static int64_t rate_ppb = 1000000000LL, anchor_ns;
 
 static int64_t monotonic_ns(void) {
     struct timespec ts;
@@ -52,22 +56,37 @@ static int64_t monotonic_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* The offset, re-read from the file at most every 200 ms; plain syscalls only (no malloc, no
-   locks: clock_gettime may be called anywhere, a signal handler included). */
-static int64_t offset(void) {
-    int64_t now = monotonic_ns();
-    if (now - __atomic_load_n(&read_at_ns, __ATOMIC_RELAXED) < 200000000LL)
-        return __atomic_load_n(&offset_ns, __ATOMIC_RELAXED);
+/* The file holds "OFFSET [RATE ANCHOR_NS]": re-read at most every 200 ms; plain syscalls only
+   (no malloc, no locks: clock_gettime may be called anywhere, a signal handler included). */
+static void reread(int64_t now) {
     __atomic_store_n(&read_at_ns, now, __ATOMIC_RELAXED);
     const char *path = getenv("FAULTLINE_WALLCLOCK_FILE");
-    char text[64] = {0};
+    char text[128] = {0};
     int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-    if (fd >= 0) {
-        ssize_t n = read(fd, text, sizeof text - 1);
-        close(fd);
-        if (n > 0) __atomic_store_n(&offset_ns, (int64_t)(strtod(text, NULL) * 1e9), __ATOMIC_RELAXED);
+    if (fd < 0) return;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0) return;
+    char *end = text;
+    double offset = strtod(text, &end), rate = 1.0, anchor = 0.0;
+    char *more = end;
+    rate = strtod(more, &end);
+    if (end == more) rate = 1.0; else anchor = strtod(end, NULL);
+    __atomic_store_n(&offset_ns, (int64_t)(offset * 1e9), __ATOMIC_RELAXED);
+    __atomic_store_n(&rate_ppb, (int64_t)(rate * 1e9), __ATOMIC_RELAXED);
+    __atomic_store_n(&anchor_ns, (int64_t)anchor, __ATOMIC_RELAXED);
+}
+
+static int64_t offset(void) {
+    int64_t now = monotonic_ns();
+    if (now - __atomic_load_n(&read_at_ns, __ATOMIC_RELAXED) >= 200000000LL) reread(now);
+    int64_t rate = __atomic_load_n(&rate_ppb, __ATOMIC_RELAXED);
+    int64_t drift = 0;
+    if (rate != 1000000000LL) {
+        int64_t since = now - __atomic_load_n(&anchor_ns, __ATOMIC_RELAXED);
+        drift = (int64_t)((double)since * ((double)(rate - 1000000000LL) / 1e9));
     }
-    return __atomic_load_n(&offset_ns, __ATOMIC_RELAXED);
+    return __atomic_load_n(&offset_ns, __ATOMIC_RELAXED) + drift;
 }
 
 int clock_gettime(clockid_t id, struct timespec *ts) {

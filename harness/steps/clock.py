@@ -44,6 +44,17 @@ def _write_offset(path: Path, offset: str) -> None:
     os.replace(partial, path)
 
 
+def preload_shim(run: StepContext) -> None:
+    """Before the exporter starts: the shim in its LD_PRELOAD, reading an offset of +0."""
+    library = require("wallclock").path
+    path = offset_file(run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_offset(path, NO_JUMP)
+    preloaded = run.env.get("LD_PRELOAD", "").split()
+    run.env.update({"LD_PRELOAD": " ".join(preloaded + [library] if library not in preloaded else preloaded),
+                    OFFSET_ENV: str(path)})
+
+
 @step_kind
 @dataclass(frozen=True, config=STRICT)
 class ClockJump(StepKind):
@@ -73,13 +84,7 @@ class ClockJump(StepKind):
         return float(CACHE_S)
 
     def prepare(self, run: StepContext) -> None:
-        library = require("wallclock").path
-        path = offset_file(run)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_offset(path, NO_JUMP)
-        preloaded = run.env.get("LD_PRELOAD", "").split()
-        run.env.update({"LD_PRELOAD": " ".join(preloaded + [library] if library not in preloaded else preloaded),
-                        OFFSET_ENV: str(path)})
+        preload_shim(run)
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         path = offset_file(run)
@@ -92,3 +97,48 @@ class ClockJump(StepKind):
         path = offset_file(run)
         _write_offset(path, NO_JUMP)
         record.evidence += f"; back to {path.read_text().strip()}"
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class ClockDrift(StepKind):
+    """The exporter's wall clock runs at ``rate`` times real time for the step's window (2: fast,
+    0.5: slow; a VM's clock source gone bad, NTP slewing hard), then is stepped back to the real
+    time; its monotonic clock does not move. Sleeps and waits on relative times last what they
+    would; a deadline taken from the wall clock comes early or late by the drift."""
+
+    kind_name: ClassVar[str] = "clock_drift"
+    meets_waits: ClassVar[bool] = True
+    invites: ClassVar[tuple[str, ...]] = ("pause",)
+    rate: Annotated[float, Field(ge=0.01, le=100.0, allow_inf_nan=False)]
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> ClockDrift:
+        return cls(rate=rng.choice((0.1, 0.5, 2.0, 10.0, 50.0)))
+
+    def describe(self) -> str:
+        return f"exporter's wall clock runs {self.rate:g}x"
+
+    def check(self) -> Problem | None:
+        return Problem("rate", "a rate of 1 is no drift") if self.rate == 1.0 else None
+
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.preload("wallclock")})
+
+    def extra_drain_s(self) -> float:
+        return float(CACHE_S)
+
+    def prepare(self, run: StepContext) -> None:
+        preload_shim(run)
+
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
+        path = offset_file(run)
+        _write_offset(path, f"+0 {self.rate!r} {time.monotonic_ns()}")
+        record.evidence = (f"rate {self.rate:g} from monotonic {time.monotonic():.3f} written to {path} "
+                           f"(the exporter reads it within {CACHE_S}s)")
+        record.result = {"rate": self.rate, "preloaded": run.env.get("LD_PRELOAD", "")}
+
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
+        path = offset_file(run)
+        _write_offset(path, NO_JUMP)
+        record.evidence += f"; back to {path.read_text().strip()} (stepped to the real time)"

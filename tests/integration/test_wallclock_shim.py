@@ -68,3 +68,24 @@ def test_timed_waits_on_the_realtime_clock_last_what_they_ask(tmp_path: Path, sh
     took = float(subprocess.run([sys.executable, "-c", WAITS], env=env, capture_output=True, text=True, timeout=30,
                                 check=True).stdout)
     assert 0.45 < took < 5.0, took  # not an hour (forward), not zero (back)
+
+
+DRIFT = """
+import time
+wall, mono = time.time(), time.monotonic()
+time.sleep(1.0)  # a relative sleep waits by the real clock
+print(time.time() - wall, time.monotonic() - mono)
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("rate", [3.0, 0.25])
+def test_a_drifting_wall_clock_runs_at_its_rate_and_the_monotonic_one_does_not(tmp_path: Path, rate: float) -> None:
+    offset = tmp_path / "offset"
+    offset.write_text(f"+0 {rate} {time.monotonic_ns()}\n")
+    env = dict(os.environ, LD_PRELOAD=require("wallclock").path, **{OFFSET_ENV: str(offset)})
+    out = subprocess.run([sys.executable, "-c", DRIFT], capture_output=True, text=True, env=env, timeout=30,
+                         check=True).stdout
+    wall, mono = (float(x) for x in out.split())
+    assert 1.0 <= mono < 3.0, out  # the real second slept, however busy the machine
+    assert abs(wall / mono - rate) < 0.1 * rate, (wall, mono, rate)  # the wall clock ran at its rate
