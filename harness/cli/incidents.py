@@ -142,13 +142,20 @@ def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: in
     """
     from pathlib import Path
 
+    from harness.backends.factory import make_backend
     from harness.catalogue import incident
-    from harness.model.target import BUNDLED
+    from harness.model.target import BUNDLED, TargetDefinition
     from harness.play.gate import run_gate
-    from harness.search.soak import CATALOGUE, SoakPlan, parse_duration, schedule
+    from harness.search.soak import SoakPlan, available, parse_duration, schedule
+
+    target = TargetDefinition.load(Path(target_path) if target_path else BUNDLED)
+    runner = make_backend(backend)
+
+    def lacks(step: object) -> str | None:
+        return runner.unsupported(step) or target.unsupported(step) or target.idle_for(step)
 
     plan = SoakPlan(parse_duration(duration), seed, tuple(f.strip() for f in faults.split(",")) if faults
-                    else tuple(CATALOGUE), rate=rate, load_users=load_users, load_workers=load_workers,
+                    else available(lacks), rate=rate, load_users=load_users, load_workers=load_workers,
                     window_scale=window_scale, exporter_env=pairs(exporter_env, "--exporter-env"),
                     knobs=pairs(knobs, "--knob"))
     scenario = schedule(plan)

@@ -16,12 +16,18 @@ from dataclasses import dataclass
 
 from harness.catalogue.scenario import (
     Checkpoint,
+    ClockDrift,
+    ClockJump,
     Expect,
     FreezeExporter,
     HeldTransaction,
+    KafkaProduceError,
+    KafkaRequestCut,
     KillExporter,
     LinkDown,
     Load,
+    PostgresStatementError,
+    RedisCommandError,
     RestartService,
     Scenario,
     Step,
@@ -66,7 +72,31 @@ CATALOGUE: dict[str, tuple[Draw, tuple[float, float]]] = {
     "out_of_order_commit": (lambda rng: HeldTransaction(records=rng.choice((1, 5, 20)),
                                                         then_write=rng.choice((20, 100))), (1, 4)),
 }
+# One request at a time, and the clock: transient answers a long-running pipeline meets now and then.
+CATALOGUE |= {
+    "kafka_partition_errors": (lambda rng: KafkaProduceError(
+        error=rng.choice(("NOT_LEADER_OR_FOLLOWER", "NOT_ENOUGH_REPLICAS", "REQUEST_TIMED_OUT")), times=0,
+        probability=0.3, seed=rng.randrange(1, 1_000_000)), (2, 6)),
+    "kafka_answer_lost": (lambda rng: KafkaRequestCut(api="produce", answer="cut", times=rng.choice((1, 3)),
+                                                      seed=rng.randrange(1, 1_000_000)), (2, 6)),
+    "redis_command_errors": (lambda rng: RedisCommandError(
+        command=rng.choice(("XADD", "XACK", "XREADGROUP")), answer=rng.choice(("BUSY", "LOADING", "OOM")), times=0,
+        probability=0.2, seed=rng.randrange(1, 1_000_000)), (2, 6)),
+    "postgres_statement_errors": (lambda rng: PostgresStatementError(
+        answer=rng.choice(("40001", "40P01", "57014")), times=rng.choice((1, 3)), seed=rng.randrange(1, 1_000_000)),
+        (2, 6)),
+    "clock_step": (lambda rng: ClockJump(seconds=rng.choice((-3600, -30, 30, 3600))), (2, 6)),
+    "clock_drift": (lambda rng: ClockDrift(rate=rng.choice((0.5, 2.0))), (3, 10)),
+}
 QUIET_S = (4.0, 10.0)
+
+
+def available(lacks: Callable[[object], str | None]) -> tuple[str, ...]:
+    """The catalogue's faults a target and backend can perform (a soak's default): one the
+    backend cannot do would skip the whole soak, and one aimed at a server the target does not
+    use would test nothing for hours."""
+    probe = random.Random(0)
+    return tuple(name for name, (draw, _window) in CATALOGUE.items() if lacks(draw(probe)) is None)
 
 
 @dataclass(frozen=True)

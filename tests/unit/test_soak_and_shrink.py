@@ -323,3 +323,22 @@ def test_shrink_reduces_a_steps_parameters_not_only_its_presence_and_window() ->
     (toxic,) = [s.do for s in best.steps]
     assert isinstance(toxic, Toxic) and toxic.attributes == {"latency": 100, "jitter": 5}
     assert toxic.toxicity == 0.25
+
+
+def test_a_soak_by_default_draws_only_what_the_backend_and_target_can_do() -> None:
+    from harness.model.capabilities import NeedKind
+    from harness.search.soak import available
+
+    def no_protocol_proxies(step: object) -> str | None:
+        needs = step.needs()  # type: ignore[attr-defined]
+        return "no protocol proxies here" if any(n.kind is NeedKind.PROTOCOL for n in needs) else None
+
+    everything = available(lambda _step: None)
+    assert everything == tuple(CATALOGUE)
+    kept = available(no_protocol_proxies)
+    dropped = set(everything) - set(kept)
+    assert dropped == {"kafka_partition_errors", "kafka_answer_lost", "redis_command_errors",
+                       "postgres_statement_errors"}, dropped
+    drawn = {type(s.do).__name__ for s in schedule(SoakPlan(3600.0, 1, kept)).steps if is_fault(s)}
+    assert drawn and not drawn & {"KafkaProduceError", "KafkaRequestCut", "RedisCommandError",
+                                  "PostgresStatementError"}, drawn
