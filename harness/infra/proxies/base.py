@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -254,3 +254,28 @@ class ProtocolProxy(ABC):
     async def relay(self, connection: int, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
                     server_reader: asyncio.StreamReader, server_writer: asyncio.StreamWriter) -> None:
         """Relay one client connection until either side closes."""
+
+    @staticmethod
+    def answering(answers: Coroutine[Any, Any, None], client_writer: asyncio.StreamWriter) -> asyncio.Future[None]:
+        """The task that answers the client in request order; when it ends (a cut, the server
+        gone) the client's side is closed, which ends the relay's read with EOF."""
+        task = asyncio.ensure_future(answers)
+        task.add_done_callback(lambda _task: client_writer.close())
+        return task
+
+    @staticmethod
+    async def pump(requests: Inbound, route_all: Callable[[], list[bytes]], server_writer: asyncio.StreamWriter,
+                   answering: asyncio.Future[None]) -> None:
+        """Read the client until the answering task ends: after each read, every whole request is
+        routed (``route_all`` returns what goes to the server) and a pipeline goes on in one write."""
+        try:
+            while not answering.done():
+                await requests.more()
+                sent = route_all()
+                if sent:
+                    server_writer.write(b"".join(sent))
+                    await server_writer.drain()
+        finally:
+            if not answering.done():
+                answering.cancel()
+            await asyncio.gather(answering, return_exceptions=True)

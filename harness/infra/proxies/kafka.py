@@ -255,27 +255,20 @@ class KafkaProxy(ProtocolProxy):
     async def relay(self, connection: int, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
                     server_reader: asyncio.StreamReader, server_writer: asyncio.StreamWriter) -> None:
         answers: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        writer = asyncio.ensure_future(self._answer(answers, client_writer, Inbound(server_reader)))
-        # A cut or a disconnect, or the broker gone: closing the client's side ends the read below.
-        writer.add_done_callback(lambda _task: client_writer.close())
+        answering = self.answering(self._answer(answers, client_writer, Inbound(server_reader)), client_writer)
         requests = Inbound(client_reader)
-        try:
-            while not writer.done():
-                await requests.more()
-                sent = []
-                while (end := frame_end(requests.buf, requests.pos)) is not None:
-                    for what, data in self._route(connection, requests.take(end)):
-                        if what == "send":
-                            sent.append(data)
-                        else:
-                            answers.put_nowait((what, data))
-                if sent:  # pipelined requests go on in one write
-                    server_writer.write(b"".join(sent))
-                    await server_writer.drain()
-        finally:
-            if not writer.done():
-                writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+
+        def route_all() -> list[bytes]:
+            sent = []
+            while (end := frame_end(requests.buf, requests.pos)) is not None:
+                for what, data in self._route(connection, requests.take(end)):
+                    if what == "send":
+                        sent.append(data)
+                    else:
+                        answers.put_nowait((what, data))
+            return sent
+
+        await self.pump(requests, route_all, server_writer, answering)
 
     async def _answer(self, answers: asyncio.Queue[tuple[str, Any]], client_writer: asyncio.StreamWriter,
                       replies: Inbound) -> None:

@@ -137,20 +137,15 @@ class PgWireProxy(ProtocolProxy):
         client, server, session = Inbound(client_reader), Inbound(server_reader), _Session()
         if not await self._startup(connection, client, client_writer, server, server_writer):
             return
-        answering = asyncio.ensure_future(self._answer(session, server, client_writer))
-        answering.add_done_callback(lambda _task: client_writer.close())
-        try:
-            while not answering.done():
-                await client.more()
-                sent = []
-                while (end := message_end(client.buf, client.pos)) is not None:
-                    sent.append(self._route(connection, client.take(end), session))
-                server_writer.write(b"".join(sent))
-                await server_writer.drain()
-        finally:
-            if not answering.done():
-                answering.cancel()
-            await asyncio.gather(answering, return_exceptions=True)
+        answering = self.answering(self._answer(session, server, client_writer), client_writer)
+
+        def route_all() -> list[bytes]:
+            sent = []
+            while (end := message_end(client.buf, client.pos)) is not None:
+                sent.append(self._route(connection, client.take(end), session))
+            return sent
+
+        await self.pump(client, route_all, server_writer, answering)
 
     async def _startup(self, connection: int, client: Inbound, client_writer: asyncio.StreamWriter,
                        server: Inbound, server_writer: asyncio.StreamWriter) -> bool:

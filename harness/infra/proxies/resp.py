@@ -138,30 +138,23 @@ class RespProxy(ProtocolProxy):
     async def relay(self, connection: int, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
                     server_reader: asyncio.StreamReader, server_writer: asyncio.StreamWriter) -> None:
         answers: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        writer = asyncio.ensure_future(self._answer(answers, client_writer, Inbound(server_reader)))
-        # A cut, or the server gone: closing the client's side ends the read below with EOF.
-        writer.add_done_callback(lambda _task: client_writer.close())
+        answering = self.answering(self._answer(answers, client_writer, Inbound(server_reader)), client_writer)
         commands, session = Inbound(client_reader), _Session()
-        try:
-            while not writer.done():
-                await commands.more()
-                sent = []
-                while (parsed := parse_command(commands.buf, commands.pos)) is not None:
-                    end, words = parsed
-                    raw = commands.take(end)
-                    name = words[0].decode("utf-8", "replace").upper() if words else ""
-                    for what, data in self._route(connection, name, words, raw, session):
-                        if what == "send":
-                            sent.append(data)
-                        else:
-                            answers.put_nowait((what, data))
-                if sent:  # a pipeline's commands go on in one write
-                    server_writer.write(b"".join(sent))
-                    await server_writer.drain()
-        finally:
-            if not writer.done():
-                writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+
+        def route_all() -> list[bytes]:
+            sent = []
+            while (parsed := parse_command(commands.buf, commands.pos)) is not None:
+                end, words = parsed
+                raw = commands.take(end)
+                name = words[0].decode("utf-8", "replace").upper() if words else ""
+                for what, data in self._route(connection, name, words, raw, session):
+                    if what == "send":
+                        sent.append(data)
+                    else:
+                        answers.put_nowait((what, data))
+            return sent
+
+        await self.pump(commands, route_all, server_writer, answering)
 
     def _route(self, connection: int, name: str, words: list[bytes], raw: bytes,
                session: _Session) -> list[tuple[str, bytes]]:
