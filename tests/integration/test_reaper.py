@@ -1,5 +1,6 @@
-"""kill -9 of a run in the middle of a scenario (a tmpfs mounted, a directory made immutable, the
-servers and the exporter running), then `faultline clean`: nothing of it is left."""
+"""kill -9 of a run in the middle of a scenario (a tmpfs mounted, a directory made immutable, a FUSE
+file system mounted with its process, the servers and the exporter running), then `faultline
+clean`: nothing of it is left."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.faultline
 INCIDENT = """
 [incident]
 name = "left_behind"
-description = "a disk on a tmpfs and a read-only directory, held long enough to be killed in"
+description = "a disk on a tmpfs, a read-only directory and a faulty file system, held long enough to be killed in"
 during_s = 60.0
 
 [workload]
@@ -40,7 +41,15 @@ phase = "during"
 at = 0.5
 duration = 50.0
 fault = "read_only_dir"
+directory = "export_dir"
+
+[[steps]]
+phase = "during"
+at = 0.2
+duration = 50.0
+fault = "file_error"
 directory = "file_sink"
+operation = "fsync"
 
 [expect]
 no_loss = true
@@ -78,8 +87,10 @@ def test_kill_9_mid_scenario_then_clean_leaves_nothing(tmp_path: Path) -> None:
                             str(tmp_path / "out")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
     try:
-        state = wait_for(lambda: (s := _state(states)) and s["mounts"] and s["immutable"] and s, timeout=180,
-                         interval=0.2, what="the run to mount its tmpfs and make a directory immutable")
+        state = wait_for(lambda: (s := _state(states)) and len(s["mounts"]) == 2 and s["immutable"] and s,
+                         timeout=180, interval=0.2,
+                         what="the run to mount its tmpfs and its file system and make a directory immutable")
+        assert any("faulty file system" in what for _pid, _started, what in state["processes"]), state
         os.kill(run.pid, signal.SIGKILL)  # no teardown at all
         run.wait(timeout=30)
         state = _state(states) or state
