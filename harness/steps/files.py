@@ -10,6 +10,7 @@ a file system under the directory is aimed by path and reaches every process tha
 
 from __future__ import annotations
 
+import os
 import random
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -45,7 +46,8 @@ def faulty_mount(run: StepContext, name: str) -> FaultyMount:
     if name not in run.faulty_mounts:
         require("fuse")
         place = directory(run, name)
-        run.faulty_mounts[name] = FaultyMount(place, run.ctx.workdir / f".faultyfs-{name}").mount()
+        # The faults are the exporter's: the harness's own reads (the judge, a pause's watch) pass.
+        run.faulty_mounts[name] = FaultyMount(place, run.ctx.workdir / f".faultyfs-{name}", exempt=os.getpid()).mount()
     return run.faulty_mounts[name]
 
 

@@ -105,3 +105,23 @@ def test_unmounting_leaves_the_files_in_place_and_nothing_running(mounted: Fault
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert sorted(p.name for p in mounted.directory.iterdir()) == ["before.txt", "records.jsonl"]
     assert (mounted.directory / "before.txt").read_bytes() == b"there before the mount\n"
+
+
+def test_the_exempt_process_passes_while_another_meets_the_rule(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    directory = tmp_path / "sink"
+    directory.mkdir()
+    mount = FaultyMount(directory, tmp_path / "state", exempt=os.getpid()).mount()
+    try:
+        number = mount.add_rule(FileRule(0, "open", "EACCES", "*", times=0))
+        target = directory / "records.jsonl"
+        append(target, b"the harness reads and writes untouched\n", sync=True)
+        other = subprocess.run([sys.executable, "-c", f"open({str(target)!r}, 'rb')"], capture_output=True, text=True,
+                               timeout=30, check=False)
+        assert other.returncode != 0 and "Permission denied" in other.stderr, other.stderr
+        failed = mount.failures(number)
+        assert len(failed) == 1 and failed[0]["pid"] not in (0, os.getpid()), failed
+    finally:
+        mount.unmount()

@@ -1,5 +1,6 @@
-"""``python -m harness.infra.faultyfs BACKING MOUNTPOINT STATE``: mount the file system and serve
-it until it is unmounted (or the process gets SIGTERM, which libfuse answers by unmounting)."""
+"""``python -m harness.infra.faultyfs BACKING MOUNTPOINT STATE [EXEMPT_PID]``: mount the file system
+and serve it until it is unmounted (or the process gets SIGTERM, which libfuse answers by
+unmounting); calls of the process EXEMPT_PID (the harness) are never failed."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def _watch(files: FaultyFiles, stop: threading.Event) -> None:
 
 def main(argv: list[str]) -> int:
     backing, mountpoint, state = Path(argv[0]), argv[1], Path(argv[2])
-    files = FaultyFiles(backing, state)
+    files = FaultyFiles(backing, state, int(argv[3]) if len(argv) > 3 else None)
     files.poll_control()
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(files, stop), name="faultyfs-control", daemon=True)

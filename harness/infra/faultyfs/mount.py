@@ -24,9 +24,10 @@ ANSWER_TIMEOUT_S = 10.0
 class FaultyMount:
     """One directory on the faulty file system; ``state`` holds the backing files and the control."""
 
-    def __init__(self, directory: Path, state: Path) -> None:
+    def __init__(self, directory: Path, state: Path, exempt: int | None = None) -> None:
         self.directory = directory
         self.state = state
+        self.exempt = exempt  # a process whose calls pass untouched (the harness's, reading the files)
         self.backing = state / "backing"
         self.control = Control()
         self.process: subprocess.Popen[bytes] | None = None
@@ -41,7 +42,8 @@ class FaultyMount:
         RECORDER.mount(self.directory)  # recorded first: a kill between the two still leaves a trace
         log = (self.state / "faultyfs.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "harness.infra.faultyfs", str(self.backing), str(self.directory), str(self.state)],
+            [sys.executable, "-m", "harness.infra.faultyfs", str(self.backing), str(self.directory), str(self.state),
+             *([str(self.exempt)] if self.exempt is not None else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         log.close()
         RECORDER.process(self.process.pid, f"faulty file system on {self.directory}")

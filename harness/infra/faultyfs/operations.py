@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import fnmatch
+import functools
 import json
 import os
 import threading
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mfusepy import FuseOSError, Operations
+from mfusepy import FuseOSError, Operations, fuse_get_context
 
 from harness.infra.faultyfs.control import Applied, Control, FileRule, read_control, write_applied
 from harness.infra.proxies.base import Trigger
@@ -68,7 +69,7 @@ class Rules:
             if number not in self.rules:
                 self.rules[number] = (rule, Trigger(rule.nth, rule.times, rule.probability, rule.seed))
 
-    def failing(self, operation: str, path: str) -> FileRule | None:
+    def failing(self, operation: str, path: str, caller: int = 0) -> FileRule | None:
         """The rule that fails this call, if one does (counted, and written to the reach log)."""
         inside = path.lstrip("/")
         for number, (rule, trigger) in sorted(self.rules.items()):
@@ -78,9 +79,22 @@ class Rules:
             self.counts[str(number)] = [trigger.matched, trigger.fired]
             if fires:
                 self.reaches.write(json.dumps({"rule": number, "at": time.monotonic(), "operation": operation,
-                                               "path": inside, "errno": rule.errno}) + "\n")
+                                               "path": inside, "errno": rule.errno, "pid": caller}) + "\n")
                 return rule
         return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _process_of(thread: int) -> int:
+    """The process a calling thread belongs to (FUSE names the thread); 0 if it is gone."""
+    try:
+        with open(f"/proc/{thread}/status") as status:
+            for line in status:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except OSError:
+        return 0
+    return thread
 
 
 def _matches(path: str, pattern: str) -> bool:
@@ -95,9 +109,10 @@ class FaultyFiles(Operations):
 
     use_ns = True
 
-    def __init__(self, backing: Path, state: Path) -> None:
+    def __init__(self, backing: Path, state: Path, exempt: int | None = None) -> None:
         self.backing = backing
         self.state = state
+        self.exempt = exempt  # a process whose calls are never failed: the harness reading the files
         self._mutex = threading.RLock()  # one call at a time: the undo log and the triggers are shared
         self.rules = Rules(state / "reaches.jsonl")
         self.unsynced: dict[int, Unsynced] = {}  # by inode
@@ -137,7 +152,10 @@ class FaultyFiles(Operations):
         return os.path.join(self.backing, path.lstrip("/"))
 
     def _fail(self, operation: str, path: str) -> FileRule | None:
-        rule = self.rules.failing(operation, path)
+        caller = _process_of(fuse_get_context()[2])
+        if self.exempt is not None and caller == self.exempt:
+            return None
+        rule = self.rules.failing(operation, path, caller)
         if rule is not None and not (operation == "fsync" and rule.forgets):
             raise FuseOSError(getattr(errno, rule.errno))
         return rule
