@@ -55,15 +55,41 @@ def preload_shim(run: StepContext) -> None:
                     OFFSET_ENV: str(path)})
 
 
+@dataclass(frozen=True, config=STRICT)
+class WallClockFault(StepKind):
+    """What a fault of the exporter's wall clock shares (not registered itself): the shim
+    preloaded before the exporter starts, the offset file written at ``apply`` and set back to
+    the real time at ``remove``, a deadline taken before it met after it."""
+
+    meets_waits: ClassVar[bool] = True  # a deadline taken before the step, waited for after it
+    invites: ClassVar[tuple[str, ...]] = ("pause",)  # a pause's grace is such a deadline
+
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.preload("wallclock")})
+
+    def extra_drain_s(self) -> float:
+        return float(CACHE_S)
+
+    def prepare(self, run: StepContext) -> None:
+        preload_shim(run)
+
+    def written(self, run: StepContext, text: str) -> Path:
+        path = offset_file(run)
+        _write_offset(path, text)
+        return path
+
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
+        path = self.written(run, NO_JUMP)
+        record.evidence += f"; back to {path.read_text().strip()} (the real time)"
+
+
 @step_kind
 @dataclass(frozen=True, config=STRICT)
-class ClockJump(StepKind):
+class ClockJump(WallClockFault):
     """The exporter's wall clock jumps by ``seconds`` (negative: back) for the step's window, then
     comes back; its monotonic clock does not move."""
 
     kind_name: ClassVar[str] = "clock_jump"
-    meets_waits: ClassVar[bool] = True  # a deadline taken before the step, waited for after it
-    invites: ClassVar[tuple[str, ...]] = ("pause",)  # a pause's grace is such a deadline
     seconds: Annotated[int, Field(ge=-DAY_S, le=DAY_S)]
 
     @classmethod
@@ -77,39 +103,22 @@ class ClockJump(StepKind):
     def check(self) -> Problem | None:
         return Problem("seconds", "a jump of 0 s is no jump") if self.seconds == 0 else None
 
-    def needs(self) -> frozenset[Need]:
-        return frozenset({Need.preload("wallclock")})
-
-    def extra_drain_s(self) -> float:
-        return float(CACHE_S)
-
-    def prepare(self, run: StepContext) -> None:
-        preload_shim(run)
-
     def apply(self, run: StepContext, record: StepRecord) -> Any:
-        path = offset_file(run)
-        _write_offset(path, f"{self.seconds:+d}")
+        path = self.written(run, f"{self.seconds:+d}")
         record.evidence = (f"offset {path.read_text().strip()}s written to {path} at wall {time.time():.1f} "
                            f"(the exporter reads it within {CACHE_S}s)")
         record.result = {"offset_s": self.seconds, "preloaded": run.env.get("LD_PRELOAD", "")}
 
-    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
-        path = offset_file(run)
-        _write_offset(path, NO_JUMP)
-        record.evidence += f"; back to {path.read_text().strip()}"
-
 
 @step_kind
 @dataclass(frozen=True, config=STRICT)
-class ClockDrift(StepKind):
+class ClockDrift(WallClockFault):
     """The exporter's wall clock runs at ``rate`` times real time for the step's window (2: fast,
     0.5: slow; a VM's clock source gone bad, NTP slewing hard), then is stepped back to the real
     time; its monotonic clock does not move. Sleeps and waits on relative times last what they
     would; a deadline taken from the wall clock comes early or late by the drift."""
 
     kind_name: ClassVar[str] = "clock_drift"
-    meets_waits: ClassVar[bool] = True
-    invites: ClassVar[tuple[str, ...]] = ("pause",)
     rate: Annotated[float, Field(ge=0.01, le=100.0, allow_inf_nan=False)]
 
     @classmethod
@@ -122,23 +131,8 @@ class ClockDrift(StepKind):
     def check(self) -> Problem | None:
         return Problem("rate", "a rate of 1 is no drift") if self.rate == 1.0 else None
 
-    def needs(self) -> frozenset[Need]:
-        return frozenset({Need.preload("wallclock")})
-
-    def extra_drain_s(self) -> float:
-        return float(CACHE_S)
-
-    def prepare(self, run: StepContext) -> None:
-        preload_shim(run)
-
     def apply(self, run: StepContext, record: StepRecord) -> Any:
-        path = offset_file(run)
-        _write_offset(path, f"+0 {self.rate!r} {time.monotonic_ns()}")
+        path = self.written(run, f"+0 {self.rate!r} {time.monotonic_ns()}")
         record.evidence = (f"rate {self.rate:g} from monotonic {time.monotonic():.3f} written to {path} "
                            f"(the exporter reads it within {CACHE_S}s)")
         record.result = {"rate": self.rate, "preloaded": run.env.get("LD_PRELOAD", "")}
-
-    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
-        path = offset_file(run)
-        _write_offset(path, NO_JUMP)
-        record.evidence += f"; back to {path.read_text().strip()} (stepped to the real time)"

@@ -18,7 +18,7 @@ from harness.infra.proxies.kafka import DISCONNECT, KafkaProxy, PartitionErrorRu
 from harness.model.capabilities import Need
 from harness.steps.base import STRICT, Problem, World
 from harness.steps.kafka_faults import create_topic
-from harness.steps.protocol import TriggeredFault, ensure_proxy, take_off
+from harness.steps.protocol import TriggeredFault, ensure_proxy
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ class KafkaProduceError(TriggeredFault):
     ``probability`` (seeded by ``seed``)."""
 
     kind_name: ClassVar[str] = "kafka_produce_error"
+    proxy_server: ClassVar[str] = "kafka"
     error: KafkaErrorName = "NOT_LEADER_OR_FOLLOWER"
     partition: Annotated[int, Field(ge=-1, le=99)] = -1
     # The topic is made with this many partitions before the exporter starts (when it does not
@@ -89,9 +90,6 @@ class KafkaProduceError(TriggeredFault):
         rule = PartitionErrorRule(self.error, run.sink("kafka_topic"), self.partition, self.trigger())
         return self.put_on(run, "kafka", rule, record)
 
-    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
-        number, rule = handle
-        take_off(run, "kafka", number, rule, record)
 
 
 @step_kind
@@ -101,6 +99,7 @@ class KafkaRequestCut(TriggeredFault):
     ``cut`` after the broker ran it, its answer lost (a produce written, the client not told)."""
 
     kind_name: ClassVar[str] = "kafka_request_cut"
+    proxy_server: ClassVar[str] = "kafka"
     api: KafkaApi = "produce"
     answer: Literal["disconnect", "cut"] = "cut"
 
@@ -123,7 +122,3 @@ class KafkaRequestCut(TriggeredFault):
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         return self.put_on(run, "kafka", RequestRule(self.api, self.answer, self.trigger()), record)
-
-    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
-        number, rule = handle
-        take_off(run, "kafka", number, rule, record)

@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 from harness.infra.proxies.pgwire import CUT, RAISE_SETUP, LoginRule, PgWireProxy, StatementRule
 from harness.model.capabilities import Need
 from harness.steps.base import STRICT, Problem, World
-from harness.steps.protocol import TriggeredFault, ensure_proxy, take_off
+from harness.steps.protocol import TriggeredFault, ensure_proxy
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ class PostgresStatementError(TriggeredFault):
     every one while in force), each with ``probability`` (seeded by ``seed``)."""
 
     kind_name: ClassVar[str] = "postgres_statement_error"
+    proxy_server: ClassVar[str] = "postgres"
     answer: StatementAnswer = "40001"
     statement: Annotated[str, Field(min_length=1, max_length=200)] = SOURCE_TABLE
     after_rows: Annotated[int, Field(ge=0, le=1_000_000)] = 0
@@ -81,9 +82,6 @@ class PostgresStatementError(TriggeredFault):
         rule = StatementRule(pattern, self.answer, self.after_rows, self.trigger())
         return self.put_on(run, "postgres", rule, record)
 
-    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
-        number, rule = handle
-        take_off(run, "postgres", number, rule, record)
 
 
 @step_kind
@@ -93,6 +91,7 @@ class PostgresLoginRefused(TriggeredFault):
     many clients, starting up, or a password refused; by the same trigger as a statement error."""
 
     kind_name: ClassVar[str] = "postgres_login_refused"
+    proxy_server: ClassVar[str] = "postgres"
     sqlstate: LoginAnswer = "53300"
 
     @classmethod
@@ -111,7 +110,3 @@ class PostgresLoginRefused(TriggeredFault):
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         return self.put_on(run, "postgres", LoginRule(self.sqlstate, self.trigger()), record)
-
-    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
-        number, rule = handle
-        take_off(run, "postgres", number, rule, record)

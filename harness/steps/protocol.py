@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import Field
 from pydantic.dataclasses import dataclass
@@ -84,6 +84,7 @@ class TriggeredFault(StepKind):
     ``probability`` drawn from ``seed``), how a report says them, and how shrink softens them.
     Not registered itself; a kind subclasses it with ``kw_only=True``."""
 
+    proxy_server: ClassVar[str] = ""  # the server whose protocol proxy answers (a file fault has none)
     nth: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     times: Annotated[int, Field(ge=0, le=1_000_000)] = 1
     probability: Fraction = 1.0
@@ -104,6 +105,11 @@ class TriggeredFault(StepKind):
         if self.probability < 1:
             gentler.append(dataclasses.replace(self, probability=1.0))
         return gentler
+
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
+        """Take the rule ``put_on`` added off its proxy, writing what it met into the record."""
+        number, rule = handle
+        take_off(run, self.proxy_server, number, rule, record)
 
     def put_on(self, run: StepContext, server: str, rule: Rule, record: StepRecord) -> Any:
         """Add the rule to the server's proxy; the handle ``take_off`` needs."""

@@ -15,7 +15,7 @@ from pydantic.dataclasses import dataclass
 from harness.infra.proxies.resp import CommandRule, RespProxy
 from harness.model.capabilities import Need
 from harness.steps.base import STRICT, World
-from harness.steps.protocol import TriggeredFault, ensure_proxy, take_off
+from harness.steps.protocol import TriggeredFault, ensure_proxy
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class RedisCommandError(TriggeredFault):
     only when ``inside_multi``: the queued command is refused and the EXEC answers EXECABORT."""
 
     kind_name: ClassVar[str] = "redis_command_error"
+    proxy_server: ClassVar[str] = "redis"
     command: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]{0,31}$")]
     answer: RedisAnswer = "OOM"
     inside_multi: bool = False
@@ -61,7 +62,3 @@ class RedisCommandError(TriggeredFault):
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         return self.put_on(run, "redis", CommandRule(self.command, self.answer, self.inside_multi, self.trigger()),
                            record)
-
-    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
-        number, rule = handle
-        take_off(run, "redis", number, rule, record)
