@@ -7,7 +7,7 @@ lost after the broker wrote the batch must not lose or corrupt anything."""
 from harness.scenario import (
     Expect,
     KafkaProduceError,
-    KafkaRequestCut,
+    KafkaRequestFault,
     Scenario,
     Step,
     Workload,
@@ -26,7 +26,7 @@ SCENARIO = Scenario(
         Step("during", KafkaProduceError(error="NOT_LEADER_OR_FOLLOWER", partition=0, times=3, partitions=6), at=3.0,
              duration=1.5),
         Step("during", KafkaProduceError(error="NOT_ENOUGH_REPLICAS", times=2, partitions=6), at=4.7, duration=1.3),
-        Step("during", KafkaRequestCut(api="produce", answer="cut", nth=2), at=6.2, duration=1.3),
+        Step("during", KafkaRequestFault(api="produce", answer="cut", nth=2), at=6.2, duration=1.3),
     ),
     expect=Expect(),
     catches=("partial_batch_success_acks_all",),

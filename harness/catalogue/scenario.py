@@ -53,7 +53,7 @@ from harness.steps.disk import DIRECTORIES, DiskFull, ReadOnlyDir  # noqa: E402
 from harness.steps.exports import Export, ExportBurst  # noqa: E402
 from harness.steps.files import CrashLosingUnsynced, FileError  # noqa: E402
 from harness.steps.kafka_faults import KafkaAddPartitions, KafkaQuota, KafkaTopicSetting  # noqa: E402
-from harness.steps.kafka_protocol import KafkaProduceError, KafkaRequestCut  # noqa: E402
+from harness.steps.kafka_protocol import KafkaProduceError, KafkaRequestFault  # noqa: E402
 from harness.steps.load import LOAD_KINDS, Load  # noqa: E402
 from harness.steps.network import LinkDown, LinkFlap, Toxic  # noqa: E402
 from harness.steps.pauses import Pause, Resume  # noqa: E402
@@ -77,7 +77,7 @@ from harness.steps.source import HeldTransaction  # noqa: E402
 
 __all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "ClockDrift", "ClockJump", "CrashLosingUnsynced",
            "DiskFull", "Expect", "Export", "ExportBurst", "FileError", "FreezeExporter", "HeldTransaction",
-           "KafkaAddPartitions", "KafkaProduceError", "KafkaRequestCut", "KafkaQuota", "KafkaTopicSetting",
+           "KafkaAddPartitions", "KafkaProduceError", "KafkaRequestFault", "KafkaQuota", "KafkaTopicSetting",
            "KillExporter", "LinkDown", "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable",
            "PostgresLoginRefused", "PostgresReadOnly", "PostgresStatementError", "PostgresStatementTimeout",
            "PostgresTerminateSessions", "ReadOnlyDir", "RedisClientPause", "RedisCommandError", "RedisDenyCommands",

@@ -22,7 +22,7 @@ from harness.catalogue.scenario import (
     FreezeExporter,
     HeldTransaction,
     KafkaProduceError,
-    KafkaRequestCut,
+    KafkaRequestFault,
     KillExporter,
     LinkDown,
     Load,
@@ -77,7 +77,7 @@ CATALOGUE |= {
     "kafka_partition_errors": (lambda rng: KafkaProduceError(
         error=rng.choice(("NOT_LEADER_OR_FOLLOWER", "NOT_ENOUGH_REPLICAS", "REQUEST_TIMED_OUT")), times=0,
         probability=0.3, seed=rng.randrange(1, 1_000_000)), (2, 6)),
-    "kafka_answer_lost": (lambda rng: KafkaRequestCut(api="produce", answer="cut", times=rng.choice((1, 3)),
+    "kafka_answer_lost": (lambda rng: KafkaRequestFault(api="produce", answer="cut", times=rng.choice((1, 3)),
                                                       seed=rng.randrange(1, 1_000_000)), (2, 6)),
     "redis_command_errors": (lambda rng: RedisCommandError(
         command=rng.choice(("XADD", "XACK", "XREADGROUP")), answer=rng.choice(("BUSY", "LOADING", "OOM")), times=0,

@@ -1,7 +1,8 @@
 """Kafka answering one request at a time, through the Kafka protocol proxy on the Kafka link
 (harness.infra.proxies.kafka): a produce request's partitions answered with an error code while
 its other partitions are written (``kafka_produce_error``), or a request of one API ending its
-connection, before the broker sees it or after it ran (``kafka_request_cut``). Whether the
+connection before the broker sees it or after it ran, answered late, or never
+(``kafka_request_fault``). Whether the
 exporter retries what is transient and dead-letters only what is permanent is its delivery
 contract; librdkafka retries the retriable codes itself and reports the rest to the delivery
 callback, so both paths are reached."""
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from harness.infra.proxies.kafka import DISCONNECT, KafkaProxy, PartitionErrorRule, RequestRule
+from harness.infra.proxies.kafka import KafkaProxy, PartitionErrorRule, RequestRule
 from harness.model.capabilities import Need
 from harness.steps.base import STRICT, Problem, World
 from harness.steps.kafka_faults import create_topic
@@ -94,25 +95,37 @@ class KafkaProduceError(TriggeredFault):
 
 @step_kind
 @dataclass(frozen=True, config=STRICT, kw_only=True)
-class KafkaRequestCut(TriggeredFault):
-    """A request of ``api`` ends its connection: ``disconnect`` before it reaches the broker, or
-    ``cut`` after the broker ran it, its answer lost (a produce written, the client not told)."""
+class KafkaRequestFault(TriggeredFault):
+    """A request of ``api``: its connection ends ``disconnect`` (before the broker sees it) or
+    ``cut`` (after the broker ran it, the answer lost: a produce written, the client not told);
+    or its answer is held ``delay_ms`` (``delay``; the answers after it wait their turn), or
+    never comes, nor any after it on that connection (``drop``: a broker stuck on the request,
+    until the client's request timeout gives up on the connection)."""
 
-    kind_name: ClassVar[str] = "kafka_request_cut"
+    kind_name: ClassVar[str] = "kafka_request_fault"
     proxy_server: ClassVar[str] = "kafka"
     api: KafkaApi = "produce"
-    answer: Literal["disconnect", "cut"] = "cut"
+    answer: Literal["disconnect", "cut", "delay", "drop"] = "cut"
+    delay_ms: Annotated[int, Field(ge=0, le=600_000)] = 0
 
     @classmethod
-    def draw(cls, rng: random.Random, world: World) -> KafkaRequestCut:
+    def draw(cls, rng: random.Random, world: World) -> KafkaRequestFault:
         api: KafkaApi = rng.choice(("produce", "produce", "metadata", "fetch", "init_producer_id"))
-        answer: Literal["disconnect", "cut"] = rng.choice(("cut", "disconnect"))
-        return cls(api=api, answer=answer, nth=rng.choice((1, 2, 5)),
-                   times=rng.choice((1, 1, 3)), seed=rng.randrange(1, 1_000_000))
+        answer: Literal["disconnect", "cut", "delay", "drop"] = rng.choice(("cut", "disconnect", "delay", "drop"))
+        return cls(api=api, answer=answer, delay_ms=rng.choice((500, 3000)) if answer == "delay" else 0,
+                   nth=rng.choice((1, 2, 5)), times=rng.choice((1, 1, 3)), seed=rng.randrange(1, 1_000_000))
 
     def describe(self) -> str:
-        when = "before the broker sees it" if self.answer == DISCONNECT else "after the broker ran it"
-        return f"kafka {self.api} request ends its connection {when} {self.how_often()}"
+        what = {"disconnect": "ends its connection before the broker sees it",
+                "cut": "ends its connection after the broker ran it",
+                "delay": f"is answered {self.delay_ms} ms late",
+                "drop": "is never answered (nor anything after it on its connection)"}[self.answer]
+        return f"kafka {self.api} request {what} {self.how_often()}"
+
+    def check(self) -> Problem | None:
+        if (self.answer == "delay") != (self.delay_ms > 0):
+            return Problem("delay_ms", "delay_ms is the length of a delay: set for answer 'delay', and only then")
+        return None
 
     def needs(self) -> frozenset[Need]:
         return frozenset({Need.protocol("kafka")})
@@ -121,4 +134,4 @@ class KafkaRequestCut(TriggeredFault):
         ensure_proxy(run, "kafka", lambda upstream, clock: KafkaProxy(upstream, clock))
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
-        return self.put_on(run, "kafka", RequestRule(self.api, self.answer, self.trigger()), record)
+        return self.put_on(run, "kafka", RequestRule(self.api, self.answer, self.trigger(), self.delay_ms), record)

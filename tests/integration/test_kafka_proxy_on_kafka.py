@@ -6,6 +6,7 @@ writing each record once; and the link given back at the end."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -14,7 +15,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness.infra.proxies.base import Trigger
-from harness.infra.proxies.kafka import CUT, KafkaProxy, PartitionErrorRule, RequestRule
+from harness.infra.proxies.kafka import CUT, DELAY, DROP, KafkaProxy, PartitionErrorRule, RequestRule
 from harness.infra.stack import Stack
 
 
@@ -104,3 +105,18 @@ def test_a_produce_cut_after_the_broker_wrote_it_is_not_duplicated_by_an_idempot
     assert all(err is None for err in reports.values()), reports
     assert [i.answer for i in proxy.injections()] == [CUT]
     assert _read(fresh_stack, topic)[0] == [b"a0", b"a1"]
+
+
+@pytest.mark.timeout(120)
+def test_a_delayed_answer_arrives_late_and_a_dropped_one_is_given_up_on_and_retried(
+        fresh_stack: Stack, proxy: KafkaProxy, topic: str) -> None:
+    _produce(fresh_stack, topic, {0: [b"warm-up"]})  # connections and producer id before the clock
+    proxy.add_rule(RequestRule("produce", DELAY, delay_ms=1500))
+    started = time.monotonic()
+    assert _produce(fresh_stack, topic, {0: [b"late"]}) == {b"late": None}
+    assert time.monotonic() - started >= 1.5  # the answer was held, not only recorded as held
+    proxy.add_rule(RequestRule("produce", DROP))
+    reports = _produce(fresh_stack, topic, {1: [b"dropped"]}, **{"socket.timeout.ms": 3000})
+    assert reports == {b"dropped": None}  # retried on a new connection after the timeout
+    assert [i.answer for i in proxy.injections()] == [DELAY, DROP]
+    assert _read(fresh_stack, topic) == {0: [b"warm-up", b"late"], 1: [b"dropped"]}  # once: idempotence

@@ -340,5 +340,5 @@ def test_a_soak_by_default_draws_only_what_the_backend_and_target_can_do() -> No
     assert dropped == {"kafka_partition_errors", "kafka_answer_lost", "redis_command_errors",
                        "postgres_statement_errors"}, dropped
     drawn = {type(s.do).__name__ for s in schedule(SoakPlan(3600.0, 1, kept)).steps if is_fault(s)}
-    assert drawn and not drawn & {"KafkaProduceError", "KafkaRequestCut", "RedisCommandError",
+    assert drawn and not drawn & {"KafkaProduceError", "KafkaRequestFault", "RedisCommandError",
                                   "PostgresStatementError"}, drawn

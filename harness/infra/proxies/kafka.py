@@ -41,6 +41,8 @@ FRAME_MAX = 100 * 1024 * 1024  # a frame claiming more is not Kafka (the broker'
 HEADER = struct.Struct(">hhi")  # api key, api version, correlation id
 DISCONNECT = "disconnect"  # close the connection instead of sending the request on
 CUT = "cut"  # send the request on, close the connection before its answer
+DELAY = "delay"  # send the request on, hold its answer (and so the ones after it) for a while
+DROP = "drop"  # send the request on, withhold its answer and every later one: a broker stuck on it
 
 
 class KafkaWireError(ProtocolViolation):
@@ -67,16 +69,22 @@ class PartitionErrorRule(Rule):
 
 @dataclass
 class RequestRule(Rule):
-    """A request of one API (kio's name: ``produce``, ``fetch``, ``metadata``...) answered by
-    closing the connection, before it reaches the broker or after (its answer lost)."""
+    """A request of one API (kio's name: ``produce``, ``fetch``, ``metadata``...) whose connection
+    is closed before it reaches the broker (DISCONNECT) or after (CUT: its answer lost), or whose
+    answer is held ``delay_ms`` (DELAY) or never comes, nor any after it (DROP: the client's
+    request timeout ends the connection)."""
 
     api: str
-    answer: str  # DISCONNECT or CUT
+    answer: str
     trigger: Trigger = field(default_factory=Trigger)
+    delay_ms: int = 0
 
     def describe(self) -> str:
-        when = "before it reaches the broker" if self.answer == DISCONNECT else "after the broker ran it"
-        return f"{self.api} request: connection closed {when}"
+        return f"{self.api} request: " + {
+            DISCONNECT: "connection closed before it reaches the broker",
+            CUT: "connection closed after the broker ran it",
+            DELAY: f"answer held {self.delay_ms} ms",
+            DROP: "answer withheld, and every later one on its connection"}[self.answer]
 
 
 def error_code(name: str) -> ErrorCode:
@@ -242,7 +250,9 @@ class KafkaProxy(ProtocolProxy):
         if hit is not None:
             number, rule = hit
             self.record(connection, f"{api_name(api_key)} v{version} #{correlation}", rule.answer, number)
-            return [("close", None)] if rule.answer == DISCONNECT else [("send", frame), ("cut", None)]
+            if rule.answer == DISCONNECT:
+                return [("close", None)]
+            return [("send", frame), (rule.answer, rule.delay_ms)]
         if api_key != PRODUCE:
             return [("send", frame), ("reply", None)]
         send, faulted = self._split(connection, frame, version)
@@ -279,10 +289,15 @@ class KafkaProxy(ProtocolProxy):
                 return  # the relay closes both sides
             if what == "inject":
                 client_writer.write(data)
+            elif what == DROP:
+                while True:  # nothing more on this connection: the client gives up on it
+                    await replies.frame(frame_end)
             else:
                 reply = await replies.frame(frame_end)
-                if what == "cut":
+                if what == CUT:
                     return
+                if what == DELAY:
+                    await asyncio.sleep(data / 1000)  # the fault itself: a broker slow to answer
                 client_writer.write(_merged(reply, data) if what == "merge" else reply)
             if answers.empty():
                 await client_writer.drain()
