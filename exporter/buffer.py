@@ -172,7 +172,8 @@ class Buffer:
             reply = self.client.xreadgroup(self.config.group, self.config.consumer_name,
                                            {self.config.stream: "0" if pending else ">"},
                                            count=count, block=None if pending else block_ms)
-        return _entries(cast(Any, reply)[0][1] if reply else [])
+        entries = _entries(cast(Any, reply)[0][1] if reply else [])
+        return self._unsettled(entries) if pending else entries
 
     def autoclaim(self, count: int) -> list[Entry]:
         """Entries another (crashed) consumer left pending for longer than ``claim_idle_ms``."""
@@ -180,7 +181,23 @@ class Buffer:
         with self._transient("buffer.autoclaim"):
             reply = self.client.xautoclaim(self.config.stream, self.config.group, self.config.consumer_name,
                                            min_idle_time=self.config.claim_idle_ms, start_id="0-0", count=count)
-        return _entries(reply[1])
+        return self._unsettled(_entries(reply[1]))
+
+    def _settled_key(self, entry_id: bytes) -> str:
+        return f"{self.config.stream}:settled:{entry_id.decode()}"
+
+    def _unsettled(self, entries: list[Entry]) -> list[Entry]:
+        """A pending pack settled in part keeps its place in the stream (see ``settle``): its
+        records already settled are left out of the redelivery."""
+        packs = sorted({e.entry_id for e in entries})
+        if not packs:
+            return entries
+        with self._transient("buffer.read"):
+            pipe = self.client.pipeline(transaction=False)
+            for entry_id in packs:
+                pipe.smembers(self._settled_key(entry_id))
+            done = dict(zip(packs, pipe.execute(), strict=True))
+        return [e for e in entries if e.key not in done[e.entry_id]]
 
     def settle(self, settled: list[Entry], letters: list[tuple[Entry | None, DeadLetter]],
                unsettled: list[Entry]) -> None:
@@ -188,27 +205,29 @@ class Buffer:
 
         Dead letters are written; a pack whose records are all settled (delivered or
         dead-lettered) is acknowledged and deleted; a pack with some records settled and some
-        not is replaced by a new pack of the unsettled ones (so nothing is delivered twice and
-        nothing is dropped); a pack with nothing settled stays pending for redelivery.
+        not stays pending where it is, with its settled records noted beside it (so nothing is
+        delivered twice, nothing is dropped, and its unsettled records are sent again before
+        anything newer: a new pack of them at the stream's end would let later records of
+        their keys overtake them); a pack with nothing settled stays pending for redelivery.
         """
         if not settled and not letters:
             return
-        done = {e.entry_id for e in settled} | {e.entry_id for e, _l in letters if e is not None}
-        left: dict[bytes, list[Entry]] = {}
-        for entry in unsettled:
-            if entry.entry_id in done:
-                left.setdefault(entry.entry_id, []).append(entry)
+        done: dict[bytes, list[bytes]] = {}
+        for entry in [*settled, *(e for e, _l in letters if e is not None)]:
+            done.setdefault(entry.entry_id, []).append(entry.key)
+        partial = {entry.entry_id for entry in unsettled if entry.entry_id in done}
+        whole = [entry_id for entry_id in done if entry_id not in partial]
         with self._transient("buffer.settle"):
             pipe = self.client.pipeline(transaction=True)
             stream = self.config.stream
             for _entry, letter in letters:
                 pipe.xadd(self.config.dead_letter_stream, _dead_letter_fields(letter))
-            for rest in left.values():
-                pipe.execute_command("XADD", stream, "*", "ids", b",".join(e.key for e in rest),
-                                     "v", b"\n".join(e.value for e in rest))
-            if done:
-                pipe.xack(stream, self.config.group, *done)
-                pipe.xdel(stream, *done)
+            for entry_id in partial:
+                pipe.sadd(self._settled_key(entry_id), *done[entry_id])
+            if whole:
+                pipe.xack(stream, self.config.group, *whole)
+                pipe.xdel(stream, *whole)
+                pipe.delete(*(self._settled_key(entry_id) for entry_id in whole))
             pipe.execute()
 
     def dead_letter(self, letters: list[DeadLetter]) -> None:

@@ -10,9 +10,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from exporter import defects, metrics
 from exporter.buffer import DeadLetter, Entry
@@ -24,6 +25,7 @@ from exporter.files import append_durably
 log = logging.getLogger("exporter.sink")
 
 
+FLUSH_SLICE_S = 0.5  # how long a flush waits before the sink looks at the producer's state again
 PERMANENT_KAFKA = {KafkaError.MSG_SIZE_TOO_LARGE: "too_large", KafkaError.INVALID_RECORD: "rejected_by_broker"}
 
 
@@ -34,11 +36,20 @@ class SendResult:
     dead: list[tuple[Entry, DeadLetter]] = field(default_factory=list)
 
 
+def _kafka_error(exc: BaseException) -> KafkaError | None:
+    """The client's error an exception carries, itself or as its cause (None: not the client's)."""
+    for candidate in (exc, exc.__cause__, exc.__context__):
+        if isinstance(candidate, KafkaException) and isinstance(candidate.args[0], KafkaError):
+            return candidate.args[0]
+    return None
+
+
 class KafkaSink:
     name = "kafka"
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._fatal = False  # the producer reported a fatal error: replaced before its next use
         self.producer = self._new_producer()
 
     def _new_producer(self) -> Producer:
@@ -58,10 +69,20 @@ class KafkaSink:
         })
 
     def _on_error(self, err: KafkaError) -> None:
-        log.error("kafka client error", extra={"stage": "sink.kafka", "error_class": err.name(),
-                                               "cause": err.str(), "fatal": err.fatal()})
+        # For a fatal error the client calls this with its own exception already pending, and the
+        # first call into ``err`` raises SystemError from it: the call under way (produce, flush)
+        # then raises that, and send() handles it there.
+        log.error("kafka client error", extra={"stage": "sink.kafka", "error_class": err.name(), "cause": err.str(),
+                                               "fatal": err.fatal()})
         if err.fatal():
-            # An idempotent producer in a fatal state can never deliver again: start afresh.
+            self._fatal = True
+
+    def _renew_if_fatal(self) -> None:
+        """An idempotent producer in a fatal state never delivers again: start afresh (what it
+        still held is reported failed and stays in the buffer)."""
+        if self._fatal:
+            self._fatal = False
+            log.error("kafka producer in a fatal state; starting a new one", extra={"stage": "sink.kafka"})
             self.producer = self._new_producer()
 
     def send(self, entries: list[Entry], deadline: float) -> SendResult:
@@ -75,36 +96,79 @@ class KafkaSink:
             reports[msg.key()] = err  # type: ignore[attr-defined]
             received[0] += 1
 
-        producer = self.producer
-        topic = self.config.topic
+        self._renew_if_fatal()
         skip_confirmation = defects.on("ack_before_send")
-        for entry in entries:
-            key = entry.key
-            while True:
-                try:
-                    producer.produce(topic, entry.value, key=key, on_delivery=report)
-                    break
-                except BufferError:
-                    producer.poll(0.05)  # local queue full: let delivery reports drain it
+        refused: dict[bytes, str] = {}  # records the client refused outright, and why
+        try:
+            produced = self._produce(entries, report, refused)
             if skip_confirmation:
-                result.delivered.append(entry)  # the bug: confirmed before Kafka said anything
-        metrics.in_flight.set(len(entries))
-        # flush() returns how many are still queued: keep polling until every report is in.
-        remaining = producer.flush(max(0.0, deadline - time.monotonic()))
-        while received[0] < len(entries) and time.monotonic() < deadline:
-            remaining = producer.flush(min(0.5, max(0.0, deadline - time.monotonic())))
-        metrics.in_flight.set(remaining)
+                result.delivered.extend(entries[:produced])  # the bug: confirmed before Kafka said anything
+            metrics.in_flight.set(produced)
+            remaining = self._await_reports(received, produced, deadline)
+        except (KafkaException, SystemError) as exc:
+            # A fatal error (an out-of-order sequence for an idempotent producer) is raised from
+            # the call under way, as itself or as the SystemError our error callback met while
+            # it was pending: records with no report yet are failed and sent again.
+            error = _kafka_error(exc)
+            if error is None:
+                raise
+            self._fatal = self._fatal or error.fatal()
+            remaining = -1
+            for entry in entries:
+                refused.setdefault(entry.key, f"{error.name()}: {error.str()}")
+        finally:
+            self._renew_if_fatal()
+        metrics.in_flight.set(max(remaining, 0))
         if skip_confirmation:
             return result
         if defects.on("partial_batch_success_acks_all") and any(err is None for err in reports.values()):
             # The bug: the batch is judged as one; a partial success passes for a whole one.
             result.delivered.extend(entries)
             return result
+        self._judge_reports(entries, reports, refused, remaining, deadline, result)
+        return result
+
+    def _produce(self, entries: list[Entry], report: Callable[[KafkaError | None, object], None],
+                 refused: dict[bytes, str]) -> int:
+        """Hand the batch to the client; how many it took. A refusal of produce() itself (after
+        TOPIC_AUTHORIZATION_FAILED librdkafka refuses the topic for a while) fails that record
+        and every later one of the batch: they stay in the buffer, in order."""
+        producer, topic = self.producer, self.config.topic
+        for n, entry in enumerate(entries):
+            while True:
+                try:
+                    producer.produce(topic, entry.value, key=entry.key, on_delivery=report)
+                    break
+                except BufferError:
+                    producer.poll(0.05)  # local queue full: let delivery reports drain it
+                except KafkaException as exc:
+                    if exc.args[0].fatal():
+                        raise
+                    reason = f"{exc.args[0].name()}: {exc.args[0].str()} (refused by the client)"
+                    refused.update((later.key, reason) for later in entries[n:])
+                    return n
+        return len(entries)
+
+    def _await_reports(self, received: list[int], expected: int, deadline: float) -> int:
+        """flush() returns how many are still queued: keep polling until every report is in, in
+        slices, so that a producer gone fatal meanwhile (it will never deliver) is given up on
+        at once rather than at the deadline."""
+        producer = self.producer
+        remaining = producer.flush(min(FLUSH_SLICE_S, max(0.0, deadline - time.monotonic())))
+        while (remaining or received[0] < expected) and time.monotonic() < deadline and not self._fatal:
+            remaining = producer.flush(min(FLUSH_SLICE_S, max(0.0, deadline - time.monotonic())))
+        return int(remaining)
+
+    def _judge_reports(self, entries: list[Entry], reports: dict[bytes, KafkaError | None], refused: dict[bytes, str],
+                       remaining: int, deadline: float, result: SendResult) -> None:
+        """Each record by its delivery report: delivered, too large (sent alone), refused for
+        good (dead-lettered), or failed (left in the buffer for redelivery)."""
         too_large: list[Entry] = []
         for entry in entries:
             key = entry.key
             if key not in reports:
-                result.failed.append((entry, f"no delivery report before the deadline ({remaining} still queued)"))
+                result.failed.append((entry, refused.get(key) or f"no delivery report before the deadline "
+                                                                  f"({remaining} still queued)"))
                 continue
             err = reports[key]
             if err is None or defects.on("ignore_send_errors"):
@@ -119,7 +183,6 @@ class KafkaSink:
                 result.failed.append((entry, f"{err.name()}: {err.str()}"))
         if too_large:
             self._send_alone(too_large, deadline, result)
-        return result
 
     @staticmethod
     def _letter(entry: Entry, err: KafkaError) -> DeadLetter:

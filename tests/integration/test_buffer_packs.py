@@ -1,5 +1,6 @@
 """The exporter's packed buffer on a real Redis: packs split exactly, and settling a pack in part
-keeps every unsettled record (no loss) without keeping a settled one (no duplicate)."""
+keeps every unsettled record (no loss), in its place ahead of newer records (a key's order),
+without keeping a settled one (no duplicate)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def test_records_travel_in_packs_and_come_back_exactly(buffer: Buffer) -> None:
     assert buffer.checkpoint() == 250
 
 
-def test_partly_settled_pack_is_replaced_by_its_unsettled_records(buffer: Buffer) -> None:
+def test_partly_settled_pack_keeps_its_place_and_gives_only_its_unsettled_records(buffer: Buffer) -> None:
     buffer.append(values(250), [], last_id=250)
     entries = buffer.read(10, 0, pending=False)
     packs = sorted({e.entry_id for e in entries})
@@ -52,17 +53,21 @@ def test_partly_settled_pack_is_replaced_by_its_unsettled_records(buffer: Buffer
     delivered = first + second[1:40]
     unsettled = second[40:] + third
     buffer.settle(delivered, [(second[0], letter)], unsettled)
+    newer = values(260)[250:]
+    buffer.append(newer, [], last_id=260)  # written after the pass: must not overtake what is left
 
-    # The first pack is gone, the third is untouched and still pending, the second was replaced.
-    remaining = buffer.client.xrange(buffer.config.stream)
-    assert [entry_id for entry_id, _f in remaining][:1] == [packs[2]]
-    assert len(remaining) == 2
+    # The first pack is gone; the second stays where it was, pending, giving only what is left.
+    remaining = [entry_id for entry_id, _f in buffer.client.xrange(buffer.config.stream)]
+    assert remaining[:2] == packs[1:] and len(remaining) == 3
     pending = buffer.read(10, 0, pending=True)
-    assert {e.entry_id for e in pending} == {packs[2]}
+    assert [e.record_id for e in pending] == [e.record_id for e in second[40:] + third]
     fresh = buffer.read(10, 0, pending=False)
-    assert [e.record_id for e in fresh] == [e.record_id for e in second[40:]]
+    assert [e.record_id for e in fresh] == [i for i, _v in newer]  # only after the redelivery
     dead = buffer.client.xrange(buffer.config.dead_letter_stream)
     assert [fields[b"record_id"] for _id, fields in dead] == [str(second[0].record_id).encode()]
+    buffer.settle(pending, [], [])  # the rest of the second pack settled: it goes, with its note
+    assert [entry_id for entry_id, _f in buffer.client.xrange(buffer.config.stream)] == remaining[2:]
+    assert not buffer.client.exists(f"{buffer.config.stream}:settled:{packs[1].decode()}")
 
 
 def test_nothing_settled_leaves_the_pack_pending(buffer: Buffer) -> None:
