@@ -102,7 +102,7 @@ def test_a_key_keeps_its_order_when_some_of_its_partition_s_batches_are_refused_
     # written one of the same partition would let later records of a key overtake earlier ones.
     number = kafka_proxy.add_rule(PartitionErrorRule("TOPIC_AUTHORIZATION_FAILED", topic=run_ctx.topic, partition=0,
                                                      trigger=Trigger(times=0, probability=0.5, seed=3)))
-    for n in range(8):
+    for _round in range(8):
         written += writer.insert(_rows("x", 40, keys=2))  # two keys: every partition holds runs of each
         wait_for(lambda: kafka_proxy.injections(number) or exporter.metric_total("delivered") > 0, timeout=10,
                  what="the exporter to be sending")
