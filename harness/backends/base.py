@@ -15,6 +15,18 @@ from harness.infra.stack import Stack
 from harness.model.capabilities import Need, NeedKind
 
 _live: StopAtExit[Backend] = StopAtExit(lambda backend: backend.stop())
+DEVICES = Path("/dev")
+
+
+def device_missing(name: str) -> str | None:
+    """Why this machine cannot lend a step the kernel device ``name`` (a container started
+    without ``--device /dev/fuse``), or None: a step that needs it is then skipped, not failed."""
+    path = DEVICES / name
+    if not path.exists():
+        return f"this machine has no {path} (a file-system fault mounts a FUSE file system)"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"{path} is not readable and writable by this user"
+    return None
 
 
 class Backend(ABC):
@@ -119,6 +131,8 @@ class Backend(ABC):
             return f"the {self.name} backend cannot run {name} against its servers"
         if kind is NeedKind.MOVE and name not in self.movable:
             return f"the {self.name} backend cannot bring {name} back on a new address"
+        if kind is NeedKind.DEVICE:
+            return device_missing(name)
         if kind is NeedKind.PROTOCOL and not self.protocol_proxies:
             return (f"the {self.name} backend's Toxiproxy cannot reach a protocol proxy in the harness's "
                     f"process (a {name} protocol fault needs it)")

@@ -26,6 +26,7 @@ class NeedKind(StrEnum):
     CREDENTIALS = "credentials"  # the exporter's own role/user (name: "exporter")
     API = "api"                  # an HTTP API the target offers (name: exports, pause)
     PRELOAD = "preload"          # a library preloaded into the target's process (name: wallclock)
+    DEVICE = "device"            # a kernel device on this machine (name: fuse, for /dev/fuse)
     SINK = "sink"                # a sink the target has (name: the sink)
     OWN = "own"                  # a team's own capability (name: theirs)
 
@@ -97,6 +98,10 @@ class Need:
     @classmethod
     def preload(cls, library: str) -> Need:
         return cls(NeedKind.PRELOAD, library)
+
+    @classmethod
+    def device(cls, name: str) -> Need:
+        return cls(NeedKind.DEVICE, name)
 
     @classmethod
     def sink(cls, name: str) -> Need:

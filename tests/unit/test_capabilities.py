@@ -56,6 +56,23 @@ def test_a_backend_lacks_typed_capabilities() -> None:
     assert backend.unsupported(Pause(grace_s=2.0)) is None and backend.unsupported(DiskFull()) is None
 
 
+def test_file_system_faults_are_skipped_on_a_machine_without_dev_fuse(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """A container started without /dev/fuse skips the file-system faults (with the reason)
+    instead of failing them when the mount is tried."""
+    import harness.backends.base as base
+    from harness.scenario import CrashLosingUnsynced, FileError
+
+    backend = _NoTools()
+    monkeypatch.setattr(base, "DEVICES", tmp_path)
+    for step in (FileError(directory="file_sink", operation="fsync"), CrashLosingUnsynced()):
+        assert f"no {tmp_path / 'fuse'}" in (backend.unsupported(step) or ""), step.describe()
+    assert backend.unsupported(DiskFull()) is None  # the other disk faults need no device
+    (tmp_path / "fuse").write_bytes(b"")
+    (tmp_path / "fuse").chmod(0o600)
+    assert backend.lacks(Need.device("fuse")) is None
+    assert backend.unsupported(FileError(directory="file_sink", operation="fsync")) is None
+
+
 def test_every_built_in_kind_needs_typed_capabilities() -> None:
     for step in (DiskFull(), LinkDown("redis"), Pause(grace_s=2.0), RedisRefuseWrites("misconf"),
                  ServiceMoves("kafka"), KafkaQuota(producer_byte_rate=1024)):
