@@ -113,7 +113,6 @@ def load(path: Path) -> Scenario:
         raise fail(str(exc), where.table("expect")) from exc
     workload = build(Workload, shape.workload, "workload")
     steps = [_step(n, raw, where, fail) for n, raw in enumerate(shape.steps)]
-    _refuse_overlaps(steps, where, fail)
     head = dict(shape.incident)
     if isinstance(head.get("catches"), list):
         head["catches"] = tuple(head["catches"])  # TOML arrays are lists; the model keeps tuples
@@ -150,24 +149,6 @@ def _step(n: int, raw: dict[str, Any], where: _Locator, fail: Any) -> Step:
         return Step(phase=raw.get("phase", "during"), do=do, at=raw.get("at", 0.0), duration=raw.get("duration"))
     except ValidationError as exc:
         raise step_fail(explain(exc), error_field(exc).split(".")[0]) from exc
-
-
-def _refuse_overlaps(steps: list[Step], where: _Locator, fail: Any) -> None:
-    """Two faults of the same kind on the same target at once are ambiguous (which one ends when?);
-    different toxics on one link are fine."""
-    windows: dict[str, list[tuple[float, float, int]]] = {}
-    for n, step in enumerate(steps):
-        if type(step.do).role != "fault":
-            continue
-        params = step.do.parameters()
-        target = ":".join([kind_of(step.do), *(str(params[k]) for k in ("link", "service", "directory", "type",
-                                                                            "stream") if k in params)])
-        end = step.at + (step.duration or float("inf"))
-        for other_at, other_end, other_n in windows.get(target, []):
-            if step.at < other_end and other_at < end:
-                raise fail(f"step {n + 1}: overlaps step {other_n + 1} on the same target ({target}); one fault of "
-                           "a kind per target at a time", where.key("at", step=n))
-        windows.setdefault(target, []).append((step.at, end, n))
 
 
 def _reproduction(table: _ReproductionTable | None, where: _Locator, fail: Any) -> Reproduction | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import traceback
 from pathlib import Path
@@ -41,7 +42,22 @@ def load_file(path: Path) -> Scenario:
         verify_custom(scenario.expect, f"{path}: SCENARIO")
     except CheckKindError as exc:
         raise ScenarioError(str(exc)) from exc
-    return scenario.validate()
+    try:
+        return scenario.validate()
+    except ScenarioError as exc:
+        line = _step_line(path, exc.step) if exc.step is not None else None
+        raise ScenarioError(f"{path}:{line or '?'}: {exc}", exc.field_name, exc.step) from exc
+
+
+def _step_line(path: Path, index: int) -> int | None:
+    """The line of the ``index``-th element of ``steps=(...)`` in a scenario file, when written so."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            for keyword in node.keywords:
+                if keyword.arg == "steps" and isinstance(keyword.value, ast.Tuple | ast.List):
+                    elements = keyword.value.elts
+                    return elements[index].lineno if index < len(elements) else None
+    return None
 
 
 def discover(directory: Path | None = None) -> dict[str, Scenario]:

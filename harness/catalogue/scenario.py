@@ -185,6 +185,7 @@ class Scenario:
                                 f"{', '.join(KNOBS)}", unknown[0])
         for n, step in enumerate(self.steps):
             check_step(step, f"scenario {self.name!r}: step {n} ({type(step.do).__name__})", n)
+        refuse_overlaps(self.steps, f"scenario {self.name!r}")
         return self
 
     @property
@@ -234,6 +235,25 @@ def check_step(step: Step, where: str, index: int | None = None) -> None:
     problem = step.do.check()
     if problem is not None:
         raise ScenarioError(f"{where}: {problem.message}", problem.field, index)
+
+
+def refuse_overlaps(steps: tuple[Step, ...], where: str) -> None:
+    """Two faults of the same kind on the same target at once are ambiguous (which one ends when,
+    and which one's evidence is whose?); different toxics on one link are fine. Steps are counted
+    from 1, as an incident file's reader counts its [[steps]]."""
+    windows: dict[str, list[tuple[float, float, int]]] = {}
+    for n, step in enumerate(steps):
+        if not is_fault(step):
+            continue
+        params = step.do.parameters()
+        target = ":".join([kind_of(step.do), *(str(params[k]) for k in ("link", "service", "directory", "type",
+                                                                            "stream") if k in params)])
+        end = step.at + (step.duration or float("inf"))
+        for other_at, other_end, other_n in windows.get(target, []):
+            if step.at < other_end and other_at < end:
+                raise ScenarioError(f"{where}: step {n + 1} overlaps step {other_n + 1} on the same target "
+                                    f"({target}); one fault of a kind per target at a time", "at", n)
+        windows.setdefault(target, []).append((step.at, end, n))
 
 
 def is_fault(step: Step) -> bool:

@@ -142,3 +142,22 @@ def test_a_scenario_or_step_module_that_exits_on_import_is_an_error_naming_it(tm
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("exiting_steps_probe", None)
+
+
+def test_a_python_scenario_with_two_faults_of_a_kind_on_one_target_at_once_is_refused(tmp_path: Path) -> None:
+    """The rule incident files keep holds for Python scenarios too, with the file and the step's line."""
+    (tmp_path / "two_downs.py").write_text(
+        "from harness.scenario import LinkDown, Scenario, Step, Workload\n"
+        "SCENARIO = Scenario(\n"
+        "    name='two_downs', description='d', workload=Workload(records=10),\n"
+        "    steps=(Step('during', LinkDown('kafka'), at=0.0, duration=2.0),\n"
+        "           Step('during', LinkDown('redis'), at=0.5, duration=1.0),\n"
+        "           Step('during', LinkDown('kafka'), at=1.5, duration=1.0)),\n"
+        ")\n")
+    with pytest.raises(ScenarioError) as info:
+        load_file(tmp_path / "two_downs.py")
+    assert str(info.value).startswith(f"{tmp_path / 'two_downs.py'}:6: scenario 'two_downs': step 3 overlaps step 1")
+    assert info.value.field_name == "at" and info.value.step == 2
+    # One after the other on the same link is fine.
+    make(steps=(Step("during", LinkDown("kafka"), at=0.0, duration=1.0),
+                Step("during", LinkDown("kafka"), at=1.0, duration=1.0))).validate()
