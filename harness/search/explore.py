@@ -69,13 +69,14 @@ class Coverage:
         return new
 
 
-def schedules(plan: ExplorePlan, kinds: dict[str, type[StepKind]],
-              corpus: list[Scenario]) -> Iterator[tuple[int, Scenario, bool]]:
+def schedules(plan: ExplorePlan, kinds: dict[str, type[StepKind]], corpus: list[Scenario],
+              drawn: Drawn | None = None) -> Iterator[tuple[int, Scenario, bool]]:
     """(run number, schedule, mutated?) for run 1, 2, ...: each from its own Random seeded by
-    (seed, run), and guided by what the schedules before it drew (``Drawn``). With an empty corpus
-    the sequence is fixed by the seed (``--plan-only`` prints it); the corpus only grows with what
+    (seed, run), and guided by what the schedules before it drew (``Drawn``; the caller that runs
+    them tells it which faults reached nothing). With an empty corpus and nothing reported the
+    sequence is fixed by the seed (``--plan-only`` prints it); the corpus only grows with what
     earlier runs showed, itself deterministic for a deterministic exporter."""
-    drawn = Drawn()
+    drawn = drawn if drawn is not None else Drawn()
     for run in itertools.count(1):
         rng = random.Random(f"faultline-explore:{plan.seed}:{run}")
         name = f"explore_s{plan.seed}_r{run}"

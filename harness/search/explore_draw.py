@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -14,6 +14,7 @@ from harness.catalogue.scenario import Expect, Scenario, Step, Workload
 from harness.errors import HarnessError
 from harness.model.capabilities import Need
 from harness.model.profiles import PROFILES as payload_profiles
+from harness.report.journal import StepRecord
 from harness.rig.workload import WriteMode
 from harness.search.explore_plan import (
     WAITING_CLEARANCE_S,
@@ -46,7 +47,7 @@ SHARP_KNOBS = {"kafka": {"delivery_timeout_ms": "1500"},
                "postgres": {"source_timeout_s": "1", "metadata_poll_interval_s": "0.5"}}
 SHARP_SHARE = 0.75
 INTO_WAITS_SHARE = 0.9  # of the faults that meet waits, moved into one when there is one
-MUTATIONS = ("add", "drop", "shift", "widen", "overlap", "knobs")
+MUTATIONS = ("add", "drop", "shift", "widen", "overlap", "knobs", "vary")
 VARIANT_CANDIDATES = 4  # instances of a kind drawn to pick the least seen variant from
 BREADTH_PROBES = 200  # instances drawn once per kind to estimate how many variants it has
 FRESH_SHARE = 0.5  # of the runs once the corpus is not empty, drawn from scratch
@@ -61,7 +62,7 @@ class Drawn:
     A budget of tens of runs so reaches every kind and many variants of the broad ones, where
     uniform chance would draw a toxic as rarely as a read-only directory."""
 
-    kinds: Counter[str] = field(default_factory=Counter)
+    kinds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # reaching nothing: half
     variants: Counter[str] = field(default_factory=Counter)
     inside: Counter[str] = field(default_factory=Counter)  # "action in fault kind": which met which
     breadth: dict[str, int] = field(default_factory=dict)  # variants a kind has (estimated by drawing)
@@ -72,6 +73,21 @@ class Drawn:
                 self.kinds[kind_of(step.do)] += 1
                 self.variants[variant(step.do)] += 1
         self.inside.update(inside_windows(scenario, scenario.during_s))
+
+    def unreached(self, scenario: Scenario, records: list[StepRecord]) -> list[str]:
+        """Take back the variants of the faults that injected nothing in the run (a file error
+        from the 2nd fsync on, in a window with one): drawn but not covered, as a fuzzer counts
+        an edge only once it was executed. Their kind keeps half its count (UNREACHED_COUNTS), so
+        it comes back sooner, but a fault that cannot reach anything here does not crowd the
+        others out. The variants taken back."""
+        injected = {r.description: r.result.get("injected") for r in records
+                    if r.fault and isinstance(r.result, dict)}
+        missed = [variant(s.do) for s in scenario.steps
+                  if s.do.role == "fault" and injected.get(s.do.describe(), None) == 0]
+        for name in missed:
+            self.variants[name] -= 1
+            self.kinds[name.split(" ", 1)[0]] -= 1 - UNREACHED_COUNTS
+        return missed
 
     def weight(self, name: str, cls: type[StepKind], world: World) -> float:
         if name not in self.breadth:
@@ -160,6 +176,7 @@ def _draw_actions(rng: random.Random, kinds: dict[str, type[StepKind]], world: W
 
 FILE_SINK = Need.sink("file_sink")
 NEVER_DRAWN_BOOST = 4.0
+UNREACHED_COUNTS = 0.5  # of a draw, for its kind, when the fault injected nothing
 MEET_FAULTS = (0, 30, 30, 60)
 
 
@@ -266,10 +283,24 @@ def _moved(rng: random.Random, how: str, steps: list[Step], faults: list[int], p
     return [moved if j == i else s for j, s in enumerate(steps)]
 
 
+def _varied(rng: random.Random, steps: list[Step], faults: list[int], plan: ExplorePlan, drawn: Drawn) -> list[Step]:
+    """One fault becomes another variant of its kind, in the same window (the least seen of a
+    few drawn): a close failing on the file sink made the exporter react in a new way, so the
+    fsync failing there is worth a run. Unchanged if the variant would clash with the others."""
+    i = rng.choice(faults)
+    other = drawn.pick_instance(rng, type(steps[i].do), plan.world)
+    if other is None:
+        return steps
+    varied = dataclasses.replace(steps[i], do=other)
+    if conflicts(varied, [steps[j] for j in faults if j != i], plan.during_s, plan.max_overlap):
+        return steps
+    return [varied if j == i else s for j, s in enumerate(steps)]
+
+
 def mutate(rng: random.Random, parent: Scenario, kinds: dict[str, type[StepKind]], plan: ExplorePlan,
            name: str, drawn: Drawn | None = None) -> Scenario:
-    """A neighbour of ``parent``: one fault added, dropped, shifted, widened or moved to overlap
-    another, or its knobs drawn again. The parent's workload and, but for that last mutation, its
+    """A neighbour of ``parent``: one fault added, dropped, shifted, widened, moved to overlap
+    another or turned into another variant of its kind, or its knobs drawn again. The parent's workload and, but for that last mutation, its
     knobs are kept: they are part of what made its reaction new. Actions that no longer sit right
     are left as they are (a pause still has its resume); the result is a valid Scenario or,
     failing that, a fresh draw."""
@@ -290,6 +321,8 @@ def mutate(rng: random.Random, parent: Scenario, kinds: dict[str, type[StepKind]
     elif how == "knobs":
         knobs = {knob: rng.choice(values) for knob, values in KNOB_CHOICES.items() if rng.random() < 0.5}
         knobs = _sharpened(rng, knobs, [steps[i] for i in faults])
+    elif how == "vary":
+        steps = _varied(rng, steps, faults, plan, drawn)
     else:
         steps = _moved(rng, how, steps, faults, plan)
     if not waiting_actions_clear(steps, plan.during_s):

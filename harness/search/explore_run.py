@@ -18,6 +18,7 @@ from harness.play.runner import ScenarioRunner
 from harness.report.result import ExploreFailure, ExploreSummary, ScenarioResult, Verdict
 from harness.search.explore import (
     Coverage,
+    Drawn,
     ExplorePlan,
     drawable,
     failure_group,
@@ -70,12 +71,12 @@ class Explorer:
     def explore(self) -> ExploreSummary:
         plan = self.plan.validate()
         kinds, never = drawable(plan, plan.world)
-        coverage, corpus = Coverage(), list[Scenario]()
+        coverage, corpus, drawn = Coverage(), list[Scenario](), Drawn()
         failures: list[ExploreFailure] = []
         groups: dict[tuple[frozenset[str], frozenset[str]], int] = {}
         errors = mutated_runs = runs = 0
         started = time.monotonic()
-        for run, scenario, mutated in schedules(plan, kinds, corpus):
+        for run, scenario, mutated in schedules(plan, kinds, corpus, drawn):
             if self._done(run, started):
                 break
             runs, mutated_runs = run, mutated_runs + mutated
@@ -86,6 +87,8 @@ class Explorer:
                            + (" (mutated)" if mutated else ""))
             result = self.run_once(scenario, self.out / "runs")
             self.results.append(result)
+            if result.verdict is not Verdict.ERROR:
+                drawn.unreached(scenario, result.steps)
             sig = signature(result) if judged(result) else None
             if coverage.note(run, scenario, sig, plan.during_s) and result.verdict is Verdict.PASS:
                 corpus.append(scenario)  # a new reaction: worth mutating

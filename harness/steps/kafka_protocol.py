@@ -67,7 +67,7 @@ class KafkaProduceError(TriggeredFault):
         # Mostly transient, as brokers mostly are; the reported ones rarely, and once or twice.
         reported = rng.random() < 0.3
         error: KafkaErrorName = rng.choice(REPORTED[:4] if reported else TRANSIENT)
-        return cls(error=error, partition=rng.choice((-1, -1, 0)), nth=rng.choice((1, 1, 2, 5)),
+        return cls(error=error, partition=rng.choice((-1, -1, 0)), nth=rng.choice((1, 1, 1, 2, 5)),
                    times=rng.choice((1, 2) if reported else (1, 3, 0)), probability=rng.choice((1.0, 1.0, 0.5)),
                    seed=rng.randrange(1, 1_000_000))
 

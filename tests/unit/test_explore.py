@@ -23,6 +23,7 @@ from harness.search.explore import (
     schedules,
     signature,
 )
+from harness.search.explore_draw import UNREACHED_COUNTS
 from harness.search.explore_plan import clash, keeps_actions_out, waiting_actions_clear, window
 from harness.steps import World, kind_of
 
@@ -313,3 +314,61 @@ def test_a_clock_step_is_drawn_inside_a_pause_that_waits_on_its_deadline() -> No
     assert len(both) >= 10 and len(inside) >= 0.7 * len(both), (len(both), len(inside))  # mutations aside
     for scenario in inside:
         assert scenario.validate() is scenario or scenario.validate() == scenario  # still a valid schedule
+
+
+def test_a_fault_that_injected_nothing_stays_uncovered_and_is_drawn_again() -> None:
+    """A variant counts as covered only once it fired: one that met nothing (a rule from the
+    2nd call on, in a window with one) is taken back, and the next schedules draw it again."""
+    from harness.report.journal import StepRecord
+
+    kinds, _never = drawable(PLAN, PLAN.world)
+
+    def file_errors(reporting: bool) -> tuple[int, list[str], Drawn]:
+        drawn, missed, count = Drawn(), list[str](), 0
+        for _run, scenario, _m in itertools.islice(schedules(PLAN, kinds, [], drawn), 40):
+            mine = [s for s in scenario.steps if s.do.role == "fault" and kind_of(s.do) == "file_error"]
+            count += len(mine)
+            if reporting:  # every file error met nothing
+                missed += drawn.unreached(scenario, [StepRecord("during", s.do.describe(), fault=True,
+                                                                result={"matched": 0, "injected": 0}) for s in mine])
+        return count, missed, drawn
+
+    plain_count, none_missed, plain = file_errors(reporting=False)
+    count, missed, drawn = file_errors(reporting=True)
+    assert none_missed == [] and missed and all(m.startswith("file_error ") for m in missed)
+    assert all(drawn.variants[m] == 0 for m in missed), missed  # each draw taken back: still unseen
+    assert any(plain.variants[m] > 0 for m in missed)
+    assert drawn.kinds["file_error"] == count * UNREACHED_COUNTS  # each draw counted a half
+    assert count > plain_count, (count, plain_count)  # so drawn again sooner
+
+
+def test_a_fault_that_fired_or_reports_no_count_stays_covered() -> None:
+    from harness.report.journal import StepRecord
+
+    kinds, _never = drawable(PLAN, PLAN.world)
+    _run, scenario, _m = next(schedules(PLAN, kinds, []))
+    faults = [s for s in scenario.steps if s.do.role == "fault"]
+    drawn = Drawn()
+    drawn.note(scenario)
+    records = [StepRecord("during", s.do.describe(), fault=True, result={"injected": 2}) for s in faults]
+    records += [StepRecord("during", "a toxic", fault=True, result=None)]
+    assert drawn.unreached(scenario, records) == []
+    assert sum(drawn.kinds.values()) == len(faults)
+
+
+def test_a_vary_mutation_keeps_the_kind_and_window_and_changes_the_variant() -> None:
+    from harness.search.explore_draw import _varied
+    from harness.search.explore_plan import variant
+
+    kinds, _never = drawable(PLAN, World())
+    parent = next(p for p in fresh(count=80) if any(kind_of(s.do) == "file_error" for s in p.steps))
+    steps = list(parent.steps)
+    faults = [i for i, s in enumerate(steps) if s.do.role == "fault"]
+    changed = 0
+    for n in range(20):
+        varied = _varied(random.Random(n), steps, faults, PLAN, Drawn())
+        assert len(varied) == len(steps)
+        for before, after in zip(steps, varied, strict=True):
+            assert (kind_of(before.do), before.at, before.duration) == (kind_of(after.do), after.at, after.duration)
+        changed += any(variant(a.do) != variant(b.do) for a, b in zip(steps, varied, strict=True))
+    assert changed >= 10, changed  # most draws land on another variant (a narrow kind may draw its own)
