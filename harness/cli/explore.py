@@ -26,14 +26,19 @@ BACKENDS = ("local", "docker", "external")
 @click.option("--kinds", default=None, help="Comma-separated step kinds to draw from (default: every one).")
 @click.option("--keep-going", is_flag=True, help="Go on after a failure (failures of one kind are grouped).")
 @click.option("--no-shrink", is_flag=True, help="Write failing runs' incident files without shrinking them.")
+@click.option("--replays", type=click.IntRange(0, 1000), default=3, show_default=True,
+              help="Replays of each new failure before it is written up: its rate goes into its file (0: none).")
+@click.option("--amplify-runs", type=click.IntRange(0, 100_000), default=60, show_default=True,
+              help="Runs spent looking for a variant of a failure that replays fewer than 9 of 10 times "
+                   "that fails more often the same way (0: do not amplify).")
 @click.option("--plan-only", is_flag=True, help="Print the schedules drawn from scratch, run nothing.")
 @click.option("--defect", default=None, help="Switch on one of the target's seeded defects.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
 def explore(seed: int, budget: str | None, runs: int | None, max_overlap: int, kinds: str | None,
-            keep_going: bool, no_shrink: bool, plan_only: bool, defect: str | None, backend: str,
-            target_path: str | None, out: str | None) -> None:
+            keep_going: bool, no_shrink: bool, replays: int, amplify_runs: int, plan_only: bool,
+            defect: str | None, backend: str, target_path: str | None, out: str | None) -> None:
     """Many short runs of randomly drawn fault schedules, guided by the exporter's reactions.
 
     Exit 0 when every run held, 1 when one violated a check (its incident file, shrunk, and the
@@ -50,7 +55,8 @@ def explore(seed: int, budget: str | None, runs: int | None, max_overlap: int, k
         return
     plan.validate()
     with graceful_interrupt("healing, judging and reporting the current run") as interrupt:
-        code = _explore(plan, interrupt, backend, target_path, out, defect_env(target_path, defect), not no_shrink)
+        code = _explore(plan, interrupt, backend, target_path, out, defect_env(target_path, defect),
+                        Handing(not no_shrink, replays, amplify_runs))
     sys.exit(code)
 
 
@@ -71,8 +77,17 @@ def _print_plan(plan: object, target_path: str | None) -> None:
         click.echo(f"# never drawn: {name}: {why}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Handing:
+    """What is done with a failure before it is reported: shrunk, replayed, amplified."""
+
+    shrink: bool = True
+    replays: int = 3
+    amplify_runs: int = 60
+
+
 def _explore(plan: object, interrupt: object, backend: str, target_path: str | None, out: str | None,
-             env: dict[str, str], shrink_failures: bool) -> int:
+             env: dict[str, str], handing: Handing) -> int:
     from harness.backends.factory import make_backend
     from harness.model.target import BUNDLED
     from harness.paths import reports_dir
@@ -92,7 +107,8 @@ def _explore(plan: object, interrupt: object, backend: str, target_path: str | N
     with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
         explorer = Explorer(stack, target, against(plan, stack, target), directory,
                             extra_env=env, interrupt=interrupt, on_run=_progress,  # type: ignore[arg-type]
-                            log=lambda m: console.print(f"  [dim]{escape(m)}[/]"), shrink_failures=shrink_failures)
+                            log=lambda m: console.print(f"  [dim]{escape(m)}[/]"), shrink_failures=handing.shrink,
+                            replays=handing.replays, amplify_runs=handing.amplify_runs)
         console.print(f"faultline explore: seed {plan.seed}, "
                       + (f"{plan.runs} runs" if plan.runs else f"{plan.budget_s:.0f}s budget") + f", on {backend}")
         found = explorer.explore()
@@ -132,7 +148,9 @@ def _print_summary(found: object, directory: Path) -> None:
                   f"{found.harness_errors} harness error(s)")
     console.print("step kinds run: " + ", ".join(f"{k} {n}" for k, n in found.kinds.items()))
     for failure in found.failures:
-        console.print(f"[red]failure[/] in run {failure.run}: {', '.join(failure.violated)}"
+        console.print(f"[red]failure[/] in run {failure.run}: {escape(', '.join(failure.violated))}"
                       + (f" (like run {failure.same_as})" if failure.same_as else "")
-                      + f"\n  incident: {failure.minimal or failure.incident}\n  replay:   {failure.replay}")
+                      + (f"\n  rate:     {escape(failure.rate_said)}" if failure.rate_said else "")
+                      + f"\n  incident: {escape(failure.minimal or failure.amplified or failure.incident)}"
+                      + f"\n  replay:   {escape(failure.replay)}")
     console.print(f"reports: {directory}")

@@ -19,7 +19,8 @@ def markdown(found: ExploreSummary) -> list[str]:
     for failure in found.failures:
         lines.append(f"- **run {failure.run}** violated {', '.join(failure.violated)} with "
                      f"{', '.join(failure.step_kinds)}" + (f" (as run {failure.same_as})" if failure.same_as else "")
-                     + f": `{failure.minimal or failure.incident}`; replay: `{failure.replay}`")
+                     + (f"; {failure.rate_said}" if failure.rate_said else "")
+                     + f": `{failure.minimal or failure.amplified or failure.incident}`; replay: `{failure.replay}`")
     for title, table in (("step kind", found.kinds), ("overlapping faults", found.overlaps),
                          ("action inside fault", found.inside), ("signature", found.signatures)):
         lines += ["", f"| {title} | runs |", "| --- | --- |"]
@@ -40,8 +41,10 @@ def html(found: ExploreSummary) -> str:
         return f"<h3>{escape(title)}</h3><table><tr><th>{escape(title)}</th><th>runs</th></tr>{body}</table>"
 
     failures = "".join(
-        f"<li>run {f.run}: {escape(', '.join(f.violated))} with {escape(', '.join(f.step_kinds))}: "
-        f"<code>{escape(f.minimal or f.incident)}</code>; replay <code>{escape(f.replay)}</code></li>"
+        f"<li>run {f.run}: {escape(', '.join(f.violated))} with {escape(', '.join(f.step_kinds))}"
+        + (f" <strong>{escape(f.rate_said)}</strong>" if f.rate_said else "")
+        + f": <code>{escape(f.minimal or f.amplified or f.incident)}</code>; "
+        f"replay <code>{escape(f.replay)}</code></li>"
         for f in found.failures)
     never = "".join(f"<li><code>{escape(k)}</code>: {escape(v)}</li>" for k, v in found.never_drawn.items())
     return "".join([

@@ -211,6 +211,11 @@ class ExploreFailure:
     minimal: str | None = None
     replay: str = ""
     same_as: int | None = None  # an earlier failure of the same group (same checks, same step kinds)
+    rate: str = ""  # of its replays, how many failed the same way ("3/5"); "" when not replayed
+    rate_said: str = ""  # the rate and what amplifying did, as a person reads it
+    amplified: str | None = None  # the amplified variant's incident file
+    amplified_rate: str = ""  # of its fresh replays, how many failed the same way
+    amplified_changes: list[str] = field(default_factory=list)
 
 
 @dataclass

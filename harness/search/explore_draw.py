@@ -300,8 +300,9 @@ def _varied(rng: random.Random, steps: list[Step], faults: list[int], plan: Expl
 def mutate(rng: random.Random, parent: Scenario, kinds: dict[str, type[StepKind]], plan: ExplorePlan,
            name: str, drawn: Drawn | None = None) -> Scenario:
     """A neighbour of ``parent``: one fault added, dropped, shifted, widened, moved to overlap
-    another or turned into another variant of its kind, or its knobs drawn again. The parent's workload and, but for that last mutation, its
-    knobs are kept: they are part of what made its reaction new. Actions that no longer sit right
+    another or turned into another variant of its kind, or its knobs drawn again. The parent's
+    workload and, but for that last mutation, its knobs are kept: they are part of what made its
+    reaction new. Actions that no longer sit right
     are left as they are (a pause still has its resume); the result is a valid Scenario or,
     failing that, a fresh draw."""
     drawn = drawn if drawn is not None else Drawn()

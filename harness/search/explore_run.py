@@ -13,9 +13,11 @@ from pathlib import Path
 from harness.catalogue import incident
 from harness.catalogue.scenario import Scenario
 from harness.infra.stack import Stack
+from harness.infra.versions import server_versions
 from harness.model.target import TargetDefinition
 from harness.play.runner import ScenarioRunner
 from harness.report.result import ExploreFailure, ExploreSummary, ScenarioResult, Verdict
+from harness.search.amplify import BUDGET_RUNS
 from harness.search.explore import (
     Coverage,
     Drawn,
@@ -28,6 +30,7 @@ from harness.search.explore import (
     signature,
     summary,
 )
+from harness.search.handover import REPLAYS, Measuring, hand_over
 from harness.search.shrink import ShrinkError, shrink
 
 SHRINK_CONFIRM_RUNS = 2  # each reduction kept when it fails 2 of 2 runs (explore's budget is for exploring)
@@ -62,6 +65,8 @@ class Explorer:
     on_run: Callable[[Progress], None] = lambda _p: None
     log: Callable[[str], None] = lambda _m: None
     shrink_failures: bool = True
+    replays: int = REPLAYS  # of each new failure before it is written up; 0: not measured
+    amplify_runs: int = BUDGET_RUNS  # spent amplifying one that fails fewer than 9 of 10; 0: never
     results: list[ScenarioResult] = field(default_factory=list)
 
     def run_once(self, scenario: Scenario, work: Path) -> ScenarioResult:
@@ -121,9 +126,27 @@ class Explorer:
         found = ExploreFailure(run, scenario.name, violated, sorted(group[1]), str(path),
                                replay=f"faultline reproduce {path} --repeat 5", same_as=groups.get(group))
         groups.setdefault(group, run)
-        if self.shrink_failures and found.same_as is None and not self.interrupt.is_set():
+        if found.same_as is not None or self.interrupt.is_set():
+            return found
+        handed = hand_over(scenario, result, path, self._measuring())
+        best, best_rate = handed.best
+        found = dataclasses.replace(
+            found, rate=str(handed.rate) if handed.rate.runs else "", rate_said=handed.said(),
+            amplified=str(handed.amplified_path) if handed.amplified_path else None,
+            amplified_rate=str(best_rate) if best is not None else "",
+            amplified_changes=list(handed.amplified.changes) if handed.amplified else [])
+        if best is not None and handed.amplified_path is not None:
+            found = dataclasses.replace(found, replay=f"faultline reproduce {handed.amplified_path} --repeat 10")
+            scenario, path = best, handed.amplified_path
+        if self.shrink_failures and not self.interrupt.is_set():
             found = self._shrunk(found, scenario, path)
         return found
+
+    def _measuring(self) -> Measuring:
+        work = self.out / "replays"
+        defect = (self.extra_env or {}).get(self.target.defect_env)
+        return Measuring(lambda candidate: self.run_once(candidate, work), self.target, server_versions(self.stack),
+                         defect, self.replays, self.amplify_runs, self.log)
 
     def _shrunk(self, found: ExploreFailure, scenario: Scenario, path: Path) -> ExploreFailure:
         self.log(f"run {found.run} failed ({', '.join(found.violated)}): shrinking it")

@@ -121,8 +121,9 @@ def run_mutants_explore(target_path: Path, out: Path, plan: ExplorePlan, *, back
 
         def explore(label: str, env: dict[str, str] | None) -> ExploreSummary:
             report = (lambda p: on_run(label, p)) if on_run else (lambda _p: None)
+            # Found is what is asked here: the finding is neither replayed, amplified nor shrunk.
             return Explorer(stack, target, explore_plan, out / label, extra_env=env, on_run=report,
-                            shrink_failures=False).explore()
+                            shrink_failures=False, replays=0, amplify_runs=0).explore()
 
         clean = explore("clean", None)
         for defect in chosen:

@@ -128,6 +128,12 @@ class StepKind:
         values the failure needs. None by default."""
         return []
 
+    def harsher(self) -> list[StepKind]:
+        """Stronger versions of this step for ``amplify`` to try when a failure it took part in
+        replays only some of the time (a rule that fires every time, at the first request, with
+        certainty; a toxic on every connection): the other side of ``simpler``. None by default."""
+        return []
+
     def prepare(self, run: StepContext) -> None:
         """Before the exporter starts: what the step sets up for the whole run (a small disk)."""
 

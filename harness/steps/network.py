@@ -73,6 +73,19 @@ class Toxic(StepKind):
             options.append(dataclasses.replace(self, toxicity=round(self.toxicity / 2, 3)))
         return options
 
+    def harsher(self) -> list[StepKind]:
+        """On every connection, then with its numbers doubled (latency, delays longer; bandwidth
+        and data limits smaller)."""
+        stronger: list[StepKind] = []
+        if self.toxicity < 1.0:
+            stronger.append(dataclasses.replace(self, toxicity=1.0))
+        harder = {"latency": 2.0, "jitter": 2.0, "delay": 2.0, "rate": 0.5, "bytes": 0.5}
+        # A 0 stays 0 (no jitter); a timeout is no harsher longer or shorter: it is left.
+        doubled = {k: max(1, int(v * harder.get(k, 1))) if v else v for k, v in self.attributes.items()}
+        if doubled != self.attributes:
+            stronger.append(dataclasses.replace(self, attributes=doubled))
+        return stronger
+
     def check(self) -> Problem | None:
         try:
             validate_toxic(self.type, self.stream, self.toxicity, dict(self.attributes))

@@ -106,6 +106,18 @@ class TriggeredFault(StepKind):
             gentler.append(dataclasses.replace(self, probability=1.0))
         return gentler
 
+    def harsher(self) -> list[StepKind]:
+        """Every matching request while in force, from the first, with certainty: each alone, so
+        amplify keeps only what raises the rate."""
+        stronger: list[StepKind] = []
+        if self.times != 0:
+            stronger.append(dataclasses.replace(self, times=0))
+        if self.nth != 1:
+            stronger.append(dataclasses.replace(self, nth=1))
+        if self.probability < 1:
+            stronger.append(dataclasses.replace(self, probability=1.0))
+        return stronger
+
     def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         """Take the rule ``put_on`` added off its proxy, writing what it met into the record."""
         number, rule = handle

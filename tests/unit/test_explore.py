@@ -143,14 +143,19 @@ def test_the_reports_show_explores_coverage(tmp_path: Path) -> None:
     found = ExploreSummary(seed=1, runs=3, kinds={"link_down": 2}, overlaps={"link_down + toxic": 1},
                            never_drawn={"export_burst": "its kind does not draw itself"}, signatures={"a | - | -": 3},
                            failures=[ExploreFailure(2, "explore_s1_r2", ["no_loss"], ["link_down"], "x.toml",
-                                                    replay="faultline reproduce x.toml --repeat 5")], seconds=30)
+                                                    replay="faultline reproduce x.toml --repeat 5", rate="1/3",
+                                                    rate_said="reproduces 1/3; amplified: reproduces 9/10 after "
+                                                              "repeat postgres link down (9/10)",
+                                                    amplified="x.amp.toml", amplified_rate="9/10")], seconds=30)
     write_all(tmp_path, RunReport(run_id="r", target="t", backend="local", verdict=Verdict.FAIL, duration_s=1,
                                   scenarios=[], explore=found))
     for name in ("summary.md", "report.html"):
         text = (tmp_path / name).read_text()
         assert "link_down + toxic" in text and "export_burst" in text and "faultline reproduce x.toml" in text
+        assert "reproduces 1/3; amplified: reproduces 9/10" in text and "x.amp.toml" in text  # the rate, everywhere
     back = read_report(tmp_path / "report.json").explore
     assert back is not None and back.runs_per_hour == 360.0 and back.failures[0].violated == ["no_loss"]
+    assert back.failures[0].amplified_rate == "9/10" and back.failures[0].rate == "1/3"
 
 
 def uniform_first_cover(seed: int) -> int:

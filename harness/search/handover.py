@@ -1,0 +1,101 @@
+"""Handing a failure over: replayed and measured before it is written up, amplified when it
+replays too rarely (``harness.search.amplify``), each file stating its rate.
+
+What explore and ``faultline reproduce --amplify`` share. A finding's incident file gets a
+``[reproduction]`` table with the measured rate (``reproduced = "3/5"``); an amplified variant is
+written beside it (``<name>.amp.toml``) with its own rate and, in its header, what was changed to
+get there. Shrink then works on the more reliable of the two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.catalogue import incident
+from harness.catalogue.scenario import Scenario
+from harness.model.target import TargetDefinition
+from harness.play.gate import reproduction_record
+from harness.report.result import ScenarioResult
+from harness.search.amplify import BUDGET_RUNS, Amplified, FailureShape, Rate, Run, amplify, measure
+from harness.search.reproduce import leading_comment
+
+REPLAYS = 3  # replays of every finding before it is written up (more with --replays)
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """How a finding was handed over: the replays' rate and, when amplified, the variant."""
+
+    shape: FailureShape
+    rate: Rate
+    amplified: Amplified | None = None
+    amplified_path: Path | None = None
+
+    @property
+    def best(self) -> tuple[Scenario | None, Rate]:
+        """The variant to shrink and to replay: the amplified one when it fails more often."""
+        if self.amplified is not None and self.amplified.changes and self.amplified.rate.share > self.rate.share:
+            return self.amplified.scenario, self.amplified.rate
+        return None, self.rate
+
+    def said(self) -> str:
+        """One line for a person: the rate, and what amplifying did."""
+        line = self.rate.said()
+        amp = self.amplified
+        if amp is None:
+            return line
+        if not amp.changes:
+            return f"{line}; amplifying found no variant that fails more often ({amp.runs} runs)"
+        outcome = "" if amp.reached else f" (short of {amp.goal}/{amp.of} within {amp.runs} runs)"
+        return f"{line}; amplified: {amp.rate.said(found_once=False)}{outcome} after {'; '.join(amp.changes)}"
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """What a hand-over needs to know: how to run a schedule, and what to write in its files."""
+
+    run: Run
+    target: TargetDefinition
+    servers: dict[str, str]
+    defect: str | None
+    replays: int = REPLAYS
+    amplify_runs: int = BUDGET_RUNS
+    log: Callable[[str], None] = lambda _m: None
+
+
+def hand_over(scenario: Scenario, result: ScenarioResult, path: Path, how: Measuring) -> HandOver:
+    """Replay the failure ``result`` of ``scenario`` (written at ``path``), write its rate into the
+    file, and amplify it when it fails fewer than 9 of 10 replays."""
+    shape = FailureShape.of(result)
+    rate = measure(scenario, how.run, shape, how.replays, how.log) if how.replays else Rate(0, 0)
+    if rate.runs:
+        _write_rate(scenario, result, path, rate, shape, how)
+    if rate.runs and rate.reaches() or not how.amplify_runs:
+        return HandOver(shape, rate)
+    how.log(f"{rate.said()}: amplifying ({shape.describe()}), within {how.amplify_runs} runs")
+    knobs = frozenset(k for k, setting in how.target.knobs.items() if setting)
+    # Not replayed: the one failing run is all there is to beat.
+    found = amplify(scenario, how.run, shape, rate if rate.runs else Rate(1, 1), knobs=knobs,
+                    budget_runs=how.amplify_runs, log=how.log)
+    if not found.changes:
+        return HandOver(shape, rate, found)
+    destination = path.with_name(path.stem + ".amp.toml")
+    variant = dataclasses.replace(found.scenario, name=f"{scenario.name}_amp", description=(
+        f"{scenario.description} (amplified: {'; '.join(found.changes)})")[:2000])
+    _write_rate(variant, result, destination, found.rate, shape, how, comment=(
+        f"Amplified from {path.name} ({rate.said()}) in {found.runs} runs: "
+        + "; ".join(found.changes) + f".\n{found.rate.said(found_once=False)} ({shape.describe()})"))
+    return HandOver(shape, rate, found, destination)
+
+
+def _write_rate(scenario: Scenario, result: ScenarioResult, path: Path, rate: Rate, shape: FailureShape,
+                how: Measuring, comment: str | None = None) -> None:
+    record = dataclasses.replace(
+        reproduction_record(result, how.target, how.servers, scenario.workload.seed, rate.failed, rate.runs,
+                            how.defect), violates=tuple(sorted(shape.checks)))
+    head = comment if comment is not None else leading_comment(path) if path.exists() else ""
+    incident.write(dataclasses.replace(scenario, reproduction=record), path,
+                   comment=f"{head}\nMeasured: {rate.said()} ({shape.describe()})")
