@@ -152,12 +152,15 @@ class SourceWriter:
 
     def _one_by_one(self, conn: psycopg.Connection, marked: list[tuple[tuple[str, bytes], str]]) -> list[Written]:
         """An INSERT per row, each committed alone: once the connection breaks, that row's outcome
-        is unknown and the rows after it were never sent."""
+        is unknown and the rows after it were never sent; once the server refuses one (a lock wait
+        timed out), the rows after it are not sent either: a chunk of 300 single-row writes into a
+        locked table would otherwise stall the timeline 300 lock timeouts long (found by explore:
+        a SHARE lock held a run for five minutes)."""
         written: list[Written] = []
         for n, ((key, payload), token) in enumerate(marked):
             done = self._at_once(conn, [((key, payload), token)])
             written += done
-            if conn.closed or conn.broken:
+            if conn.closed or conn.broken or done[0].outcome == "failed":
                 written += [Written(None, k, p, "failed", t) for (k, p), t in marked[n + 1:]]
                 break
         return written

@@ -30,3 +30,19 @@ def test_a_refused_connection_fails_every_row_of_the_chunk(run_ctx: RunContext) 
     writer = SourceWriter(None, run_ctx.source_table, dsn="postgresql://nobody@127.0.0.1:1/x", write="copy")
     written = writer.insert([("k", b"a"), ("k", b"b")])
     assert [w.outcome for w in written] == ["failed", "failed"] and all(w.record_id is None for w in written)
+
+
+def test_single_row_writes_into_a_locked_table_stop_at_the_first_refusal(run_ctx: RunContext) -> None:
+    """A SHARE lock held by a fault: the first INSERT waits out its lock timeout and is refused;
+    the rest of the chunk is not sent (it would wait a lock timeout each: explore hung five
+    minutes on 300 of them)."""
+    import time
+
+    writer = SourceWriter(run_ctx.stack, run_ctx.source_table, write="single")
+    with psycopg.connect(run_ctx.stack.postgres_dsn(proxied=False)) as holder:
+        holder.execute(f'LOCK TABLE "{run_ctx.source_table}" IN SHARE MODE')  # type: ignore[arg-type]
+        started = time.monotonic()
+        written = writer.insert([("k", f"row {i}".encode()) for i in range(20)])
+        waited = time.monotonic() - started
+    assert [w.outcome for w in written] == ["failed"] * 20 and waited < 5, waited
+    assert [w.outcome for w in writer.insert([("k", b"after")])] == ["ok"]  # the lock gone: written again
