@@ -22,13 +22,17 @@ from harness.report.result import Verdict
 @click.option("--defect", default=None, help="Switch on one of the target's seeded defects for the replay.")
 @click.option("--record", is_flag=True,
               help="Write the measured rate, the versions and the seed into FILE's [reproduction] table.")
+@click.option("--amplify", "amplify_runs", type=click.IntRange(1, 100_000), default=None, metavar="RUNS",
+              help="When it fails fewer than 9 of 10 repeats, spend up to RUNS runs finding a variant that fails "
+                   "more often the same way; written beside FILE as .amp.toml with its rate.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
-def reproduce(file: str, repeat: int, defect: str | None, record: bool, backend: str, target_path: str | None,
-              out: str | None) -> None:
+def reproduce(file: str, repeat: int, defect: str | None, record: bool, amplify_runs: int | None, backend: str,
+              target_path: str | None, out: str | None) -> None:
     """Run the incident file FILE: exit 1 when it fails (every repeat the same way, or flaky: the rate says
-    which), 0 when it held every time, 2 for a harness failure or a bad file."""
+    which), 0 when it held every time, 2 for a harness failure or a bad file. With --amplify, a rare
+    failure is made a frequent one first (exit 1 when the variant fails at least 9 of 10 times)."""
     from pathlib import Path
 
     from harness.catalogue import incident
@@ -37,6 +41,8 @@ def reproduce(file: str, repeat: int, defect: str | None, record: bool, backend:
     from harness.search.reproduce import RepeatOutcome
 
     scenario = incident.load(Path(file))
+    if amplify_runs is not None:
+        sys.exit(_amplify(Path(file), scenario, repeat, amplify_runs, defect, backend, target_path))
     if scenario.reproduction is not None:
         console.print(f"{escape(file)}: confirmed {scenario.reproduction.rate} with faultline "
                       f"{scenario.reproduction.faultline_version or '?'} on {scenario.reproduction.target or '?'}")
@@ -54,6 +60,48 @@ def reproduce(file: str, repeat: int, defect: str | None, record: bool, backend:
         console.print(f"recorded reproduced = {outcome.rate!r} in {escape(file)}")
     console.print(f"reports: {gate.out}")
     sys.exit(outcome.exit_code)
+
+
+def _amplify(path: object, scenario: object, repeat: int, budget: int, defect: str | None, backend: str,
+             target_path: str | None) -> int:
+    """``reproduce --amplify``: run the file once: when it fails, measure it over ``repeat``
+    (at least AMPLIFY_REPLAYS) fresh replays, amplify it when it fails fewer than 9 of 10, and say
+    both rates. Exit 1 when it failed, 0 when it held, 2 on a harness error."""
+    import tempfile
+    from pathlib import Path
+
+    from harness.backends.factory import make_backend
+    from harness.catalogue.scenario import Scenario
+    from harness.infra.versions import server_versions
+    from harness.model.target import BUNDLED
+    from harness.play.runner import ScenarioRunner
+    from harness.report.result import ScenarioResult
+    from harness.search.handover import Measuring, hand_over
+
+    assert isinstance(path, Path) and isinstance(scenario, Scenario)
+    target = load_target(Path(target_path) if target_path else BUNDLED)
+    env = defect_env(target_path, defect)
+    with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack, \
+            tempfile.TemporaryDirectory(prefix="faultline-amplify-") as work:
+        def run_once(candidate: Scenario) -> ScenarioResult:
+            return ScenarioRunner(stack, target, candidate, Path(work), extra_env=env).run()
+
+        first = run_once(scenario)
+        if first.verdict is not Verdict.FAIL:
+            console.print(f"[yellow]{escape(str(path))} did not fail on its first run ({first.verdict}): "
+                          "nothing to amplify from; run it with --repeat to measure how rarely it fails[/]")
+            return 2 if first.verdict is Verdict.ERROR else EXIT_OK
+        # The run that failed was chosen by its failing; the rate is measured on fresh replays.
+        how = Measuring(run_once, target, server_versions(stack), defect, replays=max(AMPLIFY_REPLAYS, repeat),
+                        amplify_runs=budget, log=lambda m: console.print(f"  [dim]{escape(m)}[/]"))
+        handed = hand_over(scenario, first, path, how)
+    console.print(f"{escape(str(path))}: {escape(handed.said())}")
+    if handed.amplified_path is not None:
+        console.print(f"amplified incident: {escape(str(handed.amplified_path))}")
+    return 1  # it failed: the rates say how reliably
+
+
+AMPLIFY_REPLAYS = 5  # fresh replays measured before amplifying, at the least (--repeat for more)
 
 
 @click.command()
