@@ -59,6 +59,10 @@ class Control:
         self.stop.wait(seconds)
 
 
+READ_AHEAD_S = 0.25  # the seeded read-ahead defect's window after an append (see Reader._lose_read_ahead)
+COALESCE_S = 0.3  # the seeded coalescing defect's wait (see Reader._coalesce_after_checkpoint)
+
+
 def backoff(attempt: int, cap: float) -> float:
     return min(cap, 0.05 * (2 ** min(attempt, 10)))
 
@@ -72,6 +76,7 @@ class Reader:
         self.buffer = Buffer(config)
         self.checkpoint: int | None = None
         self._held_since: float | None = None  # when the first unsettled row after the checkpoint was seen
+        self._appended_at: float | None = None  # when the last page with rows reached the buffer
         self.gaps = GapWatch()  # rolled-back ids are passed once nobody can hold them
 
     def run(self) -> None:
@@ -94,8 +99,24 @@ class Reader:
                                                                "error_class": exc.cause.__class__.__name__,
                                                                "cause": str(exc.cause),
                                                                "checkpoint": self.checkpoint})
+                self._lose_read_ahead(exc)
                 self.control.wait(backoff(attempt, self.config.retry_max_backoff_s))
         self.control.reader_idle.set()
+
+    def _lose_read_ahead(self, exc: TransientError) -> None:
+        """Nothing, unless the seeded defect is on. Then the reader is one that reads the next
+        page ahead as soon as it appended one, and moved its cursor past that page when the read
+        began: a source error that lands while such a read is in flight (within READ_AHEAD_S of
+        an append that carried rows) leaves the cursor past a page that never reached the buffer.
+        A race: the error must come while rows are flowing."""
+        if not defects.on("read_ahead_cursor_on_source_error") or exc.stage != "source.read":
+            return
+        if self._appended_at is None or time.monotonic() - self._appended_at > READ_AHEAD_S or self.checkpoint is None:
+            return
+        ahead = self.checkpoint + self.config.batch_size
+        log.warning("read-ahead interrupted; resuming after it", extra={"checkpoint": self.checkpoint, "ahead": ahead})
+        self.buffer.set_checkpoint(ahead)
+        self.checkpoint = ahead
 
     def _paused(self) -> bool:
         """Whether to stay idle. The idle flag is lowered *before* the pause flag is read: the
@@ -173,13 +194,32 @@ class Reader:
             # The bug: the checkpoint is moved first; if the append then fails, these rows are skipped.
             self.buffer.set_checkpoint(last)
             self.checkpoint = last
-        self.buffer.append(records, dead, last)
-        self.checkpoint = last
+        if defects.on("checkpoint_saved_while_coalescing"):
+            self._append_coalesced(records, dead, last)
+        else:
+            self.buffer.append(records, dead, last)
+        self.checkpoint, self._appended_at = last, time.monotonic()
         metrics.records_buffered.inc(len(records))
         for letter in dead:
             _count_dead(letter)
         return True
 
+
+    def _append_coalesced(self, records: list[tuple[int, bytes]], dead: list[DeadLetter], last: int) -> None:
+        """The seeded defect: appends are coalesced (a page waits COALESCE_S for more before it is
+        appended) and the checkpoint is saved when the page is taken, "so a slow append does not
+        hold the source back". An append that fails puts the checkpoint back; a crash while the
+        page waits cannot, and the page is skipped on restart. A race: the crash must land in
+        the wait while rows flow."""
+        previous = self.checkpoint
+        self.buffer.set_checkpoint(last)
+        self.control.wait(COALESCE_S)
+        try:
+            self.buffer.append(records, dead, last)
+        except TransientError:
+            if previous is not None:
+                self.buffer.set_checkpoint(previous)  # may fail too (Redis gone): then the page is skipped
+            raise
 
     def _settled_rows(self, page: Page, checkpoint: int) -> list[Row]:
         """The rows the checkpoint may move through: settled ones, or (after a bounded wait for a
