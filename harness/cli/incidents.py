@@ -177,12 +177,15 @@ def shrink(file: str, out_file: str | None, confirm_runs: int, replays: int, def
 @click.option("--exporter-env", multiple=True, metavar="KEY=VALUE",
               help="Raw environment for the exporter under soak (repeatable; target-specific: prefer --knob).")
 @click.option("--plan-only", is_flag=True, help="Print the schedule as an incident file and stop.")
+@click.option("--replays", type=click.IntRange(0, 100), default=2, show_default=True,
+              help="When the soak fails, run it again this many times before writing it up (each as long as "
+                   "the soak): how often it fails the same way goes into its incident file (0: not replayed).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
 def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: int, load_workers: int,
-         window_scale: float, knobs: tuple[str, ...], exporter_env: tuple[str, ...], plan_only: bool, backend: str,
-         target_path: str | None, out: str | None) -> None:
+         window_scale: float, knobs: tuple[str, ...], exporter_env: tuple[str, ...], plan_only: bool, replays: int,
+         backend: str, target_path: str | None, out: str | None) -> None:
     """Continuous workload under a seeded random fault schedule, with checkpoints and a resource monitor.
 
     Ctrl-C once: the schedule stops, faults are healed, the run is reconciled and reported
@@ -219,7 +222,7 @@ def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: in
     with graceful_interrupt("healing faults, reconciling, writing the report") as interrupt:
         gate = run_gate([scenario], Path(target_path) if target_path else BUNDLED, backend=backend,
                         out_dir=Path(out) if out else None, on_result=print_result, on_step=on_step,
-                        interrupt=interrupt)
+                        interrupt=interrupt, replays=replays)
     result = gate.results[0]
     console.print(checkpoint_table(result))
     if result.resources is not None:
@@ -229,6 +232,7 @@ def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: in
     console.print(f"reports: {gate.out}")
     if result.verdict is Verdict.FAIL:
         console.print(f"incident file: {gate.out / 'incidents' / (result.name + '.toml')} "
-                      "(faultline reproduce / faultline shrink)")
+                      + (f"({escape(result.rate_said)} replays; " if result.rate_said else "(")
+                      + "faultline reproduce --amplify / faultline shrink)")
     code = gate.exit_code
     sys.exit(130 if code == EXIT_OK and result.interrupted else code)

@@ -162,8 +162,11 @@ def list_scenarios(show_steps: bool, show_checks: bool, target_path: str | None)
               help="Leave the stack and every scenario's data up afterwards, for a recount, until Ctrl-C.")
 @click.option("--keep-on-failure", "keep", flag_value="on_failure",
               help="The same, only when the gate did not pass.")
+@click.option("--replays", type=click.IntRange(0, 100), default=2, show_default=True,
+              help="Replay each failing scenario this many times before writing it up: how often it fails the "
+                   "same way goes into its incident file and the reports (0: not replayed).")
 def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: str | None, repeat: int,
-        load_workers: int | None, keep: str) -> None:
+        load_workers: int | None, keep: str, replays: int) -> None:
     """Run scenarios (all by default) on one stack; write reports/<run-id>/.
 
     Ctrl-C once: the running scenario is healed, reconciled and reported, the rest are not
@@ -199,8 +202,11 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
     with graceful_interrupt("healing, reconciling and reporting the running scenario") as interrupt:
         gate = run_gate(chosen, Path(target_path) if target_path else BUNDLED, backend=backend,
                         out_dir=Path(out) if out else None, on_result=collect, repeat=repeat, on_step=on_step,
-                        interrupt=interrupt, keep=keep, on_keep=on_keep)
+                        interrupt=interrupt, keep=keep, on_keep=on_keep, replays=replays)
     console.print(results_table(gate.results))
+    for result in gate.results:
+        if result.rate_said:
+            console.print(f"[red]{escape(result.name)}[/] {escape(result.rate_said)} replays after it failed")
     if repeat > 1:
         from harness.play.gate import consistency
 

@@ -31,7 +31,9 @@ VERDICT_COLOUR = {"pass": "green", "fail": "red", "error": "yellow", "skipped": 
 
 def print_result(result: ScenarioResult, prefix: str = "") -> None:
     colour = VERDICT_COLOUR[result.verdict]
-    console.print(f"{prefix}[{colour}]{result.verdict.upper():5}[/] {escape(result.name)} ({result.duration_s:.1f}s)")
+    rate = f", {escape(result.rate_said)} replays" if result.rate_said else ""
+    console.print(f"{prefix}[{colour}]{result.verdict.upper():5}[/] {escape(result.name)} "
+                  f"({result.duration_s:.1f}s{rate})")
     for check in result.violations:
         console.print(f"      [red]✗ {escape(check.name)}[/]: {escape(check.detail)}")
     if result.reason:

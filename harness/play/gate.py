@@ -27,6 +27,7 @@ from harness.model.target import TargetDefinition
 from harness.paths import reports_dir
 from harness.play.runner import ScenarioRunner, scenario_workdir
 from harness.report.journal import StepRecord
+from harness.report.rates import FailureShape, Rate
 from harness.report.reports import write_all
 from harness.report.result import RunReport, ScenarioResult, Verdict
 from harness.services.servers import write_secret
@@ -73,6 +74,26 @@ def run_on_stack(stack: Stack, target: TargetDefinition, scenarios: list[Scenari
     return results
 
 
+def measure_failures(stack: Stack, target: TargetDefinition, scenarios: list[Scenario], results: list[ScenarioResult],
+                     work: Path, replays: int, extra_env: dict[str, str] | None = None,
+                     interrupt: threading.Event | None = None) -> None:
+    """Each failing scenario replayed ``replays`` times on the same stack before it is written up:
+    of those replays, how many failed the same way (its checks, its hop of loss) goes into its
+    result (``replayed``), its incident file and every report. A failure that does not replay is
+    a rumour; the rate says which it is."""
+    by_name = {s.name: s for s in scenarios}
+    measured: dict[str, str] = {}
+    for result in results:
+        if result.verdict is not Verdict.FAIL or replays < 1 or result.name not in by_name:
+            continue
+        if result.name not in measured and not (interrupt is not None and interrupt.is_set()):
+            shape = FailureShape.of(result)
+            again = run_on_stack(stack, target, [by_name[result.name]] * replays, work / "replays",
+                                 extra_env=extra_env, interrupt=interrupt)
+            measured[result.name] = str(Rate(sum(shape.matches(r) for r in again), len(again)))
+        result.replayed = measured.get(result.name, "")
+
+
 def reproduction_record(result: ScenarioResult, target: TargetDefinition, servers: dict[str, str],
                         seed: int, failed: int = 1, runs: int = 1, defect: str | None = None) -> Reproduction:
     """What a failing run confirmed: its rate (one failing run is 1/1 until replayed with
@@ -104,11 +125,14 @@ def _write_incident(directory: Path, scenario: Scenario, result: ScenarioResult,
     env = {**scenario.exporter_env, **(extra_env or {})}
     if target.defect_env in os.environ:
         env[target.defect_env] = os.environ[target.defect_env]
+    failed, runs = (int(n) for n in result.replayed.split("/")) if result.replayed else (1, 1)
     exact = dataclasses.replace(scenario, exporter_env=env, reproduction=reproduction_record(
-        result, target, servers or {}, scenario.workload.seed))
+        result, target, servers or {}, scenario.workload.seed, failed, runs))
     directory.mkdir(parents=True, exist_ok=True)
+    measured = (f"it {result.rate_said} replays after it failed" if result.replayed
+                else "reproduced 1/1 means: failed once, not replayed")
     comment = "\n".join([f"Written by a failing run of {result.name}; replay: faultline reproduce <this file> "
-                         "--repeat 5 (reproduced 1/1 means: failed once, not yet replayed)",
+                         f"--repeat 5 ({measured}; amplify a rare one with --amplify 60)",
                          *(f"violated {c.name}: {c.detail[:200]}" for c in result.violations),
                          *(f"records meeting {r.description}: {r.in_flight_at_apply} in flight when applied, "
                            f"{r.written_during} written while it lasted"
@@ -145,7 +169,7 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
              out_dir: Path | None = None, on_result: Callable[[ScenarioResult], None] | None = None,
              repeat: int = 1, on_step: Callable[[str, str, StepRecord], None] | None = None,
              interrupt: threading.Event | None = None, extra_env: dict[str, str] | None = None,
-             keep: str = "never", on_keep: Callable[[Path], None] | None = None) -> GateRun:
+             keep: str = "never", on_keep: Callable[[Path], None] | None = None, replays: int = 0) -> GateRun:
     """Run, judge, report. ``keep``: leave the stack up after the reports are written (always, or
     only when the gate did not pass) until ``interrupt`` is set, and call ``on_keep`` with the
     file that says how to reach it. A run stopped at once (a second Ctrl-C, SIGTERM) still
@@ -165,6 +189,7 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
                 work = scenario_workdir(out) / (f"round-{round_ + 1}" if repeat > 1 else "")
                 run_on_stack(stack, target, scenarios, work, extra_env=extra_env, on_result=on_result,
                              on_step=on_step, interrupt=interrupt, into=results)
+            measure_failures(stack, target, scenarios, results, scenario_workdir(out), replays, extra_env, interrupt)
             gate = finish_gate(run_id, out, target, target_path, backend, scenarios, results, repeat,
                                time.monotonic() - t0, server_versions(stack), extra_env,
                                interrupted=interrupt is not None and interrupt.is_set())

@@ -109,7 +109,8 @@ def _scenario_section(sc: ScenarioResult) -> str:
     duration = sc.duration_s or 1.0
     windows = _windows(sc)
     out = [f'<section class="scenario" id="scenario-{escape(sc.name)}">',
-           f'<h2>{escape(sc.name)} <span class="{sc.verdict}">{sc.verdict.upper()}</span></h2>',
+           f'<h2>{escape(sc.name)} <span class="{sc.verdict}">{sc.verdict.upper()}</span>'
+           + (f' <small class="rate">{escape(sc.rate_said)} replays</small>' if sc.rate_said else "") + "</h2>",
            f"<p>{escape(sc.description)}" + (f" (incident: <b>{escape(sc.incident)}</b>)" if sc.incident else "")
            + "</p>"]
     if sc.reason:

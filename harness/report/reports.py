@@ -109,6 +109,8 @@ def summary_markdown(report: RunReport) -> str:
             if r.reason:
                 label = "skipped" if r.verdict is Verdict.SKIPPED else "harness error"
                 lines.append(f"- **{r.name}**: {label}: {r.reason}")
+            if r.rate_said:
+                lines.append(f"- **{r.name}** {r.rate_said} replays after it failed")
             for check in r.violations[:5]:
                 lines.append(f"- **{r.name}** `{check.name}`: {check.detail}")
     return "\n".join(lines) + "\n"

@@ -181,6 +181,17 @@ class ScenarioResult:
     # (by the target's [metrics] key) and the kinds of warning and error it logged.
     counters: dict[str, float] = field(default_factory=dict)
     log_kinds: list[str] = field(default_factory=list)
+    # A failure replayed before it was written up: of that many replays, how many failed the same
+    # way ("2/3"); "" when it was not replayed.
+    replayed: str = ""
+
+    @property
+    def rate_said(self) -> str:
+        """How reliably it fails, as a person reads it ("" when it passed or was not replayed)."""
+        if self.verdict is not Verdict.FAIL or not self.replayed:
+            return ""
+        failed, _runs = self.replayed.split("/")
+        return f"reproduces {self.replayed}" + (", found once" if failed == "0" else "")
 
     def __post_init__(self) -> None:
         self.verdict = Verdict(self.verdict)  # "fail" given as text is the enum all the same

@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from functools import partial
 
 from harness.catalogue.scenario import Scenario, ScenarioError, Step, has_window, is_fault
-from harness.report.result import ScenarioResult, Verdict
+from harness.report.rates import GOAL, RUNS, FailureShape, Rate
+from harness.report.result import ScenarioResult
 from harness.steps import StepKind
 
-GOAL = 9  # of RUNS: a variant that fails this often is handed over
-RUNS = 10
 SCREEN_RUNS = 5  # a neighbour no better than its parent over these is dropped
 BUDGET_RUNS = 60
 REPEAT_GAP_S = 0.3  # between a fault's window and its repeat: a flap, not one longer window
@@ -39,60 +38,6 @@ TAIL_S = 2.0  # left after the last window when a lever lengthens the timeline
 # passes land inside a window).
 SHARP_KNOBS = {"delivery_timeout_ms": "1500", "source_timeout_s": "1", "poll_interval_s": "0.05",
                "metadata_poll_interval_s": "0.5"}
-
-
-def lost_hops(result: ScenarioResult) -> frozenset[str]:
-    return frozenset(result.ledger.lost_hops.values()) if result.ledger is not None else frozenset()
-
-
-@dataclass(frozen=True)
-class FailureShape:
-    """What "failing the same way" means for a finding: every check it violated is violated
-    again, and, when it lost records, some are lost at one of the same hops."""
-
-    checks: frozenset[str]
-    hops: frozenset[str] = frozenset()
-
-    @classmethod
-    def of(cls, result: ScenarioResult) -> FailureShape:
-        return cls(frozenset(c.name for c in result.violations), lost_hops(result))
-
-    def matches(self, result: ScenarioResult) -> bool:
-        if result.verdict is not Verdict.FAIL or not self.checks:
-            return False
-        if not self.checks <= {c.name for c in result.violations}:
-            return False
-        return not self.hops or bool(self.hops & lost_hops(result))
-
-    def describe(self) -> str:
-        hops = f" (lost at {', '.join(sorted(self.hops))})" if self.hops else ""
-        return f"violates {', '.join(sorted(self.checks))}{hops}"
-
-
-@dataclass(frozen=True)
-class Rate:
-    """Of ``runs`` replays, how many failed the same way."""
-
-    failed: int
-    runs: int
-
-    def __str__(self) -> str:
-        return f"{self.failed}/{self.runs}"
-
-    @property
-    def share(self) -> float:
-        return self.failed / self.runs if self.runs else 0.0
-
-    def reaches(self, goal: int = GOAL, of: int = RUNS) -> bool:
-        return self.runs > 0 and self.failed * of >= goal * self.runs
-
-    def said(self, found_once: bool = True) -> str:
-        """As a person reads it: "reproduces 10/10", "3/10", or "0/10, found once"."""
-        if self.runs == 0:
-            return "not replayed (found once)"
-        if self.failed == 0:
-            return f"reproduces 0/{self.runs}" + (", found once" if found_once else "")
-        return f"reproduces {self}"
 
 
 Run = Callable[[Scenario], ScenarioResult]
