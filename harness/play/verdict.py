@@ -16,12 +16,13 @@ from harness.checks import Capability, Evidence, judge_all
 from harness.checks.base import MetricsEvidence, ProcessEvidence, RecoveryEvidence, ResourceEvidence
 from harness.infra.waiting import WaitTimeout, wait_for
 from harness.judge.anomalies import duplicates_by_window
-from harness.judge.reconcile import VIOLATIONS, Reconciliation, reconcile
+from harness.judge.reconcile import LOST, VIOLATIONS, Reconciliation, reconcile
 from harness.judge.sinks import DeadLetterRecord, SinkRecord
+from harness.judge.story import loss_story
 from harness.play.letter_offers import verify_dead_letters
 from harness.play.run import Run
 from harness.report.resources import MIN_SAMPLES, ResourceMonitor
-from harness.report.result import LedgerSummary, MetricsSnapshot, Resources
+from harness.report.result import LedgerSummary, LossStory, MetricsSnapshot, Resources
 from harness.rig.exporter_process import ExporterProcess, MetricsUnavailable
 from harness.rig.timeline import Sampler, deliveries
 from harness.steps.pause_watch import end_open_pauses
@@ -109,8 +110,20 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
         appended_between=run.tap.appended_between if run.tap is not None else None,
         pause_in_flight_max=run.target.pause_in_flight_max, paused_statements=run.target.paused_statements)
     run.result.checks += judge_all(evidence)
+    run.result.loss_story = first_loss_story(run, outcome, exporter)
     run.result.log_excerpt = log_excerpt(exporter)
     run.result.log_kinds = log_kinds(exporter.log_records(), run.result.names)
+
+
+def first_loss_story(run: Run, outcome: Reconciliation, exporter: ExporterProcess) -> LossStory | None:
+    """The story of the first lost record (harness.judge.story), or None when nothing was lost."""
+    lost = outcome.classes.get(LOST, [])
+    if not lost:
+        return None
+    first = min(lost)
+    return loss_story(first, outcome.lost_hops.get(first, ""), run.clock.written_at(first),
+                      run.tap.appended if run.tap is not None else [], run.result.steps, exporter.log_records(),
+                      run.wall_start)
 
 
 def capabilities(run: Run) -> frozenset[Capability]:

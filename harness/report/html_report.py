@@ -137,6 +137,10 @@ def _scenario_section(sc: ScenarioResult) -> str:
     out += _load_section(sc.load)
     out += _checkpoint_section(sc.checkpoints)
     out += _resource_section(sc.resources, windows, duration)
+    if sc.loss_story is not None:
+        story = sc.loss_story
+        out.append(f"<h3>How record {story.record_id} was lost ({escape(story.hop)})</h3><pre class=\"story\">"
+                   + escape("\n".join(story.events + ([f"... {story.more} more"] if story.more else []))) + "</pre>")
     if sc.log_excerpt and sc.verdict is not Verdict.PASS:
         out.append("<h3>Exporter log around the violations</h3><pre>"
                    + escape("\n".join(sc.log_excerpt[-30:])) + "</pre>")

@@ -113,6 +113,11 @@ def summary_markdown(report: RunReport) -> str:
                 lines.append(f"- **{r.name}** {r.rate_said} replays after it failed")
             for check in r.violations[:5]:
                 lines.append(f"- **{r.name}** `{check.name}`: {check.detail}")
+    for r in results:
+        if r.loss_story is not None:
+            story = r.loss_story
+            lines += ["", f"## How record {story.record_id} of {r.name} was lost ({story.hop})", "", "```",
+                      *story.events, *([f"... {story.more} more"] if story.more else []), "```"]
     return "\n".join(lines) + "\n"
 
 

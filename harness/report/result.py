@@ -151,6 +151,18 @@ class SteadyState:
 
 
 @dataclass
+class LossStory:
+    """How the first lost record was lost, in the run's own clock (harness.judge.story)."""
+
+    record_id: int
+    hop: str = ""
+    written_at_s: float | None = None
+    buffered_at_s: float | None = None  # when the buffer tap saw it appended (None: never)
+    events: list[str] = field(default_factory=list)  # "t=  1.234s  what happened", in order
+    more: int = 0  # events past the ones kept
+
+
+@dataclass
 class ScenarioResult:
     name: str
     description: str
@@ -184,6 +196,7 @@ class ScenarioResult:
     # A failure replayed before it was written up: of that many replays, how many failed the same
     # way ("2/3"); "" when it was not replayed.
     replayed: str = ""
+    loss_story: LossStory | None = None  # told for the first lost record, when records were lost
 
     @property
     def rate_said(self) -> str:
