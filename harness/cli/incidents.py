@@ -64,9 +64,10 @@ def reproduce(file: str, repeat: int, defect: str | None, record: bool, amplify_
 
 def _amplify(path: object, scenario: object, repeat: int, budget: int, defect: str | None, backend: str,
              target_path: str | None) -> int:
-    """``reproduce --amplify``: run the file once: when it fails, measure it over ``repeat``
-    (at least AMPLIFY_REPLAYS) fresh replays, amplify it when it fails fewer than 9 of 10, and say
-    both rates. Exit 1 when it failed, 0 when it held, 2 on a harness error."""
+    """``reproduce --amplify``: run the file ``repeat`` times (at least AMPLIFY_REPLAYS); "the same
+    way" is what its first failing run violated (or, when none failed, what its [reproduction]
+    table says it violates); then, below 9 of 10, amplify it. Exit 1 when it failed (the rates
+    say how reliably), 0 when it held every time with nothing to amplify, 2 on a harness error."""
     import tempfile
     from pathlib import Path
 
@@ -75,30 +76,40 @@ def _amplify(path: object, scenario: object, repeat: int, budget: int, defect: s
     from harness.infra.versions import server_versions
     from harness.model.target import BUNDLED
     from harness.play.runner import ScenarioRunner
+    from harness.report.rates import FailureShape, Rate
     from harness.report.result import ScenarioResult
     from harness.search.handover import Measuring, hand_over
 
     assert isinstance(path, Path) and isinstance(scenario, Scenario)
     target = load_target(Path(target_path) if target_path else BUNDLED)
     env = defect_env(target_path, defect)
+    told = scenario.reproduction.violates if scenario.reproduction is not None else ()
     with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack, \
             tempfile.TemporaryDirectory(prefix="faultline-amplify-") as work:
         def run_once(candidate: Scenario) -> ScenarioResult:
             return ScenarioRunner(stack, target, candidate, Path(work), extra_env=env).run()
 
-        first = run_once(scenario)
-        if first.verdict is not Verdict.FAIL:
-            console.print(f"[yellow]{escape(str(path))} did not fail on its first run ({first.verdict}): "
-                          "nothing to amplify from; run it with --repeat to measure how rarely it fails[/]")
-            return 2 if first.verdict is Verdict.ERROR else EXIT_OK
-        # The run that failed was chosen by its failing; the rate is measured on fresh replays.
-        how = Measuring(run_once, target, server_versions(stack), defect, replays=max(AMPLIFY_REPLAYS, repeat),
-                        amplify_runs=budget, log=lambda m: console.print(f"  [dim]{escape(m)}[/]"))
-        handed = hand_over(scenario, first, path, how)
+        results = []
+        for n in range(max(AMPLIFY_REPLAYS, repeat)):
+            results.append(run_once(scenario))
+            console.print(f"  run {n + 1}: {results[-1].verdict}")
+        if any(r.verdict is Verdict.ERROR for r in results):
+            console.print("[yellow]a run could not be judged (harness error): no rate, nothing amplified[/]")
+            return 2
+        first = next((r for r in results if r.verdict is Verdict.FAIL), None)
+        shape = FailureShape.of(first) if first is not None else FailureShape(frozenset(told)) if told else None
+        if shape is None:
+            console.print(f"held {len(results)} of {len(results)} runs and the file names no checks it violates: "
+                          "nothing to amplify")
+            return EXIT_OK
+        rate = Rate(sum(shape.matches(r) for r in results), len(results))
+        how = Measuring(run_once, target, server_versions(stack), defect, amplify_runs=budget,
+                        log=lambda m: console.print(f"  [dim]{escape(m)}[/]"))
+        handed = hand_over(scenario, shape, path, how, measured=rate)
     console.print(f"{escape(str(path))}: {escape(handed.said())}")
     if handed.amplified_path is not None:
         console.print(f"amplified incident: {escape(str(handed.amplified_path))}")
-    return 1  # it failed: the rates say how reliably
+    return 1 if rate.failed or handed.amplified_path is not None else EXIT_OK
 
 
 AMPLIFY_REPLAYS = 5  # fresh replays measured before amplifying, at the least (--repeat for more)

@@ -15,7 +15,9 @@ from harness.catalogue.scenario import Scenario
 from harness.infra.stack import Stack
 from harness.infra.versions import server_versions
 from harness.model.target import TargetDefinition
+from harness.play.gate import reproduction_record
 from harness.play.runner import ScenarioRunner
+from harness.report.rates import FailureShape
 from harness.report.result import ExploreFailure, ExploreSummary, ScenarioResult, Verdict
 from harness.search.amplify import BUDGET_RUNS
 from harness.search.explore import (
@@ -120,7 +122,11 @@ class Explorer:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{scenario.name}.toml"
         violated = sorted(group[0])
-        incident.write(scenario, path, comment=(
+        # Failed once, not yet replayed (1/1), with the checks it violated: what --amplify reads.
+        defect = (self.extra_env or {}).get(self.target.defect_env)
+        once = reproduction_record(result, self.target, server_versions(self.stack), scenario.workload.seed,
+                                   defect=defect)
+        incident.write(dataclasses.replace(scenario, reproduction=once), path, comment=(
             f"Found by faultline explore (seed {self.plan.seed}, run {run}): violated {', '.join(violated)}.\n"
             + "\n".join(f"{c.name}: {c.detail[:300]}" for c in result.violations)))
         found = ExploreFailure(run, scenario.name, violated, sorted(group[1]), str(path),
@@ -128,7 +134,7 @@ class Explorer:
         groups.setdefault(group, run)
         if found.same_as is not None or self.interrupt.is_set():
             return found
-        handed = hand_over(scenario, result, path, self._measuring())
+        handed = hand_over(scenario, FailureShape.of(result), path, self._measuring())
         best, best_rate = handed.best
         found = dataclasses.replace(
             found, rate=str(handed.rate) if handed.rate.runs else "", rate_said=handed.said(),

@@ -66,13 +66,15 @@ class Measuring:
     log: Callable[[str], None] = lambda _m: None
 
 
-def hand_over(scenario: Scenario, result: ScenarioResult, path: Path, how: Measuring) -> HandOver:
-    """Replay the failure ``result`` of ``scenario`` (written at ``path``), write its rate into the
-    file, and amplify it when it fails fewer than 9 of 10 replays."""
-    shape = FailureShape.of(result)
-    rate = measure(scenario, how.run, shape, how.replays, how.log) if how.replays else Rate(0, 0)
+def hand_over(scenario: Scenario, shape: FailureShape, path: Path, how: Measuring,
+              measured: Rate | None = None) -> HandOver:
+    """Replay the failure of ``scenario`` (written at ``path``; ``shape``: what failing the same
+    way means), write its rate into the file, and amplify it when it fails fewer than 9 of 10
+    replays. ``measured``: a rate already measured on fresh runs (then it is not replayed again)."""
+    rate = measured if measured is not None else (
+        measure(scenario, how.run, shape, how.replays, how.log) if how.replays else Rate(0, 0))
     if rate.runs:
-        _write_rate(scenario, result, path, rate, shape, how)
+        _write_rate(scenario, path, rate, shape, how)
     if rate.runs and rate.reaches() or not how.amplify_runs:
         return HandOver(shape, rate)
     how.log(f"{rate.said()}: amplifying ({shape.describe()}), within {how.amplify_runs} runs")
@@ -85,16 +87,17 @@ def hand_over(scenario: Scenario, result: ScenarioResult, path: Path, how: Measu
     destination = path.with_name(path.stem + ".amp.toml")
     variant = dataclasses.replace(found.scenario, name=f"{scenario.name}_amp", description=(
         f"{scenario.description} (amplified: {'; '.join(found.changes)})")[:2000])
-    _write_rate(variant, result, destination, found.rate, shape, how, comment=(
+    _write_rate(variant, destination, found.rate, shape, how, comment=(
         f"Amplified from {path.name} ({rate.said()}) in {found.runs} runs: "
         + "; ".join(found.changes) + f".\n{found.rate.said(found_once=False)} ({shape.describe()})"))
     return HandOver(shape, rate, found, destination)
 
 
-def _write_rate(scenario: Scenario, result: ScenarioResult, path: Path, rate: Rate, shape: FailureShape,
-                how: Measuring, comment: str | None = None) -> None:
+def _write_rate(scenario: Scenario, path: Path, rate: Rate, shape: FailureShape, how: Measuring,
+                comment: str | None = None) -> None:
     record = dataclasses.replace(
-        reproduction_record(result, how.target, how.servers, scenario.workload.seed, rate.failed, rate.runs,
+        reproduction_record(ScenarioResult(scenario.name, "", None), how.target, how.servers, scenario.workload.seed,
+                            rate.failed, rate.runs,
                             how.defect), violates=tuple(sorted(shape.checks)))
     head = comment if comment is not None else leading_comment(path) if path.exists() else ""
     incident.write(dataclasses.replace(scenario, reproduction=record), path,

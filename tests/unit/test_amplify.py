@@ -132,7 +132,7 @@ def test_a_finding_is_measured_and_amplified_into_files_that_state_their_rates(t
     path = incident.write(finding(), tmp_path / "found.toml", comment="Found by a test")
     run = simulated(lambda s: 1 - 0.5 ** link_windows(s), seed=5)
     how = Measuring(run, load_target(BUNDLED), {"redis": "7"}, "some_defect", replays=5, amplify_runs=200)
-    handed = hand_over(finding(), result(Verdict.FAIL), path, how)
+    handed = hand_over(finding(), FailureShape.of(result(Verdict.FAIL)), path, how)
     assert handed.rate.runs == 5 and not handed.rate.reaches()
     original = incident.load(path)
     assert original.reproduction is not None and original.reproduction.rate == str(handed.rate)
@@ -156,6 +156,6 @@ def test_a_finding_that_replays_every_time_is_not_amplified(tmp_path) -> None:  
 
     path = incident.write(finding(), tmp_path / "found.toml", comment="c")
     how = Measuring(simulated(lambda s: 1.0), load_target(BUNDLED), {}, None, replays=3)
-    handed = hand_over(finding(), result(Verdict.FAIL), path, how)
+    handed = hand_over(finding(), FailureShape.of(result(Verdict.FAIL)), path, how)
     assert handed.rate == Rate(3, 3) and handed.amplified is None and handed.said() == "reproduces 3/3"
     assert not (tmp_path / "found.amp.toml").exists()
