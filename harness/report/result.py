@@ -258,6 +258,7 @@ class ExploreSummary:
     distinct_over_time: list[tuple[int, int]] = field(default_factory=list)  # (run, distinct signatures so far)
     mutated: int = 0  # runs drawn by mutating a corpus entry rather than from scratch
     seconds: float = 0.0
+    not_attributed: list[str] = field(default_factory=list)  # failures set aside as not what was looked for
 
     @property
     def runs_per_hour(self) -> float:

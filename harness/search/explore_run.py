@@ -69,7 +69,12 @@ class Explorer:
     shrink_failures: bool = True
     replays: int = REPLAYS  # of each new failure before it is written up; 0: not measured
     amplify_runs: int = BUDGET_RUNS  # spent amplifying one that fails fewer than 9 of 10; 0: never
+    # Whether a failure is what is being looked for: None when it is, else why not (mutants
+    # --explore: a failure the clean exporter shows too is not the seeded defect's). A failure
+    # it refuses is noted and exploring goes on.
+    attribute: Callable[[Scenario, ScenarioResult], str | None] = lambda _s, _r: None
     results: list[ScenarioResult] = field(default_factory=list)
+    not_attributed: list[str] = field(default_factory=list)
 
     def run_once(self, scenario: Scenario, work: Path) -> ScenarioResult:
         return ScenarioRunner(self.stack, self.target, scenario, work, extra_env=self.extra_env,
@@ -101,12 +106,18 @@ class Explorer:
                 corpus.append(scenario)  # a new reaction: worth mutating
             errors += result.verdict is Verdict.ERROR
             if result.verdict is Verdict.FAIL:  # an interrupted run is judged on what must never happen
-                failures.append(self._failure(run, scenario, result, groups))
+                refused = self.attribute(scenario, result)
+                if refused is None:
+                    failures.append(self._failure(run, scenario, result, groups))
+                else:
+                    self.not_attributed.append(f"run {run}: {refused}")
+                    self.log(f"run {run} failed, but not as what is looked for: {refused}")
             left = None if plan.budget_s is None else max(0.0, plan.budget_s - (time.monotonic() - started))
             self.on_run(Progress(run, len(failures), len(coverage.signatures), left, result, mutated))
             if failures and not plan.keep_going:
                 break
-        return summary(plan, runs, coverage, never, failures, errors, mutated_runs, time.monotonic() - started)
+        found = summary(plan, runs, coverage, never, failures, errors, mutated_runs, time.monotonic() - started)
+        return dataclasses.replace(found, not_attributed=list(self.not_attributed))
 
     def _done(self, run: int, started: float) -> bool:
         if self.interrupt.is_set():

@@ -19,11 +19,12 @@ from harness.model.plugins import load_target
 from harness.model.target import TargetDefinition
 from harness.play.gate import run_on_stack, write_incidents
 from harness.play.runner import scenario_workdir
+from harness.report.rates import FailureShape
 from harness.report.result import ExploreSummary, ScenarioResult, Verdict
 from harness.search.explore import ExplorePlan
 
 if TYPE_CHECKING:
-    from harness.search.explore_run import Progress
+    from harness.search.explore_run import Explorer, Progress
 
 
 @dataclass
@@ -104,6 +105,30 @@ class ExploreMutants:
         return not self.clean.failures and all(s.failures for s in self.found.values())
 
 
+ATTRIBUTION_RUNS = 3
+
+
+def defect_made(explorer: Explorer, scenario: Scenario, result: ScenarioResult, env: dict[str, str]) -> str | None:
+    """None when the failure is the seeded defect's: replayed with the defect it fails the same way
+    at least once in ATTRIBUTION_RUNS, and replayed on the clean exporter it never does. A rare
+    failure of the clean exporter (found once, under a clock fault) is not counted as the defect
+    caught: the reason why not, else."""
+    shape = FailureShape.of(result)
+    work = explorer.out / "attribution"
+    with_defect = sum(shape.matches(explorer.run_once(scenario, work)) for _ in range(ATTRIBUTION_RUNS))
+    explorer.extra_env = None
+    try:
+        clean = sum(shape.matches(explorer.run_once(scenario, work)) for _ in range(ATTRIBUTION_RUNS))
+    finally:
+        explorer.extra_env = env
+    if clean:
+        return f"the clean exporter fails it too ({clean}/{ATTRIBUTION_RUNS}, {shape.describe()})"
+    if not with_defect:
+        return (f"it did not fail again with the defect (0/{ATTRIBUTION_RUNS}), nor clean: a rare failure, not "
+                "shown to be the defect's")
+    return None
+
+
 def run_mutants_explore(target_path: Path, out: Path, plan: ExplorePlan, *, backend: str = "local",
                         on_run: Callable[[str, Progress], None] | None = None,
                         defects: tuple[str, ...] = ()) -> ExploreMutants:
@@ -121,9 +146,13 @@ def run_mutants_explore(target_path: Path, out: Path, plan: ExplorePlan, *, back
 
         def explore(label: str, env: dict[str, str] | None) -> ExploreSummary:
             report = (lambda p: on_run(label, p)) if on_run else (lambda _p: None)
-            # Found is what is asked here: the finding is neither replayed, amplified nor shrunk.
-            return Explorer(stack, target, explore_plan, out / label, extra_env=env, on_run=report,
-                            shrink_failures=False, replays=0, amplify_runs=0).explore()
+            # Found is what is asked here: the finding is neither replayed, amplified nor shrunk, but
+            # it must be the defect's (see ``defect_made``); explore goes on past one that is not.
+            explorer = Explorer(stack, target, explore_plan, out / label, extra_env=env, on_run=report,
+                                shrink_failures=False, replays=0, amplify_runs=0)
+            if env is not None:
+                explorer.attribute = lambda scenario, result: defect_made(explorer, scenario, result, env)
+            return explorer.explore()
 
         clean = explore("clean", None)
         for defect in chosen:

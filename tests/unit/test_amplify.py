@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 from harness.catalogue.scenario import Expect, Scenario, Step, Workload
 from harness.report.journal import Check
@@ -159,3 +160,27 @@ def test_a_finding_that_replays_every_time_is_not_amplified(tmp_path) -> None:  
     handed = hand_over(finding(), FailureShape.of(result(Verdict.FAIL)), path, how)
     assert handed.rate == Rate(3, 3) and handed.amplified is None and handed.said() == "reproduces 3/3"
     assert not (tmp_path / "found.amp.toml").exists()
+
+
+class _Replayer:
+    """Stands in for an Explorer: fails with the defect on, and clean when ``clean_fails``."""
+
+    def __init__(self, with_defect: bool, clean_fails: bool) -> None:
+        self.extra_env: dict[str, str] | None = {"D": "x"}
+        self.out = Path("/nonexistent")
+        self.with_defect, self.clean_fails = with_defect, clean_fails
+
+    def run_once(self, scenario: Scenario, work: Path) -> ScenarioResult:
+        fails = self.with_defect if self.extra_env else self.clean_fails
+        return result(Verdict.FAIL) if fails else result(Verdict.PASS)
+
+
+def test_mutants_explore_counts_only_failures_the_defect_makes() -> None:
+    from harness.search.mutants import defect_made
+
+    found = result(Verdict.FAIL)
+    assert defect_made(_Replayer(True, False), finding(), found, {"D": "x"}) is None  # type: ignore[arg-type]
+    clean_too = defect_made(_Replayer(True, True), finding(), found, {"D": "x"})  # type: ignore[arg-type]
+    assert clean_too is not None and "clean exporter fails it too" in clean_too
+    rare = defect_made(_Replayer(False, False), finding(), found, {"D": "x"})  # type: ignore[arg-type]
+    assert rare is not None and "did not fail again with the defect" in rare
