@@ -47,7 +47,7 @@ KNOWN = {
                                       "refused on one partition are acknowledged with those written on the others "
                                       "(Altinity/clickhouse-sink-connector 1299 committed a batch's offsets so)",
     "read_ahead_cursor_on_source_error": "the reader reads the next page ahead and moves its cursor when the "
-                                         "read begins: a source error while rows are flowing (within 0.25 s of "
+                                         "read begins: a source error while rows are flowing (within 0.5 s of "
                                          "an append) skips that page (a race: a replay fails some of the time)",
     "checkpoint_saved_while_coalescing": "the reader saves its checkpoint when it takes a page and appends the "
                                          "page 0.3 s later (coalescing): a crash in between skips the page (a "

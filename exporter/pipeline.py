@@ -59,7 +59,7 @@ class Control:
         self.stop.wait(seconds)
 
 
-READ_AHEAD_S = 0.25  # the seeded read-ahead defect's window after an append (see Reader._lose_read_ahead)
+READ_AHEAD_S = 0.5  # the seeded read-ahead defect's window after an append (see Reader._lose_read_ahead)
 COALESCE_S = 0.3  # the seeded coalescing defect's wait (see Reader._coalesce_after_checkpoint)
 
 
