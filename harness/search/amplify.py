@@ -60,7 +60,9 @@ def _trial(candidate: Scenario, run: Run, shape: FailureShape, parent: Rate, run
     as it cannot beat the parent, and after SCREEN_RUNS when it is no better so far."""
     failed = 0
     for n in range(1, runs + 1):
-        failed += shape.matches(run(candidate))
+        same = shape.matches(run(candidate))
+        failed += same
+        log(f"{what}: run {n}: {'fails the same way' if same else 'does not'}")
         best_possible = failed + runs - n
         if best_possible * parent.runs <= parent.failed * runs or (
                 n == SCREEN_RUNS < runs and failed * parent.runs <= parent.failed * n):
@@ -135,7 +137,7 @@ class _Search:
         """The first untried neighbour that fails more often than ``rate``: (it, its rate, whether a
         fresh measurement confirmed it reaches the goal); None when none does within the budget."""
         self.tried = self.tried or [parent]
-        for what, candidate in neighbours(parent, knobs):
+        for what, candidate in neighbours(parent, knobs, self.shape.hops):
             if candidate in self.tried:
                 continue
             self.tried.append(candidate)
@@ -159,31 +161,59 @@ class _Search:
 
 
 # -- the levers ------------------------------------------------------------------------------------
-def neighbours(scenario: Scenario, knobs: frozenset[str] | None = None) -> Iterator[tuple[str, Scenario]]:
-    """Valid variants of ``scenario``, each one lever pulled once, strongest levers first."""
+# The servers each hop of loss goes through: a fault on one of them is where a loss at that hop
+# is decided; the exporter's own process (a kill, a clock) is on every hop.
+HOP_SERVERS = {"source->buffer": frozenset({"postgres", "redis"}), "buffer->sink": frozenset({"redis", "kafka"}),
+               "source->sink": frozenset({"postgres", "kafka"}), "still pending": frozenset({"redis", "kafka"})}
+
+
+def on_the_hops(step: Step, hops: frozenset[str]) -> bool:
+    """Whether a fault can decide a loss at these hops: it acts on a server they go through, or on
+    no server (the exporter's process, its clock, its files). Without hops (another check), every
+    fault can."""
+    servers = frozenset().union(*(v for k, v in HOP_SERVERS.items() if any(h.startswith(k) for h in hops)))
+    touched = frozenset(n.server for n in step.do.needs() if n.server is not None)
+    return not hops or not servers or not touched or bool(touched & servers)
+
+
+def neighbours(scenario: Scenario, knobs: frozenset[str] | None = None,
+               hops: frozenset[str] = frozenset()) -> Iterator[tuple[str, Scenario]]:
+    """Valid variants of ``scenario``, each one lever pulled once, strongest levers first, and the
+    faults on the hops where records were lost before the others (repeating a Kafka outage does
+    nothing for rows that never reached the buffer, and costs a broker restart a run)."""
     faults = [i for i, s in enumerate(scenario.steps) if is_fault(s)]
+    relevant = [i for i in faults if on_the_hops(scenario.steps[i], hops)]
     candidates: list[tuple[str, Callable[[], Scenario]]] = []
-    for i in faults:
-        name = scenario.steps[i].do.describe()
-        candidates.append((f"repeat {name} right after its window", partial(_repeated, scenario, i)))
-        candidates += [(f"make {name} harsher: {h.describe()}", partial(_with_kind, scenario, i, h))
-                       for h in scenario.steps[i].do.harsher()]
+    for i in relevant:
+        candidates += _fault_levers(scenario, i, strong=True)
     candidates.append(("more writes meeting each fault", partial(_more_writes, scenario)))
     for knob, value in SHARP_KNOBS.items():
         if (knobs is None or knob in knobs) and scenario.knobs.get(knob) != value:
             candidates.append((f"knob {knob} = {value}", partial(_with_knob, scenario, knob, value)))
-    for i in faults:
-        name = scenario.steps[i].do.describe()
-        candidates.append((f"widen the window of {name} twice", partial(_widened, scenario, i)))
-        candidates += [(f"move {name} {delta:+}s", partial(_moved, scenario, i, delta)) for delta in (-0.5, 0.5)]
+    for i in relevant:
+        candidates += _fault_levers(scenario, i, strong=False)
     for i, step in enumerate(scenario.steps):
         if not has_window(step) and step.phase == "during":
             candidates.append((f"move {step.do.describe()} to the start of the fault it met",
                                partial(_action_to_fault, scenario, i)))
+    for i in faults:  # off the hops: last, every lever at once
+        if i not in relevant:
+            candidates += _fault_levers(scenario, i, strong=True) + _fault_levers(scenario, i, strong=False)
     for what, make in candidates:
         candidate = _valid(make)
         if candidate is not None and candidate != scenario:
             yield what, candidate
+
+
+def _fault_levers(scenario: Scenario, i: int, strong: bool) -> list[tuple[str, Callable[[], Scenario]]]:
+    """A fault's levers: repeated and harsher (``strong``), or widened and moved."""
+    name = scenario.steps[i].do.describe()
+    if strong:
+        return [(f"repeat {name} right after its window", partial(_repeated, scenario, i))] + [
+            (f"make {name} harsher: {h.describe()}", partial(_with_kind, scenario, i, h))
+            for h in scenario.steps[i].do.harsher()]
+    return [(f"widen the window of {name} twice", partial(_widened, scenario, i))] + [
+        (f"move {name} {delta:+}s", partial(_moved, scenario, i, delta)) for delta in (-0.5, 0.5)]
 
 
 def _valid(make: Callable[[], Scenario]) -> Scenario | None:

@@ -35,8 +35,8 @@ class Runs:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     base = tmp_path_factory.mktemp("runs")
     clean = faultline("run", "baseline", "kafka_send_failures", "--out", str(base / "clean"))
-    defect = faultline("run", "baseline", "kafka_send_failures", "--out", str(base / "defect"),
-                       env={"FAULTLINE_EXPORTER_DEFECT": "ack_before_send"})
+    defect = faultline("run", "baseline", "kafka_send_failures", "--out", str(base / "defect"), "--replays", "1",
+                       env={"FAULTLINE_EXPORTER_DEFECT": "ack_before_send"}, timeout=240)
     return Runs(base / "clean", base / "defect", clean, defect)
 
 
@@ -70,6 +70,13 @@ def test_seeded_defect_from_the_environment_is_caught_with_lost_ids_and_hop(runs
     assert "lost; ids [" in checks["no_loss"]["detail"] and "buffer->sink" in checks["no_loss"]["detail"]
     assert ET.parse(runs.defect / "junit.xml").getroot().findall(".//failure")
     assert "First violations" in (runs.defect / "summary.md").read_text()
+    # Replayed once before it was written up: the rate is in the result, the file and the terminal.
+    assert report["scenarios"][1]["replayed"] == "1/1"
+    assert "kafka_send_failures reproduces 1/1 replays after it failed" in runs.defect_result.stdout
+    written = (runs.defect / "incidents" / "kafka_send_failures.toml").read_text()
+    assert 'reproduced = "1/1"' in written and "reproduces 1/1 replays after it failed" in written
+    story = report["scenarios"][1]["loss_story"]  # how the first lost record was lost
+    assert story["hop"].startswith("buffer->sink") and any("written" in e for e in story["events"])
 
 
 def test_compare_shows_the_changed_verdict(runs: Runs) -> None:

@@ -184,3 +184,20 @@ def test_mutants_explore_counts_only_failures_the_defect_makes() -> None:
     assert clean_too is not None and "clean exporter fails it too" in clean_too
     rare = defect_made(_Replayer(False, False), finding(), found, {"D": "x"})  # type: ignore[arg-type]
     assert rare is not None and "did not fail again with the defect" in rare
+
+
+def test_faults_on_the_hop_where_records_were_lost_are_pulled_first() -> None:
+    from harness.scenario import RestartService
+
+    scenario = Scenario(name="s", description="d", workload=Workload(records=100),
+                        steps=(Step("during", RestartService("kafka"), at=0.5, duration=1.0),
+                               Step("during", LinkDown("postgres"), at=2.0, duration=1.0)),
+                        expect=Expect(), during_s=4.0).validate()
+    names = [w for w, _s in neighbours(scenario, hops=frozenset({"source->buffer (never reached the buffer)"}))]
+    kafka = [n for n in names if "kafka" in n and "knob" not in n]
+    first_kafka = names.index(kafka[0])
+    assert names[0].startswith("repeat postgres link down")
+    assert all(names.index(n) < first_kafka for n in names if "postgres" in n or n.startswith("knob"))
+    # A loss after the buffer: the Kafka fault first.
+    after = [w for w, _s in neighbours(scenario, hops=frozenset({"buffer->sink (reached the buffer, not the sink)"}))]
+    assert "kafka" in after[0]
