@@ -72,7 +72,8 @@ def test_seeded_defect_from_the_environment_is_caught_with_lost_ids_and_hop(runs
     assert "First violations" in (runs.defect / "summary.md").read_text()
     # Replayed once before it was written up: the rate is in the result, the file and the terminal.
     assert report["scenarios"][1]["replayed"] == "1/1"
-    assert "kafka_send_failures reproduces 1/1 replays after it failed" in runs.defect_result.stdout
+    printed = runs.defect_result.stdout + runs.defect_result.stderr
+    assert "kafka_send_failures reproduces 1/1 replays after it failed" in printed
     written = (runs.defect / "incidents" / "kafka_send_failures.toml").read_text()
     assert 'reproduced = "1/1"' in written and "reproduces 1/1 replays after it failed" in written
     story = report["scenarios"][1]["loss_story"]  # how the first lost record was lost
