@@ -89,7 +89,7 @@ def hand_over(scenario: Scenario, shape: FailureShape, path: Path, how: Measurin
         f"{scenario.description} (amplified: {'; '.join(found.changes)})")[:2000])
     _write_rate(variant, destination, found.rate, shape, how, comment=(
         f"Amplified from {path.name} ({rate.said()}) in {found.runs} runs: "
-        + "; ".join(found.changes) + f".\n{found.rate.said(found_once=False)} ({shape.describe()})"))
+        + "; ".join(found.changes) + "."))
     return HandOver(shape, rate, found, destination)
 
 
