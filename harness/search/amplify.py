@@ -94,7 +94,7 @@ def amplify(scenario: Scenario, run: Run, shape: FailureShape, original_rate: Ra
     best, rate = scenario, original_rate
     done = rate.reaches(goal, runs)  # replays of the finding itself are fresh: no luck chose them
     remeasured = False  # the parent's rate pooled with more runs since it was last beaten
-    while not done and search.left() > 0:
+    while not done and search.left() >= runs:  # a trial shorter than ``runs`` could never be kept
         step = search.better_neighbour(best, rate, knobs)
         if step is not None:
             best, rate, done = step
@@ -140,10 +140,12 @@ class _Search:
         for what, candidate in neighbours(parent, knobs, self.shape.hops):
             if candidate in self.tried:
                 continue
+            if self.left() < self.runs:
+                return None  # too little budget left for a trial that could be kept
             self.tried.append(candidate)
-            got, used = _trial(candidate, self.run, self.shape, rate, min(self.runs, self.left()), self.log, what)
+            got, used = _trial(candidate, self.run, self.shape, rate, self.runs, self.log, what)
             self.spent += used
-            if got is not None and got.runs == self.runs:
+            if got is not None:
                 confirmed = False
                 if got.reaches(self.goal, self.runs) and self.left() >= self.runs:
                     # The best of many noisy trials is flattered by its luck (the winner's curse):
@@ -155,8 +157,6 @@ class _Search:
                 self.changes.append(f"{what} ({got})")
                 self.tried = [candidate]
                 return candidate, got, confirmed
-            if self.left() <= 0:
-                return None
         return None
 
 
@@ -208,12 +208,15 @@ def neighbours(scenario: Scenario, knobs: frozenset[str] | None = None,
 def _fault_levers(scenario: Scenario, i: int, strong: bool) -> list[tuple[str, Callable[[], Scenario]]]:
     """A fault's levers: repeated and harsher (``strong``), or widened and moved."""
     name = scenario.steps[i].do.describe()
+    levers: list[tuple[str, Callable[[], Scenario]]]
     if strong:
-        return [(f"repeat {name} right after its window", partial(_repeated, scenario, i))] + [
-            (f"make {name} harsher: {h.describe()}", partial(_with_kind, scenario, i, h))
-            for h in scenario.steps[i].do.harsher()]
-    return [(f"widen the window of {name} twice", partial(_widened, scenario, i))] + [
-        (f"move {name} {delta:+}s", partial(_moved, scenario, i, delta)) for delta in (-0.5, 0.5)]
+        levers = [(f"repeat {name} right after its window", partial(_repeated, scenario, i))]
+        levers += [(f"make {name} harsher: {h.describe()}", partial(_with_kind, scenario, i, h))
+                   for h in scenario.steps[i].do.harsher()]
+        return levers
+    levers = [(f"widen the window of {name} twice", partial(_widened, scenario, i))]
+    levers += [(f"move {name} {delta:+}s", partial(_moved, scenario, i, delta)) for delta in (-0.5, 0.5)]
+    return levers
 
 
 def _valid(make: Callable[[], Scenario]) -> Scenario | None:

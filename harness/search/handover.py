@@ -49,7 +49,9 @@ class HandOver:
             return line
         if not amp.changes:
             return f"{line}; amplifying found no variant that fails more often ({amp.runs} runs)"
-        outcome = "" if amp.reached else f" (short of {amp.goal}/{amp.of} within {amp.runs} runs)"
+        outcome = "" if amp.reached else (
+            f" (not confirmed on fresh runs within {amp.runs} runs)" if amp.rate.reaches(amp.goal, amp.of)
+            else f" (short of {amp.goal}/{amp.of} within {amp.runs} runs)")
         return f"{line}; amplified: {amp.rate.said(found_once=False)}{outcome} after {'; '.join(amp.changes)}"
 
 
