@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import sys
 import threading
 import time
@@ -114,6 +115,9 @@ def up(backend: str, check: bool, start_timeout: float) -> None:
         described["kafka_bootstrap"] = stack.kafka_bootstrap()
         click.echo(json.dumps(described, indent=2), nl=True)
         console.print("[green]stack is up[/]; Ctrl-C stops it")
+        # As `run` does: Ctrl-C stops it even when it was started from a script in the background,
+        # which hands it SIGINT ignored (CI's `bash .ci/run &` left a stack up past its test).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         stop = threading.Event()
         while not stop.wait(3600):  # woken by Ctrl-C/SIGTERM as KeyboardInterrupt
             continue
