@@ -16,13 +16,16 @@ line and the field, and are harness errors (exit 2).
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.catalogue.scenario import (
+    STEPS_MAX,
     Expect,
     Reproduction,
     Scenario,
@@ -74,7 +77,7 @@ class _FileShape(BaseModel):
     workload: dict[str, Any] = {}
     exporter_env: dict[str, str] = {}
     knobs: dict[str, str] = {}
-    steps: Annotated[list[dict[str, Any]], Field(max_length=10_000)] = []
+    steps: Annotated[list[dict[str, Any]], Field(max_length=STEPS_MAX)] = []
     reproduction: _ReproductionTable | None = None
 
 
@@ -139,6 +142,8 @@ def _step(n: int, raw: dict[str, Any], where: _Locator, fail: Any) -> Step:
     kind_key = "fault" if "fault" in raw else "action" if "action" in raw else None
     if kind_key is None:
         raise step_fail("needs `fault = ...` or `action = ...`")
+    if "fault" in raw and "action" in raw:  # one would be dropped without a word
+        raise step_fail("has both `fault = ...` and `action = ...`: one step is one of them", "action")
     kind = raw[kind_key]
     table = {name: cls for name, cls in registered().items() if file_key(cls.role) == kind_key}
     if not isinstance(kind, str) or kind not in table:
@@ -165,49 +170,40 @@ def _reproduction(table: _ReproductionTable | None, where: _Locator, fail: Any) 
 
 
 # -- writing ----------------------------------------------------------------------------------------
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise HarnessError(f"cannot write {value!r} to an incident file")
+def _table(values: dict[str, Any]) -> dict[str, Any]:
+    """TOML has no null: a value left at None is left out (None is then its default); tuples are arrays."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items() if v is not None}
+
+
+def document(scenario: Scenario) -> dict[str, Any]:
+    """The incident file's tables, in the order a person reads them."""
+    head: dict[str, Any] = {"name": scenario.name, "description": scenario.description, "sink": scenario.sink,
+                            "during_s": scenario.during_s, "incident": scenario.incident,
+                            "catches": list(scenario.catches) or None,
+                            "allow_trivial": scenario.allow_trivial or None}
+    doc: dict[str, Any] = {"incident": _table(head), "workload": _table(asdict(scenario.workload))}
+    if scenario.knobs:
+        doc["knobs"] = dict(scenario.knobs)
+    if scenario.exporter_env:
+        doc["exporter_env"] = dict(scenario.exporter_env)
+    doc["expect"] = _table(asdict(scenario.expect))
+    if scenario.reproduction is not None:
+        doc["reproduction"] = _reproduction_fields(scenario.reproduction)
+    if scenario.steps:
+        doc["steps"] = [_table({"phase": step.phase, "at": step.at, "duration": step.duration,
+                                file_key(type(step.do).role): kind_of(step.do), **step.do.parameters()})
+                        for step in scenario.steps]
+    return doc
 
 
 def dumps(scenario: Scenario, comment: str = "") -> str:
+    """The scenario as an incident file, written by a TOML library (escaped strings, quoted keys)."""
     lines = [f"# {line}" for line in comment.splitlines()] + ([""] if comment else [])
-    head = {"name": scenario.name, "description": scenario.description, "sink": scenario.sink,
-            "during_s": scenario.during_s}
-    if scenario.incident:
-        head["incident"] = scenario.incident
-    if scenario.catches:
-        head["catches"] = list(scenario.catches)
-    lines.append("[incident]")
-    lines += [f"{k} = {_toml_value(v)}" for k, v in head.items()]
-    lines += ["", "[workload]"] + [f"{k} = {_toml_value(v)}" for k, v in asdict(scenario.workload).items()]
-    if scenario.knobs:
-        lines += ["", "[knobs]"] + [f"{k} = {_toml_value(v)}" for k, v in scenario.knobs.items()]
-    if scenario.exporter_env:
-        lines += ["", "[exporter_env]"] + [f"{k} = {_toml_value(v)}" for k, v in scenario.exporter_env.items()]
-    lines += ["", "[expect]"] + [f"{k} = {_toml_value(v)}" for k, v in asdict(scenario.expect).items()
-                                 if v is not None]  # TOML has no null: unset means the default (None)
-    if scenario.reproduction is not None:
-        lines += ["", "[reproduction]"] + [f"{k} = {_toml_value(v)}" for k, v in _reproduction_fields(
-            scenario.reproduction).items()]
-    for step in scenario.steps:
-        kind = kind_of(step.do)
-        lines += ["", "[[steps]]", f'phase = "{step.phase}"', f"at = {step.at!r}"]
-        if step.duration is not None:
-            lines.append(f"duration = {step.duration!r}")
-        lines.append(f"{file_key(type(step.do).role)} = \"{kind}\"")
-        # TOML has no null: a parameter left at None is left out (None is then its default).
-        lines += [f"{k} = {_toml_value(v)}" for k, v in step.do.parameters().items() if v is not None]
-    return "\n".join(lines) + "\n"
+    try:
+        body = tomli_w.dumps(document(scenario))
+    except (TypeError, ValueError) as exc:
+        raise IncidentError(f"scenario {scenario.name!r} cannot be written as an incident file: {exc}") from exc
+    return "\n".join(lines) + ("\n" if lines else "") + body
 
 
 def _reproduction_fields(rep: Reproduction) -> dict[str, Any]:
@@ -221,6 +217,18 @@ def _reproduction_fields(rep: Reproduction) -> dict[str, Any]:
 
 
 def write(scenario: Scenario, path: Path, comment: str = "") -> Path:
-    path.write_text(dumps(scenario, comment))
-    load(path)  # what we write must read back: a replay file that cannot be replayed is worthless
+    """Write to a temporary name beside ``path``, read it back and validate it, then rename: a
+    user's file is never replaced by one that does not load (a replay file that cannot be
+    replayed is worthless, and the one it replaced may have been the only copy)."""
+    text = dumps(scenario, comment)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        try:
+            load(temporary)
+        except IncidentError as exc:
+            raise IncidentError(f"{path}: not written, it would not read back: {exc}") from exc
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path

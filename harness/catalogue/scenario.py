@@ -9,6 +9,7 @@ the harness never reads which defect is on, it only judges behaviour.
 
 from __future__ import annotations
 
+from dataclasses import asdict as dataclass_asdict
 from dataclasses import field, replace
 from dataclasses import fields as dataclass_fields
 from typing import Annotated, Literal
@@ -18,8 +19,9 @@ from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.model.capabilities import Need
-from harness.model.expect import Count, Expect, Window
-from harness.model.knobs import KNOBS
+from harness.model.expect import LONGEST_S, Count, Expect, Window
+from harness.model.knobs import KNOBS, knob_problem
+from harness.model.profiles import PROFILES
 
 # Every field is checked when an object is made (in a scenario module, an incident file, soak or
 # shrink) with the step kinds' rules: exact types (no "false" for False, no 1 for True), finite
@@ -29,10 +31,14 @@ from harness.model.strict import STRICT
 
 PHASES = ("before", "during", "after")
 
-DAY_S = 86_400.0
-Seconds = Annotated[float, Field(ge=0, le=DAY_S)]  # an instant on the timeline
+Seconds = Annotated[float, Field(ge=0, le=LONGEST_S)]  # an instant on the timeline
 Fraction = Annotated[float, Field(ge=0, le=1)]
+# A fault's window: shorter than this is applied and removed in one breath (and 1e-300 would make
+# two windows on one target that "do not overlap").
+StepWindow = Annotated[float, Field(ge=0.05, le=LONGEST_S)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+EnvName = Annotated[str, Field(pattern=r"^[^=\x00]{1,200}$")]  # what an environment can hold as a name
+STEPS_MAX = 200_000  # a week's soak: a window and a checkpoint every 12 s or so
 
 
 class ScenarioError(HarnessError):
@@ -107,7 +113,7 @@ class Step:
     phase: Literal["before", "during", "after"]
     do: Annotated[InstanceOf[StepKind], AfterValidator(_registered_step)]
     at: Seconds = 0.0
-    duration: Window | None = None  # faults only; None = until the phase ends
+    duration: StepWindow | None = None  # faults only; None = until the phase ends
 
     def describe(self) -> str:
         return self.do.describe()
@@ -164,18 +170,21 @@ class Scenario:
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,100}$")]
     description: Annotated[str, Field(min_length=1, max_length=2000)]
     workload: Workload = Workload()
-    steps: Annotated[tuple[Step, ...], Field(max_length=10_000)] = ()
+    steps: Annotated[tuple[Step, ...], Field(max_length=STEPS_MAX)] = ()
     expect: Expect = Expect()
     catches: tuple[Name, ...] = ()
     incident: Name | None = None
     knobs: dict[str, Annotated[str, Field(max_length=200)]] = field(default_factory=dict)  # see harness.model.knobs
     # The target's own settings, as a run that failed had them (a seeded defect, --exporter-env):
     # incident files keep them for an exact replay; the catalogue uses knobs only.
-    exporter_env: dict[str, str] = field(default_factory=dict)
+    exporter_env: dict[EnvName, Annotated[str, Field(max_length=100_000, pattern=r"^[^\x00]*$")]] = field(
+        default_factory=dict)
     during_s: Window = 3.0  # how long the during phase lasts at least
     sink: Literal["kafka", "file"] = "kafka"  # the target sink delivered to: kafka_topic or file_sink
     # What an incident file says it was confirmed with; not part of what is run (nor compared).
     reproduction: Reproduction | None = field(default=None, compare=False)
+    # A scenario that cannot fail (no records, every check off) is refused unless this says it is meant.
+    allow_trivial: bool = False
 
     def validate(self) -> Scenario:
         """What one field cannot say alone (types, bounds and kinds were checked when it was made)."""
@@ -183,10 +192,34 @@ class Scenario:
         if unknown:
             raise ScenarioError(f"scenario {self.name!r}: knobs.{unknown[0]} is not a knob Faultline knows; knobs: "
                                 f"{', '.join(KNOBS)}", unknown[0])
+        for name, value in self.knobs.items():
+            if (problem := knob_problem(name, value)) is not None:
+                raise ScenarioError(f"scenario {self.name!r}: knobs.{name} {problem}", name)
+        if self.workload.profile not in PROFILES:
+            raise ScenarioError(f"scenario {self.name!r}: workload.profile {self.workload.profile!r} is not a payload "
+                                f"profile; profiles: {', '.join(sorted(PROFILES))}", "profile")
+        self._refuse_trivial()
         for n, step in enumerate(self.steps):
             check_step(step, f"scenario {self.name!r}: step {n} ({type(step.do).__name__})", n)
         refuse_overlaps(self.steps, f"scenario {self.name!r}")
         return self
+
+    def _refuse_trivial(self) -> None:
+        """A scenario that cannot fail proves nothing, and a green verdict from it would be read
+        as proof: no record written (nor any writer), or every check turned off. Refused unless
+        it says it means it (``allow_trivial``)."""
+        if self.allow_trivial:
+            return
+        writes = self.workload.records or self.workload.meet_faults or any(
+            type(s.do).role == "load" or isinstance(s.do, Write) for s in self.steps)
+        if not writes:
+            raise ScenarioError(f"scenario {self.name!r}: workload.records is 0 and nothing else writes: no record "
+                                "can be lost, so it cannot fail (set allow_trivial = true if that is the point)",
+                                "records")
+        expect = self.expect
+        if not any(value is True for value in dataclass_asdict(expect).values()) and not any(expect.custom.values()):
+            raise ScenarioError(f"scenario {self.name!r}: every check in [expect] is off, so it cannot fail "
+                                "(set allow_trivial = true if that is the point)", "no_loss")
 
     @property
     def fault_seconds(self) -> float:
@@ -239,21 +272,34 @@ def check_step(step: Step, where: str, index: int | None = None) -> None:
 
 def refuse_overlaps(steps: tuple[Step, ...], where: str) -> None:
     """Two faults of the same kind on the same target at once are ambiguous (which one ends when,
-    and which one's evidence is whose?); different toxics on one link are fine. Steps are counted
-    from 1, as an incident file's reader counts its [[steps]]."""
-    windows: dict[str, list[tuple[float, float, int]]] = {}
+    and which one's evidence is whose?), and two that hold one thing (``StepKind.holds``: the
+    exporter killed and frozen, a link down and flapping) contradict each other; different
+    toxics on one link are fine. One sweep over the windows sorted by start (a week's soak has
+    tens of thousands). Steps are counted from 1, as an incident file's reader counts its [[steps]]."""
+    claims: dict[str, list[tuple[float, float, int]]] = {}
     for n, step in enumerate(steps):
         if not is_fault(step):
             continue
-        params = step.do.parameters()
-        target = ":".join([kind_of(step.do), *(str(params[k]) for k in ("link", "service", "directory", "type",
-                                                                            "stream") if k in params)])
         end = step.at + (step.duration or float("inf"))
-        for other_at, other_end, other_n in windows.get(target, []):
-            if step.at < other_end and other_at < end:
-                raise ScenarioError(f"{where}: step {n + 1} overlaps step {other_n + 1} on the same target "
-                                    f"({target}); one fault of a kind per target at a time", "at", n)
-        windows.setdefault(target, []).append((step.at, end, n))
+        for claim in (_same_target(step), *step.do.holds()):
+            claims.setdefault(claim, []).append((step.at, end, n))
+    for claim, windows in claims.items():
+        windows.sort()
+        latest_end, latest_n = -1.0, -1
+        for at, end, n in windows:
+            if at < latest_end:
+                first, second = sorted((latest_n, n))
+                raise ScenarioError(f"{where}: step {second + 1} overlaps step {first + 1} on the same target "
+                                    f"({claim}); one fault of a kind per target, and one fault holding a thing, "
+                                    "at a time", "at", second)
+            if end > latest_end:
+                latest_end, latest_n = end, n
+
+
+def _same_target(step: Step) -> str:
+    params = step.do.parameters()
+    return ":".join([kind_of(step.do), *(str(params[k]) for k in ("link", "service", "directory", "type", "stream")
+                                         if k in params)])
 
 
 def is_fault(step: Step) -> bool:

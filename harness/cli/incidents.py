@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from harness.backends.factory import BACKENDS
-from harness.cli.base import EXIT_OK, FiniteFloat, defect_env, graceful_interrupt, pairs
+from harness.cli.base import EXIT_OK, EXIT_VIOLATION, FiniteFloat, defect_env, graceful_interrupt, pairs
 from harness.cli.output import checkpoint_table, console, print_result, results_table, trend_table
 from harness.model.plugins import load_target
 from harness.report.result import Verdict
@@ -173,7 +173,8 @@ def shrink(file: str, out_file: str | None, confirm_runs: int, replays: int, def
 
 @click.command()
 @click.option("--duration", default="10m", show_default=True, help="How long the fault schedule runs: 600, 90s, 10m.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same schedule.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=1, show_default=True,
+              help="Same seed, same schedule.")
 @click.option("--faults", default=None, help="Comma-separated catalogue names to draw from (default: all).")
 @click.option("--rate", type=click.IntRange(1, 100_000), default=100, show_default=True,
               help="Records per second written by the harness.")
@@ -246,4 +247,4 @@ def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: in
                       + (f"({escape(result.rate_said)} replays; " if result.rate_said else "(")
                       + "faultline reproduce --amplify / faultline shrink)")
     code = gate.exit_code
-    sys.exit(130 if code == EXIT_OK and result.interrupted else code)
+    sys.exit(130 if code != EXIT_VIOLATION and result.interrupted else code)

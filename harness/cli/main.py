@@ -220,7 +220,7 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
                           f"{len(signatures)} runs: {sorted(set(signatures))}")
     console.print(f"reports: {gate.out}")
     # Ctrl-C that ends a kept stack is not an interruption of the run.
-    sys.exit(130 if gate.exit_code == EXIT_OK and gate.interrupted else gate.exit_code)
+    sys.exit(130 if gate.interrupted and gate.exit_code != EXIT_VIOLATION else gate.exit_code)
 
 
 main.add_command(reproduce)

@@ -12,8 +12,8 @@ from pydantic.dataclasses import dataclass
 
 from harness.model.strict import STRICT
 
-DAY_S = 86_400.0
-Window = Annotated[float, Field(gt=0, le=DAY_S)]  # a length of time that must pass
+LONGEST_S = 7 * 86_400.0  # the longest soak README promises: a week
+Window = Annotated[float, Field(gt=0, le=LONGEST_S)]  # a length of time that must pass
 Count = Annotated[int, Field(ge=0, le=10_000_000)]
 
 

@@ -7,6 +7,8 @@ the catalogue runs against any exporter that maps the knobs it needs.
 
 from __future__ import annotations
 
+import re
+
 # Each knob and what it means.
 KNOBS = {
     "sink": "where the pipeline delivers: kafka or file",
@@ -19,6 +21,35 @@ KNOBS = {
     "disk_usage_threshold": "disk use above which export jobs are refused",
     "quota_jobs_per_hour": "export jobs a user may submit an hour",
 }
+
+
+# What a knob's value may be (values are text, as environment variables are): a whole number or a
+# decimal within a range, or one of some words. "nan", "-5" or "s3" is refused when a scenario is
+# loaded, not found out by the exporter after the stack started.
+KNOB_VALUES: dict[str, tuple[type, float, float] | tuple[str, ...]] = {
+    "sink": ("kafka", "file"),
+    "delivery_timeout_ms": (int, 1, 3_600_000),
+    "batch_size": (int, 1, 1_000_000),
+    "poll_interval_s": (float, 0.001, 3600),
+    "source_timeout_s": (float, 0.01, 3600),
+    "metadata_poll_interval_s": (float, 0.01, 3600),
+    "max_record_bytes": (int, 1, 2**31 - 1),
+    "disk_usage_threshold": (float, 0.0, 1.0),
+    "quota_jobs_per_hour": (int, 0, 1_000_000),
+}
+
+
+def knob_problem(name: str, value: str) -> str | None:
+    """Why ``value`` is not one ``name`` takes; None when it is."""
+    allowed = KNOB_VALUES.get(name)
+    if allowed is None or isinstance(allowed[0], str):
+        return None if allowed is None or value in allowed else f"must be one of {', '.join(map(str, allowed))}"
+    kind, low, high = allowed
+    pattern = r"^[0-9]+$" if kind is int else r"^[0-9]+(\.[0-9]+)?$"
+    if not re.fullmatch(pattern, value) or not low <= float(value) <= high:
+        number = "a whole number" if kind is int else "a decimal number"
+        return f"must be {number} within {low}..{high}, not {value!r}"
+    return None
 
 
 def scenario_knobs(sink: str, knobs: dict[str, str]) -> dict[str, str]:

@@ -45,6 +45,10 @@ class LogFormat:
             groups = re.compile(value).groupindex
         except re.error as exc:
             raise ValueError(f"not a regular expression: {exc}") from exc
+        nested = _nested_repeat(value)
+        if nested:
+            raise ValueError(f"{nested} can backtrack catastrophically (hours on one line): "
+                             "repeat a group without a repeat inside it")
         missing = sorted({"level", "msg"} - set(groups))
         if missing:
             raise ValueError(f"needs the named group(s) {', '.join(missing)}")
@@ -85,3 +89,36 @@ def _json_records(text: str) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 records.append({"level": "unparsed", "msg": line})
     return records
+
+
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+
+
+def _nested_repeat(pattern: str) -> str | None:
+    """An unbounded repeat inside another unbounded repeat (``(a+)+``, ``(a*|b)*``, ``(.*,)*``):
+    the shape that makes a backtracking engine take exponential time on a line that almost
+    matches. Read from the parsed pattern, not the text (a class such as ``[+*]`` is no repeat)."""
+    import re._parser as parser  # the standard library's own parser: what re.compile reads
+
+    def walk(items: Any, inside: bool) -> str | None:
+        for op, arg in items:
+            name = str(op)
+            if name in _REPEATS:
+                low, high, sub = arg
+                unbounded = high is parser.MAXREPEAT or high > 1000
+                if unbounded and inside:
+                    return "a repeat inside a repeat"
+                found = walk(sub, inside or unbounded)
+            elif name == "SUBPATTERN":
+                found = walk(arg[-1], inside)
+            elif name == "BRANCH":
+                found = next((f for branch in arg[1] if (f := walk(branch, inside))), None)
+            elif name in ("ASSERT", "ASSERT_NOT"):
+                found = walk(arg[1], inside)
+            else:
+                found = None
+            if found:
+                return found
+        return None
+
+    return walk(parser.parse(pattern), False)

@@ -21,6 +21,7 @@ exporter; a scenario that needs a knob the target lacks is skipped with that rea
 from __future__ import annotations
 
 import dataclasses
+import string
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -51,13 +52,22 @@ SERVERS = ("postgres", "redis", "kafka")
 # The roles in a target's [metrics] that count errors; a target names those it has.
 ERROR_COUNTERS = ("send_failures", "retries", "background_failures", "worker_restarts")
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
-_Path = Annotated[str, Field(min_length=1, pattern=r"^/")]
+# A path on the target's HTTP server: "//host/x" would leave it, a CR or LF would end the request line.
+_Path = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^/([^/\x00-\x20\x7f][^\x00-\x20\x7f]*)?$")]
+_Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]  # one printable line
+# The placeholders a target's templated values may name (harness.rig.exporter_process.RunContext.values,
+# and the components it requires); ``{env[NAME]}`` in a file it writes.
+PLACEHOLDERS = frozenset({
+    "postgres_host", "postgres_port", "postgres_user", "postgres_password", "postgres_database", "postgres_dsn",
+    "redis_url", "kafka_bootstrap", "kafka_client_id", "http_port", "namespace", "source_table", "topic",
+    "workdir", "python", "api_tokens_file", "java", "debezium_libs", "env"})
 
 
 @pydantic_dataclass(frozen=True, config=_STRICT)
 class TargetDefinition:
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    command: Annotated[list[str], Field(min_length=1)]
+    name: _Text
+    command: Annotated[list[Annotated[str, Field(min_length=1, max_length=10_000)]], Field(min_length=1,
+                                                                                          max_length=1000)]
     sinks: dict[str, str]
     env: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)  # none: metric checks are not applicable, said so
@@ -68,7 +78,7 @@ class TargetDefinition:
     exports_path: _Path = "/exports"
     api_auth: Literal["none", "bearer"] = "none"
     defect_env: str = DEFECT_ENV
-    defects: tuple[str, ...] = ()
+    defects: tuple[_Text, ...] = ()
     knobs: dict[str, str] = field(default_factory=dict)  # harness knob -> the target's environment variable
     steps: tuple[str, ...] = ()  # modules of the target's own step kinds, imported when it is loaded
     # What its dead-letter reasons mean, so the harness can check each one (harness.judge.letters).
@@ -142,6 +152,11 @@ class TargetDefinition:
                 or where.key(loc[0])
             raise TargetError(f"{path}:{line or '?'}: {'.'.join(loc)}: {error['msg']} "
                               f"(got {repr(error.get('input'))[:80]})") from exc
+        for key, value in target.templated():
+            problem = template_problem(value)
+            if problem:
+                raise TargetError(f"{path}:{where.key(key.split('.')[-1]) or where.table(key.split('.')[0]) or '?'}: "
+                                  f"{key}: {problem} (in {value[:80]!r})")
         for key in ("delivered", "dead_lettered"):
             if target.metrics and key not in target.metrics:  # no [metrics] at all: a target without them
                 raise TargetError(f"{path}:{where.table('metrics') or '?'}: [metrics] needs {key!r}")
@@ -153,6 +168,14 @@ class TargetDefinition:
             raise TargetError(f"{path}:{where.key(unknown[0], table='knobs') or '?'}: knobs.{unknown[0]}: not a knob "
                               f"Faultline knows; knobs: {', '.join(KNOBS)}")
         return target
+
+    def templated(self) -> list[tuple[str, str]]:
+        """Every value whose placeholders are filled at start, by where it is written."""
+        return [*((f"command.{n}", v) for n, v in enumerate(self.command)),
+                *((f"env.{k}", v) for k, v in self.env.items()), *((f"sinks.{k}", v) for k, v in self.sinks.items()),
+                *((f"files.{k}", v) for k, v in self.files.items()),
+                *((f"prepare_sql.{n}", v) for n, v in enumerate(self.prepare_sql)),
+                *((f"cleanup_sql.{n}", v) for n, v in enumerate(self.cleanup_sql))]
 
     def has_sink(self, name: str) -> bool:
         return name in self.sinks
@@ -200,6 +223,19 @@ class TargetDefinition:
                               f"(its [knobs]: {', '.join(self.knobs) or 'none'})")
         # A knob mapped to "" is one the target has no setting for: the scenario runs on its own behaviour.
         return {self.knobs[name]: value for name, value in knobs.items() if self.knobs[name]}
+
+
+def template_problem(value: str) -> str | None:
+    """Why ``value`` cannot be filled (an unclosed brace, a positional or unknown placeholder), or None."""
+    try:
+        fields = [name for _text, name, _spec, _conversion in string.Formatter().parse(value) if name is not None]
+    except ValueError as exc:
+        return f"not a template: {exc} (write a literal brace as {{{{ or }}}})"
+    for name in fields:
+        head = name.split("[", 1)[0].split(".", 1)[0]
+        if head not in PLACEHOLDERS:
+            return f"unknown placeholder {{{name}}}; placeholders: {', '.join(sorted(PLACEHOLDERS))}"
+    return None
 
 
 def _extended(data: dict[str, Any], path: Path, where: Locator) -> dict[str, Any]:

@@ -9,24 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.inputs import MAX_DEPTH, depth_problem, read_text
 
-
-def read_text(path: str | Path, what: str, error: type[HarnessError]) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise error(f"{what} {path} does not exist") from exc
-    except UnicodeDecodeError as exc:
-        raise error(f"{what} {path}: not a text file (TOML in UTF-8 is expected)") from exc
-    except OSError as exc:
-        raise error(f"{what} {path}: cannot be read: {exc.strerror or exc}") from exc
+__all__ = ["Locator", "parse", "read_text", "read_toml"]
 
 
 def parse(text: str, path: str | Path, what: str, error: type[HarnessError]) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{what} {path}: bad TOML syntax: {exc}") from exc
+    except RecursionError as exc:  # arrays inside arrays, hundreds deep
+        raise error(f"{what} {path}: nested too deep to read (at most {MAX_DEPTH} levels)") from exc
+    problem = depth_problem(data)
+    if problem:
+        raise error(f"{what} {path}: {problem}")
+    return data
 
 
 def read_toml(path: str | Path, what: str, error: type[HarnessError]) -> dict[str, Any]:

@@ -48,8 +48,8 @@ class GateRun:
 def exit_code_of(results: list[ScenarioResult]) -> int:
     if any(r.verdict is Verdict.ERROR for r in results):
         return EXIT_HARNESS
-    if results and all(r.verdict is Verdict.SKIPPED for r in results):
-        return EXIT_HARNESS  # nothing could run here: that is not a pass
+    if all(r.verdict is Verdict.SKIPPED for r in results):
+        return EXIT_HARNESS  # nothing judged (none given, or none could run here): that is not a pass
     return EXIT_VIOLATION if any(r.verdict is Verdict.FAIL for r in results) else EXIT_OK
 
 

@@ -73,11 +73,14 @@ def compare(a: RunReport, b: RunReport) -> list[ScenarioChange]:
 
 def regressions(rows: list[ScenarioChange], recovery_factor: float) -> list[str]:
     """What got worse from A to B: a scenario that held in every round of A and not in some round
-    of B, or whose slowest recovery grew by more than ``recovery_factor``."""
+    of B, or whose slowest recovery grew by more than ``recovery_factor``. A scenario A judged
+    that B does not have at all is a regression too: a gate that stopped judging it proves less."""
     found = []
     for row in rows:
         held_before = row.verdict_a != "absent" and set(row.verdict_a.split("/")) == {"pass"}
-        if held_before and row.verdict_b != "absent" and set(row.verdict_b.split("/")) != {"pass"}:
+        if row.verdict_a != "absent" and row.verdict_b == "absent":
+            found.append(f"{row.scenario}: {row.verdict_a} -> absent (B did not judge it)")
+        elif held_before and row.verdict_b != "absent" and set(row.verdict_b.split("/")) != {"pass"}:
             found.append(f"{row.scenario}: {row.verdict_a} -> {row.verdict_b} ({', '.join(row.violations_b) or '-'})")
         elif row.recovery_a and row.recovery_b and row.recovery_b > recovery_factor * row.recovery_a:
             found.append(f"{row.scenario}: recovery {row.recovery_a:.1f}s -> {row.recovery_b:.1f}s "

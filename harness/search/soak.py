@@ -89,6 +89,9 @@ CATALOGUE |= {
     "clock_drift": (lambda rng: ClockDrift(rate=rng.choice((0.5, 2.0))), (3, 10)),
 }
 QUIET_S = (4.0, 10.0)
+SHORTEST_WINDOW_S = 0.5  # a window scaled below this would be applied and removed in one breath
+SEED_MAX = 2**63 - 1  # the seeds a workload carries
+RECORDS_MAX = 10_000_000  # the most a workload writes (harness.model.expect.Count)
 
 
 def available(lacks: Callable[[object], str | None]) -> tuple[str, ...]:
@@ -120,6 +123,12 @@ class SoakPlan:
                             f"{', '.join(CATALOGUE)}")
         if self.rate < 1 or self.load_users < 0 or self.load_workers < 0 or not 0.01 <= self.window_scale <= 100:
             raise SoakError("rate must be >= 1, load users and workers >= 0, window scale within [0.01, 100]")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise SoakError(f"--seed must be within 0..{SEED_MAX}, not {self.seed}")
+        records = int(self.rate * self.duration_s)
+        if records > RECORDS_MAX:
+            raise SoakError(f"--rate {self.rate} for --duration {self.duration_s:.0f}s writes {records} records; at "
+                            f"most {RECORDS_MAX} are judged one by one: lower the rate or the duration")
         return self
 
 
@@ -142,7 +151,7 @@ def schedule(plan: SoakPlan) -> Scenario:
     while True:
         name = rng.choice(plan.faults)
         draw, (low, high) = CATALOGUE[name]
-        window = round(rng.uniform(low, high) * plan.window_scale, 1)
+        window = max(SHORTEST_WINDOW_S, round(rng.uniform(low, high) * plan.window_scale, 1))
         if t + window > end_by:
             break
         steps.append(Step("during", draw(rng), at=t, duration=window))  # type: ignore[arg-type]

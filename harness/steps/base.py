@@ -96,6 +96,13 @@ class StepKind:
     def check(self) -> Problem | None:
         return None
 
+    def holds(self) -> frozenset[str]:
+        """What this fault takes sole charge of for its window: two faults that hold one thing at
+        once contradict each other (the exporter killed and frozen, a server restarted and moved,
+        a link down and flapping) and a scenario with both is refused, as explore never draws it."""
+        held = {f"whether {need.name} runs" for need in self.needs() if need.takes_server_away}
+        return frozenset(held | ({"the exporter's process"} if self.takes_exporter_away else set()))
+
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> StepKind | None:
         """A random instance with sensible ranges, for ``faultline explore``; None: this kind is

@@ -3,6 +3,7 @@ the exporter answered and what its files hold (``ActionAnswer``) for the export 
 
 from __future__ import annotations
 
+import codecs
 import random
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -17,7 +18,7 @@ from harness.model.api_tokens import HARNESS_USER, burst_user
 from harness.model.capabilities import Need
 from harness.report.journal import ActionAnswer
 from harness.steps.answers import answer
-from harness.steps.base import STRICT, Name, StepKind, World
+from harness.steps.base import STRICT, Name, Problem, StepKind, World
 from harness.steps.registry import step_kind
 
 if TYPE_CHECKING:
@@ -25,6 +26,18 @@ if TYPE_CHECKING:
     from harness.steps.context import StepContext
 
 # A file name an export may be given: no path separators, nothing a server would refuse as input.
+def encoding_problem(name: str) -> Problem | None:
+    """An export's encoding must be a text encoding Python knows ("klingon" is not one, nor "base64",
+    a bytes-to-bytes codec): the harness decodes the export with it to reconcile."""
+    try:
+        known = codecs.lookup(name)
+    except LookupError:
+        return Problem("encoding", f"{name!r} is not an encoding Python knows")
+    if not getattr(known, "_is_text_encoding", True):
+        return Problem("encoding", f"{name!r} is a codec between bytes, not a text encoding")
+    return None
+
+
 ExportName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")]
 
 
@@ -46,7 +59,7 @@ class Export(StepKind):
     waits: ClassVar[bool] = True
     name: ExportName
     encoding: Name = "utf-8"
-    format: Name = "jsonl"
+    format: Literal["jsonl", "csv"] = "jsonl"
     # "either": under faults a job may rightly fail or complete; judged on what it left behind.
     expect_state: Literal["completed", "failed", "either"] = "completed"
 
@@ -60,6 +73,9 @@ class Export(StepKind):
 
     def describe(self) -> str:
         return f"export job {self.name} ({self.format}, {self.encoding})"
+
+    def check(self) -> Problem | None:
+        return encoding_problem(self.encoding)
 
     def needs(self) -> frozenset[Need]:
         return frozenset({Need.api("exports")})

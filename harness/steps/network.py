@@ -122,6 +122,9 @@ class LinkDown(StepKind):
     def needs(self) -> frozenset[Need]:
         return frozenset({Need.link(self.link)})
 
+    def holds(self) -> frozenset[str]:
+        return frozenset({f"whether link {self.link} is up"})
+
     def check(self) -> Problem | None:
         return _unknown_link(self.link)
 
@@ -154,6 +157,9 @@ class LinkFlap(StepKind):
 
     def needs(self) -> frozenset[Need]:
         return frozenset({Need.link(self.link)})
+
+    def holds(self) -> frozenset[str]:
+        return frozenset({f"whether link {self.link} is up"})
 
     def check(self) -> Problem | None:
         return _unknown_link(self.link)

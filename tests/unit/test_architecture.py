@@ -89,7 +89,7 @@ FLOORS = ("ground", "provision", "infra", "services", "report", "model", "backen
 FACES = ("harness.scenario",)
 
 
-GROUND = ("harness", "harness.errors", "harness.paths")
+GROUND = ("harness", "harness.errors", "harness.inputs", "harness.paths")
 
 
 def _floor(module: str) -> str:

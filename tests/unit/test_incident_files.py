@@ -46,8 +46,10 @@ def test_every_shipped_scenario_round_trips_through_an_incident_file(tmp_path: P
     (lambda t: t.replace("at = 0.5", "at = -1"), "step 1: Step.at: Input should be greater than or equal to 0", 14),
     (lambda t: t.replace("at = 0.5", "at = nan"), "step 1: Step.at: Input should be a finite number", 14),
     (lambda t: t.replace("duration = 2.0", "duration = inf"), "step 1: Step.duration: Input should be a finite", 15),
-    (lambda t: t.replace("duration = 2.0", "duration = 0"), "step 1: Step.duration: Input should be greater than 0",
-     15),
+    (lambda t: t.replace("duration = 2.0", "duration = 0"), "step 1: Step.duration: Input should be greater than or "
+     "equal to 0.05", 15),
+    (lambda t: t.replace("duration = 2.0", "duration = 1e-300"), "step 1: Step.duration: Input should be greater than "
+     "or equal to 0.05", 15),
     (lambda t: t.replace("records = 100", "records = 1e18"), "[workload] Workload.records: Input should be a valid "
      "integer", 7),
     (lambda t: t.replace("records = 100", "records = 1000000000000000000"), "Workload.records: Input should be less "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.judge.story import MAX_EVENTS, loss_story
-from harness.report.journal import StepRecord
+from harness.report.journal import Check, StepRecord
 from harness.report.result import RunReport, ScenarioResult, Verdict, read_report
 
 WALL = 1_000_000.0
@@ -44,7 +44,7 @@ def test_the_story_is_in_every_report(tmp_path: Path) -> None:
     from harness.report.reports import write_all
 
     story = loss_story(301, "source->buffer", 1.9, [], [], [{"ts": WALL + 2, "level": "error", "msg": "boom"}], WALL)
-    result = ScenarioResult("s", "d", None, Verdict.FAIL, loss_story=story)
+    result = ScenarioResult("s", "d", None, Verdict.FAIL, checks=[Check("no_loss", False, "1 lost")], loss_story=story)
     write_all(tmp_path, RunReport(run_id="r", target="t", backend="local", verdict=Verdict.FAIL, duration_s=1,
                                   scenarios=[result]))
     for name in ("summary.md", "report.html"):

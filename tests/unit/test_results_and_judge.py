@@ -157,8 +157,9 @@ def test_checkpoints_fail_only_on_corruption_or_strangers() -> None:
 
 def _write(directory: Path, *results: ScenarioResult) -> Path:
     directory.mkdir()
+    verdict = Verdict.FAIL if any(r.verdict is Verdict.FAIL for r in results) else Verdict.PASS
     (directory / "report.json").write_text(RunReport(run_id=directory.name, target="t.toml", backend="local",
-                                                     verdict=Verdict.PASS, duration_s=1.0,
+                                                     verdict=verdict, duration_s=1.0,
                                                      scenarios=list(results)).to_json())
     return directory
 
