@@ -26,14 +26,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.backends.base import Backend
 from harness.errors import HarnessError
 from harness.infra.stack import LINKS, Endpoint, Link, Stack
 from harness.infra.toxiproxy import ToxiproxyClient
 from harness.model.capabilities import Need, NeedKind
-from harness.model.tomlfile import read_toml
+from harness.model.tomlfile import Locator, parse, read_text
 from harness.services import probes
 from harness.services.executor import ServiceExecutor, free_port
 from harness.services.servers import HOST, ToxiproxyServer, remove_tree
@@ -68,23 +71,54 @@ class ExternalConfig:
         if not path:
             raise ExternalBackendError(f"the external backend needs {CONFIG_ENV} set to a TOML file with "
                                        "postgres_dsn, redis_url and kafka_bootstrap (see harness/backends/external.py)")
-        data = read_toml(path, f"external backend settings ({CONFIG_ENV})", ExternalBackendError)
-        missing = [k for k in ("postgres_dsn", "redis_url", "kafka_bootstrap") if not data.get(k)]
-        unknown = set(data) - {"postgres_dsn", "redis_url", "kafka_bootstrap", "kafka_proxy_port", *ADMIN_KEYS}
-        if missing or unknown:
-            raise ExternalBackendError(f"{path}: " + "; ".join(
-                ([f"missing {', '.join(missing)}"] if missing else [])
-                + ([f"unknown key(s) {sorted(unknown)}"] if unknown else [])))
-        return cls(str(data["postgres_dsn"]), str(data["redis_url"]), str(data["kafka_bootstrap"]),
-                   int(data["kafka_proxy_port"]) if data.get("kafka_proxy_port") else None,
-                   tuple((service, str(data[key])) for key, service in ADMIN_KEYS.items() if data.get(key)))
+        what = f"external backend settings ({CONFIG_ENV})"
+        text = read_text(path, what, ExternalBackendError)
+        where = Locator(text)
+        try:
+            settings = _Settings.model_validate(parse(text, path, what, ExternalBackendError))
+        except ValidationError as exc:
+            said = [(".".join(str(x) for x in e["loc"]), e["msg"], e.get("input")) for e in exc.errors()]
+            line = next((n for key, _msg, _given in said if (n := where.key(key))), "?")  # a missing key has none
+            raise ExternalBackendError(f"{path}:{line}: " + "; ".join(
+                f"{key}: {msg}" + ("" if msg == "Field required" else f" (got {repr(given)[:80]})")
+                for key, msg, given in said)) from exc
+        for key, default in (("postgres_dsn", 5432), ("redis_url", 6379), ("kafka_bootstrap", 9092)):
+            value = getattr(settings, key)
+            for one in value.split(",") if key == "kafka_bootstrap" else [value]:
+                try:
+                    _host_port(key, one, default)
+                except ExternalBackendError as exc:
+                    raise ExternalBackendError(f"{path}:{where.key(key) or '?'}: {exc}") from exc
+        return cls(settings.postgres_dsn, settings.redis_url, settings.kafka_bootstrap, settings.kafka_proxy_port,
+                   tuple((service, admin) for key, service in ADMIN_KEYS.items()
+                         if (admin := getattr(settings, key)) is not None))
+
+
+_Address = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class _Settings(BaseModel):
+    """The file's keys and their types: a port of "abc" or an unknown key is refused at load."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+    postgres_dsn: _Address
+    redis_url: _Address
+    kafka_bootstrap: _Address
+    kafka_proxy_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    postgres_admin: _Address | None = None
+    redis_admin: _Address | None = None
+    kafka_admin: _Address | None = None
 
 
 def _host_port(where: str, text: str, default_port: int) -> Endpoint:
     parts = urlsplit(text if "//" in text else f"//{text}")
+    try:
+        port = parts.port
+    except ValueError as exc:  # "host:abc", or a port past 65535
+        raise ExternalBackendError(f"{where}: cannot read a port from {text!r}: {exc}") from exc
     if not parts.hostname:
         raise ExternalBackendError(f"{where}: cannot read a host from {text!r}")
-    return Endpoint(parts.hostname, parts.port or default_port)
+    return Endpoint(parts.hostname, port or default_port)
 
 
 class ExternalBackend(Backend):

@@ -4,11 +4,14 @@ the group that turns any FaultlineError into one line and exit 2."""
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from rich.markup import escape
@@ -39,6 +42,25 @@ class FiniteFloat(click.ParamType):
         if not math.isfinite(number) or not self.low <= number <= self.high:
             self.fail(f"{value!r} is not a finite number within [{self.low}, {self.high}]", param, ctx)
         return number
+
+
+class WritableDir(click.Path):
+    """A directory the run may write its reports into: made now (with its parents) and probed
+    with a file, so that "/proc/nope" or a read-only mount is refused before any server starts,
+    not found out by the report writer after an hour's soak."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False, path_type=str)
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        path = Path(os.fsdecode(super().convert(value, param, ctx)))  # type: ignore[arg-type]
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".faultline-probe-"):
+                pass
+        except OSError as exc:
+            self.fail(f"{str(path)!r} cannot be written to: {exc.strerror or exc}", param, ctx)
+        return str(path)
 
 
 class FaultlineGroup(click.Group):

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from harness.cli.base import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, defect_env, graceful_interrupt
+from harness.cli.base import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, WritableDir, defect_env, graceful_interrupt
 from harness.cli.output import console
 from harness.model.plugins import load_target
 
@@ -35,7 +35,7 @@ BACKENDS = ("local", "docker", "external")
 @click.option("--defect", default=None, help="Switch on one of the target's seeded defects.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
+@click.option("--out", type=WritableDir(), default=None, help="Report directory.")
 def explore(seed: int, budget: str | None, runs: int | None, max_overlap: int, kinds: str | None,
             keep_going: bool, no_shrink: bool, replays: int, amplify_runs: int, plan_only: bool,
             defect: str | None, backend: str, target_path: str | None, out: str | None) -> None:

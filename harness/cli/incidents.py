@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from harness.backends.factory import BACKENDS
-from harness.cli.base import EXIT_OK, EXIT_VIOLATION, FiniteFloat, defect_env, graceful_interrupt, pairs
+from harness.cli.base import EXIT_OK, EXIT_VIOLATION, FiniteFloat, WritableDir, defect_env, graceful_interrupt, pairs
 from harness.cli.output import checkpoint_table, console, print_result, results_table, trend_table
 from harness.model.plugins import load_target
 from harness.report.result import Verdict
@@ -27,7 +27,7 @@ from harness.report.result import Verdict
                    "more often the same way; written beside FILE as .amp.toml with its rate.")
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
+@click.option("--out", type=WritableDir(), default=None, help="Report directory.")
 def reproduce(file: str, repeat: int, defect: str | None, record: bool, amplify_runs: int | None, backend: str,
               target_path: str | None, out: str | None) -> None:
     """Run the incident file FILE: exit 1 when it fails (every repeat the same way, or flaky: the rate says
@@ -194,7 +194,7 @@ def shrink(file: str, out_file: str | None, confirm_runs: int, replays: int, def
                    "the soak): how often it fails the same way goes into its incident file (0: not replayed).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
+@click.option("--out", type=WritableDir(), default=None, help="Report directory.")
 def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: int, load_workers: int,
          window_scale: float, knobs: tuple[str, ...], exporter_env: tuple[str, ...], plan_only: bool, replays: int,
          backend: str, target_path: str | None, out: str | None) -> None:

@@ -21,7 +21,15 @@ from rich.table import Table
 
 from harness.backends.factory import BACKENDS, make_backend
 from harness.checks import verify as verify_checks
-from harness.cli.base import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, FaultlineGroup, FiniteFloat, graceful_interrupt
+from harness.cli.base import (
+    EXIT_HARNESS,
+    EXIT_OK,
+    EXIT_VIOLATION,
+    FaultlineGroup,
+    FiniteFloat,
+    WritableDir,
+    graceful_interrupt,
+)
 from harness.cli.explore import explore
 from harness.cli.incidents import reproduce, shrink, soak
 from harness.cli.output import (
@@ -29,6 +37,7 @@ from harness.cli.output import (
     comparison_table,
     console,
     installed_table,
+    judged_line,
     print_result,
     results_table,
     steps_table,
@@ -157,7 +166,7 @@ def list_scenarios(show_steps: bool, show_checks: bool, target_path: str | None)
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None,
               help="Target definition (default: the bundled exporter's).")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory.")
+@click.option("--out", type=WritableDir(), default=None, help="Report directory.")
 @click.option("--repeat", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Run everything N times; any verdict that differs between runs fails the gate.")
 @click.option("--load-workers", type=click.IntRange(0, 64), default=None,
@@ -218,6 +227,7 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
             same = len(set(signatures)) == 1
             console.print(f"{'[green]identical' if same else '[red]DIFFERENT'}[/] verdicts for {name} over "
                           f"{len(signatures)} runs: {sorted(set(signatures))}")
+    console.print(judged_line(gate.results))
     console.print(f"reports: {gate.out}")
     # Ctrl-C that ends a kept stack is not an interruption of the run.
     sys.exit(130 if gate.interrupted and gate.exit_code != EXIT_VIOLATION else gate.exit_code)
@@ -262,7 +272,7 @@ def _mutants_explore(target: Path, out: Path, backend: str, seed: int, runs: int
 @main.command()
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--out", type=click.Path(file_okay=False), default=None)
+@click.option("--out", type=WritableDir(), default=None)
 @click.option("--explore", "use_explore", is_flag=True,
               help="Find each defect by exploring (seed, budget below) instead of with the scenarios that claim it.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=1, show_default=True)
@@ -358,7 +368,7 @@ def compare(run_a: str, run_b: str, as_json: bool, fail_on: str | None, recovery
 
 @main.command()
 @click.argument("name")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Directory for NAME.json.")
+@click.option("--out", type=WritableDir(), default=None, help="Directory for NAME.json.")
 def bench(name: str, out: str | None) -> None:
     """Run the benchmark bench/NAME.py; writes reports/bench/NAME.json."""
     from harness.cli.bench import run_benchmark

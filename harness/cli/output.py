@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -121,3 +123,15 @@ def comparison_table(rows: list[ScenarioChange], title: str) -> Table:
         table.add_row(escape(row.scenario), verdict, f"{row.recovery_a} -> {row.recovery_b}",
                       escape(throughput) or "-", ", ".join(row.violations_b) or "-")
     return table
+
+
+def judged_line(results: list[ScenarioResult]) -> str:
+    """How many scenarios were judged, and how: a gate that judged none is not a pass, and says so."""
+    counts = Counter(str(r.verdict) for r in results)
+    judged = counts["pass"] + counts["fail"]
+    if not judged:
+        return (f"[red]judged 0 of {len(results)} scenario(s)[/]: nothing was judged, so this is not a pass "
+                f"({counts['skipped']} skipped, {counts['error']} harness error(s))")
+    return (f"judged {judged} of {len(results)} scenario(s): {counts['pass']} held, {counts['fail']} failed"
+            + (f", {counts['skipped']} skipped" if counts["skipped"] else "")
+            + (f", {counts['error']} harness error(s)" if counts["error"] else ""))

@@ -103,7 +103,8 @@ class TargetDefinition:
     log: LogFormat = field(default_factory=LogFormat)
     # The servers the pipeline goes through: a step on a server it does not use is skipped (a
     # connector reading Postgres's WAL straight into Kafka has no Redis buffer).
-    uses: tuple[Literal["postgres", "redis", "kafka"], ...] = ("postgres", "redis", "kafka")
+    uses: Annotated[tuple[Literal["postgres", "redis", "kafka"], ...], Field(min_length=1)] = ("postgres", "redis",
+                                                                                             "kafka")
     # Files written into the run's directory before each start, placeholders filled (a Kafka
     # Connect worker's and connector's properties, a logging configuration).
     files: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], Annotated[str, Field(max_length=100_000)]] = \

@@ -248,3 +248,32 @@ def test_soak_plans_at_the_edges_of_their_ranges_are_valid(tmp_path: Path) -> No
     assert min(s.duration for s in incident.load(path).steps if s.duration is not None) >= 0.5
     long = CliRunner().invoke(main, ["soak", "--plan-only", "--duration", "30h", "--rate", "10"])
     assert long.exit_code == 0, long.output[-500:]
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["run", "--out", "/proc/nope", "baseline"], "'/proc/nope' cannot be written to"),
+    (["soak", "--out", "/proc/nope"], "'/proc/nope' cannot be written to"),
+    (["explore", "--runs", "1", "--out", "/proc/nope"], "'/proc/nope' cannot be written to"),
+    (["bench", "../../x/benchmod"], "no benchmark '../../x/benchmod'"),
+])
+def test_options_that_would_fail_late_are_refused_first(args: list[str], fragment: str) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and fragment in " ".join(result.output.split()), result.output
+
+
+def test_a_target_that_uses_no_server_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "target.toml"
+    path.write_text(BUNDLED.read_text().replace('name = "bundled-exporter"', 'name = "x"\nuses = []'))
+    with pytest.raises(TargetError, match=r"target.toml:\d+: uses"):
+        TargetDefinition.load(path)
+    result = CliRunner().invoke(main, ["explore", "--plan-only", "--runs", "1", "--target", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_the_gate_says_how_many_scenarios_it_judged() -> None:
+    from harness.cli.output import judged_line
+
+    held = ScenarioResult("a", "d", None, verdict=Verdict.PASS)
+    skipped = ScenarioResult("b", "d", None, verdict=Verdict.SKIPPED, skipped="no docker")
+    assert judged_line([held, skipped]) == "judged 1 of 2 scenario(s): 1 held, 0 failed, 1 skipped"
+    assert "nothing was judged, so this is not a pass" in judged_line([skipped])
