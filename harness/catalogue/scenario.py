@@ -202,6 +202,7 @@ class Scenario:
         for n, step in enumerate(self.steps):
             check_step(step, f"scenario {self.name!r}: step {n} ({type(step.do).__name__})", n)
         refuse_overlaps(self.steps, f"scenario {self.name!r}")
+        refuse_waits(self.steps, f"scenario {self.name!r}")
         return self
 
     def _refuse_trivial(self) -> None:
@@ -294,6 +295,24 @@ def refuse_overlaps(steps: tuple[Step, ...], where: str) -> None:
                                     "at a time", "at", second)
             if end > latest_end:
                 latest_end, latest_n = end, n
+
+
+def refuse_waits(steps: tuple[Step, ...], where: str) -> None:
+    """A step that starts while another is in force and whose apply would wait for that one's
+    removal (``StepKind.waits_for``): the timeline would wait on a later event of its own. One
+    sweep by start time, comparing each step with the windows open then."""
+    faults = sorted(((s.at, n, s) for n, s in enumerate(steps) if is_fault(s)), key=lambda f: (f[0], f[1]))
+    starting: dict[float, list[tuple[int, Step]]] = {}
+    for at, n, step in faults:
+        starting.setdefault(at, []).append((n, step))
+    open_: list[tuple[float, int, Step]] = []  # (end, index, step) of windows begun before
+    for at, n, step in faults:
+        open_ = [w for w in open_ if w[0] > at]
+        for m, other in [(m, o) for _end, m, o in open_] + starting[at]:
+            if m != n and (why := step.do.waits_for(other.do)):
+                raise ScenarioError(f"{where}: step {n + 1} starts inside step {m + 1} and would wait for it: {why}",
+                                    "at", n)
+        open_.append((at + (step.duration or float("inf")), n, step))
 
 
 def _same_target(step: Step) -> str:

@@ -19,6 +19,7 @@ from harness.catalogue.scenario import Scenario, Step, has_window, is_fault
 from harness.errors import HarnessError
 from harness.infra.waiting import WaitTimeout, wait_for
 from harness.judge.sinks import SinkProgress, read_lines
+from harness.play.bounded import BoundedCalls, StepInterrupted
 from harness.play.run import Run
 from harness.report.journal import StepRecord
 from harness.rig.exporter_process import MetricsUnavailable
@@ -74,6 +75,7 @@ class Player:
         self._waiting: list[tuple[Step, Future[None]]] = []
         self._ok_at_apply: dict[int, int] = {}  # per windowed fault step: acknowledged writes when applied
         self._progress: SinkProgress | None = None
+        self.calls = BoundedCalls(run.interrupt)  # every step's apply and remove under its deadline
 
     # -- phases ------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -116,8 +118,10 @@ class Player:
         events, end = plan(self.run.scenario, self.run.written)
         start = time.monotonic()
         try:
-            for event in events:
+            for n, event in enumerate(events):
                 self._wait_until(start + event.at)
+                later = [e.at for e in events[n + 1:] if e.kind != "write"]
+                self.run.next_event_due = start + min(later) if later else None
                 if event.kind == "write":
                     self.run.write(event.count)
                 elif event.step is not None and event.kind == "apply" and self._runs_beside(event.step):
@@ -126,6 +130,7 @@ class Player:
                     self.apply(event.step)
                 elif event.step is not None:
                     self.remove(event.step)
+            self.run.next_event_due = None
             self._wait_until(start + end)
         except Interrupted:
             # Ctrl-C: stop the timeline here, but heal, drain, reconcile and report as usual.
@@ -171,7 +176,12 @@ class Player:
             self._measure_in_flight(record)
             self._ok_at_apply[id(step)] = run.ok_writes
         run.result.steps.append(record)
-        handle = step.do.apply(run, record)
+        what = f"scenario {run.scenario.name}: {step.describe()} (apply)"
+        late = (lambda h: step.do.remove(run, h, record)) if has_window(step) else (lambda _h: None)
+        try:
+            handle = self.calls.call(what, lambda: step.do.apply(run, record), step.do.deadline_s, late)
+        except StepInterrupted as exc:
+            raise Interrupted(str(exc)) from exc
         if has_window(step):  # applied now, removed when its window ends
             self.active.append((step, record, handle))
         else:
@@ -184,7 +194,10 @@ class Player:
             return
         self.active.remove(match[0])
         _step, record, handle = match[0]
-        step.do.remove(self.run, handle, record)
+        what = f"scenario {self.run.scenario.name}: {step.describe()} (remove)"
+        # Not interruptible: a removal is healing, and healing goes on under Ctrl-C (bounded all the same).
+        self.calls.call(what, lambda: step.do.remove(self.run, handle, record), step.do.deadline_s,
+                        interruptible=False)
         record.removed_at = self.run.now()
         if id(step) in self._ok_at_apply:
             record.written_during = self.run.ok_writes - self._ok_at_apply.pop(id(step))
@@ -237,3 +250,4 @@ class Player:
     def close(self) -> None:
         self._meter.shutdown(wait=True, cancel_futures=True)
         self._beside.shutdown(wait=True, cancel_futures=True)
+        self.calls.close()

@@ -71,6 +71,7 @@ class Run:
         self.mounted: list[Path] = []  # small disks a step mounted
         self.immutable: list[Path] = []  # paths a step made immutable
         self.faulty_mounts: dict[str, FaultyMount] = {}  # directories on the faulty file system, by name
+        self.next_event_due: float | None = None  # see StepContext.next_event_due
         self.closers: list[Callable[[], None]] = []  # last-resort undo a step registers (run at cleanup)
         self.loads: list[LoadRun] = []  # Locust runs under way
         self.proxies: dict[str, ProtocolProxy] = {}  # protocol proxies on the links, by server

@@ -142,6 +142,7 @@ class ScenarioRunner:
         self.player.close()
         while run.closers:
             run.closers.pop()()  # what a step asked to undo whatever happened (an open transaction)
+        problems.extend(self.player.calls.settle())  # a call given up on: returned since, its fault undone
         if run.tap is not None:
             run.tap.close()
         if (restart_problem := run.settle_restart()) is not None:

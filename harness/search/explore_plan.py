@@ -98,10 +98,12 @@ def takes_away(step: StepKind) -> frozenset[str]:
 def clash(a: StepKind, b: StepKind) -> bool:
     """Two faults that cannot be in force at once: the same kind, one resource (their needs()
     meet), one that needs a server the other takes away (a topic setting while the broker is
-    stopped), or two that each take the exporter away."""
+    stopped), two that each take the exporter away or hold one thing, or one that would wait
+    for the other (a transaction's rows behind a table lock)."""
     return (kind_of(a) == kind_of(b) or bool(a.needs() & b.needs())
             or bool(takes_away(a) & services(b)) or bool(takes_away(b) & services(a))
-            or (a.takes_exporter_away and b.takes_exporter_away))
+            or (a.takes_exporter_away and b.takes_exporter_away) or bool(a.holds() & b.holds())
+            or a.waits_for(b) is not None or b.waits_for(a) is not None)
 
 
 def keeps_actions_out(step: StepKind) -> bool:

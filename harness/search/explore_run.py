@@ -14,6 +14,7 @@ from harness.catalogue import incident
 from harness.catalogue.scenario import Scenario
 from harness.infra.stack import Stack
 from harness.infra.versions import server_versions
+from harness.infra.waiting import Deadline
 from harness.model.target import TargetDefinition
 from harness.play.gate import reproduction_record
 from harness.play.runner import ScenarioRunner
@@ -34,6 +35,15 @@ from harness.search.explore import (
 )
 from harness.search.handover import REPLAYS, Measuring, hand_over
 from harness.search.shrink import ShrinkError, shrink
+
+OVERRUN_GRACE_S = 60.0  # past explore's budget, a run still has this long to finish before it is stopped
+RUN_BASE_S = 180.0  # a run's bound on top of its schedule: start, steady state, drain, judge
+
+
+def run_limit(scenario: Scenario) -> float:
+    """How long one run may take before it is stopped: far above what a healthy run needs."""
+    return RUN_BASE_S + 3 * (scenario.during_s + scenario.fault_seconds)
+
 
 SHRINK_CONFIRM_RUNS = 2  # each reduction kept when it fails 2 of 2 runs (explore's budget is for exploring)
 SHRINK_REPLAYS = 3
@@ -75,10 +85,26 @@ class Explorer:
     attribute: Callable[[Scenario, ScenarioResult], str | None] = lambda _s, _r: None
     results: list[ScenarioResult] = field(default_factory=list)
     not_attributed: list[str] = field(default_factory=list)
+    _started: float | None = None  # when explore() began: a budget counts from here
 
     def run_once(self, scenario: Scenario, work: Path) -> ScenarioResult:
-        return ScenarioRunner(self.stack, self.target, scenario, work, extra_env=self.extra_env,
-                              interrupt=self.interrupt).run()
+        """One run, stopped when it overruns: its own bound, and the budget (plus a grace to heal
+        and report) when exploring by time. An overrun is healed, reported and counted as a
+        harness error: a budget is a promise (explore once sat ten minutes past its own on a
+        run whose lock waited on a later step)."""
+        limit = run_limit(scenario)
+        if self.plan.budget_s is not None and self._started is not None:
+            left = self.plan.budget_s - (time.monotonic() - self._started)
+            limit = min(limit, max(0.0, left) + OVERRUN_GRACE_S)
+        with Deadline(self.interrupt, limit) as deadline:
+            result = ScenarioRunner(self.stack, self.target, scenario, work, extra_env=self.extra_env,
+                                    interrupt=deadline.event).run()
+        if deadline.overran:
+            result.verdict = Verdict.ERROR
+            result.error = (f"run overran its bound of {limit:.0f}s (its schedule's length plus drain, or explore's "
+                            f"budget plus {OVERRUN_GRACE_S:.0f}s): stopped, healed and reported"
+                            + (f"; {result.error}" if result.error else ""))
+        return result
 
     def explore(self) -> ExploreSummary:
         plan = self.plan.validate()
@@ -87,7 +113,7 @@ class Explorer:
         failures: list[ExploreFailure] = []
         groups: dict[tuple[frozenset[str], frozenset[str]], int] = {}
         errors = mutated_runs = runs = 0
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         for run, scenario, mutated in schedules(plan, kinds, corpus, drawn):
             if self._done(run, started):
                 break

@@ -81,6 +81,9 @@ class StepKind:
     # Explore: a fault that shows when it begins while an action waits on a deadline (a clock
     # step inside a pause's grace) is, most of the time, started a moment after such an action.
     meets_waits: ClassVar[bool] = False
+    # How long its apply or its remove may take before the run is stopped and healed (a restart
+    # waits for the server to come back; nothing should wait on a later step).
+    deadline_s: ClassVar[float] = 180.0
 
     def describe(self) -> str:
         return self.kind_name
@@ -94,6 +97,12 @@ class StepKind:
         return frozenset()
 
     def check(self) -> Problem | None:
+        return None
+
+    def waits_for(self, other: StepKind) -> str | None:
+        """Why this step's apply would wait until ``other`` (in force when this one starts) is
+        removed, or None: a timeline cannot play that (the removal comes later on the same
+        timeline), so a scenario with it is refused and explore keeps the two apart."""
         return None
 
     def holds(self) -> frozenset[str]:

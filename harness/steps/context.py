@@ -73,6 +73,10 @@ class StepContext(Protocol):
     immutable: list[Path]
     faulty_mounts: dict[str, FaultyMount]
     planned_kills: int
+    # When the timeline's next event is due (time.monotonic()), while an inline action runs: an
+    # action that waits (a checkpoint settling) stops waiting by then, so that it never holds a
+    # fault's window open past its end. None outside the during phase.
+    next_event_due: float | None
 
     @property
     def scenario(self) -> ScenarioView: ...

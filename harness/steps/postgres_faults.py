@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import psycopg
@@ -92,24 +93,72 @@ class PostgresLockTable(StepKind):
         return frozenset({Need.admin("postgres")})
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
+        """The lock is asked for on a session of its own and the timeline goes on once it is held
+        or queued: queued behind a transaction another step holds open (held_transaction), it is
+        granted when that one ends, and meanwhile every later statement on the table queues behind
+        it (the ALTER TABLE behind a long transaction incident). Waiting here for the grant would
+        wait on a later step's removal for ever."""
         conn = admin_connection(run)
-        run.closers.append(conn.close)  # closing the session releases the lock, whatever happens
-        try:
-            conn.autocommit = False
-            conn.execute(sql.SQL("LOCK TABLE {} IN {} MODE").format(sql.Identifier(run.ctx.source_table),
-                                                                    sql.SQL(self.mode)))
-            held = conn.execute("SELECT mode, granted FROM pg_locks WHERE relation = %s::regclass AND pid = "
-                                "pg_backend_pid()", (run.ctx.source_table,)).fetchall()
-        except psycopg.Error as exc:
+        run.closers.append(conn.close)  # closing the session releases (or ends the wait for) the lock
+        conn.autocommit = False
+        statement = sql.SQL("LOCK TABLE {} IN {} MODE").format(sql.Identifier(run.ctx.source_table),
+                                                                sql.SQL(self.mode))
+        request = _LockRequest(conn, statement)
+        request.start()
+        state = request.settled(run, LOCK_SEEN_S)
+        if request.error is not None:
             conn.close()
-            raise HarnessError(f"postgres: cannot lock {run.ctx.source_table}: {exc}") from exc
+            raise HarnessError(f"postgres: cannot lock {run.ctx.source_table}: {request.error}")
         probe = probe_as_exporter(run, f"SELECT count(*) FROM {run.ctx.source_table}", timeout_s=0.5)
-        record.evidence = f"lock held: {held}; a read as the exporter: {probe}"
-        return conn
+        record.evidence = f"lock {state}; a read as the exporter: {probe}"
+        return request
 
-    def remove(self, run: StepContext, handle: psycopg.Connection[Any], record: StepRecord) -> None:
-        handle.rollback()
-        handle.close()
+    def remove(self, run: StepContext, handle: _LockRequest, record: StepRecord) -> None:
+        if handle.is_alive():  # still queued: end the wait, or the lock is granted after its window
+            _admin(run, "cancel a queued lock", sql.SQL("SELECT pg_cancel_backend(%s)"), (handle.pid,))
+            handle.join(timeout=LOCK_SEEN_S)
+            record.evidence += "; never granted in its window (the wait was cancelled)"
+        try:
+            handle.conn.rollback()
+        except psycopg.Error as exc:  # a cancelled wait left the session failed: closing ends it all the same
+            record.evidence += f"; rollback: {exc.__class__.__name__}"
+        handle.conn.close()
+
+
+LOCK_SEEN_S = 5.0  # a lock request shows in pg_locks (granted or queued) within this
+
+
+class _LockRequest(threading.Thread):
+    """``LOCK TABLE`` on its own session and thread: it may wait as long as Postgres makes it."""
+
+    def __init__(self, conn: psycopg.Connection[Any], statement: sql.Composed) -> None:
+        super().__init__(name="postgres-lock-request", daemon=True)
+        self.conn, self.statement = conn, statement
+        self.pid = conn.info.backend_pid
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            self.conn.execute(self.statement)
+        except psycopg.Error as exc:  # cancelled at removal, or refused: kept for apply to report
+            self.error = f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+    def settled(self, run: StepContext, timeout_s: float) -> str:
+        """"held (...)" or "queued behind pid(s) [...]", read from pg_locks as soon as it shows."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.is_alive() and self.error is not None:
+                return "refused"
+            rows = _admin(run, "read the lock's state", sql.SQL(
+                "SELECT mode, granted, pg_blocking_pids(pid) FROM pg_locks WHERE relation = %s::regclass AND pid = %s"),
+                (run.ctx.source_table, self.pid))
+            if rows and rows[0][1]:
+                return f"held: {[(mode, granted) for mode, granted, _ in rows]}"
+            if rows:
+                return f"{rows[0][0]} queued behind pid(s) {rows[0][2]} (granted when they end)"
+            time.sleep(0.05)  # a poll of pg_locks until the request shows, bounded by the deadline
+        raise HarnessError(f"postgres: the lock request on {run.ctx.source_table} did not show in pg_locks "
+                           f"within {timeout_s:.0f}s")
 
 
 class _RoleFault(StepKind):

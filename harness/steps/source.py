@@ -11,12 +11,16 @@ from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.steps.base import STRICT, StepKind, World
-from harness.steps.registry import step_kind
+from harness.steps.registry import kind_of, step_kind
 
 if TYPE_CHECKING:
     from harness.report.journal import StepRecord
     from harness.rig.workload import HeldWrite
     from harness.steps.context import StepContext
+
+
+# The table lock modes an INSERT's ROW EXCLUSIVE lock waits behind.
+BLOCKS_INSERTS = frozenset({"SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"})
 
 
 @step_kind
@@ -37,6 +41,13 @@ class HeldTransaction(StepKind):
 
     def describe(self) -> str:
         return f"transaction of {self.records} rows held open while {self.then_write} later rows commit"
+
+    def waits_for(self, other: StepKind) -> str | None:
+        mode = getattr(other, "mode", None)
+        if kind_of(other) == "postgres_lock_table" and mode in BLOCKS_INSERTS:
+            return (f"its rows wait for the {mode} lock on the source table, which is released only when the lock "
+                    "step's window ends")
+        return None
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         began = run.ledger.tick()  # its rows are acknowledged at commit: concurrent with what commits meanwhile

@@ -3,10 +3,28 @@ waited inline for its answer, so a table lock meant for 1.6 s stayed held for 30
 
 from __future__ import annotations
 
-import pytest
+import threading
+from typing import ClassVar
 
-from harness.scenario import Expect, Export, LinkDown, Pause, Resume, Scenario, Step, Workload
+import pytest
+from pydantic.dataclasses import dataclass
+
+from harness.scenario import (
+    Checkpoint,
+    Expect,
+    Export,
+    HeldTransaction,
+    LinkDown,
+    Pause,
+    PostgresLockTable,
+    Resume,
+    Scenario,
+    Step,
+    Workload,
+)
+from harness.steps.base import STRICT, StepKind
 from harness.steps.load import Load
+from harness.steps.registry import step_kind
 
 pytestmark = [pytest.mark.faultline, pytest.mark.timeout(180)]
 
@@ -81,3 +99,62 @@ def test_an_export_during_a_load_knows_the_rows_the_load_wrote(run_scenario) -> 
     export = next(c for c in result.checks if c.name.startswith("export:"))
     assert export.ok and "every row intact" in export.detail, export.detail
     assert result.verdict.value == "pass", [c.detail for c in result.violations]
+
+
+LOCK_BEHIND_TRANSACTION = Scenario(
+    name="lock_queued_behind_a_held_transaction",
+    description="A transaction held open 0.5-3.5 s; an ACCESS EXCLUSIVE lock asked at 1.0 for 1.0 s queues "
+                "behind it (explore's Debezium seed 7 run 5 hung here for ever)",
+    workload=Workload(records=200, chunk=40, meet_faults=20, write="copy"),
+    steps=(
+        Step("during", HeldTransaction(records=5, then_write=10), at=0.5, duration=3.0),
+        Step("during", PostgresLockTable(mode="ACCESS EXCLUSIVE"), at=1.0, duration=1.0),
+        Step("during", Checkpoint(within_s=5.0), at=1.2),
+    ),
+    expect=Expect(),
+    during_s=4.0,
+)
+
+
+def test_a_lock_queued_behind_a_later_commit_never_stops_the_timeline(run_scenario) -> None:  # noqa: ANN001
+    """Failed before (the timeline waited in the lock's apply for the transaction, whose commit
+    was its own later event): the scenario never ended. Now the lock is asked on a session of its
+    own and its window is kept; the exporter loses nothing."""
+    import time
+
+    started = time.monotonic()
+    result = run_scenario(LOCK_BEHIND_TRANSACTION)
+    took = time.monotonic() - started
+    lock = next(s for s in result.steps if s.description.startswith("postgres table lock"))
+    assert "queued behind pid(s)" in lock.evidence and "never granted in its window" in lock.evidence, lock.evidence
+    assert lock.removed_at is not None and lock.applied_at is not None
+    assert lock.removed_at - lock.applied_at < 1.0 + 1.0, "the lock's window was not kept"
+    assert result.error is None and result.verdict.value == "pass", (result.error, result.violations)
+    assert took < 90, took
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class WaitsForEver(StepKind):
+    """A team's fault whose apply never returns (it waits on an event that never comes)."""
+
+    kind_name: ClassVar[str] = "test_waits_for_ever"
+    deadline_s: ClassVar[float] = 2.0
+
+    def apply(self, run, record):  # noqa: ANN001, ANN201
+        run.closers.append(RELEASE.set)  # what a real step's closer does: end the wait
+        RELEASE.wait(60)
+        return None
+
+
+RELEASE = threading.Event()
+
+
+def test_a_step_that_never_returns_is_given_up_on_and_healed(run_scenario) -> None:  # noqa: ANN001
+    RELEASE.clear()
+    scenario = Scenario(name="step_never_returns", description="a fault whose apply waits for ever",
+                        workload=Workload(records=100, chunk=50),
+                        steps=(Step("during", WaitsForEver(), at=0.3, duration=1.0),), during_s=2.0)
+    result = run_scenario(scenario)
+    assert result.verdict.value == "error" and "did not return within its deadline of 2s" in (result.error or "")
+    assert RELEASE.is_set()  # the closers ran, and the abandoned apply returned (no thread left waiting)
