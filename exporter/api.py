@@ -19,9 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from exporter import defects, metrics
 from exporter.auth import Tokens
+from exporter.encoding import export_encoding
 from exporter.errors import TransientError
 from exporter.jobs import DestinationExists, DestinationRefused, DiskGuardRefused, JobSpec, QuotaExceeded
 from exporter.limits import BodyLimit
+from exporter.pausing import NotYours
 from exporter.service import Service
 
 # Request bodies are strict: exact JSON types ("5" is not an id, "yes" not a boolean), finite
@@ -35,7 +37,8 @@ class Filter(BaseModel):
 
     min_id: RecordId | None = None
     max_id: RecordId | None = None
-    key_prefix: Annotated[str, Field(max_length=1000)] | None = None
+    # Text Postgres can hold: a NUL is refused here (psycopg would refuse it with a 500).
+    key_prefix: Annotated[str, Field(max_length=1000, pattern=r"^[^\x00]*$")] | None = None
 
 
 class Destination(BaseModel):
@@ -59,18 +62,14 @@ class ExportRequest(BaseModel):
 
     filter: Filter = Filter()
     format: Literal["csv", "jsonl"] = "jsonl"
-    encoding: str = "utf-8"
+    encoding: Annotated[str, Field(max_length=40)] = "utf-8"
     destination: Destination
     overwrite: bool = False  # replace an existing file of the same name (otherwise 409)
 
     @field_validator("encoding")
     @classmethod
     def known_encoding(cls, value: str) -> str:
-        try:
-            "".encode(value)
-        except LookupError as exc:
-            raise ValueError(f"unknown encoding {value!r}") from exc
-        return value
+        return export_encoding(value)
 
 
 async def refused_input(_request: Any, exc: Exception) -> JSONResponse:
@@ -97,10 +96,14 @@ def bearer_user(tokens: Tokens):  # noqa: ANN201 - a FastAPI dependency
 
 
 def create_app(service: Service, tokens: Tokens | None = None) -> FastAPI:
-    app = FastAPI(title="exporter", lifespan=service.lifespan)
+    # No schema or docs pages unless asked for (api_docs): they map the API for anyone, unauthenticated.
+    docs = service.config.api_docs
+    app = FastAPI(title="exporter", lifespan=service.lifespan, openapi_url="/openapi.json" if docs else None,
+                  docs_url="/docs" if docs else None, redoc_url=None)
     app.add_middleware(BodyLimit, max_bytes=service.config.api_max_body_bytes)
     app.add_exception_handler(RequestValidationError, refused_input)
-    authenticated = bearer_user(tokens if tokens is not None else Tokens.load(service.config.api_tokens_file))
+    token_file = tokens if tokens is not None else Tokens.load(service.config.api_tokens_file)
+    authenticated = bearer_user(token_file)
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -121,10 +124,16 @@ def create_app(service: Service, tokens: Tokens | None = None) -> FastAPI:
     def status() -> dict:
         return service.status()
 
+    def may_pause(user: str = Depends(authenticated)) -> str:
+        if not token_file.may(user, "pause"):
+            raise HTTPException(403, f"user {user!r} may not pause the pipeline (the right 'pause' in the tokens "
+                                "file's [rights])")
+        return user
+
     @app.post("/pause")
-    async def pause(grace: float = Query(default=None, gt=0, le=600), _user: str = Depends(authenticated)) -> dict:
+    async def pause(grace: float = Query(default=None, gt=0, le=600), user: str = Depends(may_pause)) -> dict:
         grace_s = grace if grace is not None else service.config.pause_grace_s
-        result = await run_in_threadpool(service.pauser.pause, grace_s)
+        result = await run_in_threadpool(service.pauser.pause, grace_s, user)
         return result.to_dict()
 
     @app.get("/pause")
@@ -132,8 +141,11 @@ def create_app(service: Service, tokens: Tokens | None = None) -> FastAPI:
         return service.pauser.status.to_dict()
 
     @app.post("/resume")
-    def resume(_user: str = Depends(authenticated)) -> dict:
-        return service.pauser.resume().to_dict()
+    def resume(user: str = Depends(may_pause)) -> dict:
+        try:
+            return service.pauser.resume(user, any_pause=token_file.may(user, "resume_any")).to_dict()
+        except NotYours as exc:
+            raise HTTPException(403, str(exc)) from exc
 
     @app.post("/exports", status_code=202)
     async def submit(request: ExportRequest, user: str = Depends(authenticated)) -> dict:

@@ -3,6 +3,10 @@
 The tokens file is TOML, ``[tokens]`` mapping each user name to a token. Quotas, export
 directories and job listings are keyed on the user a token belongs to, never on anything the
 client writes in a request body (a body's ``user`` let ``"q "`` escape ``q``'s quota).
+
+Every user may run export jobs. Pausing the whole pipeline is a right of its own, given in
+``[rights]`` (``alice = ["pause"]``): a pause may be ended by the user who asked for it, or by
+one with ``"resume_any"`` (an operator ending a pause someone else left behind).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import hmac
 import re
 import stat
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from exporter.errors import ConfigError
@@ -20,9 +24,16 @@ USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # also a directory n
 MIN_TOKEN_CHARS = 16
 
 
+RIGHTS = frozenset({"pause", "resume_any"})
+
+
 @dataclass(frozen=True)
 class Tokens:
     by_user: dict[str, str]
+    rights: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def may(self, user: str, right: str) -> bool:
+        return right in self.rights.get(user, frozenset())
 
     @classmethod
     def load(cls, path: str) -> Tokens:
@@ -40,7 +51,7 @@ class Tokens:
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigError(f"api_tokens_file {path} is readable by others (mode {stat.S_IMODE(mode):o}); "
                               f"chmod 600 it")
-        return cls(_validated(path, data))
+        return cls(_validated(path, data), _rights(path, data))
 
     def user_for(self, token: str) -> str | None:
         """The token's user; every stored token is compared, in constant time each."""
@@ -52,7 +63,7 @@ class Tokens:
 
 
 def _validated(path: str, data: dict) -> dict[str, str]:
-    unknown = sorted(set(data) - {"tokens"})
+    unknown = sorted(set(data) - {"tokens", "rights"})
     if unknown or not isinstance(data.get("tokens"), dict):
         raise ConfigError(f"api_tokens_file {path}: expected one [tokens] table of user = \"token\""
                           + (f", not {unknown}" if unknown else ""))
@@ -69,3 +80,17 @@ def _validated(path: str, data: dict) -> dict[str, str]:
         tokens[user] = token
     return tokens
 
+
+def _rights(path: str, data: dict) -> dict[str, frozenset[str]]:
+    table = data.get("rights", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"api_tokens_file {path}: [rights] must map a user to a list of rights")
+    rights: dict[str, frozenset[str]] = {}
+    for user, given in table.items():
+        if user not in data["tokens"]:
+            raise ConfigError(f"api_tokens_file {path}: [rights] names {user!r}, who has no token")
+        if not isinstance(given, list) or not all(isinstance(r, str) and r in RIGHTS for r in given):
+            raise ConfigError(f"api_tokens_file {path}: the rights of {user!r} must be a list of "
+                              f"{', '.join(sorted(RIGHTS))}")
+        rights[user] = frozenset(given)
+    return rights

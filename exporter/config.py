@@ -56,7 +56,8 @@ class Config:
     api_tokens_file: str = ""
     api_max_body_bytes: int = 65_536
     export_topics: str = ""
-    jobs_kept: int = 1000
+    jobs_kept: int = 1000  # finished jobs kept per user
+    api_docs: bool = False  # serve /openapi.json and /docs (off: they map the API for anyone)
     jobs_kept_s: float = 3600.0
     log_level: str = "INFO"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 
 from exporter import defects
@@ -30,6 +31,25 @@ def encode_text(record_id: int, text: str, encoding: str) -> bytes:
         points = " ".join(f"U+{ord(c):04X}" for c in bad)
         detail = f"{bad!r} ({points}) at position {exc.start} cannot be encoded in {encoding}"
         raise PermanentRecordError(record_id, "unencodable", detail) from exc
+
+
+# What an export job may be written in: encodings in which every row is encoded on its own and the
+# file is their concatenation (UTF-16 and UTF-32 would put a byte-order mark before every row; "idna"
+# and "base64" are not text encodings of a file). Python's canonical names.
+EXPORT_ENCODINGS = frozenset({"utf-8", "ascii", "latin-1", "iso8859-15", "cp1252", "gbk", "gb18030", "big5",
+                              "shift_jis", "euc_jp", "euc_kr"})
+
+
+def export_encoding(name: str) -> str:
+    """``name``'s canonical form when exports may use it; ValueError (a 422) otherwise."""
+    try:
+        canonical = codecs.lookup(name).name
+    except LookupError as exc:
+        raise ValueError(f"unknown encoding {name!r}") from exc
+    if canonical not in EXPORT_ENCODINGS:
+        raise ValueError(f"encoding {name!r} is not one exports are written in; use one of "
+                         f"{', '.join(sorted(EXPORT_ENCODINGS))}")
+    return canonical
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False).encode

@@ -104,8 +104,10 @@ def _where(spec: JobSpec) -> tuple[sql.Composable, list]:
         clauses.append(sql.SQL("id <= %s"))
         params.append(spec.max_id)
     if spec.key_prefix:
-        clauses.append(sql.SQL("key LIKE %s"))
-        params.append(spec.key_prefix.replace("%", r"\%").replace("_", r"\_") + "%")
+        # A comparison, not LIKE: a pattern needs every special character escaped (a backslash
+        # left alone made "k\\1" select every "k1..." row); a prefix compared as text needs none.
+        clauses.append(sql.SQL("left(key, char_length(%s)) = %s"))
+        params += [spec.key_prefix, spec.key_prefix]
     return sql.SQL(" AND ").join(clauses), params
 
 
@@ -120,6 +122,7 @@ class JobManager:
         self.finished: OrderedDict[str, dict] = OrderedDict()
         self._started: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
+        self._quota_lock = threading.RLock()  # taken inside _lock too (submit's second look)
         # Bounded: a burst of submissions queues jobs instead of starting a thread and two
         # connections each (hundreds per second would starve the pipeline of CPU).
         self._workers = ThreadPoolExecutor(max_workers=JOB_WORKERS, thread_name_prefix="export-job")
@@ -169,8 +172,14 @@ class JobManager:
             self._trim(time.time())
 
     def _trim(self, now: float) -> None:
-        while len(self.finished) > self.config.jobs_kept:
-            self.finished.popitem(last=False)
+        """Each user's finished jobs are bounded on their own: one user's many jobs never push
+        another's out (whose owner would then get a 404 for a job it just ran)."""
+        mine: dict[str, list[str]] = defaultdict(list)
+        for job_id, summary in self.finished.items():
+            mine[summary["user"]].append(job_id)
+        for ids in mine.values():
+            for job_id in ids[:max(0, len(ids) - self.config.jobs_kept)]:
+                del self.finished[job_id]
         while self.finished and (next(iter(self.finished.values()))["finished_at"] or now) < now - \
                 self.config.jobs_kept_s:
             self.finished.popitem(last=False)
@@ -194,16 +203,11 @@ class JobManager:
 
     def submit(self, spec: JobSpec) -> Job:
         self._check_destination(spec)
+        self._check_hourly_quota(spec.user)  # before the count: a refused user costs the source nothing
         rows = self._count(spec)
         with self._lock:
-            window = self._started[spec.user]
+            window = self._check_hourly_quota(spec.user)  # again: others of the user's may have started meanwhile
             now = time.time()
-            while window and now - window[0] > 3600:
-                window.popleft()
-            if len(window) >= self.config.quota_jobs_per_hour:
-                retry_in = int(3600 - (now - window[0])) + 1
-                raise QuotaExceeded(f"user {spec.user!r} has started {len(window)} export jobs in the last hour "
-                                    f"(quota {self.config.quota_jobs_per_hour}); retry in {retry_in}s")
             if rows > self.config.quota_rows_per_job:
                 raise QuotaExceeded(f"the filter matches {rows} rows; user {spec.user!r} may export at most "
                                     f"{self.config.quota_rows_per_job} per job; narrow the filter")
@@ -212,6 +216,19 @@ class JobManager:
             self.jobs[job.id] = job
         self._workers.submit(self._run, job)
         return job
+
+    def _check_hourly_quota(self, user: str) -> deque[float]:
+        """The user's starts in the last hour (QuotaExceeded when they reach the quota)."""
+        with self._quota_lock:
+            window = self._started[user]
+            now = time.time()
+            while window and now - window[0] > 3600:
+                window.popleft()
+            if len(window) >= self.config.quota_jobs_per_hour:
+                retry_in = int(3600 - (now - window[0])) + 1
+                raise QuotaExceeded(f"user {user!r} has started {len(window)} export jobs in the last hour "
+                                    f"(quota {self.config.quota_jobs_per_hour}); retry in {retry_in}s")
+            return window
 
     def _disk_guard(self) -> None:
         os.makedirs(self.config.export_dir, exist_ok=True)

@@ -26,6 +26,10 @@ log = logging.getLogger("exporter.pause")
 PAUSE_STATUS_TIMEOUT_S = 0.5
 
 
+class NotYours(ExporterError):
+    """A resume of a pause another user asked for, without the right to end any pause."""
+
+
 @dataclass
 class PauseStatus:
     state: str = "running"  # running | pausing | paused
@@ -36,6 +40,7 @@ class PauseStatus:
     requested_at: float | None = None
     finished_at: float | None = None
     grace_s: float | None = None
+    by: str | None = None  # the user who asked for it (None: asked without authentication, in tests)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,13 +53,13 @@ class Pauser:
         self.status = PauseStatus()
         self._lock = threading.Lock()
 
-    def pause(self, grace_s: float) -> PauseStatus:
+    def pause(self, grace_s: float, user: str | None = None) -> PauseStatus:
         with self._lock:
             if self.status.state == "paused":
                 return self.status
             started = self._clock()
             deadline = started + grace_s
-            self.status = PauseStatus(state="pausing", requested_at=time.time(), grace_s=grace_s)
+            self.status = PauseStatus(state="pausing", requested_at=time.time(), grace_s=grace_s, by=user)
             self.control.pause_deadline = deadline
             self.control.pause_requested.set()
             metrics.paused.set(1)
@@ -114,8 +119,13 @@ class Pauser:
             status.finished_at = time.time()
         log.info("paused", extra={"drained": drained, "pending": status.pending, "error": status.error})
 
-    def resume(self) -> PauseStatus:
+    def resume(self, user: str | None = None, any_pause: bool = True) -> PauseStatus:
+        """End the pause; ``user`` may end only a pause it asked for unless ``any_pause``."""
         with self._lock:
+            owner = self.status.by
+            if not any_pause and owner is not None and owner != user:
+                raise NotYours(f"the pause was asked for by {owner!r}; only they (or a user with the right "
+                               "resume_any) may end it")
             self.control.pause_requested.clear()
             self.control.pause_deadline = None
             metrics.paused.set(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from multiprocessing.process import BaseProcess
@@ -24,6 +25,7 @@ from exporter.pausing import PAUSE_STATUS_TIMEOUT_S, Pauser
 from exporter.pipeline import WORKERS, Control, MetadataPoller, worker_main
 
 log = logging.getLogger("exporter.service")
+READY_CACHE_S = 1.0  # readiness is looked at no more often than this
 
 
 class Service:
@@ -37,6 +39,9 @@ class Service:
         self.status_buffer = Buffer(config)
         self.pauser = Pauser(self.control, Buffer(config, timeout_s=PAUSE_STATUS_TIMEOUT_S))
         self.jobs = JobManager(config)
+        self._ready_lock = threading.Lock()
+        self._ready: tuple[float, dict[str, dict[str, Any]]] | None = None  # (when looked, what was seen)
+        self._admin: AdminClient | None = None
 
     @asynccontextmanager
     async def lifespan(self, _app: Any) -> AsyncIterator[None]:
@@ -81,6 +86,23 @@ class Service:
                 self._start_worker(kind)
 
     def dependency_checks(self) -> dict[str, dict[str, Any]]:
+        """Readiness, looked at once per READY_CACHE_S whoever asks: /readyz is open to anyone, and
+        a hundred anonymous callers each opening a Postgres session and a Kafka client slowed the
+        authenticated API to seconds (and wrote 15,000 librdkafka lines into the log)."""
+        with self._ready_lock:  # one look at a time; the others take its answer
+            now = time.monotonic()
+            if self._ready is None or now - self._ready[0] >= READY_CACHE_S:
+                self._ready = (time.monotonic(), self._look_at_dependencies())
+            return self._ready[1]
+
+    def _kafka_admin(self) -> AdminClient:
+        if self._admin is None:
+            # One client for every look, quiet: a broker that is down is in the answer, not the log.
+            self._admin = AdminClient({"bootstrap.servers": self.config.kafka_bootstrap,
+                                       "socket.connection.setup.timeout.ms": 1000, "log_level": 0})
+        return self._admin
+
+    def _look_at_dependencies(self) -> dict[str, dict[str, Any]]:
         checks: dict[str, dict[str, Any]] = {}
         try:
             with psycopg.connect(self.config.postgres_dsn, connect_timeout=1) as conn:
@@ -93,10 +115,8 @@ class Service:
         except (ExporterError, redis.RedisError) as exc:
             checks["redis"] = {"ok": False, "error": str(exc)}
         if self.config.sink in ("kafka", "both"):
-            admin = AdminClient({"bootstrap.servers": self.config.kafka_bootstrap,
-                                 "socket.connection.setup.timeout.ms": 1000})
             try:
-                brokers = admin.list_topics(timeout=1.5).brokers
+                brokers = self._kafka_admin().list_topics(timeout=1.5).brokers
                 checks["kafka"] = {"ok": bool(brokers)}
             except Exception as exc:  # noqa: BLE001 - librdkafka's KafkaException and friends: reported
                 checks["kafka"] = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}

@@ -44,7 +44,10 @@ class ApiTokens:
     def write(self, path: Path) -> Path:
         """(Re)write the file, 0600 from the moment it exists."""
         path.unlink(missing_ok=True)
-        write_secret(path, "[tokens]\n" + "".join(f'"{u}" = "{t}"\n' for u, t in self.by_user.items()))
+        # The harness pauses and resumes as itself (the bundled exporter's rights table; a target
+        # that reads only [tokens] ignores it).
+        write_secret(path, "[tokens]\n" + "".join(f'"{u}" = "{t}"\n' for u, t in self.by_user.items())
+                     + f'\n[rights]\n"{HARNESS_USER}" = ["pause", "resume_any"]\n')
         return path
 
     def header(self, user: str = HARNESS_USER) -> dict[str, str]:

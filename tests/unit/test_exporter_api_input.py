@@ -21,7 +21,7 @@ FILE = '"destination": {"kind": "file", "name": "x.jsonl"}'
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     tokens = tmp_path / "tokens.toml"
-    tokens.write_text(f'[tokens]\nalice = "{TOKEN}"\n')
+    tokens.write_text(f'[tokens]\nalice = "{TOKEN}"\n\n[rights]\nalice = ["pause"]\n')
     tokens.chmod(0o600)
     cfg = config.load(environ={"EXPORTER_POSTGRES_DSN": "postgresql://x@127.0.0.1:1/x",
                                "EXPORTER_REDIS_URL": "redis://127.0.0.1:1", "EXPORTER_KAFKA_BOOTSTRAP": "127.0.0.1:1",
