@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
@@ -50,8 +51,14 @@ from harness.report.result import Verdict
 
 @click.group(cls=FaultlineGroup)
 @click.version_option(package_name="faultline")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Faultline: chaos harness and verification suite for data exporters."""
+    # Everything a run writes (reports, logs, exports, the servers' files) is the user's alone:
+    # a run's logs and exports hold the records, and its directories the exporter's tokens.
+    # Not for setup: the system's package manager it may call keeps its own modes.
+    if ctx.invoked_subcommand != "setup":
+        os.umask(0o077)
     unwind_on_termination()
     verify_checks()  # every Expect field is read by exactly one check, or nothing starts
 

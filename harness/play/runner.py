@@ -166,5 +166,5 @@ class ScenarioRunner:
 def scenario_workdir(base: Path) -> Path:
     path = base / "work"
     path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o755)
+    os.chmod(path, 0o700)  # logs, exports and the exporter's tokens of every scenario: the runner's own
     return path

@@ -45,7 +45,10 @@ class Server:
         return self.root / f"{self.name}.log"
 
     def prepare(self) -> None:
+        # 0700, its owner's: a server that runs as root keeps its files where no other user can
+        # reach them (the stack directory above lets others pass through, not look).
         self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
 
     def executor(self) -> ServiceExecutor:
         raise NotImplementedError
@@ -73,12 +76,11 @@ def write_secret(path: Path, text: str) -> None:
 
 
 def private_directory(path: Path) -> None:
-    """0700, owned by the unprivileged user the servers that refuse root run as (root enters
-    anyway): no other user of the machine can list or read a stack's data or secrets."""
-    os.chmod(path, 0o700)
-    if os.geteuid() == 0:
-        user = pwd.getpwnam(UNPRIVILEGED_USER)
-        os.chown(path, user.pw_uid, user.pw_gid)
+    """The stack's directory: the current user's, 0711 when root (others may pass through to
+    Postgres's directory, which is the unprivileged user's own, but list nothing) and 0700
+    otherwise. Each server's directory is its owner's, 0700: an unprivileged process can never
+    swap the files of a server that runs as root (it owned the whole stack directory before)."""
+    os.chmod(path, 0o711 if os.geteuid() == 0 else 0o700)
 
 
 def _chown_for_child(path: Path) -> None:

@@ -58,6 +58,13 @@ def test_clean_run_writes_every_report_and_exits_0(runs: Runs) -> None:
     assert not ET.parse(runs.clean / "junit.xml").getroot().findall(".//failure")
     assert "| baseline | ✅ pass |" in (runs.clean / "summary.md").read_text()
     assert (runs.clean / "summary.md").stat().st_size < 1_000_000
+    # Private: the work directory (logs, exports, the exporter's tokens) and every file in it.
+    work = runs.clean / "work"
+    assert work.stat().st_mode & 0o777 == 0o700
+    shared = [p for p in work.rglob("*") if p.stat().st_mode & 0o077 and not p.is_symlink()]
+    assert shared == [], shared[:5]
+    said = runs.clean_result.stdout + runs.clean_result.stderr
+    assert "judged 2 of 2 scenario(s): 2 held, 0 failed" in " ".join(said.split())
 
 
 def test_seeded_defect_from_the_environment_is_caught_with_lost_ids_and_hop(runs: Runs) -> None:

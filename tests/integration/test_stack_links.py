@@ -260,4 +260,14 @@ def test_the_stack_directory_is_private(stack) -> None:  # noqa: ANN001
 
     if stack.backend.name != "local":
         pytest.skip("only the local backend keeps a stack directory on this machine")
-    assert stat.S_IMODE(stack.workdir.stat().st_mode) == 0o700
+    import os
+
+    root = os.geteuid() == 0
+    assert stat.S_IMODE(stack.workdir.stat().st_mode) == (0o711 if root else 0o700)  # pass through, never list
+    owners = {path.name: (path.stat().st_uid, stat.S_IMODE(path.stat().st_mode))
+              for path in stack.workdir.iterdir() if path.is_dir()}
+    # A server that runs as root keeps its files in a directory only root may enter; only
+    # Postgres's is the unprivileged user's (it refuses root).
+    for name in ("redis", "kafka", "toxiproxy"):
+        assert owners[name] == (os.geteuid(), 0o700), (name, owners[name])
+    assert owners["postgres"][1] == 0o700 and (owners["postgres"][0] != 0 or not root)

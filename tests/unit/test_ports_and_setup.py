@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -85,4 +86,11 @@ def test_stack_directories_are_private(tmp_path: Path) -> None:
     private = tmp_path / "stack"
     private.mkdir(mode=0o755)
     private_directory(private)
-    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    # As root others may pass through (to Postgres's own directory) but list nothing.
+    assert stat.S_IMODE(private.stat().st_mode) == (0o711 if os.geteuid() == 0 else 0o700)
+    assert private.stat().st_uid == os.geteuid()  # the user's own, not the unprivileged user's
+    from harness.services.servers import RedisServer
+
+    server = RedisServer("redis", private / "redis", 1)
+    server.prepare()
+    assert stat.S_IMODE(server.root.stat().st_mode) == 0o700 and server.root.stat().st_uid == os.geteuid()
