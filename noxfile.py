@@ -31,6 +31,9 @@ def slow(session: nox.Session) -> None:
     """The long tests (marked slow): soaks, the shrink chain, reproduction rates measured N of N."""
     _install(session)
     session.run("python", "-m", "pytest", "-m", "slow", *session.posargs)
+    # The input and API fuzzers, a hundred times longer than in `tests`.
+    session.run("python", "-m", "pytest", "tests/unit/test_input_fuzz.py",
+                "tests/integration/test_exporter_api_fuzz.py", env={"FAULTLINE_FUZZ_CASES": "3000"})
 
 
 @nox.session
