@@ -31,6 +31,7 @@ from harness.cli.base import (
     WritableDir,
     graceful_interrupt,
 )
+from harness.cli.check import check
 from harness.cli.explore import explore
 from harness.cli.incidents import reproduce, shrink, soak
 from harness.cli.output import (
@@ -240,6 +241,7 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
     sys.exit(130 if gate.interrupted and gate.exit_code != EXIT_VIOLATION else gate.exit_code)
 
 
+main.add_command(check)
 main.add_command(reproduce)
 main.add_command(shrink)
 main.add_command(soak)

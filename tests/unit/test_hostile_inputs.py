@@ -277,3 +277,21 @@ def test_the_gate_says_how_many_scenarios_it_judged() -> None:
     skipped = ScenarioResult("b", "d", None, verdict=Verdict.SKIPPED, skipped="no docker")
     assert judged_line([held, skipped]) == "judged 1 of 2 scenario(s): 1 held, 0 failed, 1 skipped"
     assert "nothing was judged, so this is not a pass" in judged_line([skipped])
+
+
+def test_check_validates_every_kind_of_input_and_starts_nothing(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    report = _edited(tmp_path, "run", lambda d: None)
+    shipped = [str(p) for p in (BUNDLED.parent.glob("*.toml"))]
+    result = CliRunner().invoke(main, ["check", str(good), str(report), "scenarios/baseline.py", *shipped])
+    assert result.exit_code == 0, result.output
+    assert "incident file demo" in result.output and "report of run r" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace("records = 100", "records = 0"))
+    neither = tmp_path / "neither.toml"
+    neither.write_text("x = 1\n")
+    result = CliRunner().invoke(main, ["check", str(good), str(bad), str(neither)])
+    assert result.exit_code == 2 and "2 of 3 file(s) refused" in result.output
+    text = " ".join(result.output.split())
+    assert f"{bad}:" in text and "workload.records is 0" in text and "neither an incident file" in text

@@ -112,11 +112,14 @@ def test_a_damaged_incident_file_loads_or_is_refused_naming_the_file(tmp_path_fa
         return
     path = tmp_path_factory.mktemp("incident") / "fuzzed.toml"
     path.write_text(text)
+    checked = CliRunner().invoke(main, ["check", str(path)])  # the CLI agrees with the loader
     try:
         scenario = _bounded(lambda: incident.load(path))
     except incident.IncidentError as exc:
         assert str(exc).startswith(f"{path}:") or f"incident file {path}" in str(exc), exc
+        assert checked.exit_code == 2 and "Traceback" not in checked.output, checked.output
         return
+    assert checked.exit_code == 0, checked.output
     again = incident.write(scenario, path.with_name("again.toml"))  # what loads is written back loadable
     assert incident.load(again) == scenario
 
@@ -144,11 +147,14 @@ def test_a_damaged_target_definition_loads_or_is_refused_naming_the_file(tmp_pat
         return
     path = tmp_path_factory.mktemp("target") / "fuzzed.toml"
     path.write_text(text)
+    checked = CliRunner().invoke(main, ["check", str(path)])
     try:
         target = _bounded(lambda: TargetDefinition.load(path))
     except TargetError as exc:
         assert str(path) in str(exc), exc
+        assert checked.exit_code == 2 and "Traceback" not in checked.output, checked.output
         return
+    assert checked.exit_code == 0 or "steps" in doc, checked.output  # check also imports its step modules
     assert target.command and target.uses  # what loads is whole
 
 
