@@ -50,13 +50,15 @@ def explore(seed: int, budget: str | None, runs: int | None, max_overlap: int, k
     plan = ExplorePlan(seed=seed, runs=runs, budget_s=parse_duration(budget) if budget else None,
                        max_overlap=max_overlap, keep_going=keep_going,
                        kinds=tuple(k.strip() for k in kinds.split(",")) if kinds else ())
+    env = defect_env(target_path, defect)  # an unknown defect is refused, plan or run
     if plan_only:
+        if budget is not None or runs is not None:
+            plan.validate()  # its bounds hold even when only the schedules are printed
         _print_plan(plan, target_path)
         return
     plan.validate()
     with graceful_interrupt("healing, judging and reporting the current run") as interrupt:
-        code = _explore(plan, interrupt, backend, target_path, out, defect_env(target_path, defect),
-                        Handing(not no_shrink, replays, amplify_runs))
+        code = _explore(plan, interrupt, backend, target_path, out, env, Handing(not no_shrink, replays, amplify_runs))
     sys.exit(code)
 
 

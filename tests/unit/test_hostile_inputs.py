@@ -255,6 +255,9 @@ def test_soak_plans_at_the_edges_of_their_ranges_are_valid(tmp_path: Path) -> No
     (["soak", "--out", "/proc/nope"], "'/proc/nope' cannot be written to"),
     (["explore", "--runs", "1", "--out", "/proc/nope"], "'/proc/nope' cannot be written to"),
     (["bench", "../../x/benchmod"], "no benchmark '../../x/benchmod'"),
+    (["explore", "--plan-only", "--budget", "99999h"], "--budget must be between 1s and 7 days"),
+    (["explore", "--plan-only", "--runs", "1", "--defect", "nope"], "--defect 'nope'"),
+    (["soak", "--plan-only", "--knob", "batch_size=nan"], "knobs.batch_size must be a whole number"),
 ])
 def test_options_that_would_fail_late_are_refused_first(args: list[str], fragment: str) -> None:
     result = CliRunner().invoke(main, args)
