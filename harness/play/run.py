@@ -281,6 +281,10 @@ class Run:
         evidence = self.tap.evidence()
         return not evidence.present and not evidence.pending
 
+    def never_buffered(self, acknowledged: set[int]) -> set[int]:
+        """Acknowledged writes the buffer tap never saw enter the buffer (all of them without a tap)."""
+        return set(acknowledged) - (self.tap.evidence().seen if self.tap is not None else frozenset())
+
     def counters(self) -> tuple[float, float]:
         """Delivered and error counters now (the sampler charts them)."""
         exporter = self.live_exporter()

@@ -28,6 +28,7 @@ from harness.rig.timeline import Sampler, deliveries
 from harness.steps.pause_watch import end_open_pauses
 
 QUIET_S = 5.0  # no progress for this long with an empty buffer: the exporter has given all it will
+QUIET_UNREAD_S = 15.0  # ... and this long when some acknowledged rows never entered the buffer
 
 
 @dataclass
@@ -72,7 +73,12 @@ def drain(run: Run, healed_at: float) -> tuple[SinkContents, RecoveryEvidence]:
         count = len(seen.sink) + len(seen.letters)
         if count != quiet["count"]:
             quiet["since"], quiet["count"] = time.monotonic(), count
-        if time.monotonic() - quiet["since"] <= QUIET_S or not run.buffer_idle():
+        quiet_for = time.monotonic() - quiet["since"]
+        if quiet_for <= QUIET_S or not run.buffer_idle():
+            return False
+        if quiet_for <= QUIET_UNREAD_S and run.never_buffered(ok_ids):
+            # Rows never read may still come: a reader backing off after a source error (slower
+            # still under a clock fault) leaves the buffer empty and the sinks quiet meanwhile.
             return False
         # The buffer is empty now, and the exporter empties it only after the sink confirmed: what
         # left it is in the sinks before this moment, so the sinks are read again after it. The

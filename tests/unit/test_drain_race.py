@@ -28,6 +28,9 @@ class _RacingRun:
         ids = {1, 2} if self.delivered else {1}
         return [SinkRecord(record_id=i, payload="p") for i in ids], [], ids
 
+    def never_buffered(self, _acknowledged: set[int]) -> set[int]:
+        return set()
+
     def buffer_idle(self) -> bool:
         self.delivered = True  # the exporter delivered and emptied the buffer between the two reads
         return True
@@ -38,3 +41,23 @@ def test_the_sinks_are_read_again_after_the_buffer_is_seen_empty(monkeypatch: py
     monkeypatch.setattr(verdict, "drain_deadline", lambda _run: 5.0)
     seen, _recovery = verdict.drain(_RacingRun(), healed_at=0.0)  # type: ignore[arg-type]
     assert {r.record_id for r in seen.sink} == {1, 2}
+
+
+def test_a_write_never_buffered_keeps_the_drain_waiting_longer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty buffer says nothing of rows the exporter has not read yet (a reader backing off
+    after a source error): the quiet rule waits QUIET_UNREAD_S for them, not QUIET_S."""
+    import time
+
+    class Unread(_RacingRun):
+        def never_buffered(self, acknowledged: set[int]) -> set[int]:
+            return {2}
+
+        def settled(self, _exporter: object) -> tuple[list[SinkRecord], list, set[int]]:
+            return [SinkRecord(record_id=1, payload="p")], [], {1}
+
+    monkeypatch.setattr(verdict, "QUIET_S", 0.0)
+    monkeypatch.setattr(verdict, "QUIET_UNREAD_S", 0.6)
+    monkeypatch.setattr(verdict, "drain_deadline", lambda _run: 5.0)
+    started = time.monotonic()
+    verdict.drain(Unread(), healed_at=0.0)  # type: ignore[arg-type]
+    assert 0.5 < time.monotonic() - started < 3
