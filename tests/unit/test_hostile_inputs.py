@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from incident_texts import GOOD
 
 from harness.catalogue import incident
 from harness.cli.main import main
@@ -20,25 +21,6 @@ from harness.play.gate import exit_code_of
 from harness.report.compare import compare, regressions
 from harness.report.journal import Check
 from harness.report.result import ReportUnreadable, RunReport, ScenarioResult, Verdict, read_report
-
-GOOD = """
-[incident]
-name = "demo"
-description = "Kafka down for a while"
-
-[workload]
-records = 100
-
-[expect]
-no_loss = true
-
-[[steps]]
-phase = "during"
-at = 0.5
-duration = 2.0
-fault = "link_down"
-link = "kafka"
-"""
 
 
 def _refused(tmp_path: Path, text: str, fragment: str) -> None:

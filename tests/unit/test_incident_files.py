@@ -7,29 +7,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from incident_texts import GOOD
 
 from harness.catalogue import incident
 from harness.catalogue.registry import discover
 from harness.cli.main import main
-
-GOOD = """
-[incident]
-name = "demo"
-description = "Kafka down for a while"
-
-[workload]
-records = 100
-
-[expect]
-no_loss = true
-
-[[steps]]
-phase = "during"
-at = 0.5
-duration = 2.0
-fault = "link_down"
-link = "kafka"
-"""
 
 
 @pytest.mark.parametrize("name", list(discover()))
