@@ -280,3 +280,16 @@ def test_check_validates_every_kind_of_input_and_starts_nothing(tmp_path: Path) 
     assert result.exit_code == 2 and "2 of 3 file(s) refused" in result.output
     text = " ".join(result.output.split())
     assert f"{bad}:" in text and "workload.records is 0" in text and "neither an incident file" in text
+
+
+@pytest.mark.parametrize("command", [["list"], ["run", "baseline"], ["explore", "--plan-only", "--runs", "1"],
+                                     ["mutants"]])
+def test_a_target_steps_module_that_exits_on_import_is_exit_2_never_0(tmp_path: Path, command: list[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "exits_zero_probe.py").write_text("raise SystemExit(0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = tmp_path / "target.toml"
+    target.write_text('steps = ["exits_zero_probe"]\n' + BUNDLED.read_text())
+    result = CliRunner().invoke(main, [*command, "--target", str(target)])
+    assert result.exit_code == 2, result.output
+    assert "module 'exits_zero_probe' failed to load: SystemExit: 0" in " ".join(result.output.split())
