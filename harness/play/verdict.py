@@ -108,6 +108,7 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
     job_stage = run.target.sinks.get("export_dead_letter_stage")
     letters = [x for x in seen.letters if x.stage != job_stage]
     letter_check = verify_dead_letters(run, letters)
+    log = exporter.log_records()  # read once: the metrics, the loss story and the excerpt all use it
     outcome = reconcile(run.ledger, seen.sink, letters, run.buffer_evidence(), misrouted=letter_check.misrouted)
     ledger = run.result.ledger = ledger_summary(run, outcome)
     ledger.duplicates_by_window = duplicates_by_window(outcome.redeliveries, run.result.steps, run.wall_start)
@@ -118,25 +119,24 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
         expect=run.scenario.expect, capabilities=capabilities(run), target_name=run.target.name,
         interrupted=run.result.interrupted, steady=run.result.steady_state, process=run.process, recovery=recovery,
         outcome=outcome, sink=seen.sink, dead_letters=seen.letters, letters=letter_check,
-        duplicates_by_window=ledger.duplicates_by_window, metrics=read_metrics(run, exporter, seen),
+        duplicates_by_window=ledger.duplicates_by_window, metrics=read_metrics(run, exporter, seen, log),
         checkpoints=run.result.checkpoints, resources=read_resources(run, monitor), observed=run.observed,
         appended_between=run.tap.appended_between if run.tap is not None else None,
         pause_in_flight_max=run.target.pause_in_flight_max, paused_statements=run.target.paused_statements)
     run.result.checks += judge_all(evidence)
-    run.result.loss_story = first_loss_story(run, outcome, exporter)
-    run.result.log_excerpt = log_excerpt(exporter)
-    run.result.log_kinds = log_kinds(exporter.log_records(), run.result.names)
+    run.result.loss_story = first_loss_story(run, outcome, log)
+    run.result.log_excerpt = excerpt_of(log)
+    run.result.log_kinds = log_kinds(log, run.result.names)
 
 
-def first_loss_story(run: Run, outcome: Reconciliation, exporter: ExporterProcess) -> LossStory | None:
+def first_loss_story(run: Run, outcome: Reconciliation, log: list[dict]) -> LossStory | None:
     """The story of the first lost record (harness.judge.story), or None when nothing was lost."""
     lost = outcome.classes.get(LOST, [])
     if not lost:
         return None
     first = min(lost)
     return loss_story(first, outcome.lost_hops.get(first, ""), run.clock.written_at(first),
-                      run.tap.appended if run.tap is not None else [], run.result.steps, exporter.log_records(),
-                      run.wall_start)
+                      run.tap.appended if run.tap is not None else [], run.result.steps, log, run.wall_start)
 
 
 def capabilities(run: Run) -> frozenset[Capability]:
@@ -158,7 +158,7 @@ def ledger_summary(run: Run, outcome: Reconciliation) -> LedgerSummary:
                          resolved_from_source=run.resolved, resolve_error=run.resolve_error)
 
 
-def read_metrics(run: Run, exporter: ExporterProcess, seen: SinkContents) -> MetricsEvidence | None:
+def read_metrics(run: Run, exporter: ExporterProcess, seen: SinkContents, log: list[dict]) -> MetricsEvidence | None:
     """The exporter's counters at the end (None for a target that names none)."""
     if not run.target.has_metrics:
         return None
@@ -171,7 +171,7 @@ def read_metrics(run: Run, exporter: ExporterProcess, seen: SinkContents) -> Met
                                exporter.starts)
     run.result.metrics = snapshot
     run.result.counters = {key: exporter.metric_total(key, samples) for key in run.target.metrics}
-    errors = [r for r in exporter.log_records() if r.get("level") in ("error", "critical")
+    errors = [r for r in log if r.get("level") in ("error", "critical")
               and (r.get("record_id") is not None or r.get("stage"))]
     restarted = exporter.starts > 1 or run.planned_kills > 0 or run.revived
     return MetricsEvidence(snapshot, None, exporter.error_total(samples), len(errors), restarted)
@@ -218,6 +218,9 @@ def _where(record: dict) -> str:
 
 
 def log_excerpt(exporter: ExporterProcess, lines: int = 30) -> list[str]:
-    records = exporter.log_records()
+    return excerpt_of(exporter.log_records(), lines)
+
+
+def excerpt_of(records: list[dict], lines: int = 30) -> list[str]:
     important = [r for r in records if r.get("level") in ("error", "critical", "warning")]
     return [json.dumps(r, default=str)[:500] for r in important[-lines:]]

@@ -14,13 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.catalogue import incident
 from harness.catalogue.scenario import Scenario
 from harness.model.target import TargetDefinition
 from harness.play.gate import reproduction_record
 from harness.report.result import ScenarioResult
 from harness.search.amplify import BUDGET_RUNS, Amplified, FailureShape, Rate, Run, amplify, measure
-from harness.search.reproduce import leading_comment
+from harness.search.reproduce import write_measured
 
 REPLAYS = 3  # replays of every finding before it is written up (more with --replays)
 
@@ -101,6 +100,4 @@ def _write_rate(scenario: Scenario, path: Path, rate: Rate, shape: FailureShape,
         reproduction_record(ScenarioResult(scenario.name, "", None), how.target, how.servers, scenario.workload.seed,
                             rate.failed, rate.runs,
                             how.defect), violates=tuple(sorted(shape.checks)))
-    head = comment if comment is not None else leading_comment(path) if path.exists() else ""
-    incident.write(dataclasses.replace(scenario, reproduction=record), path,
-                   comment=f"{head}\nMeasured: {rate.said()} ({shape.describe()})")
+    write_measured(scenario, record, path, comment, measured=f"Measured: {rate.said()} ({shape.describe()})")

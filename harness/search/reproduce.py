@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.catalogue import incident
-from harness.catalogue.scenario import Scenario
+from harness.catalogue.scenario import Reproduction, Scenario
 from harness.model.plugins import load_target
 from harness.play.gate import EXIT_HARNESS, EXIT_OK, EXIT_VIOLATION, GateRun, reproduction_record
 from harness.report.result import ScenarioResult, Verdict
@@ -76,7 +76,16 @@ def record_rate(path: Path, scenario: Scenario, outcome: RepeatOutcome, gate: Ga
         reproduction_record(gate.results[0], target, gate.servers, scenario.workload.seed,
                             outcome.failed_same, outcome.runs, defect),
         violates=tuple(sorted(outcome.expected)))
-    return incident.write(dataclasses.replace(scenario, reproduction=record), path, comment=leading_comment(path))
+    return write_measured(scenario, record, path)
+
+
+def write_measured(scenario: Scenario, record: Reproduction, path: Path, comment: str | None = None,
+                   measured: str = "") -> Path:
+    """(Re)write ``path`` with ``record`` as its [reproduction] table; its header comment stays
+    unless ``comment`` replaces it, and ``measured`` is added under it."""
+    head = comment if comment is not None else leading_comment(path) if path.exists() else ""
+    return incident.write(dataclasses.replace(scenario, reproduction=record), path,
+                          comment="\n".join(part for part in (head, measured) if part))
 
 
 def leading_comment(path: Path) -> str:
