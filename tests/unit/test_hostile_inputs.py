@@ -293,3 +293,11 @@ def test_a_target_steps_module_that_exits_on_import_is_exit_2_never_0(tmp_path: 
     result = CliRunner().invoke(main, [*command, "--target", str(target)])
     assert result.exit_code == 2, result.output
     assert "module 'exits_zero_probe' failed to load: SystemExit: 0" in " ".join(result.output.split())
+
+
+def test_a_soak_plan_with_a_dotted_environment_key_is_a_file_reproduce_takes(tmp_path: Path) -> None:
+    printed = CliRunner().invoke(main, ["soak", "--plan-only", "--duration", "2m", "--exporter-env", "A.B=1"])
+    assert printed.exit_code == 0, printed.output
+    path = tmp_path / "plan.toml"
+    path.write_text(printed.output)
+    assert incident.load(path).exporter_env == {"A.B": "1"}
