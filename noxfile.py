@@ -23,7 +23,7 @@ def _install(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit and integration tests against the real servers (slow ones excluded)."""
     _install(session)
-    session.run("python", "-m", "pytest", "-m", "not slow", *session.posargs)
+    session.run("python", "-m", "pytest", "-m", "not slow", "--durations=15", *session.posargs)
 
 
 @nox.session

@@ -72,12 +72,12 @@ def _running(pid: int) -> bool:
 
 def _serve(cfg: config_module.Config, tokens: Tokens) -> int:
     from exporter.api import create_app
-    from exporter.http_limits import MAX_CONNECTIONS, LimitedHttpToolsProtocol
+    from exporter.http_limits import MAX_CONNECTIONS, limited
     from exporter.service import Service
 
     app = create_app(Service(cfg), tokens)
     server = uvicorn.Server(uvicorn.Config(app, host=cfg.http_host, port=cfg.http_port, log_config=None,
-                                           access_log=False, lifespan="on", http=LimitedHttpToolsProtocol,
+                                           access_log=False, lifespan="on", http=limited(cfg.api_read_timeout_s),
                                            limit_concurrency=MAX_CONNECTIONS))
     logging.getLogger("exporter").info("http api listening", extra={"host": cfg.http_host, "port": cfg.http_port})
     server.run()

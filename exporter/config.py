@@ -55,6 +55,8 @@ class Config:
     # export may write (comma-separated; never the pipeline's own), finished jobs remembered.
     api_tokens_file: str = ""
     api_max_body_bytes: int = 65_536
+    # A request (head and body) must be received within this long of its first byte (408 otherwise).
+    api_read_timeout_s: float = 10.0
     export_topics: str = ""
     jobs_kept: int = 1000  # finished jobs kept per user
     api_docs: bool = False  # serve /openapi.json and /docs (off: they map the API for anyone)
@@ -103,6 +105,8 @@ class Config:
             raise ConfigError(f"source_settle_timeout_s must be within (0, 86400], not {self.source_settle_timeout_s}")
         if not 1 <= self.api_max_body_bytes <= 16 * 1024 * 1024:
             raise ConfigError(f"api_max_body_bytes must be within 1..16 MiB, not {self.api_max_body_bytes}")
+        if not 0 < self.api_read_timeout_s <= 600:
+            raise ConfigError(f"api_read_timeout_s must be within (0, 600], not {self.api_read_timeout_s}")
         if not 1 <= self.jobs_kept <= 1_000_000 or not 0 < self.jobs_kept_s <= 30 * 86_400:
             raise ConfigError(f"jobs_kept must be within 1..1000000 and jobs_kept_s within (0, 30 days], not "
                               f"{self.jobs_kept} and {self.jobs_kept_s}")

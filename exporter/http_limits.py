@@ -4,8 +4,9 @@ uvicorn's httptools protocol keeps whatever a request head holds and waits as lo
 takes to send it: eight connections with 47 MB headers took the exporter from 85 to 538 MB, and
 800 requests sent one byte a second stayed open. This protocol answers 431 to a head over
 ``MAX_HEAD_BYTES`` or with more than ``MAX_HEADERS`` fields, and 408 to a request (head and body)
-not received within ``REQUEST_READ_TIMEOUT_S`` of its first byte, or a connection that sends
-nothing at all for as long; uvicorn's ``limit_concurrency`` bounds the connections themselves.
+not received within ``read_timeout_s`` of its first byte (``EXPORTER_API_READ_TIMEOUT_S``, 10 s),
+or a connection that sends nothing at all for as long; uvicorn's ``limit_concurrency`` bounds the
+connections themselves.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 16 * 1024  # request line and headers (nginx's default large buffer is 8 KiB)
 MAX_HEADERS = 100
-REQUEST_READ_TIMEOUT_S = 10.0
 MAX_CONNECTIONS = 512  # uvicorn answers 503 past this many connections and tasks
 
 
@@ -28,6 +28,8 @@ def _answer(status: bytes, message: str) -> bytes:
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    read_timeout_s: float = 10.0  # set per server by ``limited(timeout)``
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
@@ -80,7 +82,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # -- the read timer -----------------------------------------------------------------------
     def _arm(self) -> None:
         self._disarm()
-        self._read_timer = self.loop.call_later(REQUEST_READ_TIMEOUT_S, self._read_timed_out)
+        self._read_timer = self.loop.call_later(self.read_timeout_s, self._read_timed_out)
 
     def _disarm(self) -> None:
         if self._read_timer is not None:
@@ -91,10 +93,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._read_timer = None
         if self.cycle is not None and self.cycle.response_started:
             return  # the request is in and being answered (a pause's grace): not the client's slowness
-        self._refuse(b"408 Request Timeout", f"request not received within {REQUEST_READ_TIMEOUT_S:.0f}s")
+        self._refuse(b"408 Request Timeout", f"request not received within {self.read_timeout_s:g}s")
 
     def _refuse(self, status: bytes, message: str) -> None:
         self._disarm()
         if not self.transport.is_closing():
             self.transport.write(_answer(status, message))
             self.transport.close()
+
+
+def limited(read_timeout_s: float) -> type[LimitedHttpToolsProtocol]:
+    """The protocol class for one server (uvicorn makes an instance per connection)."""
+    return type("LimitedHttpTools", (LimitedHttpToolsProtocol,), {"read_timeout_s": read_timeout_s})
