@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
-import tomli_w
+import tomlkit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.catalogue.scenario import (
@@ -186,7 +186,7 @@ def document(scenario: Scenario) -> dict[str, Any]:
         doc["knobs"] = dict(scenario.knobs)
     if scenario.exporter_env:
         doc["exporter_env"] = dict(scenario.exporter_env)
-    doc["expect"] = _table(asdict(scenario.expect))
+    doc["expect"] = _table(asdict(scenario.expect))  # custom = {} stays: an empty inline table
     if scenario.reproduction is not None:
         doc["reproduction"] = _reproduction_fields(scenario.reproduction)
     if scenario.steps:
@@ -197,13 +197,40 @@ def document(scenario: Scenario) -> dict[str, Any]:
 
 
 def dumps(scenario: Scenario, comment: str = "") -> str:
-    """The scenario as an incident file, written by a TOML library (escaped strings, quoted keys)."""
-    lines = [f"# {line}" for line in comment.splitlines()] + ([""] if comment else [])
+    """The scenario as an incident file, written by a TOML library (tomlkit: escaped strings,
+    quoted keys, and every step its own ``[[steps]]`` table, however short, so that a person
+    reads them one by one and a refusal names the step's line)."""
+    doc = tomlkit.document()
+    for line in comment.splitlines():
+        doc.add(tomlkit.comment(line))
+    if comment:
+        doc.add(tomlkit.nl())
     try:
-        body = tomli_w.dumps(document(scenario))
+        for name, table in document(scenario).items():
+            if name == "steps":
+                steps = tomlkit.aot()
+                for step in table:
+                    steps.append(_toml_table(step))
+                doc.add("steps", steps)
+            else:
+                doc.add(name, _toml_table(table))
+        return tomlkit.dumps(doc)
     except (TypeError, ValueError) as exc:
         raise IncidentError(f"scenario {scenario.name!r} cannot be written as an incident file: {exc}") from exc
-    return "\n".join(lines) + ("\n" if lines else "") + body
+
+
+def _toml_table(values: dict[str, Any]) -> Any:
+    """A table whose own tables are written inline (``attributes = {latency = 100}``)."""
+    table = tomlkit.table()
+    for key, value in values.items():
+        table.add(key, _inline(value) if isinstance(value, dict) else value)
+    return table
+
+
+def _inline(values: dict[str, Any]) -> Any:
+    table = tomlkit.inline_table()
+    table.update({k: _inline(v) if isinstance(v, dict) else v for k, v in values.items()})
+    return table
 
 
 def _reproduction_fields(rep: Reproduction) -> dict[str, Any]:

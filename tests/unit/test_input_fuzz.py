@@ -16,7 +16,7 @@ import tomllib
 from typing import Any
 
 import pytest
-import tomli_w
+import tomlkit
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -77,7 +77,7 @@ def damaged(draw: st.DrawFn, doc: dict[str, Any]) -> dict[str, Any]:
 
 def _toml(doc: dict[str, Any]) -> str | None:
     try:
-        return tomli_w.dumps(doc)
+        return tomlkit.dumps(doc)
     except (TypeError, ValueError):  # a None or a key TOML cannot hold: not a file anyone can write
         return None
 
@@ -92,7 +92,7 @@ def broken_text(draw: st.DrawFn, text: str) -> str:
 
 
 INCIDENT = incident.document(discover()["kafka_produce_errors"])
-INCIDENT_TEXT = tomli_w.dumps(INCIDENT)
+INCIDENT_TEXT = incident.dumps(discover()["kafka_produce_errors"])
 
 
 def _bounded(call: Any) -> Any:
