@@ -200,7 +200,7 @@ class Scenario:
                                 f"profile; profiles: {', '.join(sorted(PROFILES))}", "profile")
         self._refuse_trivial()
         for n, step in enumerate(self.steps):
-            check_step(step, f"scenario {self.name!r}: step {n} ({type(step.do).__name__})", n)
+            check_step(step, f"scenario {self.name!r}: step {n + 1} ({type(step.do).__name__})", n)  # counted from 1
         refuse_overlaps(self.steps, f"scenario {self.name!r}")
         refuse_waits(self.steps, f"scenario {self.name!r}")
         return self

@@ -197,3 +197,16 @@ def test_bad_parameters_of_the_protocol_and_clock_faults_are_refused_at_their_li
         incident.load(path)
     assert fragment in str(info.value) and str(info.value).startswith(f"{path}:"), str(info.value)
     assert CliRunner().invoke(main, ["reproduce", str(path)]).exit_code == 2
+
+
+def test_short_steps_are_written_as_their_own_tables_after_the_incident(tmp_path: Path) -> None:
+    """tomli-w wrote short steps as one inline array before [incident]: unreadable, and a refused
+    step could not be named by its line."""
+    path = tmp_path / "short.toml"
+    path.write_text(GOOD)
+    text = incident.dumps(incident.load(path))
+    assert text.count("[[steps]]") == 1 and text.index("[incident]") < text.index("[[steps]]")
+    broken = tmp_path / "broken.toml"
+    broken.write_text(text.replace('link = "kafka"', 'link = "mysql"'))
+    with pytest.raises(incident.IncidentError, match=r"broken.toml:\d+: .*step 1 \(LinkDown\): unknown link 'mysql'"):
+        incident.load(broken)

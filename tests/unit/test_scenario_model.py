@@ -41,7 +41,7 @@ def make(**kwargs: object) -> Scenario:
 def test_bad_steps_are_refused_naming_the_step(steps: tuple, fragment: str) -> None:
     with pytest.raises(ScenarioError) as info:
         make(steps=steps()).validate()
-    assert fragment in str(info.value) and "scenario 's': step 0" in str(info.value)
+    assert fragment in str(info.value) and "scenario 's': step 1" in str(info.value)
 
 
 class NotAStep:
