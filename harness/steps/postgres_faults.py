@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import psycopg
@@ -17,6 +16,7 @@ from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.infra.credentials import provision_postgres
+from harness.infra.waiting import WaitTimeout, wait_for
 from harness.model.capabilities import Need
 from harness.rig.source_reads import HARNESS_MARK
 from harness.steps.base import STRICT, Background, StepKind, World
@@ -145,8 +145,8 @@ class _LockRequest(threading.Thread):
 
     def settled(self, run: StepContext, timeout_s: float) -> str:
         """"held (...)" or "queued behind pid(s) [...]", read from pg_locks as soon as it shows."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+
+        def state() -> str | None:
             if not self.is_alive() and self.error is not None:
                 return "refused"
             rows = _admin(run, "read the lock's state", sql.SQL(
@@ -156,9 +156,13 @@ class _LockRequest(threading.Thread):
                 return f"held: {[(mode, granted) for mode, granted, _ in rows]}"
             if rows:
                 return f"{rows[0][0]} queued behind pid(s) {rows[0][2]} (granted when they end)"
-            time.sleep(0.05)  # a poll of pg_locks until the request shows, bounded by the deadline
-        raise HarnessError(f"postgres: the lock request on {run.ctx.source_table} did not show in pg_locks "
-                           f"within {timeout_s:.0f}s")
+            return None  # not asked for yet
+
+        try:
+            return wait_for(state, timeout=timeout_s, interval=0.05, what="the lock request to show in pg_locks")
+        except WaitTimeout as exc:
+            raise HarnessError(f"postgres: the lock request on {run.ctx.source_table} did not show in pg_locks "
+                               f"within {timeout_s:.0f}s") from exc
 
 
 class _RoleFault(StepKind):
