@@ -62,6 +62,18 @@ def plan(scenario: Scenario, already_written: int) -> tuple[list[Event], float]:
     return events, end
 
 
+def _next_steps(events: list[Event]) -> list[float | None]:
+    """For each event, when the next step after it is due (writes are not steps); one pass from
+    the end: a week's soak has a hundred thousand events."""
+    due: list[float | None] = [None] * len(events)
+    upcoming: float | None = None
+    for n in range(len(events) - 1, -1, -1):
+        due[n] = upcoming
+        if events[n].kind != "write":
+            upcoming = events[n].at if upcoming is None else min(upcoming, events[n].at)
+    return due
+
+
 class Player:
     def __init__(self, run: Run, on_step: Callable[[str, StepRecord], None] | None = None) -> None:
         self.run = run
@@ -117,11 +129,12 @@ class Player:
     def during(self) -> None:
         events, end = plan(self.run.scenario, self.run.written)
         start = time.monotonic()
+        due = _next_steps(events)
         try:
             for n, event in enumerate(events):
                 self._wait_until(start + event.at)
-                later = [e.at for e in events[n + 1:] if e.kind != "write"]
-                self.run.next_event_due = start + min(later) if later else None
+                upcoming = due[n]
+                self.run.next_event_due = None if upcoming is None else start + upcoming
                 if event.kind == "write":
                     self.run.write(event.count)
                 elif event.step is not None and event.kind == "apply" and self._runs_beside(event.step):
@@ -179,7 +192,7 @@ class Player:
         what = f"scenario {run.scenario.name}: {step.describe()} (apply)"
         late = (lambda h: step.do.remove(run, h, record)) if has_window(step) else (lambda _h: None)
         try:
-            handle = self.calls.call(what, lambda: step.do.apply(run, record), step.do.deadline_s, late)
+            handle = self.calls.call(what, lambda: step.do.apply(run, record), step.do.deadline(run), late)
         except StepInterrupted as exc:
             raise Interrupted(str(exc)) from exc
         if has_window(step):  # applied now, removed when its window ends
@@ -196,7 +209,7 @@ class Player:
         _step, record, handle = match[0]
         what = f"scenario {self.run.scenario.name}: {step.describe()} (remove)"
         # Not interruptible: a removal is healing, and healing goes on under Ctrl-C (bounded all the same).
-        self.calls.call(what, lambda: step.do.remove(self.run, handle, record), step.do.deadline_s,
+        self.calls.call(what, lambda: step.do.remove(self.run, handle, record), step.do.deadline(self.run),
                         interruptible=False)
         record.removed_at = self.run.now()
         if id(step) in self._ok_at_apply:

@@ -36,6 +36,9 @@ class Write(StepKind):
     def describe(self) -> str:
         return f"write {self.records} records"
 
+    def deadline(self, run: StepContext) -> float:
+        return self.deadline_s + self.records / 1000  # ten million rows take their time, even at a thousand a second
+
     def simpler(self) -> list[StepKind]:
         return [Write(records=self.records // 2)] if self.records > 1 else []
 
@@ -64,6 +67,9 @@ class Checkpoint(StepKind):
 
     def describe(self) -> str:
         return "checkpoint reconciliation"
+
+    def deadline(self, run: StepContext) -> float:
+        return self.within_s + self.deadline_s  # it waits up to within_s, then reconciles
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         from harness.judge.reconcile import DELIVERED_CORRUPTED, LOST, reconcile

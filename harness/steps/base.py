@@ -82,7 +82,8 @@ class StepKind:
     # step inside a pause's grace) is, most of the time, started a moment after such an action.
     meets_waits: ClassVar[bool] = False
     # How long its apply or its remove may take before the run is stopped and healed (a restart
-    # waits for the server to come back; nothing should wait on a later step).
+    # waits for the server to come back; nothing should wait on a later step). A kind whose wait
+    # grows with its parameters says so in ``deadline``.
     deadline_s: ClassVar[float] = 180.0
 
     def describe(self) -> str:
@@ -98,6 +99,10 @@ class StepKind:
 
     def check(self) -> Problem | None:
         return None
+
+    def deadline(self, run: StepContext) -> float:
+        """Seconds its apply or remove may take in ``run``: never less than its own waits allow."""
+        return self.deadline_s
 
     def waits_for(self, other: StepKind) -> str | None:
         """Why this step's apply would wait until ``other`` (in force when this one starts) is

@@ -74,6 +74,9 @@ class Export(StepKind):
     def describe(self) -> str:
         return f"export job {self.name} ({self.format}, {self.encoding})"
 
+    def deadline(self, run: StepContext) -> float:
+        return 60 + run.scenario.fault_seconds + self.deadline_s  # its job is waited for that long
+
     def check(self) -> Problem | None:
         return encoding_problem(self.encoding)
 
@@ -152,6 +155,9 @@ class ExportBurst(StepKind):
 
     def describe(self) -> str:
         return f"burst of {self.jobs} export jobs for each of {self.users} users"
+
+    def deadline(self, run: StepContext) -> float:
+        return 120 + self.deadline_s  # each job of the burst is waited for up to 120 s
 
     def needs(self) -> frozenset[Need]:
         return frozenset({Need.api("exports")})

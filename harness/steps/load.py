@@ -59,6 +59,10 @@ class Load(StepKind):
     def needs(self) -> frozenset[Need]:
         return frozenset({Need.api("exports")} if self.kind == "api" else ())
 
+    def deadline(self, run: StepContext) -> float:
+        # Its removal reads back what Locust wrote, which grows with the window (a week's soak).
+        return self.deadline_s + run.scenario.during_s / 10
+
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         from harness.rig.load import LoadRun
 

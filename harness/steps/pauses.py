@@ -56,6 +56,9 @@ class Pause(StepKind):
     def describe(self) -> str:
         return f"pause (grace {self.grace_s}s)"
 
+    def deadline(self, run: StepContext) -> float:
+        return self.grace_s + PAUSE_MARGIN_S + self.deadline_s  # it waits its grace, and may rightly
+
     def needs(self) -> frozenset[Need]:
         return frozenset({Need.api("pause")})
 

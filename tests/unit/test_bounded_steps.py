@@ -81,3 +81,25 @@ def test_a_transaction_that_would_wait_for_a_lock_is_refused_and_kept_apart() ->
         Step("during", held, at=0.5, duration=2.0), Step("during", lock, at=1.0, duration=1.0))).validate()
     assert clash(lock, held) and clash(held, lock)  # explore keeps the two apart either way
     assert not clash(PostgresLockTable(mode="ROW SHARE"), held)
+
+
+def test_the_next_step_after_each_event_is_found_in_one_pass() -> None:
+    from harness.play.player import Event, _next_steps
+    from harness.scenario import LinkDown
+
+    step = Step("during", LinkDown("kafka"), at=1.0, duration=1.0)
+    events = [Event(0.0, "write", 5), Event(1.0, "apply", step=step), Event(1.5, "write", 5),
+              Event(2.0, "remove", step=step), Event(2.5, "write", 5)]
+    assert _next_steps(events) == [1.0, 2.0, 2.0, None, None]
+
+
+def test_a_step_that_waits_by_its_parameters_gets_a_deadline_that_allows_it() -> None:
+    from types import SimpleNamespace
+
+    from harness.scenario import Checkpoint, Pause, Write
+
+    run = SimpleNamespace(scenario=SimpleNamespace(fault_seconds=7200.0, during_s=604_800.0))
+    assert Pause(grace_s=3000).deadline(run) > 3000  # type: ignore[arg-type]
+    assert Checkpoint(within_s=900).deadline(run) > 900  # type: ignore[arg-type]
+    assert Write(records=10_000_000).deadline(run) > 10_000  # type: ignore[arg-type]
+    assert HeldTransaction().deadline(run) == 180.0  # type: ignore[arg-type]
