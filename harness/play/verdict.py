@@ -28,7 +28,9 @@ from harness.rig.timeline import Sampler, deliveries
 from harness.steps.pause_watch import end_open_pauses
 
 QUIET_S = 5.0  # no progress for this long with an empty buffer: the exporter has given all it will
-QUIET_UNREAD_S = 15.0  # ... and this long when some acknowledged rows never entered the buffer
+# ... and this long when some acknowledged rows never entered the buffer (five times the bundled
+# reader's longest backoff: a failing run pays it, a passing one never waits on the quiet rule).
+QUIET_UNREAD_S = 10.0
 
 
 @dataclass
