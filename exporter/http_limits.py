@@ -32,9 +32,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_bytes = 0
+        self._head_size = 0  # the request line and the header fields read so far
+        self._unfinished_head = 0  # bytes received while a head was not yet complete
         self._reading_head = True
-        self._too_many_headers = False
+        self._refusal = ""  # why the parser was stopped: answered 431 instead of 400
         self._read_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -47,32 +48,42 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._reading_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._refuse(b"431 Request Header Fields Too Large", f"request head over {MAX_HEAD_BYTES} bytes")
-                return
+            self._unfinished_head += len(data)
         super().data_received(data)
+        # A head still unfinished after this many bytes is over the bound whatever comes next (the
+        # parser holds a field's value until it ends: 47 MB of one header were held whole). A body
+        # in the same read as its head is not counted: the head finished inside it.
+        if self._reading_head and self._unfinished_head > MAX_HEAD_BYTES:
+            self._refuse(b"431 Request Header Fields Too Large", f"request head over {MAX_HEAD_BYTES} bytes")
 
     def send_400_response(self, msg: str) -> None:
-        if self._too_many_headers:  # raised from on_header below, reported as what it is
-            self._refuse(b"431 Request Header Fields Too Large", f"more than {MAX_HEADERS} header fields")
+        if self._refusal:  # the parser was stopped below: answered as what it is
+            self._refuse(b"431 Request Header Fields Too Large", self._refusal)
             return
         super().send_400_response(msg)
 
     # -- parser callbacks ---------------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._reading_head = True
+        self._reading_head, self._head_size = True, 0
         self._arm()
 
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        super().on_url(url)
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
         if len(self.headers) >= MAX_HEADERS:
-            self._too_many_headers = True
-            raise ValueError("too many header fields")  # the parser stops; send_400_response answers 431
+            self._refusal = f"more than {MAX_HEADERS} header fields"
+        elif self._head_size > MAX_HEAD_BYTES:
+            self._refusal = f"request head over {MAX_HEAD_BYTES} bytes"
+        if self._refusal:
+            raise ValueError(self._refusal)  # the parser stops; send_400_response answers 431
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._reading_head, self._head_bytes = False, 0
+        self._reading_head, self._unfinished_head = False, 0
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
