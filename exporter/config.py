@@ -22,6 +22,10 @@ class Config:
     kafka_bootstrap: str = ""
     kafka_client_id: str = "exporter"  # what broker quotas and logs know this exporter by
     source_table: str = "source_records"
+    # rows: read the source table's rows (inserts; the table is append-only). changes: read the
+    # change log a trigger keeps beside it ("<source_table>_changes": op, row_id, key, payload, in
+    # commit order; README, "Change mode"), and deliver inserts, updates, deletes and key changes.
+    source_mode: str = "rows"
     sink: str = "kafka"  # kafka | file | both
     topic: str = "exported-records"
     file_sink_dir: str = ""
@@ -64,6 +68,15 @@ class Config:
     log_level: str = "INFO"
 
     @property
+    def changes(self) -> bool:
+        return self.source_mode == "changes"
+
+    @property
+    def read_table(self) -> str:
+        """The table the reader pages through: the source table, or its change log."""
+        return f"{self.source_table}_changes" if self.changes else self.source_table
+
+    @property
     def stream(self) -> str:
         return f"{self.stream_prefix}:buffer"
 
@@ -93,6 +106,9 @@ class Config:
             raise ConfigError("missing settings: " + ", ".join(f"{m} ({ENV_PREFIX}{m.upper()})" for m in missing))
         if self.sink not in ("kafka", "file", "both"):
             raise ConfigError(f"sink must be kafka, file or both, not {self.sink!r} ({ENV_PREFIX}SINK)")
+        if self.source_mode not in ("rows", "changes"):
+            raise ConfigError(f"source_mode must be rows or changes, not {self.source_mode!r} "
+                              f"({ENV_PREFIX}SOURCE_MODE)")
         if not self.source_table.replace("_", "").isalnum():
             raise ConfigError(f"source_table {self.source_table!r} must be a plain identifier")
         try:

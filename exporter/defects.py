@@ -52,6 +52,12 @@ KNOWN = {
     "checkpoint_saved_while_coalescing": "the reader saves its checkpoint when it takes a page and appends the "
                                          "page 0.3 s later (coalescing): a crash in between skips the page (a "
                                          "race: the kill must land in the wait while rows flow)",
+    "deletes_dropped": "change mode: a change without an after image is taken for nothing to export, so deletes "
+                       "are never sent (the row lives on downstream)",
+    "changes_coalesced_per_page": "change mode: a page keeps only each row's last change (\"only the latest state "
+                                  "matters\"): intermediate versions of a row updated in a burst are never sent",
+    "key_change_as_update": "change mode: a delete followed in its transaction by an insert of another id is sent "
+                            "as one update of the new id; the old id's delete is lost (the old key lives on)",
     "dead_letter_after_retries": "a record whose send failed twice (a retry budget of one) is dead-lettered as "
                                  "'retries_exhausted' "
                                  "instead of staying in the buffer until the sink takes it",

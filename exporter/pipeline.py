@@ -17,6 +17,7 @@ import time
 
 from exporter import defects, metrics
 from exporter.buffer import Buffer, DeadLetter, Entry, RedisRefused
+from exporter.changes import change_value, changed
 from exporter.config import Config
 from exporter.encoding import decode_payload, record_json
 from exporter.errors import PermanentRecordError, TransientError
@@ -177,18 +178,7 @@ class Reader:
         if not rows:
             return False
         metrics.records_read.inc(len(rows))
-        records: list[tuple[int, bytes]] = []
-        dead: list[DeadLetter] = []
-        for row in rows:
-            try:
-                text = decode_payload(row.id, row.payload)
-                value = record_json(row.id, row.key, text).encode("utf-8")
-                if len(value) > self.config.max_record_bytes:
-                    raise PermanentRecordError(row.id, "too_large", f"{len(value)} bytes, the sink accepts "
-                                                                    f"{self.config.max_record_bytes}")
-                records.append((row.id, value))
-            except PermanentRecordError as exc:
-                dead.append(DeadLetter(row.id, exc.reason, exc.detail, row.payload, "source.read"))
+        records, dead = self._values(changed(rows) if self.config.changes else rows)
         last = rows[-1].id
         if defects.on("checkpoint_before_buffer"):
             # The bug: the checkpoint is moved first; if the append then fails, these rows are skipped.
@@ -204,6 +194,25 @@ class Reader:
             _count_dead(letter)
         return True
 
+
+    def _values(self, rows: list[Row]) -> tuple[list[tuple[int, bytes]], list[DeadLetter]]:
+        """Rows as the sink's messages (a change as a change event), or as dead letters."""
+        records: list[tuple[int, bytes]] = []
+        dead: list[DeadLetter] = []
+        changes = self.config.changes
+        for row in rows:
+            try:
+                value = (change_value(row) if changes else
+                         record_json(row.id, row.key, decode_payload(row.id, row.payload or b"")).encode("utf-8"))
+                if len(value) > self.config.max_record_bytes:
+                    raise PermanentRecordError(row.id, "too_large", f"{len(value)} bytes, the sink accepts "
+                                                                    f"{self.config.max_record_bytes}")
+                records.append((row.id, value))
+            except PermanentRecordError as exc:
+                # A change is dead-lettered under the id of the row it changed: what an operator looks up.
+                dead.append(DeadLetter(row.row_id if changes else row.id, exc.reason, exc.detail, row.payload or b"",
+                                       "source.read"))
+        return records, dead
 
     def _append_coalesced(self, records: list[tuple[int, bytes]], dead: list[DeadLetter], last: int) -> None:
         """The seeded defect: appends are coalesced (a page waits COALESCE_S for more before it is

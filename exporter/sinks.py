@@ -17,6 +17,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from exporter import defects, metrics
 from exporter.buffer import DeadLetter, Entry
+from exporter.changes import row_key
 from exporter.config import Config
 from exporter.encoding import encode_text
 from exporter.errors import PermanentRecordError
@@ -96,11 +97,19 @@ class KafkaSink:
             reports[msg.key()] = err  # type: ignore[attr-defined]
             received[0] += 1
 
+        def report_as(number: bytes) -> Callable[[KafkaError | None, object], None]:
+            """Change events are keyed by their row (a row's changes share a partition), so two of
+            one batch may share a message key: each reports under its own change number instead."""
+            def reported(err: KafkaError | None, _msg: object) -> None:
+                reports[number] = err
+                received[0] += 1
+            return reported
+
         self._renew_if_fatal()
         skip_confirmation = defects.on("ack_before_send")
         refused: dict[bytes, str] = {}  # records the client refused outright, and why
         try:
-            produced = self._produce(entries, report, refused)
+            produced = self._produce(entries, report, refused, report_as if self.config.changes else None)
             if skip_confirmation:
                 result.delivered.extend(entries[:produced])  # the bug: confirmed before Kafka said anything
             metrics.in_flight.set(produced)
@@ -129,7 +138,8 @@ class KafkaSink:
         return result
 
     def _produce(self, entries: list[Entry], report: Callable[[KafkaError | None, object], None],
-                 refused: dict[bytes, str]) -> int:
+                 refused: dict[bytes, str],
+                 report_as: Callable[[bytes], Callable[[KafkaError | None, object], None]] | None = None) -> int:
         """Hand the batch to the client; how many it took. A refusal of produce() itself (after
         TOPIC_AUTHORIZATION_FAILED librdkafka refuses the topic for a while) fails that record
         and every later one of the batch: they stay in the buffer, in order."""
@@ -137,7 +147,10 @@ class KafkaSink:
         for n, entry in enumerate(entries):
             while True:
                 try:
-                    producer.produce(topic, entry.value, key=entry.key, on_delivery=report)
+                    if report_as is not None:
+                        producer.produce(topic, entry.value, key=row_key(entry.value), on_delivery=report_as(entry.key))
+                    else:
+                        producer.produce(topic, entry.value, key=entry.key, on_delivery=report)
                     break
                 except BufferError:
                     producer.poll(0.05)  # local queue full: let delivery reports drain it
@@ -201,7 +214,8 @@ class KafkaSink:
 
         for n, entry in enumerate(entries):
             reports.clear()
-            self.producer.produce(self.config.topic, entry.value, key=entry.key, on_delivery=report)
+            key = row_key(entry.value) if self.config.changes else entry.key
+            self.producer.produce(self.config.topic, entry.value, key=key, on_delivery=report)
             self.producer.flush(max(0.0, deadline - time.monotonic()))
             if not reports:
                 result.failed.extend((e, "no delivery report before the deadline (sent alone)") for e in entries[n:])

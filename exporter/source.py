@@ -39,10 +39,13 @@ T = TypeVar("T")
 
 
 class Row(NamedTuple):
-    id: int
+    id: int  # the row's id; in change mode the change's own number in the change log
     key: str
-    payload: bytes
+    payload: bytes | None  # None: a delete in change mode (no after image)
     xmin: int = 0  # the inserting transaction's 32-bit id (0: not read)
+    op: str = ""  # change mode: c (insert), u (update), d (delete)
+    row_id: int = 0  # change mode: the id of the row changed
+    tx: int = 0  # change mode: the changing transaction's id
 
 
 class Page(NamedTuple):
@@ -151,9 +154,21 @@ SELECT id, key, payload, xmin::text::bigint, pg_current_snapshot()::text,
       AND r.pid IS DISTINCT FROM pg_backend_pid()
       AND r.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')),
   (SELECT array_agg(transactionid::text::bigint) FROM pg_locks
-    WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted)
+    WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted){change_columns}
 FROM {table} WHERE id > %s ORDER BY id LIMIT %s
 """
+# Change mode: what the change log's trigger recorded besides the row's key and after image.
+_CHANGE_COLUMNS = ", op, row_id, tx"
+
+
+def _row(found: tuple, changes: bool) -> Row:
+    """A page's row: id, key, payload, xmin, then four columns of the page's own, then (change
+    mode) op, row_id, tx. A change without an after image (a delete) keeps payload None."""
+    record_id, key, payload, xmin = found[:4]
+    if not changes:
+        return Row(record_id, key or "", payload or b"", xmin)
+    op, row_id, tx = found[8:11]
+    return Row(record_id, key or "", payload, xmin, op, row_id, tx)
 
 
 class QueryTimeout(TimeoutError):
@@ -233,8 +248,9 @@ class Source:
         """Rows after ``last_id`` in id order, and who may still add rows below them (see the module
         docstring). The uncorrelated subqueries run once each, after the statement's snapshot was
         taken: ``pg_current_snapshot`` is that snapshot, and pg_locks is read just after it."""
-        table = sql.Identifier(self.config.source_table)
-        query = sql.SQL(_PAGE).format(table=table, regclass=sql.Literal(self.config.source_table))
+        table = sql.Identifier(self.config.read_table)
+        query = sql.SQL(_PAGE).format(table=table, regclass=sql.Literal(self.config.read_table),
+                                      change_columns=sql.SQL(_CHANGE_COLUMNS if self.config.changes else ""))
 
         def fetch(conn: psycopg.Connection) -> Page:
             # Binary results: bytea arrives as bytes, not as hex text to decode row by row.
@@ -248,14 +264,14 @@ class Source:
             # being listed in it (an id at or above its xmax) may have committed rows the page
             # could not see.
             fresh = conn.execute("SELECT pg_current_snapshot()::text").fetchone()
-            _i, _k, _p, _x, snapshot, in_progress, writers, running = found[0]
+            snapshot, in_progress, writers, running = found[0][4:8]
             page = blocking_writers(in_progress, writers, running)
-            return page._replace(rows=[Row(i, k or "", p or b"", x) for i, k, p, x, *_ in found],
+            return page._replace(rows=[_row(found_row, self.config.changes) for found_row in found],
                                  completed_since=fresh is None or fresh[0] != snapshot,
                                  xip=frozenset(in_progress or ()), xmax=int(snapshot.split(":")[1]) % 2**32)
 
         return self.run(fetch)
 
     def max_id(self) -> int:
-        query = sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(sql.Identifier(self.config.source_table))
+        query = sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(sql.Identifier(self.config.read_table))
         return int(self.run(lambda conn: conn.execute(query).fetchone()[0]))  # type: ignore[index]

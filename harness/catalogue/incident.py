@@ -39,6 +39,7 @@ from harness.catalogue.scenario import (
 )
 from harness.checks import CheckKindError, verify_custom
 from harness.errors import HarnessError
+from harness.model.changes import ChangeMix
 from harness.model.tomlfile import Locator as _Locator
 from harness.model.tomlfile import parse, read_text
 
@@ -114,7 +115,13 @@ def load(path: Path) -> Scenario:
         verify_custom(expect, "[expect]")
     except CheckKindError as exc:
         raise fail(str(exc), where.table("expect")) from exc
-    workload = build(Workload, shape.workload, "workload")
+    workload_values = dict(shape.workload)
+    if isinstance(workload_values.get("changes"), dict):  # [workload.changes], or changes = {...}
+        changes = dict(workload_values["changes"])
+        if isinstance(changes.get("transaction_size"), list):
+            changes["transaction_size"] = tuple(changes["transaction_size"])
+        workload_values["changes"] = build(ChangeMix, changes, "workload.changes")
+    workload = build(Workload, workload_values, "workload")
     steps = [_step(n, raw, where, fail) for n, raw in enumerate(shape.steps)]
     head = dict(shape.incident)
     if isinstance(head.get("catches"), list):
@@ -126,7 +133,10 @@ def load(path: Path) -> Scenario:
                      "incident").validate()
     except ScenarioError as exc:
         line = None
-        if exc.field_name:
+        if exc.field_name and exc.field_name.startswith("changes."):
+            line = where.key(exc.field_name.split(".", 1)[1], table="workload.changes") or \
+                where.key("changes", table="workload")
+        elif exc.field_name:
             line = where.key(exc.field_name, step=exc.step) if exc.step is not None else \
                 where.key(exc.field_name, table="knobs")
         raise IncidentError(f"{path}:{line or '?'}: {exc}") from exc
@@ -172,7 +182,8 @@ def _reproduction(table: _ReproductionTable | None, where: _Locator, fail: Any) 
 # -- writing ----------------------------------------------------------------------------------------
 def _table(values: dict[str, Any]) -> dict[str, Any]:
     """TOML has no null: a value left at None is left out (None is then its default); tuples are arrays."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items() if v is not None}
+    return {k: _table(v) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else v
+            for k, v in values.items() if v is not None}
 
 
 def document(scenario: Scenario) -> dict[str, Any]:

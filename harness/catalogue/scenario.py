@@ -19,7 +19,8 @@ from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.model.capabilities import Need
-from harness.model.expect import LONGEST_S, Count, Expect, Window
+from harness.model.changes import ChangeMix
+from harness.model.expect import CHANGE_FIELDS, LONGEST_S, Count, Expect, Window
 from harness.model.knobs import KNOBS, knob_problem
 from harness.model.profiles import PROFILES
 
@@ -81,8 +82,8 @@ from harness.steps.redis_faults import (  # noqa: E402
 from harness.steps.redis_protocol import RedisCommandError  # noqa: E402
 from harness.steps.source import HeldTransaction  # noqa: E402
 
-__all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "Checkpoint", "ClockDrift", "ClockJump", "CrashLosingUnsynced",
-           "DiskFull", "Expect", "Export", "ExportBurst", "FileError", "FreezeExporter", "HeldTransaction",
+__all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "ChangeMix", "Checkpoint", "ClockDrift", "ClockJump",
+           "CrashLosingUnsynced", "DiskFull", "Expect", "Export", "ExportBurst", "FileError", "FreezeExporter", "HeldTransaction",
            "KafkaAddPartitions", "KafkaProduceError", "KafkaRequestFault", "KafkaQuota", "KafkaTopicSetting",
            "KillExporter", "LinkDown", "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable",
            "PostgresLoginRefused", "PostgresReadOnly", "PostgresStatementError", "PostgresStatementTimeout",
@@ -137,6 +138,9 @@ class Workload:
     # How each chunk is written: one multi-row INSERT, an INSERT per row (each its own
     # transaction), or a COPY in one transaction (rows that share one commit and WAL position).
     write: Literal["single", "multi", "copy"] = "multi"
+    # Changes beside the records: updates, deletes, key changes and transactions on rows of their
+    # own, judged version by version (harness.judge.histories). None: inserts only.
+    changes: ChangeMix | None = None
 
 
 @dataclass(frozen=True, config=STRICT)
@@ -198,6 +202,10 @@ class Scenario:
         if self.workload.profile not in PROFILES:
             raise ScenarioError(f"scenario {self.name!r}: workload.profile {self.workload.profile!r} is not a payload "
                                 f"profile; profiles: {', '.join(sorted(PROFILES))}", "profile")
+        changes = self.workload.changes
+        if changes is not None and (mix_problem := changes.problem()) is not None:
+            raise ScenarioError(f"scenario {self.name!r}: workload.changes.{mix_problem[0]}: {mix_problem[1]}",
+                                f"changes.{mix_problem[0]}")
         self._refuse_trivial()
         for n, step in enumerate(self.steps):
             check_step(step, f"scenario {self.name!r}: step {n + 1} ({type(step.do).__name__})", n)  # counted from 1
@@ -211,14 +219,16 @@ class Scenario:
         it says it means it (``allow_trivial``)."""
         if self.allow_trivial:
             return
-        writes = self.workload.records or self.workload.meet_faults or any(
+        writes = self.workload.records or self.workload.meet_faults or self.workload.changes or any(
             type(s.do).role == "load" or isinstance(s.do, Write) for s in self.steps)
         if not writes:
             raise ScenarioError(f"scenario {self.name!r}: workload.records is 0 and nothing else writes: no record "
                                 "can be lost, so it cannot fail (set allow_trivial = true if that is the point)",
                                 "records")
         expect = self.expect
-        if not any(value is True for value in dataclass_asdict(expect).values()) and not any(expect.custom.values()):
+        judging = {name: value for name, value in dataclass_asdict(expect).items()
+                   if self.workload.changes is not None or name not in CHANGE_FIELDS}
+        if not any(value is True for value in judging.values()) and not any(expect.custom.values()):
             raise ScenarioError(f"scenario {self.name!r}: every check in [expect] is off, so it cannot fail "
                                 "(set allow_trivial = true if that is the point)", "no_loss")
 
@@ -229,7 +239,8 @@ class Scenario:
 
 
 def _models() -> dict[str, type]:
-    return {cls.__name__: cls for cls in (*registered().values(), Step, Workload, Expect, Reproduction, Scenario)}
+    return {cls.__name__: cls for cls in (*registered().values(), Step, Workload, ChangeMix, Expect, Reproduction,
+                                          Scenario)}
 
 
 def error_field(exc: ValidationError) -> str:

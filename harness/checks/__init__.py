@@ -28,4 +28,4 @@ __all__ = ["Capability", "CheckKind", "CheckKindError", "Evidence", "check_kind"
            "registered_checks", "verify", "verify_custom"]
 
 # The built-in checks register themselves on import, in the order reports list them.
-from harness.checks import lifecycle, records, metrics, pauses, actions, reaches  # noqa: E402,F401,I001
+from harness.checks import lifecycle, records, changes, metrics, pauses, actions, reaches  # noqa: E402,F401,I001

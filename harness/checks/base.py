@@ -26,6 +26,7 @@ from harness.report.journal import Check, Observations, ProcessEvidence
 from harness.report.result import CheckpointPoint, MetricsSnapshot, Resources, SteadyState
 
 if TYPE_CHECKING:
+    from harness.judge.histories import HistoryJudgement
     from harness.judge.reconcile import Reconciliation
     from harness.model.expect import Expect
     from harness.report.resources import Trend
@@ -81,6 +82,7 @@ class Evidence:
     appended_between: Callable[[float, float], list[int]] | None = None
     pause_in_flight_max: int = 0  # records a target may still move after acknowledging a pause
     paused_statements: tuple[str, ...] = ()  # statements it may run on the source while paused (a lag poll)
+    changes: HistoryJudgement | None = None  # the change workload judged per row (None: none was written)
 
 
 class CheckKind:

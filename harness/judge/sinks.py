@@ -34,6 +34,7 @@ class SinkRecord(msgspec.Struct, gc=False):
     ts: float | None = None  # when the sink took it (Kafka's message timestamp), epoch seconds
     stream: str = ""  # the ordered sequence it sits in (a partition, a file): order is judged per stream
     position: int = -1  # its offset or line in the stream
+    op: str = ""  # the operation letter of a change event (the target's [record] op), "" for a plain row
 
     @property
     def location(self) -> str:
@@ -56,9 +57,9 @@ def _parse(raw: bytes, where: str, encoding: str = "utf-8", ts: float | None = N
            stream: str = "", position: int = -1) -> SinkRecord:
     try:
         data = json.loads(raw.decode(encoding))
-        payload = data.get("payload")
+        payload, op = data.get("payload"), data.get("op")
         return SinkRecord(int(data["id"]), payload if isinstance(payload, str) else None, raw, where, ts, stream,
-                          position)
+                          position, op if isinstance(op, str) else "")
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return SinkRecord(None, None, raw, where, ts, stream, position)  # unexpected shape: the reconciler reports it
 
@@ -165,7 +166,7 @@ def _decoder(fmt: RecordFormat | None) -> Callable[[bytes], SinkRecord]:
 
     def decode(raw: bytes) -> SinkRecord:
         fields = fmt.fields(raw)
-        return _SKIP if isinstance(fields, NotARecord) else SinkRecord(fields[0], fields[1])
+        return _SKIP if isinstance(fields, NotARecord) else SinkRecord(fields[0], fields[1], op=fields[2])
 
     return decode
 

@@ -43,6 +43,18 @@ class Expect:
     # At-least-once allows redeliveries, but a bounded number: more than this fails ``duplicates``
     # (None: not judged, still counted per fault window).
     max_duplicates: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
+    # A change workload, judged per row (harness.judge.histories; on only when changes are written):
+    changes_delivered: bool = True  # every committed version and delete reached the sink, intact
+    change_order: bool = True  # versions of a row reach each stream in commit order
+    deletes_hold: bool = True  # a deleted row ends deleted downstream, never brought back
+    key_changes_whole: bool = True  # a primary-key change arrives whole or not at all
+    transactions_whole: bool = True  # a transaction's changes arrive all or none
+    converges: bool = True  # the sink folded per row equals the source's final state
     # A team's own checks' settings (``expect_field`` names a key here); an unknown key is refused.
     custom: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,100}$")],
                  bool | Annotated[float, Field(ge=0, le=1e12)]] = field(default_factory=dict)
+
+
+# The fields of the change checks: they judge only a change workload's changes.
+CHANGE_FIELDS = frozenset({"changes_delivered", "change_order", "deletes_hold", "key_changes_whole",
+                           "transactions_whole", "converges"})

@@ -20,6 +20,7 @@ KNOBS = {
     "max_record_bytes": "the largest record the sink is sent",
     "disk_usage_threshold": "disk use above which export jobs are refused",
     "quota_jobs_per_hour": "export jobs a user may submit an hour",
+    "source_mode": "what the pipeline reads from the source: rows (inserts) or changes (a change log)",
 }
 
 
@@ -36,6 +37,7 @@ KNOB_VALUES: dict[str, tuple[type, float, float] | tuple[str, ...]] = {
     "max_record_bytes": (int, 1, 2**31 - 1),
     "disk_usage_threshold": (float, 0.0, 1.0),
     "quota_jobs_per_hour": (int, 0, 1_000_000),
+    "source_mode": ("rows", "changes"),
 }
 
 

@@ -40,27 +40,54 @@ class RecordFormat:
     payload_encoding: Literal["text", "base64"] = "text"
     # A message whose value at this path is null or absent carries no row: not a record (empty: none such).
     row: Annotated[str, Field(max_length=200)] = ""
+    # Change events (a change workload): where the operation sits ("" : every message is an insert),
+    # which values mean an insert, an update and a delete, and where a delete names its row (a
+    # delete carries no after image: Debezium's "before.id"; "" : the id path).
+    op: Annotated[str, Field(max_length=200, pattern=rf"^({_NAME}(\.{_NAME})*)?$")] = ""
+    inserts: tuple[Annotated[str, Field(min_length=1, max_length=20)], ...] = ("c", "r")
+    updates: tuple[Annotated[str, Field(min_length=1, max_length=20)], ...] = ("u",)
+    deletes: tuple[Annotated[str, Field(min_length=1, max_length=20)], ...] = ("d",)
+    delete_id: Annotated[str, Field(max_length=200, pattern=rf"^({_NAME}(\.{_NAME})*)?$")] = ""
 
     @property
     def plain(self) -> bool:
-        """The bundled exporter's own shape, which the sink reader decodes on its fast path."""
-        return self == RecordFormat()
+        """The bundled exporter's own shape, which the sink reader decodes on its fast path (its
+        change mode adds a top-level "op" with the default letters, which that path reads too)."""
+        return self in (RecordFormat(), RecordFormat(op="op"))
 
-    def fields(self, raw: bytes) -> tuple[int | None, str | bytes | None] | NotARecord:
-        """(record id, payload) of one message; (None, None) when it is not of this shape (the
-        reconciler reports it as unexpected), NOT_A_RECORD when it carries no row."""
+    def problem(self) -> tuple[str, str] | None:
+        """(field, what is wrong) across fields: one letter meaning two operations."""
+        letters = [*self.inserts, *self.updates, *self.deletes]
+        twice = sorted({x for x in letters if letters.count(x) > 1})
+        return ("deletes", f"{twice[0]!r} is given for two operations") if twice else None
+
+    def operation(self, letter: str) -> str:
+        """A message's operation as the judge names it: insert, update, delete, or "" (unknown)."""
+        if not letter:
+            return "insert"  # no operation field: a message is a row
+        return ("insert" if letter in self.inserts else "update" if letter in self.updates
+                else "delete" if letter in self.deletes else "")
+
+    def fields(self, raw: bytes) -> tuple[int | None, str | bytes | None, str] | NotARecord:
+        """(record id, payload, operation letter) of one message; (None, None, "") when it is not
+        of this shape (the reconciler reports it as unexpected), NOT_A_RECORD when it carries no
+        row (a tombstone; a delete, unless the format names where operations sit)."""
         if not raw:
-            return NOT_A_RECORD if self.row else (None, None)  # a tombstone
+            return NOT_A_RECORD if self.row or self.op else (None, None, "")  # a tombstone
         try:
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
-            return None, None
+            return None, None, ""
+        letter = _walk(data, self.op) if self.op else ""
+        letter = letter if isinstance(letter, str) else ""
+        if self.op and letter in self.deletes:
+            return _whole(_walk(data, self.delete_id or self.id)), None, letter
         if self.row and _walk(data, self.row) is None:
             return NOT_A_RECORD
-        record_id = _walk(data, self.id)
-        if not isinstance(record_id, int) or isinstance(record_id, bool):
-            return None, None
-        return record_id, self._payload(_walk(data, self.payload))
+        record_id = _whole(_walk(data, self.id))
+        if record_id is None:
+            return None, None, ""
+        return record_id, self._payload(_walk(data, self.payload)), letter
 
     def _payload(self, value: object) -> str | bytes | None:
         if not isinstance(value, str):
@@ -73,6 +100,10 @@ class RecordFormat:
             return None
 
 
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _walk(data: object, path: str) -> object:
     for part in path.split("."):
         if not isinstance(data, dict):
@@ -81,4 +112,4 @@ def _walk(data: object, path: str) -> object:
     return data
 
 
-Fields = Callable[[bytes], "tuple[int | None, str | bytes | None] | NotARecord"]
+Fields = Callable[[bytes], "tuple[int | None, str | bytes | None, str] | NotARecord"]

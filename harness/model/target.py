@@ -31,7 +31,8 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from harness.errors import HarnessError
 from harness.model.capabilities import Need, NeedKind
-from harness.model.knobs import KNOBS
+from harness.model.changes import TargetChanges
+from harness.model.knobs import KNOBS, knob_problem
 from harness.model.log_format import LogFormat
 from harness.model.record_format import RecordFormat
 from harness.model.tomlfile import Locator, parse, read_text
@@ -99,6 +100,9 @@ class TargetDefinition:
     paused_statements: tuple[Annotated[str, Field(min_length=1, max_length=200)], ...] = ()
     # How a record sits in a sink message (harness.model.record_format); the default is the bundled one's.
     record: RecordFormat = field(default_factory=RecordFormat)
+    # What it carries of a change workload (harness.model.changes): operations, every version or
+    # the latest state, the knobs of its change mode. None: inserts only.
+    changes: TargetChanges | None = None
     # How its log is read (harness.model.log_format): JSON lines (the bundled one's) or a log4j-style pattern.
     log: LogFormat = field(default_factory=LogFormat)
     # The servers the pipeline goes through: a step on a server it does not use is skipped (a
@@ -141,9 +145,22 @@ class TargetDefinition:
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         if isinstance(data.get("record"), dict):
-            data["record"] = _subtable(RecordFormat, "record", data["record"], path, where)
+            record = dict(data["record"])
+            for key in ("inserts", "updates", "deletes"):
+                if isinstance(record.get(key), list):
+                    record[key] = tuple(record[key])
+            data["record"] = _subtable(RecordFormat, "record", record, path, where)
         if isinstance(data.get("log"), dict):
             data["log"] = _subtable(LogFormat, "log", data["log"], path, where)
+        if isinstance(data.get("changes"), dict):
+            changes = dict(data["changes"])
+            for key in ("operations", "prepare_sql"):
+                if isinstance(changes.get(key), list):
+                    changes[key] = tuple(changes[key])
+            data["changes"] = _subtable(TargetChanges, "changes", changes, path, where)
+        if isinstance(data.get("record"), RecordFormat) and (problem := data["record"].problem()) is not None:
+            raise TargetError(f"{path}:{where.key(problem[0], table='record') or where.table('record') or '?'}: "
+                              f"record.{problem[0]}: {problem[1]}")
         try:
             target = cls(**data)
         except ValidationError as exc:
@@ -168,6 +185,7 @@ class TargetDefinition:
         if unknown:
             raise TargetError(f"{path}:{where.key(unknown[0], table='knobs') or '?'}: knobs.{unknown[0]}: not a knob "
                               f"Faultline knows; knobs: {', '.join(KNOBS)}")
+        _check_changes(target, path, where)
         return target
 
     def templated(self) -> list[tuple[str, str]]:
@@ -176,7 +194,19 @@ class TargetDefinition:
                 *((f"env.{k}", v) for k, v in self.env.items()), *((f"sinks.{k}", v) for k, v in self.sinks.items()),
                 *((f"files.{k}", v) for k, v in self.files.items()),
                 *((f"prepare_sql.{n}", v) for n, v in enumerate(self.prepare_sql)),
-                *((f"cleanup_sql.{n}", v) for n, v in enumerate(self.cleanup_sql))]
+                *((f"cleanup_sql.{n}", v) for n, v in enumerate(self.cleanup_sql)),
+                *((f"changes.prepare_sql.{n}", v) for n, v in enumerate(self.changes.prepare_sql if self.changes
+                                                                        else ()))]
+
+    def cannot_carry(self, operations: frozenset[str]) -> str | None:
+        """Why a change workload of these operations does not fit this target, or None."""
+        if self.changes is None:
+            return f"target {self.name} carries inserts only (no [changes] in its definition)"
+        missing = self.changes.missing(operations)
+        if missing:
+            return (f"target {self.name} does not carry {', '.join(missing)} (its [changes] operations: "
+                    f"{', '.join(self.changes.operations)})")
+        return None
 
     def has_sink(self, name: str) -> bool:
         return name in self.sinks
@@ -255,7 +285,25 @@ def _extended(data: dict[str, Any], path: Path, where: Locator) -> dict[str, Any
     return {**base, **data}
 
 
-_Format = TypeVar("_Format", RecordFormat, LogFormat)
+def _check_changes(target: TargetDefinition, path: Path, where: Locator) -> None:
+    """A [changes] table that the rest of the definition can honour: updates and deletes need an
+    operation in [record]; its knobs must be the target's."""
+    changes = target.changes
+    if changes is None:
+        return
+    if set(changes.operations) - {"insert"} and not target.record.op:
+        raise TargetError(f"{path}:{where.key('operations', table='changes') or '?'}: changes.operations: "
+                          f"{', '.join(changes.operations)} need [record] op (where a message says its operation)")
+    unknown = sorted(set(changes.knobs) - set(target.knobs))
+    if unknown:
+        raise TargetError(f"{path}:{where.table('changes') or '?'}: changes.knobs.{unknown[0]}: not in this "
+                          f"target's [knobs] ({', '.join(target.knobs) or 'none'})")
+    for name, value in changes.knobs.items():
+        if (problem := knob_problem(name, value)) is not None:
+            raise TargetError(f"{path}:{where.table('changes') or '?'}: changes.knobs.{name} {problem}")
+
+
+_Format = TypeVar("_Format", RecordFormat, LogFormat, TargetChanges)
 
 
 def _subtable(format_class: type[_Format], table: str, data: dict[str, Any], path: Path, where: Locator) -> _Format:

@@ -32,14 +32,14 @@ class Interrupted(HarnessError):
 @dataclass(frozen=True)
 class Event:
     at: float  # seconds after the timeline starts
-    kind: Literal["write", "apply", "remove"]
-    count: int = 0  # writes: how many records
+    kind: Literal["write", "change", "apply", "remove"]
+    count: int = 0  # writes: how many records; changes: how many changes
     step: Step | None = None  # apply and remove: which step
 
 
 # The servers the sink read of _measure_in_flight goes to: none is measured while one is down.
 SINK_READS = frozenset({"kafka", "redis"})
-_ORDER = {"apply": 0, "write": 1, "remove": 2}  # at one instant: a fault first, then data meets it
+_ORDER = {"apply": 0, "write": 1, "change": 1, "remove": 2}  # at one instant: a fault first, then data meets it
 
 
 def plan(scenario: Scenario, already_written: int) -> tuple[list[Event], float]:
@@ -52,6 +52,7 @@ def plan(scenario: Scenario, already_written: int) -> tuple[list[Event], float]:
     chunk = scenario.workload.chunk
     chunks = -(-remaining // chunk) if remaining > 0 else 0
     events = [Event(end * i / chunks, "write", min(chunk, remaining - i * chunk)) for i in range(chunks)]
+    events += _change_events(scenario, end)
     for step in steps:
         events.append(Event(step.at, "apply", step=step))
         if is_fault(step) and scenario.workload.meet_faults:
@@ -62,6 +63,21 @@ def plan(scenario: Scenario, already_written: int) -> tuple[list[Event], float]:
     return events, end
 
 
+def _change_events(scenario: Scenario, end: float) -> list[Event]:
+    """The change workload's share for the during phase, in chunks spread evenly over it (the
+    before phase wrote its ``before_fraction``), and a chunk after each fault when records meet
+    faults too."""
+    mix = scenario.workload.changes
+    if mix is None:
+        return []
+    remaining = mix.count - int(mix.count * scenario.workload.before_fraction)
+    chunks = -(-remaining // mix.chunk) if remaining > 0 else 0
+    events = [Event(end * i / chunks, "change", min(mix.chunk, remaining - i * mix.chunk)) for i in range(chunks)]
+    if scenario.workload.meet_faults:
+        events += [Event(s.at, "change", mix.chunk) for s in scenario.steps if s.phase == "during" and is_fault(s)]
+    return events
+
+
 def _next_steps(events: list[Event]) -> list[float | None]:
     """For each event, when the next step after it is due (writes are not steps); one pass from
     the end: a week's soak has a hundred thousand events."""
@@ -69,7 +85,7 @@ def _next_steps(events: list[Event]) -> list[float | None]:
     upcoming: float | None = None
     for n in range(len(events) - 1, -1, -1):
         due[n] = upcoming
-        if events[n].kind != "write":
+        if events[n].kind not in ("write", "change"):
             upcoming = events[n].at if upcoming is None else min(upcoming, events[n].at)
     return due
 
@@ -101,6 +117,7 @@ class Player:
         exporter = run.live_exporter()
         healthy = exporter.get(run.target.ready_path, timeout=5).status_code == 200
         run.write(int(run.scenario.workload.records * run.scenario.workload.before_fraction))
+        run.write_changes(run.change_count(run.scenario.workload.before_fraction))
         expected = len(run.ledger.ids("ok"))
         progress = SinkProgress(run.stack, exporter.sink("kafka_topic"), run.target.record)
 
@@ -137,6 +154,8 @@ class Player:
                 self.run.next_event_due = None if upcoming is None else start + upcoming
                 if event.kind == "write":
                     self.run.write(event.count)
+                elif event.kind == "change":
+                    self.run.write_changes(event.count)
                 elif event.step is not None and event.kind == "apply" and self._runs_beside(event.step):
                     self._waiting.append((event.step, self._beside.submit(self.apply, event.step)))
                 elif event.step is not None and event.kind == "apply":

@@ -20,6 +20,7 @@ from harness.errors import HarnessError
 from harness.infra.faultyfs.mount import FaultyMount
 from harness.infra.proxies.base import ProtocolProxy
 from harness.infra.stack import Stack
+from harness.judge.changelog import Delivers, outstanding, split_changes
 from harness.judge.ledger import Ledger, content_hash
 from harness.judge.reconcile import BufferEvidence
 from harness.judge.sinks import DeadLetterRecord, SinkRecord, read_dead_letters, read_lines, read_topic
@@ -27,6 +28,7 @@ from harness.model.profiles import payloads
 from harness.model.target import TargetDefinition
 from harness.report.journal import Observations, ProcessEvidence
 from harness.report.result import ScenarioResult
+from harness.rig.changes import ChangeWriter
 from harness.rig.exporter_process import ExporterProcess, RunContext
 from harness.rig.load import LoadRun
 from harness.rig.tap import BufferTap
@@ -52,6 +54,10 @@ class Run:
         self.ctx = RunContext(stack, f"s_{scenario.name}_{uuid.uuid4().hex[:6]}",
                               fresh_directory(workdir / scenario.name))
         self.writer = SourceWriter(stack, self.ctx.source_table, write=scenario.workload.write)
+        mix = scenario.workload.changes
+        self.changes = None if mix is None else ChangeWriter(
+            stack.postgres_dsn(proxied=False), self.ctx.source_table, mix, seed=scenario.workload.seed,
+            size=scenario.workload.size, key_prefix=scenario.name)
         self.ledger = Ledger()
         self.result = ScenarioResult(scenario.name, scenario.description, scenario.incident)
         self.observed = Observations()  # what steps measured, for the registered checks to judge
@@ -140,6 +146,8 @@ class Run:
                                    f"with wal_level={level}; start it with logical replication (the local and "
                                    "docker backends do when the target asks; an external server must be set so)")
         self._admin_sql(self.target.prepare_sql, "prepare_sql")
+        if self.changes is not None and self.target.changes is not None:
+            self._admin_sql(self.target.changes.prepare_sql, "[changes] prepare_sql")
 
     def cleanup_source(self) -> None:
         """The target's cleanup (its replication slot: a slot left behind holds WAL forever)."""
@@ -191,6 +199,27 @@ class Run:
             self.record_writes(self.writer.insert(self.next_rows(n)), at)
             done += n
 
+    def write_changes(self, count: int) -> None:
+        """The change workload's next ``count`` changes (none without one)."""
+        if self.changes is not None and count > 0:
+            self.changes.write(count)
+
+    @property
+    def delivers(self) -> Delivers:
+        """What the target owes of a change workload: every version, or each row's latest state."""
+        return self.target.changes.delivers if self.target.changes is not None else "every_version"
+
+    def changes_owed(self, sink: list[SinkRecord]) -> int:
+        """Committed changes the sink has not shown yet (0 without a change workload)."""
+        if self.changes is None:
+            return 0
+        _plain, events = split_changes(sink, self.target.record, self.changes.log)
+        return outstanding(self.changes.log, events, self.delivers)
+
+    def change_count(self, share: float) -> int:
+        mix = self.scenario.workload.changes
+        return 0 if mix is None else int(mix.count * share)
+
     def record_writes(self, inserted: list[Any], at: float, began: int | None = None) -> None:
         """Writes just acknowledged. ``began``: the ledger tick taken when they began, for writes
         that stayed open while others committed (a held transaction); None: they began just now."""
@@ -210,6 +239,8 @@ class Run:
         """A write whose connection broke may or may not have committed: ask the source (healed by
         now). In it: it must be delivered. Not in it: it never happened. Unreachable: it stays
         indeterminate (neither its absence nor its presence in a sink is a violation)."""
+        if self.changes is not None:
+            self.changes.resolve()
         if not self._unknown:
             return
         try:

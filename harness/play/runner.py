@@ -99,8 +99,13 @@ class ScenarioRunner:
             reasons.append(idle[0])
         if (why := run.target.cannot_run(self.scenario.sink, self.scenario.expect.dead_lettered_at_least > 0)):
             reasons.append(why)
+        mix = self.scenario.workload.changes
+        if mix is not None and (why := run.target.cannot_carry(mix.operations)):
+            reasons.append(f"{why}: scenario {self.scenario.name} writes {', '.join(sorted(mix.operations))}")
+        change_knobs = run.target.changes.knobs if mix is not None and run.target.changes is not None else {}
         try:
-            run.env = {**run.target.knob_env(scenario_knobs(self.scenario.sink, self.scenario.knobs)),
+            run.env = {**run.target.knob_env({**change_knobs, **scenario_knobs(self.scenario.sink,
+                                                                               self.scenario.knobs)}),
                        **self.scenario.exporter_env, **self.extra_env}
         except KnobMissing as exc:
             reasons.append(f"{exc}: scenario {self.scenario.name} cannot run against it")
@@ -111,6 +116,8 @@ class ScenarioRunner:
         run.stack.reset()
         run.ctx.workdir.mkdir(parents=True, exist_ok=True)
         run.writer.create()
+        if run.changes is not None:
+            run.changes.create()
         self.player.prepare()
         sinks = run.target.sinks
         buffered = run.target.has_sink("buffer_stream")  # a connector writing the sink directly has no buffer

@@ -16,13 +16,16 @@ from harness.checks import Capability, Evidence, judge_all
 from harness.checks.base import MetricsEvidence, ProcessEvidence, RecoveryEvidence, ResourceEvidence
 from harness.infra.waiting import WaitTimeout, wait_for
 from harness.judge.anomalies import duplicates_by_window
+from harness.judge.changelog import split_changes
+from harness.judge.histories import HistoryJudgement, judge_histories
 from harness.judge.reconcile import LOST, VIOLATIONS, Reconciliation, reconcile
 from harness.judge.sinks import DeadLetterRecord, SinkRecord
 from harness.judge.story import loss_story
 from harness.play.letter_offers import verify_dead_letters
 from harness.play.run import Run
 from harness.report.resources import MIN_SAMPLES, ResourceMonitor
-from harness.report.result import LedgerSummary, LossStory, MetricsSnapshot, Resources
+from harness.report.result import ChangeSummary, LedgerSummary, LossStory, MetricsSnapshot, Resources
+from harness.rig.changes import ChangeWriter
 from harness.rig.exporter_process import ExporterProcess, MetricsUnavailable
 from harness.rig.timeline import Sampler, deliveries
 from harness.steps.pause_watch import end_open_pauses
@@ -70,7 +73,8 @@ def drain(run: Run, healed_at: float) -> tuple[SinkContents, RecoveryEvidence]:
 
     def accounted() -> bool:
         seen.sink, seen.letters, ids = run.settled(exporter)
-        if ok_ids <= ids:
+        owed = run.changes_owed(seen.sink)  # committed changes not shown yet (a change workload's)
+        if ok_ids <= ids and not owed:
             return True
         count = len(seen.sink) + len(seen.letters)
         if count != quiet["count"]:
@@ -78,7 +82,7 @@ def drain(run: Run, healed_at: float) -> tuple[SinkContents, RecoveryEvidence]:
         quiet_for = time.monotonic() - quiet["since"]
         if quiet_for <= QUIET_S or not run.buffer_idle():
             return False
-        if quiet_for <= QUIET_UNREAD_S and run.never_buffered(ok_ids):
+        if quiet_for <= QUIET_UNREAD_S and (owed or run.never_buffered(ok_ids)):
             # Rows never read may still come: a reader backing off after a source error (slower
             # still under a clock fault) leaves the buffer empty and the sinks quiet meanwhile.
             return False
@@ -111,7 +115,8 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
     letters = [x for x in seen.letters if x.stage != job_stage]
     letter_check = verify_dead_letters(run, letters)
     log = exporter.log_records()  # read once: the metrics, the loss story and the excerpt all use it
-    outcome = reconcile(run.ledger, seen.sink, letters, run.buffer_evidence(), misrouted=letter_check.misrouted)
+    plain, histories = judge_changes(run, seen.sink)
+    outcome = reconcile(run.ledger, plain, letters, run.buffer_evidence(), misrouted=letter_check.misrouted)
     ledger = run.result.ledger = ledger_summary(run, outcome)
     ledger.duplicates_by_window = duplicates_by_window(outcome.redeliveries, run.result.steps, run.wall_start)
     run.result.violation_ids = {cls: sorted(ids) for cls, ids in outcome.classes.items() if cls in VIOLATIONS and ids}
@@ -124,11 +129,31 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
         duplicates_by_window=ledger.duplicates_by_window, metrics=read_metrics(run, exporter, seen, log),
         checkpoints=run.result.checkpoints, resources=read_resources(run, monitor), observed=run.observed,
         appended_between=run.tap.appended_between if run.tap is not None else None,
-        pause_in_flight_max=run.target.pause_in_flight_max, paused_statements=run.target.paused_statements)
+        pause_in_flight_max=run.target.pause_in_flight_max, paused_statements=run.target.paused_statements,
+        changes=histories)
     run.result.checks += judge_all(evidence)
     run.result.loss_story = first_loss_story(run, outcome, log)
     run.result.log_excerpt = excerpt_of(log)
     run.result.log_kinds = log_kinds(log, run.result.names)
+
+
+def judge_changes(run: Run, sink: list[SinkRecord]) -> tuple[list[SinkRecord], HistoryJudgement | None]:
+    """The sink parted into plain records and change events, the latter judged per row against
+    the change log (None without a change workload)."""
+    if run.changes is None:
+        return sink, None
+    log = run.changes.log
+    plain, events = split_changes(sink, run.target.record, log)
+    result = judge_histories(log, events, run.delivers)
+    run.result.changes = change_summary(result, run.changes)
+    return plain, result
+
+
+def change_summary(judged: HistoryJudgement, writer: ChangeWriter) -> ChangeSummary:
+    return ChangeSummary(judged.ok, judged.delivers, writer.written, dict(writer.outcomes), judged.committed,
+                         judged.rows, judged.transactions, judged.key_changes, judged.deletes, judged.duplicates,
+                         judged.uncertain, dict(sorted(judged.counts.items())), judged.samples,
+                         judged.unexpected_samples, writer.resolve_error)
 
 
 def first_loss_story(run: Run, outcome: Reconciliation, log: list[dict]) -> LossStory | None:

@@ -2,7 +2,7 @@
 exporter's counters, the charted series, Locust's statistics and the exporter's resources.
 
 These dataclasses are the one shape the CLI, report.json, junit.xml, summary.md, report.html
-and ``faultline compare`` read. report.json is them serialised under ``schema: 1``
+and ``faultline compare`` read. report.json is them serialised under ``schema: 2``
 (ARCHITECTURE.md, "report.json"); reading one back validates it against the same types, so a
 file from another version or a hand-edited one is refused with the field that is wrong instead
 of half-drawn.
@@ -22,7 +22,8 @@ from harness.inputs import JSON_LIMIT, load_json, read_text
 from harness.report.journal import Check, StepRecord
 from harness.report.resources import Sample, Trend
 
-SCHEMA = 1
+SCHEMA = 2  # 2: a scenario's ``changes`` (change workloads); schema 1 reports are read too
+READABLE = (1, 2)
 
 
 class Verdict(enum.StrEnum):
@@ -151,6 +152,28 @@ class SteadyState:
 
 
 @dataclass
+class ChangeSummary:
+    """The change workload judged per row (harness.judge.histories), summarised: counts exact,
+    and for each anomaly class the first rows' histories on both sides."""
+
+    ok: bool = True
+    delivers: Literal["every_version", "latest_state"] = "every_version"
+    written: int = 0  # changes attempted
+    writes: dict[str, int] = field(default_factory=dict)  # outcome -> changes (ok, failed, indeterminate)
+    committed: int = 0
+    rows: int = 0
+    transactions: int = 0  # committed transactions of more than one change
+    key_changes: int = 0
+    deletes: int = 0
+    duplicates: int = 0
+    uncertain: int = 0  # changes whose commit outcome stayed unknown
+    counts: dict[str, int] = field(default_factory=dict)  # anomaly class -> how many
+    samples: dict[str, list[str]] = field(default_factory=dict)  # class -> "row 17: source v1 v2; sink v2 v1"
+    unexpected_samples: list[str] = field(default_factory=list)
+    resolve_error: str | None = None
+
+
+@dataclass
 class LossStory:
     """How the first lost record was lost, in the run's own clock (harness.judge.story)."""
 
@@ -197,6 +220,7 @@ class ScenarioResult:
     # way ("2/3"); "" when it was not replayed.
     replayed: str = ""
     loss_story: LossStory | None = None  # told for the first lost record, when records were lost
+    changes: ChangeSummary | None = None  # the change workload judged per row (schema 2; None: none written)
 
     @property
     def rate_said(self) -> str:
@@ -275,7 +299,7 @@ class RunReport:
     verdict: Verdict
     duration_s: float
     scenarios: list[ScenarioResult]
-    schema: Literal[1] = 1
+    schema: Literal[1, 2] = 2  # SCHEMA
     repeat: int = 1
     repeat_consistent: bool = True
     unstable: dict[str, list[str]] = field(default_factory=dict)
@@ -305,8 +329,9 @@ def read_report(path: Path) -> RunReport:
         raise ReportUnreadable(f"{path.parent} holds no report.json; point at a directory a run wrote")
     raw = load_json(text, path, "report", ReportUnreadable)
     found = raw.get("schema") if isinstance(raw, dict) else type(raw).__name__
-    if not isinstance(raw, dict) or type(found) is not int or found != SCHEMA:
-        raise ReportUnreadable(f"{path}: schema {found!r} is not one this version reads (schema {SCHEMA})")
+    if not isinstance(raw, dict) or type(found) is not int or found not in READABLE:
+        raise ReportUnreadable(f"{path}: schema {found!r} is not one this version reads (schemas "
+                               f"{', '.join(map(str, READABLE))})")
     try:
         # Strict, from JSON: "no" is not false and 1.5 is not a count (JSON arrays are tuples, strings enums).
         report = _REPORT.validate_json(text, strict=True)
@@ -351,6 +376,9 @@ def _verdict_of(judged: list[Verdict]) -> Verdict:
 def _audit_scenario(result: ScenarioResult) -> list[str]:
     problems = [f"{name}: {value} is negative" for name, value in (
         ("duration_s", result.duration_s), ("recovery_s", result.recovery_s)) if value is not None and value < 0]
+    if result.changes is not None:
+        problems += [f"changes.counts.{name}: {value} is negative" for name, value in result.changes.counts.items()
+                     if value < 0]
     if result.ledger is not None:
         ledger = result.ledger
         problems += [f"ledger.{name}: {value} is negative" for name, value in (

@@ -16,6 +16,8 @@ from harness import checks
 from harness.checks import CheckKind, CheckKindError, Evidence, check_kind, judge_all, registered_checks, verify
 from harness.checks.base import MetricsEvidence, RecoveryEvidence, ResourceEvidence
 from harness.checks.pauses import delivered_between
+from harness.judge.changelog import DELETE, INSERT, MOVE_IN, MOVE_OUT, UPDATE, ChangeEvents, ChangeLog, version_payload
+from harness.judge.histories import HistoryJudgement, judge_histories
 from harness.judge.ledger import Ledger, content_hash
 from harness.judge.letters import LetterCheck
 from harness.judge.reconcile import reconcile
@@ -50,6 +52,36 @@ def _sink(ids: list[int], payload: Callable[[int], str] = str, stream: str = "ka
 
 def _letter(record_id: int, reason: str) -> DeadLetterRecord:
     return DeadLetterRecord(str(record_id), reason, "", "sink.kafka", str(record_id).encode())
+
+
+def _changes(order: list[int] | None = None, moved: bool = True) -> HistoryJudgement:
+    """A row inserted, updated twice and deleted, another moved to a new key in a transaction
+    with a third's insert; delivered in ``order`` (change numbers; default all, in order)."""
+    log = ChangeLog()
+    payloads: dict[int, bytes] = {}
+
+    def txn(*changes: tuple[int, int]) -> list[int]:
+        t, first, numbers = log.begin(), log.next_number(), []
+        for row, kind in changes:
+            n = log.next_number()
+            payload = None if kind in (DELETE, MOVE_OUT) else version_payload(n, b"x")
+            log.add(row, kind, t, payload)
+            payloads[n] = payload or b""
+            numbers.append(n)
+        log.settle(first, "ok")
+        return numbers
+
+    txn((1, INSERT)), txn((1, UPDATE)), txn((1, UPDATE)), txn((2, INSERT)), txn((1, DELETE))
+    out, into, _third = txn((2, MOVE_OUT), (3, MOVE_IN), (4, INSERT))
+    if moved:
+        log.moves[out] = into
+    events = ChangeEvents()
+    for n in order if order is not None else range(len(log)):
+        if log.kinds[n] in (DELETE, MOVE_OUT):
+            events.add_delete(log.rows[n], "kafka:t/0")
+        else:
+            events.add_version(log.rows[n], payloads[n], "kafka:t/0", log)
+    return judge_histories(log, events)
 
 
 def _evidence(**fields: object) -> Evidence:
@@ -103,6 +135,12 @@ FAILING: dict[str, Callable[[], Evidence]] = {
     "dead_lettered": lambda: _evidence(expect=Expect(dead_lettered_at_least=1), outcome=_outcome([1], _sink([1]))),
     "no_unexpected": lambda: _evidence(outcome=_outcome([1], _sink([1, 99]))),
     "key_order": lambda: _evidence(outcome=_outcome([1, 2, 3], _sink([1, 3, 2]))),
+    "changes_delivered": lambda: _evidence(changes=_changes([0, 2, 3, 4, 5, 6, 7])),  # change 1 never came
+    "change_order": lambda: _evidence(changes=_changes([0, 2, 1, 3, 4, 5, 6, 7])),
+    "deletes_hold": lambda: _evidence(changes=_changes([0, 1, 2, 3, 5, 6, 7])),  # row 1's delete never came
+    "key_changes_whole": lambda: _evidence(changes=_changes([0, 1, 2, 3, 4, 6, 7])),  # the old key lives on
+    "transactions_whole": lambda: _evidence(changes=_changes([0, 1, 2, 3, 4, 5, 6])),
+    "converges": lambda: _evidence(changes=_changes([0, 1, 2, 3, 4, 5, 6])),  # row 4 never came
     "duplicates": lambda: _evidence(expect=Expect(max_duplicates=0), outcome=_outcome([1], _sink([1, 1]))),
     "metrics_agree": lambda: _evidence(metrics=MetricsEvidence(MetricsSnapshot(5, 0, 1, 0, 1), None),
                                        sink=_sink([1])),
@@ -134,6 +172,12 @@ HOLDING: dict[str, Callable[[], Evidence]] = {
                                        outcome=_outcome([1], [], [_letter(1, "too_large")])),
     "no_unexpected": lambda: _evidence(outcome=_outcome([1], _sink([1]))),
     "key_order": lambda: _evidence(outcome=_outcome([1, 2, 3], _sink([1, 2, 3]))),
+    "changes_delivered": lambda: _evidence(changes=_changes()),
+    "change_order": lambda: _evidence(changes=_changes()),
+    "deletes_hold": lambda: _evidence(changes=_changes()),
+    "key_changes_whole": lambda: _evidence(changes=_changes()),
+    "transactions_whole": lambda: _evidence(changes=_changes()),
+    "converges": lambda: _evidence(changes=_changes([0, 1, 2, 3, 4, 5, 6, 7, 7])),  # a redelivery changes nothing
     "duplicates": lambda: _evidence(expect=Expect(max_duplicates=1), outcome=_outcome([1], _sink([1, 1]))),
     "metrics_agree": lambda: _evidence(metrics=MetricsEvidence(MetricsSnapshot(1, 0, 1, 0, 1), None),
                                        sink=_sink([1])),

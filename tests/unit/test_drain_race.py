@@ -24,6 +24,9 @@ class _RacingRun:
     def live_exporter(self) -> object:
         return object()
 
+    def changes_owed(self, _sink: list[SinkRecord]) -> int:
+        return 0  # no change workload
+
     def settled(self, _exporter: object) -> tuple[list[SinkRecord], list, set[int]]:
         ids = {1, 2} if self.delivered else {1}
         return [SinkRecord(record_id=i, payload="p") for i in ids], [], ids

@@ -45,7 +45,7 @@ def test_report_json_round_trips_through_the_types(tmp_path: Path) -> None:
     path = tmp_path / "report.json"
     path.write_text(_report().to_json())
     raw = json.loads(path.read_text())
-    assert raw["schema"] == 1 and raw["scenarios"][1]["skipped"] == "the backend cannot mount"
+    assert raw["schema"] == 2 and raw["scenarios"][1]["skipped"] == "the backend cannot mount"
     assert raw["scenarios"][1]["error"] is None  # a skip is not a harness error
     back = read_report(path)
     assert back == _report()
@@ -55,7 +55,7 @@ def test_report_json_round_trips_through_the_types(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda r: r.pop("schema"), "schema None is not one this version reads"),
-    (lambda r: r.update(schema=2), "schema 2 is not one this version reads"),
+    (lambda r: r.update(schema=3), "schema 3 is not one this version reads"),
     (lambda r: r["scenarios"][0].update(verdict="maybe"), "scenarios.0.verdict"),
     (lambda r: r["scenarios"][0]["checks"][0].update(ok="no"), "scenarios.0.checks.0.ok"),
     (lambda r: r["scenarios"][0].update(ledger=[1, 2]), "scenarios.0.ledger"),

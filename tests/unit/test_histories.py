@@ -1,0 +1,191 @@
+"""The judge of histories: each anomaly class found from a hand-made history, and a clean one passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.judge.changelog import (
+    DELETE,
+    INSERT,
+    MOVE_IN,
+    MOVE_OUT,
+    UPDATE,
+    ChangeEvents,
+    ChangeLog,
+    change_number,
+    version_payload,
+)
+from harness.judge.histories import (
+    CHANGE_CORRUPTED,
+    CHANGE_LOST,
+    CHANGE_OUT_OF_ORDER,
+    CHANGE_UNEXPECTED,
+    CLASSES,
+    DELETE_LOST,
+    DIVERGED,
+    KEY_CHANGE_PARTIAL,
+    RESURRECTED,
+    TRANSACTION_PARTIAL,
+    judge_histories,
+)
+
+STREAM = "kafka:t/0"
+
+
+class History:
+    """A source history written as the workload writes it, and a sink to replay it into."""
+
+    def __init__(self) -> None:
+        self.log = ChangeLog()
+        self.payloads: dict[int, bytes] = {}
+
+    def txn(self, *changes: tuple[int, int], outcome: str = "ok") -> list[int]:
+        txn, first, numbers = self.log.begin(), self.log.next_number(), []
+        for row, kind in changes:
+            number = self.log.next_number()
+            payload = None if kind in (DELETE, MOVE_OUT) else version_payload(number, b"x" * 20)
+            self.log.add(row, kind, txn, payload)
+            if payload is not None:
+                self.payloads[number] = payload
+            numbers.append(number)
+        self.log.settle(first, outcome, token=f"t{txn}")
+        return numbers
+
+    def move(self, old: int, new: int) -> list[int]:
+        numbers = self.txn((old, MOVE_OUT), (new, MOVE_IN))
+        self.log.moves[numbers[0]] = numbers[1]
+        return numbers
+
+    def sink(self, numbers: list[int], stream: str = STREAM) -> ChangeEvents:
+        events = ChangeEvents()
+        for n in numbers:
+            row = self.log.rows[n]
+            if self.log.kinds[n] in (DELETE, MOVE_OUT):
+                events.add_delete(row, stream)
+            else:
+                events.add_version(row, self.payloads[n], stream, self.log)
+        return events
+
+
+def _everything(h: History) -> list[int]:
+    return list(range(len(h.log)))
+
+
+def _story(h: History) -> History:
+    h.txn((1, INSERT))
+    h.txn((1, UPDATE))
+    h.txn((2, INSERT), (3, INSERT))
+    h.txn((1, UPDATE))
+    h.txn((2, DELETE))
+    h.move(3, 4)
+    h.txn((4, UPDATE))
+    return h
+
+
+def test_a_clean_delivery_of_every_change_passes_and_counts_what_was_judged() -> None:
+    h = _story(History())
+    result = judge_histories(h.log, h.sink(_everything(h)))
+    assert result.ok, result.violations()
+    assert (result.committed, result.rows, result.transactions, result.key_changes, result.deletes) == (9, 4, 2, 1, 1)
+
+
+def test_redeliveries_are_duplicates_not_violations() -> None:
+    h = _story(History())
+    numbers = _everything(h)
+    result = judge_histories(h.log, h.sink(numbers[:4] + numbers[:4] + numbers[4:]))
+    assert result.ok and result.duplicates == 4
+
+
+def test_an_intermediate_version_missing_is_lost_for_every_version_targets_only() -> None:
+    h = _story(History())
+    numbers = [n for n in _everything(h) if n != 1]  # row 1's first update never arrived
+    lost = judge_histories(h.log, h.sink(numbers))
+    assert lost.count(CHANGE_LOST) == 1 and lost.count(DIVERGED) == 0
+    assert lost.samples[CHANGE_LOST] == ["row 1: source v1 v2 v3; sink v1 v3"]
+    assert judge_histories(h.log, h.sink(numbers), delivers="latest_state").ok
+
+
+def test_an_older_version_after_a_newer_one_is_out_of_order_and_the_sink_ends_stale() -> None:
+    h = History()
+    h.txn((7, INSERT))
+    for _ in range(4):
+        h.txn((7, UPDATE))
+    result = judge_histories(h.log, h.sink([0, 1, 3, 4, 2]))
+    assert result.count(CHANGE_OUT_OF_ORDER) == 1 and result.count(DIVERGED) == 1
+    assert result.samples[DIVERGED] == ["row 7: source v1 v2 v3 v4 v5; sink v1 v2 v4 v5 v3"]
+
+
+def test_a_delete_that_never_arrives_leaves_the_row_alive_downstream() -> None:
+    h = History()
+    h.txn((5, INSERT))
+    h.txn((5, DELETE))
+    result = judge_histories(h.log, h.sink([0]))
+    assert result.count(DELETE_LOST) == 1 and result.count(CHANGE_LOST) == 1
+    assert result.samples[DELETE_LOST] == ["row 5: source v1 del; sink v1"]
+
+
+def test_a_late_version_after_the_delete_resurrects_the_row() -> None:
+    h = History()
+    h.txn((5, INSERT))
+    h.txn((5, UPDATE))
+    h.txn((5, DELETE))
+    result = judge_histories(h.log, h.sink([0, 2, 1]))
+    assert result.count(RESURRECTED) == 1 and result.count(DELETE_LOST) == 0
+    assert result.count(CHANGE_OUT_OF_ORDER) == 1
+
+
+def test_half_a_key_change_is_partial_whichever_half_arrived() -> None:
+    for kept in (0, 1):
+        h = History()
+        h.txn((3, INSERT))
+        out, into = h.move(3, 4)
+        result = judge_histories(h.log, h.sink([0, (out, into)[kept]]))
+        assert result.count(KEY_CHANGE_PARTIAL) == 1, kept
+        assert "moved->4" in result.samples[KEY_CHANGE_PARTIAL][0]
+
+
+def test_a_transaction_seen_in_part_is_its_own_class() -> None:
+    h = History()
+    numbers = h.txn((1, INSERT), (2, INSERT), (3, INSERT))
+    result = judge_histories(h.log, h.sink(numbers[:2]))
+    assert result.count(TRANSACTION_PARTIAL) == 1 and result.count(CHANGE_LOST) == 1
+
+
+def test_failed_changes_are_not_owed_and_delivering_one_is_unexpected() -> None:
+    h = History()
+    h.txn((1, INSERT))
+    rolled_back = h.txn((1, UPDATE), outcome="failed")
+    assert judge_histories(h.log, h.sink([0])).ok
+    result = judge_histories(h.log, h.sink([0] + rolled_back))
+    assert result.count(CHANGE_UNEXPECTED) == 1 and result.count(DIVERGED) == 1
+
+
+def test_changes_of_unknown_outcome_are_judged_neither_way_until_resolved() -> None:
+    h = History()
+    h.txn((1, INSERT))
+    h.txn((1, UPDATE), outcome="indeterminate")
+    assert judge_histories(h.log, h.sink([0])).ok
+    h.log.resolve([2])  # the source says the second transaction committed
+    result = judge_histories(h.log, h.sink([0]))
+    assert result.count(CHANGE_LOST) == 1 and result.count(DIVERGED) == 1
+
+
+def test_corrupted_bytes_and_strange_payloads_are_caught() -> None:
+    h = History()
+    h.txn((1, INSERT))
+    events = ChangeEvents()
+    events.add_version(1, h.payloads[0][:-1] + b"?", STREAM, h.log)
+    events.add_version(1, b"not a change", STREAM, h.log)
+    result = judge_histories(h.log, events)
+    assert result.count(CHANGE_CORRUPTED) == 1 and result.count(CHANGE_UNEXPECTED) == 1
+
+
+@pytest.mark.parametrize("payload,number", [(b"c12:abc", 12), (b"c0:", 0), (b"x12:", None), (b"c:1", None),
+                                            (b"c1x:", None), (b"", None)])
+def test_the_change_number_is_read_from_the_payload(payload: bytes, number: int | None) -> None:
+    assert change_number(payload) == number
+
+
+def test_every_class_has_a_test_here() -> None:
+    source = open(__file__).read()
+    assert all(cls.upper() in source for cls in CLASSES)
