@@ -83,7 +83,8 @@ from harness.steps.redis_protocol import RedisCommandError  # noqa: E402
 from harness.steps.source import HeldTransaction  # noqa: E402
 
 __all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "ChangeMix", "Checkpoint", "ClockDrift", "ClockJump",
-           "CrashLosingUnsynced", "DiskFull", "Expect", "Export", "ExportBurst", "FileError", "FreezeExporter", "HeldTransaction",
+           "CrashLosingUnsynced", "DiskFull", "Expect", "Export", "ExportBurst", "FileError", "FreezeExporter",
+           "HeldTransaction",
            "KafkaAddPartitions", "KafkaProduceError", "KafkaRequestFault", "KafkaQuota", "KafkaTopicSetting",
            "KillExporter", "LinkDown", "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable",
            "PostgresLoginRefused", "PostgresReadOnly", "PostgresStatementError", "PostgresStatementTimeout",
