@@ -21,7 +21,12 @@ KNOBS = {
     "disk_usage_threshold": "disk use above which export jobs are refused",
     "quota_jobs_per_hour": "export jobs a user may submit an hour",
     "source_mode": "what the pipeline reads from the source: rows (inserts) or changes (a change log)",
+    "replica_identity": "the source table's REPLICA IDENTITY (default: a delete's before image holds the key only, "
+                        "an update has none; full: both hold the whole old row): set by the harness, any target",
 }
+
+# Knobs the harness turns itself (on the servers), whatever the target maps: never a target setting.
+HARNESS_KNOBS = frozenset({"replica_identity"})
 
 
 # What a knob's value may be (values are text, as environment variables are): a whole number or a
@@ -38,6 +43,7 @@ KNOB_VALUES: dict[str, tuple[type, float, float] | tuple[str, ...]] = {
     "disk_usage_threshold": (float, 0.0, 1.0),
     "quota_jobs_per_hour": (int, 0, 1_000_000),
     "source_mode": ("rows", "changes"),
+    "replica_identity": ("default", "full"),
 }
 
 

@@ -32,7 +32,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from harness.errors import HarnessError
 from harness.model.capabilities import Need, NeedKind
 from harness.model.changes import TargetChanges
-from harness.model.knobs import KNOBS, knob_problem
+from harness.model.knobs import HARNESS_KNOBS, KNOBS, knob_problem
 from harness.model.log_format import LogFormat
 from harness.model.record_format import RecordFormat
 from harness.model.tomlfile import Locator, parse, read_text
@@ -248,6 +248,7 @@ class TargetDefinition:
 
     def knob_env(self, knobs: dict[str, str]) -> dict[str, str]:
         """The target's settings for these knob values; a knob it lacks is a KnobMissing."""
+        knobs = {name: value for name, value in knobs.items() if name not in HARNESS_KNOBS}
         missing = sorted(set(knobs) - set(self.knobs))
         if missing:
             raise KnobMissing(f"target {self.name} has no knob {', '.join(repr(k) for k in missing)} "

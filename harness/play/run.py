@@ -145,6 +145,10 @@ class Run:
                 raise HarnessError(f"target {self.target.name} reads Postgres's WAL, but this stack's Postgres runs "
                                    f"with wal_level={level}; start it with logical replication (the local and "
                                    "docker backends do when the target asks; an external server must be set so)")
+        identity = self.scenario.knobs.get("replica_identity")
+        if identity is not None:  # before a publication or slot captures the table's first change
+            self._admin_sql((f'ALTER TABLE "{{source_table}}" REPLICA IDENTITY {identity.upper()}',),
+                            "knob replica_identity")
         self._admin_sql(self.target.prepare_sql, "prepare_sql")
         if self.changes is not None and self.target.changes is not None:
             self._admin_sql(self.target.changes.prepare_sql, "[changes] prepare_sql")
