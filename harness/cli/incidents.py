@@ -189,6 +189,9 @@ def shrink(file: str, out_file: str | None, confirm_runs: int, replays: int, def
 @click.option("--exporter-env", multiple=True, metavar="KEY=VALUE",
               help="Raw environment for the exporter under soak (repeatable; target-specific: prefer --knob).")
 @click.option("--plan-only", is_flag=True, help="Print the schedule as an incident file and stop.")
+@click.option("--change-rate", type=click.IntRange(0, 100_000), default=None,
+              help="Changes a second beside the records (updates, deletes, key changes, transactions), judged per "
+                   "row [default: 10 when the target carries changes, else 0].")
 @click.option("--replays", type=click.IntRange(0, 100), default=2, show_default=True,
               help="When the soak fails, run it again this many times before writing it up (each as long as "
                    "the soak): how often it fails the same way goes into its incident file (0: not replayed).")
@@ -196,8 +199,8 @@ def shrink(file: str, out_file: str | None, confirm_runs: int, replays: int, def
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=WritableDir(), default=None, help="Report directory.")
 def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: int, load_workers: int,
-         window_scale: float, knobs: tuple[str, ...], exporter_env: tuple[str, ...], plan_only: bool, replays: int,
-         backend: str, target_path: str | None, out: str | None) -> None:
+         window_scale: float, knobs: tuple[str, ...], exporter_env: tuple[str, ...], plan_only: bool,
+         change_rate: int | None, replays: int, backend: str, target_path: str | None, out: str | None) -> None:
     """Continuous workload under a seeded random fault schedule, with checkpoints and a resource monitor.
 
     Ctrl-C once: the schedule stops, faults are healed, the run is reconciled and reported
@@ -220,7 +223,8 @@ def soak(duration: str, seed: int, faults: str | None, rate: int, load_users: in
     plan = SoakPlan(parse_duration(duration), seed, tuple(f.strip() for f in faults.split(",")) if faults
                     else available(lacks), rate=rate, load_users=load_users, load_workers=load_workers,
                     window_scale=window_scale, exporter_env=pairs(exporter_env, "--exporter-env"),
-                    knobs=pairs(knobs, "--knob"))
+                    knobs=pairs(knobs, "--knob"),
+                    change_rate=change_rate if change_rate is not None else 10 if target.changes is not None else 0)
     scenario = schedule(plan)
     if plan_only:
         click.echo(incident.dumps(scenario, f"faultline soak --duration {duration} --seed {seed}"))

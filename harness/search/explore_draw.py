@@ -13,6 +13,7 @@ from typing import Literal
 from harness.catalogue.scenario import Expect, Scenario, Step, Workload
 from harness.errors import HarnessError
 from harness.model.capabilities import Need
+from harness.model.changes import OPERATIONS, ChangeMix
 from harness.model.profiles import PROFILES as payload_profiles
 from harness.report.journal import StepRecord
 from harness.rig.workload import WriteMode
@@ -205,7 +206,28 @@ def draw_schedule(rng: random.Random, kinds: dict[str, type[StepKind]], plan: Ex
                         chunk=50, seed=rng.randrange(1, 1_000_000), keys=16, write=rng.choice(WRITE_MODES),
                         meet_faults=rng.choice(MEET_FAULTS))
     knobs = {knob: rng.choice(values) for knob, values in KNOB_CHOICES.items() if rng.random() < 0.5}
+    workload = dataclasses.replace(workload, changes=draw_changes(workload.seed, plan.changes))
     return _scenario(name, steps, workload, _sharpened(rng, knobs, faults), plan)
+
+
+CHANGES_SHARE = 0.4  # of the schedules, those that write changes too (when the target carries them)
+
+
+def draw_changes(seed: int, carried: tuple[str, ...]) -> ChangeMix | None:
+    """A change workload of the operations the target carries, or None. Drawn from the workload's
+    own seed, not the schedule's generator: the schedules a seed drew before change workloads
+    existed are drawn the same (a failure found at run 64 is found at run 64 still)."""
+    if not carried or "insert" not in carried:
+        return None
+    rng = random.Random(seed * 7919 + 27)
+    if rng.random() >= CHANGES_SHARE:
+        return None
+    weights = {op: (rng.choice((1, 2, 4)) if op in carried else 0) for op in OPERATIONS}
+    total = sum(weights.values())
+    shares = {op: round(w / total, 3) for op, w in weights.items() if op != "insert"}
+    return ChangeMix(count=rng.choice((200, 400, 800)), insert=round(1 - sum(shares.values()), 3), **shares,
+                     transactions=rng.choice((0.0, 0.3, 0.7)), transaction_size=(2, rng.choice((3, 5, 10))),
+                     hot=rng.choice((0.0, 0.3, 0.8)), burst=rng.choice((4, 12)), chunk=40)
 
 
 def _into_waits(rng: random.Random, faults: list[Step], actions: list[Step], plan: ExplorePlan) -> list[Step]:

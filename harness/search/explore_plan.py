@@ -31,6 +31,9 @@ class ExplorePlan:
     knobs: frozenset[str] | None = None  # the knobs the target maps (None: every knob explore draws)
     links: tuple[str, ...] = World().links  # the links faults are drawn on: the servers the target uses
     lacks: Callable[[StepKind], str | None] = field(default=lambda _s: None, compare=False)
+    # The change operations the target carries (its [changes]): change workloads are drawn of
+    # these; empty: inserts only.
+    changes: tuple[str, ...] = ()
 
     def validate(self) -> ExplorePlan:
         if (self.runs is None) == (self.budget_s is None):
@@ -57,7 +60,8 @@ def for_target(plan: ExplorePlan, target: TargetDefinition) -> ExplorePlan:
     return dataclasses.replace(
         plan, knobs=frozenset(k for k, setting in target.knobs.items() if setting),
         links=tuple(link for link in plan.links if link in target.uses),
-        lacks=lambda step: target.unsupported(step) or target.idle_for(step))
+        lacks=lambda step: target.unsupported(step) or target.idle_for(step),
+        changes=target.changes.operations if target.changes is not None else ())
 
 
 def drawable(plan: ExplorePlan, world: World) -> tuple[dict[str, type[StepKind]], dict[str, str]]:

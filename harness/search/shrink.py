@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from harness.catalogue.scenario import Scenario, Step, Workload, has_window
 from harness.errors import HarnessError
+from harness.model.changes import ChangeMix
 from harness.report.result import ScenarioResult, Verdict
 
 MIN_RECORDS = 50
@@ -200,6 +201,7 @@ def _reduce(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], 
     for index in range(len(current().steps)):
         _simplify_step(current, attempt, index)
     _cut_workload(current, attempt)
+    _cut_changes(current, attempt)
 
 
 SIMPLIFY_ROUNDS = 12  # per step: each kept simplification halves a number, so a dozen is plenty
@@ -253,6 +255,34 @@ def _cut_workload(current: Callable[[], Scenario], attempt: Callable[[Scenario, 
         if not attempt(dataclasses.replace(current(), workload=smaller),
                        f"halve the workload to {smaller.records} records"):
             break
+
+
+MIN_CHANGES = 20
+
+
+def _cut_changes(current: Callable[[], Scenario], attempt: Callable[[Scenario, str], bool]) -> None:
+    """A change workload cut down: none at all (the failure was not about changes), then half as
+    many changes while it still fails, then no transactions and no hot row (each kept only when
+    the failure survives without it)."""
+    mix = current().workload.changes
+    if mix is None:
+        return
+    if attempt(_with_changes(current(), None), "write no changes (inserts only)"):
+        return
+    while (mix := current().workload.changes) is not None and mix.count // 2 >= MIN_CHANGES:
+        half = dataclasses.replace(mix, count=mix.count // 2, chunk=max(1, min(mix.chunk, mix.count // 20)))
+        if not attempt(_with_changes(current(), half), f"halve the changes to {half.count}"):
+            break
+    mix = current().workload.changes
+    if mix is not None and mix.transactions:
+        attempt(_with_changes(current(), dataclasses.replace(mix, transactions=0.0)), "no multi-change transactions")
+    mix = current().workload.changes
+    if mix is not None and mix.hot:
+        attempt(_with_changes(current(), dataclasses.replace(mix, hot=0.0)), "no hot row")
+
+
+def _with_changes(scenario: Scenario, mix: ChangeMix | None) -> Scenario:
+    return dataclasses.replace(scenario, workload=dataclasses.replace(scenario.workload, changes=mix))
 
 
 def _fewer(workload: Workload, records: int) -> Workload:

@@ -36,6 +36,7 @@ from harness.catalogue.scenario import (
     is_fault,
 )
 from harness.errors import HarnessError
+from harness.model.changes import ChangeMix
 
 
 class SoakError(HarnessError):
@@ -102,6 +103,9 @@ def available(lacks: Callable[[object], str | None]) -> tuple[str, ...]:
     return tuple(name for name, (draw, _window) in CATALOGUE.items() if lacks(draw(probe)) is None)
 
 
+CHANGES_MAX = 1_000_000  # ChangeMix.count's bound
+
+
 @dataclass(frozen=True)
 class SoakPlan:
     duration_s: float
@@ -113,6 +117,7 @@ class SoakPlan:
     window_scale: float = 1.0  # longer or shorter fault windows than the catalogue's
     exporter_env: tuple[tuple[str, str], ...] = ()  # raw settings for the exporter under soak (target-specific)
     knobs: tuple[tuple[str, str], ...] = ()  # harness knobs (see harness.model.knobs)
+    change_rate: int = 0  # changes per second beside the records (a change workload; 0: inserts only)
 
     def validate(self) -> SoakPlan:
         if not 10 <= self.duration_s <= 7 * 24 * 3600:
@@ -129,7 +134,16 @@ class SoakPlan:
         if records > RECORDS_MAX:
             raise SoakError(f"--rate {self.rate} for --duration {self.duration_s:.0f}s writes {records} records; at "
                             f"most {RECORDS_MAX} are judged one by one: lower the rate or the duration")
+        changes = int(self.change_rate * self.duration_s)
+        if self.change_rate < 0 or changes > CHANGES_MAX:
+            raise SoakError(f"--change-rate {self.change_rate} for --duration {self.duration_s:.0f}s writes {changes} "
+                            f"changes; 0..{CHANGES_MAX} are judged per row: lower the rate or the duration")
         return self
+
+    def change_mix(self) -> ChangeMix | None:
+        """The soak's change workload: the default mix at ``change_rate`` a second, or None."""
+        count = int(self.change_rate * self.duration_s)
+        return ChangeMix(count=count, chunk=max(1, min(10_000, self.change_rate // 2))) if count else None
 
 
 def parse_duration(text: str) -> float:
@@ -170,7 +184,7 @@ def schedule(plan: SoakPlan) -> Scenario:
                     f"{len(plan.faults)} kinds, {plan.rate} records/s"
                     + (f" plus {plan.load_users} Locust writers" if plan.load_users else ""),
         workload=Workload(records=records, profile="mixed", chunk=max(1, plan.rate // 2), seed=plan.seed,
-                          before_fraction=min(0.05, 200 / max(records, 1))),
+                          before_fraction=min(0.05, 200 / max(records, 1)), changes=plan.change_mix()),
         steps=tuple(steps),
         expect=Expect(no_resource_leak=True, recovered_within_s=120.0, protocol_faults_met=False),
         exporter_env=dict(plan.exporter_env), knobs=dict(plan.knobs),

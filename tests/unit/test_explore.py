@@ -3,6 +3,7 @@ coverage and the reports."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from pathlib import Path
@@ -377,3 +378,18 @@ def test_a_vary_mutation_keeps_the_kind_and_window_and_changes_the_variant() -> 
             assert (kind_of(before.do), before.at, before.duration) == (kind_of(after.do), after.at, after.duration)
         changed += any(variant(a.do) != variant(b.do) for a, b in zip(steps, varied, strict=True))
     assert changed >= 10, changed  # most draws land on another variant (a narrow kind may draw its own)
+
+
+def test_change_workloads_are_drawn_of_what_the_target_carries_and_leave_old_schedules_alone() -> None:
+    from harness.model.target import TargetDefinition
+
+    bundled = for_target(ExplorePlan(seed=1, runs=60), TargetDefinition.load())
+    drawn = fresh(bundled, 60)
+    mixes = [s.workload.changes for s in drawn if s.workload.changes is not None]
+    assert 10 <= len(mixes) <= 40, len(mixes)  # about CHANGES_SHARE of them
+    assert all(m.problem() is None for m in mixes) and any(m.transactions for m in mixes)
+    assert {op for m in mixes for op in m.operations} == set(bundled.changes)
+    # Drawn from the workload's seed: without changes the same seed draws the very same schedules.
+    plain = fresh(dataclasses.replace(bundled, changes=()), 60)
+    assert [dataclasses.replace(s, workload=dataclasses.replace(s.workload, changes=None)) for s in drawn] == plain
+    assert not any(s.workload.changes for s in plain)

@@ -10,7 +10,7 @@ import pytest
 from harness.catalogue import incident
 from harness.report.journal import Check
 from harness.report.result import ScenarioResult, Verdict
-from harness.scenario import Checkpoint, LinkDown, Load, Scenario, Step, Toxic, is_fault
+from harness.scenario import Checkpoint, LinkDown, Load, Scenario, Step, Toxic, Workload, is_fault
 from harness.search.shrink import close_gaps, shrink
 from harness.search.soak import CATALOGUE, SoakError, SoakPlan, parse_duration, schedule
 
@@ -342,3 +342,31 @@ def test_a_soak_by_default_draws_only_what_the_backend_and_target_can_do() -> No
     drawn = {type(s.do).__name__ for s in schedule(SoakPlan(3600.0, 1, kept)).steps if is_fault(s)}
     assert drawn and not drawn & {"KafkaProduceError", "KafkaRequestFault", "RedisCommandError",
                                   "PostgresStatementError"}, drawn
+
+
+def test_shrink_halves_a_change_workload_and_drops_what_the_failure_does_not_need() -> None:
+    from harness.model.changes import ChangeMix
+
+    def run(scenario: Scenario) -> ScenarioResult:
+        result = ScenarioResult(scenario.name, scenario.description, None)
+        mix = scenario.workload.changes
+        guilty = mix is not None and mix.count >= 100  # lost only among enough changes
+        result.checks.append(Check("changes_delivered", not guilty, "judge"))
+        result.verdict = Verdict.FAIL if guilty else Verdict.PASS
+        return result
+
+    start = Scenario(name="c", description="d", workload=Workload(records=200, changes=ChangeMix(
+        count=800, transactions=0.5, hot=0.3)), steps=(Step("during", LinkDown("kafka"), at=1.0, duration=2.0),),
+        during_s=4.0).validate()
+    found = shrink(start, run, confirm_runs=1, replays=1)
+    mix = found.scenario.workload.changes
+    assert mix is not None and mix.count == 100 and mix.transactions == 0.0 and mix.hot == 0.0
+
+
+def test_a_soak_writes_changes_at_its_rate_and_refuses_more_than_can_be_judged() -> None:
+    soak = schedule(SoakPlan(120, 5, change_rate=10))
+    mix = soak.workload.changes
+    assert mix is not None and mix.count == 1200 and mix.chunk == 5
+    assert schedule(SoakPlan(120, 5)).workload.changes is None
+    with pytest.raises(SoakError, match="changes; 0..1000000 are judged per row"):
+        SoakPlan(7 * 24 * 3600, 5, rate=1, change_rate=10).validate()
