@@ -120,8 +120,10 @@ def comparison_table(rows: list[ScenarioChange], title: str) -> Table:
         if row.verdict_changed:
             verdict = f"[bold red]{verdict} (changed)[/]"
         throughput = "; ".join(f"{fault}: {a} -> {b}" for fault, (a, b) in row.throughput_under_fault.items())
+        changes = ", ".join(f"{cls} {a} -> {b}" for cls, (a, b) in row.changes.items())
+        violations = ", ".join(row.violations_b) + (f" ({changes})" if changes else "")
         table.add_row(escape(row.scenario), verdict, f"{row.recovery_a} -> {row.recovery_b}",
-                      escape(throughput) or "-", ", ".join(row.violations_b) or "-")
+                      escape(throughput) or "-", escape(violations) or "-")
     return table
 
 

@@ -22,6 +22,8 @@ class ScenarioChange:
     recovery_b: float | None
     violations_b: list[str]
     throughput_under_fault: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    # Change anomalies (the judge of histories) per class, in the last round of each run.
+    changes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def verdict_changed(self) -> bool:
@@ -67,8 +69,15 @@ def compare(a: RunReport, b: RunReport) -> list[ScenarioChange]:
             verdict_b="/".join(str(r.verdict) for r in rb) or "absent",
             recovery_a=_slowest(ra), recovery_b=_slowest(rb),
             violations_b=sorted({c.name for r in rb for c in r.violations}),
-            throughput_under_fault={fault: (ta.get(fault), tb.get(fault)) for fault in sorted(set(ta) | set(tb))}))
+            throughput_under_fault={fault: (ta.get(fault), tb.get(fault)) for fault in sorted(set(ta) | set(tb))},
+            changes=_change_counts(ra[-1] if ra else None, rb[-1] if rb else None)))
     return rows
+
+
+def _change_counts(a: ScenarioResult | None, b: ScenarioResult | None) -> dict[str, tuple[int, int]]:
+    counts_a = a.changes.counts if a is not None and a.changes is not None else {}
+    counts_b = b.changes.counts if b is not None and b.changes is not None else {}
+    return {cls: (counts_a.get(cls, 0), counts_b.get(cls, 0)) for cls in sorted(set(counts_a) | set(counts_b))}
 
 
 def regressions(rows: list[ScenarioChange], recovery_factor: float) -> list[str]:
@@ -82,6 +91,8 @@ def regressions(rows: list[ScenarioChange], recovery_factor: float) -> list[str]
             found.append(f"{row.scenario}: {row.verdict_a} -> absent (B did not judge it)")
         elif held_before and row.verdict_b != "absent" and set(row.verdict_b.split("/")) != {"pass"}:
             found.append(f"{row.scenario}: {row.verdict_a} -> {row.verdict_b} ({', '.join(row.violations_b) or '-'})")
+        elif worse := [f"{cls} {a} -> {b}" for cls, (a, b) in row.changes.items() if b > a]:
+            found.append(f"{row.scenario}: more change anomalies ({', '.join(worse)})")
         elif row.recovery_a and row.recovery_b and row.recovery_b > recovery_factor * row.recovery_a:
             found.append(f"{row.scenario}: recovery {row.recovery_a:.1f}s -> {row.recovery_b:.1f}s "
                          f"(more than {recovery_factor}x)")

@@ -14,6 +14,7 @@ from html import escape
 
 from harness.report import explore_report
 from harness.report.result import (
+    ChangeSummary,
     CheckpointPoint,
     LedgerSummary,
     LoadStats,
@@ -134,6 +135,8 @@ def _scenario_section(sc: ScenarioResult) -> str:
     out.append("</table>")
     if sc.ledger is not None:
         out += _ledger_section(sc.ledger)
+    if sc.changes is not None:
+        out += _changes_section(sc.changes)
     out += _load_section(sc.load)
     out += _checkpoint_section(sc.checkpoints)
     out += _resource_section(sc.resources, windows, duration)
@@ -184,6 +187,24 @@ def _ledger_section(ledger: LedgerSummary) -> list[str]:
                "does not declare.</p>")
     if ledger.unexpected_samples:
         out.append(f"<h3>Unexpected records</h3><p>{_ids(ledger.unexpected_samples)}</p>")
+    return out
+
+
+def _changes_section(changes: ChangeSummary) -> list[str]:
+    """The change workload judged per row: what was written and committed, each anomaly class's
+    count, and the first rows' histories on both sides."""
+    figures = {"written": changes.written, "committed": changes.committed, "rows": changes.rows,
+               "transactions": changes.transactions, "key changes": changes.key_changes, "deletes": changes.deletes,
+               "redelivered": changes.duplicates, "unknown outcome": changes.uncertain, **changes.counts}
+    out = [f"<h3>Changes ({escape(changes.delivers.replace('_', ' '))})</h3><table><tr>"
+           + "".join(f"<th>{escape(k)}</th>" for k in figures) + "</tr><tr>"
+           + "".join(f"<td>{v}</td>" for v in figures.values()) + "</tr></table>"]
+    for cls, rows in changes.samples.items():
+        out.append(f"<h4>{escape(cls)}</h4><ul>" + "".join(f"<li><code>{escape(r)}</code></li>" for r in rows)
+                   + "</ul>")
+    if changes.unexpected_samples:
+        out.append("<h4>Change events nobody committed</h4><ul>"
+                   + "".join(f"<li>{escape(x)}</li>" for x in changes.unexpected_samples) + "</ul>")
     return out
 
 

@@ -1,4 +1,4 @@
-"""Typed results (report.json schema 1 round trip, malformed reports refused), the timeline's
+"""Typed results (report.json schema 2 round trip, schema 1 read, malformed reports refused), the timeline's
 plan and the judge's metric rule: all without servers."""
 
 from __future__ import annotations
@@ -192,3 +192,36 @@ def test_keep_on_failure_holds_the_stack_only_when_the_gate_did_not_pass() -> No
 
     assert [should_keep("on_failure", c) for c in (EXIT_OK, EXIT_VIOLATION, EXIT_HARNESS)] == [False, True, True]
     assert should_keep("always", EXIT_OK) and not should_keep("never", EXIT_VIOLATION)
+
+
+def _with_changes(counts: dict[str, int]) -> RunReport:
+    from harness.report.result import ChangeSummary
+
+    report = _report()
+    report.scenarios[0].changes = ChangeSummary(ok=not counts, written=10, committed=12, counts=counts,
+                                                samples={c: ["row 7: source v1 v2 del; sink v1 v2"] for c in counts})
+    return report
+
+
+def test_changes_round_trip_render_and_count_in_compare(tmp_path: Path) -> None:
+    from harness.report.compare import compare, regressions
+    from harness.report.html_report import render
+
+    path = tmp_path / "report.json"
+    path.write_text(_with_changes({"delete_lost": 2}).to_json())
+    back = read_report(path)
+    assert back.scenarios[0].changes is not None and back.scenarios[0].changes.counts == {"delete_lost": 2}
+    assert "row 7: source v1 v2 del; sink v1 v2" in render(back) and "<h4>delete_lost</h4>" in render(back)
+    rows = compare(_with_changes({"delete_lost": 1}), back)
+    assert regressions(rows, 2.0) == ["lossy: more change anomalies (delete_lost 1 -> 2)"]
+    assert regressions(compare(back, _with_changes({"delete_lost": 1})), 2.0) == []
+
+
+def test_a_schema_1_report_is_still_read(tmp_path: Path) -> None:
+    raw = json.loads(_report().to_json())
+    raw["schema"] = 1
+    for scenario in raw["scenarios"]:
+        del scenario["changes"]  # what schema 1 never had
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(raw))
+    assert read_report(path).scenarios[0].changes is None
