@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.judge.changelog import (
@@ -189,3 +191,23 @@ def test_the_change_number_is_read_from_the_payload(payload: bytes, number: int 
 def test_every_class_has_a_test_here() -> None:
     source = open(__file__).read()
     assert all(cls.upper() in source for cls in CLASSES)
+
+
+def test_the_benchmarks_history_judges_clean_and_a_dropped_delete_is_seen() -> None:
+    import importlib.util
+
+    from harness.judge.changelog import split_changes
+    from harness.model.record_format import RecordFormat
+
+    spec = importlib.util.spec_from_file_location("bench_reconcile", Path(__file__).parents[2] / "bench/reconcile.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.CHANGE_ROWS = 200
+    log, records = bench._change_history(4000)
+    _plain, events = split_changes(records, RecordFormat(op="op"), log)
+    clean = judge_histories(log, events)
+    assert clean.ok and clean.key_changes > 50 and clean.deletes > 10 and clean.transactions > 500
+    deletes = [n for n, r in enumerate(records) if r.op == "d"]
+    _plain, events = split_changes([r for n, r in enumerate(records) if n != deletes[-1]], RecordFormat(op="op"), log)
+    assert judge_histories(log, events).count(DELETE_LOST) == 1
