@@ -350,10 +350,19 @@ def mutate(rng: random.Random, parent: Scenario, kinds: dict[str, type[StepKind]
         steps = _moved(rng, how, steps, faults, plan)
     if not waiting_actions_clear(steps, plan.during_s):
         return draw_schedule(rng, kinds, plan, name, drawn)  # a fault moved onto a waiting action
+    workload = parent.workload
+    if workload.changes is None and plan.changes:
+        # A parent without changes passes its schedule on with changes drawn for the child, from
+        # the child's name (not ``rng``: the faults mutated for a seed stay what they were).
+        workload = dataclasses.replace(workload, changes=draw_changes(_name_seed(name), plan.changes))
     try:
-        return _scenario(name, steps, parent.workload, knobs, plan)
+        return _scenario(name, steps, workload, knobs, plan)
     except HarnessError:
         return draw_schedule(rng, kinds, plan, name, drawn)
+
+
+def _name_seed(name: str) -> int:
+    return int.from_bytes(name.encode()[-8:].rjust(8, b"\0"), "big") % 1_000_000
 
 
 

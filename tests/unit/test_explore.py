@@ -393,3 +393,16 @@ def test_change_workloads_are_drawn_of_what_the_target_carries_and_leave_old_sch
     plain = fresh(dataclasses.replace(bundled, changes=()), 60)
     assert [dataclasses.replace(s, workload=dataclasses.replace(s.workload, changes=None)) for s in drawn] == plain
     assert not any(s.workload.changes for s in plain)
+
+
+def test_mutations_of_a_parent_without_changes_write_changes_too() -> None:
+    from harness.model.target import TargetDefinition
+
+    plan = for_target(ExplorePlan(seed=2, runs=60), TargetDefinition.load())
+    kinds, _never = drawable(plan, plan.world)
+    parent = next(s for s in fresh(dataclasses.replace(plan, changes=()), 10))
+    children = [mutate(random.Random(n), parent, kinds, plan, f"explore_s2_r{n}") for n in range(40)]
+    with_changes = [c for c in children if c.workload.changes is not None]
+    assert 8 <= len(with_changes) <= 30, len(with_changes)
+    again = [mutate(random.Random(n), parent, kinds, plan, f"explore_s2_r{n}") for n in range(40)]
+    assert again == children  # deterministic per run name
