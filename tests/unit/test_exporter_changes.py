@@ -69,3 +69,57 @@ def test_change_mode_reads_the_change_log_and_refuses_another_mode() -> None:
     assert Config(source_table="t").read_table == "t"
     with pytest.raises(Exception, match="source_mode must be rows or changes"):
         Config(postgres_dsn="x", redis_url="y", kafka_bootstrap="z", source_mode="upserts").validate()
+
+
+# -- the defects through the harness's reader and judge: each seen, the clean path clean ------------
+def _pipeline(history: list[tuple[str, int]]) -> tuple[object, list]:
+    """A change log as the harness keeps it and the sink the exporter's change path makes of the
+    trigger's rows (one transaction per change, a key change as its delete and insert)."""
+    from harness.judge.changelog import DELETE, INSERT, MOVE_IN, MOVE_OUT, UPDATE, ChangeLog, version_payload
+    from harness.judge.sinks import _DECODE
+
+    log, rows = ChangeLog(), []
+    kinds = {"c": INSERT, "u": UPDATE, "d": DELETE}
+    for op, row in history:
+        txn, first = log.begin(), log.next_number()
+        if op == "k":  # a key change: row -> row + 100
+            out = log.add(row, MOVE_OUT, txn)
+            payload = version_payload(out + 1, b"moved")
+            log.moves[out] = log.add(row + 100, MOVE_IN, txn, payload)
+            rows += [Row(len(rows) + 1, "k", None, 0, "d", row, txn),
+                     Row(len(rows) + 2, "k", payload, 0, "c", row + 100, txn)]
+        else:
+            payload = None if op == "d" else version_payload(log.next_number(), b"v")
+            log.add(row, kinds[op], txn, payload)
+            rows.append(Row(len(rows) + 1, "k", payload, 0, op, row, txn))
+        log.settle(first, "ok")
+    sink = []
+    for n, change in enumerate(changed(rows)):
+        record = _DECODE(change_value(change))
+        record.stream, record.position = "kafka:t/0", n
+        sink.append(record)
+    return log, sink
+
+
+HISTORY = [("c", 1), ("u", 1), ("u", 1), ("c", 2), ("d", 2), ("c", 3), ("k", 3)]
+
+
+@pytest.mark.parametrize("name,classes", [
+    ("deletes_dropped", {"change_lost", "delete_lost", "key_change_partial"}),
+    ("changes_coalesced_per_page", {"change_lost"}),
+    ("key_change_as_update", {"change_lost", "delete_lost", "key_change_partial"}),
+])
+def test_each_change_defect_is_seen_by_the_judge_of_histories(defect, name: str,  # noqa: ANN001
+                                                               classes: set[str]) -> None:
+    from harness.judge.changelog import split_changes
+    from harness.judge.histories import judge_histories
+    from harness.model.record_format import RecordFormat
+
+    log, sink = _pipeline(HISTORY)
+    plain, events = split_changes(sink, RecordFormat(op="op"), log)
+    assert judge_histories(log, events).ok and not plain  # the clean change path
+    defect(name)
+    log, sink = _pipeline(HISTORY)
+    plain, events = split_changes(sink, RecordFormat(op="op"), log)
+    found = {cls for cls, n in judge_histories(log, events).counts.items() if n}
+    assert classes <= found, found
