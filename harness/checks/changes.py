@@ -7,6 +7,7 @@ from __future__ import annotations
 from harness.checks.base import CheckKind, Evidence
 from harness.checks.registry import check_kind
 from harness.judge.histories import (
+    BEFORE_IMAGE_WRONG,
     CHANGE_CORRUPTED,
     CHANGE_LOST,
     CHANGE_OUT_OF_ORDER,
@@ -111,3 +112,25 @@ class Converges(_ChangeCheck):
 
     def held(self, judged: HistoryJudgement) -> str:
         return f"every row's final state downstream is the source's ({judged.rows} rows)"
+
+
+@check_kind
+class BeforeImages(_ChangeCheck):
+    """What the replica identity promises a CDC connector's consumers: with FULL an update's and a
+    delete's before image is the row's previous version; with DEFAULT there is no old payload.
+    Judged where the target's [record] says where before images sit (else silent)."""
+
+    name = "before_images"
+    expect_field = "before_images"
+    summary = "each update's and delete's before image is the row's previous version (replica identity FULL) or " \
+              "holds no old payload (DEFAULT)"
+    classes = (BEFORE_IMAGE_WRONG,)
+
+    def judge(self, evidence: Evidence) -> list[Check]:
+        if evidence.changes is None or evidence.changes.before_images is None:
+            return []
+        return super().judge(evidence)
+
+    def held(self, judged: HistoryJudgement) -> str:
+        what = "the row's previous version" if judged.before_images == "full" else "no old payload"
+        return f"{judged.before_images_judged} before images, each {what}"

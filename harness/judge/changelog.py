@@ -116,6 +116,7 @@ class ChangeEvents:
         self.rows = array("q")
         self.numbers = array("q")  # the change number a version carries; DELETE_EVENT for a delete
         self.streams = array("I")
+        self.befores = array("q")  # the version a before image names (NO_BEFORE: none, UNREADABLE_BEFORE)
         self.corrupt: set[int] = set()  # event positions whose bytes are not the version's
         self.strangers: list[str] = []  # events that are no change at all (no number in the payload)
         self._stream_numbers: dict[str, int] = {}
@@ -131,12 +132,14 @@ class ChangeEvents:
             self.stream_names.append(name)
         return number
 
-    def add_delete(self, row: int, stream: str) -> None:
+    def add_delete(self, row: int, stream: str, before: bytes | None = None) -> None:
         self.rows.append(row)
         self.numbers.append(DELETE_EVENT)
         self.streams.append(self._stream(stream))
+        self.befores.append(_before(before))
 
-    def add_version(self, row: int, payload: bytes, stream: str, log: ChangeLog, where: str = "") -> None:
+    def add_version(self, row: int, payload: bytes, stream: str, log: ChangeLog, where: str = "",
+                    before: bytes | None = None) -> None:
         number = change_number(payload)
         if number is None:
             if len(self.strangers) < 1000:
@@ -147,6 +150,18 @@ class ChangeEvents:
         self.rows.append(row)
         self.numbers.append(number)
         self.streams.append(self._stream(stream))
+        self.befores.append(_before(before))
+
+
+NO_BEFORE, UNREADABLE_BEFORE = -1, -2  # what ChangeEvents.befores holds besides a change number
+
+
+def _before(payload: bytes | None) -> int:
+    """The change number a before image's payload carries (the version it says the row had)."""
+    if payload is None:
+        return NO_BEFORE
+    number = change_number(payload)
+    return UNREADABLE_BEFORE if number is None else number
 
 
 def _bytes(payload: object) -> bytes | None:
@@ -169,13 +184,13 @@ def split_changes(records: list[SinkRecord], fmt: RecordFormat, log: ChangeLog) 
         if row is None or (row not in rows and op == "insert"):
             plain.append(record)
         elif op == "delete":
-            events.add_delete(row, record.stream)
+            events.add_delete(row, record.stream, _bytes(record.before))
         else:
             payload = _bytes(record.payload)
             if payload is None or not op:
                 events.strangers.append(f"{record.location}: row {row}, operation {record.op!r} without a version")
                 continue
-            events.add_version(row, payload, record.stream, log, record.location)
+            events.add_version(row, payload, record.stream, log, record.location, _bytes(record.before))
     return plain, events
 
 

@@ -30,16 +30,20 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Literal
 
 from harness.judge.changelog import (
     DELETE,
     DELETE_EVENT,
     FAILED,
     INDETERMINATE,
+    KEY_UPDATE,
     MOVE_IN,
     MOVE_OUT,
+    NO_BEFORE,
     OK,
     REMOVES,
+    UPDATE,
     ChangeEvents,
     ChangeLog,
     Delivers,
@@ -54,8 +58,12 @@ RESURRECTED = "resurrected"
 KEY_CHANGE_PARTIAL = "key_change_partial"
 TRANSACTION_PARTIAL = "transaction_partial"
 DIVERGED = "diverged"
+BEFORE_IMAGE_WRONG = "before_image_wrong"
 CLASSES = (CHANGE_LOST, CHANGE_CORRUPTED, CHANGE_UNEXPECTED, CHANGE_OUT_OF_ORDER, DELETE_LOST, RESURRECTED,
-           KEY_CHANGE_PARTIAL, TRANSACTION_PARTIAL, DIVERGED)
+           KEY_CHANGE_PARTIAL, TRANSACTION_PARTIAL, DIVERGED, BEFORE_IMAGE_WRONG)
+# What a target's before images should hold: "full" (the row's previous version, as replica
+# identity FULL gives), "none" (no old payload, as DEFAULT gives), None (not judged).
+BeforeImages = Literal["full", "none"] | None
 _SAMPLES = 10
 
 
@@ -74,6 +82,8 @@ class HistoryJudgement:
     duplicates: int = 0  # change events delivered more than once
     uncertain: int = 0  # changes whose commit outcome stayed unknown (judged neither way)
     unexpected_samples: list[str] = field(default_factory=list)
+    before_images: BeforeImages = None  # what before images were held to (None: not judged)
+    before_images_judged: int = 0
 
     @property
     def ok(self) -> bool:
@@ -143,9 +153,10 @@ class _Fold:
             self.result.unexpected_samples.append(what)
 
 
-def judge_histories(log: ChangeLog, events: ChangeEvents, delivers: Delivers = "every_version") -> HistoryJudgement:
+def judge_histories(log: ChangeLog, events: ChangeEvents, delivers: Delivers = "every_version",
+                    before_images: BeforeImages = None) -> HistoryJudgement:
     """Every committed change against the sink's events (see the module docstring)."""
-    result = HistoryJudgement(delivers=delivers)
+    result = HistoryJudgement(delivers=delivers, before_images=before_images)
     fold = _Fold(log, events, result)
     fold.run()
     if events.strangers:
@@ -157,6 +168,8 @@ def judge_histories(log: ChangeLog, events: ChangeEvents, delivers: Delivers = "
         _partial_transactions(log, fold, result)
     _partial_key_changes(log, fold, result)
     _convergence(log, fold, finals, result)
+    if before_images is not None:
+        _before_images(log, events, fold, result, before_images)
     result.samples = {cls: [describe_row(log, events, row) for row in sorted(rows)[:_SAMPLES]]
                       for cls, rows in fold.odd_rows.items() if rows}
     return result
@@ -233,6 +246,30 @@ def _convergence(log: ChangeLog, fold: _Fold, finals: dict[int, int], result: Hi
         elif seen != final:
             result.counts[DIVERGED] += 1
             fold.odd_rows[DIVERGED].add(row)
+
+
+def _before_images(log: ChangeLog, events: ChangeEvents, fold: _Fold, result: HistoryJudgement,
+                   mode: Literal["full", "none"]) -> None:
+    """Each update's and delete's before image (first delivery) against the version the row had
+    before it: that version with ``full``, no old payload with ``none``."""
+    previous: dict[int, int] = {}  # change number -> the row's committed version before it
+    last: dict[int, int] = {}
+    for n, (row, outcome, kind) in enumerate(zip(log.rows, log.outcomes, log.kinds, strict=True)):
+        if outcome != OK:
+            continue
+        if kind in (UPDATE, KEY_UPDATE, DELETE, MOVE_OUT) and row in last:
+            previous[n] = last[row]
+        last[row] = n
+    judged: set[int] = set()
+    for row, number, before in zip(events.rows, events.numbers, events.befores, strict=True):
+        number = fold.removed.get(row, -1) if number == DELETE_EVENT else number
+        if number in judged or number not in previous:
+            continue  # an insert, a redelivery, or a change the log does not know
+        judged.add(number)
+        result.before_images_judged += 1
+        if before != (previous[number] if mode == "full" else NO_BEFORE):
+            result.counts[BEFORE_IMAGE_WRONG] += 1
+            fold.odd_rows[BEFORE_IMAGE_WRONG].add(row)
 
 
 def describe_row(log: ChangeLog, events: ChangeEvents, row: int) -> str:

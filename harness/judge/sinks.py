@@ -35,6 +35,7 @@ class SinkRecord(msgspec.Struct, gc=False):
     stream: str = ""  # the ordered sequence it sits in (a partition, a file): order is judged per stream
     position: int = -1  # its offset or line in the stream
     op: str = ""  # the operation letter of a change event (the target's [record] op), "" for a plain row
+    before: Any = None  # a change event's before image's payload, where the target's [record] says
 
     @property
     def location(self) -> str:
@@ -166,7 +167,8 @@ def _decoder(fmt: RecordFormat | None) -> Callable[[bytes], SinkRecord]:
 
     def decode(raw: bytes) -> SinkRecord:
         fields = fmt.fields(raw)
-        return _SKIP if isinstance(fields, NotARecord) else SinkRecord(fields[0], fields[1], op=fields[2])
+        return _SKIP if isinstance(fields, NotARecord) else SinkRecord(fields.record_id, fields.payload, op=fields.op,
+                                                                        before=fields.before)
 
     return decode
 

@@ -50,6 +50,7 @@ class Expect:
     key_changes_whole: bool = True  # a primary-key change arrives whole or not at all
     transactions_whole: bool = True  # a transaction's changes arrive all or none
     converges: bool = True  # the sink folded per row equals the source's final state
+    before_images: bool = True  # before images hold what the replica identity gives (where a target has them)
     # A team's own checks' settings (``expect_field`` names a key here); an unknown key is refused.
     custom: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,100}$")],
                  bool | Annotated[float, Field(ge=0, le=1e12)]] = field(default_factory=dict)
@@ -57,4 +58,4 @@ class Expect:
 
 # The fields of the change checks: they judge only a change workload's changes.
 CHANGE_FIELDS = frozenset({"changes_delivered", "change_order", "deletes_hold", "key_changes_whole",
-                           "transactions_whole", "converges"})
+                           "transactions_whole", "converges", "before_images"})

@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
@@ -29,6 +29,18 @@ class NotARecord:
 
 
 NOT_A_RECORD = NotARecord()
+
+
+class Fields(NamedTuple):
+    """What a message carries: the row's id, its payload, the operation letter, the before image's payload."""
+
+    record_id: int | None
+    payload: str | bytes | None
+    op: str = ""
+    before: str | bytes | None = None
+
+
+NOT_OF_THIS_SHAPE = Fields(None, None)
 
 
 @dataclass(frozen=True, config=_STRICT)
@@ -48,6 +60,9 @@ class RecordFormat:
     updates: tuple[Annotated[str, Field(min_length=1, max_length=20)], ...] = ("u",)
     deletes: tuple[Annotated[str, Field(min_length=1, max_length=20)], ...] = ("d",)
     delete_id: Annotated[str, Field(max_length=200, pattern=rf"^({_NAME}(\.{_NAME})*)?$")] = ""
+    # Where an update's or delete's before image keeps the old payload ("" : the target has none):
+    # what replica identity FULL gives a CDC connector (knob replica_identity), checked per change.
+    before_payload: Annotated[str, Field(max_length=200, pattern=rf"^({_NAME}(\.{_NAME})*)?$")] = ""
 
     @property
     def plain(self) -> bool:
@@ -68,26 +83,28 @@ class RecordFormat:
         return ("insert" if letter in self.inserts else "update" if letter in self.updates
                 else "delete" if letter in self.deletes else "")
 
-    def fields(self, raw: bytes) -> tuple[int | None, str | bytes | None, str] | NotARecord:
-        """(record id, payload, operation letter) of one message; (None, None, "") when it is not
-        of this shape (the reconciler reports it as unexpected), NOT_A_RECORD when it carries no
-        row (a tombstone; a delete, unless the format names where operations sit)."""
+    def fields(self, raw: bytes) -> Fields | NotARecord:
+        """(record id, payload, operation letter, before image's payload) of one message; (None,
+        None, "", None) when it is not of this shape (the reconciler reports it as unexpected),
+        NOT_A_RECORD when it carries no row (a tombstone; a delete, unless the format names
+        where operations sit)."""
         if not raw:
-            return NOT_A_RECORD if self.row or self.op else (None, None, "")  # a tombstone
+            return NOT_A_RECORD if self.row or self.op else NOT_OF_THIS_SHAPE  # a tombstone
         try:
             data = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
-            return None, None, ""
+            return NOT_OF_THIS_SHAPE
         letter = _walk(data, self.op) if self.op else ""
         letter = letter if isinstance(letter, str) else ""
+        before = self._payload(_walk(data, self.before_payload)) if self.before_payload else None
         if self.op and letter in self.deletes:
-            return _whole(_walk(data, self.delete_id or self.id)), None, letter
+            return Fields(_whole(_walk(data, self.delete_id or self.id)), None, letter, before)
         if self.row and _walk(data, self.row) is None:
             return NOT_A_RECORD
         record_id = _whole(_walk(data, self.id))
         if record_id is None:
-            return None, None, ""
-        return record_id, self._payload(_walk(data, self.payload)), letter
+            return NOT_OF_THIS_SHAPE
+        return Fields(record_id, self._payload(_walk(data, self.payload)), letter, before)
 
     def _payload(self, value: object) -> str | bytes | None:
         if not isinstance(value, str):
@@ -112,4 +129,4 @@ def _walk(data: object, path: str) -> object:
     return data
 
 
-Fields = Callable[[bytes], "tuple[int | None, str | bytes | None, str] | NotARecord"]
+FieldsOf = Callable[[bytes], "Fields | NotARecord"]

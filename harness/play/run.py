@@ -21,6 +21,7 @@ from harness.infra.faultyfs.mount import FaultyMount
 from harness.infra.proxies.base import ProtocolProxy
 from harness.infra.stack import Stack
 from harness.judge.changelog import Delivers, outstanding, split_changes
+from harness.judge.histories import BeforeImages
 from harness.judge.ledger import Ledger, content_hash
 from harness.judge.reconcile import BufferEvidence
 from harness.judge.sinks import DeadLetterRecord, SinkRecord, read_dead_letters, read_lines, read_topic
@@ -212,6 +213,14 @@ class Run:
     def delivers(self) -> Delivers:
         """What the target owes of a change workload: every version, or each row's latest state."""
         return self.target.changes.delivers if self.target.changes is not None else "every_version"
+
+    @property
+    def before_images(self) -> BeforeImages:
+        """What the target's before images must hold: judged where its [record] says where they
+        sit, by the replica identity the scenario set on the source table (DEFAULT when not)."""
+        if not self.target.record.before_payload:
+            return None
+        return "full" if self.scenario.knobs.get("replica_identity") == "full" else "none"
 
     def changes_owed(self, sink: list[SinkRecord]) -> int:
         """Committed changes the sink has not shown yet (0 without a change workload)."""

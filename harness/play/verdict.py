@@ -144,7 +144,7 @@ def judge_changes(run: Run, sink: list[SinkRecord]) -> tuple[list[SinkRecord], H
         return sink, None
     log = run.changes.log
     plain, events = split_changes(sink, run.target.record, log)
-    result = judge_histories(log, events, run.delivers)
+    result = judge_histories(log, events, run.delivers, run.before_images)
     run.result.changes = change_summary(result, run.changes)
     return plain, result
 
@@ -153,7 +153,8 @@ def change_summary(judged: HistoryJudgement, writer: ChangeWriter) -> ChangeSumm
     return ChangeSummary(judged.ok, judged.delivers, writer.written, dict(writer.outcomes), judged.committed,
                          judged.rows, judged.transactions, judged.key_changes, judged.deletes, judged.duplicates,
                          judged.uncertain, dict(sorted(judged.counts.items())), judged.samples,
-                         judged.unexpected_samples, writer.resolve_error)
+                         judged.unexpected_samples, writer.resolve_error, judged.before_images,
+                         judged.before_images_judged)
 
 
 def first_loss_story(run: Run, outcome: Reconciliation, log: list[dict]) -> LossStory | None:

@@ -171,6 +171,8 @@ class ChangeSummary:
     samples: dict[str, list[str]] = field(default_factory=dict)  # class -> "row 17: source v1 v2; sink v2 v1"
     unexpected_samples: list[str] = field(default_factory=list)
     resolve_error: str | None = None
+    before_images: Literal["full", "none"] | None = None  # what before images were held to (None: not judged)
+    before_images_judged: int = 0
 
 
 @dataclass

@@ -18,6 +18,7 @@ from harness.judge.changelog import (
     version_payload,
 )
 from harness.judge.histories import (
+    BEFORE_IMAGE_WRONG,
     CHANGE_CORRUPTED,
     CHANGE_LOST,
     CHANGE_OUT_OF_ORDER,
@@ -211,3 +212,25 @@ def test_the_benchmarks_history_judges_clean_and_a_dropped_delete_is_seen() -> N
     deletes = [n for n, r in enumerate(records) if r.op == "d"]
     _plain, events = split_changes([r for n, r in enumerate(records) if n != deletes[-1]], RecordFormat(op="op"), log)
     assert judge_histories(log, events).count(DELETE_LOST) == 1
+
+
+def test_before_images_are_held_to_what_the_replica_identity_gives() -> None:
+    h = History()
+    h.txn((1, INSERT))
+    h.txn((1, UPDATE))
+    h.txn((1, DELETE))
+
+    def sink(befores: list[bytes | None]) -> ChangeEvents:
+        events = ChangeEvents()
+        events.add_version(1, h.payloads[0], STREAM, h.log, before=befores[0])
+        events.add_version(1, h.payloads[1], STREAM, h.log, before=befores[1])
+        events.add_delete(1, STREAM, before=befores[2])
+        return events
+
+    full = [None, h.payloads[0], h.payloads[1]]  # FULL: each change names the version before it
+    assert judge_histories(h.log, sink(full), before_images="full").ok
+    assert judge_histories(h.log, sink([None, None, None]), before_images="none").ok  # DEFAULT
+    stale = judge_histories(h.log, sink([None, h.payloads[0], h.payloads[0]]), before_images="full")
+    assert stale.count(BEFORE_IMAGE_WRONG) == 1 and stale.before_images_judged == 2
+    assert judge_histories(h.log, sink(full), before_images="none").count(BEFORE_IMAGE_WRONG) == 2
+    assert judge_histories(h.log, sink([None, None, None])).ok  # not judged without a mode
