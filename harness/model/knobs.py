@@ -21,6 +21,8 @@ KNOBS = {
     "disk_usage_threshold": "disk use above which export jobs are refused",
     "quota_jobs_per_hour": "export jobs a user may submit an hour",
     "source_mode": "what the pipeline reads from the source: rows (inserts) or changes (a change log)",
+    "producer_batch_bytes": "the largest batch its Kafka producer puts in one request for a partition (bytes): 1 "
+                            "sends every record alone, so acknowledgements may fall between any two",
     "replica_identity": "the source table's REPLICA IDENTITY (default: a delete's before image holds the key only, "
                         "an update has none; full: both hold the whole old row): set by the harness, any target",
 }
@@ -43,6 +45,7 @@ KNOB_VALUES: dict[str, tuple[type, float, float] | tuple[str, ...]] = {
     "disk_usage_threshold": (float, 0.0, 1.0),
     "quota_jobs_per_hour": (int, 0, 1_000_000),
     "source_mode": ("rows", "changes"),
+    "producer_batch_bytes": (int, 1, 64 * 1024 * 1024),
     "replica_identity": ("default", "full"),
 }
 
