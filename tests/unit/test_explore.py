@@ -241,7 +241,7 @@ def test_a_target_that_uses_no_redis_and_offers_no_exports_gets_neither() -> Non
 
     debezium = TargetDefinition.load(project_root() / "targets" / "debezium-postgres.toml")
     plan = for_target(ExplorePlan(seed=1, runs=40), debezium)
-    assert plan.links == ("postgres", "kafka") and plan.knobs == frozenset({"batch_size"})
+    assert plan.links == ("postgres", "kafka") and plan.knobs == frozenset({"batch_size", "producer_batch_bytes"})
     kinds, never = drawable(plan, plan.world)
     assert not any(k.startswith("redis_") for k in kinds) and "export" not in kinds and "pause" in kinds
     assert "does not use redis" in never["redis_refuse_writes"] and "no exports API" in never["export"]
