@@ -17,6 +17,7 @@ from harness.judge.histories import (
     KEY_CHANGE_PARTIAL,
     RESURRECTED,
     TRANSACTION_PARTIAL,
+    TRANSACTION_UNMARKED,
     HistoryJudgement,
 )
 from harness.report.journal import Check
@@ -94,13 +95,15 @@ class KeyChangesWhole(_ChangeCheck):
 class TransactionsWhole(_ChangeCheck):
     name = "transactions_whole"
     expect_field = "transactions_whole"
-    summary = "the changes of one transaction arrive all of them or none"
-    classes = (TRANSACTION_PARTIAL,)
+    summary = "the changes of one transaction arrive all of them or none (and under one mark of their own, " \
+              "for a target that marks transactions)"
+    classes = (TRANSACTION_PARTIAL, TRANSACTION_UNMARKED)
 
     def held(self, judged: HistoryJudgement) -> str:
         if judged.delivers != "every_version":
             return "not judged: the target delivers only each row's latest state"
-        return f"{judged.transactions} multi-change transactions, each whole"
+        marked = ", each under one mark of its own" if judged.marked else ""
+        return f"{judged.transactions} multi-change transactions, each whole{marked}"
 
 
 @check_kind

@@ -117,6 +117,7 @@ class ChangeEvents:
         self.numbers = array("q")  # the change number a version carries; DELETE_EVENT for a delete
         self.streams = array("I")
         self.befores = array("q")  # the version a before image names (NO_BEFORE: none, UNREADABLE_BEFORE)
+        self.marks = array("q")  # the transaction mark an event carries (NO_MARK: none)
         self.corrupt: set[int] = set()  # event positions whose bytes are not the version's
         self.strangers: list[str] = []  # events that are no change at all (no number in the payload)
         self._stream_numbers: dict[str, int] = {}
@@ -132,14 +133,15 @@ class ChangeEvents:
             self.stream_names.append(name)
         return number
 
-    def add_delete(self, row: int, stream: str, before: bytes | None = None) -> None:
+    def add_delete(self, row: int, stream: str, before: bytes | None = None, mark: int | None = None) -> None:
         self.rows.append(row)
         self.numbers.append(DELETE_EVENT)
         self.streams.append(self._stream(stream))
         self.befores.append(_before(before))
+        self.marks.append(NO_MARK if mark is None else mark)
 
     def add_version(self, row: int, payload: bytes, stream: str, log: ChangeLog, where: str = "",
-                    before: bytes | None = None) -> None:
+                    before: bytes | None = None, mark: int | None = None) -> None:
         number = change_number(payload)
         if number is None:
             if len(self.strangers) < 1000:
@@ -151,8 +153,10 @@ class ChangeEvents:
         self.numbers.append(number)
         self.streams.append(self._stream(stream))
         self.befores.append(_before(before))
+        self.marks.append(NO_MARK if mark is None else mark)
 
 
+NO_MARK = -1
 NO_BEFORE, UNREADABLE_BEFORE = -1, -2  # what ChangeEvents.befores holds besides a change number
 
 
@@ -162,6 +166,10 @@ def _before(payload: bytes | None) -> int:
         return NO_BEFORE
     number = change_number(payload)
     return UNREADABLE_BEFORE if number is None else number
+
+
+def _mark(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _bytes(payload: object) -> bytes | None:
@@ -184,13 +192,14 @@ def split_changes(records: list[SinkRecord], fmt: RecordFormat, log: ChangeLog) 
         if row is None or (row not in rows and op == "insert"):
             plain.append(record)
         elif op == "delete":
-            events.add_delete(row, record.stream, _bytes(record.before))
+            events.add_delete(row, record.stream, _bytes(record.before), _mark(record.tx))
         else:
             payload = _bytes(record.payload)
             if payload is None or not op:
                 events.strangers.append(f"{record.location}: row {row}, operation {record.op!r} without a version")
                 continue
-            events.add_version(row, payload, record.stream, log, record.location, _bytes(record.before))
+            events.add_version(row, payload, record.stream, log, record.location, _bytes(record.before),
+                               _mark(record.tx))
     return plain, events
 
 

@@ -41,6 +41,7 @@ from harness.judge.changelog import (
     MOVE_IN,
     MOVE_OUT,
     NO_BEFORE,
+    NO_MARK,
     OK,
     REMOVES,
     UPDATE,
@@ -59,8 +60,9 @@ KEY_CHANGE_PARTIAL = "key_change_partial"
 TRANSACTION_PARTIAL = "transaction_partial"
 DIVERGED = "diverged"
 BEFORE_IMAGE_WRONG = "before_image_wrong"
+TRANSACTION_UNMARKED = "transaction_unmarked"
 CLASSES = (CHANGE_LOST, CHANGE_CORRUPTED, CHANGE_UNEXPECTED, CHANGE_OUT_OF_ORDER, DELETE_LOST, RESURRECTED,
-           KEY_CHANGE_PARTIAL, TRANSACTION_PARTIAL, DIVERGED, BEFORE_IMAGE_WRONG)
+           KEY_CHANGE_PARTIAL, TRANSACTION_PARTIAL, TRANSACTION_UNMARKED, DIVERGED, BEFORE_IMAGE_WRONG)
 # What a target's before images should hold: "full" (the row's previous version, as replica
 # identity FULL gives), "none" (no old payload, as DEFAULT gives), None (not judged).
 BeforeImages = Literal["full", "none"] | None
@@ -84,6 +86,7 @@ class HistoryJudgement:
     unexpected_samples: list[str] = field(default_factory=list)
     before_images: BeforeImages = None  # what before images were held to (None: not judged)
     before_images_judged: int = 0
+    marked: bool = False  # transactions held to one mark each
 
     @property
     def ok(self) -> bool:
@@ -154,9 +157,10 @@ class _Fold:
 
 
 def judge_histories(log: ChangeLog, events: ChangeEvents, delivers: Delivers = "every_version",
-                    before_images: BeforeImages = None) -> HistoryJudgement:
-    """Every committed change against the sink's events (see the module docstring)."""
-    result = HistoryJudgement(delivers=delivers, before_images=before_images)
+                    before_images: BeforeImages = None, marked: bool = False) -> HistoryJudgement:
+    """Every committed change against the sink's events (see the module docstring). ``marked``:
+    the target marks transactions, so each must arrive under one mark of its own."""
+    result = HistoryJudgement(delivers=delivers, before_images=before_images, marked=marked)
     fold = _Fold(log, events, result)
     fold.run()
     if events.strangers:
@@ -170,6 +174,8 @@ def judge_histories(log: ChangeLog, events: ChangeEvents, delivers: Delivers = "
     _convergence(log, fold, finals, result)
     if before_images is not None:
         _before_images(log, events, fold, result, before_images)
+    if marked:
+        _transaction_marks(log, events, fold, result)
     result.samples = {cls: [describe_row(log, events, row) for row in sorted(rows)[:_SAMPLES]]
                       for cls, rows in fold.odd_rows.items() if rows}
     return result
@@ -270,6 +276,30 @@ def _before_images(log: ChangeLog, events: ChangeEvents, fold: _Fold, result: Hi
         if before != (previous[number] if mode == "full" else NO_BEFORE):
             result.counts[BEFORE_IMAGE_WRONG] += 1
             fold.odd_rows[BEFORE_IMAGE_WRONG].add(row)
+
+
+def _transaction_marks(log: ChangeLog, events: ChangeEvents, fold: _Fold, result: HistoryJudgement) -> None:
+    """A target that marks transactions: the events of one committed transaction carry one mark,
+    and no two transactions share one (a consumer applying by mark would merge or split them)."""
+    marks: dict[int, set[int]] = {}  # source transaction -> marks its events carried
+    for row, number, mark in zip(events.rows, events.numbers, events.marks, strict=True):
+        number = fold.removed.get(row, -1) if number == DELETE_EVENT else number
+        if 0 <= number < len(log) and log.outcomes[number] == OK:
+            marks.setdefault(log.txns[number], set()).add(mark)
+    owner: dict[int, int] = {}
+    bad: set[int] = set()
+    for txn, seen in marks.items():
+        if len(seen) != 1 or NO_MARK in seen:
+            bad.add(txn)
+            continue
+        mark = next(iter(seen))
+        if owner.setdefault(mark, txn) != txn:
+            bad.update((txn, owner[mark]))
+    if bad:
+        result.counts[TRANSACTION_UNMARKED] += len(bad)
+        for n, txn in enumerate(log.txns):
+            if txn in bad:
+                fold.odd_rows[TRANSACTION_UNMARKED].add(log.rows[n])
 
 
 def describe_row(log: ChangeLog, events: ChangeEvents, row: int) -> str:

@@ -36,6 +36,7 @@ class SinkRecord(msgspec.Struct, gc=False):
     position: int = -1  # its offset or line in the stream
     op: str = ""  # the operation letter of a change event (the target's [record] op), "" for a plain row
     before: Any = None  # a change event's before image's payload, where the target's [record] says
+    tx: Any = None  # a change event's transaction mark, where the target's [record] says (bundled: "tx")
 
     @property
     def location(self) -> str:
@@ -168,7 +169,7 @@ def _decoder(fmt: RecordFormat | None) -> Callable[[bytes], SinkRecord]:
     def decode(raw: bytes) -> SinkRecord:
         fields = fmt.fields(raw)
         return _SKIP if isinstance(fields, NotARecord) else SinkRecord(fields.record_id, fields.payload, op=fields.op,
-                                                                        before=fields.before)
+                                                                        before=fields.before, tx=fields.tx)
 
     return decode
 

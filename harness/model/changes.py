@@ -70,6 +70,9 @@ class TargetChanges:
     operations: tuple[Operation, ...] = ("insert",)
     # every_version: each committed version is delivered; latest_state: the final one (a poller).
     delivers: Literal["every_version", "latest_state"] = "every_version"
+    # marked: each change event names its source transaction ([record] transaction), and the
+    # judge holds every transaction to one mark of its own; unmarked: no such promise.
+    transactions: Literal["unmarked", "marked"] = "unmarked"
     # Knobs the harness sets when a scenario writes changes (the bundled exporter's change mode).
     knobs: dict[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,63}$")],
                 Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")]] = field(default_factory=dict)

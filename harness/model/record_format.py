@@ -38,6 +38,7 @@ class Fields(NamedTuple):
     payload: str | bytes | None
     op: str = ""
     before: str | bytes | None = None
+    tx: int | None = None
 
 
 NOT_OF_THIS_SHAPE = Fields(None, None)
@@ -63,12 +64,15 @@ class RecordFormat:
     # Where an update's or delete's before image keeps the old payload ("" : the target has none):
     # what replica identity FULL gives a CDC connector (knob replica_identity), checked per change.
     before_payload: Annotated[str, Field(max_length=200, pattern=rf"^({_NAME}(\.{_NAME})*)?$")] = ""
+    # Where a change event names its source transaction (a whole number): a target whose [changes]
+    # says transactions = "marked" is held to one mark per transaction.
+    transaction: Annotated[str, Field(max_length=200, pattern=rf"^({_NAME}(\.{_NAME})*)?$")] = ""
 
     @property
     def plain(self) -> bool:
         """The bundled exporter's own shape, which the sink reader decodes on its fast path (its
-        change mode adds a top-level "op" with the default letters, which that path reads too)."""
-        return self in (RecordFormat(), RecordFormat(op="op"))
+        change mode adds a top-level "op" with the default letters and "tx", which that path reads too)."""
+        return self in (RecordFormat(), RecordFormat(op="op"), RecordFormat(op="op", transaction="tx"))
 
     def problem(self) -> tuple[str, str] | None:
         """(field, what is wrong) across fields: one letter meaning two operations."""
@@ -97,14 +101,15 @@ class RecordFormat:
         letter = _walk(data, self.op) if self.op else ""
         letter = letter if isinstance(letter, str) else ""
         before = self._payload(_walk(data, self.before_payload)) if self.before_payload else None
+        tx = _whole(_walk(data, self.transaction)) if self.transaction else None
         if self.op and letter in self.deletes:
-            return Fields(_whole(_walk(data, self.delete_id or self.id)), None, letter, before)
+            return Fields(_whole(_walk(data, self.delete_id or self.id)), None, letter, before, tx)
         if self.row and _walk(data, self.row) is None:
             return NOT_A_RECORD
         record_id = _whole(_walk(data, self.id))
         if record_id is None:
             return NOT_OF_THIS_SHAPE
-        return Fields(record_id, self._payload(_walk(data, self.payload)), letter, before)
+        return Fields(record_id, self._payload(_walk(data, self.payload)), letter, before, tx)
 
     def _payload(self, value: object) -> str | bytes | None:
         if not isinstance(value, str):

@@ -295,6 +295,9 @@ def _check_changes(target: TargetDefinition, path: Path, where: Locator) -> None
     if set(changes.operations) - {"insert"} and not target.record.op:
         raise TargetError(f"{path}:{where.key('operations', table='changes') or '?'}: changes.operations: "
                           f"{', '.join(changes.operations)} need [record] op (where a message says its operation)")
+    if changes.transactions == "marked" and not target.record.transaction:
+        raise TargetError(f"{path}:{where.key('transactions', table='changes') or '?'}: changes.transactions: "
+                          "marked needs [record] transaction (where a message names its transaction)")
     unknown = sorted(set(changes.knobs) - set(target.knobs))
     if unknown:
         raise TargetError(f"{path}:{where.table('changes') or '?'}: changes.knobs.{unknown[0]}: not in this "

@@ -144,7 +144,8 @@ def judge_changes(run: Run, sink: list[SinkRecord]) -> tuple[list[SinkRecord], H
         return sink, None
     log = run.changes.log
     plain, events = split_changes(sink, run.target.record, log)
-    result = judge_histories(log, events, run.delivers, run.before_images)
+    marked = run.target.changes is not None and run.target.changes.transactions == "marked"
+    result = judge_histories(log, events, run.delivers, run.before_images, marked)
     run.result.changes = change_summary(result, run.changes)
     return plain, result
 
@@ -154,7 +155,7 @@ def change_summary(judged: HistoryJudgement, writer: ChangeWriter) -> ChangeSumm
                          judged.rows, judged.transactions, judged.key_changes, judged.deletes, judged.duplicates,
                          judged.uncertain, dict(sorted(judged.counts.items())), judged.samples,
                          judged.unexpected_samples, writer.resolve_error, judged.before_images,
-                         judged.before_images_judged)
+                         judged.before_images_judged, judged.marked)
 
 
 def first_loss_story(run: Run, outcome: Reconciliation, log: list[dict]) -> LossStory | None:

@@ -173,6 +173,7 @@ class ChangeSummary:
     resolve_error: str | None = None
     before_images: Literal["full", "none"] | None = None  # what before images were held to (None: not judged)
     before_images_judged: int = 0
+    marked: bool = False  # transactions held to one mark each (the target marks them)
 
 
 @dataclass

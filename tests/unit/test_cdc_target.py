@@ -31,18 +31,19 @@ def event(after: dict | None, op: str = "c") -> bytes:
 def test_a_change_event_gives_the_row_and_its_bytes() -> None:
     raw = bytes([0xFF, 0x00, 0x41])  # not UTF-8: a CDC connector carries the bytea as it is
     fields = ENVELOPE.fields(event({"id": 7, "key": "k", "payload": base64.b64encode(raw).decode()}))
-    assert fields == (7, raw, "", None)  # no op path: a message is a row
+    assert fields == (7, raw, "", None, None)  # no op path: a message is a row
 
 
 def test_deletes_and_tombstones_are_not_records_and_other_shapes_are_unexpected() -> None:
     assert ENVELOPE.fields(event(None, op="d")) is NOT_A_RECORD
     assert ENVELOPE.fields(b"") is NOT_A_RECORD
-    assert ENVELOPE.fields(b"not json") == (None, None, "", None)
-    assert ENVELOPE.fields(event({"id": "7", "payload": "AA=="})) == (None, None, "", None)  # an id must be a number
-    assert ENVELOPE.fields(event({"id": True, "payload": "AA=="})) == (None, None, "", None)
+    assert ENVELOPE.fields(b"not json") == (None, None, "", None, None)
+    # An id must be a number.
+    assert ENVELOPE.fields(event({"id": "7", "payload": "AA=="})) == (None, None, "", None, None)
+    assert ENVELOPE.fields(event({"id": True, "payload": "AA=="})) == (None, None, "", None, None)
     # Not base64: compared as corrupted.
-    assert ENVELOPE.fields(event({"id": 3, "payload": "%%%"})) == (3, None, "", None)
-    assert RecordFormat().fields(b"") == (None, None, "", None)  # the bundled shape has no tombstones
+    assert ENVELOPE.fields(event({"id": 3, "payload": "%%%"})) == (3, None, "", None, None)
+    assert RecordFormat().fields(b"") == (None, None, "", None, None)  # the bundled shape has no tombstones
     assert RecordFormat().plain and not ENVELOPE.plain
 
 
@@ -52,9 +53,9 @@ CHANGES = RecordFormat(id="after.id", key="after.key", payload="after.payload", 
 
 def test_a_change_format_reads_updates_and_names_the_row_a_delete_removes() -> None:
     update = event({"id": 7, "key": "k", "payload": base64.b64encode(b"c3:x").decode()}, op="u")
-    assert CHANGES.fields(update) == (7, b"c3:x", "u", None) and CHANGES.operation("u") == "update"
+    assert CHANGES.fields(update) == (7, b"c3:x", "u", None, None) and CHANGES.operation("u") == "update"
     delete = json.dumps({"before": {"id": 7, "key": None, "payload": None}, "after": None, "op": "d"}).encode()
-    assert CHANGES.fields(delete) == (7, None, "d", None) and CHANGES.operation("d") == "delete"
+    assert CHANGES.fields(delete) == (7, None, "d", None, None) and CHANGES.operation("d") == "delete"
     assert CHANGES.fields(b"") is NOT_A_RECORD  # the tombstone after a delete
     assert CHANGES.operation("x") == "" and RecordFormat().operation("") == "insert"
     assert RecordFormat(op="op").plain and not CHANGES.plain

@@ -84,7 +84,8 @@ def test_the_mix_refuses_nan_and_says_what_it_writes() -> None:
     (("knobs = { source_mode = \"changes\" }", "knobs = { source_mode = \"all\" }"), "source_mode must be one of"),
     (("knobs = { source_mode = \"changes\" }", "knobs = { batch_sizes = \"1\" }"), "changes.knobs.batch_sizes"),
     (("[record]\nop = \"op\"", "[record]\nop = \"op\"\nupdates = [\"c\"]"), "record.deletes: 'c' is given for two"),
-    (("[record]\nop = \"op\"", "[record]"), "need \\[record\\] op"),
+    (("[record]\nop = \"op\"\ntransaction = \"tx\"", "[record]\ntransaction = \"tx\""), "need \\[record\\] op"),
+    (("transaction = \"tx\"\n", ""), "marked needs \\[record\\] transaction"),
 ])
 def test_a_target_changes_table_that_makes_no_sense_is_refused(tmp_path: Path, edit: tuple[str, str],
                                                                 fragment: str) -> None:

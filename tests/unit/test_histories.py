@@ -29,6 +29,7 @@ from harness.judge.histories import (
     KEY_CHANGE_PARTIAL,
     RESURRECTED,
     TRANSACTION_PARTIAL,
+    TRANSACTION_UNMARKED,
     judge_histories,
 )
 
@@ -234,3 +235,26 @@ def test_before_images_are_held_to_what_the_replica_identity_gives() -> None:
     assert stale.count(BEFORE_IMAGE_WRONG) == 1 and stale.before_images_judged == 2
     assert judge_histories(h.log, sink(full), before_images="none").count(BEFORE_IMAGE_WRONG) == 2
     assert judge_histories(h.log, sink([None, None, None])).ok  # not judged without a mode
+
+
+def test_a_marking_target_holds_each_transaction_to_one_mark_of_its_own() -> None:
+    h = History()
+    first = h.txn((1, INSERT), (2, INSERT))
+    second = h.txn((1, UPDATE), (2, DELETE))
+
+    def sink(marks: list[int | None]) -> ChangeEvents:
+        events = ChangeEvents()
+        for n, mark in zip(first + second, marks, strict=True):
+            if h.log.kinds[n] == DELETE:
+                events.add_delete(h.log.rows[n], STREAM, mark=mark)
+            else:
+                events.add_version(h.log.rows[n], h.payloads[n], STREAM, h.log, mark=mark)
+        return events
+
+    assert judge_histories(h.log, sink([700, 700, 701, 701]), marked=True).ok
+    split = judge_histories(h.log, sink([700, 702, 701, 701]), marked=True)  # one transaction, two marks
+    assert split.count(TRANSACTION_UNMARKED) == 1
+    merged = judge_histories(h.log, sink([700, 700, 700, 700]), marked=True)  # two transactions, one mark
+    assert merged.count(TRANSACTION_UNMARKED) == 2
+    assert judge_histories(h.log, sink([None, None, 701, 701]), marked=True).count(TRANSACTION_UNMARKED) == 1
+    assert judge_histories(h.log, sink([None, None, None, None])).ok  # not judged for an unmarking target
