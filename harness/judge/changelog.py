@@ -161,8 +161,10 @@ NO_BEFORE, UNREADABLE_BEFORE = -1, -2  # what ChangeEvents.befores holds besides
 
 
 def _before(payload: bytes | None) -> int:
-    """The change number a before image's payload carries (the version it says the row had)."""
-    if payload is None:
+    """The change number a before image's payload carries (the version it says the row had). An
+    empty one is none: with replica identity DEFAULT a delete's before image holds the key, and a
+    NOT NULL column the connector fills with its type's empty value."""
+    if not payload:
         return NO_BEFORE
     number = change_number(payload)
     return UNREADABLE_BEFORE if number is None else number

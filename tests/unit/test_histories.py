@@ -230,7 +230,7 @@ def test_before_images_are_held_to_what_the_replica_identity_gives() -> None:
 
     full = [None, h.payloads[0], h.payloads[1]]  # FULL: each change names the version before it
     assert judge_histories(h.log, sink(full), before_images="full").ok
-    assert judge_histories(h.log, sink([None, None, None]), before_images="none").ok  # DEFAULT
+    assert judge_histories(h.log, sink([None, None, b""]), before_images="none").ok  # DEFAULT: the key, "" beside it
     stale = judge_histories(h.log, sink([None, h.payloads[0], h.payloads[0]]), before_images="full")
     assert stale.count(BEFORE_IMAGE_WRONG) == 1 and stale.before_images_judged == 2
     assert judge_histories(h.log, sink(full), before_images="none").count(BEFORE_IMAGE_WRONG) == 2
