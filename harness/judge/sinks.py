@@ -59,9 +59,9 @@ def _parse(raw: bytes, where: str, encoding: str = "utf-8", ts: float | None = N
            stream: str = "", position: int = -1) -> SinkRecord:
     try:
         data = json.loads(raw.decode(encoding))
-        payload, op = data.get("payload"), data.get("op")
+        payload, op, tx = data.get("payload"), data.get("op"), data.get("tx")
         return SinkRecord(int(data["id"]), payload if isinstance(payload, str) else None, raw, where, ts, stream,
-                          position, op if isinstance(op, str) else "")
+                          position, op if isinstance(op, str) else "", tx=tx if isinstance(tx, int) else None)
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return SinkRecord(None, None, raw, where, ts, stream, position)  # unexpected shape: the reconciler reports it
 
