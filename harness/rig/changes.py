@@ -43,6 +43,8 @@ class ChangeWriter:
         self.filler = max(1, size - 16)
         self.key_prefix = key_prefix
         self.live: dict[int, str] = {}  # row id -> its key now (rows the writer may still change)
+        self._rows: list[int] = []  # the live rows, for drawing one in constant time
+        self._where: dict[int, int] = {}  # row -> its index in _rows
         self.written = 0  # changes attempted
         self.outcomes = {"ok": 0, "failed": 0, "indeterminate": 0}
         self.resolve_error: str | None = None
@@ -76,8 +78,24 @@ class ChangeWriter:
         return row
 
     def _sample(self) -> list[int]:
-        rows = list(self.live)
-        return self.rng.sample(rows, min(8, len(rows)))
+        """Up to eight live rows at random, in constant time however many there are (a week's soak
+        keeps hundreds of thousands alive)."""
+        rows = self._rows
+        return [rows[i] for i in self.rng.sample(range(len(rows)), min(8, len(rows)))]
+
+    def _keep(self, row: int, key: str) -> None:
+        if row not in self.live:
+            self._where[row] = len(self._rows)
+            self._rows.append(row)
+        self.live[row] = key
+
+    def _drop(self, row: int) -> None:
+        """Out of the live rows: the last one takes its place in the list."""
+        if self.live.pop(row, None) is None:
+            return
+        index, last = self._where.pop(row), self._rows.pop()
+        if last != row:
+            self._rows[index], self._where[last] = last, index
 
     def _plan(self, size: int) -> list[_Planned]:
         planned: list[_Planned] = []
@@ -144,12 +162,12 @@ class ChangeWriter:
         if outcome == "ok":
             for row, key in after.items():
                 if key is None:
-                    self.live.pop(row, None)
+                    self._drop(row)
                 else:
-                    self.live[row] = key
+                    self._keep(row, key)
         elif outcome == "indeterminate":
             for row in after:  # retired: its history is complete whichever way the commit went
-                self.live.pop(row, None)
+                self._drop(row)
 
     def _send(self, cur: psycopg.Cursor, change: _Planned, txn: int, after: dict[int, str | None]) -> None:
         table, log = sql.Identifier(self.table), self.log
