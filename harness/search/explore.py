@@ -54,6 +54,9 @@ class Coverage:
     def note(self, run: int, scenario: Scenario, sig: str | None, during_s: float) -> bool:
         """Count what the run exercised; True when its signature is new."""
         self.kinds.update({kind_of(s.do) for s in scenario.steps})
+        mix = scenario.workload.changes
+        if mix is not None:  # which change operations the run wrote: the judge of histories' reach
+            self.kinds.update(f"changes:{op}" for op in sorted(mix.operations))
         faults = [s for s in scenario.steps if s.do.role == "fault"]
         for a, b in itertools.combinations(faults, 2):
             (a_lo, a_hi), (b_lo, b_hi) = window(a, during_s), window(b, during_s)

@@ -406,3 +406,15 @@ def test_mutations_of_a_parent_without_changes_write_changes_too() -> None:
     assert 8 <= len(with_changes) <= 30, len(with_changes)
     again = [mutate(random.Random(n), parent, kinds, plan, f"explore_s2_r{n}") for n in range(40)]
     assert again == children  # deterministic per run name
+
+
+def test_coverage_counts_the_change_operations_runs_wrote() -> None:
+    from harness.model.target import TargetDefinition
+
+    plan = for_target(ExplorePlan(seed=1, runs=60), TargetDefinition.load())
+    coverage = Coverage()
+    drawn = fresh(plan, 30)
+    for n, scenario in enumerate(drawn, 1):
+        coverage.note(n, scenario, None, plan.during_s)
+    writing = sum(1 for s in drawn if s.workload.changes is not None and "delete" in s.workload.changes.operations)
+    assert writing and coverage.kinds["changes:delete"] == writing
