@@ -108,7 +108,11 @@ class _Fold:
     def __init__(self, log: ChangeLog, events: ChangeEvents, result: HistoryJudgement) -> None:
         self.log, self.events, self.result = log, events, result
         self.copies = bytearray(len(log))
-        self.state: dict[int, int] = {}  # row -> change number of its last event (a delete's number too)
+        # row -> change number of its last event (a delete's number too). Folded per stream; a row
+        # whose events landed in several streams (partitions added under it) has no order across
+        # them, and takes the newest of its streams' last events (judged leniently, never worse).
+        self.state: dict[int, int] = {}
+        self._last: dict[tuple[int, int], int] = {}  # (stream, row) -> its last event there
         self.removed: dict[int, int] = {}  # row -> its removing change (delete or move-out)
         self.odd_rows: dict[str, set[int]] = {c: set() for c in CLASSES}
         self.delete_seen: set[int] = set()
@@ -118,7 +122,7 @@ class _Fold:
 
     def run(self) -> None:
         log, events, result = self.log, self.events, self.result
-        rows_of, outcomes, copies, state = log.rows, log.outcomes, self.copies, self.state
+        rows_of, outcomes, copies, last = log.rows, log.outcomes, self.copies, self._last
         latest: dict[tuple[int, int], int] = {}  # (stream, row) -> newest change number delivered there
         size = len(log)
         for i, (row, number, stream) in enumerate(zip(events.rows, events.numbers, events.streams, strict=True)):
@@ -131,7 +135,7 @@ class _Fold:
             elif not 0 <= number < size or rows_of[number] != row or outcomes[number] == FAILED:
                 self._unexpected(row, f"row {row} version of change {number}, which was never committed for it")
                 if 0 <= number < size and rows_of[number] == row:
-                    state[row] = number  # a rolled-back version applied downstream: the row holds it now
+                    last[(stream, row)] = number  # a rolled-back version applied downstream: the row holds it
                 continue
             if i in events.corrupt:
                 result.counts[CHANGE_CORRUPTED] += 1
@@ -147,7 +151,11 @@ class _Fold:
                     latest[(stream, row)] = number
             if copies[number] < 255:
                 copies[number] += 1
-            state[row] = number
+            last[(stream, row)] = number
+        state = self.state
+        for (_stream, row), number in last.items():
+            if number > state.get(row, -1):
+                state[row] = number
 
     def _unexpected(self, row: int, what: str) -> None:
         self.result.counts[CHANGE_UNEXPECTED] += 1

@@ -258,3 +258,19 @@ def test_a_marking_target_holds_each_transaction_to_one_mark_of_its_own() -> Non
     assert merged.count(TRANSACTION_UNMARKED) == 2
     assert judge_histories(h.log, sink([None, None, 701, 701]), marked=True).count(TRANSACTION_UNMARKED) == 1
     assert judge_histories(h.log, sink([None, None, None, None])).ok  # not judged for an unmarking target
+
+
+def test_a_row_split_across_streams_takes_the_newest_of_their_last_events() -> None:
+    h = History()
+    h.txn((4, INSERT))
+    h.txn((4, UPDATE))
+    h.txn((4, UPDATE))
+    events = ChangeEvents()  # partitions added mid-run: the row's later versions went elsewhere
+    events.add_version(4, h.payloads[2], "kafka:t/1", h.log)
+    events.add_version(4, h.payloads[0], STREAM, h.log)
+    events.add_version(4, h.payloads[1], STREAM, h.log)
+    assert judge_histories(h.log, events).ok  # read order across streams says nothing
+    stale = ChangeEvents()
+    for n in (0, 2, 1):  # within one stream a stale version last is the row's state
+        stale.add_version(4, h.payloads[n], STREAM, h.log)
+    assert judge_histories(h.log, stale).count(DIVERGED) == 1
