@@ -52,6 +52,9 @@ KNOWN = {
     "checkpoint_saved_while_coalescing": "the reader saves its checkpoint when it takes a page and appends the "
                                          "page 0.3 s later (coalescing): a crash in between skips the page (a "
                                          "race: the kill must land in the wait while rows flow)",
+    "checkpoint_rewind_ignored": "the reader trusts its own cursor over a buffer checkpoint that went back (\"the "
+                                 "buffer is behind, we are not\"): after a failover to a lagging Redis replica the "
+                                 "rows whose entries the replica never got are never read again",
     "deletes_dropped": "change mode: a change without an after image is taken for nothing to export, so deletes "
                        "are never sent (the row lives on downstream)",
     "changes_coalesced_per_page": "change mode: a page keeps only each row's last change (\"only the latest state "

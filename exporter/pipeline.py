@@ -163,7 +163,7 @@ class Reader:
         if self.checkpoint is None:
             self.checkpoint = stored
             log.info("reader starting", extra={"checkpoint": self.checkpoint})
-        elif stored != self.checkpoint:
+        elif stored != self.checkpoint and not (defects.on("checkpoint_rewind_ignored") and stored < self.checkpoint):
             # The buffer lost its state (Redis restarted without persistence): what it held is gone,
             # so read again from what it still remembers. Duplicates, never loss.
             log.warning("buffer checkpoint went back; re-reading from it", extra={
@@ -187,7 +187,8 @@ class Reader:
         if defects.on("checkpoint_saved_while_coalescing"):
             self._append_coalesced(records, dead, last)
         else:
-            self.buffer.append(records, dead, last)
+            # Only over the checkpoint it read: one that went back meanwhile (a failover) is read again.
+            self.buffer.append(records, dead, last, expected=self.checkpoint)
         self.checkpoint, self._appended_at = last, time.monotonic()
         metrics.records_buffered.inc(len(records))
         for letter in dead:
@@ -224,7 +225,7 @@ class Reader:
         self.buffer.set_checkpoint(last)
         self.control.wait(COALESCE_S)
         try:
-            self.buffer.append(records, dead, last)
+            self.buffer.append(records, dead, last, expected=last)
         except TransientError:
             if previous is not None:
                 self.buffer.set_checkpoint(previous)  # may fail too (Redis gone): then the page is skipped

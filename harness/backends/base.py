@@ -7,6 +7,7 @@ import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from harness.errors import HarnessError
 from harness.infra.lifecycle import StopAtExit
@@ -131,6 +132,8 @@ class Backend(ABC):
             return f"the {self.name} backend cannot run {name} against its servers"
         if kind is NeedKind.MOVE and name not in self.movable:
             return f"the {self.name} backend cannot bring {name} back on a new address"
+        if kind is NeedKind.REPLICA and name not in self.replicated:
+            return f"the {self.name} backend runs no replica of {name} (a failover needs one)"
         if kind is NeedKind.DEVICE:
             return device_missing(name)
         if kind is NeedKind.PROTOCOL and not self.protocol_proxies:
@@ -139,6 +142,7 @@ class Backend(ABC):
         return self._stack_lacks(capability)
 
     movable: frozenset[str] = frozenset()  # servers this backend can restart on a new address
+    replicated: frozenset[str] = frozenset()  # servers it can give a replica to fail over to (``replica:<name>``)
     # Whether its Toxiproxy can reach a protocol proxy on this machine's loopback (not from a container).
     protocol_proxies: bool = True
     tools: frozenset[str] = frozenset()  # server-side admin tools it can run (``tool:<name>``)
@@ -156,6 +160,25 @@ class Backend(ABC):
         """Start a stopped server on new ports, with its proxy pointed at it (a failover, a broker
         that came back elsewhere); only for the servers in ``movable``."""
         raise HarnessError(f"the {self.name} backend cannot move {service}")
+
+    # -- replicas and failover (only for the servers in ``replicated``) ---------------------------
+    def start_replica(self, service: str) -> dict[str, Any]:
+        """Start a replica of ``service``, replicating through a proxied link of its own, and wait
+        until it is in sync; what it is, as evidence."""
+        raise HarnessError(f"the {self.name} backend runs no replica of {service}")
+
+    def cut_replication(self, service: str, cut: bool) -> None:
+        """Cut (or restore) the replica's replication link: writes go on without reaching it."""
+        raise HarnessError(f"the {self.name} backend runs no replica of {service}")
+
+    def fail_over(self, service: str) -> dict[str, Any]:
+        """Promote the replica, point the clients' proxy at it (their connections cut, as a moved
+        address would), and make the old primary its replica; evidence read back from both."""
+        raise HarnessError(f"the {self.name} backend runs no replica of {service}")
+
+    def restore_topology(self) -> None:
+        """Back to one node per server, the original ones serving (between scenarios)."""
+        return  # a backend that runs no replicas has none to put away
 
     def _stack_lacks(self, capability: Need) -> str | None:
         """What the running stack cannot offer: administrator access to a server, or credentials

@@ -8,8 +8,10 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from harness.backends.base import Backend
+from harness.backends.redis_replica import RedisReplica
 from harness.errors import HarnessError, UnknownServiceError
 from harness.infra.credentials import ExporterCredentials, provision
 from harness.infra.reaper import RECORDER
@@ -42,6 +44,7 @@ class LocalBackend(Backend):
         self.executors: dict[str, ServiceExecutor] = {}
         self.proxy_ports: dict[str, int] = {}
         self.frozen: set[str] = set()
+        self.replicas: dict[str, RedisReplica] = {}  # replicas a failover step started, by server
 
     # -- start ------------------------------------------------------------------------------
     def _start(self) -> Stack:
@@ -115,6 +118,11 @@ class LocalBackend(Backend):
     # -- stop -------------------------------------------------------------------------------
     def _stop(self) -> None:
         problems: list[str] = []
+        for replica in self.replicas.values():
+            if replica.executor is not None:
+                replica.executor.kill()
+            replica.toxiproxy.close()
+        self.replicas.clear()
         for name in ("kafka", "redis", "postgres", "toxiproxy"):
             executor = self.executors.pop(name, None)
             if executor is None:
@@ -177,6 +185,48 @@ class LocalBackend(Backend):
             self._create_proxies()
 
     movable = frozenset({"kafka"})
+    replicated = frozenset({"redis"})
+
+    # -- replicas and failover ------------------------------------------------------------------
+    def _replica(self, service: str) -> RedisReplica:
+        if service not in self.replicated:
+            raise HarnessError(f"the local backend runs no replica of {service}; it does for "
+                               f"{', '.join(sorted(self.replicated))}")
+        replica = self.replicas.get(service)
+        if replica is None:
+            raise HarnessError(f"no replica of {service} is running (a failover step starts one when it prepares)")
+        return replica
+
+    def start_replica(self, service: str) -> dict[str, Any]:
+        if service in self.replicas:
+            return {"replica": "already running"}
+        self._replica_control()  # the service name is checked first
+        primary = self.servers["redis"]
+        assert isinstance(primary, RedisServer) and self.workdir is not None
+        replica = RedisReplica(primary, self._replica_control(), self.workdir, self.start_timeout)
+        self.replicas[service] = replica
+        return replica.start()
+
+    def _replica_control(self) -> ToxiproxyClient:
+        return ToxiproxyClient(HOST, self.servers["toxiproxy"].port)
+
+    def cut_replication(self, service: str, cut: bool) -> None:
+        self._replica(service).cut(cut)
+
+    def fail_over(self, service: str) -> dict[str, Any]:
+        replica = self._replica(service)
+        evidence = replica.fail_over(service)
+        if self._stack is not None and replica.server is not None:
+            self._stack.redis = Link("redis", Endpoint(HOST, replica.server.port), self._stack.redis.proxied)
+        return evidence
+
+    def restore_topology(self) -> None:
+        for service, replica in list(self.replicas.items()):
+            del self.replicas[service]
+            replica.put_away(service)
+            replica.toxiproxy.close()
+            if self._stack is not None:
+                self._stack.redis = Link("redis", Endpoint(HOST, self.servers["redis"].port), self._stack.redis.proxied)
     tools = frozenset({"kafka-configs"})
     files = frozenset({"redis", "postgres", "kafka"})
 

@@ -58,6 +58,7 @@ from harness.steps.actions import Checkpoint, Write  # noqa: E402
 from harness.steps.clock import ClockDrift, ClockJump  # noqa: E402
 from harness.steps.disk import DIRECTORIES, DiskFull, ReadOnlyDir  # noqa: E402
 from harness.steps.exports import Export, ExportBurst  # noqa: E402
+from harness.steps.failover import RedisFailover  # noqa: E402
 from harness.steps.files import CrashLosingUnsynced, FileError  # noqa: E402
 from harness.steps.kafka_faults import KafkaAddPartitions, KafkaQuota, KafkaTopicSetting  # noqa: E402
 from harness.steps.kafka_protocol import KafkaProduceError, KafkaRequestFault  # noqa: E402
@@ -89,8 +90,8 @@ __all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "ChangeMix", "Checkpoint", "Cl
            "KillExporter", "LinkDown", "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable",
            "PostgresLoginRefused", "PostgresReadOnly", "PostgresStatementError", "PostgresStatementTimeout",
            "PostgresTerminateSessions", "ReadOnlyDir", "RedisClientPause", "RedisCommandError", "RedisDenyCommands",
-           "RedisRefuseConnections", "RedisRefuseWrites", "Reproduction", "RestartService", "Resume", "Scenario",
-           "ScenarioError", "ServiceMoves", "Step", "StepKind", "Toxic", "Workload", "Write", "by_name",
+           "RedisFailover", "RedisRefuseConnections", "RedisRefuseWrites", "Reproduction", "RestartService", "Resume",
+           "Scenario", "ScenarioError", "ServiceMoves", "Step", "StepKind", "Toxic", "Workload", "Write", "by_name",
            "check_step", "error_field", "explain", "has_window", "is_fault", "kind_of", "registered",
            "with_load_workers"]
 

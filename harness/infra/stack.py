@@ -57,6 +57,10 @@ class ServiceControl(Protocol):
     def service_data_dir(self, service: str) -> Path: ...
     def kafka_configs(self, args: list[str]) -> str: ...
     def unsupported(self, step_do: object) -> str | None: ...
+    def start_replica(self, service: str) -> dict[str, Any]: ...
+    def cut_replication(self, service: str, cut: bool) -> None: ...
+    def fail_over(self, service: str) -> dict[str, Any]: ...
+    def restore_topology(self) -> None: ...
 
 
 @dataclass
@@ -133,9 +137,13 @@ class Stack:
     def proxy(self, link: str) -> ProxyHandle:
         return self.toxiproxy.proxy(self.link(link).name)
 
-    def reset(self) -> None:
-        """Between tests: every service running and unfrozen, every toxic gone, every link up."""
+    def reset(self, *, topology: bool = True) -> None:
+        """Between tests: every service running and unfrozen, every toxic gone, every link up, and
+        (``topology``) one node per server again, the original ones serving. Healing a scenario
+        keeps its topology: a failover is not undone by healing, the new primary stays."""
         self.backend.ensure_running()
+        if topology:
+            self.backend.restore_topology()
         self.toxiproxy.reset()
         provision(self)  # the exporter's rights back in full (a fault may have taken some away)
 

@@ -107,6 +107,9 @@ class ToxiproxyClient:
             self._lib.create(upstream=upstream, name=name, listen=listen, enabled=True)
         return self.proxy(name)
 
+    def delete_proxy(self, name: str) -> None:
+        self._call("DELETE", f"/proxies/{name}", f"delete proxy {name}")
+
     def proxies(self) -> dict[str, dict[str, Any]]:
         return self._call("GET", "/proxies", "list proxies").json()
 

@@ -20,6 +20,7 @@ class NeedKind(StrEnum):
     PROTOCOL = "protocol"        # a protocol proxy on the server's link (name: the server)
     RESTART = "restart"          # a server it can stop and start (name: the service)
     MOVE = "move"                # a server it can bring back on new ports
+    REPLICA = "replica"          # a replica of the server it can run, lag, promote and demote (name: the server)
     ADMIN = "admin"              # administrator access to a server (name: the server)
     FILES = "files"              # the server's data directory is on this machine
     TOOL = "tool"                # a server-side admin tool (name: the tool)
@@ -34,7 +35,7 @@ class NeedKind(StrEnum):
 # Kinds whose name is a server the step acts on: explore keeps two faults off one server, and a
 # target that does not use the server has nothing for the step to act on.
 SERVER_KINDS = frozenset({NeedKind.LINK, NeedKind.PROTOCOL, NeedKind.RESTART, NeedKind.MOVE, NeedKind.ADMIN,
-                          NeedKind.FILES})
+                          NeedKind.FILES, NeedKind.REPLICA})
 
 
 @dataclass(frozen=True, order=True)
@@ -74,6 +75,10 @@ class Need:
     @classmethod
     def move(cls, service: str) -> Need:
         return cls(NeedKind.MOVE, service)
+
+    @classmethod
+    def replica(cls, server: str) -> Need:
+        return cls(NeedKind.REPLICA, server)
 
     @classmethod
     def admin(cls, server: str) -> Need:

@@ -49,7 +49,7 @@ def heal(run: Run) -> float:
     exporter = run.live_exporter()
     died = not exporter.running()
     exit_code = exporter.exit_code()
-    run.stack.reset()
+    run.stack.reset(topology=False)  # a failover is not undone: the promoted node stays primary
     run.process = ProcessEvidence(exporter.starts, run.planned_kills, died, exit_code)
     if died:
         run.revived = True

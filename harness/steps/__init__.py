@@ -31,6 +31,7 @@ from harness.steps import (  # noqa: E402,F401
     clock,
     disk,
     exports,
+    failover,
     files,
     kafka_faults,
     kafka_protocol,
