@@ -198,9 +198,11 @@ class LocalBackend(Backend):
         return replica
 
     def start_replica(self, service: str) -> dict[str, Any]:
+        if service not in self.replicated:
+            raise HarnessError(f"the local backend runs no replica of {service}; it does for "
+                               f"{', '.join(sorted(self.replicated))}")
         if service in self.replicas:
             return {"replica": "already running"}
-        self._replica_control()  # the service name is checked first
         primary = self.servers["redis"]
         assert isinstance(primary, RedisServer) and self.workdir is not None
         replica = RedisReplica(primary, self._replica_control(), self.workdir, self.start_timeout)
