@@ -69,10 +69,6 @@ class ChangeLog:
         self._txn += 1
         return self._txn
 
-    @property
-    def transactions(self) -> int:
-        return self._txn
-
     def next_number(self) -> int:
         return len(self.kinds)
 
