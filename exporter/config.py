@@ -44,6 +44,12 @@ class Config:
     poll_interval_s: float = 0.2
     claim_idle_ms: int = 10_000
     kafka_message_timeout_ms: int = 10_000
+    # What counts as delivered: "all" (every in-sync replica has the record) with an idempotent
+    # producer (a retry after a leader change neither duplicates nor reorders). "1" (the leader's
+    # own write) is faster and loses what a leader acknowledged and died with before its
+    # followers fetched it; idempotence needs "all".
+    kafka_acks: str = "all"
+    kafka_idempotence: bool = True
     redis_timeout_s: float = 2.0
     postgres_timeout_s: float = 5.0
     # How long the reader waits for a transaction older than rows already committed (it may hold
@@ -126,6 +132,11 @@ class Config:
         if not 1 <= self.jobs_kept <= 1_000_000 or not 0 < self.jobs_kept_s <= 30 * 86_400:
             raise ConfigError(f"jobs_kept must be within 1..1000000 and jobs_kept_s within (0, 30 days], not "
                               f"{self.jobs_kept} and {self.jobs_kept_s}")
+        if self.kafka_acks not in ("all", "1"):
+            raise ConfigError(f"kafka_acks must be all or 1, not {self.kafka_acks!r} ({ENV_PREFIX}KAFKA_ACKS)")
+        if self.kafka_idempotence and self.kafka_acks != "all":
+            raise ConfigError(f"kafka_idempotence needs kafka_acks=all, not {self.kafka_acks!r} (an idempotent "
+                              f"producer's sequence is kept by every in-sync replica)")
         if not 0 < self.disk_usage_threshold <= 1:
             raise ConfigError(f"disk_usage_threshold must be within (0, 1], not {self.disk_usage_threshold}")
         return self

@@ -55,6 +55,9 @@ KNOWN = {
     "checkpoint_rewind_ignored": "the reader trusts its own cursor over a buffer checkpoint that went back (\"the "
                                  "buffer is behind, we are not\"): after a failover to a lagging Redis replica the "
                                  "rows whose entries the replica never got are never read again",
+    "acks_leader_only": "the Kafka producer runs with acks=1 and no idempotence (tuned for throughput: \"the "
+                        "leader has it\"): records a partition leader acknowledged and died with before its "
+                        "followers fetched them are lost in the election",
     "deletes_dropped": "change mode: a change without an after image is taken for nothing to export, so deletes "
                        "are never sent (the row lives on downstream)",
     "changes_coalesced_per_page": "change mode: a page keeps only each row's last change (\"only the latest state "

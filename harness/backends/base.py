@@ -176,6 +176,24 @@ class Backend(ABC):
         address would), and make the old primary its replica; evidence read back from both."""
         raise HarnessError(f"the {self.name} backend runs no replica of {service}")
 
+    # -- a Kafka cluster (``replica:kafka``): brokers 2 and 3 beside the stack's broker 1 --------
+    def kill_broker(self, node: int) -> None:
+        """SIGKILL broker ``node`` (a peer: broker 1 holds the controller)."""
+        raise HarnessError(f"the {self.name} backend runs one Kafka broker")
+
+    def start_broker(self, node: int) -> None:
+        """A killed broker back with its data, registered again with the controller."""
+        raise HarnessError(f"the {self.name} backend runs one Kafka broker")
+
+    def cut_broker_replication(self, node: int, cut: bool) -> None:
+        """Cut (or restore) what broker ``node``'s followers fetch from it; clients still reach it."""
+        raise HarnessError(f"the {self.name} backend runs one Kafka broker")
+
+    def topology(self) -> dict[str, Any]:
+        """Every node this backend runs and every proxy between them, read back from the servers
+        (``faultline up --check``); a backend that runs one node per server says only that."""
+        return {"nodes": "one per server"}
+
     def restore_topology(self) -> None:
         """Back to one node per server, the original ones serving (between scenarios)."""
         return  # a backend that runs no replicas has none to put away

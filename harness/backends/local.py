@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend
+from harness.backends.kafka_peers import PEERS, KafkaPeers, replication_proxy
 from harness.backends.redis_replica import RedisReplica
+from harness.backends.topology import describe_local
 from harness.errors import HarnessError, UnknownServiceError
 from harness.infra.credentials import ExporterCredentials, provision
 from harness.infra.reaper import RECORDER
@@ -45,6 +47,8 @@ class LocalBackend(Backend):
         self.proxy_ports: dict[str, int] = {}
         self.frozen: set[str] = set()
         self.replicas: dict[str, RedisReplica] = {}  # replicas a failover step started, by server
+        self.kafka_peers: KafkaPeers | None = None  # brokers 2 and 3, once a failover step asked for them
+        self.replication_proxy_port = 0  # where node 1's followers fetch from (its replication proxy)
 
     # -- start ------------------------------------------------------------------------------
     def _start(self) -> Stack:
@@ -54,6 +58,7 @@ class LocalBackend(Backend):
         private_directory(self.workdir)
         RECORDER.directory(self.workdir)
         self.proxy_ports = {link: free_port() for link in LINKS}
+        self.replication_proxy_port = free_port()
         exporter = ExporterCredentials()
         wd, t = self.workdir, self.start_timeout
         self.servers = {
@@ -64,7 +69,8 @@ class LocalBackend(Backend):
                                  persistence=self.redis_persistence, arguments=tuple(exporter.redis_user_directive())),
             "kafka": KafkaServer("kafka", wd / "kafka", free_port(), start_timeout=t,
                                  direct_port=free_port(), controller_port=free_port(),
-                                 advertised_port=self.proxy_ports["kafka"]),
+                                 advertised_port=self.proxy_ports["kafka"], replication_port=free_port(),
+                                 replication_advertised_port=self.replication_proxy_port),
         }
         seconds: dict[str, float] = {}
 
@@ -107,8 +113,14 @@ class LocalBackend(Backend):
                 # Kafka's proxy forwards to the PLAINTEXT listener, which advertises the proxy.
                 upstream_port = self.servers[link].port
                 client.create_proxy(link, f"{HOST}:{self.proxy_ports[link]}", f"{HOST}:{upstream_port}")
+            kafka = self.servers["kafka"]
+            assert isinstance(kafka, KafkaServer)
+            client.create_proxy(replication_proxy(1), f"{HOST}:{self.replication_proxy_port}",
+                                f"{HOST}:{kafka.replication_port}")
         finally:
             client.close()
+        if self.kafka_peers is not None and self.kafka_peers.running():
+            self.kafka_peers.create_proxies()
 
     def _launch(self, name: str) -> None:
         executor = self.servers[name].executor()
@@ -123,6 +135,10 @@ class LocalBackend(Backend):
                 replica.executor.kill()
             replica.toxiproxy.close()
         self.replicas.clear()
+        if self.kafka_peers is not None:
+            self.kafka_peers.stop()
+            self.kafka_peers.toxiproxy.close()
+            self.kafka_peers = None
         for name in ("kafka", "redis", "postgres", "toxiproxy"):
             executor = self.executors.pop(name, None)
             if executor is None:
@@ -185,7 +201,7 @@ class LocalBackend(Backend):
             self._create_proxies()
 
     movable = frozenset({"kafka"})
-    replicated = frozenset({"redis"})
+    replicated = frozenset({"redis", "kafka"})
 
     # -- replicas and failover ------------------------------------------------------------------
     def _replica(self, service: str) -> RedisReplica:
@@ -201,6 +217,8 @@ class LocalBackend(Backend):
         if service not in self.replicated:
             raise HarnessError(f"the local backend runs no replica of {service}; it does for "
                                f"{', '.join(sorted(self.replicated))}")
+        if service == "kafka":
+            return self._start_kafka_peers()
         if service in self.replicas:
             return {"replica": "already running"}
         primary = self.servers["redis"]
@@ -209,8 +227,38 @@ class LocalBackend(Backend):
         self.replicas[service] = replica
         return replica.start()
 
+    def _start_kafka_peers(self) -> dict[str, Any]:
+        if self.kafka_peers is None:
+            first = self.servers["kafka"]
+            assert isinstance(first, KafkaServer) and self.workdir is not None
+            self.kafka_peers = KafkaPeers(first, self._replica_control(), self.workdir, self.start_timeout)
+        elif self.kafka_peers.running() == set(PEERS):
+            return {"brokers": "already running"}
+        return self.kafka_peers.start()
+
+    def _peers(self) -> KafkaPeers:
+        if self.kafka_peers is None:
+            raise HarnessError("kafka runs one broker: no failover step started its peers")
+        return self.kafka_peers
+
+    def kill_broker(self, node: int) -> None:
+        self._peers().kill(node)
+
+    def start_broker(self, node: int) -> None:
+        self._peers().start_again(node)
+
+    def cut_broker_replication(self, node: int, cut: bool) -> None:
+        self._peers().cut(node, cut)
+
     def _replica_control(self) -> ToxiproxyClient:
         return ToxiproxyClient(HOST, self.servers["toxiproxy"].port)
+
+    def proxy_table(self) -> dict[str, dict[str, Any]]:
+        client = self._replica_control()
+        try:
+            return client.proxies()
+        finally:
+            client.close()
 
     def cut_replication(self, service: str, cut: bool) -> None:
         self._replica(service).cut(cut)
@@ -222,7 +270,12 @@ class LocalBackend(Backend):
             self._stack.redis = Link("redis", Endpoint(HOST, replica.server.port), self._stack.redis.proxied)
         return evidence
 
+    def topology(self) -> dict[str, Any]:
+        return describe_local(self.executors, self.kafka_peers, self.replicas, self.proxy_table())
+
     def restore_topology(self) -> None:
+        if self.kafka_peers is not None:
+            self.kafka_peers.put_away()
         for service, replica in list(self.replicas.items()):
             del self.replicas[service]
             replica.put_away(service)

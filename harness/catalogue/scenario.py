@@ -60,6 +60,7 @@ from harness.steps.disk import DIRECTORIES, DiskFull, ReadOnlyDir  # noqa: E402
 from harness.steps.exports import Export, ExportBurst  # noqa: E402
 from harness.steps.failover import RedisFailover  # noqa: E402
 from harness.steps.files import CrashLosingUnsynced, FileError  # noqa: E402
+from harness.steps.kafka_failover import KafkaIsrShrunk, KafkaLeaderLost  # noqa: E402
 from harness.steps.kafka_faults import KafkaAddPartitions, KafkaQuota, KafkaTopicSetting  # noqa: E402
 from harness.steps.kafka_protocol import KafkaProduceError, KafkaRequestFault  # noqa: E402
 from harness.steps.load import LOAD_KINDS, Load  # noqa: E402
@@ -86,7 +87,8 @@ from harness.steps.source import HeldTransaction  # noqa: E402
 __all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "ChangeMix", "Checkpoint", "ClockDrift", "ClockJump",
            "CrashLosingUnsynced", "DiskFull", "Expect", "Export", "ExportBurst", "FileError", "FreezeExporter",
            "HeldTransaction",
-           "KafkaAddPartitions", "KafkaProduceError", "KafkaRequestFault", "KafkaQuota", "KafkaTopicSetting",
+           "KafkaAddPartitions", "KafkaIsrShrunk", "KafkaLeaderLost", "KafkaProduceError", "KafkaRequestFault",
+           "KafkaQuota", "KafkaTopicSetting",
            "KillExporter", "LinkDown", "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable",
            "PostgresLoginRefused", "PostgresReadOnly", "PostgresStatementError", "PostgresStatementTimeout",
            "PostgresTerminateSessions", "ReadOnlyDir", "RedisClientPause", "RedisCommandError", "RedisDenyCommands",

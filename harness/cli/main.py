@@ -9,9 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.backends.factory import BACKENDS, make_backend
+from harness.backends.factory import BACKENDS
 from harness.checks import verify as verify_checks
 from harness.cli.base import (
     EXIT_HARNESS,
@@ -44,6 +42,7 @@ from harness.cli.output import (
     results_table,
     steps_table,
 )
+from harness.cli.up import up
 from harness.infra.lifecycle import unwind_on_termination
 from harness.model.plugins import load_target
 from harness.provision import OPTIONAL, check_all, provision_all
@@ -89,55 +88,6 @@ def setup(check: bool, as_json: bool, with_: tuple[str, ...]) -> None:
     if missing:
         console.print(f"[red]missing: {', '.join(missing)}[/]; run `faultline setup` to install them")
         sys.exit(EXIT_HARNESS)
-
-
-@main.command()
-@click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
-@click.option("--check", is_flag=True,
-              help="Start, verify every service through its proxy, stop, print one JSON object.")
-@click.option("--start-timeout", type=FiniteFloat(1, 3600), default=60.0, show_default=True)
-def up(backend: str, check: bool, start_timeout: float) -> None:
-    """Start the stack and print its endpoints until Ctrl-C."""
-    from harness.infra.stack import LINKS
-    from harness.services import probes
-
-    with make_backend(backend, start_timeout=start_timeout) as stack:
-        if check:
-            ready = {
-                "postgres": probes.postgres_ready(stack.postgres.proxied.host, stack.postgres.proxied.port,
-                                                  stack.postgres_user, stack.postgres_password,
-                                                  stack.postgres_database),
-                "redis": probes.redis_ready(stack.redis.proxied.host, stack.redis.proxied.port,
-                                            stack.redis_password),
-                "kafka": probes.kafka_ready(stack.kafka_bootstrap(proxied=True)),
-                "toxiproxy": bool(stack.toxiproxy.version()),
-            }
-            result = {
-                "ok": all(ready.values()),
-                "services": {name: {"ready": ready[name],
-                                    "start_seconds": round(stack.start_seconds.get(name, 0.0), 3),
-                                    **({"direct": stack.link(name).direct.address,
-                                        "proxied": stack.link(name).proxied.address} if name in LINKS
-                                       else {"api": stack.toxiproxy_api.address})}
-                             for name in ready},
-                "total_start_seconds": round(stack.start_seconds["total"], 3),
-            }
-            click.echo(json.dumps(result))
-            if not result["ok"]:
-                sys.exit(EXIT_HARNESS)
-            return
-        described = stack.describe()
-        described["postgres_dsn"] = stack.postgres_dsn()
-        described["redis_url"] = stack.redis_url()
-        described["kafka_bootstrap"] = stack.kafka_bootstrap()
-        click.echo(json.dumps(described, indent=2), nl=True)
-        console.print("[green]stack is up[/]; Ctrl-C stops it")
-        # As `run` does: Ctrl-C stops it even when it was started from a script in the background,
-        # which hands it SIGINT ignored (CI's `bash .ci/run &` left a stack up past its test).
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        stop = threading.Event()
-        while not stop.wait(3600):  # woken by Ctrl-C/SIGTERM as KeyboardInterrupt
-            continue
 
 
 @main.command("list")
@@ -242,6 +192,7 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
 
 
 main.add_command(check)
+main.add_command(up)
 main.add_command(reproduce)
 main.add_command(shrink)
 main.add_command(soak)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from harness.report.findings import LossStory
 from harness.report.journal import StepRecord
-from harness.report.result import LossStory
 
 BEFORE_S = 3.0  # events kept from this long before the record was written...
 AFTER_S = 5.0  # ...to this long after

@@ -23,6 +23,10 @@ KNOBS = {
     "source_mode": "what the pipeline reads from the source: rows (inserts) or changes (a change log)",
     "producer_batch_bytes": "the largest batch its Kafka producer puts in one request for a partition (bytes): 1 "
                             "sends every record alone, so acknowledgements may fall between any two",
+    "producer_acks": "what its Kafka producer counts as delivered: all (every in-sync replica wrote it) or 1 (the "
+                     "partition leader alone did)",
+    "producer_idempotence": "whether its Kafka producer is idempotent (a retry after a leader change neither "
+                            "duplicates nor reorders): true or false; true needs producer_acks = all",
     "replica_identity": "the source table's REPLICA IDENTITY (default: a delete's before image holds the key only, "
                         "an update has none; full: both hold the whole old row): set by the harness, any target",
 }
@@ -47,6 +51,8 @@ KNOB_VALUES: dict[str, tuple[type, float, float] | tuple[str, ...]] = {
     "source_mode": ("rows", "changes"),
     "producer_batch_bytes": (int, 1, 64 * 1024 * 1024),
     "replica_identity": ("default", "full"),
+    "producer_acks": ("all", "1"),
+    "producer_idempotence": ("true", "false"),
 }
 
 

@@ -204,6 +204,7 @@ class Player:
         run = self.run
         record = StepRecord(step.phase, step.describe(), applied_at=run.now(),
                             window_s=(step.duration or run.scenario.during_s) if has_window(step) else None)
+        record.fails_over = step.do.fails_over
         if is_fault(step):
             record.fault = True
             self._measure_in_flight(record)

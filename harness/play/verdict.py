@@ -15,7 +15,7 @@ import httpx
 from harness.checks import Capability, Evidence, judge_all
 from harness.checks.base import MetricsEvidence, ProcessEvidence, RecoveryEvidence, ResourceEvidence
 from harness.infra.waiting import WaitTimeout, wait_for
-from harness.judge.anomalies import duplicates_by_window
+from harness.judge.anomalies import duplicates_by_window, losses_by_failover
 from harness.judge.changelog import split_changes
 from harness.judge.histories import HistoryJudgement, judge_histories
 from harness.judge.reconcile import LOST, VIOLATIONS, Reconciliation, reconcile
@@ -23,8 +23,9 @@ from harness.judge.sinks import DeadLetterRecord, SinkRecord
 from harness.judge.story import loss_story
 from harness.play.letter_offers import verify_dead_letters
 from harness.play.run import Run
+from harness.report.findings import ChangeSummary, LossStory
 from harness.report.resources import MIN_SAMPLES, ResourceMonitor
-from harness.report.result import ChangeSummary, LedgerSummary, LossStory, MetricsSnapshot, Resources
+from harness.report.result import LedgerSummary, MetricsSnapshot, Resources
 from harness.rig.changes import ChangeWriter
 from harness.rig.exporter_process import ExporterProcess, MetricsUnavailable
 from harness.rig.timeline import Sampler, deliveries
@@ -133,6 +134,8 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
         changes=histories)
     run.result.checks += judge_all(evidence)
     run.result.loss_story = first_loss_story(run, outcome, log)
+    run.result.failover_losses = losses_by_failover(outcome.classes.get(LOST, []), run.result.steps,
+                                                    run.clock.written_at)
     run.result.log_excerpt = excerpt_of(log)
     run.result.log_kinds = log_kinds(log, run.result.names)
 

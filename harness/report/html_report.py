@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from html import escape
 
 from harness.report import explore_report
+from harness.report.findings import ChangeSummary, FailoverLoss
 from harness.report.result import (
-    ChangeSummary,
     CheckpointPoint,
     LedgerSummary,
     LoadStats,
@@ -140,6 +140,7 @@ def _scenario_section(sc: ScenarioResult) -> str:
     out += _load_section(sc.load)
     out += _checkpoint_section(sc.checkpoints)
     out += _resource_section(sc.resources, windows, duration)
+    out += _failover_section(sc.failover_losses)
     if sc.loss_story is not None:
         story = sc.loss_story
         out.append(f"<h3>How record {story.record_id} was lost ({escape(story.hop)})</h3><pre class=\"story\">"
@@ -149,6 +150,22 @@ def _scenario_section(sc: ScenarioResult) -> str:
                    + escape("\n".join(sc.log_excerpt[-30:])) + "</pre>")
     out.append("</section>")
     return "\n".join(out)
+
+
+def _failover_section(losses: list[FailoverLoss]) -> list[str]:
+    """Each failover of the run, what the servers said of it, and the lost records in its span."""
+    if not losses:
+        return []
+    rows = "".join(
+        f"<tr><td>{escape(x.server)}</td><td>{escape(x.step)}</td><td>{_at(x.applied_at_s)}..{_at(x.removed_at_s)}</td>"
+        f"<td>{x.lost} of {x.lost_total}</td><td>{escape(', '.join(map(str, x.first_ids)))}</td>"
+        f"<td>{escape(x.evidence)}</td></tr>" for x in losses)
+    return ["<h3>Failovers and the losses in their span</h3><table><tr><th>server</th><th>step</th><th>window</th>"
+            "<th>lost in span</th><th>first ids</th><th>what the servers said</th></tr>" + rows + "</table>"]
+
+
+def _at(seconds: float | None) -> str:
+    return "?" if seconds is None else f"t={seconds:.1f}s"
 
 
 def _ledger_section(ledger: LedgerSummary) -> list[str]:

@@ -32,6 +32,7 @@ class StepRecord:
     # data cannot show a loss (None: could not be read).
     in_flight_at_apply: int | None = None
     written_during: int | None = None
+    fails_over: str = ""  # the server a failover step moved to a replica ("" for any other step)
 
     @property
     def met_data(self) -> int | None:

@@ -114,6 +114,10 @@ def summary_markdown(report: RunReport) -> str:
             for check in r.violations[:5]:
                 lines.append(f"- **{r.name}** `{check.name}`: {check.detail}")
     for r in results:
+        for loss in r.failover_losses:
+            if loss.lost:
+                lines += ["", f"- **{r.name}**: {loss.lost} of {loss.lost_total} lost records were written around "
+                              f"the {loss.server} failover ({loss.step}): {loss.evidence}"]
         if r.loss_story is not None:
             story = r.loss_story
             lines += ["", f"## How record {story.record_id} of {r.name} was lost ({story.hop})", "", "```",

@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from harness.errors import HarnessError
 from harness.inputs import JSON_LIMIT, load_json, read_text
+from harness.report.findings import ChangeSummary, FailoverLoss, LossStory
 from harness.report.journal import Check, StepRecord
 from harness.report.resources import Sample, Trend
 
@@ -152,43 +153,6 @@ class SteadyState:
 
 
 @dataclass
-class ChangeSummary:
-    """The change workload judged per row (harness.judge.histories), summarised: counts exact,
-    and for each anomaly class the first rows' histories on both sides."""
-
-    ok: bool = True
-    delivers: Literal["every_version", "latest_state"] = "every_version"
-    written: int = 0  # changes attempted
-    writes: dict[str, int] = field(default_factory=dict)  # outcome -> changes (ok, failed, indeterminate)
-    committed: int = 0
-    rows: int = 0
-    transactions: int = 0  # committed transactions of more than one change
-    key_changes: int = 0
-    deletes: int = 0
-    duplicates: int = 0
-    uncertain: int = 0  # changes whose commit outcome stayed unknown
-    counts: dict[str, int] = field(default_factory=dict)  # anomaly class -> how many
-    samples: dict[str, list[str]] = field(default_factory=dict)  # class -> "row 17: source v1 v2; sink v2 v1"
-    unexpected_samples: list[str] = field(default_factory=list)
-    resolve_error: str | None = None
-    before_images: Literal["full", "none"] | None = None  # what before images were held to (None: not judged)
-    before_images_judged: int = 0
-    marked: bool = False  # transactions held to one mark each (the target marks them)
-
-
-@dataclass
-class LossStory:
-    """How the first lost record was lost, in the run's own clock (harness.judge.story)."""
-
-    record_id: int
-    hop: str = ""
-    written_at_s: float | None = None
-    buffered_at_s: float | None = None  # when the buffer tap saw it appended (None: never)
-    events: list[str] = field(default_factory=list)  # "t=  1.234s  what happened", in order
-    more: int = 0  # events past the ones kept
-
-
-@dataclass
 class ScenarioResult:
     name: str
     description: str
@@ -224,6 +188,7 @@ class ScenarioResult:
     replayed: str = ""
     loss_story: LossStory | None = None  # told for the first lost record, when records were lost
     changes: ChangeSummary | None = None  # the change workload judged per row (schema 2; None: none written)
+    failover_losses: list[FailoverLoss] = field(default_factory=list)  # lost records a failover's span holds
 
     @property
     def rate_said(self) -> str:

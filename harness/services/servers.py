@@ -175,16 +175,25 @@ log4j.logger.state.change.logger=WARN
 
 @dataclass
 class KafkaServer(Server):
-    """A single KRaft node with two client listeners.
+    """A KRaft node with two client listeners and one for replication.
 
     ``PLAINTEXT`` advertises the Toxiproxy address (``advertised_port``), so clients that
     bootstrap through the proxy keep going through it after the metadata round trip.
     ``DIRECT`` advertises itself: the reconciler reads the topic without any fault in the way.
+    ``REPLICATION`` (when ``replication_port`` is set) is what other brokers fetch from, and it
+    advertises a proxy of its own (``replication_advertised_port``): cutting that proxy cuts this
+    broker off from its followers while clients still reach it. Node 1 is broker and the (one)
+    controller; more nodes (harness.backends.kafka_peers) are brokers of its quorum.
     """
 
     direct_port: int = 0
     controller_port: int = 0
     advertised_port: int = 0
+    replication_port: int = 0
+    replication_advertised_port: int = 0
+    node_id: int = 1
+    quorum_voters: str = ""  # empty: this node is the controller (its own controller_port)
+    heap: str = "1g"
     cluster_id: str = "ZmF1bHRsaW5lLWthZmthMQ"  # any 22-char base64 id; the cluster is throwaway
 
     @property
@@ -207,16 +216,31 @@ class KafkaServer(Server):
     def write_properties(self) -> None:
         """server.properties for the current ports (written again when the broker moves)."""
         data = self.root / "data"
+        controller = not self.quorum_voters
+        listeners = [f"PLAINTEXT://{HOST}:{self.port}", f"DIRECT://{HOST}:{self.direct_port}"]
+        advertised = [f"PLAINTEXT://{HOST}:{self.advertised_port}", f"DIRECT://{HOST}:{self.direct_port}"]
+        if self.replication_port:
+            listeners.append(f"REPLICATION://{HOST}:{self.replication_port}")
+            advertised.append(f"REPLICATION://{HOST}:{self.replication_advertised_port}")
+        if controller:
+            listeners.append(f"CONTROLLER://{HOST}:{self.controller_port}")
         props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{HOST}:{self.controller_port}",
-            "listeners": f"PLAINTEXT://{HOST}:{self.port},DIRECT://{HOST}:{self.direct_port},"
-                         f"CONTROLLER://{HOST}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.advertised_port},DIRECT://{HOST}:{self.direct_port}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,DIRECT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "process.roles": "broker,controller" if controller else "broker",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.quorum_voters or f"{self.node_id}@{HOST}:{self.controller_port}",
+            "listeners": ",".join(listeners),
+            "advertised.listeners": ",".join(advertised),
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,DIRECT:PLAINTEXT,REPLICATION:PLAINTEXT,"
+                                              "CONTROLLER:PLAINTEXT",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "DIRECT",
+            "inter.broker.listener.name": "REPLICATION" if self.replication_port else "DIRECT",
+            # A broker killed outright is fenced (its partitions led elsewhere) within six seconds,
+            # and a follower that stopped fetching leaves the ISR within five: a failover
+            # scenario's window, not Kafka's defaults of 9 and 30 s. Twelve heartbeats a session:
+            # a busy machine delaying a few does not fence a live broker.
+            "broker.session.timeout.ms": "6000",
+            "broker.heartbeat.interval.ms": "500",
+            "replica.lag.time.max.ms": "5000",
             "log.dirs": str(data),
             "num.partitions": "1",
             "auto.create.topics.enable": "true",
@@ -242,7 +266,7 @@ class KafkaServer(Server):
 
     def executor(self) -> ServiceExecutor:
         java = require("java").path
-        command = [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+        command = [java, "-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
                    "-Djava.awt.headless=true", *self._jvm_classpath(), "kafka.Kafka", str(self.properties_path)]
         return ServiceExecutor(self.name, command, host=HOST, port=self.port, log_path=self.log_path,
                                timeout=self.start_timeout,

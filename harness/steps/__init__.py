@@ -33,6 +33,7 @@ from harness.steps import (  # noqa: E402,F401
     exports,
     failover,
     files,
+    kafka_failover,
     kafka_faults,
     kafka_protocol,
     load,

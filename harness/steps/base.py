@@ -85,6 +85,9 @@ class StepKind:
     # waits for the server to come back; nothing should wait on a later step). A kind whose wait
     # grows with its parameters says so in ``deadline``.
     deadline_s: ClassVar[float] = 180.0
+    # A failover: the server whose topology it changes. Records lost around its window are
+    # attributed to it in the report (harness.judge.anomalies.losses_by_failover).
+    fails_over: ClassVar[str] = ""
 
     def describe(self) -> str:
         return self.kind_name

@@ -32,6 +32,7 @@ class RedisFailover(StepKind):
     ``"none"`` fails over to a replica in sync (a planned switchover: nothing may be lost)."""
 
     kind_name: ClassVar[str] = "redis_failover"
+    fails_over: ClassVar[str] = "redis"
     lag: Literal["cut", "none"] = "cut"
 
     @classmethod

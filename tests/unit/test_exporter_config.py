@@ -66,3 +66,33 @@ def test_a_bad_tokens_file_is_a_configuration_error_before_anything_starts(tmp_p
         monkeypatch.setenv(name, value)
     assert main([]) == 2
     assert "readable by others" in capsys.readouterr().err
+
+
+def test_the_producer_acknowledgement_is_a_setting_and_idempotence_needs_all() -> None:
+    assert config.load(environ=BASE).kafka_acks == "all" and config.load(environ=BASE).kafka_idempotence
+    leader_only = config.load(environ={**BASE, "EXPORTER_KAFKA_ACKS": "1", "EXPORTER_KAFKA_IDEMPOTENCE": "false"})
+    assert (leader_only.kafka_acks, leader_only.kafka_idempotence) == ("1", False)
+    with pytest.raises(ConfigError, match="kafka_idempotence needs kafka_acks=all"):
+        config.load(environ={**BASE, "EXPORTER_KAFKA_ACKS": "1"})
+    with pytest.raises(ConfigError, match="kafka_acks must be all or 1"):
+        config.load(environ={**BASE, "EXPORTER_KAFKA_ACKS": "0"})
+
+
+@pytest.mark.parametrize(("defect", "acks", "idempotent"), [(None, "all", True), ("acks_leader_only", "1", False)])
+def test_the_producer_is_made_with_the_settings_or_the_seeded_defect(
+        monkeypatch: pytest.MonkeyPatch, defect: str | None, acks: str, idempotent: bool) -> None:
+    from exporter import defects, sinks
+
+    made: list[dict] = []
+    monkeypatch.setattr(sinks, "Producer", lambda settings: made.append(settings) or object())
+    if defect:
+        monkeypatch.setenv(defects.ENV, defect)
+    else:
+        monkeypatch.delenv(defects.ENV, raising=False)
+    defects.active.cache_clear()
+    try:
+        sinks.KafkaSink(config.load(environ=BASE))
+    finally:
+        monkeypatch.delenv(defects.ENV, raising=False)
+        defects.active.cache_clear()
+    assert (made[0]["acks"], made[0]["enable.idempotence"]) == (acks, idempotent)

@@ -195,7 +195,7 @@ def test_keep_on_failure_holds_the_stack_only_when_the_gate_did_not_pass() -> No
 
 
 def _with_changes(counts: dict[str, int]) -> RunReport:
-    from harness.report.result import ChangeSummary
+    from harness.report.findings import ChangeSummary
 
     report = _report()
     report.scenarios[0].changes = ChangeSummary(ok=not counts, written=10, committed=12, counts=counts,
