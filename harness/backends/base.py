@@ -171,7 +171,7 @@ class Backend(ABC):
         """Cut (or restore) the replica's replication link: writes go on without reaching it."""
         raise HarnessError(f"the {self.name} backend runs no replica of {service}")
 
-    def fail_over(self, service: str) -> dict[str, Any]:
+    def fail_over(self, service: str, planned: bool = False) -> dict[str, Any]:
         """Promote the replica, point the clients' proxy at it (their connections cut, as a moved
         address would), and make the old primary its replica; evidence read back from both."""
         raise HarnessError(f"the {self.name} backend runs no replica of {service}")

@@ -8,12 +8,12 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from harness.backends.base import Backend
-from harness.backends.kafka_peers import PEERS, KafkaPeers, replication_proxy
+from harness.backends.kafka_peers import KafkaPeers, replication_proxy
+from harness.backends.local_failover import LocalFailover
+from harness.backends.postgres_standby import PostgresStandby
 from harness.backends.redis_replica import RedisReplica
-from harness.backends.topology import describe_local
 from harness.errors import HarnessError, UnknownServiceError
 from harness.infra.credentials import ExporterCredentials, provision
 from harness.infra.reaper import RECORDER
@@ -32,7 +32,7 @@ from harness.services.servers import (
 )
 
 
-class LocalBackend(Backend):
+class LocalBackend(LocalFailover, Backend):
     name = "local"
 
     def __init__(self, *, start_timeout: float = 60.0, redis_persistence: str = "aof",
@@ -49,6 +49,8 @@ class LocalBackend(Backend):
         self.replicas: dict[str, RedisReplica] = {}  # replicas a failover step started, by server
         self.kafka_peers: KafkaPeers | None = None  # brokers 2 and 3, once a failover step asked for them
         self.replication_proxy_port = 0  # where node 1's followers fetch from (its replication proxy)
+        self.standby: PostgresStandby | None = None  # a Postgres standby a failover step started
+        self.fenced: set[str] = set()  # old primaries a failover stopped: never started again until put away
 
     # -- start ------------------------------------------------------------------------------
     def _start(self) -> Stack:
@@ -135,6 +137,11 @@ class LocalBackend(Backend):
                 replica.executor.kill()
             replica.toxiproxy.close()
         self.replicas.clear()
+        if self.standby is not None and self.standby.executor is not None:
+            self.standby.executor.kill()
+            self.standby.toxiproxy.close()
+        self.standby = None
+        self.fenced.clear()
         if self.kafka_peers is not None:
             self.kafka_peers.stop()
             self.kafka_peers.toxiproxy.close()
@@ -201,87 +208,7 @@ class LocalBackend(Backend):
             self._create_proxies()
 
     movable = frozenset({"kafka"})
-    replicated = frozenset({"redis", "kafka"})
 
-    # -- replicas and failover ------------------------------------------------------------------
-    def _replica(self, service: str) -> RedisReplica:
-        if service not in self.replicated:
-            raise HarnessError(f"the local backend runs no replica of {service}; it does for "
-                               f"{', '.join(sorted(self.replicated))}")
-        replica = self.replicas.get(service)
-        if replica is None:
-            raise HarnessError(f"no replica of {service} is running (a failover step starts one when it prepares)")
-        return replica
-
-    def start_replica(self, service: str) -> dict[str, Any]:
-        if service not in self.replicated:
-            raise HarnessError(f"the local backend runs no replica of {service}; it does for "
-                               f"{', '.join(sorted(self.replicated))}")
-        if service == "kafka":
-            return self._start_kafka_peers()
-        if service in self.replicas:
-            return {"replica": "already running"}
-        primary = self.servers["redis"]
-        assert isinstance(primary, RedisServer) and self.workdir is not None
-        replica = RedisReplica(primary, self._replica_control(), self.workdir, self.start_timeout)
-        self.replicas[service] = replica
-        return replica.start()
-
-    def _start_kafka_peers(self) -> dict[str, Any]:
-        if self.kafka_peers is None:
-            first = self.servers["kafka"]
-            assert isinstance(first, KafkaServer) and self.workdir is not None
-            self.kafka_peers = KafkaPeers(first, self._replica_control(), self.workdir, self.start_timeout)
-        elif self.kafka_peers.running() == set(PEERS):
-            return {"brokers": "already running"}
-        return self.kafka_peers.start()
-
-    def _peers(self) -> KafkaPeers:
-        if self.kafka_peers is None:
-            raise HarnessError("kafka runs one broker: no failover step started its peers")
-        return self.kafka_peers
-
-    def kill_broker(self, node: int) -> None:
-        self._peers().kill(node)
-
-    def start_broker(self, node: int) -> None:
-        self._peers().start_again(node)
-
-    def cut_broker_replication(self, node: int, cut: bool) -> None:
-        self._peers().cut(node, cut)
-
-    def _replica_control(self) -> ToxiproxyClient:
-        return ToxiproxyClient(HOST, self.servers["toxiproxy"].port)
-
-    def proxy_table(self) -> dict[str, dict[str, Any]]:
-        client = self._replica_control()
-        try:
-            return client.proxies()
-        finally:
-            client.close()
-
-    def cut_replication(self, service: str, cut: bool) -> None:
-        self._replica(service).cut(cut)
-
-    def fail_over(self, service: str) -> dict[str, Any]:
-        replica = self._replica(service)
-        evidence = replica.fail_over(service)
-        if self._stack is not None and replica.server is not None:
-            self._stack.redis = Link("redis", Endpoint(HOST, replica.server.port), self._stack.redis.proxied)
-        return evidence
-
-    def topology(self) -> dict[str, Any]:
-        return describe_local(self.executors, self.kafka_peers, self.replicas, self.proxy_table())
-
-    def restore_topology(self) -> None:
-        if self.kafka_peers is not None:
-            self.kafka_peers.put_away()
-        for service, replica in list(self.replicas.items()):
-            del self.replicas[service]
-            replica.put_away(service)
-            replica.toxiproxy.close()
-            if self._stack is not None:
-                self._stack.redis = Link("redis", Endpoint(HOST, self.servers["redis"].port), self._stack.redis.proxied)
     tools = frozenset({"kafka-configs"})
     files = frozenset({"redis", "postgres", "kafka"})
 
@@ -335,6 +262,8 @@ class LocalBackend(Backend):
         for service in list(self.frozen):
             self.thaw_service(service)
         for service in ("toxiproxy", "postgres", "redis", "kafka"):
+            if service in self.fenced:
+                continue  # an old primary a failover stopped stays down until the topology is put away
             executor = self.executors.get(service)
             if executor is not None and not executor.running():
                 # It died under a test: collect it, then start it again.

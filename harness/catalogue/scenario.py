@@ -58,7 +58,7 @@ from harness.steps.actions import Checkpoint, Write  # noqa: E402
 from harness.steps.clock import ClockDrift, ClockJump  # noqa: E402
 from harness.steps.disk import DIRECTORIES, DiskFull, ReadOnlyDir  # noqa: E402
 from harness.steps.exports import Export, ExportBurst  # noqa: E402
-from harness.steps.failover import RedisFailover  # noqa: E402
+from harness.steps.failover import PostgresFailover, RedisFailover  # noqa: E402
 from harness.steps.files import CrashLosingUnsynced, FileError  # noqa: E402
 from harness.steps.kafka_failover import KafkaIsrShrunk, KafkaLeaderLost  # noqa: E402
 from harness.steps.kafka_faults import KafkaAddPartitions, KafkaQuota, KafkaTopicSetting  # noqa: E402
@@ -89,7 +89,8 @@ __all__ = ["DIRECTORIES", "LOAD_KINDS", "PHASES", "ChangeMix", "Checkpoint", "Cl
            "HeldTransaction",
            "KafkaAddPartitions", "KafkaIsrShrunk", "KafkaLeaderLost", "KafkaProduceError", "KafkaRequestFault",
            "KafkaQuota", "KafkaTopicSetting",
-           "KillExporter", "LinkDown", "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresLockTable",
+           "KillExporter", "LinkDown", "LinkFlap", "Load", "Pause", "PostgresConnectionLimit", "PostgresFailover",
+           "PostgresLockTable",
            "PostgresLoginRefused", "PostgresReadOnly", "PostgresStatementError", "PostgresStatementTimeout",
            "PostgresTerminateSessions", "ReadOnlyDir", "RedisClientPause", "RedisCommandError", "RedisDenyCommands",
            "RedisFailover", "RedisRefuseConnections", "RedisRefuseWrites", "Reproduction", "RestartService", "Resume",
@@ -211,6 +212,11 @@ class Scenario:
             raise ScenarioError(f"scenario {self.name!r}: workload.changes.{mix_problem[0]}: {mix_problem[1]}",
                                 f"changes.{mix_problem[0]}")
         self._refuse_trivial()
+        losing = next((n for n, s in enumerate(self.steps) if s.do.loses_source_writes()), None)
+        if changes is not None and losing is not None:
+            raise ScenarioError(f"scenario {self.name!r}: step {losing + 1} ({self.steps[losing].describe()}) loses "
+                                f"acknowledged writes from the source itself, which a change workload's log cannot "
+                                f"account for yet: write records only beside it", "changes")
         for n, step in enumerate(self.steps):
             check_step(step, f"scenario {self.name!r}: step {n + 1} ({type(step.do).__name__})", n)  # counted from 1
         refuse_overlaps(self.steps, f"scenario {self.name!r}")

@@ -153,6 +153,19 @@ class Ledger:
             if self._outcomes[i] == OK:
                 self._outcomes[i] = INDETERMINATE
 
+    def mark_indeterminate(self, record_ids: Iterable[int]) -> int:
+        """Acknowledged writes the source itself no longer holds (a failover to a standby that never
+        got them): neither their absence from a sink nor their presence is a violation. Returns how
+        many were acknowledged before."""
+        marked = 0
+        with self._lock:
+            for record_id in record_ids:
+                index = self.index(record_id)
+                if index is not None and self._outcomes[index] == OK:
+                    self._outcomes[index] = INDETERMINATE
+                    marked += 1
+        return marked
+
     def outcome_counts(self) -> dict[str, int]:
         counts = {name: self.unnumbered.get(name, 0) for name in OUTCOMES}
         for _index, outcome in self.entries():

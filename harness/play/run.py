@@ -57,7 +57,7 @@ class Run:
         self.writer = SourceWriter(stack, self.ctx.source_table, write=scenario.workload.write)
         mix = scenario.workload.changes
         self.changes = None if mix is None else ChangeWriter(
-            stack.postgres_dsn(proxied=False), self.ctx.source_table, mix, seed=scenario.workload.seed,
+            lambda: stack.postgres_dsn(proxied=False), self.ctx.source_table, mix, seed=scenario.workload.seed,
             size=scenario.workload.size, key_prefix=scenario.name)
         self.ledger = Ledger()
         self.result = ScenarioResult(scenario.name, scenario.description, scenario.incident)

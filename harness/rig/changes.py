@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
@@ -35,8 +36,10 @@ class _Planned:
 
 
 class ChangeWriter:
-    def __init__(self, dsn: str, table: str, mix: ChangeMix, *, seed: int, size: int, key_prefix: str) -> None:
-        self.dsn, self.table, self.mix = dsn, table, mix
+    def __init__(self, dsn: str | Callable[[], str], table: str, mix: ChangeMix, *, seed: int, size: int,
+                 key_prefix: str) -> None:
+        # A callable is asked at each connection: after a failover the primary is elsewhere.
+        self._dsn, self.table, self.mix = dsn, table, mix
         self.marks = f"{table}_txn"
         self.log = ChangeLog()
         self.rng = random.Random(seed)
@@ -50,6 +53,10 @@ class ChangeWriter:
         self.resolve_error: str | None = None
         self._token = uuid.uuid4().hex[:12]
         self._hot: tuple[int, int] | None = None  # (row, updates left in its burst)
+
+    @property
+    def dsn(self) -> str:
+        return self._dsn if isinstance(self._dsn, str) else self._dsn()
 
     def create(self) -> None:
         with psycopg.connect(self.dsn, connect_timeout=10, autocommit=True) as conn:

@@ -81,12 +81,20 @@ class SourceWriter:
         if stack is None and dsn is None:
             raise ValueError("SourceWriter needs a stack or a dsn")
         self.write = write
-        self.dsn = dsn or stack.postgres_dsn(proxied=False)  # type: ignore[union-attr]
+        self._stack, self._dsn = stack, dsn
         self.table = table
         self.keep_open = keep_open
         self._open: psycopg.Connection | None = None
         self._token_prefix = uuid.uuid4().hex[:12]
         self._tokens = itertools.count()
+
+    @property
+    def dsn(self) -> str:
+        """Read at each connection: after a failover the stack's direct address is the new primary's."""
+        if self._dsn is not None:
+            return self._dsn
+        assert self._stack is not None
+        return self._stack.postgres_dsn(proxied=False)
 
     def tokens(self, n: int) -> list[str]:
         return [f"{self._token_prefix}-{next(self._tokens)}" for _ in range(n)]

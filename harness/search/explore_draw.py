@@ -206,7 +206,8 @@ def draw_schedule(rng: random.Random, kinds: dict[str, type[StepKind]], plan: Ex
                         chunk=50, seed=rng.randrange(1, 1_000_000), keys=16, write=rng.choice(WRITE_MODES),
                         meet_faults=rng.choice(MEET_FAULTS))
     knobs = {knob: rng.choice(values) for knob, values in KNOB_CHOICES.items() if rng.random() < 0.5}
-    workload = dataclasses.replace(workload, changes=draw_changes(workload.seed, plan.changes))
+    if not any(step.do.loses_source_writes() for step in steps):  # no change log survives such a step yet
+        workload = dataclasses.replace(workload, changes=draw_changes(workload.seed, plan.changes))
     return _scenario(name, steps, workload, _sharpened(rng, knobs, faults), plan)
 
 
@@ -351,7 +352,7 @@ def mutate(rng: random.Random, parent: Scenario, kinds: dict[str, type[StepKind]
     if not waiting_actions_clear(steps, plan.during_s):
         return draw_schedule(rng, kinds, plan, name, drawn)  # a fault moved onto a waiting action
     workload = parent.workload
-    if workload.changes is None and plan.changes:
+    if workload.changes is None and plan.changes and not any(s.do.loses_source_writes() for s in steps):
         # A parent without changes passes its schedule on with changes drawn for the child, from
         # the child's name (not ``rng``: the faults mutated for a seed stay what they were).
         workload = dataclasses.replace(workload, changes=draw_changes(_name_seed(name), plan.changes))

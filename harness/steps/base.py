@@ -137,6 +137,12 @@ class StepKind:
         pause's grace ends while the trouble is on); itself by default."""
         return self
 
+    def loses_source_writes(self) -> bool:
+        """Whether it can take acknowledged writes away from the source itself (a failover to a
+        standby behind): the record ledger is corrected for it, a change workload's log cannot be
+        yet, so a scenario with both is refused and explore draws no change workload beside it."""
+        return False
+
     def knobs_needed(self) -> dict[str, str]:
         """Knobs a schedule with this step must have to test what it means (a full disk is the
         fault, not the exporter's disk guard refusing first)."""

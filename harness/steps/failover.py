@@ -1,4 +1,5 @@
-"""Failover of a replicated server: the client link is moved to a replica that was promoted.
+"""Failover of a replicated server: the client link is moved to a replica that was promoted
+(Redis here; Postgres below; Kafka's leader elections in harness.steps.kafka_failover).
 
 ``redis_failover``: a replica of the buffer's Redis (started when the scenario prepares, in sync
 before the exporter starts) stops receiving the primary's writes for the window (its replication
@@ -13,6 +14,8 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import psycopg
+from psycopg import sql
 from pydantic.dataclasses import dataclass
 
 from harness.model.capabilities import Need
@@ -64,3 +67,78 @@ class RedisFailover(StepKind):
         record.evidence += (f"; promoted {evidence['promoted']}: old primary at offset "
                             f"{evidence['old_primary_offset']}, replica at {evidence['replica_offset']} "
                             f"({evidence['gap_bytes']} bytes never replicated)")
+
+
+@step_kind
+@dataclass(frozen=True, config=STRICT)
+class PostgresFailover(StepKind):
+    """The source's Postgres fails over to its streaming standby at the window's end.
+
+    ``lag = "none"``: a planned switchover: the primary shut down cleanly (its standby received
+    everything), the standby promoted; nothing committed is lost, and the exporter must reconnect
+    through its proxy, now pointing at the new primary. ``lag = "cut"``: the standby's replication
+    link is cut for the window, then the primary killed and fenced and the standby promoted with
+    what it had: what the primary committed after the cut is gone from the source itself. Those
+    acknowledged writes are read back from the new primary after the failover, and the ones it
+    lacks are judged neither way (the exporter may have read them before, or not); how many is
+    evidence. Logical replication slots stay behind on the old primary (PostgreSQL 15)."""
+
+    kind_name: ClassVar[str] = "postgres_failover"
+    fails_over: ClassVar[str] = "postgres"
+    deadline_s: ClassVar[float] = 120.0
+    lag: Literal["cut", "none"] = "none"
+
+    @classmethod
+    def draw(cls, rng: random.Random, world: World) -> PostgresFailover:
+        return cls(lag=rng.choice(("none", "cut")))
+
+    def describe(self) -> str:
+        return ("postgres failed over to a standby that fell behind (old primary killed)" if self.lag == "cut"
+                else "postgres switched over to its standby (old primary shut down cleanly)")
+
+    def needs(self) -> frozenset[Need]:
+        return frozenset({Need.replica("postgres"), Need.link("postgres")})
+
+    def holds(self) -> frozenset[str]:
+        return frozenset({"postgres-topology", "whether postgres runs"})
+
+    def loses_source_writes(self) -> bool:
+        return self.lag == "cut"
+
+    def prepare(self, run: StepContext) -> None:
+        run.stack.backend.start_replica("postgres")
+
+    def apply(self, run: StepContext, record: StepRecord) -> Any:
+        if self.lag == "cut":
+            run.stack.backend.cut_replication("postgres", True)
+        record.evidence = "replication link to the standby cut" if self.lag == "cut" else "standby streaming"
+        ledger = run.ledger
+        return None if ledger.base is None else ledger.base + ledger.span  # the next id the source hands out
+
+    def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
+        acknowledged = run.ledger.ids("ok")
+        evidence = run.stack.backend.fail_over("postgres", planned=self.lag == "none")
+        lost = source_lost(run, acknowledged, handle) if self.lag == "cut" else set()
+        evidence["acknowledged_writes_lost_at_source"] = run.ledger.mark_indeterminate(lost)
+        record.result = evidence
+        gap = evidence["gap_bytes"]
+        replayed = ("the primary's position unknown" if gap is None else "nothing missing" if gap <= 0
+                    else f"{gap} bytes of WAL never replayed")
+        record.evidence += (f"; old primary {evidence['old_primary']} at WAL {evidence['old_primary_lsn']}, standby "
+                            f"promoted at {evidence['standby_lsn']} ({replayed}); "
+                            f"{evidence['acknowledged_writes_lost_at_source']} acknowledged writes gone from the "
+                            f"source (judged neither way)")
+
+
+def source_lost(run: StepContext, acknowledged: set[int], since: int | None) -> set[int]:
+    """Of the writes acknowledged before the failover, those the new primary does not hold."""
+    candidates = {i for i in acknowledged if since is None or i >= since - LOST_LEAD}
+    if not candidates:
+        return set()
+    query = sql.SQL("SELECT id FROM {} WHERE id >= %s").format(sql.Identifier(run.ctx.source_table))
+    with psycopg.connect(run.stack.postgres_dsn(proxied=False), autocommit=True, connect_timeout=10) as conn:
+        held = {int(row[0]) for row in conn.execute(query, (min(candidates),)).fetchall()}
+    return candidates - held
+
+
+LOST_LEAD = 10_000  # ids handed out before the cut may commit after it (a slow transaction): looked at too

@@ -1,0 +1,160 @@
+"""A Postgres streaming standby for the local backend: copied from the primary with
+``pg_basebackup`` through a Toxiproxy link of its own (``postgres-replication``: cutting it
+leaves the standby behind while clients still write to the primary), promoted in a failover, and
+put away again between scenarios.
+
+Two failovers, as operators make them:
+- planned (``lag = "none"``, a switchover): the primary is shut down cleanly first (a fast
+  shutdown sends every WAL record to its standbys before it exits), then the standby promoted:
+  nothing committed is lost;
+- unplanned (``lag = "cut"``): the replication link was cut, the primary is killed and stays down
+  (fenced: never two primaries), the standby promoted with what it had: transactions the primary
+  committed after the cut are gone. Replication slots stay behind too: before PostgreSQL 17 a
+  slot is never copied to a standby, so a CDC connector's slot does not exist on the new primary.
+
+The original primary comes back (with everything it had) when the topology is put away.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from harness.errors import HarnessError, ServiceStartError
+from harness.infra.toxiproxy import ToxiproxyClient
+from harness.infra.waiting import wait_for
+from harness.provision import require
+from harness.services.executor import ServiceExecutor, free_port
+from harness.services.servers import HOST, PostgresServer, _chown_for_child, _drop_privileges, remove_tree
+
+REPLICATION = "postgres-replication"
+CATCH_UP_TIMEOUT_S = 60.0
+
+
+def query(server: PostgresServer, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    """One value from ``server``'s own database (direct, as its administrator)."""
+    with psycopg.connect(host=HOST, port=server.port, user=server.user, password=server.password,
+                         dbname=server.database, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute(sql, params).fetchone()
+    return None if row is None else row[0]
+
+
+@dataclass
+class PostgresStandby:
+    primary: PostgresServer
+    toxiproxy: ToxiproxyClient
+    workdir: Path
+    start_timeout: float
+    server: PostgresServer | None = None
+    executor: ServiceExecutor | None = None
+    promoted: bool = False
+
+    def start(self) -> dict[str, Any]:
+        listen_port = free_port()
+        self.toxiproxy.create_proxy(REPLICATION, f"{HOST}:{listen_port}", f"{HOST}:{self.primary.port}")
+        root = self.workdir / "postgres-standby"
+        remove_tree(root)
+        self.server = PostgresServer("postgres-standby", root, free_port(), start_timeout=self.start_timeout,
+                                     user=self.primary.user, database=self.primary.database,
+                                     password=self.primary.password, settings=self.primary.settings)
+        self._base_backup(root, listen_port)
+        self.executor = self.server.executor()
+        self.executor.start()
+        self.wait_caught_up()
+        return {"standby": f"{HOST}:{self.server.port}", "replicating_through": f"{HOST}:{listen_port}",
+                "in_recovery": bool(query(self.server, "SELECT pg_is_in_recovery()"))}
+
+    def _base_backup(self, root: Path, port: int) -> None:
+        """The primary's data copied through the replication proxy, with ``-R``: the copy starts as
+        a standby streaming from there (its connection settings hold the password: 0600, its own)."""
+        root.mkdir(parents=True)
+        (root / "sockets").mkdir()
+        _chown_for_child(root)
+        os.chmod(root, 0o700)
+        conninfo = (f"host={HOST} port={port} user={self.primary.user} password={self.primary.password} "
+                    f"dbname=replication")
+        bindir = Path(require("postgres").path)
+        proc = subprocess.run([str(bindir / "pg_basebackup"), "-d", conninfo, "-D", str(root / "data"), "-X", "stream",
+                               "-R", "-c", "fast", "--no-sync"],
+                              capture_output=True, text=True, check=False, timeout=120, **_drop_privileges())
+        if proc.returncode != 0:
+            raise ServiceStartError("postgres-standby", f"pg_basebackup failed ({proc.returncode}): "
+                                    f"{proc.stderr.strip()[-1000:]}")
+
+    def lag_bytes(self) -> int:
+        """How far the standby's replay is behind the primary's current WAL position."""
+        assert self.server is not None
+        primary_lsn = query(self.primary, "SELECT pg_current_wal_lsn()::text")
+        return int(query(self.server, "SELECT pg_wal_lsn_diff(%s::pg_lsn, pg_last_wal_replay_lsn())",
+                         (primary_lsn,)) or 0)
+
+    def wait_caught_up(self, lsn: str | None = None) -> None:
+        """Until the standby replayed the primary's current position (or ``lsn``)."""
+        assert self.server is not None
+        server = self.server
+        target = lsn or query(self.primary, "SELECT pg_current_wal_lsn()::text")
+        wait_for(lambda: query(server, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)),
+                 timeout=CATCH_UP_TIMEOUT_S, interval=0.1, what=f"the Postgres standby to replay up to {target}")
+
+    def cut(self, cut: bool) -> None:
+        self.toxiproxy.proxy(REPLICATION).set_enabled(not cut)
+
+    def wait_replayed_received(self) -> None:
+        """Until the standby replayed all it received (after a clean shutdown of the primary sent it all)."""
+        assert self.server is not None
+        server = self.server
+        wait_for(lambda: query(server, "SELECT pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn()"),
+                 timeout=CATCH_UP_TIMEOUT_S, interval=0.1, what="the Postgres standby to replay what it received")
+
+    def promote(self, primary_lsn: str | None) -> dict[str, Any]:
+        """Promote the standby (the primary already stopped or killed); the WAL gap as evidence."""
+        if self.server is None:
+            raise HarnessError("postgres failover: no standby is running")
+        replayed = query(self.server, "SELECT pg_last_wal_replay_lsn()::text")
+        gap = (int(query(self.server, "SELECT pg_wal_lsn_diff(%s::pg_lsn, %s::pg_lsn)", (primary_lsn, replayed)))
+               if primary_lsn else None)
+        if not query(self.server, "SELECT pg_promote(true, 60)"):
+            raise HarnessError(f"postgres failover: the standby at {HOST}:{self.server.port} did not promote in 60 s")
+        self.promoted = True
+        return {"promoted": f"{HOST}:{self.server.port}", "old_primary_lsn": primary_lsn, "standby_lsn": replayed,
+                "gap_bytes": gap, "in_recovery_after": bool(query(self.server, "SELECT pg_is_in_recovery()"))}
+
+    def put_away(self) -> None:
+        if self.executor is not None:
+            self.executor.kill()
+        self.executor, self.promoted = None, False
+        if REPLICATION in self.toxiproxy.proxies():
+            self.toxiproxy.delete_proxy(REPLICATION)
+
+
+def position(primary: PostgresServer) -> tuple[str | None, dict[str, int]]:
+    """The primary's WAL position and every sequence's last value (None, {}: it cannot be asked)."""
+    try:
+        with psycopg.connect(host=HOST, port=primary.port, user=primary.user, password=primary.password,
+                             dbname=primary.database, autocommit=True, connect_timeout=5) as conn:
+            lsn = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+            rows = conn.execute("SELECT format('%I.%I', schemaname, sequencename), last_value "
+                                "FROM pg_sequences WHERE last_value IS NOT NULL").fetchall()
+    except psycopg.Error:
+        return None, {}
+    return (lsn[0] if lsn else None), {name: int(value) for name, value in rows}
+
+
+SEQUENCE_MARGIN = 1000  # ids the old primary may have handed out between the read and its end
+
+
+def carry_sequences(server: PostgresServer, sequences: dict[str, int]) -> int:
+    """Every sequence on the promoted standby moved past where the old primary had it (plus a
+    margin): why the harness does what no failover does is in README ("ids stay unique")."""
+    with psycopg.connect(host=HOST, port=server.port, user=server.user, password=server.password,
+                         dbname=server.database, autocommit=True, connect_timeout=5) as conn:
+        for name, value in sequences.items():
+            conn.execute("SELECT setval(%s::regclass, greatest(%s, (SELECT last_value FROM pg_sequences "
+                         "WHERE format('%%I.%%I', schemaname, sequencename) = %s)))",
+                         (name, value + SEQUENCE_MARGIN, name))
+    return len(sequences)
