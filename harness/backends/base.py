@@ -189,6 +189,11 @@ class Backend(ABC):
         """Cut (or restore) what broker ``node``'s followers fetch from it; clients still reach it."""
         raise HarnessError(f"the {self.name} backend runs one Kafka broker")
 
+    def replication_lag(self, service: str) -> float | None:
+        """How far ``service``'s replica is behind its primary (bytes of WAL or of the replication
+        stream); None when no replica is replicating (none started, or it was promoted)."""
+        return None
+
     def topology(self) -> dict[str, Any]:
         """Every node this backend runs and every proxy between them, read back from the servers
         (``faultline up --check``); a backend that runs one node per server says only that."""

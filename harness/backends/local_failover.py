@@ -168,6 +168,14 @@ class LocalFailover:
             self._stack.redis = Link("redis", Endpoint(HOST, replica.server.port), self._stack.redis.proxied)
         return evidence
 
+    def replication_lag(self, service: str) -> float | None:
+        if service == "postgres" and self.standby is not None and not self.standby.promoted:
+            return float(self.standby.lag_bytes())
+        replica = self.replicas.get(service)
+        if service == "redis" and replica is not None and not replica.failed_over:
+            return float(replica.lag_bytes())
+        return None
+
     def topology(self) -> dict[str, Any]:
         return describe_local(self.executors, self.kafka_peers, self.replicas, self.proxy_table())
 

@@ -80,6 +80,13 @@ class RedisReplica:
         info = replication(self.server.port, self.primary.password)
         return info.get("master_link_status") == "up" and info.get("master_sync_in_progress") == 0
 
+    def lag_bytes(self) -> int:
+        """The primary's replication offset less what the replica acknowledged."""
+        assert self.server is not None
+        primary = _offsets(self.primary.port, self.primary.password) or 0
+        replica = replication(self.server.port, self.primary.password)
+        return max(0, primary - int(replica.get("slave_repl_offset", replica.get("master_repl_offset", 0))))
+
     def cut(self, cut: bool) -> None:
         self.toxiproxy.proxy(REPLICATION).set_enabled(not cut)
 

@@ -128,7 +128,8 @@ class ScenarioRunner:
         run.prepare_source()
         exporter = run.start_exporter()
         if buffered and run.target.has_metrics:
-            self.sampler = Sampler(run.stack, exporter.sink("buffer_stream"), run.counters, run.t0).start()
+            watches = [w for step in self.scenario.steps if (w := step.do.watch(run)) is not None]
+            self.sampler = Sampler(run.stack, exporter.sink("buffer_stream"), run.counters, run.t0, watches).start()
         if self.scenario.expect.no_resource_leak:
             self.monitor = ResourceMonitor(lambda: run.exporter.pid() if run.exporter else None, run.t0).start()
         self.player.before()

@@ -119,6 +119,8 @@ def _scenario_section(sc: ScenarioResult) -> str:
         out.append(f"<pre>{label}: {escape(sc.reason)}</pre>")
     for key, title, colour in CHARTS:
         out.append(svg_chart(getattr(series, key), windows, title, colour, duration))
+    for title, points in series.topology.items():
+        out.append(svg_chart(points, windows, title, "#0f766e", duration))
     out.append("<h3>Checks</h3><table><tr><th>invariant</th><th>held</th><th>detail</th></tr>")
     for check in sc.checks:
         state = "na" if not check.applicable else "pass" if check.ok else "fail"

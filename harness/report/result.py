@@ -86,6 +86,9 @@ class Series:
     latency_p50_ms: list[Point] = field(default_factory=list)
     buffer_length: list[Point] = field(default_factory=list)
     errors_per_s: list[Point] = field(default_factory=list)
+    # What failover steps watch while the run lasts (a partition's leader, the ISR's size, a
+    # replica's lag in bytes), by the name each one gives it.
+    topology: dict[str, list[Point]] = field(default_factory=dict)
 
 
 @dataclass

@@ -32,6 +32,7 @@ class Timeline:
     buffer_length: list[float | None] = field(default_factory=list)
     errors_total: list[float | None] = field(default_factory=list)
     delivered_total: list[float | None] = field(default_factory=list)
+    topology: dict[str, list[Point]] = field(default_factory=dict)
 
     @staticmethod
     def _rate(t: list[float], totals: list[float | None]) -> list[Point]:
@@ -57,16 +58,18 @@ class Timeline:
                             if latencies.get(b)],
             buffer_length=[(t, v) for t, v in zip(self.t, self.buffer_length, strict=True) if v is not None],
             errors_per_s=self._rate(self.t, self.errors_total),
+            topology=self.topology,
         )
 
 
 class Sampler:
     def __init__(self, stack: Stack, buffer_stream: str, counters: Callable[[], tuple[float, float]],
-                 started: float) -> None:
+                 started: float, watches: list[Callable[[], dict[str, float]]] | None = None) -> None:
         self.client = direct_client(stack.redis_url(proxied=False), 2)
         self.stream = buffer_stream
         self.counters = counters  # (delivered, errors) from one scrape of the exporter
         self.started = started
+        self.watches = watches or []  # failover steps' probes (harness.steps.base.StepKind.watch)
         self.timeline = Timeline()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="timeline-sampler", daemon=True)
@@ -88,6 +91,16 @@ class Sampler:
                 delivered, errors = None, None
             self.timeline.delivered_total.append(delivered)
             self.timeline.errors_total.append(errors)
+            self._watch(self.timeline.t[-1])
+
+    def _watch(self, t: float) -> None:
+        for watch in self.watches:
+            try:
+                seen = watch()
+            except Exception:  # noqa: BLE001 - the watched server is the one failing over: a gap in its line
+                continue
+            for name, value in seen.items():
+                self.timeline.topology.setdefault(name, []).append((t, value))
 
     def stop(self) -> Timeline:
         self._stop.set()

@@ -137,6 +137,11 @@ class StepKind:
         pause's grace ends while the trouble is on); itself by default."""
         return self
 
+    def watch(self, run: StepContext) -> Callable[[], dict[str, float]] | None:
+        """A probe the run's timeline samples every half second while it lasts (a failover's
+        leader and replication lag, drawn under the fault windows in report.html); None: none."""
+        return None
+
     def loses_source_writes(self) -> bool:
         """Whether it can take acknowledged writes away from the source itself (a failover to a
         standby behind): the record ledger is corrected for it, a change workload's log cannot be

@@ -12,6 +12,7 @@ offsets at promotion and the gap between them, the roles after.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import psycopg
@@ -53,6 +54,9 @@ class RedisFailover(StepKind):
 
     def prepare(self, run: StepContext) -> None:
         run.stack.backend.start_replica("redis")
+
+    def watch(self, run: StepContext) -> Callable[[], dict[str, float]]:
+        return lambda: _lag(run, "redis", "redis replica behind (bytes)")
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         if self.lag == "cut":
@@ -108,6 +112,9 @@ class PostgresFailover(StepKind):
     def prepare(self, run: StepContext) -> None:
         run.stack.backend.start_replica("postgres")
 
+    def watch(self, run: StepContext) -> Callable[[], dict[str, float]]:
+        return lambda: _lag(run, "postgres", "postgres standby behind (bytes of WAL)")
+
     def apply(self, run: StepContext, record: StepRecord) -> Any:
         if self.lag == "cut":
             run.stack.backend.cut_replication("postgres", True)
@@ -128,6 +135,11 @@ class PostgresFailover(StepKind):
                             f"promoted at {evidence['standby_lsn']} ({replayed}); "
                             f"{evidence['acknowledged_writes_lost_at_source']} acknowledged writes gone from the "
                             f"source (judged neither way)")
+
+
+def _lag(run: StepContext, service: str, name: str) -> dict[str, float]:
+    lag = run.stack.backend.replication_lag(service)
+    return {} if lag is None else {name: lag}
 
 
 def source_lost(run: StepContext, acknowledged: set[int], since: int | None) -> set[int]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -112,6 +113,13 @@ class KafkaClusterStep(StepKind):
     def prepare(self, run: StepContext) -> None:
         run.stack.backend.start_replica("kafka")
         make_replicated_topic(run, self.min_insync, self.unclean)
+
+    def watch(self, run: StepContext) -> Callable[[], dict[str, float]]:
+        def leadership() -> dict[str, float]:
+            state = partition_state(run)
+            return {"kafka partition leader (broker id; -1: none)": state["leader"],
+                    "kafka in-sync replicas": len(state["isr"])}
+        return leadership
 
     def topic_settings(self) -> str:
         return f"min.insync.replicas={self.min_insync}, unclean election {'on' if self.unclean else 'off'}"

@@ -154,3 +154,24 @@ def test_up_check_fails_on_a_node_down_or_a_proxy_disabled() -> None:
     assert not topology_ok({**good, "nodes": {"kafka-2": {"running": True, "registered": False}}})
     assert not topology_ok({**good, "nodes": {"r": {"running": True, "link": "down"}}})
     assert not topology_ok({**good, "proxies": {"p": {"enabled": False}}})
+
+
+def test_the_timeline_samples_what_failover_steps_watch_and_the_report_draws_it() -> None:
+    from harness.report.html_report import _scenario_section
+    from harness.report.result import ScenarioResult
+    from harness.rig.timeline import Sampler
+
+    def broken() -> dict[str, float]:
+        raise ConnectionError("the watched broker is the one that died")
+
+    stack = SimpleNamespace(redis_url=lambda proxied: "redis://:x@127.0.0.1:9/0")
+    sampler = Sampler(stack, "buffer", lambda: (0.0, 0.0), 0.0,  # type: ignore[arg-type]
+                      watches=[lambda: {"kafka partition leader": 2.0}, broken])
+    sampler._watch(0.5)
+    sampler._watch(1.0)
+    sampler.client.close()
+    assert sampler.timeline.topology == {"kafka partition leader": [(0.5, 2.0), (1.0, 2.0)]}
+    series = sampler.timeline.to_series({}, {})
+    assert series.topology == sampler.timeline.topology
+    result = ScenarioResult("k", "d", None, series=series)
+    assert "kafka partition leader" in _scenario_section(result)
