@@ -177,7 +177,7 @@ class LocalFailover:
         return None
 
     def topology(self) -> dict[str, Any]:
-        return describe_local(self.executors, self.kafka_peers, self.replicas, self.proxy_table())
+        return describe_local(self.executors, self.kafka_peers, self.replicas, self.standby, self.proxy_table())
 
     def restore_topology(self) -> None:
         if self.kafka_peers is not None:

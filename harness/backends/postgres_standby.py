@@ -101,6 +101,11 @@ class PostgresStandby:
         wait_for(lambda: query(server, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)),
                  timeout=CATCH_UP_TIMEOUT_S, interval=0.1, what=f"the Postgres standby to replay up to {target}")
 
+    def streaming(self) -> bool:
+        """Whether its WAL receiver is streaming from the primary now."""
+        assert self.server is not None
+        return query(self.server, "SELECT status FROM pg_stat_wal_receiver") == "streaming"
+
     def cut(self, cut: bool) -> None:
         self.toxiproxy.proxy(REPLICATION).set_enabled(not cut)
 

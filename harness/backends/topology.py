@@ -10,6 +10,7 @@ import psutil
 from confluent_kafka import KafkaException
 
 from harness.backends.kafka_peers import KafkaPeers, live_brokers
+from harness.backends.postgres_standby import PostgresStandby, query
 from harness.backends.redis_replica import RedisReplica, replication
 from harness.services.executor import ServiceExecutor
 from harness.services.servers import HOST
@@ -28,9 +29,10 @@ def resident_mb(executor: ServiceExecutor | None) -> float | None:
 
 
 def describe_local(executors: dict[str, ServiceExecutor], peers: KafkaPeers | None,
-                   replicas: dict[str, RedisReplica], proxy_table: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The local backend's servers (``executors``), its Kafka peers and replicas, and Toxiproxy's
-    proxies (``proxy_table``, as its API lists them)."""
+                   replicas: dict[str, RedisReplica], standby: PostgresStandby | None,
+                   proxy_table: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The local backend's servers (``executors``), its Kafka peers, Redis replica and Postgres
+    standby, and Toxiproxy's proxies (``proxy_table``, as its API lists them)."""
     nodes: dict[str, dict[str, Any]] = {}
     for name, executor in executors.items():
         nodes[name] = {"running": executor.running(), "rss_mb": resident_mb(executor)}
@@ -51,6 +53,12 @@ def describe_local(executors: dict[str, ServiceExecutor], peers: KafkaPeers | No
         nodes[f"{service}-replica"] = {"running": replica.executor is not None and replica.executor.running(),
                                        "role": info.get("role"), "link": info.get("master_link_status", "-"),
                                        "rss_mb": resident_mb(replica.executor)}
+    if standby is not None and standby.server is not None:
+        running = standby.executor is not None and standby.executor.running()
+        recovering = query(standby.server, "SELECT pg_is_in_recovery()") if running else None
+        nodes["postgres-standby"] = {"running": running, "role": "standby" if recovering else "primary",
+                                     "link": "up" if running and (not recovering or standby.streaming()) else "down",
+                                     "rss_mb": resident_mb(standby.executor)}
     proxies = {name: {"listen": p["listen"], "upstream": p["upstream"], "enabled": p["enabled"]}
                for name, p in sorted(proxy_table.items())}
     total = sum(n["rss_mb"] or 0.0 for n in nodes.values())

@@ -24,7 +24,7 @@ def start_topology(stack: Stack, topology: str) -> dict[str, Any]:
     if topology == "single":
         return {}
     began = time.monotonic()
-    started = {server: stack.backend.start_replica(server) for server in ("kafka", "redis")}
+    started = {server: stack.backend.start_replica(server) for server in ("kafka", "redis", "postgres")}
     return {"replicas": started, "replicas_start_seconds": round(time.monotonic() - began, 3)}
 
 
@@ -43,8 +43,8 @@ def topology_ok(described: dict[str, Any] | None) -> bool:
               help="Start, verify every service through its proxy, stop, print one JSON object.")
 @click.option("--start-timeout", type=FiniteFloat(1, 3600), default=60.0, show_default=True)
 @click.option("--topology", type=click.Choice(TOPOLOGIES), default="single", show_default=True,
-              help="single: one node per server. replicated: also Kafka brokers 2 and 3 and a Redis replica, "
-                   "every link between them a proxy (what failover scenarios start on their own).")
+              help="single: one node per server. replicated: also Kafka brokers 2 and 3, a Redis replica and a "
+                   "Postgres standby, every link between them a proxy (what failover scenarios start on their own).")
 def up(backend: str, check: bool, start_timeout: float, topology: str) -> None:
     """Start the stack and print its endpoints until Ctrl-C."""
     from harness.infra.stack import LINKS
