@@ -58,6 +58,11 @@ KNOWN = {
     "acks_leader_only": "the Kafka producer runs with acks=1 and no idempotence (tuned for throughput: \"the "
                         "leader has it\"): records a partition leader acknowledged and died with before its "
                         "followers fetched them are lost in the election",
+    "broker_errors_dead_lettered": "the Kafka producer runs without retries (\"our own loop retries\") and "
+                                   "any error the broker answers is taken for a refusal of the record: records "
+                                   "refused while a partition has too few in-sync replicas or no leader "
+                                   "(NOT_ENOUGH_REPLICAS, NOT_LEADER_OR_FOLLOWER) are dead-lettered as "
+                                   "'rejected_by_broker'",
     "deletes_dropped": "change mode: a change without an after image is taken for nothing to export, so deletes "
                        "are never sent (the row lives on downstream)",
     "changes_coalesced_per_page": "change mode: a page keeps only each row's last change (\"only the latest state "

@@ -57,6 +57,9 @@ class KafkaSink:
         acks, idempotent = self.config.kafka_acks, self.config.kafka_idempotence
         if defects.on("acks_leader_only"):
             acks, idempotent = "1", False  # the bug: "the leader has it" taken for delivered
+        retries: dict[str, int] = {}
+        if defects.on("broker_errors_dead_lettered"):
+            idempotent, retries = False, {"retries": 0}  # "our own loop retries": every broker error comes back
         return Producer({
             "bootstrap.servers": self.config.kafka_bootstrap,
             "client.id": self.config.kafka_client_id,
@@ -70,6 +73,7 @@ class KafkaSink:
             "reconnect.backoff.max.ms": 1000,
             "message.max.bytes": max(self.config.max_record_bytes + 4096, 1_000_000),
             "error_cb": self._on_error,
+            **retries,
         })
 
     def _on_error(self, err: KafkaError) -> None:
@@ -195,6 +199,10 @@ class KafkaSink:
             elif err.code() in PERMANENT_KAFKA:
                 # No retry can fix these: the record itself is the problem.
                 result.dead.append((entry, self._letter(entry, err)))
+            elif defects.on("broker_errors_dead_lettered") and err.code() > 0:
+                # The bug: any error the broker answered is taken for a refusal of the record.
+                result.dead.append((entry, DeadLetter(entry.record_id, "rejected_by_broker", err.str(), entry.value,
+                                                      "sink.kafka")))
             else:
                 result.failed.append((entry, f"{err.name()}: {err.str()}"))
         if too_large:

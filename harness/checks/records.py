@@ -63,9 +63,12 @@ class DeadLettersHaveReasons(CheckKind):
             return []
         missing = evidence.outcome.classes.get(DEAD_LETTERED_WITHOUT_REASON, [])
         undeclared = evidence.letters.undeclared
+        contradicted = evidence.letters.contradicted
         parts = ([f"{len(missing)} without reason: {sorted(missing)[:10]}"] if missing else []) + (
             [f"{sum(undeclared.values())} with a reason the target does not declare: "
-             + ", ".join(f"{reason!r} x{n}" for reason, n in sorted(undeclared.items())[:5])] if undeclared else [])
+             + ", ".join(f"{reason!r} x{n}" for reason, n in sorted(undeclared.items())[:5])] if undeclared else []) + (
+            [f"{len(contradicted)} contradicted by the sink: ids {sorted(contradicted)[:10]}; e.g. "
+             + contradicted[min(contradicted)]] if contradicted else [])
         letters = evidence.outcome.count("dead_lettered")
         trusted = evidence.letters.trusted
         held = (f"{letters} dead letters, each with a declared reason ({evidence.letters.verified} checked, "

@@ -12,6 +12,10 @@ exporter's reason -> a kind):
 - ``delivery``: about getting it there, not about the record: after healing it is offered to the
   sink again, and one the sink takes was deliverable.
 
+A letter whose reason is about the record's content (any kind but ``delivery``) while the sink
+holds the same record is contradicted by the sink itself: the broker or the file took what the
+exporter said could not be taken (an error after the write, a refusal that was not one).
+
 A reason the target does not declare is a violation (``dead_letters_have_reasons``), never
 "unverified": and since nobody said it is about the content, the record is offered again too.
 """
@@ -50,6 +54,7 @@ class LetterCheck:
     verified: int = 0  # reasons checked, and they hold
     trusted: int = 0  # reasons taken on trust (declared so, or too close to a limit to call)
     undeclared: dict[str, int] = field(default_factory=dict)  # reason the target never declared -> letters
+    contradicted: dict[int, str] = field(default_factory=dict)  # record id -> a content reason the sink disproves
 
 
 # produce_alone(value, limit): True when a topic with max.message.bytes=limit accepts it alone.
@@ -60,7 +65,9 @@ OfferAgain = Callable[[bytes], bool]
 
 
 def check_letters(letters: Iterable[DeadLetterRecord], reasons: dict[str, LetterKind], limits: SinkLimits,
-                  produce_alone: ProduceAlone | None, offer_again: OfferAgain | None = None) -> LetterCheck:
+                  produce_alone: ProduceAlone | None, offer_again: OfferAgain | None = None,
+                  delivered: frozenset[int] = frozenset()) -> LetterCheck:
+    """``delivered``: the record ids the sink holds (a content reason for one of them is false)."""
     result = LetterCheck()
     asked = 0  # records sent to a scratch sink: bounded per run
     for letter in letters:
@@ -70,6 +77,8 @@ def check_letters(letters: Iterable[DeadLetterRecord], reasons: dict[str, Letter
         kind = reasons.get(reason)
         if kind is None:
             result.undeclared[reason] = result.undeclared.get(reason, 0) + 1
+        elif kind != "delivery" and int(letter.record_id) in delivered:
+            result.contradicted[int(letter.record_id)] = f"dead-lettered as {reason!r} but the sink holds it"
         verdict: str | bool | None
         if kind == "not_utf8":
             verdict = _check_utf8(letter.original)

@@ -70,16 +70,18 @@ class ScratchTopics:
 BROKER_DEFAULT_MAX_BYTES = 1_048_588  # Kafka's message.max.bytes when a topic sets none
 
 
-def verify_dead_letters(run: Run, letters: list[DeadLetterRecord]) -> LetterCheck:
-    """Each letter's reason against the record and the (healed) sink: content reasons checked,
-    delivery reasons and undeclared ones offered to the sink again."""
+def verify_dead_letters(run: Run, letters: list[DeadLetterRecord],
+                        delivered: frozenset[int] = frozenset()) -> LetterCheck:
+    """Each letter's reason against the record and the (healed) sink: content reasons checked
+    (and disproved by the sink holding the record), delivery reasons and undeclared ones offered
+    to the sink again."""
     if not letters:
         return LetterCheck()
     limits = sink_limits(run)
     scratch = ScratchTopics(run) if run.scenario.sink == "kafka" else None
     return check_letters(letters, dict(run.target.dead_letter_reasons), limits,
                          scratch.accepts if scratch is not None and limits.topic_max_bytes is not None else None,
-                         offer_again(run, scratch, limits))
+                         offer_again(run, scratch, limits), delivered)
 
 
 def offer_again(run: Run, scratch: ScratchTopics | None, limits: SinkLimits) -> Callable[[bytes], bool]:

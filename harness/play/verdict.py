@@ -114,9 +114,9 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
         run.result.series = sampler.stop().to_series(*deliveries(seen.sink, run.clock, run.wall_start))
     job_stage = run.target.sinks.get("export_dead_letter_stage")
     letters = [x for x in seen.letters if x.stage != job_stage]
-    letter_check = verify_dead_letters(run, letters)
-    log = exporter.log_records()  # read once: the metrics, the loss story and the excerpt all use it
     plain, histories = judge_changes(run, seen.sink)
+    letter_check = verify_dead_letters(run, letters, frozenset(r.record_id for r in plain if r.record_id is not None))
+    log = exporter.log_records()  # read once: the metrics, the loss story and the excerpt all use it
     outcome = reconcile(run.ledger, plain, letters, run.buffer_evidence(), misrouted=letter_check.misrouted)
     ledger = run.result.ledger = ledger_summary(run, outcome)
     ledger.duplicates_by_window = duplicates_by_window(outcome.redeliveries, run.result.steps, run.wall_start)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from harness.judge.ledger import Written
 from harness.judge.letters import SinkLimits, check_letters
 from harness.judge.reconcile import DEAD_LETTERED, DEAD_LETTERED_DELIVERABLE, reconcile
@@ -75,3 +77,27 @@ def test_a_misrouted_letter_is_its_own_ledger_class_and_a_violation() -> None:
     assert outcome.classes[DEAD_LETTERED_DELIVERABLE] == [2] and outcome.count(DEAD_LETTERED) == 1
     assert not outcome.ok and "1 dead_lettered_deliverable" in outcome.violations()
     assert outcome.summary()["misrouted_samples"] == {"2": "fits"}
+
+
+def test_a_content_reason_is_contradicted_when_the_sink_holds_the_record_a_delivery_reason_is_not() -> None:
+    letters = [letter(1, "odd", b"x"), letter(2, "odd", b"y"), letter(3, "retries_exhausted", b"z"),
+               letter(4, "malformed_row", b"\xff")]
+    check = check_letters(letters, REASONS, SinkLimits(), None, delivered=frozenset({1, 3, 4}))
+    assert check.contradicted == {1: "dead-lettered as 'odd' but the sink holds it",
+                                  4: "dead-lettered as 'malformed_row' but the sink holds it"}
+    assert check_letters(letters, REASONS, SinkLimits(), None).contradicted == {}
+
+
+def test_dead_letters_have_reasons_fails_on_a_contradicted_letter() -> None:
+    from harness.checks.base import Evidence
+    from harness.checks.records import DeadLettersHaveReasons
+    from harness.judge.letters import LetterCheck
+    from harness.scenario import Expect
+
+    outcome = reconcile([Written(1, "k1", b"x", "ok")], [], [letter(1, "odd", b"x")])
+    evidence = Evidence(expect=Expect(), capabilities=frozenset({"dead_letters"}), target_name="t", outcome=outcome,
+                        letters=LetterCheck(contradicted={1: "dead-lettered as 'odd' but the sink holds it"}))
+    [check] = DeadLettersHaveReasons().judge(evidence)
+    assert not check.ok and "1 contradicted by the sink: ids [1]" in check.detail
+    [held] = DeadLettersHaveReasons().judge(dataclasses.replace(evidence, letters=LetterCheck()))
+    assert held.ok

@@ -78,7 +78,8 @@ def test_the_producer_acknowledgement_is_a_setting_and_idempotence_needs_all() -
         config.load(environ={**BASE, "EXPORTER_KAFKA_ACKS": "0"})
 
 
-@pytest.mark.parametrize(("defect", "acks", "idempotent"), [(None, "all", True), ("acks_leader_only", "1", False)])
+@pytest.mark.parametrize(("defect", "acks", "idempotent"), [(None, "all", True), ("acks_leader_only", "1", False),
+                                                            ("broker_errors_dead_lettered", "all", False)])
 def test_the_producer_is_made_with_the_settings_or_the_seeded_defect(
         monkeypatch: pytest.MonkeyPatch, defect: str | None, acks: str, idempotent: bool) -> None:
     from exporter import defects, sinks
@@ -96,3 +97,29 @@ def test_the_producer_is_made_with_the_settings_or_the_seeded_defect(
         monkeypatch.delenv(defects.ENV, raising=False)
         defects.active.cache_clear()
     assert (made[0]["acks"], made[0]["enable.idempotence"]) == (acks, idempotent)
+    assert made[0].get("retries") == (0 if defect == "broker_errors_dead_lettered" else None)
+
+
+@pytest.mark.parametrize("defect", [None, "broker_errors_dead_lettered"])
+def test_a_broker_error_leaves_the_record_for_redelivery_unless_the_defect_dead_letters_it(
+        monkeypatch: pytest.MonkeyPatch, defect: str | None) -> None:
+    from confluent_kafka import KafkaError
+
+    from exporter import defects, sinks
+    from exporter.buffer import Entry
+
+    monkeypatch.setattr(sinks, "Producer", lambda settings: object())
+    monkeypatch.setenv(defects.ENV, defect or "")
+    defects.active.cache_clear()
+    try:
+        sink = sinks.KafkaSink(config.load(environ=BASE))
+        entry = Entry(b"1-0", b"7", b"v")
+        result = sinks.SendResult()
+        sink._judge_reports([entry], {b"7": KafkaError(KafkaError.NOT_ENOUGH_REPLICAS)}, {}, 0, 0.0, result)
+    finally:
+        monkeypatch.delenv(defects.ENV, raising=False)
+        defects.active.cache_clear()
+    if defect:
+        assert [(e.record_id, letter.reason) for e, letter in result.dead] == [(7, "rejected_by_broker")]
+    else:
+        assert result.dead == [] and [e.record_id for e, _why in result.failed] == [7]
