@@ -136,7 +136,9 @@ def _write_incident(directory: Path, scenario: Scenario, result: ScenarioResult,
                          *(f"violated {c.name}: {c.detail[:200]}" for c in result.violations),
                          *(f"records meeting {r.description}: {r.in_flight_at_apply} in flight when applied, "
                            f"{r.written_during} written while it lasted"
-                           for r in result.steps if r.met_data is not None)])
+                           for r in result.steps if r.met_data is not None),
+                         *(f"lost around the {x.server} failover ({x.step}): {x.lost} of {x.lost_total}, first ids "
+                           f"{x.first_ids}; {x.evidence[:300]}" for x in result.failover_losses if x.lost)])
     return incident.write(exact, directory / f"{result.name}.toml", comment)
 
 

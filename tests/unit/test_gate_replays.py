@@ -65,3 +65,18 @@ def test_nothing_is_replayed_when_asked_for_none_or_nothing_failed(tmp_path: Pat
     written = gate.write_incidents(tmp_path / "incidents", [SCENARIO], fails, load_target(BUNDLED))
     assert incident.load(written[0]).reproduction.rate == "1/1"  # type: ignore[union-attr]
     assert "failed once, not replayed" in written[0].read_text()
+
+
+def test_an_incident_file_names_the_failover_its_lost_records_fall_around(tmp_path: Path) -> None:
+    from harness.report.findings import FailoverLoss
+
+    result = failed()
+    result.failover_losses = [FailoverLoss("kafka partition leader killed", "kafka", 6.3, 17.6, 1100, 1100,
+                                           [1701, 1702], "broker 2 killed (high watermark 1700)"),
+                              FailoverLoss("redis failed over", "redis", 1.0, 2.0, 0, 1100)]
+    [written] = gate.write_incidents(tmp_path / "incidents", [SCENARIO], [result], load_target(BUNDLED))
+    text = written.read_text()
+    assert ("# lost around the kafka failover (kafka partition leader killed): 1100 of 1100, first ids "
+            "[1701, 1702]; broker 2 killed (high watermark 1700)") in text
+    assert "redis failover" not in text  # a failover that lost nothing is not named
+    assert incident.load(written).name == "cut"  # the comment lines leave it a loadable incident file
