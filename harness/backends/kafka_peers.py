@@ -70,33 +70,30 @@ class KafkaPeers:
     executors: dict[int, ServiceExecutor] = field(default_factory=dict)
 
     def start(self) -> dict[str, Any]:
+        """Brokers 2 and 3 made and started, or (put away between scenarios) the same ones again."""
         began = time.monotonic()
-        if self.servers:  # started before, put away between scenarios: the same brokers again
-            self.create_proxies()
-            with ThreadPoolExecutor(max_workers=len(PEERS), thread_name_prefix="faultline-kafka-peer") as pool:
-                failures = [f.exception() for f in [pool.submit(self.start_again, node) for node in PEERS]]
-            for failure in failures:
-                if failure is not None:
-                    raise failure
-            return {"brokers": {node: self.describe(node) for node in BROKERS}, "restarted": True,
-                    "start_seconds": round(time.monotonic() - began, 2)}
-        for node in PEERS:
-            self.servers[node] = KafkaServer(
-                f"kafka-{node}", self.workdir / f"kafka-{node}", free_port(), start_timeout=self.start_timeout,
-                direct_port=free_port(), advertised_port=free_port(), replication_port=free_port(),
-                replication_advertised_port=free_port(), node_id=node, heap="512m",
-                quorum_voters=f"1@{HOST}:{self.first.controller_port}", cluster_id=self.first.cluster_id)
+        restarted = bool(self.servers)
+        if not restarted:
+            for node in PEERS:
+                self.servers[node] = KafkaServer(
+                    f"kafka-{node}", self.workdir / f"kafka-{node}", free_port(), start_timeout=self.start_timeout,
+                    direct_port=free_port(), advertised_port=free_port(), replication_port=free_port(),
+                    replication_advertised_port=free_port(), node_id=node, heap="512m",
+                    quorum_voters=f"1@{HOST}:{self.first.controller_port}", cluster_id=self.first.cluster_id)
         self.create_proxies()
         with ThreadPoolExecutor(max_workers=len(PEERS), thread_name_prefix="faultline-kafka-peer") as pool:
-            failures = [f.exception() for f in [pool.submit(self._boot, node) for node in PEERS]]
+            failures = [f.exception() for f in [pool.submit(self._boot, node, restarted) for node in PEERS]]
         for failure in failures:
             if failure is not None:
                 raise failure
         self.wait_joined(set(BROKERS))
-        return {"brokers": {node: self.describe(node) for node in BROKERS},
+        return {"brokers": {node: self.describe(node) for node in BROKERS}, "restarted": restarted,
                 "start_seconds": round(time.monotonic() - began, 2)}
 
-    def _boot(self, node: int) -> None:
+    def _boot(self, node: int, restarted: bool) -> None:
+        if restarted:
+            self.start_again(node)
+            return
         self.servers[node].prepare()
         self.launch(node)
 

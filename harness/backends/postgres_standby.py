@@ -46,6 +46,8 @@ def query(server: PostgresServer, sql: str, params: tuple[Any, ...] = ()) -> Any
 
 @dataclass
 class PostgresStandby:
+    """The standby of ``primary``, its replication proxy, and whether it was promoted."""
+
     primary: PostgresServer
     toxiproxy: ToxiproxyClient
     workdir: Path
