@@ -107,7 +107,9 @@ def test_they_are_drawn_within_their_ranges_and_round_trip(tmp_path: Path) -> No
     rng = random.Random(3)
     drawn = [KafkaLeaderLost.draw(rng, World()) for _ in range(60)]
     assert {d.lag for d in drawn} == {"cut", "none"} and {d.unclean for d in drawn} == {True, False}
-    assert {KafkaIsrShrunk.draw(rng, World()).min_insync for _ in range(30)} == {2, 3}
+    long_phase = World(during_s=12.0)
+    assert {KafkaIsrShrunk.draw(rng, long_phase).min_insync for _ in range(30)} == {2, 3}  # type: ignore[union-attr]
+    assert KafkaIsrShrunk.draw(rng, World(during_s=4.0)) is None  # no window past the replica lag: never shrinks
     step = Step("during", KafkaLeaderLost(unclean=True, min_insync=1), at=0.5, duration=2.0)
     one = Scenario(name="k", description="d", workload=Workload(records=10), steps=(step,)).validate()
     assert incident.load(incident.write(one, tmp_path / "k.toml")) == one
