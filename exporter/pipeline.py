@@ -22,7 +22,7 @@ from exporter.config import Config
 from exporter.encoding import decode_payload, record_json
 from exporter.errors import PermanentRecordError, TransientError
 from exporter.retrying import retry_transient
-from exporter.sinks import FileSink, KafkaSink, SendResult
+from exporter.sinks import FileSink, KafkaSink, SendResult, letter_id
 from exporter.source import TIMEOUTS, GapWatch, Page, Row, Source
 
 log = logging.getLogger("exporter.pipeline")
@@ -348,7 +348,8 @@ class Deliverer:
                 if defects.on("dead_letter_after_retries") and attempt >= 2:
                     # The bug: a DLQ policy that gives up on a record the sink would take once healed.
                     dead[(entry.entry_id, entry.key)] = (entry, DeadLetter(
-                        entry.record_id, "retries_exhausted", reason, entry.value, f"sink.{sink.name}"))
+                        letter_id(entry, self.config.changes), "retries_exhausted", reason, entry.value,
+                        f"sink.{sink.name}"))
                     continue
                 log.error("send failed; left in the buffer for redelivery", extra={
                     "record_id": entry.record_id, "stage": f"sink.{sink.name}", "attempt": attempt,

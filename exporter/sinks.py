@@ -37,6 +37,12 @@ class SendResult:
     dead: list[tuple[Entry, DeadLetter]] = field(default_factory=list)
 
 
+def letter_id(entry: Entry, changes: bool) -> int:
+    """The id a dead letter is filed under: the record's, or for a change event the row it
+    changed (its buffer entry is keyed by the change number, which no operator can look up)."""
+    return int(row_key(entry.value)) if changes else entry.record_id
+
+
 def _kafka_error(exc: BaseException) -> KafkaError | None:
     """The client's error an exception carries, itself or as its cause (None: not the client's)."""
     for candidate in (exc, exc.__cause__, exc.__context__):
@@ -201,16 +207,16 @@ class KafkaSink:
                 result.dead.append((entry, self._letter(entry, err)))
             elif defects.on("broker_errors_dead_lettered") and err.code() > 0:
                 # The bug: any error the broker answered is taken for a refusal of the record.
-                result.dead.append((entry, DeadLetter(entry.record_id, "rejected_by_broker", err.str(), entry.value,
-                                                      "sink.kafka")))
+                result.dead.append((entry, DeadLetter(letter_id(entry, self.config.changes), "rejected_by_broker",
+                                                      err.str(), entry.value, "sink.kafka")))
             else:
                 result.failed.append((entry, f"{err.name()}: {err.str()}"))
         if too_large:
             self._send_alone(too_large, deadline, result)
 
-    @staticmethod
-    def _letter(entry: Entry, err: KafkaError) -> DeadLetter:
-        return DeadLetter(entry.record_id, PERMANENT_KAFKA[err.code()], err.str(), entry.value, "sink.kafka")
+    def _letter(self, entry: Entry, err: KafkaError) -> DeadLetter:
+        return DeadLetter(letter_id(entry, self.config.changes), PERMANENT_KAFKA[err.code()], err.str(), entry.value,
+                          "sink.kafka")
 
     def _send_alone(self, entries: list[Entry], deadline: float, result: SendResult) -> None:
         """Records of a batch the broker refused as too large, sent one at a time: only a record
@@ -267,8 +273,8 @@ class FileSink:
                                           self.config.sink_encoding))
                 ready.append(entry)
             except PermanentRecordError as exc:
-                result.dead.append((entry, DeadLetter(entry.record_id, exc.reason, exc.detail, entry.value,
-                                                      "sink.file")))
+                result.dead.append((entry, DeadLetter(letter_id(entry, self.config.changes), exc.reason, exc.detail,
+                                                      entry.value, "sink.file")))
         if ready:
             try:
                 self._batches += 1

@@ -10,13 +10,14 @@ change events; ``outstanding`` says what the drain still waits for.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Literal
 
+import msgspec
 from xxhash import xxh3_64_intdigest
 
 from harness.errors import HarnessError
-from harness.judge.sinks import SinkRecord
+from harness.judge.sinks import DeadLetterRecord, SinkRecord, message_decoder
 from harness.model.record_format import RecordFormat
 
 # What a change did to its row. A primary-key change is two changes of one transaction: the old
@@ -215,3 +216,38 @@ def outstanding(log: ChangeLog, events: ChangeEvents, delivers: Delivers = "ever
         return sum(1 for n, outcome in enumerate(log.outcomes) if outcome == OK and not arrived(n))
     finals = {rows[n]: n for n, outcome in enumerate(log.outcomes) if outcome == OK}
     return sum(1 for n in finals.values() if not arrived(n))
+
+
+DEAD_LETTER_STREAM = "dead letters"  # where a change dead-lettered for a reason that holds arrived
+
+
+def change_letters(letters: Iterable[DeadLetterRecord], fmt: RecordFormat, log: ChangeLog,
+                   misrouted: Container[int]) -> tuple[list[DeadLetterRecord], list[SinkRecord]]:
+    """The record workload's dead letters, and the change workload's as change events that
+    arrived on a stream of their own: a version dead-lettered for a reason that holds (a change
+    too large for a topic whose limit was lowered) is accounted for, as a dead-lettered record
+    is, and judged with its row's history. A letter whose reason does not hold (``misrouted``)
+    is no arrival: its version stays owed. A letter of a change row whose original is no change
+    event stays with the records (reported unexpected there: nothing to judge it by)."""
+    rows = set(log.rows)
+    decode = message_decoder(fmt)
+    records: list[DeadLetterRecord] = []
+    arrived: list[SinkRecord] = []
+    for letter in letters:
+        row = int(letter.record_id) if letter.record_id.isdigit() else None
+        if row is None or row not in rows:
+            records.append(letter)
+            continue
+        if row in misrouted:
+            continue  # owed still: the history judge counts the version lost
+        try:
+            event = decode(letter.original)
+        except (msgspec.DecodeError, ValueError):  # the raw payload a reader refused, not an event
+            records.append(letter)
+            continue
+        if event.record_id != row:
+            records.append(letter)
+            continue
+        event.stream, event.position = DEAD_LETTER_STREAM, len(arrived)
+        arrived.append(event)
+    return records, arrived

@@ -102,7 +102,7 @@ def read_topic_batches(stack: Stack, topic: str, timeout: float = 30.0, offsets:
             return
         consumer.assign(partitions)
         streams = {p: f"kafka:{topic}/{p}" for p in ends}
-        decode = _decoder(fmt)
+        decode = message_decoder(fmt)
         deadline = time.monotonic() + timeout
         while todo:
             if time.monotonic() > deadline:
@@ -159,7 +159,7 @@ def _decoded(messages: list, ends: dict[int, int], streams: dict[int, str], todo
 _SKIP = SinkRecord()  # what a message that carries no row decodes to: not a record at all
 
 
-def _decoder(fmt: RecordFormat | None) -> Callable[[bytes], SinkRecord]:
+def message_decoder(fmt: RecordFormat | None) -> Callable[[bytes], SinkRecord]:
     """How a message becomes a record: in one C call for the bundled shape, else through the
     target's ``[record]`` format (a message without a row is ``_SKIP``; one of another shape has
     no id, and ``_parse`` keeps it for the reconciler to report)."""

@@ -16,8 +16,9 @@ from harness.checks import Capability, Evidence, judge_all
 from harness.checks.base import MetricsEvidence, ProcessEvidence, RecoveryEvidence, ResourceEvidence
 from harness.infra.waiting import WaitTimeout, wait_for
 from harness.judge.anomalies import duplicates_by_window, losses_by_failover
-from harness.judge.changelog import split_changes
+from harness.judge.changelog import change_letters, split_changes
 from harness.judge.histories import HistoryJudgement, judge_histories
+from harness.judge.letters import LetterCheck
 from harness.judge.reconcile import LOST, VIOLATIONS, Reconciliation, reconcile
 from harness.judge.sinks import DeadLetterRecord, SinkRecord
 from harness.judge.story import loss_story
@@ -114,8 +115,8 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
         run.result.series = sampler.stop().to_series(*deliveries(seen.sink, run.clock, run.wall_start))
     job_stage = run.target.sinks.get("export_dead_letter_stage")
     letters = [x for x in seen.letters if x.stage != job_stage]
-    plain, histories = judge_changes(run, seen.sink)
-    letter_check = verify_dead_letters(run, letters, frozenset(r.record_id for r in plain if r.record_id is not None))
+    letter_check, letters, arrived = check_letters_of(run, seen.sink, letters)
+    plain, histories = judge_changes(run, seen.sink + arrived if arrived else seen.sink)
     log = exporter.log_records()  # read once: the metrics, the loss story and the excerpt all use it
     outcome = reconcile(run.ledger, plain, letters, run.buffer_evidence(), misrouted=letter_check.misrouted)
     ledger = run.result.ledger = ledger_summary(run, outcome)
@@ -138,6 +139,21 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
                                                     run.clock.written_at)
     run.result.log_excerpt = excerpt_of(log)
     run.result.log_kinds = log_kinds(log, run.result.names)
+
+
+def check_letters_of(run: Run, sink: list[SinkRecord], letters: list[DeadLetterRecord]
+                     ) -> tuple[LetterCheck, list[DeadLetterRecord], list[SinkRecord]]:
+    """Every letter's reason checked (harness.play.letter_offers; a record's against the sink's
+    plain records), then the letters parted: the record workload's for the reconciler, the
+    change workload's as change events that arrived on the dead-letter stream (only those whose
+    reason holds), for the judge of histories."""
+    rows = set(run.changes.log.rows) if run.changes is not None else set()
+    delivered = frozenset(r.record_id for r in sink if r.record_id is not None and r.record_id not in rows)
+    check = verify_dead_letters(run, letters, delivered)
+    if run.changes is None:
+        return check, letters, []
+    records, arrived = change_letters(letters, run.target.record, run.changes.log, check.misrouted)
+    return check, records, arrived
 
 
 def judge_changes(run: Run, sink: list[SinkRecord]) -> tuple[list[SinkRecord], HistoryJudgement | None]:

@@ -99,7 +99,7 @@ class Checkpoint(StepKind):
         evidence = run.buffer_evidence()
         job_stage = run.target.sinks.get("export_dead_letter_stage")
         outcome = reconcile(run.ledger, run.plain_records(state["sink"]),
-                            [x for x in state["letters"] if x.stage != job_stage], evidence)
+                            run.plain_letters([x for x in state["letters"] if x.stage != job_stage]), evidence)
         missing = outcome.classes.get(LOST, [])
         in_flight = [i for i in missing if i in evidence.present or i in evidence.pending]  # still in the buffer
         point = CheckpointPoint(

@@ -119,8 +119,8 @@ class Export(StepKind):
             self._answered(run, (() if state_ok else ("ended failed",)) + (() if clean else ("left files behind "
                            "or gave no error",)), detail)
             return
-        letters = [x for x in read_dead_letters(run.stack, exporter.sink("dead_letter_stream"))
-                   if x.stage == exporter.sink("export_dead_letter_stage")]
+        letters = run.plain_letters([x for x in read_dead_letters(run.stack, exporter.sink("dead_letter_stream"))
+                                     if x.stage == exporter.sink("export_dead_letter_stage")])
         # The change workload's rows are in the export too, at whatever version each had then:
         # the record reconciler judges the record workload's rows.
         records = run.plain_records([r for r in read_lines(final, self.encoding) if r.record_id is not None])

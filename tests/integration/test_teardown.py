@@ -117,3 +117,18 @@ def test_up_check_prints_one_json_object_with_readiness(tmp_path: Path) -> None:
     for name, service in report["services"].items():
         assert service["ready"] is True, name
         assert 0 < service["start_seconds"] <= report["total_start_seconds"]
+
+
+@pytest.mark.slow
+def test_up_check_of_the_replicated_topology_reads_every_node_and_proxy_back() -> None:
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "up", "--topology", "replicated", "--check"],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    topology = json.loads(result.stdout)["topology"]
+    nodes = topology["nodes"]
+    assert {"kafka", "kafka-2", "kafka-3", "redis-replica", "postgres-standby"} <= set(nodes)
+    assert all(nodes[n]["registered"] for n in ("kafka", "kafka-2", "kafka-3"))
+    assert nodes["redis-replica"]["link"] == "up" and nodes["postgres-standby"]["role"] == "standby"
+    assert {"kafka-replication-1", "kafka-replication-2", "redis-replication", "postgres-replication"} <= set(
+        topology["proxies"])
+    assert 0 < topology["replicas_start_seconds"] and topology["rss_mb_total"] > nodes["kafka"]["rss_mb"] > 0
