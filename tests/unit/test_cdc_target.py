@@ -187,18 +187,18 @@ class Message:
 
 
 def test_the_sink_reader_skips_what_is_no_record_and_keeps_what_it_cannot_read() -> None:
-    from harness.judge.sinks import _decoded, _decoder
+    from harness.judge.sinks import _decoded, message_decoder
 
     payload = base64.b64encode(b"abc").decode()
     messages = [Message(0, event({"id": 1, "key": "k", "payload": payload})), Message(1, b""),
                 Message(2, event(None, op="d")), Message(3, b"{not json"),
                 Message(4, event({"id": 2, "payload": payload}))]
     todo = {0}
-    records = _decoded(messages, {0: 5}, {0: "kafka:t/0"}, todo, _decoder(ENVELOPE))
+    records = _decoded(messages, {0: 5}, {0: "kafka:t/0"}, todo, message_decoder(ENVELOPE))
     assert [(r.record_id, r.payload, r.location) for r in records] == [
         (1, b"abc", "kafka:t/0@0"), (None, None, "kafka:t/0@3"), (2, b"abc", "kafka:t/0@4")]
     assert records[1].raw == b"{not json" and not todo  # kept for the reconciler to report; partition read
-    plain = _decoded([Message(0, b'{"id": 5, "payload": "x"}')], {0: 1}, {0: "s"}, {0}, _decoder(None))
+    plain = _decoded([Message(0, b'{"id": 5, "payload": "x"}')], {0: 1}, {0: "s"}, {0}, message_decoder(None))
     assert [(r.record_id, r.payload) for r in plain] == [(5, "x")]
 
 
