@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
@@ -50,10 +50,11 @@ CATCH_UP_TIMEOUT_S = 60.0
 SHRINK_DRAWN_FROM_S = 10.0  # a fault phase this long leaves a window past the 5 s replica lag (plus a look)
 
 
-def partition_state(run: StepContext) -> dict[str, Any]:
-    """Leader, replicas and ISR of the run's topic's partition 0, as the controller has them."""
+def partition_state(run: StepContext, client: AdminClient | None = None) -> dict[str, Any]:
+    """Leader, replicas and ISR of the run's topic's partition 0, as the controller has them
+    (``client``: one kept by a caller that asks every half second)."""
     try:
-        metadata = admin(run).list_topics(topic_of(run), timeout=ADMIN_TIMEOUT_S)
+        metadata = (client or admin(run)).list_topics(topic_of(run), timeout=ADMIN_TIMEOUT_S)
     except KafkaException as exc:
         raise HarnessError(f"kafka: cannot read who leads {topic_of(run)}: {exc}") from exc
     topic = metadata.topics.get(topic_of(run))
@@ -86,9 +87,9 @@ def make_replicated_topic(run: StepContext, min_insync: int, unclean: bool) -> d
                 future.result(timeout=ADMIN_TIMEOUT_S)
             except KafkaException as exc:
                 raise HarnessError(f"kafka: cannot create {topic_of(run)} on three brokers: {exc}") from exc
-    wait_for(lambda: partition_state(run)["leader"] == LEADER, timeout=ELECTION_TIMEOUT_S, interval=0.2,
+    wait_for(lambda: partition_state(run, client)["leader"] == LEADER, timeout=ELECTION_TIMEOUT_S, interval=0.2,
              what=f"broker {LEADER} to lead {topic_of(run)}")
-    state = partition_state(run)
+    state = partition_state(run, client)
     if state["replicas"] != ASSIGNMENT:
         raise HarnessError(f"kafka: {topic_of(run)} existed before the failover step made it: replicas "
                            f"{state['replicas']}, not {ASSIGNMENT} (a failover needs the step's own topic)")
@@ -98,7 +99,6 @@ def make_replicated_topic(run: StepContext, min_insync: int, unclean: bool) -> d
 class KafkaClusterStep(StepKind):
     """What both steps share: three brokers, the topic on all of them, one topology change at a time."""
 
-    lag: str
     unclean: bool
     min_insync: int
 
@@ -115,8 +115,10 @@ class KafkaClusterStep(StepKind):
         make_replicated_topic(run, self.min_insync, self.unclean)
 
     def watch(self, run: StepContext) -> Callable[[], dict[str, float]]:
+        client = admin(run)
+
         def leadership() -> dict[str, float]:
-            state = partition_state(run)
+            state = partition_state(run, client)
             return {"kafka partition leader (broker id; -1: none)": state["leader"],
                     "kafka in-sync replicas": len(state["isr"])}
         return leadership
@@ -181,7 +183,6 @@ class KafkaIsrShrunk(KafkaClusterStep):
 
     kind_name: ClassVar[str] = "kafka_isr_shrunk"
     deadline_s: ClassVar[float] = 90.0
-    lag: Literal["cut"] = "cut"
     unclean: bool = False
     min_insync: Annotated[int, Field(ge=1, le=3)] = 2
 
@@ -215,9 +216,10 @@ def _await_new_leader(run: StepContext) -> dict[str, Any]:
     partition (no eligible replica: unclean election off and the ISR was the leader alone) is
     evidence too, not an error: the leader's return then ends it."""
     seen: dict[str, Any] = {}
+    client = admin(run)
 
     def elected() -> bool:
-        seen.update(partition_state(run))
+        seen.update(partition_state(run, client))
         return seen["leader"] not in (LEADER, -1)
 
     try:
@@ -229,7 +231,8 @@ def _await_new_leader(run: StepContext) -> dict[str, Any]:
 
 def _await_in_sync(run: StepContext, *brokers: int) -> bool:
     try:
-        wait_for(lambda: set(brokers) <= set(partition_state(run)["isr"]), timeout=CATCH_UP_TIMEOUT_S,
+        client = admin(run)
+        wait_for(lambda: set(brokers) <= set(partition_state(run, client)["isr"]), timeout=CATCH_UP_TIMEOUT_S,
                  interval=0.25, what=f"brokers {list(brokers)} in the ISR")
     except TimeoutError:
         return False

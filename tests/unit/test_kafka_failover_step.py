@@ -50,8 +50,9 @@ class ClusterBackend:
 def cluster(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, ClusterBackend]:
     state: dict[str, Any] = {"leader": 2, "replicas": [2, 3, 1], "isr": [1, 2, 3]}
     backend = ClusterBackend(state)
-    monkeypatch.setattr(kafka_failover, "partition_state", lambda run: dict(state))
+    monkeypatch.setattr(kafka_failover, "partition_state", lambda run, client=None: dict(state))
     monkeypatch.setattr(kafka_failover, "high_watermark", lambda run: 1700)
+    monkeypatch.setattr(kafka_failover, "admin", lambda run: object())  # kept by the waits, read by the fake only
     run = SimpleNamespace(stack=SimpleNamespace(backend=backend))
     return run, backend
 
