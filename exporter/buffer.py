@@ -188,6 +188,23 @@ class Buffer:
         if not defects.on("checkpoint_before_buffer"):
             pipe.set(self.config.checkpoint_key, last_id)
 
+    def replicated(self, checkpoint: int, replicas: int, timeout_ms: int) -> bool | None:
+        """Whether ``replicas`` replicas hold the buffer up to ``checkpoint`` (waiting up to
+        ``timeout_ms``); None when the buffer's checkpoint is no longer that one (a failover to a
+        replica that never got it: the reader reads on from what is there). WAIT counts what
+        replicas acknowledged of the writes of the connection it runs on, and the append ran on
+        another one: hence a probe written on this connection, after the checkpoint was read, which
+        a replica acknowledging it holds the append before it (replication keeps the order)."""
+        with self._transient("buffer.replicate"):
+            with self.client.pipeline(transaction=False) as pipe:  # one connection for all three
+                pipe.get(self.config.checkpoint_key)
+                pipe.incr(self.config.replication_probe_key)
+                pipe.execute_command("WAIT", replicas, timeout_ms)
+                raw, _probe, acknowledged = pipe.execute()
+        if (int(raw) if raw is not None else 0) != checkpoint:
+            return None
+        return int(acknowledged) >= replicas
+
     def length(self) -> int:
         with self._transient("buffer.length"):
             return int(self.client.xlen(self.config.stream))

@@ -50,7 +50,19 @@ class Config:
     # followers fetched it; idempotence needs "all".
     kafka_acks: str = "all"
     kafka_idempotence: bool = True
+    # The fewest in-sync replicas the topic must demand of an acks=all write (its
+    # min.insync.replicas). At 1, a leader whose followers fell out of the ISR acknowledges alone,
+    # and an unclean election then loses what it acknowledged: below this, the deliverer holds its
+    # records in the buffer and readiness says why. 0: no expectation.
+    kafka_min_insync_replicas: int = 0
     redis_timeout_s: float = 2.0
+    # Replicas that must have an append (and the checkpoint moved with it) before the reader reads
+    # on: Redis replicates asynchronously, so a failover loses what the replica had not received.
+    # The checkpoint goes back with it and the rows are read again; waiting (WAIT) makes the
+    # replica hold every checkpoint the reader acted on. While fewer replicas acknowledge, the
+    # reader holds (availability for durability). 0: no waiting.
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 1000
     postgres_timeout_s: float = 5.0
     # How long the reader waits for a transaction older than rows already committed (it may hold
     # lower ids) before it reads past it: past this, such a transaction's rows would be skipped.
@@ -95,6 +107,10 @@ class Config:
         return f"{self.stream_prefix}:checkpoint"
 
     @property
+    def replication_probe_key(self) -> str:
+        return f"{self.stream_prefix}:replication-probe"
+
+    @property
     def allowed_export_topics(self) -> frozenset[str]:
         return frozenset(t.strip() for t in self.export_topics.split(",") if t.strip()) - {self.topic}
 
@@ -137,6 +153,15 @@ class Config:
         if self.kafka_idempotence and self.kafka_acks != "all":
             raise ConfigError(f"kafka_idempotence needs kafka_acks=all, not {self.kafka_acks!r} (an idempotent "
                               f"producer's sequence is kept by every in-sync replica)")
+        if not 0 <= self.kafka_min_insync_replicas <= 16 or not 0 <= self.redis_wait_replicas <= 16:
+            raise ConfigError(f"kafka_min_insync_replicas and redis_wait_replicas must be within 0..16, not "
+                              f"{self.kafka_min_insync_replicas} and {self.redis_wait_replicas}")
+        if self.kafka_min_insync_replicas and self.kafka_acks != "all":
+            raise ConfigError(f"kafka_min_insync_replicas needs kafka_acks=all, not {self.kafka_acks!r} (a topic's "
+                              f"min.insync.replicas binds acks=all writes only)")
+        if not 10 <= self.redis_wait_timeout_ms < self.redis_timeout_s * 1000:
+            raise ConfigError(f"redis_wait_timeout_ms must be at least 10 and below redis_timeout_s (the wait is "
+                              f"one command), not {self.redis_wait_timeout_ms}")
         if not 0 < self.disk_usage_threshold <= 1:
             raise ConfigError(f"disk_usage_threshold must be within (0, 1], not {self.disk_usage_threshold}")
         return self

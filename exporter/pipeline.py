@@ -78,6 +78,7 @@ class Reader:
         self.checkpoint: int | None = None
         self._held_since: float | None = None  # when the first unsettled row after the checkpoint was seen
         self._appended_at: float | None = None  # when the last page with rows reached the buffer
+        self._unreplicated: int | None = None  # appended up to here, not yet on enough buffer replicas
         self.gaps = GapWatch()  # rolled-back ids are passed once nobody can hold them
 
     def run(self) -> None:
@@ -159,6 +160,7 @@ class Reader:
 
     def step(self) -> bool:
         """One chunk from the source into the buffer; False when there was nothing to do."""
+        self._await_replicas()
         stored = self._stored_checkpoint()
         if self.checkpoint is None:
             self.checkpoint = stored
@@ -189,11 +191,33 @@ class Reader:
         else:
             # Only over the checkpoint it read: one that went back meanwhile (a failover) is read again.
             self.buffer.append(records, dead, last, expected=self.checkpoint)
-        self.checkpoint, self._appended_at = last, time.monotonic()
+        self._appended_at = time.monotonic()
         metrics.records_buffered.inc(len(records))
         for letter in dead:
             _count_dead(letter)
+        if self.config.redis_wait_replicas:
+            self._unreplicated = last
+            self._await_replicas()
+        else:
+            self.checkpoint = last
         return True
+
+    def _await_replicas(self) -> None:
+        """With ``redis_wait_replicas``: the reader's cursor moves past an append only once that
+        many replicas hold it, so the checkpoint a failover leaves is one the reader stood on.
+        Fewer in time: TransientError (retried; nothing further is read meanwhile). The checkpoint
+        gone elsewhere (the failover came first): the next pass reads on from what is there."""
+        pending = self._unreplicated
+        if pending is None:
+            return
+        wanted, timeout_ms = self.config.redis_wait_replicas, self.config.redis_wait_timeout_ms
+        held = self.buffer.replicated(pending, wanted, timeout_ms)
+        if held is False:
+            raise TransientError("buffer.replicate", f"fewer than {wanted} replica(s) acknowledged the append up "
+                                                     f"to row {pending} within {timeout_ms} ms; reading no further")
+        self._unreplicated = None
+        if held:
+            self.checkpoint = pending
 
 
     def _values(self, rows: list[Row]) -> tuple[list[tuple[int, bytes]], list[DeadLetter]]:

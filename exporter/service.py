@@ -19,6 +19,7 @@ from prometheus_client import multiprocess
 from exporter import defects, metrics
 from exporter.buffer import Buffer
 from exporter.config import Config
+from exporter.durability import durability_problem
 from exporter.errors import ExporterError
 from exporter.jobs import JobManager
 from exporter.pausing import PAUSE_STATUS_TIMEOUT_S, Pauser
@@ -118,6 +119,10 @@ class Service:
             try:
                 brokers = self._kafka_admin().list_topics(timeout=1.5).brokers
                 checks["kafka"] = {"ok": bool(brokers)}
+                problem = durability_problem(self._kafka_admin(), self.config.topic,
+                                             self.config.kafka_min_insync_replicas, 1.5) if brokers else None
+                if problem is not None:
+                    checks["kafka"] = {"ok": False, "error": problem}
             except Exception as exc:  # noqa: BLE001 - librdkafka's KafkaException and friends: reported
                 checks["kafka"] = {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
         return checks

@@ -14,18 +14,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
 from exporter import defects, metrics
 from exporter.buffer import DeadLetter, Entry
 from exporter.changes import row_key
 from exporter.config import Config
+from exporter.durability import STAGE as DURABILITY_STAGE
+from exporter.durability import durability_problem
 from exporter.encoding import encode_text
-from exporter.errors import PermanentRecordError
+from exporter.errors import PermanentRecordError, TransientError
 from exporter.files import append_durably
 
 log = logging.getLogger("exporter.sink")
 
 
+DURABILITY_TIMEOUT_S = 2.0  # a look at the topic's settings
 FLUSH_SLICE_S = 0.5  # how long a flush waits before the sink looks at the producer's state again
 PERMANENT_KAFKA = {KafkaError.MSG_SIZE_TOO_LARGE: "too_large", KafkaError.INVALID_RECORD: "rejected_by_broker"}
 
@@ -58,6 +62,8 @@ class KafkaSink:
         self.config = config
         self._fatal = False  # the producer reported a fatal error: replaced before its next use
         self.producer = self._new_producer()
+        self._admin: AdminClient | None = None
+        self._durable_at: float | None = None  # when the topic last met kafka_min_insync_replicas
 
     def _new_producer(self) -> Producer:
         acks, idempotent = self.config.kafka_acks, self.config.kafka_idempotence
@@ -99,7 +105,26 @@ class KafkaSink:
             log.error("kafka producer in a fatal state; starting a new one", extra={"stage": "sink.kafka"})
             self.producer = self._new_producer()
 
+    def check_durability(self) -> None:
+        """TransientError while the topic demands fewer in-sync replicas than this exporter
+        expects (exporter.durability): nothing is sent, the records stay in the buffer. A topic
+        found fit is looked at again once per metadata poll interval; an unfit one every pass."""
+        expected = self.config.kafka_min_insync_replicas
+        now = time.monotonic()
+        if not expected or (self._durable_at is not None
+                            and now - self._durable_at < self.config.metadata_poll_interval_s):
+            return
+        if self._admin is None:
+            self._admin = AdminClient({"bootstrap.servers": self.config.kafka_bootstrap, "log_level": 0,
+                                       "socket.connection.setup.timeout.ms": 1000})
+        problem = durability_problem(self._admin, self.config.topic, expected, DURABILITY_TIMEOUT_S)
+        if problem is not None:
+            self._durable_at = None
+            raise TransientError(DURABILITY_STAGE, problem)
+        self._durable_at = now
+
     def send(self, entries: list[Entry], deadline: float) -> SendResult:
+        self.check_durability()
         result = SendResult()
         # One bound callback for the batch, keyed by the message key (the record id): no
         # closure per message on the hot path.

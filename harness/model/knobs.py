@@ -27,6 +27,10 @@ KNOBS = {
                      "partition leader alone did)",
     "producer_idempotence": "whether its Kafka producer is idempotent (a retry after a leader change neither "
                             "duplicates nor reorders): true or false; true needs producer_acks = all",
+    "buffer_wait_replicas": "replicas of its buffer that must hold an append before it reads on (Redis WAIT): 0 "
+                            "does not wait; while fewer acknowledge, it holds",
+    "min_insync_expected": "the fewest in-sync replicas the sink topic must demand (min.insync.replicas) before it "
+                           "delivers there: 0 expects nothing; below it, records are held and readiness says why",
     "replica_identity": "the source table's REPLICA IDENTITY (default: a delete's before image holds the key only, "
                         "an update has none; full: both hold the whole old row): set by the harness, any target",
 }
@@ -53,6 +57,8 @@ KNOB_VALUES: dict[str, tuple[type, float, float] | tuple[str, ...]] = {
     "replica_identity": ("default", "full"),
     "producer_acks": ("all", "1"),
     "producer_idempotence": ("true", "false"),
+    "buffer_wait_replicas": (int, 0, 16),
+    "min_insync_expected": (int, 0, 16),
 }
 
 

@@ -78,6 +78,24 @@ def test_the_producer_acknowledgement_is_a_setting_and_idempotence_needs_all() -
         config.load(environ={**BASE, "EXPORTER_KAFKA_ACKS": "0"})
 
 
+def test_the_durability_expectations_are_bounded_settings() -> None:
+    loaded = config.load(environ={**BASE, "EXPORTER_KAFKA_MIN_INSYNC_REPLICAS": "2",
+                                  "EXPORTER_REDIS_WAIT_REPLICAS": "1", "EXPORTER_REDIS_WAIT_TIMEOUT_MS": "500"})
+    assert (loaded.kafka_min_insync_replicas, loaded.redis_wait_replicas, loaded.redis_wait_timeout_ms) == (2, 1, 500)
+    default = config.load(environ=BASE)
+    assert (default.kafka_min_insync_replicas, default.redis_wait_replicas) == (0, 0)
+    with pytest.raises(ConfigError, match="kafka_min_insync_replicas needs kafka_acks=all"):
+        config.load(environ={**BASE, "EXPORTER_KAFKA_MIN_INSYNC_REPLICAS": "2", "EXPORTER_KAFKA_ACKS": "1",
+                             "EXPORTER_KAFKA_IDEMPOTENCE": "false"})
+    for name, value in [("EXPORTER_REDIS_WAIT_REPLICAS", "-1"), ("EXPORTER_KAFKA_MIN_INSYNC_REPLICAS", "17")]:
+        with pytest.raises(ConfigError, match="must be within 0..16"):
+            config.load(environ={**BASE, name: value})
+    # The wait is one command: it must end before the client's own timeout (2 s) does.
+    for value in ("5", "2000", "nan"):
+        with pytest.raises(ConfigError):
+            config.load(environ={**BASE, "EXPORTER_REDIS_WAIT_TIMEOUT_MS": value})
+
+
 @pytest.mark.parametrize(("defect", "acks", "idempotent"), [(None, "all", True), ("acks_leader_only", "1", False),
                                                             ("broker_errors_dead_lettered", "all", False)])
 def test_the_producer_is_made_with_the_settings_or_the_seeded_defect(
