@@ -16,8 +16,8 @@ import redis
 
 from exporter import defects, metrics
 from exporter.buffer import Buffer
+from exporter.control import Control
 from exporter.errors import ExporterError, TransientError
-from exporter.pipeline import Control
 
 log = logging.getLogger("exporter.pause")
 # The buffer's status reported with a pause is best effort once the grace is over: each command

@@ -19,11 +19,12 @@ from prometheus_client import multiprocess
 from exporter import defects, metrics
 from exporter.buffer import Buffer
 from exporter.config import Config
+from exporter.control import Control
 from exporter.durability import durability_problem
 from exporter.errors import ExporterError
 from exporter.jobs import JobManager
 from exporter.pausing import PAUSE_STATUS_TIMEOUT_S, Pauser
-from exporter.pipeline import WORKERS, Control, MetadataPoller, worker_main
+from exporter.pipeline import WORKERS, MetadataPoller, worker_main
 
 log = logging.getLogger("exporter.service")
 READY_CACHE_S = 1.0  # readiness is looked at no more often than this

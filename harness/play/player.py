@@ -39,6 +39,7 @@ class Event:
 
 # The servers the sink read of _measure_in_flight goes to: none is measured while one is down.
 SINK_READS = frozenset({"kafka", "redis"})
+AFTER_FAILOVER_S = 0.05  # the write after a failover: once its removal (the failover itself) returned
 _ORDER = {"apply": 0, "write": 1, "change": 1, "remove": 2}  # at one instant: a fault first, then data meets it
 
 
@@ -57,6 +58,11 @@ def plan(scenario: Scenario, already_written: int) -> tuple[list[Event], float]:
         events.append(Event(step.at, "apply", step=step))
         if is_fault(step) and scenario.workload.meet_faults:
             events.append(Event(step.at, "write", scenario.workload.meet_faults))
+            if step.do.fails_over and step.duration is not None:
+                # And one just after a failover: what it left (a checkpoint gone back, a new leader)
+                # shows in what is written next (found needed: explore's failovers near the end of
+                # the phase met no write after them, and a reader stuck on the new primary passed).
+                events.append(Event(step.at + step.duration + AFTER_FAILOVER_S, "write", scenario.workload.meet_faults))
         if step.duration is not None:
             events.append(Event(step.at + step.duration, "remove", step=step))
     events.sort(key=lambda e: (e.at, _ORDER[e.kind]))  # stable: equal keys keep their order

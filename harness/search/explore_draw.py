@@ -116,7 +116,7 @@ def _draw_fault(rng: random.Random, kinds: dict[str, type[StepKind]], world: Wor
         return None
     at = round(rng.uniform(0.2, world.during_s - 1.0), 1)
     duration = round(rng.uniform(0.8, max(0.9, min(3.5, world.during_s - at))), 1)
-    return Step("during", made, at=at, duration=duration)
+    return Step("during", made, at=at, duration=max(duration, made.min_window_s))
 
 
 def _draw_actions(rng: random.Random, kinds: dict[str, type[StepKind]], world: World,
@@ -243,7 +243,7 @@ def _into_waits(rng: random.Random, faults: list[Step], actions: list[Step], pla
             continue
         start = round((rng.choice(waits).at or 0.0) + 0.3, 1)
         lo, hi = window(fault, plan.during_s)
-        length = round(min(hi - lo, plan.during_s - 0.2 - start), 1)
+        length = max(round(min(hi - lo, plan.during_s - 0.2 - start), 1), fault.do.min_window_s)
         if length < 0.5:
             continue
         moved = dataclasses.replace(fault, at=start, duration=length)
@@ -278,9 +278,12 @@ def _scenario(name: str, steps: list[Step], workload: Workload, knobs: dict[str,
     steps = sorted(steps, key=lambda s: (s.at or 0.0, kind_of(s.do)))
     # A fault on the file sink's directory means something only when records go there.
     sink: Literal["kafka", "file"] = "file" if any(FILE_SINK in step.do.needs() for step in steps) else "kafka"
+    # A window a kind keeps long (min_window_s) lengthens the phase: the phase ends after it.
+    during_s = max([plan.during_s] + [round((s.at or 0.0) + s.duration + 0.2, 1) for s in steps
+                                      if s.duration is not None and s.do.min_window_s])
     return Scenario(
         name=name, description=f"explore: {', '.join(s.do.describe() for s in steps)}", workload=workload,
-        steps=tuple(steps), knobs=knobs, during_s=plan.during_s, sink=sink,
+        steps=tuple(steps), knobs=knobs, during_s=during_s, sink=sink,
         # Drawn blind, a protocol fault may match no request the target sends: not a finding.
         expect=Expect(recovered_within_s=60.0, protocol_faults_met=False),
     ).validate()
@@ -299,7 +302,7 @@ def _moved(rng: random.Random, how: str, steps: list[Step], faults: list[int], p
         other = steps[rng.choice([j for j in faults if j != i])]
         at = (other.at or 0.0) + rng.uniform(0, (other.duration or 1.0) / 2)
     at = round(min(max(0.2, at), plan.during_s - 0.8), 1)
-    duration = round(min(max(0.5, duration), plan.during_s - at), 1)
+    duration = max(round(min(max(0.5, duration), plan.during_s - at), 1), step.do.min_window_s)
     moved = dataclasses.replace(step, at=at, duration=duration)
     if conflicts(moved, [steps[j] for j in faults if j != i], plan.during_s, plan.max_overlap):
         return steps

@@ -88,6 +88,10 @@ class StepKind:
     # A failover: the server whose topology it changes. Records lost around its window are
     # attributed to it in the report (harness.judge.anomalies.losses_by_failover).
     fails_over: ClassVar[str] = ""
+    # The shortest window in which the fault does what it says (an ISR shrinks only once the
+    # brokers' replica lag has passed): explore draws and moves its windows no shorter, and
+    # lengthens its fault phase to hold them.
+    min_window_s: ClassVar[float] = 0.0
 
     def describe(self) -> str:
         return self.kind_name

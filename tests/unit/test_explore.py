@@ -418,3 +418,21 @@ def test_coverage_counts_the_change_operations_runs_wrote() -> None:
         coverage.note(n, scenario, None, plan.during_s)
     writing = sum(1 for s in drawn if s.workload.changes is not None and "delete" in s.workload.changes.operations)
     assert writing and coverage.kinds["changes:delete"] == writing
+
+
+def test_a_kind_that_needs_a_long_window_gets_one_and_the_phase_holds_it() -> None:
+    """An ISR shrinks only once the brokers' replica lag has passed: explore drew kafka_isr_shrunk
+    never in its 4 s phases (the seeded defect it catches went unfound). Its windows are drawn and
+    mutated no shorter than its ``min_window_s``, and the phase is lengthened to hold them."""
+    plan = ExplorePlan(seed=2, runs=30, kinds=("kafka_isr_shrunk", "link_down"))
+    kinds, _never = drawable(plan, plan.world)
+    drawn = [s for _run, s, _m in itertools.islice(schedules(plan, kinds, []), 30)]
+    shrinks = [(s, x) for s in drawn for x in s.steps if kind_of(x.do) == "kafka_isr_shrunk"]
+    assert len(shrinks) >= 5
+    for scenario, step in shrinks:
+        assert step.duration is not None and step.duration >= step.do.min_window_s == 10.0
+        assert scenario.during_s >= (step.at or 0.0) + step.duration > plan.during_s
+    children = [mutate(random.Random(n), s, kinds, plan, f"c{n}") for n, (s, _x) in enumerate(shrinks)]
+    kept = [x for c in children for x in c.steps if kind_of(x.do) == "kafka_isr_shrunk"]
+    assert kept and all(x.duration is not None and x.duration >= 10.0 for x in kept)
+    assert all(s.during_s == plan.during_s for s in drawn if all(not x.do.min_window_s for x in s.steps))

@@ -31,6 +31,7 @@ class ClusterBackend:
     def __init__(self, state: dict[str, Any]) -> None:
         self.calls: list[str] = []
         self.state = state
+        self.shrinks = True  # a cut leader drops its followers from the ISR (at once, here)
 
     def kill_broker(self, node: int) -> None:
         self.calls.append(f"kill {node}")
@@ -42,8 +43,7 @@ class ClusterBackend:
 
     def cut_broker_replication(self, node: int, cut: bool) -> None:
         self.calls.append(f"{'cut' if cut else 'uncut'} {node}")
-        if not cut:
-            self.state.update(isr=[1, 2, 3])
+        self.state.update(isr=[node] if cut and self.shrinks else [1, 2, 3])
 
 
 @pytest.fixture
@@ -94,23 +94,32 @@ def test_an_offline_partition_is_evidence_not_an_error(cluster: tuple[Any, Clust
     assert record.result is not None and record.result["new_leader"] == -1
 
 
-def test_the_isr_shrink_reads_the_shrunk_isr_before_it_heals(cluster: tuple[Any, ClusterBackend]) -> None:
+def test_the_isr_shrink_returns_once_the_isr_shrank_and_reads_it_before_it_heals(
+        cluster: tuple[Any, ClusterBackend]) -> None:
     run, backend = cluster
     step, record = KafkaIsrShrunk(min_insync=2), StepRecord("during", "isr")
     step.apply(run, record)
-    backend.state.update(isr=[2])  # the leader dropped its followers while they fetched nothing
+    assert backend.calls == ["cut 2"] and "ISR shrank to [2] in" in record.evidence
     step.remove(run, None, record)
     assert backend.calls == ["cut 2", "uncut 2"]
     assert record.result == {"isr_at_end": [2], "isr_whole_again": True}
+
+
+def test_an_isr_that_never_shrinks_is_evidence_not_an_error(cluster: tuple[Any, ClusterBackend],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    run, backend = cluster
+    backend.shrinks = False
+    monkeypatch.setattr(kafka_failover, "SHRINK_TIMEOUT_S", 0.3)
+    record = StepRecord("during", "isr")
+    KafkaIsrShrunk().apply(run, record)
+    assert "ISR still [1, 2, 3] after" in record.evidence
 
 
 def test_they_are_drawn_within_their_ranges_and_round_trip(tmp_path: Path) -> None:
     rng = random.Random(3)
     drawn = [KafkaLeaderLost.draw(rng, World()) for _ in range(60)]
     assert {d.lag for d in drawn} == {"cut", "none"} and {d.unclean for d in drawn} == {True, False}
-    long_phase = World(during_s=12.0)
-    assert {KafkaIsrShrunk.draw(rng, long_phase).min_insync for _ in range(30)} == {2, 3}  # type: ignore[union-attr]
-    assert KafkaIsrShrunk.draw(rng, World(during_s=4.0)) is None  # no window past the replica lag: never shrinks
+    assert {KafkaIsrShrunk.draw(rng, World(during_s=4.0)).min_insync for _ in range(30)} == {2, 3}
     step = Step("during", KafkaLeaderLost(unclean=True, min_insync=1), at=0.5, duration=2.0)
     one = Scenario(name="k", description="d", workload=Workload(records=10), steps=(step,)).validate()
     assert incident.load(incident.write(one, tmp_path / "k.toml")) == one

@@ -3,6 +3,7 @@ plan and the judge's metric rule: all without servers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from harness.report.result import (
     read_report,
 )
 from harness.scenario import Checkpoint, Expect, LinkDown, Scenario, Step, Workload
+from harness.steps.failover import RedisFailover
 
 
 def _report() -> RunReport:
@@ -103,6 +105,16 @@ def test_plan_spreads_the_rest_of_the_workload_and_orders_apply_write_remove() -
     assert sorted(at_two[1:]) == [("write", 5), ("write", 20)]
     assert [(e.kind, e.at) for e in events if e.step is fault] == [("apply", 2.0), ("remove", 5.0)]
     assert [e.at for e in events] == sorted(e.at for e in events)
+
+
+def test_a_failover_meets_writes_after_it_as_well_as_at_its_start() -> None:
+    failover = Step("during", RedisFailover(lag="cut"), at=1.0, duration=2.0)
+    scenario = Scenario(name="p", description="d", steps=(failover,), during_s=3.0,
+                        workload=Workload(records=10, chunk=10, before_fraction=1.0, meet_faults=7)).validate()
+    events, _end = plan(scenario, already_written=10)
+    assert [(e.kind, e.at) for e in events] == [("apply", 1.0), ("write", 1.0), ("remove", 3.0), ("write", 3.05)]
+    plain = dataclasses.replace(scenario, steps=(Step("during", LinkDown("redis"), at=1.0, duration=2.0),))
+    assert [e.kind for e in plan(plain, already_written=10)[0]] == ["apply", "write", "remove"]
 
 
 def test_plan_stretches_to_the_last_window_and_writes_nothing_when_the_workload_is_done() -> None:
