@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
+from click.core import ParameterSource
 from rich.markup import escape
-from rich.table import Table
 
 from harness.backends.factory import BACKENDS
 from harness.checks import verify as verify_checks
@@ -38,9 +37,11 @@ from harness.cli.output import (
     console,
     installed_table,
     judged_line,
+    make_console,
     print_result,
     results_table,
     steps_table,
+    table_of,
 )
 from harness.cli.up import up
 from harness.infra.lifecycle import unwind_on_termination
@@ -105,18 +106,15 @@ def list_scenarios(show_steps: bool, show_checks: bool, target_path: str | None)
 
     load_target(Path(target_path) if target_path else BUNDLED)  # registers its step modules
     if show_steps:
-        Console(soft_wrap=True).print(steps_table())
+        make_console(stderr=False).print(steps_table())
         return
     if show_checks:
-        # Off a terminal (a CI log, a pipe) the table is as wide as its content, never cut.
-        Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240).print(checks_table())
+        make_console(stderr=False).print(checks_table())
         return
-    table = Table(title="Faultline scenarios")
-    for column in ("scenario", "description", "catches", "incident"):
-        table.add_column(column)
+    table = table_of("Faultline scenarios", ("scenario", "description", "catches", "incident"))
     for scenario in discover().values():
         table.add_row(scenario.name, scenario.description, ", ".join(scenario.catches), scenario.incident or "")
-    Console().print(table)
+    make_console(stderr=False).print(table)
 
 
 @main.command()
@@ -136,8 +134,10 @@ def list_scenarios(show_steps: bool, show_checks: bool, target_path: str | None)
 @click.option("--replays", type=click.IntRange(0, 100), default=2, show_default=True,
               help="Replay each failing scenario this many times before writing it up: how often it fails the "
                    "same way goes into its incident file and the reports (0: not replayed).")
+@click.option("-x", "--fail-fast", is_flag=True,
+              help="Stop after the first violated scenario (the rest are reported not started); exit 1.")
 def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: str | None, repeat: int,
-        load_workers: int | None, keep: str, replays: int) -> None:
+        load_workers: int | None, keep: str, replays: int, fail_fast: bool) -> None:
     """Run scenarios (all by default) on one stack; write reports/<run-id>/.
 
     Ctrl-C once: the running scenario is healed, reconciled and reported, the rest are not
@@ -150,6 +150,8 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
     from harness.play.gate import run_gate
 
     chosen = select(list(scenarios))
+    if fail_fast and click.get_current_context().get_parameter_source("replays") is ParameterSource.DEFAULT:
+        replays = 0  # a quick red: the failure is not replayed unless --replays says so
     if load_workers is not None:
         chosen = [with_load_workers(s, load_workers) for s in chosen]
     console.print(f"faultline: {len(chosen)} scenario(s) on the {backend} backend")
@@ -173,7 +175,7 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
     with graceful_interrupt("healing, reconciling and reporting the running scenario") as interrupt:
         gate = run_gate(chosen, Path(target_path) if target_path else BUNDLED, backend=backend,
                         out_dir=Path(out) if out else None, on_result=collect, repeat=repeat, on_step=on_step,
-                        interrupt=interrupt, keep=keep, on_keep=on_keep, replays=replays)
+                        interrupt=interrupt, keep=keep, on_keep=on_keep, replays=replays, fail_fast=fail_fast)
     console.print(results_table(gate.results))
     for result in gate.results:
         if result.rate_said:
@@ -185,6 +187,9 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
             same = len(set(signatures)) == 1
             console.print(f"{'[green]identical' if same else '[red]DIFFERENT'}[/] verdicts for {name} over "
                           f"{len(signatures)} runs: {sorted(set(signatures))}")
+    unstarted = [r.name for r in gate.results if r.skipped and r.skipped.startswith("not started: --fail-fast")]
+    if unstarted:
+        console.print(f"--fail-fast: {len(unstarted)} scenario(s) not started after the first violation")
     console.print(judged_line(gate.results))
     console.print(f"reports: {gate.out}")
     # Ctrl-C that ends a kept stack is not an interruption of the run.
@@ -211,14 +216,13 @@ def _mutants_explore(target: Path, out: Path, backend: str, seed: int, runs: int
 
     result = run_mutants_explore(target, out, ExplorePlan(seed=seed, runs=runs), backend=backend, on_run=on_run,
                                  defects=only)
-    table = Table(title=f"Seeded defects found by explore (seed {seed}, at most {runs} runs each)")
-    for column in ("defect", "found", "in run", "violated"):
-        table.add_column(column, overflow="fold")
+    table = table_of(f"Seeded defects found by explore (seed {seed}, at most {runs} runs each)",
+                     ("defect", "found", "in run", "violated"))
     for defect, found in result.found.items():
         first = found.failures[0] if found.failures else None
         table.add_row(defect, "[green]yes[/]" if first else "[red]NO[/]", str(first.run) if first else "-",
                       ", ".join(first.violated) if first else f"none in {found.runs} runs")
-    Console(width=200).print(table)
+    make_console(stderr=False).print(table)
     clean = result.clean
     console.print(f"clean exporter: {clean.runs} runs, "
                   + ("[green]no failure[/]" if not clean.failures else f"[red]{len(clean.failures)} failure(s)[/]"))
@@ -257,13 +261,11 @@ def mutants(backend: str, target_path: str | None, out: str | None, use_explore:
         _mutants_explore(Path(target_path) if target_path else BUNDLED, out_dir, backend, seed, explore_runs, only)
     result = run_mutants(list(discover().values()), Path(target_path) if target_path else BUNDLED, out_dir,
                          backend=backend, on_result=lambda label, r: print_result(r, f"[{label}] "))
-    table = Table(title="Seeded defects")
-    for column in ("defect", "caught", "caught by", "violation seen"):
-        table.add_column(column, overflow="fold")
+    table = table_of("Seeded defects", ("defect", "caught", "caught by", "violation seen"))
     for d in result.defects:
         table.add_row(d.defect, "[green]yes[/]" if d.caught else "[red]NO[/]", ", ".join(d.caught_by) or "-",
                       (d.violations[0] if d.violations else "; ".join(d.errors) or "-")[:300])
-    Console(width=200).print(table)
+    make_console(stderr=False).print(table)
     clean_ok = all(r.verdict is Verdict.PASS for r in result.clean)
     console.print(f"clean exporter: {'[green]all scenarios pass[/]' if clean_ok else '[red]FAILS[/]'}")
     out_dir.mkdir(parents=True, exist_ok=True)

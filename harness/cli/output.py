@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 from rich.console import Console
@@ -13,13 +14,34 @@ from harness.provision import Installed
 from harness.report.compare import ScenarioChange
 from harness.report.result import LedgerSummary, Resources, ScenarioResult, Verdict
 
-console = Console(stderr=True)
+# Off a terminal (a CI log, a pipe), a table is as wide as its content up to this: rich's default
+# there is 80 columns, which cut every scenario name in the verdict table to "scena…".
+PLAIN_WIDTH = 400
+
+
+def make_console(*, stderr: bool = True) -> Console:
+    """On a terminal: colours and the terminal's width. Elsewhere: no colours (rich's own rule;
+    NO_COLOR is honoured everywhere) and, unless COLUMNS says otherwise, wide enough that nothing
+    is cut. Every table folds what does not fit instead of cutting it short."""
+    probe = Console(stderr=stderr)
+    if probe.is_terminal or os.environ.get("COLUMNS"):
+        return probe
+    return Console(stderr=stderr, width=PLAIN_WIDTH)
+
+
+console = make_console()
+
+
+def table_of(title: str, columns: tuple[str, ...]) -> Table:
+    """A table whose cells fold what does not fit (never "scena…"): a name is read whole or not at all."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
 
 
 def installed_table(found: dict[str, Installed | None]) -> Table:
-    table = Table(title="Faultline servers")
-    for column in ("component", "status", "version", "source", "path"):
-        table.add_column(column)
+    table = table_of("Faultline servers", ("component", "status", "version", "source", "path"))
     for name, item in found.items():
         if item is None:
             table.add_row(name, "[red]missing[/]", "", "", "")
@@ -49,9 +71,7 @@ def steps_table() -> Table:
 
     from harness.steps import registered
 
-    table = Table(title="Faultline step kinds")
-    for column in ("kind", "role", "module", "parameters", "what it does"):
-        table.add_column(column)
+    table = table_of("Faultline step kinds", ("kind", "role", "module", "parameters", "what it does"))
     for name, cls in sorted(registered().items()):
         params = ", ".join(
             f"{f.name}" + ("" if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -66,9 +86,8 @@ def checks_table() -> Table:
     """Every registered check: the Expect field that turns it on, what it needs of a target, its module."""
     from harness.checks import registered_checks
 
-    table = Table(title="Faultline checks")
-    for column in ("check", "Expect field", "needs", "module", "what it holds the exporter to"):
-        table.add_column(column)
+    table = table_of("Faultline checks", ("check", "Expect field", "needs", "module",
+                                          "what it holds the exporter to"))
     for name, check in registered_checks().items():
         field = check.expect_field or "(always on)"
         table.add_row(name, field, ", ".join(sorted(check.needs)) or "-", type(check).__module__,
@@ -77,10 +96,8 @@ def checks_table() -> Table:
 
 
 def results_table(results: list[ScenarioResult]) -> Table:
-    table = Table(title="Faultline verdicts")
-    for column in ("scenario", "verdict", "lost", "corrupted", "dead-lettered", "duplicates", "out of order",
-                   "recovery", "duration"):
-        table.add_column(column)
+    table = table_of("Faultline verdicts", ("scenario", "verdict", "lost", "corrupted", "dead-lettered", "duplicates",
+                                            "out of order", "recovery", "duration"))
     for r in results:
         ledger = r.ledger or LedgerSummary()
         table.add_row(escape(r.name), f"[{VERDICT_COLOUR[r.verdict]}]{r.verdict}[/]", str(ledger.count("lost")),
@@ -92,9 +109,7 @@ def results_table(results: list[ScenarioResult]) -> Table:
 
 
 def checkpoint_table(result: ScenarioResult) -> Table:
-    table = Table(title="Checkpoints")
-    for column in ("t", "written", "not yet settled", "in buffer", "corrupted"):
-        table.add_column(column)
+    table = table_of("Checkpoints", ("t", "written", "not yet settled", "in buffer", "corrupted"))
     for point in result.checkpoints:
         table.add_row(f"{point.at:.0f}s", str(point.written), str(point.missing), str(point.in_flight),
                       str(point.corrupted))
@@ -102,9 +117,8 @@ def checkpoint_table(result: ScenarioResult) -> Table:
 
 
 def trend_table(resources: Resources) -> Table:
-    trends = Table(title="Exporter resources (fitted trend per process lifetime)")
-    for column in ("pid", "quantity", "start", "end", "per minute", "leak"):
-        trends.add_column(column)
+    trends = table_of("Exporter resources (fitted trend per process lifetime)",
+                      ("pid", "quantity", "start", "end", "per minute", "leak"))
     for trend in resources.trends:
         trends.add_row(str(trend.pid), trend.quantity, f"{trend.start:.1f}", f"{trend.end:.1f}",
                        f"{trend.slope_per_min:+.2f}", "[red]yes[/]" if trend.leak else "no")
@@ -112,9 +126,8 @@ def trend_table(resources: Resources) -> Table:
 
 
 def comparison_table(rows: list[ScenarioChange], title: str) -> Table:
-    table = Table(title=escape(title))
-    for column in ("scenario", "verdict", "recovery", "throughput under fault (rec/s)", "violations now"):
-        table.add_column(column, overflow="fold")
+    table = table_of(escape(title), ("scenario", "verdict", "recovery", "throughput under fault (rec/s)",
+                                     "violations now"))
     for row in rows:
         verdict = escape(f"{row.verdict_a} -> {row.verdict_b}")
         if row.verdict_changed:

@@ -58,13 +58,18 @@ def run_on_stack(stack: Stack, target: TargetDefinition, scenarios: list[Scenari
                  on_result: Callable[[ScenarioResult], None] | None = None,
                  on_step: Callable[[str, str, StepRecord], None] | None = None,
                  interrupt: threading.Event | None = None,
-                 into: list[ScenarioResult] | None = None) -> list[ScenarioResult]:
+                 into: list[ScenarioResult] | None = None, fail_fast: bool = False) -> list[ScenarioResult]:
     """Each scenario in turn; results are appended to ``into`` as they come (so a run stopped at
-    once still has the ones that finished)."""
+    once still has the ones that finished). ``fail_fast``: after the first violated scenario the
+    rest are not started, each reported skipped with the reason."""
     results = [] if into is None else into
-    for scenario in scenarios:
+    for n, scenario in enumerate(scenarios):
         if interrupt is not None and interrupt.is_set():
             break  # interrupted: what ran is reported, the rest is not started
+        if fail_fast and any(r.verdict is Verdict.FAIL for r in results):
+            results.extend(not_started(rest, next(r.name for r in results if r.verdict is Verdict.FAIL))
+                           for rest in scenarios[n:])
+            break
         step_hook = (lambda event, record, name=scenario.name: on_step(name, event, record)) if on_step else None
         result = ScenarioRunner(stack, target, scenario, work, extra_env=extra_env,
                                 interrupt=interrupt or threading.Event(), on_step=step_hook).run()
@@ -72,6 +77,12 @@ def run_on_stack(stack: Stack, target: TargetDefinition, scenarios: list[Scenari
         if on_result:
             on_result(result)
     return results
+
+
+def not_started(scenario: Scenario, failed: str) -> ScenarioResult:
+    """A scenario --fail-fast did not start: skipped, and why (never a pass)."""
+    return ScenarioResult(scenario.name, scenario.description, None, verdict=Verdict.SKIPPED,
+                          skipped=f"not started: --fail-fast stopped the run after {failed} failed")
 
 
 def measure_failures(stack: Stack, target: TargetDefinition, scenarios: list[Scenario], results: list[ScenarioResult],
@@ -171,7 +182,8 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
              out_dir: Path | None = None, on_result: Callable[[ScenarioResult], None] | None = None,
              repeat: int = 1, on_step: Callable[[str, str, StepRecord], None] | None = None,
              interrupt: threading.Event | None = None, extra_env: dict[str, str] | None = None,
-             keep: str = "never", on_keep: Callable[[Path], None] | None = None, replays: int = 0) -> GateRun:
+             keep: str = "never", on_keep: Callable[[Path], None] | None = None, replays: int = 0,
+             fail_fast: bool = False) -> GateRun:
     """Run, judge, report. ``keep``: leave the stack up after the reports are written (always, or
     only when the gate did not pass) until ``interrupt`` is set, and call ``on_keep`` with the
     file that says how to reach it. A run stopped at once (a second Ctrl-C, SIGTERM) still
@@ -189,8 +201,10 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
         with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
             for round_ in range(repeat):
                 work = scenario_workdir(out) / (f"round-{round_ + 1}" if repeat > 1 else "")
+                if fail_fast and any(r.verdict is Verdict.FAIL for r in results):
+                    break  # the rounds left are not started either
                 run_on_stack(stack, target, scenarios, work, extra_env=extra_env, on_result=on_result,
-                             on_step=on_step, interrupt=interrupt, into=results)
+                             on_step=on_step, interrupt=interrupt, into=results, fail_fast=fail_fast)
             measure_failures(stack, target, scenarios, results, scenario_workdir(out), replays, extra_env, interrupt)
             gate = finish_gate(run_id, out, target, target_path, backend, scenarios, results, repeat,
                                time.monotonic() - t0, server_versions(stack), extra_env,

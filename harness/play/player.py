@@ -4,6 +4,7 @@ function of the scenario (``plan``), so its order can be tested without any serv
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -58,6 +59,7 @@ def plan(scenario: Scenario, already_written: int) -> tuple[list[Event], float]:
         events.append(Event(step.at, "apply", step=step))
         if is_fault(step) and scenario.workload.meet_faults:
             events.append(Event(step.at, "write", scenario.workload.meet_faults))
+            events += _writes_through(step, scenario.workload.meet_faults)
             if step.do.fails_over and step.duration is not None:
                 # And one just after a failover: what it left (a checkpoint gone back, a new leader)
                 # shows in what is written next (found needed: explore's failovers near the end of
@@ -67,6 +69,15 @@ def plan(scenario: Scenario, already_written: int) -> tuple[list[Event], float]:
             events.append(Event(step.at + step.duration, "remove", step=step))
     events.sort(key=lambda e: (e.at, _ORDER[e.kind]))  # stable: equal keys keep their order
     return events, end
+
+
+def _writes_through(step: Step, count: int) -> list[Event]:
+    """Writes through a window whose kind meets writes every so often (an ISR shrinks only
+    while the leader takes writes its followers lack), after the one at its start."""
+    every = step.do.meets_writes_every_s
+    if not every or step.duration is None:
+        return []
+    return [Event(round(step.at + k * every, 3), "write", count) for k in range(1, math.ceil(step.duration / every))]
 
 
 def _change_events(scenario: Scenario, end: float) -> list[Event]:

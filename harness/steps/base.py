@@ -92,6 +92,9 @@ class StepKind:
     # brokers' replica lag has passed): explore draws and moves its windows no shorter, and
     # lengthens its fault phase to hold them.
     min_window_s: ClassVar[float] = 0.0
+    # A fault that acts only on data flowing through it meets writes through its window, one chunk
+    # every this many seconds (when its scenario meets faults with writes): 0, at its start only.
+    meets_writes_every_s: ClassVar[float] = 0.0
 
     def describe(self) -> str:
         return self.kind_name

@@ -50,7 +50,6 @@ CATCH_UP_TIMEOUT_S = 60.0
 # A window this long outlasts the brokers' 5 s replica lag and their look every 2.5 s, and leaves
 # seconds of refused writes (8 s caught the seeded defect 1 time of 2, 12 s every time).
 SHRINK_WINDOW_S = 10.0
-SHRINK_TIMEOUT_S = 15.0  # the replica lag (5 s), a look (every 2.5 s), the controller's update, slack
 
 
 def partition_state(run: StepContext, client: AdminClient | None = None) -> dict[str, Any]:
@@ -187,6 +186,9 @@ class KafkaIsrShrunk(KafkaClusterStep):
     kind_name: ClassVar[str] = "kafka_isr_shrunk"
     deadline_s: ClassVar[float] = 90.0
     min_window_s: ClassVar[float] = SHRINK_WINDOW_S
+    # A follower that fetches nothing stays in the ISR while it has everything the leader has: the
+    # ISR shrinks only under writes (measured: 25 s cut, no write, ISR whole throughout).
+    meets_writes_every_s: ClassVar[float] = 1.0
     unclean: bool = False
     min_insync: Annotated[int, Field(ge=1, le=3)] = 2
 
@@ -201,14 +203,8 @@ class KafkaIsrShrunk(KafkaClusterStep):
         return f"kafka followers cut off the partition leader, the ISR shrinking ({self.topic_settings()})"
 
     def apply(self, run: StepContext, record: StepRecord) -> Any:
-        """Returns once the ISR has shrunk to the leader (or SHRINK_TIMEOUT_S passed): the writes
-        that meet the fault's start then meet a shrunk ISR, not followers about to be dropped."""
         run.stack.backend.cut_broker_replication(LEADER, True)
-        cut = time.monotonic()
-        shrunk = _await_isr(run, lambda isr: isr == [LEADER], SHRINK_TIMEOUT_S)
-        took = round(time.monotonic() - cut, 1)
-        record.evidence = (f"followers of broker {LEADER} cut; ISR " + (f"shrank to {shrunk} in {took} s" if shrunk
-                           == [LEADER] else f"still {shrunk} after {took} s"))
+        record.evidence = f"followers of broker {LEADER} cut; ISR {partition_state(run)['isr']}"
 
     def remove(self, run: StepContext, handle: Any, record: StepRecord) -> None:
         shrunk = partition_state(run)["isr"]
@@ -234,22 +230,6 @@ def _await_new_leader(run: StepContext) -> dict[str, Any]:
         wait_for(elected, timeout=ELECTION_TIMEOUT_S, interval=0.2, what="a new leader of the partition")
     except TimeoutError:
         return {**seen, "leader": seen.get("leader", -1)}
-    return seen
-
-
-def _await_isr(run: StepContext, wanted: Callable[[list[int]], bool], timeout_s: float) -> list[int]:
-    """The partition's ISR once ``wanted`` holds of it, or as it is after ``timeout_s``."""
-    client = admin(run)
-    seen: list[int] = []
-
-    def looked() -> bool:
-        seen[:] = partition_state(run, client)["isr"]
-        return wanted(seen)
-
-    try:
-        wait_for(looked, timeout=timeout_s, interval=0.25, what="the ISR to shrink")
-    except TimeoutError:
-        return seen  # evidence, not an error: the ISR as it is goes into the journal
     return seen
 
 

@@ -156,3 +156,17 @@ def test_a_failing_run_writes_an_incident_file_that_reproduces_the_violation(run
     assert replay.returncode == 1, replay.stderr
     report = json.loads((tmp_path / "replay" / "report.json").read_text())
     assert "no_loss" in {c["name"] for c in report["scenarios"][0]["checks"] if not c["ok"]}
+
+
+def test_fail_fast_stops_after_the_first_violation_and_reports_the_rest_not_started(tmp_path: Path) -> None:
+    out = tmp_path / "x"
+    result = faultline("run", "-x", "kafka_send_failures", "baseline", "--out", str(out),
+                       env={"FAULTLINE_EXPORTER_DEFECT": "ack_before_send"})
+    assert result.returncode == 1, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    verdicts = {s["name"]: (s["verdict"], s.get("skipped")) for s in report["scenarios"]}
+    assert verdicts["kafka_send_failures"][0] == "fail"
+    assert verdicts["baseline"] == ("skipped", "not started: --fail-fast stopped the run after kafka_send_failures "
+                                               "failed")
+    assert "1 scenario(s) not started after the first violation" in result.stdout
+    assert not (out / "work" / "replays").exists()  # a quick red: the failure is not replayed

@@ -30,6 +30,7 @@ from harness.report.result import (
 )
 from harness.scenario import Checkpoint, Expect, LinkDown, Scenario, Step, Workload
 from harness.steps.failover import RedisFailover
+from harness.steps.kafka_failover import KafkaIsrShrunk
 
 
 def _report() -> RunReport:
@@ -115,6 +116,14 @@ def test_a_failover_meets_writes_after_it_as_well_as_at_its_start() -> None:
     assert [(e.kind, e.at) for e in events] == [("apply", 1.0), ("write", 1.0), ("remove", 3.0), ("write", 3.05)]
     plain = dataclasses.replace(scenario, steps=(Step("during", LinkDown("redis"), at=1.0, duration=2.0),))
     assert [e.kind for e in plan(plain, already_written=10)[0]] == ["apply", "write", "remove"]
+
+
+def test_an_isr_shrink_meets_writes_every_second_of_its_window() -> None:
+    shrink = Step("during", KafkaIsrShrunk(), at=1.0, duration=4.5)
+    scenario = Scenario(name="p", description="d", steps=(shrink,), during_s=6.0,
+                        workload=Workload(records=10, chunk=10, before_fraction=1.0, meet_faults=7)).validate()
+    events, _end = plan(scenario, already_written=10)
+    assert [(e.kind, e.at) for e in events if e.kind == "write"] == [("write", t) for t in (1.0, 2.0, 3.0, 4.0, 5.0)]
 
 
 def test_plan_stretches_to_the_last_window_and_writes_nothing_when_the_workload_is_done() -> None:
