@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.backends.base import Backend
 from harness.errors import HarnessError
+from harness.infra.kafka_clients import kafka_config
 from harness.infra.stack import LINKS, Endpoint, Link, Stack
 from harness.infra.toxiproxy import ToxiproxyClient
 from harness.model.capabilities import Need, NeedKind
@@ -191,7 +192,7 @@ class ExternalBackend(Backend):
                 f"{os.environ.get(CONFIG_ENV, 'the configuration')}")
         from confluent_kafka.admin import AdminClient
 
-        metadata = AdminClient({"bootstrap.servers": stack.kafka_bootstrap(proxied=True)}).list_topics(timeout=15)
+        metadata = AdminClient(kafka_config(stack.kafka_bootstrap(proxied=True))).list_topics(timeout=15)
         proxy = stack.kafka.proxied
         advertised = sorted(f"{b.host}:{b.port}" for b in metadata.brokers.values())
         if any(address != proxy.address and address != f"localhost:{proxy.port}" for address in advertised):

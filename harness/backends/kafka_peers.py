@@ -32,6 +32,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from harness.errors import HarnessError
+from harness.infra.kafka_clients import kafka_config
 from harness.infra.toxiproxy import ToxiproxyClient
 from harness.infra.waiting import wait_for
 from harness.services.executor import ServiceExecutor, free_port
@@ -53,8 +54,7 @@ def replication_proxy(node: int) -> str:
 
 def live_brokers(bootstrap: str, timeout: float = 5.0) -> set[int]:
     """The brokers the cluster's metadata names (a fenced or dead broker is not among them)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 3000,
-                         "log_level": 0})
+    admin = AdminClient(kafka_config(bootstrap, **{"socket.connection.setup.timeout.ms": 3000}))
     return set(admin.list_topics(timeout=timeout).brokers)
 
 

@@ -44,6 +44,7 @@ from harness.cli.output import (
     table_of,
 )
 from harness.cli.up import up
+from harness.infra.kafka_clients import show_kafka_logs
 from harness.infra.lifecycle import unwind_on_termination
 from harness.model.plugins import load_target
 from harness.provision import OPTIONAL, check_all, provision_all
@@ -62,6 +63,7 @@ def main(ctx: click.Context) -> None:
         os.umask(0o077)
     unwind_on_termination()
     verify_checks()  # every Expect field is read by exactly one check, or nothing starts
+    show_kafka_logs()  # the harness's own Kafka clients log through Python logging, at the chosen level
 
 
 @main.command()

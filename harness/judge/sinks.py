@@ -15,6 +15,7 @@ import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from harness.errors import HarnessError
+from harness.infra.kafka_clients import kafka_config
 from harness.infra.redis_client import direct_client
 from harness.infra.stack import Stack
 from harness.infra.waiting import wait_for
@@ -79,7 +80,7 @@ def read_topic_batches(stack: Stack, topic: str, timeout: float = 30.0, offsets:
     """``read_topic`` a consumer batch at a time (up to 10,000 records), so that a caller can time
     the reading apart from what it does with the records."""
     offsets = {} if offsets is None else offsets
-    consumer = Consumer({"bootstrap.servers": stack.kafka_bootstrap(proxied=False),
+    consumer = Consumer({**kafka_config(stack.kafka_bootstrap(proxied=False)),
                          "group.id": f"faultline-reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
                          "auto.offset.reset": "earliest", "enable.partition.eof": True,
                          # A recount of ten million records is bound by how fast librdkafka
@@ -199,7 +200,7 @@ def _high_watermark(consumer: Consumer, tp: TopicPartition, timeout: float) -> i
 def topic_ends(stack: Stack, topic: str, timeout: float = 10.0) -> dict[str, int]:
     """Each partition's end offset now, keyed by the stream name sink records carry (a topic not
     made yet has none): how far the sink had got at an instant, without reading a message."""
-    consumer = Consumer({"bootstrap.servers": stack.kafka_bootstrap(proxied=False),
+    consumer = Consumer({**kafka_config(stack.kafka_bootstrap(proxied=False)),
                          "group.id": f"faultline-ends-{uuid.uuid4().hex}", "enable.auto.commit": False})
     try:
         topic_meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)

@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, Producer
 
 from harness.catalogue.scenario import KafkaTopicSetting
 from harness.errors import HarnessError
+from harness.infra.kafka_clients import kafka_config
 from harness.judge.letters import LetterCheck, SinkLimits, check_letters
 from harness.judge.sinks import DeadLetterRecord
 from harness.play.run import Run
@@ -41,7 +42,7 @@ class ScratchTopics:
     @property
     def producer(self) -> Producer:
         if self._producer is None:
-            self._producer = Producer({"bootstrap.servers": self.run.stack.admin_url("kafka"), "linger.ms": 0,
+            self._producer = Producer({**kafka_config(self.run.stack.admin_url("kafka")), "linger.ms": 0,
                                        "acks": "all", "message.max.bytes": 16 * 1024 * 1024,
                                        "message.timeout.ms": 10_000})
         return self._producer

@@ -7,6 +7,7 @@ import psycopg
 import redis
 from confluent_kafka.admin import AdminClient
 
+from harness.infra.kafka_clients import kafka_config
 from harness.infra.redis_client import no_retry
 
 
@@ -29,8 +30,7 @@ def redis_ready(host: str, port: int, password: str, timeout: float = 2.0) -> bo
 
 def kafka_ready(bootstrap: str, timeout: float = 2.0) -> bool:
     """A metadata request that names at least one broker."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": int(timeout * 1000),
-                         "log_level": 0})
+    admin = AdminClient(kafka_config(bootstrap, **{"socket.connection.setup.timeout.ms": int(timeout * 1000)}))
     metadata = admin.list_topics(timeout=timeout)
     return len(metadata.brokers) >= 1
 

@@ -33,6 +33,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
+from harness.infra.kafka_clients import kafka_config
 from harness.infra.waiting import wait_for
 from harness.model.capabilities import Need
 from harness.steps.base import STRICT, StepKind, World
@@ -68,8 +69,8 @@ def partition_state(run: StepContext, client: AdminClient | None = None) -> dict
 
 def high_watermark(run: StepContext) -> int | None:
     """The partition's high watermark (what its in-sync replicas all hold); None: no leader answers."""
-    consumer = Consumer({"bootstrap.servers": run.stack.admin_url("kafka"), "group.id": "faultline-watermarks",
-                         "enable.auto.commit": False, "log_level": 0})
+    consumer = Consumer(kafka_config(run.stack.admin_url("kafka"), **{"group.id": "faultline-watermarks",
+                                                                       "enable.auto.commit": False}))
     try:
         return int(consumer.get_watermark_offsets(TopicPartition(topic_of(run), 0), timeout=5)[1])
     except KafkaException:

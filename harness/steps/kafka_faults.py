@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from harness.errors import HarnessError
+from harness.infra.kafka_clients import kafka_config
 from harness.model.capabilities import Need
 from harness.steps.base import STRICT, Problem, StepKind, World
 from harness.steps.registry import step_kind
@@ -28,7 +29,7 @@ TOPIC_SETTINGS = ("max.message.bytes", "min.insync.replicas", "retention.ms", "m
 
 
 def admin(run: StepContext) -> AdminClient:
-    return AdminClient({"bootstrap.servers": run.stack.admin_url("kafka"), "socket.timeout.ms": 10_000})
+    return AdminClient(kafka_config(run.stack.admin_url("kafka"), **{"socket.timeout.ms": 10_000}))
 
 
 def topic_of(run: StepContext) -> str:
