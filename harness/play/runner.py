@@ -30,6 +30,7 @@ from harness.report.resources import ResourceMonitor
 from harness.report.result import ScenarioResult, Verdict
 from harness.rig.tap import BufferTap
 from harness.rig.timeline import Sampler
+from harness.services.executor import release_port
 from harness.steps.disk import release_disks
 from harness.steps.files import release_faulty_mounts
 
@@ -158,6 +159,7 @@ class ScenarioRunner:
         if run.exporter is not None:
             run.result.log_excerpt = run.result.log_excerpt or judge.log_excerpt(run.exporter)
             run.exporter.close()
+        release_port(run.ctx.http_port)  # an explore of a thousand runs holds no thousand claims
         # After the exporter: a file system unmounted under a running writer would be held
         # open by it (a lazy unmount), and its files would not come back into the directory.
         problems.extend(release_faulty_mounts(run))

@@ -6,6 +6,7 @@ marker, so stopping kills the whole process group and any child that wandered of
 
 from __future__ import annotations
 
+import random
 import signal
 import socket
 import subprocess
@@ -20,8 +21,17 @@ from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
 from harness.errors import PortBusyError, ServiceStartError
 from harness.infra.reaper import RECORDER
 
-_claimed_ports: set[int] = set()
+# Ports are drawn below Linux's ephemeral range (32768-60999 by default), where no outgoing
+# connection of any process takes one between our choosing it and the server binding it, and each
+# is claimed machine-wide for as long as this process lives: an abstract Unix socket named after
+# it, which only one process can hold and the kernel drops when its holder dies (kill -9 too),
+# leaving no file behind. Two Faultline processes on one machine never hand out the same port
+# (an explore beside another once died with "exporter: port 127.0.0.1:40473 is already in use").
+PORT_RANGE = (20_000, 32_000)
+CLAIM_PREFIX = "faultline-port-"
+_claims: dict[int, socket.socket] = {}
 _claim_lock = threading.Lock()
+_draw = random.Random()  # seeded by the OS: two processes draw different sequences
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -30,17 +40,50 @@ def port_in_use(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
+def _claim(port: int) -> socket.socket | None:
+    """This process's machine-wide claim on ``port``, or None when another process holds it."""
+    claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        claim.bind(f"\0{CLAIM_PREFIX}{port}")
+    except OSError:
+        claim.close()
+        return None
+    return claim
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on, never handed out twice by this process."""
+    """A port nothing listens on, claimed for this process: never handed out twice, here or by
+    another Faultline process on this machine, until ``release_port``."""
     with _claim_lock:
-        for _attempt in range(50):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind((host, 0))
-                port = sock.getsockname()[1]
-            if port not in _claimed_ports:
-                _claimed_ports.add(port)
+        for _attempt in range(500):
+            port = _draw.randint(*PORT_RANGE)
+            if port in _claims:
+                continue
+            claim = _claim(port)
+            if claim is None:
+                continue
+            if _bindable(host, port):
+                _claims[port] = claim
                 return port
+            claim.close()
     raise PortBusyError("harness", host, 0)
+
+
+def release_port(port: int) -> None:
+    """Give a claimed port back (its server stopped): another run may take it from now on."""
+    with _claim_lock:
+        claim = _claims.pop(port, None)
+    if claim is not None:
+        claim.close()
 
 
 class ServiceExecutor(Executor):

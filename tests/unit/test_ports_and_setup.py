@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,12 +15,41 @@ from click.testing import CliRunner
 from harness.cli.main import main
 from harness.errors import PortBusyError, SetupError
 from harness.provision import require
-from harness.services.executor import ServiceExecutor, free_port
+from harness.services.executor import PORT_RANGE, ServiceExecutor, free_port, release_port
+
+CLAIMER = """
+import sys, time
+from harness.services.executor import free_port
+ports = [free_port() for _ in range(300)]
+print(" ".join(map(str, ports)), flush=True)
+sys.stdin.readline()  # holds its claims until told to go
+"""
 
 
 def test_free_ports_are_never_handed_out_twice() -> None:
     ports = [free_port() for _ in range(200)]
     assert len(set(ports)) == len(ports)
+    assert all(PORT_RANGE[0] <= p <= PORT_RANGE[1] for p in ports)  # never where outgoing connections draw
+    for port in ports:
+        release_port(port)
+
+
+def test_two_processes_never_hand_out_the_same_port() -> None:
+    """An explore beside another died on "exporter: port ... is already in use": each process
+    drew its ports alone. The claims are machine-wide now, and die with their holder."""
+    claimers = [subprocess.Popen([sys.executable, "-c", CLAIMER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 text=True) for _ in range(2)]
+    try:
+        drawn = [set(map(int, c.stdout.readline().split())) for c in claimers]  # type: ignore[union-attr]
+        assert len(drawn[0]) == len(drawn[1]) == 300
+        assert drawn[0].isdisjoint(drawn[1])
+        mine = {free_port() for _ in range(300)}
+        assert mine.isdisjoint(drawn[0] | drawn[1])  # and none of theirs here while they hold them
+    finally:
+        for claimer in claimers:
+            claimer.communicate("go\n", timeout=30)
+    for port in mine:
+        release_port(port)
 
 
 def test_a_busy_port_is_named_in_a_clear_error(tmp_path: Path) -> None:
