@@ -18,10 +18,27 @@ def cache_dir() -> Path:
 
 
 def project_root() -> Path:
-    """The checkout this harness runs from (reports/ lives there)."""
+    """The checkout this harness runs from; installed from a wheel, the directory that holds the
+    packages (site-packages): use ``in_checkout`` before looking for a checkout's files there."""
     return Path(__file__).resolve().parents[1]
 
 
+def in_checkout() -> bool:
+    """Whether this harness runs from Faultline's own checkout (not from an installed wheel)."""
+    return (project_root() / "pyproject.toml").is_file() and (project_root() / "harness").is_dir()
+
+
+def shipped_dir() -> Path:
+    """What the wheel carries beside the code, found the same with or without a checkout: the
+    target definitions (``targets/``) and incident files (``incidents/``). In the checkout these
+    are symbolic links to the top-level directories; the wheel holds copies."""
+    return Path(__file__).resolve().parent / "shipped"
+
+
 def reports_dir() -> Path:
+    """``FAULTLINE_REPORTS_DIR``, else ``reports/`` of the checkout, else of the current directory
+    (installed from a wheel: a team's own repository, never site-packages)."""
     override = os.environ.get("FAULTLINE_REPORTS_DIR")
-    return Path(override).resolve() if override else project_root() / "reports"
+    if override:
+        return Path(override).resolve()
+    return (project_root() if in_checkout() else Path.cwd()) / "reports"

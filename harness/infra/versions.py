@@ -7,21 +7,12 @@ asked is named "unknown" with the reason, never guessed.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 import psycopg
 import redis
 
 from harness.errors import HarnessError
 from harness.infra.redis_client import direct_client
 from harness.infra.stack import Stack
-
-
-def faultline_version() -> str:
-    try:
-        return metadata.version("faultline")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def server_versions(stack: Stack) -> dict[str, str]:

@@ -36,13 +36,13 @@ from harness.model.knobs import HARNESS_KNOBS, KNOBS, knob_problem
 from harness.model.log_format import LogFormat
 from harness.model.record_format import RecordFormat
 from harness.model.tomlfile import Locator, parse, read_text
-from harness.paths import project_root
+from harness.paths import shipped_dir
 
 # What a dead-letter reason means (``[dead_letter_reasons]``): see harness.judge.letters.
 LetterKind = Literal["not_utf8", "too_large", "unencodable", "trusted", "delivery"]
 
 DEFECT_ENV = "FAULTLINE_EXPORTER_DEFECT"
-BUNDLED = project_root() / "targets" / "bundled-exporter.toml"
+BUNDLED = shipped_dir() / "targets" / "bundled-exporter.toml"
 
 
 class TargetError(HarnessError):

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import faultline_version
 from harness.backends.factory import make_backend
 from harness.catalogue import incident
 from harness.catalogue.scenario import Reproduction, Scenario
 from harness.errors import HarnessError
 from harness.infra.stack import Stack
-from harness.infra.versions import faultline_version, server_versions
+from harness.infra.versions import server_versions
 from harness.model.plugins import load_target
 from harness.model.target import TargetDefinition
 from harness.paths import reports_dir

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
+from harness import faultline_version
 from harness.errors import HarnessError
 from harness.inputs import JSON_LIMIT, load_json, read_text
 from harness.report.findings import ChangeSummary, FailoverLoss, LossStory
@@ -277,6 +278,7 @@ class RunReport:
     report_errors: list[str] = field(default_factory=list)
     interrupted: bool = False  # stopped before every scenario ran (Ctrl-C, SIGTERM): a partial report
     explore: ExploreSummary | None = None  # faultline explore: coverage, signatures, failures
+    faultline_version: str = field(default_factory=faultline_version)  # which Faultline judged it
 
     def to_json(self) -> str:
         return _REPORT.dump_json(self, indent=2, exclude={"scenarios": {"__all__": {"violation_ids"}}}).decode() + "\n"

@@ -19,7 +19,7 @@ from harness.errors import HarnessError
 from harness.infra.stack import Stack
 from harness.model.api_tokens import HARNESS_USER, ApiTokens
 from harness.model.target import DEFECT_ENV, ERROR_COUNTERS, TargetDefinition, TargetError
-from harness.paths import project_root
+from harness.paths import in_checkout, project_root
 from harness.services.executor import ServiceExecutor, free_port
 
 
@@ -124,7 +124,8 @@ class ExporterProcess:
         command = [self.ctx.fill(part) for part in self.target.command]
         self.executor = ServiceExecutor(
             "exporter", command, host="127.0.0.1", port=self.ctx.http_port, log_path=self.log_path,
-            timeout=self.start_timeout, cwd=str(project_root()), envvars=environment,
+            # Its command runs from the checkout, or, installed from a wheel, from where the user is.
+            timeout=self.start_timeout, cwd=str(project_root() if in_checkout() else Path.cwd()), envvars=environment,
             ready=self._ready)
         self.executor.start()
         self.starts += 1
