@@ -39,6 +39,7 @@ from harness.cli.output import (
     judged_line,
     make_console,
     print_result,
+    print_what_failed,
     results_table,
     steps_table,
     table_of,
@@ -179,6 +180,7 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
                         out_dir=Path(out) if out else None, on_result=collect, repeat=repeat, on_step=on_step,
                         interrupt=interrupt, keep=keep, on_keep=on_keep, replays=replays, fail_fast=fail_fast)
     console.print(results_table(gate.results))
+    print_what_failed(gate.results)
     for result in gate.results:
         if result.rate_said:
             console.print(f"[red]{escape(result.name)}[/] {escape(result.rate_said)} replays after it failed")

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from harness.provision import Installed
 from harness.report.compare import ScenarioChange
-from harness.report.result import LedgerSummary, Resources, ScenarioResult, Verdict
+from harness.report.result import LedgerSummary, Resources, ScenarioResult, Verdict, failures_first
 
 # Off a terminal (a CI log, a pipe), a table is as wide as its content up to this: rich's default
 # there is 80 columns, which cut every scenario name in the verdict table to "scena…".
@@ -98,7 +98,7 @@ def checks_table() -> Table:
 def results_table(results: list[ScenarioResult]) -> Table:
     table = table_of("Faultline verdicts", ("scenario", "verdict", "lost", "corrupted", "dead-lettered", "duplicates",
                                             "out of order", "recovery", "duration"))
-    for r in results:
+    for r in failures_first(results):
         ledger = r.ledger or LedgerSummary()
         table.add_row(escape(r.name), f"[{VERDICT_COLOUR[r.verdict]}]{r.verdict}[/]", str(ledger.count("lost")),
                       str(ledger.count("delivered_corrupted")), str(ledger.count("dead_lettered")),
@@ -138,6 +138,18 @@ def comparison_table(rows: list[ScenarioChange], title: str) -> Table:
         table.add_row(escape(row.scenario), verdict, f"{row.recovery_a} -> {row.recovery_b}",
                       escape(throughput) or "-", escape(violations) or "-")
     return table
+
+
+def print_what_failed(results: list[ScenarioResult]) -> None:
+    """Under the table, where a CI log is read from the bottom: each scenario that did not pass and
+    its first violation or reason, one line each."""
+    for r in failures_first(results):
+        if r.verdict is Verdict.PASS:
+            break
+        first = r.violations[0] if r.violations else None
+        why = f"{first.name}: {first.detail}" if first is not None else (r.reason or "")
+        console.print(f"[{VERDICT_COLOUR[r.verdict]}]{r.verdict.upper():5}[/] {escape(r.name)}: "
+                      f"{escape(why[:300])}", soft_wrap=True)
 
 
 def judged_line(results: list[ScenarioResult]) -> str:

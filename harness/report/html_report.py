@@ -24,6 +24,7 @@ from harness.report.result import (
     ScenarioResult,
     Series,
     Verdict,
+    failures_first,
 )
 
 CHARTS = (
@@ -275,7 +276,8 @@ def _resource_section(resources: Resources | None, windows: list[Window], durati
 
 def render(report: RunReport) -> str:
     rows = []
-    for sc in report.scenarios:
+    ordered = failures_first(report.scenarios)
+    for sc in ordered:
         ledger = sc.ledger or LedgerSummary()
         recovery = "-" if sc.recovery_s is None else f"{sc.recovery_s:.1f}s"
         rows.append(f'<tr><td><a href="#scenario-{escape(sc.name)}">{escape(sc.name)}</a></td>'
@@ -292,16 +294,33 @@ def render(report: RunReport) -> str:
         f"{escape(verdict.upper())}</span></h1>",
         f"<p>Target <code>{escape(report.target)}</code>, backend <code>{escape(report.backend)}</code>, "
         f"{len(report.scenarios)} scenario(s), {report.duration_s:.1f}s.</p>",
+        *([explore_report.failures_html(report.explore)] if report.explore is not None and report.explore.failures
+          else []),
+        _first_violations(ordered),
         '<table id="summary"><tr><th>scenario</th><th>verdict</th><th>lost</th><th>corrupted</th>'
         "<th>dead-lettered</th><th>duplicates</th><th>out of order</th><th>recovery</th><th>duration</th></tr>",
         *rows, "</table>",
         *([explore_report.html(report.explore)] if report.explore is not None else []),
-        *(_section_or_error(sc) for sc in report.scenarios),
+        *(_section_or_error(sc) for sc in ordered),
         *(['<section id="report-errors"><h2>Report problems</h2><ul>'
            + "".join(f"<li>{escape(str(p))}</li>" for p in report.report_errors) + "</ul></section>"]
           if report.report_errors else []),
         "</body></html>",
     ])
+
+
+def _first_violations(ordered: list[ScenarioResult]) -> str:
+    """Above everything else: each scenario that did not pass, why, and a link to its section."""
+    items = []
+    for sc in ordered:
+        if sc.verdict is Verdict.PASS:
+            break
+        why = "; ".join(f"{c.name}: {c.detail}" for c in sc.violations[:3]) or sc.reason or ""
+        rate = f" ({sc.rate_said} replays)" if sc.rate_said else ""
+        items.append(f'<li><a href="#scenario-{escape(sc.name)}">{escape(sc.name)}</a> '
+                     f'<span class="{sc.verdict}">{sc.verdict}</span>{escape(rate)}: {escape(why[:600])}</li>')
+    return f'<section id="first-violations"><h2>What did not pass</h2><ul>{"".join(items)}</ul></section>' \
+        if items else ""
 
 
 def _section_or_error(scenario: ScenarioResult) -> str:

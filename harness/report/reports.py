@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.report import explore_report
 from harness.report.html_report import render
-from harness.report.result import RunReport, ScenarioResult, Verdict, read_report
+from harness.report.result import RunReport, ScenarioResult, Verdict, failures_first, read_report
 
 SUMMARY_LIMIT = 1_000_000  # CI step summaries refuse more than 1 MiB
 
@@ -84,11 +84,14 @@ ICON = {Verdict.PASS: "✅ pass", Verdict.FAIL: "❌ fail", Verdict.ERROR: "⚠�
 
 
 def summary_markdown(report: RunReport) -> str:
-    results = report.scenarios
+    results = failures_first(report.scenarios)
     lines = [f"# Faultline run {report.run_id}: {report.verdict}", "",
              f"Target `{report.target}`, backend `{report.backend}`, {len(results)} scenario(s), "
-             f"{report.duration_s:.1f}s.", "", "| scenario | verdict | lost | corrupted | dead-lettered | duplicates | "
-             "out of order | duration |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"{report.duration_s:.1f}s.", *_first_violations(results)]
+    if report.explore is not None and report.explore.failures:
+        lines += ["", "## Explore failures", "", *explore_report.failure_lines(report.explore)]
+    lines += ["", "| scenario | verdict | lost | corrupted | dead-lettered | duplicates | out of order | duration |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         ledger = r.ledger
         counts: list[object] = ["-"] * 5 if ledger is None else [
@@ -102,17 +105,6 @@ def summary_markdown(report: RunReport) -> str:
         lines += explore_report.markdown(report.explore)
     if report.report_errors:
         lines += ["", "## Report problems", "", *(f"- {p}" for p in report.report_errors)]
-    failing = [r for r in results if r.verdict is not Verdict.PASS]
-    if failing:
-        lines += ["", "## First violations", ""]
-        for r in failing:
-            if r.reason:
-                label = "skipped" if r.verdict is Verdict.SKIPPED else "harness error"
-                lines.append(f"- **{r.name}**: {label}: {r.reason}")
-            if r.rate_said:
-                lines.append(f"- **{r.name}** {r.rate_said} replays after it failed")
-            for check in r.violations[:5]:
-                lines.append(f"- **{r.name}** `{check.name}`: {check.detail}")
     for r in results:
         for loss in r.failover_losses:
             if loss.lost:
@@ -123,6 +115,23 @@ def summary_markdown(report: RunReport) -> str:
             lines += ["", f"## How record {story.record_id} of {r.name} was lost ({story.hop})", "", "```",
                       *story.events, *([f"... {story.more} more"] if story.more else []), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _first_violations(results: list[ScenarioResult]) -> list[str]:
+    """Right under the title: what did not pass, and why (before any table of what held)."""
+    failing = [r for r in results if r.verdict is not Verdict.PASS]
+    if not failing:
+        return []
+    lines = ["", "## First violations", ""]
+    for r in failing:
+        if r.reason:
+            label = "skipped" if r.verdict is Verdict.SKIPPED else "harness error"
+            lines.append(f"- **{r.name}**: {label}: {r.reason}")
+        if r.rate_said:
+            lines.append(f"- **{r.name}** {r.rate_said} replays after it failed")
+        for check in r.violations[:5]:
+            lines.append(f"- **{r.name}** `{check.name}`: {check.detail}")
+    return lines
 
 
 def _scenario_details(r: ScenarioResult) -> list[str]:

@@ -261,6 +261,16 @@ class ExploreSummary:
         return round(self.runs * 3600 / self.seconds, 1) if self.seconds else 0.0
 
 
+# Where a person reads a run (report.html, summary.md, the terminal's table), what failed comes
+# first: an explore's 53 runs listed 52 passing ones before its one failure.
+READING_ORDER = {Verdict.FAIL: 0, Verdict.ERROR: 1, Verdict.SKIPPED: 2, Verdict.PASS: 3}
+
+
+def failures_first(results: list[ScenarioResult]) -> list[ScenarioResult]:
+    """Failed, then harness errors, then skipped, then passed; in run order within each."""
+    return sorted(results, key=lambda r: READING_ORDER[r.verdict])
+
+
 @dataclass
 class RunReport:
     """report.json: the run and every scenario's result."""
