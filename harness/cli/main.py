@@ -208,7 +208,8 @@ main.add_command(soak)
 main.add_command(explore)
 
 
-def _mutants_explore(target: Path, out: Path, backend: str, seed: int, runs: int, only: tuple[str, ...]) -> None:
+def _mutants_explore(target: Path, out: Path, backend: str, seed: int, runs: int, only: tuple[str, ...],
+                     kinds: tuple[str, ...]) -> None:
     import json as _json
 
     from harness.search.explore import ExplorePlan
@@ -218,8 +219,8 @@ def _mutants_explore(target: Path, out: Path, backend: str, seed: int, runs: int
         console.print(f"[{escape(label)}] run {progress.run} {progress.result.verdict}"
                       + "".join(f"; {escape(c.name)}" for c in progress.result.violations))
 
-    result = run_mutants_explore(target, out, ExplorePlan(seed=seed, runs=runs), backend=backend, on_run=on_run,
-                                 defects=only)
+    result = run_mutants_explore(target, out, ExplorePlan(seed=seed, runs=runs, kinds=kinds), backend=backend,
+                                 on_run=on_run, defects=only)
     table = table_of(f"Seeded defects found by explore (seed {seed}, at most {runs} runs each)",
                      ("defect", "found", "in run", "violated"))
     for defect, found in result.found.items():
@@ -247,8 +248,10 @@ def _mutants_explore(target: Path, out: Path, backend: str, seed: int, runs: int
 @click.option("--explore-runs", type=click.IntRange(1, 100_000), default=80, show_default=True,
               help="Explore's budget per defect (and for the clean exporter), in runs.")
 @click.option("--defect", "only", multiple=True, help="With --explore: only these defects (repeatable).")
+@click.option("--kinds", default=None,
+              help="With --explore: comma-separated step kinds to draw from (default: every one).")
 def mutants(backend: str, target_path: str | None, out: str | None, use_explore: bool, seed: int,
-            explore_runs: int, only: tuple[str, ...]) -> None:
+            explore_runs: int, only: tuple[str, ...], kinds: str | None) -> None:
     """Every seeded defect must be caught by a scenario that claims it (or, with --explore, found by
     exploring with no scenario named); the clean exporter must pass."""
     import json as _json
@@ -261,8 +264,11 @@ def mutants(backend: str, target_path: str | None, out: str | None, use_explore:
     from harness.search.mutants import run_mutants
 
     out_dir = Path(out) if out else reports_dir() / f"mutants-{new_run_id()}"
+    if (only or kinds) and not use_explore:
+        raise click.UsageError("--defect and --kinds choose what --explore explores: give --explore too")
     if use_explore:
-        _mutants_explore(Path(target_path) if target_path else BUNDLED, out_dir, backend, seed, explore_runs, only)
+        _mutants_explore(Path(target_path) if target_path else BUNDLED, out_dir, backend, seed, explore_runs, only,
+                         tuple(k.strip() for k in kinds.split(",")) if kinds else ())
     result = run_mutants(list(discover().values()), Path(target_path) if target_path else BUNDLED, out_dir,
                          backend=backend, on_result=lambda label, r: print_result(r, f"[{label}] "))
     table = table_of("Seeded defects", ("defect", "caught", "caught by", "violation seen"))
