@@ -51,15 +51,44 @@ def _fmt(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
+LABEL_CHARS = 40  # a window's label on the chart: its first 40 characters (the whole in its tooltip)
+LABEL_CHAR_W = 6.2  # px per character at font-size 10, a little over the widest of Chromium's sans
+LABEL_ROW_H = 13  # a line of 10 px text: its box is 12 px high in Chromium
+
+
+def label_rows(starts: Sequence[tuple[float, int]]) -> list[int]:
+    """For window labels starting at ``x`` and ``chars`` characters long (in drawing order), the
+    row each goes on: the first row whose last label ends before this one begins. Overlapping
+    windows' labels were drawn over each other (``reset_peer(ti…`` across ``postgres link
+    flapping``)."""
+    row_ends: list[float] = []
+    rows = []
+    for x, chars in starts:
+        end = x + chars * LABEL_CHAR_W + 4
+        row = next((i for i, last in enumerate(row_ends) if last <= x), len(row_ends))
+        if row == len(row_ends):
+            row_ends.append(end)
+        else:
+            row_ends[row] = end
+        rows.append(row)
+    return rows
+
+
 def svg_chart(points: Sequence[Point], windows: list[Window], title: str, colour: str,
               duration: float, width: int = 1000, height: int = 130) -> str:
     left, right, top, bottom = 60, 10, 18, 20
-    plot_w, plot_h = width - left - right, height - top - bottom
     x_max = max(duration, max((p[0] for p in points), default=0.0), 1.0)
-    y_max = max((p[1] for p in points), default=0.0) or 1.0
+    plot_w = width - left - right
 
     def x(t: float) -> float:
         return left + plot_w * t / x_max
+
+    labels = [escape(w.label[:LABEL_CHARS]) for w in windows]
+    rows = label_rows([(x(w.start) + 2, len(w.label[:LABEL_CHARS])) for w in windows])
+    # Rows of labels past the plot's first three lengthen the chart instead of crowding it.
+    height += max(0, max(rows, default=0) - 2) * LABEL_ROW_H
+    plot_h = height - top - bottom
+    y_max = max((p[1] for p in points), default=0.0) or 1.0
 
     def y(v: float) -> float:
         return top + plot_h * (1 - v / y_max)
@@ -73,8 +102,9 @@ def svg_chart(points: Sequence[Point], windows: list[Window], title: str, colour
         parts.append(f'<rect class="fault-window" data-label="{label}" x="{x0:.1f}" y="{top}" '
                      f'width="{x1 - x0:.1f}" height="{plot_h}" fill="{FAULT_COLOURS[n % len(FAULT_COLOURS)]}" '
                      f'opacity="0.6"><title>{label} ({window.start:.1f}s to {window.end:.1f}s)</title></rect>')
-        parts.append(f'<text x="{x0 + 2:.1f}" y="{top + 11 + 11 * (n % 3)}" font-size="10" fill="#444">'
-                     f'{label[:40]}</text>')
+    for n, window in enumerate(windows):  # labels over every window, so none is shaded over
+        parts.append(f'<text class="window-label" x="{x(window.start) + 2:.1f}" '
+                     f'y="{top + LABEL_ROW_H * (rows[n] + 1)}" font-size="10" fill="#444">{labels[n]}</text>')
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#999"/>')
     parts.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#999"/>')
     parts.append(f'<text x="{left - 4}" y="{top + 8}" font-size="10" text-anchor="end">{_fmt(y_max)}</text>')
