@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient
 
 from harness.infra.stack import LINKS, Stack
 from harness.infra.toxiproxy import TOXIC_ATTRIBUTES
+from harness.infra.waiting import wait_for
 from harness.services import probes
 
 pytestmark = pytest.mark.faultline
@@ -252,7 +253,18 @@ def test_graceful_restart_of_every_server_is_clean(fresh_stack: Stack, service: 
              "postgres": lambda: probes.postgres_ready(pg.host, pg.port, fresh_stack.postgres_user,
                                                        fresh_stack.postgres_password, fresh_stack.postgres_database),
              "redis": lambda: probes.redis_ready(rd.host, rd.port, fresh_stack.redis_password)}
-    assert ready[service]()
+    # Ready directly when restart returns; through its proxy, a client may need a moment more on a
+    # loaded machine (issue 29: refused once beside other work): it must answer within a deadline.
+    last: list[str] = []
+
+    def answers() -> bool:
+        try:
+            return ready[service]()
+        except Exception as exc:  # noqa: BLE001 - each client raises its own types; the last is reported
+            last[:] = [f"{exc.__class__.__name__}: {exc}"]
+            return False
+
+    wait_for(answers, timeout=30, interval=0.2, what=f"{service} through its proxy", describe=lambda: "; ".join(last))
 
 
 def test_the_stack_directory_is_private(stack) -> None:  # noqa: ANN001
