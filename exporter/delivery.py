@@ -9,6 +9,7 @@ import time
 
 from exporter import defects, metrics
 from exporter.buffer import Buffer, DeadLetter, Entry
+from exporter.changes import row_key
 from exporter.config import Config
 from exporter.control import Control, backoff, count_dead
 from exporter.errors import TransientError
@@ -111,6 +112,8 @@ class Deliverer:
             confirmed &= ok
         delivered = [e for e in entries if (e.entry_id, e.key) in confirmed]
         unsettled = [e for e in entries if (e.entry_id, e.key) not in confirmed and (e.entry_id, e.key) not in dead]
+        if self.config.changes and unsettled:
+            delivered, unsettled = newest_version_last(entries, delivered, unsettled)
         for sink in self.sinks:
             metrics.records_delivered.labels(sink=sink.name).inc(len(delivered))
         retry_transient(lambda: self.buffer.settle(delivered, list(dead.values()), unsettled), stage="buffer.settle",
@@ -121,3 +124,25 @@ class Deliverer:
         for entry in delivered + [entry for entry, _letter in dead.values()]:
             self.attempts.pop(entry.key, None)  # settled: no longer a retry to count
         return not unsettled
+
+
+def newest_version_last(entries: list[Entry], delivered: list[Entry],
+                        unsettled: list[Entry]) -> tuple[list[Entry], list[Entry]]:
+    """In change mode: a row's version that goes again (its send failed) must not land after a
+    later version of the row that was delivered: the later ones go again after it, so the row's
+    last message in the topic is its newest. A send that timed out may still have been written
+    (the broker took it as its leader died): sent again after the row's delete, which had been
+    delivered, it resurrected the row (found by explore, a Kafka leader lost with 1.5 s sends)."""
+    order = {(e.entry_id, e.key): n for n, e in enumerate(entries)}
+    first_failed: dict[bytes, int] = {}
+    for entry in unsettled:
+        row = row_key(entry.value)
+        first_failed[row] = min(first_failed.get(row, len(entries)), order[(entry.entry_id, entry.key)])
+    again = [e for e in delivered if order[(e.entry_id, e.key)] > first_failed.get(row_key(e.value), len(entries))]
+    if not again:
+        return delivered, unsettled
+    log.warning("later versions of rows whose earlier version failed are sent again after it", extra={
+        "stage": "sink", "count": len(again), "record_id": again[0].record_id})
+    going = {(e.entry_id, e.key) for e in again} | {(e.entry_id, e.key) for e in unsettled}
+    return ([e for e in delivered if (e.entry_id, e.key) not in going],
+            [e for e in entries if (e.entry_id, e.key) in going])

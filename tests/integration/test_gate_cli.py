@@ -168,5 +168,5 @@ def test_fail_fast_stops_after_the_first_violation_and_reports_the_rest_not_star
     assert verdicts["kafka_send_failures"][0] == "fail"
     assert verdicts["baseline"] == ("skipped", "not started: --fail-fast stopped the run after kafka_send_failures "
                                                "failed")
-    assert "1 scenario(s) not started after the first violation" in result.stdout
+    assert "1 scenario(s) not started after the first violation" in result.stderr  # the console is stderr
     assert not (out / "work" / "replays").exists()  # a quick red: the failure is not replayed
