@@ -281,8 +281,16 @@ WORKERS: dict[str, type[Reader] | type[Deliverer]] = {"reader": Reader, "deliver
 
 def worker_main(kind: str, config: Config, control: Control) -> None:
     """Entry point of a reader or deliverer process (spawned by the service)."""
+    import signal
+
     from exporter import jsonlog
 
+    # A stop is the service's to make (control.stop, then a join): SIGTERM or Ctrl-C sent to the
+    # whole process group killed a worker mid-pass, the supervisor started it again and the stop
+    # hung on a shared lock the dead worker held until it was killed 60 s later. The main process
+    # dying still takes the workers with it (below).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     jsonlog.configure(config.log_level)
     WORKERS[kind](config, control).run()
