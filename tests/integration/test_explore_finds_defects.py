@@ -38,6 +38,8 @@ def test_explore_finds_a_seeded_defect_no_scenario_names(fresh_stack: Stack, tmp
     assert found.kinds["held_transaction"] >= 1 and found.runs <= PLAN.runs
 
 
+# Slow (18 s): CI's explore session runs the clean exporter on a seed's schedules for 90 s.
+@pytest.mark.slow
 def test_the_clean_exporter_holds_on_the_same_schedules(fresh_stack: Stack, tmp_path: Path) -> None:
     run = explorer(fresh_stack, tmp_path, PLAN)
     found = run.explore()

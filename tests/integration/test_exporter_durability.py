@@ -67,6 +67,7 @@ def _await_replica(stack: Stack) -> None:
     stack.backend.start_replica("redis")  # returns once in sync
 
 
+@pytest.mark.slow  # 10 s; the failover test below runs the wait in `nox -s tests`
 @pytest.mark.timeout(150)
 def test_the_reader_holds_while_its_append_is_on_no_replica_and_goes_on_when_it_is(
         fresh_stack: Stack, run_ctx: RunContext, writer: SourceWriter, start_exporter: Start) -> None:
@@ -86,7 +87,7 @@ def test_the_reader_holds_while_its_append_is_on_no_replica_and_goes_on_when_it_
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("wait", ["1", "0"])
+@pytest.mark.parametrize("wait", ["1", pytest.param("0", marks=pytest.mark.slow)])  # the contrast: slow
 def test_with_the_wait_a_failover_to_a_lagging_replica_loses_nothing_even_with_the_rewind_defect(
         fresh_stack: Stack, run_ctx: RunContext, writer: SourceWriter, start_exporter: Start, wait: str) -> None:
     """``wait = "0"`` is the contrast: the same failover, the same defect, no wait: the reader

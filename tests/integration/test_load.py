@@ -52,6 +52,8 @@ def test_source_and_api_load_flow_through_and_every_load_write_is_reconciled(run
     assert not locust_processes(tmp_path)
 
 
+# Slow (16 s): the catalogue's locust_load_under_faults judges Locust's writes in every mutants run.
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_loss_check_covers_writes_made_by_locust(run_scenario) -> None:  # noqa: ANN001
     scenario = Scenario(

@@ -30,6 +30,8 @@ def faultline(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
                           timeout=timeout, env={**os.environ, "COLUMNS": "200"}, check=False)
 
 
+# Slow (37 s), like the rest of this file; the gate's replays and their rates are unit-tested.
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_reproduce_repeat_prints_and_records_the_rate(tmp_path: Path) -> None:
     # A defect that loses at the sink: the drain ends at once (one losing at the source waits out

@@ -121,6 +121,8 @@ def test_clean_short_soak_passes_with_checkpoints_and_resource_trends(tmp_path: 
     assert not (tmp_path / "incidents").exists() or not list((tmp_path / "incidents").iterdir())
 
 
+# Slow (16 s), like the rest of this file; Ctrl-C of a run is tested in test_run_interrupts.
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ctrl_c_heals_reconciles_and_still_writes_the_report(tmp_path: Path) -> None:
     log = tmp_path / "soak.log"
