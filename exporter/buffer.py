@@ -1,7 +1,7 @@
 """The Redis Streams buffer: append with checkpoint, consumer-group reads, ack, dead letters.
 
 redis-py retries silently by default (three tries with backoff); here that is switched off
-(``Retry(NoBackoff(), 0)``) so every failure reaches our own retry loop, which logs and
+(exporter.redis_clients) so every failure reaches our own retry loop, which logs and
 counts it. Delivered entries are XACKed and XDELed together, so XLEN is the real backlog.
 
 Records travel in packs: one stream entry holds up to ``pack_size`` records, its ``ids`` field
@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from exporter import defects
 from exporter.config import Config
 from exporter.errors import ExporterError, TransientError
+from exporter.redis_clients import connect
 
 TRANSIENT_REDIS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError)
 # Redis answers these while it refuses commands for a time: out of memory (OOM), persistence
@@ -106,13 +105,12 @@ class Buffer:
         shorter than the workers' ``redis_timeout_s``."""
         self.config = config
         timeout = min(timeout_s, config.redis_timeout_s) if timeout_s is not None else config.redis_timeout_s
-        self.client = redis.Redis.from_url(
-            config.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
-            health_check_interval=0)
+        self._clients = connect(config, timeout)
+        self.client = self._clients.client
         self._group_ready = False
 
     def close(self) -> None:
-        self.client.close()
+        self._clients.close()
 
     @contextmanager
     def _transient(self, stage: str) -> Iterator[None]:

@@ -19,6 +19,11 @@ ENV_PREFIX = "EXPORTER_"
 class Config:
     postgres_dsn: str = ""
     redis_url: str = ""
+    # Sentinels ("host:port,host:port") that name the buffer's primary: the exporter asks them for
+    # it on every connection and follows a failover (redis_url then gives only user, password and
+    # database). Empty: redis_url's address is the primary.
+    redis_sentinels: str = ""
+    redis_sentinel_service: str = "mymaster"  # the name the sentinels monitor the primary by
     kafka_bootstrap: str = ""
     kafka_client_id: str = "exporter"  # what broker quotas and logs know this exporter by
     source_table: str = "source_records"
@@ -115,6 +120,19 @@ class Config:
         return frozenset(t.strip() for t in self.export_topics.split(",") if t.strip()) - {self.topic}
 
     @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """``redis_sentinels`` as (host, port) pairs; a malformed one is a ConfigError."""
+        addresses = []
+        for item in (part.strip() for part in self.redis_sentinels.split(",")):
+            if not item:
+                continue
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"redis_sentinels: {item!r} is not host:port ({ENV_PREFIX}REDIS_SENTINELS)")
+            addresses.append((host.strip("[]"), int(port)))
+        return addresses
+
+    @property
     def group(self) -> str:
         return f"{self.stream_prefix}-group"
 
@@ -162,6 +180,10 @@ class Config:
         if not 10 <= self.redis_wait_timeout_ms < self.redis_timeout_s * 1000:
             raise ConfigError(f"redis_wait_timeout_ms must be at least 10 and below redis_timeout_s (the wait is "
                               f"one command), not {self.redis_wait_timeout_ms}")
+        if self.redis_sentinels and not self.sentinel_addresses:
+            raise ConfigError(f"redis_sentinels names no sentinel ({ENV_PREFIX}REDIS_SENTINELS)")
+        if self.redis_sentinels and not self.redis_sentinel_service.strip():
+            raise ConfigError(f"redis_sentinel_service is empty ({ENV_PREFIX}REDIS_SENTINEL_SERVICE)")
         if not 0 < self.disk_usage_threshold <= 1:
             raise ConfigError(f"disk_usage_threshold must be within (0, 1], not {self.disk_usage_threshold}")
         return self

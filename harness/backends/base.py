@@ -37,6 +37,10 @@ class Backend(ABC):
     # Postgres with logical replication (wal_level=logical), for a target that reads its WAL (a CDC
     # connector): set before start; a backend that cannot leaves it to the run's check.
     logical_replication: bool = False
+    # A Sentinel monitoring Redis, for a target that finds its buffer's primary through one: set
+    # before start; a backend that cannot run one says so (``cannot_serve``).
+    redis_sentinel: bool = False
+    runs_sentinel = False  # whether this backend can start one
     POSTGRES_LOGICAL = ("wal_level=logical", "max_replication_slots=32", "max_wal_senders=32")
     # Statement counters per role (pg_stat_statements): how the pause check sees the exporter
     # reading its source while paused (harness.rig.source_reads).
@@ -56,6 +60,9 @@ class Backend(ABC):
         return self._stack
 
     def start(self) -> Stack:
+        if self.redis_sentinel and not self.runs_sentinel:
+            raise HarnessError(f"the {self.name} backend runs no Redis Sentinel, and the target finds its buffer's "
+                               "primary through one (redis_discovery = \"sentinel\"): use the local backend")
         # What killed runs left (servers, mounts, immutable directories) goes first, and is said.
         for line in reap():
             print(f"faultline: left by a dead run, cleaned up: {line}", file=sys.stderr)

@@ -34,6 +34,7 @@ from harness.services.servers import (
 
 class LocalBackend(LocalFailover, Backend):
     name = "local"
+    runs_sentinel = True
 
     def __init__(self, *, start_timeout: float = 60.0, redis_persistence: str = "aof",
                  base_dir: str | None = None) -> None:
@@ -63,12 +64,13 @@ class LocalBackend(LocalFailover, Backend):
         self.replication_proxy_port = free_port()
         exporter = ExporterCredentials()
         wd, t = self.workdir, self.start_timeout
+        redis_users = tuple(exporter.redis_user_directive()) + self._plan_sentinel()
         self.servers = {
             "toxiproxy": ToxiproxyServer("toxiproxy", wd / "toxiproxy", free_port(), start_timeout=t),
             "postgres": PostgresServer("postgres", wd / "postgres", free_port(), start_timeout=t,
                                        settings=self.postgres_settings()),
             "redis": RedisServer("redis", wd / "redis", free_port(), start_timeout=t,
-                                 persistence=self.redis_persistence, arguments=tuple(exporter.redis_user_directive())),
+                                 persistence=self.redis_persistence, arguments=redis_users),
             "kafka": KafkaServer("kafka", wd / "kafka", free_port(), start_timeout=t,
                                  direct_port=free_port(), controller_port=free_port(),
                                  advertised_port=self.proxy_ports["kafka"], replication_port=free_port(),
@@ -104,6 +106,7 @@ class LocalBackend(LocalFailover, Backend):
             toxiproxy_api=Endpoint(HOST, self.servers["toxiproxy"].port),
             postgres_user=pg.user, postgres_password=pg.password, postgres_database=pg.database,
             redis_password=rd.password, workdir=self.workdir, start_seconds=seconds, exporter=exporter,
+            redis_sentinel=self._start_sentinel(rd.password),
         )
         provision(stack)
         return stack
@@ -123,6 +126,7 @@ class LocalBackend(LocalFailover, Backend):
             client.close()
         if self.kafka_peers is not None and self.kafka_peers.running():
             self.kafka_peers.create_proxies()
+        self._create_sentinel_proxy()
 
     def _launch(self, name: str) -> None:
         executor = self.servers[name].executor()
@@ -146,6 +150,7 @@ class LocalBackend(LocalFailover, Backend):
             self.kafka_peers.stop()
             self.kafka_peers.toxiproxy.close()
             self.kafka_peers = None
+        self._stop_sentinel()
         for name in ("kafka", "redis", "postgres", "toxiproxy"):
             executor = self.executors.pop(name, None)
             if executor is None:
@@ -271,3 +276,4 @@ class LocalBackend(LocalFailover, Backend):
                 del self.executors[service]
             if service not in self.executors:
                 self.start_service(service)
+        self._ensure_sentinel()

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 from harness.backends.kafka_peers import PEERS, KafkaPeers
 from harness.backends.postgres_standby import PostgresStandby, carry_sequences, position
 from harness.backends.redis_replica import RedisReplica
-from harness.backends.topology import describe_local
+from harness.backends.redis_sentinel import PROXY as SENTINEL_PROXY
+from harness.backends.redis_sentinel import SentinelReplica, SentinelServer
+from harness.backends.topology import describe_local, describe_sentinel
 from harness.errors import HarnessError
 from harness.infra.stack import Endpoint, Link, Stack
 from harness.infra.toxiproxy import ToxiproxyClient
-from harness.services.executor import ServiceExecutor
+from harness.services.executor import ServiceExecutor, free_port
 from harness.services.servers import HOST, KafkaServer, PostgresServer, RedisServer, Server
 
 
@@ -31,12 +33,63 @@ class LocalFailover:
     standby: PostgresStandby | None
     fenced: set[str]
     _stack: Stack | None
+    proxy_ports: dict[str, int]
+    redis_sentinel: bool
+    sentinel: SentinelServer | None = None  # a target that finds its Redis primary through one has it
+    sentinel_executor: ServiceExecutor | None = None
+    sentinel_proxy_port = 0
     replicated = frozenset({"redis", "kafka", "postgres"})
 
     if TYPE_CHECKING:  # the backend's own, used here
         def kill_service(self, service: str) -> None: ...
         def stop_service(self, service: str) -> None: ...
         def start_service(self, service: str) -> None: ...
+
+    # -- Sentinel -------------------------------------------------------------------------------
+    def _plan_sentinel(self) -> tuple[str, ...]:
+        """Before the servers start: the Sentinel's place, and the Redis user its replica
+        replicates as (server arguments for the primary); nothing without a Sentinel."""
+        self.sentinel = None
+        if not self.redis_sentinel:
+            return ()
+        assert self.workdir is not None
+        self.sentinel = SentinelServer("redis-sentinel", self.workdir / "redis-sentinel", free_port(),
+                                       start_timeout=self.start_timeout, monitored_port=self.proxy_ports["redis"])
+        self.sentinel_proxy_port = free_port()
+        return tuple(self.sentinel.replication_user())
+
+    def _start_sentinel(self, password: str) -> Endpoint | None:
+        """Once Redis and its proxy run: the Sentinel started, monitoring the primary through that proxy."""
+        if self.sentinel is None:
+            return None
+        self.sentinel.auth = password
+        self.sentinel.prepare()
+        self._ensure_sentinel()
+        self.sentinel.monitor(self.proxy_ports["redis"])
+        return Endpoint(HOST, self.sentinel_proxy_port)
+
+    def _ensure_sentinel(self) -> None:
+        if self.sentinel is None or (self.sentinel_executor is not None and self.sentinel_executor.running()):
+            return
+        if self.sentinel_executor is not None:
+            self.sentinel_executor.kill()  # it died under a test: collected, then started again
+        self.sentinel_executor = self.sentinel.executor()
+        self.sentinel_executor.start()
+
+    def _create_sentinel_proxy(self) -> None:
+        if self.sentinel is None:
+            return
+        control = self._replica_control()
+        try:
+            control.create_proxy(SENTINEL_PROXY, f"{HOST}:{self.sentinel_proxy_port}", f"{HOST}:{self.sentinel.port}")
+        finally:
+            control.close()
+
+    def _stop_sentinel(self) -> None:
+        if self.sentinel_executor is not None:
+            self.sentinel_executor.kill()
+        self.sentinel_executor = None
+        self.sentinel = None
 
     # -- replicas and failover ------------------------------------------------------------------
     def _replica(self, service: str) -> RedisReplica:
@@ -60,7 +113,12 @@ class LocalFailover:
             return {"replica": "already running"}
         primary = self.servers["redis"]
         assert isinstance(primary, RedisServer) and self.workdir is not None
-        replica = RedisReplica(primary, self._replica_control(), self.workdir, self.start_timeout)
+        replica: RedisReplica
+        if self.sentinel is not None:
+            replica = SentinelReplica(primary, self._replica_control(), self.workdir, self.start_timeout,
+                                      sentinel=self.sentinel, clients_port=self.proxy_ports["redis"])
+        else:
+            replica = RedisReplica(primary, self._replica_control(), self.workdir, self.start_timeout)
         self.replicas[service] = replica
         return replica.start()
 
@@ -177,7 +235,10 @@ class LocalFailover:
         return None
 
     def topology(self) -> dict[str, Any]:
-        return describe_local(self.executors, self.kafka_peers, self.replicas, self.standby, self.proxy_table())
+        described = describe_local(self.executors, self.kafka_peers, self.replicas, self.standby, self.proxy_table())
+        if self.sentinel is not None:
+            described["nodes"]["redis-sentinel"] = describe_sentinel(self.sentinel, self.sentinel_executor)
+        return described
 
     def restore_topology(self) -> None:
         if self.kafka_peers is not None:

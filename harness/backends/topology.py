@@ -12,6 +12,7 @@ from confluent_kafka import KafkaException
 from harness.backends.kafka_peers import KafkaPeers, live_brokers
 from harness.backends.postgres_standby import PostgresStandby, query
 from harness.backends.redis_replica import RedisReplica, replication
+from harness.backends.redis_sentinel import SentinelServer, known_replicas, master_address
 from harness.services.executor import ServiceExecutor
 from harness.services.servers import HOST
 
@@ -63,3 +64,13 @@ def describe_local(executors: dict[str, ServiceExecutor], peers: KafkaPeers | No
                for name, p in sorted(proxy_table.items())}
     total = sum(n["rss_mb"] or 0.0 for n in nodes.values())
     return {"nodes": nodes, "proxies": proxies, "rss_mb_total": round(total, 1)}
+
+
+def describe_sentinel(sentinel: SentinelServer, executor: ServiceExecutor | None) -> dict[str, Any]:
+    """The Sentinel: whether it runs, the primary it hands out and the replicas it knows."""
+    running = executor is not None and executor.running()
+    node: dict[str, Any] = {"running": running, "role": "sentinel", "rss_mb": resident_mb(executor)}
+    if running:
+        node["primary"] = master_address(sentinel.port)
+        node["replicas"] = [f"{r.get('ip')}:{r.get('port')} ({r.get('flags')})" for r in known_replicas(sentinel.port)]
+    return node

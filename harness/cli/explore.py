@@ -106,7 +106,8 @@ def _explore(plan: object, interrupt: object, backend: str, target_path: str | N
     directory = Path(out) if out else reports_dir() / run_id
     directory.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
+    with make_backend(backend, logical_replication=target.postgres_logical_replication,
+                      redis_sentinel=target.redis_discovery == "sentinel") as stack:
         explorer = Explorer(stack, target, against(plan, stack, target), directory,
                             extra_env=env, interrupt=interrupt, on_run=_progress,  # type: ignore[arg-type]
                             log=lambda m: console.print(f"  [dim]{escape(m)}[/]"), shrink_failures=handing.shrink,

@@ -84,7 +84,8 @@ def _amplify(path: object, scenario: object, repeat: int, budget: int, defect: s
     target = load_target(Path(target_path) if target_path else BUNDLED)
     env = defect_env(target_path, defect)
     told = scenario.reproduction.violates if scenario.reproduction is not None else ()
-    with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack, \
+    with make_backend(backend, logical_replication=target.postgres_logical_replication,
+                      redis_sentinel=target.redis_discovery == "sentinel") as stack, \
             tempfile.TemporaryDirectory(prefix="faultline-amplify-") as work:
         def run_once(candidate: Scenario) -> ScenarioResult:
             return ScenarioRunner(stack, target, candidate, Path(work), extra_env=env).run()
@@ -148,7 +149,8 @@ def shrink(file: str, out_file: str | None, confirm_runs: int, replays: int, def
     target = load_target(Path(target_path) if target_path else BUNDLED)
     env = defect_env(target_path, defect)
     logical = target.postgres_logical_replication
-    with make_backend(backend, logical_replication=logical) as stack, \
+    with make_backend(backend, logical_replication=logical,
+                      redis_sentinel=target.redis_discovery == "sentinel") as stack, \
             tempfile.TemporaryDirectory(prefix="faultline-shrink-") as work:
         def run_once(candidate: Scenario) -> ScenarioResult:
             return ScenarioRunner(stack, target, candidate, Path(work), extra_env=env).run()

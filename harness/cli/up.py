@@ -45,12 +45,15 @@ def topology_ok(described: dict[str, Any] | None) -> bool:
 @click.option("--topology", type=click.Choice(TOPOLOGIES), default="single", show_default=True,
               help="single: one node per server. replicated: also Kafka brokers 2 and 3, a Redis replica and a "
                    "Postgres standby, every link between them a proxy (what failover scenarios start on their own).")
-def up(backend: str, check: bool, start_timeout: float, topology: str) -> None:
+@click.option("--redis-sentinel", is_flag=True,
+              help="Also a Redis Sentinel monitoring the primary (what a target with redis_discovery = \"sentinel\" "
+                   "gets); with --topology replicated it knows the replica too.")
+def up(backend: str, check: bool, start_timeout: float, topology: str, redis_sentinel: bool) -> None:
     """Start the stack and print its endpoints until Ctrl-C."""
     from harness.infra.stack import LINKS
     from harness.services import probes
 
-    with make_backend(backend, start_timeout=start_timeout) as stack:
+    with make_backend(backend, start_timeout=start_timeout, redis_sentinel=redis_sentinel) as stack:
         replicated = start_topology(stack, topology)
         if check:
             ready = {
@@ -72,7 +75,7 @@ def up(backend: str, check: bool, start_timeout: float, topology: str) -> None:
                              for name in ready},
                 "total_start_seconds": round(stack.start_seconds["total"], 3),
             }
-            if replicated:
+            if replicated or redis_sentinel:
                 described = {**replicated, **stack.backend.topology()}
                 result["topology"] = described
                 result["ok"] = bool(result["ok"]) and topology_ok(described)

@@ -15,6 +15,7 @@ from harness.infra.toxiproxy import ProxyHandle, ToxiproxyClient
 # The links the exporter uses; each one has a Toxiproxy proxy of the same name.
 LINKS = ("postgres", "redis", "kafka")
 SERVICES = (*LINKS, "toxiproxy")
+SENTINEL_SERVICE = "faultline"  # the name a Sentinel the harness runs monitors the Redis primary by
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class Stack:
     # The exporter's own role, ACL user and client id; None: it shares the harness's (then a
     # fault aimed at the exporter's credentials cannot be made, and is skipped with the reason).
     exporter: ExporterCredentials | None = field(default=None, repr=False)
+    # Where clients ask a Sentinel for the Redis primary (its proxy), when one runs (a target whose
+    # redis_discovery is "sentinel").
+    redis_sentinel: Endpoint | None = None
     # Administrator access per server for service faults (CONFIG SET, ALTER ROLE, topic configs):
     # the harness's own direct credentials unless a backend says otherwise (external: only what
     # its settings name; a server missing here cannot be faulted and the step is skipped).

@@ -61,7 +61,9 @@ _Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1
 PLACEHOLDERS = frozenset({
     "postgres_host", "postgres_port", "postgres_user", "postgres_password", "postgres_database", "postgres_dsn",
     "redis_url", "kafka_bootstrap", "kafka_client_id", "http_port", "namespace", "source_table", "topic",
-    "workdir", "python", "api_tokens_file", "java", "debezium_libs", "env"})
+    "workdir", "python", "api_tokens_file", "java", "debezium_libs", "env", "redis_sentinels",
+    "redis_sentinel_service"})
+SENTINEL_PLACEHOLDERS = ("{redis_sentinels}", "{redis_sentinel_service}")
 
 
 @pydantic_dataclass(frozen=True, config=_STRICT)
@@ -123,6 +125,11 @@ class TargetDefinition:
     status_path: _Path = "/status"
     # The HTTP APIs it offers besides readiness: pause/resume with a grace period, export jobs.
     apis: tuple[Literal["pause", "exports"], ...] = ("pause", "exports")
+    # How it finds the buffer's Redis primary: "address" (the one proxied {redis_url}; a failover
+    # points that proxy at the promoted replica) or "sentinel" (the harness runs a Sentinel, behind
+    # a proxy, that monitors the primary: {redis_sentinels} and {redis_sentinel_service} name it,
+    # and a failover is the Sentinel's).
+    redis_discovery: Literal["address", "sentinel"] = "address"
     # Postgres with logical replication (wal_level=logical, slots, senders): a CDC connector's source.
     postgres_logical_replication: bool = False
     # SQL the harness runs as the administrator after making the source table (a publication, the
@@ -186,6 +193,7 @@ class TargetDefinition:
             raise TargetError(f"{path}:{where.key(unknown[0], table='knobs') or '?'}: knobs.{unknown[0]}: not a knob "
                               f"Faultline knows; knobs: {', '.join(KNOBS)}")
         _check_changes(target, path, where)
+        _check_discovery(target, path, where)
         return target
 
     def templated(self) -> list[tuple[str, str]]:
@@ -284,6 +292,18 @@ def _extended(data: dict[str, Any], path: Path, where: Locator) -> dict[str, Any
     if "extends" in base:
         raise TargetError(f"{path}:{line}: extends: {base_name} extends another itself (one level only)")
     return {**base, **data}
+
+
+def _check_discovery(target: TargetDefinition, path: Path, where: Locator) -> None:
+    """Sentinel discovery that the target is told about, and Sentinel placeholders only with it."""
+    named = [key for key, value in target.templated() if any(p in value for p in SENTINEL_PLACEHOLDERS)]
+    line = where.key("redis_discovery") or "?"
+    if target.redis_discovery == "sentinel" and not any("{redis_sentinels}" in v for _, v in target.templated()):
+        raise TargetError(f"{path}:{line}: redis_discovery: sentinel, but no value names {{redis_sentinels}} (the "
+                          "exporter would never learn where the sentinels are)")
+    if target.redis_discovery == "address" and named:
+        raise TargetError(f"{path}:{where.key(named[0].split('.')[-1]) or '?'}: {named[0]}: a Sentinel placeholder, "
+                          'but redis_discovery is "address" (set redis_discovery = "sentinel" to have one run)')
 
 
 def _check_changes(target: TargetDefinition, path: Path, where: Locator) -> None:

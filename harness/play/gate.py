@@ -199,7 +199,8 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
     results: list[ScenarioResult] = []
     gate: GateRun | None = None
     try:
-        with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
+        with make_backend(backend, logical_replication=target.postgres_logical_replication,
+                          redis_sentinel=target.redis_discovery == "sentinel") as stack:
             for round_ in range(repeat):
                 work = scenario_workdir(out) / (f"round-{round_ + 1}" if repeat > 1 else "")
                 if fail_fast and any(r.verdict is Verdict.FAIL for r in results):

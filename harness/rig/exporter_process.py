@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict
 
 from harness.errors import HarnessError
-from harness.infra.stack import Stack
+from harness.infra.stack import SENTINEL_SERVICE, Stack
 from harness.model.api_tokens import HARNESS_USER, ApiTokens
 from harness.model.target import DEFECT_ENV, ERROR_COUNTERS, TargetDefinition, TargetError
 from harness.paths import in_checkout, project_root
@@ -61,11 +61,18 @@ class RunContext:
                 **self.components,
                 "postgres_dsn": self.stack.exporter_postgres_dsn(proxied=True),
                 "redis_url": self.stack.exporter_redis_url(proxied=True),
+                **self.sentinel_values(),
                 "kafka_bootstrap": self.stack.kafka_bootstrap(proxied=True),
                 "kafka_client_id": self.stack.kafka_client_id, "http_port": str(self.http_port),
                 "namespace": self.namespace, "source_table": self.source_table, "topic": self.topic,
                 "workdir": str(self.workdir), "python": sys.executable,
                 "api_tokens_file": str(self.api_tokens_file)}
+
+    def sentinel_values(self) -> dict[str, str]:
+        """Where the Sentinel is and the name it monitors the primary by, when the stack runs one."""
+        if self.stack.redis_sentinel is None:
+            return {}
+        return {"redis_sentinels": self.stack.redis_sentinel.address, "redis_sentinel_service": SENTINEL_SERVICE}
 
     def fill(self, template: str, env: dict[str, str] | None = None) -> str:
         """The template with placeholders filled; ``env``: the exporter's environment, as

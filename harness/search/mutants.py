@@ -73,7 +73,8 @@ def run_mutants(scenarios: list[Scenario], target_path: Path, out: Path, *, back
     target = load_target(target_path)
     by_defect = plan(target, scenarios)
     work = scenario_workdir(out)
-    with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
+    with make_backend(backend, logical_replication=target.postgres_logical_replication,
+                      redis_sentinel=target.redis_discovery == "sentinel") as stack:
         clean = run_on_stack(stack, target, scenarios, work / "clean", on_result=_reporter(on_result, "clean"))
         outcomes = []
         for defect, claimed in by_defect.items():
@@ -141,7 +142,8 @@ def run_mutants_explore(target_path: Path, out: Path, plan: ExplorePlan, *, back
         raise ScenarioError(f"the target declares no defect {', '.join(unknown)}; it declares "
                             f"{', '.join(target.defects)}")
     found: dict[str, ExploreSummary] = {}
-    with make_backend(backend, logical_replication=target.postgres_logical_replication) as stack:
+    with make_backend(backend, logical_replication=target.postgres_logical_replication,
+                      redis_sentinel=target.redis_discovery == "sentinel") as stack:
         explore_plan = against(plan, stack, target)
 
         def explore(label: str, env: dict[str, str] | None) -> ExploreSummary:

@@ -132,6 +132,7 @@ def test_a_knob_a_target_has_no_setting_for_is_left_out_and_files_read_knob_valu
 
     class Stack:  # only the endpoints placeholders are filled from
         kafka_client_id = "c1"
+        redis_sentinel = None
 
         def exporter_postgres_dsn(self, proxied: bool = True) -> str:
             return "postgresql://exp:pw@127.0.0.1:5555/db"

@@ -141,3 +141,27 @@ def test_a_broker_error_leaves_the_record_for_redelivery_unless_the_defect_dead_
         assert [(e.record_id, letter.reason) for e, letter in result.dead] == [(7, "rejected_by_broker")]
     else:
         assert result.dead == [] and [e.record_id for e, _why in result.failed] == [7]
+
+
+def test_sentinels_are_host_port_pairs_and_the_client_asks_them_for_the_primary() -> None:
+    from exporter.redis_clients import connect
+
+    loaded = config.load(environ={**BASE, "EXPORTER_REDIS_URL": "redis://exporter:pw@ignored:1/3",
+                                  "EXPORTER_REDIS_SENTINELS": "127.0.0.1:26379, [::1]:26380",
+                                  "EXPORTER_REDIS_SENTINEL_SERVICE": "buffer"})
+    assert loaded.sentinel_addresses == [("127.0.0.1", 26379), ("::1", 26380)]
+    clients = connect(loaded, 1.0)
+    try:
+        pool = clients.client.connection_pool
+        # The URL gives the credentials and database; the address is the sentinels' to give.
+        assert pool.service_name == "buffer" and len(clients.sentinels) == 2  # type: ignore[attr-defined]
+        kwargs = pool.connection_kwargs
+        assert (kwargs["username"], kwargs["password"], kwargs["db"]) == ("exporter", "pw", 3)
+        assert "host" not in kwargs and kwargs["retry"].get_retries() == 0
+    finally:
+        clients.close()
+    for bad in ("127.0.0.1", "host:port", "h:0", "h:70000", " , "):
+        with pytest.raises(ConfigError, match="redis_sentinels"):
+            config.load(environ={**BASE, "EXPORTER_REDIS_SENTINELS": bad})
+    with pytest.raises(ConfigError, match="redis_sentinel_service is empty"):
+        config.load(environ={**BASE, "EXPORTER_REDIS_SENTINELS": "h:1", "EXPORTER_REDIS_SENTINEL_SERVICE": " "})

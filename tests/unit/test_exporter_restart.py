@@ -31,6 +31,7 @@ class SlowStart:
 
 class Stack:
     kafka_client_id = "c"
+    redis_sentinel = None
 
     def postgres_dsn(self, proxied: bool = False) -> str:
         return "postgresql://x@127.0.0.1:1/x"

@@ -54,3 +54,18 @@ def test_a_bad_target_definition_names_its_line_and_field(tmp_path: Path, edit, 
     message = str(info.value)
     assert fragment in message and message.startswith(f"{path}:")
     assert message.split(":")[1].isdigit(), message  # a line number, not '?'
+
+
+def test_sentinel_discovery_and_its_placeholders_go_together(tmp_path: Path) -> None:
+    sentinel = BUNDLED.parent / "bundled-exporter-sentinel.toml"
+    assert TargetDefinition.load(sentinel).redis_discovery == "sentinel"
+    told_nothing = tmp_path / "told_nothing.toml"
+    told_nothing.write_text(sentinel.read_text().replace('EXPORTER_REDIS_SENTINELS = "{redis_sentinels}"\n', "")
+                            .replace("extends = \"bundled-exporter.toml\"", f"extends = {str(BUNDLED.name)!r}"))
+    (tmp_path / BUNDLED.name).write_text(BUNDLED.read_text())
+    with pytest.raises(TargetError, match=r"told_nothing.toml:\d+: redis_discovery: sentinel, but no value names"):
+        TargetDefinition.load(told_nothing)
+    no_sentinel = tmp_path / "no_sentinel.toml"
+    no_sentinel.write_text(sentinel.read_text().replace('redis_discovery = "sentinel"\n', ""))
+    with pytest.raises(TargetError, match=r"no_sentinel.toml:\d+: env.EXPORTER_REDIS_SENTINELS: a Sentinel"):
+        TargetDefinition.load(no_sentinel)
