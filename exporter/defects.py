@@ -55,6 +55,10 @@ KNOWN = {
     "checkpoint_rewind_ignored": "the reader trusts its own cursor over a buffer checkpoint that went back (\"the "
                                  "buffer is behind, we are not\"): after a failover to a lagging Redis replica the "
                                  "rows whose entries the replica never got are never read again",
+    "new_primary_starts_at_newest": "a reader that finds the source answering from another server (a failover "
+                                    "promoted a standby) starts from its newest row, as a fresh replication slot "
+                                    "starts at a promoted primary's current position: rows it had not read yet, "
+                                    "and those written while it reconnected, are skipped",
     "acks_leader_only": "the Kafka producer runs with acks=1 and no idempotence (tuned for throughput: \"the "
                         "leader has it\"): records a partition leader acknowledged and died with before its "
                         "followers fetched them are lost in the election",

@@ -43,6 +43,7 @@ class Reader:
         self._appended_at: float | None = None  # when the last page with rows reached the buffer
         self._unreplicated: int | None = None  # appended up to here, not yet on enough buffer replicas
         self.gaps = GapWatch()  # rolled-back ids are passed once nobody can hold them
+        self._server: str | None = None  # the source server last read from (the seeded failover defect's)
 
     def run(self) -> None:
         attempt = 0
@@ -110,6 +111,21 @@ class Reader:
                 return newest
             raise
 
+    def _restart_on_new_primary(self) -> None:
+        """Nothing, unless the seeded defect is on. Then the reader notes which server answers, and
+        when another one does (a standby promoted) it starts from that server's newest row, as a
+        fresh replication slot would: what it had not read yet is skipped."""
+        if not defects.on("new_primary_starts_at_newest") or self.checkpoint is None:
+            return
+        server = self.source.server()
+        if self._server is not None and server != self._server:
+            newest = self.source.max_id()
+            log.warning("source moved to a new primary; starting from its newest row",
+                        extra={"server": server, "was": self._server, "checkpoint": self.checkpoint, "newest": newest})
+            self.buffer.set_checkpoint(newest)
+            self.checkpoint = newest
+        self._server = server
+
     def _warm_next_page(self) -> None:
         """Nothing, unless the seeded defect is on: then, while paused, the next page is read from
         the source and dropped (a "warm-up" so the resume starts fast), so the pause stops the
@@ -135,6 +151,7 @@ class Reader:
                 "stage": "source.read", "checkpoint": self.checkpoint, "buffer_checkpoint": stored})
             metrics.retries.labels(stage="source.rewind").inc()
             self.checkpoint = stored
+        self._restart_on_new_primary()
         if self.buffer.length() * self.config.pack_size >= self.config.max_buffer:
             # Backpressure: the sink is behind; nothing is evicted. Entries times pack size is an
             # upper bound on the records buffered, so the bound holds however full the packs are.

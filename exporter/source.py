@@ -272,6 +272,11 @@ class Source:
 
         return self.run(fetch)
 
+    def server(self) -> str:
+        """The server answering (its own address, not a proxy's): another one after a failover."""
+        return str(self.run(lambda conn: conn.execute(  # type: ignore[index]
+            "SELECT concat(inet_server_addr(), ':', inet_server_port())").fetchone()[0]))
+
     def max_id(self) -> int:
         query = sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(sql.Identifier(self.config.read_table))
         return int(self.run(lambda conn: conn.execute(query).fetchone()[0]))  # type: ignore[index]

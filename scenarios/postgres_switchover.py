@@ -13,5 +13,6 @@ SCENARIO = Scenario(
     workload=Workload(records=2000, chunk=100, meet_faults=100),
     steps=(Step("during", PostgresFailover(lag="none"), at=0.5, duration=1.0),),
     expect=Expect(),
+    catches=("new_primary_starts_at_newest",),
     during_s=3.0,
 )

@@ -45,10 +45,15 @@ class Backend(ABC):
     # Statement counters per role (pg_stat_statements): how the pause check sees the exporter
     # reading its source while paused (harness.rig.source_reads).
     POSTGRES_STATEMENTS = ("shared_preload_libraries=pg_stat_statements",)
+    # An old primary can be rewound onto its promoted standby's timeline: pg_rewind needs hint-bit
+    # changes in the WAL (or data checksums), and the old primary's WAL back to the last checkpoint
+    # before the timelines diverged (kept, not recycled).
+    POSTGRES_REWINDABLE = ("wal_log_hints=on", "wal_keep_size=256MB")
 
     def postgres_settings(self) -> tuple[str, ...]:
         """The ``-c`` settings the harness's Postgres starts with."""
-        return self.POSTGRES_STATEMENTS + (self.POSTGRES_LOGICAL if self.logical_replication else ())
+        return (self.POSTGRES_STATEMENTS + self.POSTGRES_REWINDABLE
+                + (self.POSTGRES_LOGICAL if self.logical_replication else ()))
 
     def __init__(self) -> None:
         self._stack: Stack | None = None
@@ -182,6 +187,11 @@ class Backend(ABC):
         """Promote the replica, point the clients' proxy at it (their connections cut, as a moved
         address would), and make the old primary its replica; evidence read back from both."""
         raise HarnessError(f"the {self.name} backend runs no replica of {service}")
+
+    def rejoin_old_primary(self, service: str) -> dict[str, Any]:
+        """After a failover: the old primary rewound onto the new one's history and started as its
+        replica (``tool:pg_rewind`` for Postgres); evidence from the tool and the node."""
+        raise HarnessError(f"the {self.name} backend cannot rejoin an old primary of {service}")
 
     # -- a Kafka cluster (``replica:kafka``): brokers 2 and 3 beside the stack's broker 1 --------
     def kill_broker(self, node: int) -> None:

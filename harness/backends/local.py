@@ -214,7 +214,7 @@ class LocalBackend(LocalFailover, Backend):
 
     movable = frozenset({"kafka"})
 
-    tools = frozenset({"kafka-configs"})
+    tools = frozenset({"kafka-configs", "pg_rewind"})
     files = frozenset({"redis", "postgres", "kafka"})
 
     def service_data_dir(self, service: str) -> Path:

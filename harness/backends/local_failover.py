@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.kafka_peers import PEERS, KafkaPeers
-from harness.backends.postgres_standby import PostgresStandby, carry_sequences, position
+from harness.backends.postgres_standby import CATCH_UP_TIMEOUT_S, PostgresStandby, carry_sequences, position, query
 from harness.backends.redis_replica import RedisReplica
 from harness.backends.redis_sentinel import PROXY as SENTINEL_PROXY
 from harness.backends.redis_sentinel import SentinelReplica, SentinelServer
@@ -17,6 +17,7 @@ from harness.backends.topology import describe_local, describe_sentinel
 from harness.errors import HarnessError
 from harness.infra.stack import Endpoint, Link, Stack
 from harness.infra.toxiproxy import ToxiproxyClient
+from harness.infra.waiting import wait_for
 from harness.services.executor import ServiceExecutor, free_port
 from harness.services.servers import HOST, KafkaServer, PostgresServer, RedisServer, Server
 
@@ -32,6 +33,7 @@ class LocalFailover:
     kafka_peers: KafkaPeers | None
     standby: PostgresStandby | None
     fenced: set[str]
+    rejoined = False  # the old Postgres primary runs as the promoted standby's standby
     _stack: Stack | None
     proxy_ports: dict[str, int]
     redis_sentinel: bool
@@ -176,6 +178,23 @@ class LocalFailover:
             link = self._stack.link(service)
             setattr(self._stack, service, Link(service, Endpoint(HOST, port), link.proxied))
 
+    def rejoin_old_primary(self, service: str) -> dict[str, Any]:
+        """The fenced old primary rewound onto the new primary's timeline and started as its standby."""
+        if service != "postgres":
+            raise HarnessError(f"the local backend rejoins an old Postgres primary only, not {service}'s")
+        standby = self._standby()
+        old = self.servers["postgres"]
+        assert isinstance(old, PostgresServer)
+        evidence = standby.rewind(old)
+        self.fenced.discard("postgres")
+        self.start_service("postgres")
+        self.rejoined = True
+        assert standby.server is not None
+        wait_for(lambda: query(old, "SELECT status FROM pg_stat_wal_receiver") == "streaming",
+                 timeout=CATCH_UP_TIMEOUT_S, interval=0.2, what="the rejoined old primary to stream from the new one")
+        evidence["old_primary_in_recovery"] = bool(query(old, "SELECT pg_is_in_recovery()"))
+        return evidence
+
     def _put_standby_away(self) -> None:
         standby, self.standby = self.standby, None
         if standby is None:
@@ -185,6 +204,13 @@ class LocalFailover:
         self.fenced.discard("postgres")
         if "postgres" not in self.executors:
             self.start_service("postgres")
+        if self.rejoined:  # the original is the dead standby's standby: it serves again once promoted
+            original = self.servers["postgres"]
+            assert isinstance(original, PostgresServer)
+            if not query(original, "SELECT pg_promote(true, 60)"):
+                raise HarnessError(f"postgres: the rejoined original primary at {HOST}:{original.port} did not "
+                                   "promote in 60 s")
+            self.rejoined = False
         self._point_clients("postgres", self.servers["postgres"].port)
 
     def _peers(self) -> KafkaPeers:

@@ -12,7 +12,10 @@ Two failovers, as operators make them:
   committed after the cut are gone. Replication slots stay behind too: before PostgreSQL 17 a
   slot is never copied to a standby, so a CDC connector's slot does not exist on the new primary.
 
-The original primary comes back (with everything it had) when the topology is put away.
+The old primary stays down (fenced) until the topology is put away, when it serves again with
+everything it had; or it rejoins: rewound onto the new primary's timeline with ``pg_rewind`` and
+started as its standby (what it had that the new primary never got thrown away), and promoted back
+when the topology is put away.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from harness.services.executor import ServiceExecutor, free_port
 from harness.services.servers import HOST, PostgresServer, _chown_for_child, _drop_privileges, remove_tree
 
 REPLICATION = "postgres-replication"
+BACK = "postgres-replication-back"  # the new primary -> the old primary rejoined as its standby
 CATCH_UP_TIMEOUT_S = 60.0
 
 
@@ -63,7 +67,9 @@ class PostgresStandby:
         remove_tree(root)
         self.server = PostgresServer("postgres-standby", root, free_port(), start_timeout=self.start_timeout,
                                      user=self.primary.user, database=self.primary.database,
-                                     password=self.primary.password, settings=self.primary.settings)
+                                     password=self.primary.password,
+                                     # pg_rewind reads from it after a promotion, and wants full pages.
+                                     settings=(*self.primary.settings, "full_page_writes=on"))
         self._base_backup(root, listen_port)
         self.executor = self.server.executor()
         self.executor.start()
@@ -131,12 +137,44 @@ class PostgresStandby:
         return {"promoted": f"{HOST}:{self.server.port}", "old_primary_lsn": primary_lsn, "standby_lsn": replayed,
                 "gap_bytes": gap, "in_recovery_after": bool(query(self.server, "SELECT pg_is_in_recovery()"))}
 
+    def rewind(self, old: PostgresServer) -> dict[str, Any]:
+        """The old primary (stopped) rewound onto the promoted standby's timeline with
+        ``pg_rewind``, set to stream from it through a proxy of its own (``-R``): started, it is
+        the new primary's standby. What it had that the new primary never got is thrown away."""
+        if self.server is None or not self.promoted:
+            raise HarnessError("postgres rejoin: no standby was promoted")
+        # A promoted server's control file names its new timeline only after a checkpoint; before
+        # it, pg_rewind sees one timeline and rewinds nothing.
+        with psycopg.connect(host=HOST, port=self.server.port, user=self.server.user, password=self.server.password,
+                             dbname=self.server.database, autocommit=True, connect_timeout=5) as conn:
+            conn.execute("CHECKPOINT")
+        # pg_rewind first finishes a killed server's crash recovery in single-user mode, which reads
+        # postgresql.conf only (not the -c settings it ran with) and records its settings in the
+        # control file that pg_rewind then checks: the hint-bit logging must be in the file too.
+        with (old.root / "data" / "postgresql.conf").open("a") as conf:
+            conf.write("\n# faultline: the server ran with these; pg_rewind's recovery must too\n"
+                       "wal_log_hints = on\nwal_keep_size = 256MB\n")
+        back = free_port()
+        self.toxiproxy.create_proxy(BACK, f"{HOST}:{back}", f"{HOST}:{self.server.port}")
+        source = (f"host={HOST} port={back} user={self.server.user} password={self.server.password} "
+                  f"dbname={self.server.database}")
+        bindir = Path(require("postgres").path)
+        proc = subprocess.run([str(bindir / "pg_rewind"), "--target-pgdata", str(old.root / "data"),
+                               "--source-server", source, "--write-recovery-conf", "--no-sync", "--progress"],
+                              capture_output=True, text=True, check=False, timeout=120, **_drop_privileges())
+        output = (proc.stdout + proc.stderr).strip()
+        if proc.returncode != 0:
+            raise HarnessError(f"postgres rejoin: pg_rewind failed ({proc.returncode}): {output[-1000:]}")
+        return {"rewound": output.splitlines()[-1] if output else "", "streams_through": f"{HOST}:{back}"}
+
     def put_away(self) -> None:
         if self.executor is not None:
             self.executor.kill()
         self.executor, self.promoted = None, False
-        if REPLICATION in self.toxiproxy.proxies():
-            self.toxiproxy.delete_proxy(REPLICATION)
+        existing = self.toxiproxy.proxies()
+        for name in (REPLICATION, BACK):
+            if name in existing:
+                self.toxiproxy.delete_proxy(name)
 
 
 def position(primary: PostgresServer) -> tuple[str | None, dict[str, int]]:

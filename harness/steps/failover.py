@@ -85,23 +85,32 @@ class PostgresFailover(StepKind):
     what it had: what the primary committed after the cut is gone from the source itself. Those
     acknowledged writes are read back from the new primary after the failover, and the ones it
     lacks are judged neither way (the exporter may have read them before, or not); how many is
-    evidence. Logical replication slots stay behind on the old primary (PostgreSQL 15)."""
+    evidence. Logical replication slots stay behind on the old primary (PostgreSQL 15).
+
+    ``old_primary = "fenced"`` leaves the old primary down for the rest of the scenario;
+    ``"rejoined"`` rewinds it onto the new primary's timeline (``pg_rewind``, throwing away what the
+    new primary never got) and starts it as the new primary's standby, as an operator restores
+    redundancy after a failover."""
 
     kind_name: ClassVar[str] = "postgres_failover"
     fails_over: ClassVar[str] = "postgres"
     deadline_s: ClassVar[float] = 120.0
     lag: Literal["cut", "none"] = "none"
+    old_primary: Literal["fenced", "rejoined"] = "fenced"
 
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> PostgresFailover:
-        return cls(lag=rng.choice(("none", "cut")))
+        return cls(lag=rng.choice(("none", "cut")), old_primary=rng.choice(("fenced", "rejoined")))
 
     def describe(self) -> str:
-        return ("postgres failed over to a standby that fell behind (old primary killed)" if self.lag == "cut"
-                else "postgres switched over to its standby (old primary shut down cleanly)")
+        rejoined = ", then rejoined as its standby" if self.old_primary == "rejoined" else ""
+        return ("postgres failed over to a standby that fell behind (old primary killed" + rejoined + ")"
+                if self.lag == "cut" else
+                "postgres switched over to its standby (old primary shut down cleanly" + rejoined + ")")
 
     def needs(self) -> frozenset[Need]:
-        return frozenset({Need.replica("postgres"), Need.link("postgres")})
+        rewind = {Need.tool("pg_rewind")} if self.old_primary == "rejoined" else set()
+        return frozenset({Need.replica("postgres"), Need.link("postgres"), *rewind})
 
     def holds(self) -> frozenset[str]:
         return frozenset({"postgres-topology", "whether postgres runs"})
@@ -127,6 +136,8 @@ class PostgresFailover(StepKind):
         evidence = run.stack.backend.fail_over("postgres", planned=self.lag == "none")
         lost = source_lost(run, acknowledged, handle) if self.lag == "cut" else set()
         evidence["acknowledged_writes_lost_at_source"] = run.ledger.mark_indeterminate(lost)
+        if self.old_primary == "rejoined":
+            evidence["rejoin"] = run.stack.backend.rejoin_old_primary("postgres")
         record.result = evidence
         gap = evidence["gap_bytes"]
         replayed = ("the primary's position unknown" if gap is None else "nothing missing" if gap <= 0
@@ -135,6 +146,10 @@ class PostgresFailover(StepKind):
                             f"promoted at {evidence['standby_lsn']} ({replayed}); "
                             f"{evidence['acknowledged_writes_lost_at_source']} acknowledged writes gone from the "
                             f"source (judged neither way)")
+        if self.old_primary == "rejoined":
+            rejoin = evidence["rejoin"]
+            record.evidence += (f"; old primary rewound ({rejoin['rewound']}) and streaming from the new one "
+                                f"through {rejoin['streams_through']}")
 
 
 def _lag(run: StepContext, service: str, name: str) -> dict[str, float]:

@@ -329,9 +329,10 @@ def test_a_fault_that_injected_nothing_stays_uncovered_and_is_drawn_again() -> N
 
     kinds, _never = drawable(PLAN, PLAN.world)
 
+    # 80 schedules: over 40, one parameter more drawn by another kind once evened the counts out.
     def file_errors(reporting: bool) -> tuple[int, list[str], Drawn]:
         drawn, missed, count = Drawn(), list[str](), 0
-        for _run, scenario, _m in itertools.islice(schedules(PLAN, kinds, [], drawn), 40):
+        for _run, scenario, _m in itertools.islice(schedules(PLAN, kinds, [], drawn), 80):
             mine = [s for s in scenario.steps if s.do.role == "fault" and kind_of(s.do) == "file_error"]
             count += len(mine)
             if reporting:  # every file error met nothing
