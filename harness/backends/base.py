@@ -195,7 +195,7 @@ class Backend(ABC):
 
     # -- a Kafka cluster (``replica:kafka``): brokers 2 and 3 beside the stack's broker 1 --------
     def kill_broker(self, node: int) -> None:
-        """SIGKILL broker ``node`` (a peer: broker 1 holds the controller)."""
+        """SIGKILL broker ``node`` (a peer: broker 1 is the ``kafka`` service, killed as such)."""
         raise HarnessError(f"the {self.name} backend runs one Kafka broker")
 
     def start_broker(self, node: int) -> None:

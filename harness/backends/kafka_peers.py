@@ -8,13 +8,15 @@ REPLICATION). Cutting ``kafka-replication-<n>`` leaves broker n serving clients 
 followers fetch nothing: acknowledged writes that exist on one broker only, the loss a leader's
 death then makes. Node 1's replication proxy is the local backend's own (created with the links).
 
-Why the controller stays on node 1 alone: a three-voter quorum would need every node up from
-the stack's start (a voter cannot join later on Kafka 3.9's static quorum), tripling the
-single-node stack's memory and start time for scenarios that do not fail anything over. A
-failover scenario therefore leads its partition on node 2 (the replica assignment is the
-step's) and kills or isolates brokers, never the controller.
+The controller quorum has three voters while the peers run: node 1 starts a dynamic quorum
+alone (KIP-853, ``--standalone``), and nodes 2 and 3, formatted without voters, join it as
+observers and are then added as voters (``kafka-metadata-quorum add-controller``): a single-node
+stack keeps one JVM, and a failover's cluster survives the loss of any one node, node 1 (the
+active controller) included. A failover scenario leads its partition on node 2 (the replica
+assignment is the step's).
 
-Between scenarios the peers are stopped (a controlled shutdown: they leave the cluster at once),
+Between scenarios the peers are removed from the quorum (two of three voters down would stop
+it) and stopped (a controlled shutdown: they leave the cluster at once),
 so that a topic another scenario's exporter creates lands on broker 1, behind the ``kafka``
 link its link faults cut; the next failover scenario starts them again with the same log
 directories (a broker that came back with a fresh one would be a different broker to the
@@ -23,6 +25,7 @@ controller), which takes seconds, not the first start's storage format.
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,7 +39,7 @@ from harness.infra.kafka_clients import kafka_config
 from harness.infra.toxiproxy import ToxiproxyClient
 from harness.infra.waiting import wait_for
 from harness.services.executor import ServiceExecutor, free_port
-from harness.services.servers import HOST, KafkaServer
+from harness.services.servers import HOST, KafkaServer, kafka_quorum_command
 
 PEERS = (2, 3)
 BROKERS = (1, *PEERS)
@@ -56,6 +59,14 @@ def live_brokers(bootstrap: str, timeout: float = 5.0) -> set[int]:
     """The brokers the cluster's metadata names (a fenced or dead broker is not among them)."""
     admin = AdminClient(kafka_config(bootstrap, **{"socket.connection.setup.timeout.ms": 3000}))
     return set(admin.list_topics(timeout=timeout).brokers)
+
+
+def directory_id(server: KafkaServer) -> str:
+    """The id Kafka gave the node's log directory when it was formatted (a voter is named by it)."""
+    for line in (server.root / "data" / "meta.properties").read_text().splitlines():
+        if line.startswith("directory.id="):
+            return line.split("=", 1)[1].strip()
+    raise HarnessError(f"kafka: no directory.id in {server.root / 'data' / 'meta.properties'}")
 
 
 @dataclass
@@ -79,7 +90,8 @@ class KafkaPeers:
                     f"kafka-{node}", self.workdir / f"kafka-{node}", free_port(), start_timeout=self.start_timeout,
                     direct_port=free_port(), advertised_port=free_port(), replication_port=free_port(),
                     replication_advertised_port=free_port(), node_id=node, heap="512m",
-                    quorum_voters=f"1@{HOST}:{self.first.controller_port}", cluster_id=self.first.cluster_id)
+                    controller_port=free_port(), quorum_bootstrap=self.controller,
+                    cluster_id=self.first.cluster_id)
         self.create_proxies()
         with ThreadPoolExecutor(max_workers=len(PEERS), thread_name_prefix="faultline-kafka-peer") as pool:
             failures = [f.exception() for f in [pool.submit(self._boot, node, restarted) for node in PEERS]]
@@ -87,8 +99,30 @@ class KafkaPeers:
             if failure is not None:
                 raise failure
         self.wait_joined(set(BROKERS))
+        for node in PEERS:
+            self.quorum("--command-config", str(self.servers[node].properties_path), "add-controller")
         return {"brokers": {node: self.describe(node) for node in BROKERS}, "restarted": restarted,
-                "start_seconds": round(time.monotonic() - began, 2)}
+                "voters": sorted(self.voters()), "start_seconds": round(time.monotonic() - began, 2)}
+
+    @property
+    def controller(self) -> str:
+        return f"{HOST}:{self.first.controller_port}"
+
+    def quorum(self, *args: str) -> str:
+        """Kafka's quorum command against node 1's controller (or, node 1 down, a peer's)."""
+        live = [self.controller] + [f"{HOST}:{self.servers[n].controller_port}" for n in sorted(self.running())]
+        return kafka_quorum_command(",".join(live), list(args), self.workdir)
+
+    def voters(self) -> set[int]:
+        """The controller quorum's voters, as its leader says."""
+        status = self.quorum("describe", "--status")
+        line = next((x for x in status.splitlines() if x.startswith("CurrentVoters:")), "")
+        return {int(v["id"]) for v in json.loads(line.split(":", 1)[1] or "[]")} if line else set()
+
+    def quorum_leader(self) -> int | None:
+        status = self.quorum("describe", "--status")
+        line = next((x for x in status.splitlines() if x.startswith("LeaderId:")), "")
+        return int(line.split(":", 1)[1]) if line else None
 
     def _boot(self, node: int, restarted: bool) -> None:
         if restarted:
@@ -125,7 +159,7 @@ class KafkaPeers:
     def peer(self, node: int) -> KafkaServer:
         if node not in self.servers:
             raise HarnessError(f"kafka: broker {node} is not a peer this backend runs (peers: {list(PEERS)}; "
-                               f"broker 1 holds the controller and is killed as the kafka service)")
+                               f"broker 1 is the kafka service, killed as such)")
         return self.servers[node]
 
     def kill(self, node: int) -> None:
@@ -157,6 +191,9 @@ class KafkaPeers:
         for node in BROKERS:
             if replication_proxy(node) in self.toxiproxy.proxies():
                 self.cut(node, False)
+        for node in sorted(self.running()):
+            directory = directory_id(self.servers[node])
+            self.quorum("remove-controller", "--controller-id", str(node), "--controller-directory-id", directory)
         for node in list(self.executors):
             self.executors.pop(node).stop()
         existing = self.toxiproxy.proxies()

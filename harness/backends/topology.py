@@ -43,10 +43,13 @@ def describe_local(executors: dict[str, ServiceExecutor], peers: KafkaPeers | No
         except KafkaException as exc:
             registered, nodes["kafka"]["error"] = set(), str(exc)
         nodes["kafka"]["registered"] = 1 in registered
+        voters = peers.voters() if peers.running() else {1}
+        nodes["kafka"]["controller_voter"] = 1 in voters
         for node, server in peers.servers.items():
             peer = peers.executors.get(node)
             nodes[server.name] = {"running": peer is not None and peer.running(),
-                                  "registered": node in registered, "rss_mb": resident_mb(peer)}
+                                  "registered": node in registered, "controller_voter": node in voters,
+                                  "rss_mb": resident_mb(peer)}
     for service, replica in replicas.items():
         if replica.server is None:
             continue

@@ -101,14 +101,17 @@ class Java(Component):
 Coordinate = tuple[str, str, str]  # Maven group, artifact, version
 
 
-def _pom(name: str, why: str, dependencies: list[Coordinate]) -> str:
-    """A POM whose runtime dependencies are what a component needs (``mvn dependency:copy-dependencies``)."""
+def _pom(name: str, why: str, dependencies: list[Coordinate], alone: tuple[Coordinate, ...] = ()) -> str:
+    """A POM whose runtime dependencies are what a component needs (``mvn dependency:copy-dependencies``);
+    ``alone``: jars wanted without their own dependencies (the rest already brings what they use)."""
+    none = """
+      <exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion></exclusions>"""
     deps = "".join(f"""
     <dependency>
       <groupId>{group}</groupId>
       <artifactId>{artifact}</artifactId>
-      <version>{version}</version>
-    </dependency>""" for group, artifact, version in dependencies)
+      <version>{version}</version>{none if (group, artifact, version) in alone else ""}
+    </dependency>""" for group, artifact, version in [*dependencies, *alone])
     return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>dev.faultline</groupId>
@@ -144,7 +147,8 @@ class Kafka(Component):
             version = re.sub(r"^kafka_[\d.]+-", "", jars[0].stem)
             return Installed(self.name, str(libs), version, "KAFKA_HOME")
         libs = self._cached() / "libs"
-        if (self._cached() / ".complete").exists():
+        # A cache from before the quorum command was fetched lacks it: installed again.
+        if (self._cached() / ".complete").exists() and (libs / f"kafka-tools-{KAFKA_VERSION}.jar").exists():
             return Installed(self.name, str(libs), KAFKA_VERSION, "cache")
         return None
 
@@ -153,8 +157,11 @@ class Kafka(Component):
             raise SetupError(f"KAFKA_HOME={os.environ['KAFKA_HOME']} has no libs/kafka_*.jar; "
                              "point it at an unpacked Apache Kafka or unset it")
         log(f"resolving Kafka {KAFKA_VERSION} and its dependencies with Maven")
+        # kafka-tools: the quorum command that adds brokers 2 and 3 as controllers (a failover's
+        # cluster), on the broker's own class path.
         pom = _pom("kafka-broker-runtime", "the broker and everything it needs at run time.",
-                   [("org.apache.kafka", f"kafka_{SCALA_VERSION}", KAFKA_VERSION), _LOGGING])
+                   [("org.apache.kafka", f"kafka_{SCALA_VERSION}", KAFKA_VERSION), _LOGGING],
+                   alone=(("org.apache.kafka", "kafka-tools", KAFKA_VERSION),))
         _resolve_jars(pom, self._cached(), KAFKA_VERSION, what="fetching the Kafka jars")
         found = self.locate()
         assert found is not None, "kafka cache was written but not found"

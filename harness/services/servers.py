@@ -182,8 +182,10 @@ class KafkaServer(Server):
     ``DIRECT`` advertises itself: the reconciler reads the topic without any fault in the way.
     ``REPLICATION`` (when ``replication_port`` is set) is what other brokers fetch from, and it
     advertises a proxy of its own (``replication_advertised_port``): cutting that proxy cuts this
-    broker off from its followers while clients still reach it. Node 1 is broker and the (one)
-    controller; more nodes (harness.backends.kafka_peers) are brokers of its quorum.
+    broker off from its followers while clients still reach it. Every node is broker and
+    controller of a dynamic quorum (KIP-853): node 1 starts it alone (``--standalone``); more nodes
+    (harness.backends.kafka_peers) are formatted without voters, find it through
+    ``quorum_bootstrap`` and are added as voters once they run.
     """
 
     direct_port: int = 0
@@ -192,7 +194,7 @@ class KafkaServer(Server):
     replication_port: int = 0
     replication_advertised_port: int = 0
     node_id: int = 1
-    quorum_voters: str = ""  # empty: this node is the controller (its own controller_port)
+    quorum_bootstrap: str = ""  # another controller to join (host:port); empty: this node starts the quorum
     heap: str = "1g"
     cluster_id: str = "ZmF1bHRsaW5lLWthZmthMQ"  # any 22-char base64 id; the cluster is throwaway
 
@@ -207,7 +209,8 @@ class KafkaServer(Server):
         java = require("java").path
         proc = subprocess.run(
             [java, *self._jvm_classpath(), "kafka.tools.StorageTool", "format", "-t", self.cluster_id,
-             "-c", str(self.properties_path), "--ignore-formatted"],
+             "-c", str(self.properties_path), "--ignore-formatted",
+             "--no-initial-controllers" if self.quorum_bootstrap else "--standalone"],
             capture_output=True, text=True, check=False, timeout=120)
         if proc.returncode != 0:
             raise ServiceStartError(self.name, f"storage format failed ({proc.returncode}): "
@@ -216,18 +219,17 @@ class KafkaServer(Server):
     def write_properties(self) -> None:
         """server.properties for the current ports (written again when the broker moves)."""
         data = self.root / "data"
-        controller = not self.quorum_voters
-        listeners = [f"PLAINTEXT://{HOST}:{self.port}", f"DIRECT://{HOST}:{self.direct_port}"]
-        advertised = [f"PLAINTEXT://{HOST}:{self.advertised_port}", f"DIRECT://{HOST}:{self.direct_port}"]
+        listeners = [f"PLAINTEXT://{HOST}:{self.port}", f"DIRECT://{HOST}:{self.direct_port}",
+                     f"CONTROLLER://{HOST}:{self.controller_port}"]
+        advertised = [f"PLAINTEXT://{HOST}:{self.advertised_port}", f"DIRECT://{HOST}:{self.direct_port}",
+                      f"CONTROLLER://{HOST}:{self.controller_port}"]
         if self.replication_port:
             listeners.append(f"REPLICATION://{HOST}:{self.replication_port}")
             advertised.append(f"REPLICATION://{HOST}:{self.replication_advertised_port}")
-        if controller:
-            listeners.append(f"CONTROLLER://{HOST}:{self.controller_port}")
         props = {
-            "process.roles": "broker,controller" if controller else "broker",
+            "process.roles": "broker,controller",
             "node.id": str(self.node_id),
-            "controller.quorum.voters": self.quorum_voters or f"{self.node_id}@{HOST}:{self.controller_port}",
+            "controller.quorum.bootstrap.servers": self.quorum_bootstrap or f"{HOST}:{self.controller_port}",
             "listeners": ",".join(listeners),
             "advertised.listeners": ",".join(advertised),
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,DIRECT:PLAINTEXT,REPLICATION:PLAINTEXT,"
@@ -278,17 +280,29 @@ def kafka_config_command(bootstrap: str, args: list[str], workdir: Path, timeout
     """Kafka's own ``kafka-configs`` (ConfigCommand) from the installed jars against ``bootstrap``:
     client quotas have no admin call in librdkafka. Returns its answer; a failure is a
     HarnessError carrying its output."""
+    return kafka_tool("kafka.admin.ConfigCommand", ["--bootstrap-server", bootstrap, *args], workdir, timeout)
+
+
+def kafka_quorum_command(controller: str, args: list[str], workdir: Path, timeout: float = 60.0) -> str:
+    """Kafka's ``kafka-metadata-quorum`` against the controller at ``controller``: adding and
+    removing voters has no admin call in librdkafka."""
+    return kafka_tool("org.apache.kafka.tools.MetadataQuorumCommand", ["--bootstrap-controller", controller, *args],
+                      workdir, timeout)
+
+
+def kafka_tool(main_class: str, args: list[str], workdir: Path, timeout: float = 60.0) -> str:
+    """One of Kafka's command-line tools from the installed jars; its answer, or a HarnessError
+    carrying its output."""
     java = require("java").path
     libs = Path(require("kafka").path)
     quiet = workdir / "tools-log4j.properties"  # the tool's answer alone on stdout, warnings on stderr
     quiet.write_text("log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\n"
                      "log4j.appender.stderr.Target=System.err\n"
                      "log4j.appender.stderr.layout=org.apache.log4j.PatternLayout\n")
-    proc = subprocess.run([java, "-cp", f"{libs}/*", f"-Dlog4j.configuration=file:{quiet}",
-                           "kafka.admin.ConfigCommand", "--bootstrap-server", bootstrap, *args],
+    proc = subprocess.run([java, "-cp", f"{libs}/*", f"-Dlog4j.configuration=file:{quiet}", main_class, *args],
                           capture_output=True, text=True, check=False, timeout=timeout)
     if proc.returncode != 0:
-        raise HarnessError(f"kafka-configs {' '.join(args)} failed ({proc.returncode}): "
+        raise HarnessError(f"{main_class.rsplit('.', 1)[-1]} {' '.join(args)} failed ({proc.returncode}): "
                            f"{(proc.stdout + proc.stderr).strip()[-1000:]}")
     return proc.stdout.strip()
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from harness.report.journal import StepRecord
     from harness.steps.context import StepContext
 
-LEADER = 2  # the broker that leads the run's topic: a peer, never broker 1 (the controller)
+LEADER = 2  # the broker that leads the run's topic: a peer, never broker 1 (behind the link faults' kafka proxy)
 ASSIGNMENT = [LEADER, 3, 1]
 ELECTION_TIMEOUT_S = 30.0  # a fenced broker's partitions move within its session (6 s) and an election
 CATCH_UP_TIMEOUT_S = 60.0
@@ -65,6 +65,16 @@ def partition_state(run: StepContext, client: AdminClient | None = None) -> dict
         raise HarnessError(f"kafka: topic {topic_of(run)} has no partition 0 ({topic.error if topic else 'absent'})")
     partition = topic.partitions[0]
     return {"leader": partition.leader, "replicas": list(partition.replicas), "isr": sorted(partition.isrs)}
+
+
+def _led_by(run: StepContext, client: AdminClient, leader: int) -> dict[str, Any] | None:
+    """The partition's state once ``leader`` leads it, or None: not yet, or the broker asked does not
+    know the new topic yet (a quorum's metadata reaches each broker a moment after the create)."""
+    try:
+        state = partition_state(run, client)
+    except HarnessError:
+        return None
+    return state if state["leader"] == leader else None
 
 
 def high_watermark(run: StepContext) -> int | None:
@@ -90,9 +100,8 @@ def make_replicated_topic(run: StepContext, min_insync: int, unclean: bool) -> d
                 future.result(timeout=ADMIN_TIMEOUT_S)
             except KafkaException as exc:
                 raise HarnessError(f"kafka: cannot create {topic_of(run)} on three brokers: {exc}") from exc
-    wait_for(lambda: partition_state(run, client)["leader"] == LEADER, timeout=ELECTION_TIMEOUT_S, interval=0.2,
-             what=f"broker {LEADER} to lead {topic_of(run)}")
-    state = partition_state(run, client)
+    state = wait_for(lambda: _led_by(run, client, LEADER), timeout=ELECTION_TIMEOUT_S, interval=0.2,
+                     what=f"broker {LEADER} to lead {topic_of(run)}")
     if state["replicas"] != ASSIGNMENT:
         raise HarnessError(f"kafka: {topic_of(run)} existed before the failover step made it: replicas "
                            f"{state['replicas']}, not {ASSIGNMENT} (a failover needs the step's own topic)")

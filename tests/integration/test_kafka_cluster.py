@@ -1,7 +1,9 @@
 """The local backend's three-broker Kafka on real servers: brokers 2 and 3 join broker 1's
 cluster behind proxies of their own; a leader cut off its followers and killed loses what it
 acknowledged alone to an acks=1 producer and nothing to an acks=all one; a reset puts the peers
-away so that the next scenario's topics land on broker 1 again. Slow: three JVMs, an election."""
+away so that the next scenario's topics land on broker 1 again. The controller quorum has three
+voters while the peers run: broker 1 killed, brokers 2 and 3 elect a controller and take acks=all
+writes. Slow: three JVMs, an election."""
 
 from __future__ import annotations
 
@@ -83,3 +85,25 @@ def test_a_leader_killed_behind_its_followers_loses_only_leader_acknowledged_wri
     backend.start_broker(2)
     fresh_stack.reset()
     assert live_brokers(direct) == {1}  # the peers put away: the next scenario's topics land on broker 1
+
+
+def test_the_controller_quorum_survives_broker_1_and_shrinks_back_when_the_peers_are_put_away(
+        fresh_stack: Stack) -> None:
+    if fresh_stack.backend.name != "local":
+        pytest.skip("only the local backend runs a Kafka cluster")
+    backend, direct = fresh_stack.backend, fresh_stack.kafka_bootstrap(proxied=False)
+    started = backend.start_replica("kafka")
+    assert started["voters"] == [1, 2, 3]
+    peers = backend.kafka_peers  # type: ignore[attr-defined]
+    topic = _topic(direct)
+    backend.kill_service("kafka")  # broker 1: the quorum's first voter, most likely its leader
+    wait_for(lambda: peers.quorum_leader() in (2, 3), timeout=30, what="brokers 2 and 3 to elect a controller")
+    peer_bootstrap = f"127.0.0.1:{peers.servers[2].advertised_port}"
+    wait_for(lambda: _leader(AdminClient({"bootstrap.servers": peer_bootstrap}), topic) == 2, timeout=30,
+             what="broker 2 to lead with broker 1 fenced")
+    assert _acknowledged(peer_bootstrap, topic, "all") == RECORDS  # min.insync 2: brokers 2 and 3 suffice
+    backend.start_service("kafka")
+    wait_for(lambda: live_brokers(direct) == {1, 2, 3}, timeout=60, what="broker 1 back in the cluster")
+    assert peers.voters() == {1, 2, 3}
+    fresh_stack.reset()
+    assert peers.voters() == {1} and live_brokers(direct) == {1}  # removed from the quorum, then stopped
