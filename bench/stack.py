@@ -14,6 +14,7 @@ import statistics
 import time
 
 from harness.backends.local import LocalBackend
+from harness.cli.up import start_replicas
 from harness.infra.stack import LINKS
 
 COLD_STARTS = 3
@@ -28,8 +29,7 @@ def replicated(backend: LocalBackend) -> dict:
     """The replicas a failover scenario starts, timed, and the stack's memory before and after."""
     single_mb = backend.topology()["rss_mb_total"]
     t0 = time.monotonic()
-    for server in ("kafka", "redis", "postgres"):
-        backend.start_replica(server)
+    start_replicas(backend)
     seconds = time.monotonic() - t0
     described = backend.topology()
     assert all(node["running"] for node in described["nodes"].values()), described

@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import click
@@ -14,7 +15,7 @@ import click
 from harness.backends.factory import BACKENDS, make_backend
 from harness.cli.base import EXIT_HARNESS, FiniteFloat
 from harness.cli.output import console
-from harness.infra.stack import Stack
+from harness.infra.stack import ServiceControl, Stack
 
 TOPOLOGIES = ("single", "replicated")
 
@@ -24,8 +25,16 @@ def start_topology(stack: Stack, topology: str) -> dict[str, Any]:
     if topology == "single":
         return {}
     began = time.monotonic()
-    started = {server: stack.backend.start_replica(server) for server in ("kafka", "redis", "postgres")}
+    started = start_replicas(stack.backend)
     return {"replicas": started, "replicas_start_seconds": round(time.monotonic() - began, 3)}
+
+
+def start_replicas(backend: ServiceControl) -> dict[str, Any]:
+    """Every server's replicas, started side by side (each touches its own nodes and proxies):
+    the slowest (Kafka's two JVMs joining the quorum) sets the pace, not their sum."""
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="faultline-replica") as pool:
+        futures = {server: pool.submit(backend.start_replica, server) for server in ("kafka", "redis", "postgres")}
+        return {server: future.result() for server, future in futures.items()}
 
 
 def topology_ok(described: dict[str, Any] | None) -> bool:
