@@ -17,7 +17,16 @@ from harness.model.plugins import load_target
 BACKENDS = ("local", "docker", "external")
 
 
-@click.command()
+def _shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    i, _, n = value.partition("/")
+    if not (i.isdigit() and n.isdigit()) or not 1 <= int(i) <= int(n) <= 10_000:
+        raise click.BadParameter(f"{value!r}: write I/N with 1 <= I <= N <= 10000 (this runner's part of N)")
+    return int(i), int(n)
+
+
+@click.group(invoke_without_command=True)
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=1, show_default=True)
 @click.option("--budget", default=None, help="How long to explore: 600, 90s, 10m, 1h (or --runs).")
 @click.option("--runs", type=click.IntRange(1, 1_000_000), default=None, help="How many runs (or --budget).")
@@ -36,19 +45,27 @@ BACKENDS = ("local", "docker", "external")
 @click.option("--backend", type=click.Choice(BACKENDS), default="local", show_default=True)
 @click.option("--target", "target_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--out", type=WritableDir(), default=None, help="Report directory.")
-def explore(seed: int, budget: str | None, runs: int | None, max_overlap: int, kinds: str | None,
-            keep_going: bool, no_shrink: bool, replays: int, amplify_runs: int, plan_only: bool,
-            defect: str | None, backend: str, target_path: str | None, out: str | None) -> None:
+@click.option("--shard", default=None, callback=_shard, metavar="I/N",
+              help="Play runs I, I+N, I+2N, ... of the seed's runs (--runs counts all N shards' runs): N runners "
+                   "share one exploration; `faultline explore merge` joins their reports. Sharded runs are drawn "
+                   "from the seed alone, never from results another runner has.")
+@click.pass_context
+def explore(ctx: click.Context, seed: int, budget: str | None, runs: int | None, max_overlap: int,
+            kinds: str | None, keep_going: bool, no_shrink: bool, replays: int, amplify_runs: int, plan_only: bool,
+            defect: str | None, backend: str, target_path: str | None, out: str | None,
+            shard: tuple[int, int] | None) -> None:
     """Many short runs of randomly drawn fault schedules, guided by the exporter's reactions.
 
     Exit 0 when every run held, 1 when one violated a check (its incident file, shrunk, and the
     command that replays it are printed), 2 when the harness could not judge a run and none
     failed. Ctrl-C once: the current run is healed, judged and reported; twice: stop at once."""
+    if ctx.invoked_subcommand is not None:
+        return
     from harness.search.explore import ExplorePlan
     from harness.search.soak import parse_duration
 
     plan = ExplorePlan(seed=seed, runs=runs, budget_s=parse_duration(budget) if budget else None,
-                       max_overlap=max_overlap, keep_going=keep_going,
+                       max_overlap=max_overlap, keep_going=keep_going, shard=shard,
                        kinds=tuple(k.strip() for k in kinds.split(",")) if kinds else ())
     env = defect_env(target_path, defect)  # an unknown defect is refused, plan or run
     if plan_only:
@@ -74,6 +91,8 @@ def _print_plan(plan: object, target_path: str | None) -> None:
     for run, scenario, _mutated in schedules(plan, kinds, []):
         if run > (plan.runs or 10):
             break
+        if not plan.plays(run):
+            continue  # another shard's run
         click.echo(incident.dumps(scenario, f"faultline explore --seed {plan.seed}: run {run} (drawn from scratch)"))
     for name, why in never.items():
         click.echo(f"# never drawn: {name}: {why}")
@@ -113,7 +132,8 @@ def _explore(plan: object, interrupt: object, backend: str, target_path: str | N
                             log=lambda m: console.print(f"  [dim]{escape(m)}[/]"), shrink_failures=handing.shrink,
                             replays=handing.replays, amplify_runs=handing.amplify_runs)
         console.print(f"faultline explore: seed {plan.seed}, "
-                      + (f"{plan.runs} runs" if plan.runs else f"{plan.budget_s:.0f}s budget") + f", on {backend}")
+                      + (f"{plan.runs} runs" if plan.runs else f"{plan.budget_s:.0f}s budget")
+                      + (f", shard {plan.shard[0]}/{plan.shard[1]}" if plan.shard else "") + f", on {backend}")
         found = explorer.explore()
     code = EXIT_VIOLATION if found.failures else EXIT_HARNESS if found.harness_errors else EXIT_OK
     verdict = {EXIT_OK: Verdict.PASS, EXIT_VIOLATION: Verdict.FAIL, EXIT_HARNESS: Verdict.ERROR}[code]
@@ -157,3 +177,23 @@ def _print_summary(found: object, directory: Path) -> None:
                       + f"\n  incident: {escape(failure.minimal or failure.amplified or failure.incident)}"
                       + f"\n  replay:   {escape(failure.replay)}")
     console.print(f"reports: {directory}")
+
+
+@explore.command("merge")
+@click.argument("directories", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=WritableDir(), default=None, help="Report directory for the merged report.")
+def merge(directories: tuple[str, ...], out: str | None) -> None:
+    """Join the reports of an explore's shards (`explore --shard I/N`) into one: runs, coverage,
+    signatures, failures grouped across shards, incident files. Exit as explore would have."""
+    from harness.paths import reports_dir
+    from harness.play.gate import new_run_id
+    from harness.report.reports import write_all
+    from harness.search.explore_merge import merge_shards
+
+    directory = Path(out) if out else reports_dir() / new_run_id()
+    report = merge_shards([Path(d) for d in directories], directory)
+    write_all(directory, report)
+    assert report.explore is not None
+    _print_summary(report.explore, directory)
+    found = report.explore
+    sys.exit(EXIT_VIOLATION if found.failures else EXIT_HARNESS if found.harness_errors else EXIT_OK)

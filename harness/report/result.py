@@ -255,6 +255,8 @@ class ExploreSummary:
     mutated: int = 0  # runs drawn by mutating a corpus entry rather than from scratch
     seconds: float = 0.0
     not_attributed: list[str] = field(default_factory=list)  # failures set aside as not what was looked for
+    shard: str = ""  # "i/n": the part of the seed's runs this explore played ("" for all of them)
+    merged_from: list[str] = field(default_factory=list)  # the shards' report directories, once merged
 
     @property
     def runs_per_hour(self) -> float:

@@ -102,7 +102,7 @@ def summary(plan: ExplorePlan, runs: int, coverage: Coverage, never: dict[str, s
         seed=plan.seed, runs=runs, failures=failures, harness_errors=errors, kinds=dict(coverage.kinds.most_common()),
         never_drawn=never, overlaps=dict(coverage.overlaps.most_common()), inside=dict(coverage.inside.most_common()),
         signatures=dict(coverage.signatures.most_common()), distinct_over_time=coverage.distinct_over_time,
-        mutated=mutated, seconds=round(seconds, 1))
+        mutated=mutated, seconds=round(seconds, 1), shard=f"{plan.shard[0]}/{plan.shard[1]}" if plan.shard else "")
 
 
 def judged(result: ScenarioResult) -> bool:

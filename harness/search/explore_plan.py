@@ -34,6 +34,19 @@ class ExplorePlan:
     # The change operations the target carries (its [changes]): change workloads are drawn of
     # these; empty: inserts only.
     changes: tuple[str, ...] = ()
+    # (i, n): play only runs i, i+n, i+2n, ... of the seed's sequence (``--shard i/n``); None: all.
+    shard: tuple[int, int] | None = None
+
+    def plays(self, run: int) -> bool:
+        """Whether this explore plays ``run`` (another shard plays the rest)."""
+        return self.shard is None or (run - 1) % self.shard[1] == self.shard[0] - 1
+
+    @property
+    def open_loop(self) -> bool:
+        """Sharded: every schedule drawn from the seed and the schedules before it alone, never from
+        results (another runner's results are not here), so n shards draw what one explore of all
+        the runs draws with ``--shard 1/1``."""
+        return self.shard is not None
 
     def validate(self) -> ExplorePlan:
         if (self.runs is None) == (self.budget_s is None):
@@ -44,6 +57,8 @@ class ExplorePlan:
             raise ExploreError(f"--budget must be between 1s and 7 days, not {self.budget_s}s")
         if not 1 <= self.max_overlap <= 8:
             raise ExploreError(f"--max-overlap must be within 1..8, not {self.max_overlap}")
+        if self.shard is not None and not 1 <= self.shard[0] <= self.shard[1] <= 10_000:
+            raise ExploreError(f"--shard must be I/N with 1 <= I <= N <= 10000, not {self.shard[0]}/{self.shard[1]}")
         unknown = sorted(set(self.kinds) - set(registered()))
         if unknown:
             raise ExploreError(f"unknown step kind(s) {unknown}; `faultline list --steps` lists them")

@@ -117,7 +117,9 @@ class Explorer:
         for run, scenario, mutated in schedules(plan, kinds, corpus, drawn):
             if self._done(run, started):
                 break
-            runs, mutated_runs = run, mutated_runs + mutated
+            if not plan.plays(run):
+                continue  # another shard's: drawn all the same, so that what follows is drawn alike
+            runs, mutated_runs = runs + 1, mutated_runs + mutated
             # Every run's schedule as an incident file: any run, not only a failing one, can be replayed.
             (self.out / "schedules").mkdir(parents=True, exist_ok=True)
             incident.write(scenario, self.out / "schedules" / f"{scenario.name}.toml",
@@ -125,10 +127,11 @@ class Explorer:
                            + (" (mutated)" if mutated else ""))
             result = self.run_once(scenario, self.out / "runs")
             self.results.append(result)
-            if result.verdict is not Verdict.ERROR:
+            if result.verdict is not Verdict.ERROR and not plan.open_loop:
                 drawn.unreached(scenario, result.steps)
             sig = signature(result) if judged(result) else None
-            if coverage.note(run, scenario, sig, plan.during_s) and result.verdict is Verdict.PASS:
+            if coverage.note(run, scenario, sig, scenario.during_s) and result.verdict is Verdict.PASS \
+                    and not plan.open_loop:
                 corpus.append(scenario)  # a new reaction: worth mutating
             errors += result.verdict is Verdict.ERROR
             if result.verdict is Verdict.FAIL:  # an interrupted run is judged on what must never happen
