@@ -60,7 +60,7 @@ class WritableDir(click.Path):
                 pass
         except OSError as exc:
             self.fail(f"{str(path)!r} cannot be written to: {exc.strerror or exc}", param, ctx)
-        return str(path)
+        return str(path.resolve())  # reports name their files absolutely, wherever they are read from
 
 
 class FaultlineGroup(click.Group):

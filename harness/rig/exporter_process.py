@@ -40,6 +40,11 @@ class RunContext:
     tokens: ApiTokens = field(default_factory=ApiTokens.generate)
     components: dict[str, str] = field(default_factory=dict)  # {java}, {debezium_libs}: what the target requires
 
+    def __post_init__(self) -> None:
+        # Absolute: the target's process runs from elsewhere (found by the CI recipe's test: with
+        # `--out reports/gate` the exporter was told of a tokens file it could not find).
+        self.workdir = Path(self.workdir).resolve()
+
     @property
     def api_tokens_file(self) -> Path:
         return self.workdir / "api-tokens.toml"

@@ -264,3 +264,14 @@ def test_a_check_that_cannot_be_judged_is_shown_not_applicable_never_held(tmp_pa
     assert '<td class="na">n/a</td>' in html and '<td class="pass">yes</td>' in html
     back = read_report(tmp_path / "report.json").scenarios[0].checks
     assert [c.applicable for c in back] == [True, False] and back[1].ok  # never a violation
+
+
+def test_a_relative_work_directory_is_handed_to_the_target_absolutely(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """The target's process runs from elsewhere: `--out reports/gate` once told the exporter of a
+    tokens file it could not find (exit 2 at start)."""
+    from harness.rig.exporter_process import RunContext
+
+    monkeypatch.chdir(tmp_path)
+    ctx = RunContext(object(), "s_x_1", Path("reports/gate/work"), http_port=1)  # type: ignore[arg-type]
+    assert ctx.api_tokens_file == tmp_path / "reports" / "gate" / "work" / "api-tokens.toml"
+    assert ctx.api_tokens_file.is_absolute()
