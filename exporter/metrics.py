@@ -46,6 +46,24 @@ export_rows = Counter("exporter_export_rows_total", "Rows handled by batch expor
                       registry=REGISTRY)
 
 
+# The series each counter has from the first scrape, at 0: a labelled counter otherwise appears
+# only once something is counted, and an alert on a misspelt name cannot be told from a quiet
+# one (faultline doctor reported them unconfirmed). Prometheus' advice: initialise known labels.
+DEAD_LETTER_REASONS = ("malformed_row", "too_large", "unencodable", "rejected_by_broker")
+
+
+def expose_from_start(sinks: tuple[str, ...], workers: tuple[str, ...]) -> None:
+    for sink in sinks:
+        records_delivered.labels(sink=sink)
+        send_failures.labels(sink=sink)
+    for worker in workers:
+        worker_restarts.labels(worker=worker)
+    for reason in DEAD_LETTER_REASONS:
+        records_dead_lettered.labels(reason=reason)
+    background_failures.labels(task="metadata_poll")
+    retries.labels(stage="source.read")  # the first retry a source outage counts
+
+
 class _SettledFiles:
     """MultiProcessCollector over the settled sample files only.
 

@@ -50,6 +50,8 @@ class Service:
         defects.announce(log)
         log.info("exporter starting", extra={"sink": self.config.sink, "topic": self.config.topic,
                                              "source_table": self.config.source_table})
+        metrics.expose_from_start(("kafka", "file") if self.config.sink == "both" else (self.config.sink,),
+                                  tuple(WORKERS))
         for kind in WORKERS:
             self._start_worker(kind)
         self.poller.start()

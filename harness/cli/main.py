@@ -44,6 +44,7 @@ from harness.cli.output import (
     steps_table,
     table_of,
 )
+from harness.cli.scaffold import doctor, init
 from harness.cli.up import up
 from harness.infra.kafka_clients import show_kafka_logs
 from harness.infra.lifecycle import unwind_on_termination
@@ -206,6 +207,8 @@ main.add_command(reproduce)
 main.add_command(shrink)
 main.add_command(soak)
 main.add_command(explore)
+main.add_command(init)
+main.add_command(doctor)
 
 
 def _mutants_explore(target: Path, out: Path, backend: str, seed: int, runs: int, only: tuple[str, ...],

@@ -148,8 +148,13 @@ def _decoded(messages: list, ends: dict[int, int], streams: dict[int, str], todo
         if record is _SKIP:
             continue
         if record.record_id is None:
-            append(_parse(raw, f"{streams[partition]}@{offset}", ts=msg.timestamp()[1] / 1000,
-                          stream=streams[partition], position=offset))
+            where = f"{streams[partition]}@{offset}"
+            # The bundled shape's slow path reads what its fast path could not; a target's own
+            # [record] format is never second-guessed with the bundled shape (a wrong id path
+            # once read every record through a top-level "id" the format did not name).
+            append(_parse(raw, where, ts=msg.timestamp()[1] / 1000, stream=streams[partition], position=offset)
+                   if decode is _DECODE else
+                   SinkRecord(None, None, raw, where, msg.timestamp()[1] / 1000, streams[partition], offset))
             continue
         record.raw, record.ts, record.position = raw, msg.timestamp()[1] / 1000, offset
         record.stream = streams[partition]

@@ -30,6 +30,7 @@ from harness.steps import (  # noqa: E402,F401
     actions,
     clock,
     disk,
+    doctor_look,
     exports,
     failover,
     files,

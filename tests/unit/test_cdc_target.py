@@ -275,3 +275,16 @@ def test_a_relative_work_directory_is_handed_to_the_target_absolutely(tmp_path, 
     ctx = RunContext(object(), "s_x_1", Path("reports/gate/work"), http_port=1)  # type: ignore[arg-type]
     assert ctx.api_tokens_file == tmp_path / "reports" / "gate" / "work" / "api-tokens.toml"
     assert ctx.api_tokens_file.is_absolute()
+
+
+def test_a_targets_own_record_format_is_never_read_through_the_bundled_shape() -> None:
+    """A [record] id path that names nothing in the messages leaves them unread (the reconciler
+    reports them); the bundled shape's "id" was once read instead, and a wrong definition passed."""
+    from harness.judge.sinks import _decoded, message_decoder
+    from harness.model.record_format import RecordFormat
+
+    bundled_shape = b'{"id": 7, "payload": "x"}'
+    wrong_path = _decoded([Message(0, bundled_shape)], {0: 1}, {0: "s"}, {0}, message_decoder(RecordFormat(id="rid")))
+    assert [(r.record_id, r.raw) for r in wrong_path] == [(None, bundled_shape)]
+    bundled = _decoded([Message(0, b'{"id": "7", "payload": "x"}')], {0: 1}, {0: "s"}, {0}, message_decoder(None))
+    assert [r.record_id for r in bundled] == [7]  # the bundled shape's slow path still reads it
