@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def test_the_installed_wheel_runs_from_a_teams_directory(installed: Path, tmp_pa
     assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-3000:])
     reports = list((tmp_path / "reports").glob("*/report.json"))
     assert len(reports) == 1  # in the team's directory, not in site-packages
-    assert json.loads(reports[0].read_text())["faultline_version"] == "0.2.0"  # which Faultline judged it
+    version = tomllib.loads((project_root() / "pyproject.toml").read_text())["project"]["version"]
+    assert json.loads(reports[0].read_text())["faultline_version"] == version  # which Faultline judged it
 
 
 def _bundled_text(venv: Path) -> str:
