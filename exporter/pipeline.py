@@ -29,6 +29,7 @@ log = logging.getLogger("exporter.pipeline")
 
 READ_AHEAD_S = 0.5  # the seeded read-ahead defect's window after an append (see Reader._lose_read_ahead)
 COALESCE_S = 0.3  # the seeded coalescing defect's wait (see Reader._coalesce_after_checkpoint)
+NEW_PRIMARY_RESTART_S = 1.0  # the seeded failover defect's restart backoff (see Reader._restart_on_new_primary)
 
 
 class Reader:
@@ -119,6 +120,9 @@ class Reader:
             return
         server = self.source.server()
         if self._server is not None and server != self._server:
+            # As a connector task restarts after its backoff and makes a fresh slot: what was
+            # written meanwhile is behind the slot's start.
+            self.control.wait(NEW_PRIMARY_RESTART_S)
             newest = self.source.max_id()
             log.warning("source moved to a new primary; starting from its newest row",
                         extra={"server": server, "was": self._server, "checkpoint": self.checkpoint, "newest": newest})

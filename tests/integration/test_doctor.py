@@ -80,3 +80,16 @@ def test_debeziums_target_is_read_the_same_way(fresh_stack: Stack, tmp_path: Pat
     assert fields["[record] / sinks.kafka_topic"].ok, result.error or fields
     assert fields["ready_path"].ok and fields["[log]"].ok
     assert not [f for f in found if f.ok is False], found
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_wrong_copy_of_debeziums_target_is_named_too(fresh_stack: Stack, tmp_path: Path) -> None:
+    text = (shipped_dir() / "targets" / "debezium-postgres.toml").read_text()
+    assert 'payload_encoding = "base64"' in text
+    wrong = tmp_path / "debezium-wrong.toml"
+    wrong.write_text(text.replace('payload_encoding = "base64"', 'payload_encoding = "text"'))
+    found, _result = examine(fresh_stack, load_target(wrong), tmp_path / "work")
+    fields = _by_field(found)
+    assert fields["[record].payload"].ok is False, found  # records arrive, their payloads read wrong
+    assert "200 records arrived, 0 with the payload written" in fields["[record].payload"].evidence
