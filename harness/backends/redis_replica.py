@@ -114,19 +114,25 @@ class RedisReplica:
         return {"promoted": f"{HOST}:{self.server.port}", "old_primary_offset": old,
                 "replica_offset": replica_offset, "gap_bytes": max(0, (old or 0) - replica_offset)}
 
-    def put_away(self, clients_proxy: str) -> None:
-        """The replica stopped, the original primary serving again behind ``clients_proxy``."""
+    def stop_and_serve_again(self, *then: tuple[str, ...]) -> None:
+        """The replica killed; the original primary a primary again (``REPLICAOF NO ONE``, then the
+        commands ``then``), whatever the failover left it as."""
         if self.executor is not None:
             self.executor.kill()
         self.executor = None
         client = _client(self.primary.port, self.primary.password)
         try:
-            client.execute_command("REPLICAOF", "NO", "ONE")
+            for command in (("REPLICAOF", "NO", "ONE"), *then):
+                client.execute_command(*command)
         except redis.RedisError as exc:
             raise HarnessError(f"redis: the original primary at {HOST}:{self.primary.port} cannot serve again after "
                                f"the failover: {exc}") from exc
         finally:
             client.close()
+
+    def put_away(self, clients_proxy: str) -> None:
+        """The replica stopped, the original primary serving again behind ``clients_proxy``."""
+        self.stop_and_serve_again()
         self.toxiproxy.proxy(clients_proxy).set_upstream(f"{HOST}:{self.primary.port}")
         for name in (REPLICATION, BACK):
             if name in self.toxiproxy.proxies():

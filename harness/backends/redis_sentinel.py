@@ -188,18 +188,7 @@ class SentinelReplica(RedisReplica):
     def put_away(self, clients_proxy: str) -> None:
         """The replica stopped and its proxy gone; the original primary serving again, monitored afresh."""
         assert self.sentinel is not None
-        if self.executor is not None:
-            self.executor.kill()
-        self.executor = None
-        client = _client(self.primary.port, self.primary.password)
-        try:
-            client.execute_command("REPLICAOF", "NO", "ONE")
-            client.execute_command("ACL", "SETUSER", REPLICATION_USER, "on")
-        except redis.RedisError as exc:
-            raise HarnessError(f"redis: the original primary at {HOST}:{self.primary.port} cannot serve again after "
-                               f"the failover: {exc}") from exc
-        finally:
-            client.close()
+        self.stop_and_serve_again(("ACL", "SETUSER", REPLICATION_USER, "on"))  # a cut may have left it off
         self.sentinel.monitor(self.clients_port)
         if REPLICA_PROXY in self.toxiproxy.proxies():
             self.toxiproxy.delete_proxy(REPLICA_PROXY)
