@@ -56,7 +56,7 @@ class LocalFailover:
             return ()
         assert self.workdir is not None
         self.sentinel = SentinelServer("redis-sentinel", self.workdir / "redis-sentinel", free_port(),
-                                       start_timeout=self.start_timeout, monitored_port=self.proxy_ports["redis"])
+                                       start_timeout=self.start_timeout)
         self.sentinel_proxy_port = free_port()
         return tuple(self.sentinel.replication_user())
 

@@ -76,9 +76,8 @@ def known_replicas(port: int) -> list[dict[str, Any]]:
 
 @dataclass
 class SentinelServer(Server):
-    """One Sentinel monitoring the primary at ``HOST:monitored_port`` (its proxy), quorum 1."""
+    """One Sentinel (quorum 1), told what to monitor by ``monitor`` (and keeping it in its file)."""
 
-    monitored_port: int = 0
     auth: str = field(default="", repr=False)  # the nodes' password (the Sentinel reconfigures them)
     replication_password: str = field(default_factory=random_secret, repr=False)
 

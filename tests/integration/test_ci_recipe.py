@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -96,10 +95,6 @@ def test_the_explore_matrix_and_its_merge_run_as_written(tmp_path: Path) -> None
     assert '"runs": 4' in merged and '"merged_from"' in merged
 
 
-def _script_commands(job: dict[str, Any]) -> list[str]:
-    return [line for line in job.get("script", [])]
-
-
 def test_the_gitlab_recipe_runs_the_same_commands_as_the_github_one() -> None:
     """What the GitHub recipe's test runs is what GitLab runs: the same faultline commands, the
     variables spelled the GitLab way."""
@@ -109,7 +104,7 @@ def test_the_gitlab_recipe_runs_the_same_commands_as_the_github_one() -> None:
             '"$SHARD"', "${{ matrix.shard }}") for m in found if m and not m.group(0).startswith("faultline setup")]
 
     github = [s["run"] for job in GITHUB["jobs"].values() for s in job["steps"] if "run" in s]
-    gitlab = [line for job in GITLAB.values() if isinstance(job, dict) for line in _script_commands(job)]
+    gitlab = [line for job in GITLAB.values() if isinstance(job, dict) for line in job.get("script", [])]
     gitlab = [line.replace('reports/explore-"$SHARD"', "reports/explore-${{ matrix.shard }}") for line in gitlab]
     assert sorted(faultline_commands(gitlab)) == sorted(
         c.replace("reports/faultline-explore-*", "reports/explore-*") for c in faultline_commands(github))
