@@ -137,8 +137,9 @@ class SentinelReplica(RedisReplica):
         self.executor = self.server.executor()
         self.executor.start()
         wait_for(self._in_sync, timeout=SYNC_TIMEOUT_S, interval=0.1, what="the Redis replica to be in sync")
-        # A reset makes the Sentinel ask the primary for its replicas now, not at its next 10 s poll.
-        _ask(self.sentinel.port, "SENTINEL", "RESET", SERVICE)
+        # Monitored afresh, the Sentinel asks the primary for its replicas at once (a RESET, or
+        # nothing, waits for its next poll: 10 s measured).
+        self.sentinel.monitor(self.clients_port)
         wait_for(self._known, timeout=SYNC_TIMEOUT_S, interval=0.1, what="the Sentinel to know the Redis replica")
         return {"replica": f"{HOST}:{port}", "announced_as": f"{HOST}:{self.proxy_port}",
                 "replicating_through": f"{HOST}:{self.clients_port} as {REPLICATION_USER}"}

@@ -42,6 +42,7 @@ def test_the_bundled_target_is_confirmed_field_by_field(fresh_stack: Stack, tmp_
     assert "200 of 200 records arrived" in fields["[record] / sinks.kafka_topic"].evidence
 
 
+@pytest.mark.slow  # nox -s tests keeps its 12 minutes: the decoding it relies on has a unit test
 def test_a_wrong_record_path_is_named_with_the_messages_as_they_are(fresh_stack: Stack, tmp_path: Path) -> None:
     wrong = _copy(tmp_path, ('[record]\nop = "op"', '[record]\nid = "record_id"\nop = "op"'))
     found, result = examine(fresh_stack, load_target(wrong), tmp_path / "work")

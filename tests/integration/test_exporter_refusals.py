@@ -120,6 +120,7 @@ def _exporter_sessions(stack: Stack) -> int:
     return int(row[0]) if row else 0
 
 
+@pytest.mark.slow  # nox -s tests keeps its 12 minutes; CI's mutants runs postgres_table_locked clean
 @pytest.mark.timeout(120)
 def test_reads_that_time_out_on_a_lock_do_not_leave_sessions_behind(
         run_ctx: RunContext, writer: SourceWriter, start_exporter: Start, fresh_stack: Stack) -> None:

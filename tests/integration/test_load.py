@@ -26,6 +26,7 @@ def locust_processes(under: Path) -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.slow  # nox -s tests keeps its 12 minutes; CI's mutants runs the catalogue's Locust scenario
 @pytest.mark.timeout(240)
 def test_source_and_api_load_flow_through_and_every_load_write_is_reconciled(run_scenario, tmp_path: Path) -> None:  # noqa: ANN001
     scenario = Scenario(

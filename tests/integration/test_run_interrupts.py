@@ -85,7 +85,8 @@ def test_kept_stack_is_reachable_and_torn_down_on_ctrl_c(tmp_path: Path) -> None
         run.close()
 
 
-@pytest.mark.parametrize("presses", [1, 2], ids=["once", "twice"])
+@pytest.mark.parametrize("presses", [1, pytest.param(2, marks=pytest.mark.slow)],  # twice: slow, for the 12 minutes
+                         ids=["once", "twice"])
 def test_ctrl_c_reports_what_finished_and_leaves_nothing(tmp_path: Path, presses: int) -> None:
     out = tmp_path / "out"
     run = Faultline("baseline", "kafka_send_failures", "exporter_kill_restart", "--out", str(out))
