@@ -224,21 +224,6 @@ def file_ends(path: Path) -> dict[str, int]:
     return {f"file:{path}": len(path.read_bytes().splitlines())}
 
 
-class SinkProgress:
-    """The ids that reached a topic so far, read incrementally (each call reads only what is new),
-    so that the runner can ask at every fault how many written records are still in flight."""
-
-    def __init__(self, stack: Stack, topic: str, fmt: RecordFormat | None = None) -> None:
-        self.stack, self.topic, self.fmt = stack, topic, fmt
-        self.ids: set[int] = set()
-        self._offsets: dict[int, int] = {}
-
-    def update(self) -> set[int]:
-        self.ids.update(r.record_id for r in read_topic(self.stack, self.topic, offsets=self._offsets, fmt=self.fmt)
-                        if r.record_id is not None)
-        return self.ids
-
-
 Entries = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE's reply: (entry id, fields) in order
 
 

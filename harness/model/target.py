@@ -9,7 +9,7 @@ and URL carry the exporter's own role and ACL user, never the harness's), ``{kaf
 ``{http_port}``, ``{namespace}``, ``{source_table}``, ``{topic}``, ``{workdir}``,
 ``{api_tokens_file}`` (this run's API tokens, harness.model.api_tokens) and ``{python}`` are filled per
 run, with ``{postgres_host}`` ... ``{postgres_database}`` (the DSN's parts) and, for a target that
-``requires`` components, ``{java}`` and ``{debezium_libs}``. ``api_auth = "bearer"`` makes every
+``requires`` components, ``{java}``, ``{debezium_libs}`` and ``{debezium_server}``. ``api_auth = "bearer"`` makes every
 request the harness sends carry its token. ARCHITECTURE.md's "Target definitions" lists the rest:
 ``[record]``, ``[log]``, ``uses``, ``apis``, ``[files]``, ``postgres_logical_replication``, ``delivery``.
 
@@ -61,8 +61,8 @@ _Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1
 PLACEHOLDERS = frozenset({
     "postgres_host", "postgres_port", "postgres_user", "postgres_password", "postgres_database", "postgres_dsn",
     "redis_url", "kafka_bootstrap", "kafka_client_id", "http_port", "namespace", "source_table", "topic",
-    "workdir", "python", "api_tokens_file", "java", "debezium_libs", "env", "redis_sentinels",
-    "redis_sentinel_service"})
+    "workdir", "python", "api_tokens_file", "java", "debezium_libs", "debezium_server", "env", "redis_sentinels",
+    "redis_sentinel_service", "redis_host", "redis_port", "redis_user", "redis_password"})
 SENTINEL_PLACEHOLDERS = ("{redis_sentinels}", "{redis_sentinel_service}")
 
 
@@ -116,7 +116,8 @@ class TargetDefinition:
     files: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], Annotated[str, Field(max_length=100_000)]] = \
         field(default_factory=dict)
     # Optional components it needs, by version (`faultline setup --with NAME`); installed when missing.
-    requires: dict[Literal["debezium"], Annotated[str, Field(pattern=r"^[0-9][A-Za-z0-9.-]*$")]] = field(
+    requires: dict[Literal["debezium", "debezium-server"],
+                   Annotated[str, Field(pattern=r"^[0-9][A-Za-z0-9.-]*$")]] = field(
         default_factory=dict)
     # How pause and resume are asked: "grace" (POST pause_path?grace=S, answered once paused, with
     # what drained: the bundled exporter) or "connect" (Kafka Connect's REST API: PUT, 202 at once;
@@ -138,6 +139,11 @@ class TargetDefinition:
     cleanup_sql: tuple[Annotated[str, Field(min_length=1, max_length=10_000)], ...] = ()
     # What the ready_path's answer must contain besides a 200 (a connector's task RUNNING).
     ready_body: Annotated[str, Field(max_length=1000)] = ""
+    # A query the harness runs as the administrator, besides the ready path, until its first column
+    # is true: ready in what the pipeline does, not in what it answers (Debezium Server's health
+    # is UP before its replication slot exists; what is written before that is a snapshot's
+    # state, not a change history).
+    ready_sql: Annotated[str, Field(max_length=10_000)] = ""
     # Delivery promise: at-least-once targets redeliver after a crash by design; their duplicates
     # are reported and bounded by the scenario, never a loss.
     delivery: Literal["at-least-once", "effectively-once"] = "effectively-once"
@@ -185,9 +191,9 @@ class TargetDefinition:
         for key in ("delivered", "dead_lettered"):
             if target.metrics and key not in target.metrics:  # no [metrics] at all: a target without them
                 raise TargetError(f"{path}:{where.table('metrics') or '?'}: [metrics] needs {key!r}")
-        for sink in ("kafka_topic",):
-            if sink not in target.sinks:
-                raise TargetError(f"{path}:{where.table('sinks') or '?'}: [sinks] needs {sink!r}")
+        if not {"kafka_topic", "redis_stream"} & set(target.sinks):
+            raise TargetError(f"{path}:{where.table('sinks') or '?'}: [sinks] needs 'kafka_topic' (or, for a "
+                              "pipeline into Redis Streams, 'redis_stream'): where its records are judged")
         unknown = sorted(set(target.knobs) - set(KNOBS))
         if unknown:
             raise TargetError(f"{path}:{where.key(unknown[0], table='knobs') or '?'}: knobs.{unknown[0]}: not a knob "
@@ -203,6 +209,7 @@ class TargetDefinition:
                 *((f"files.{k}", v) for k, v in self.files.items()),
                 *((f"prepare_sql.{n}", v) for n, v in enumerate(self.prepare_sql)),
                 *((f"cleanup_sql.{n}", v) for n, v in enumerate(self.cleanup_sql)),
+                *((("ready_sql", self.ready_sql),) if self.ready_sql else ()),
                 *((f"changes.prepare_sql.{n}", v) for n, v in enumerate(self.changes.prepare_sql if self.changes
                                                                         else ()))]
 

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -19,7 +18,7 @@ from redis import exceptions as redis_errors
 from harness.catalogue.scenario import Scenario, Step, has_window, is_fault
 from harness.errors import HarnessError
 from harness.infra.waiting import WaitTimeout, wait_for
-from harness.judge.sinks import SinkProgress, read_lines
+from harness.judge.sink_readers import SinkProgress
 from harness.play.bounded import BoundedCalls, StepInterrupted
 from harness.play.run import Run
 from harness.report.journal import StepRecord
@@ -137,13 +136,13 @@ class Player:
         run.write_changes(run.change_count(run.scenario.workload.before_fraction))
         acknowledged = run.ledger.ids("ok")
         expected = len(acknowledged)
-        progress = SinkProgress(run.stack, exporter.sink("kafka_topic"), run.target.record)
+        progress = SinkProgress(run.sink_reader(exporter))
 
         def flowed() -> bool:
             if not run.target.has_metrics:  # no counters to ask: see the records in the sink
                 try:
                     return acknowledged <= progress.update()  # by id: change events name other rows
-                except (HarnessError, KafkaException):
+                except (HarnessError, KafkaException, redis_errors.RedisError, OSError):
                     return False
             try:
                 samples = exporter.metrics(timeout=2)
@@ -276,15 +275,12 @@ class Player:
         written = run.ledger.ids("ok")
         exporter = run.live_exporter()
         if self._progress is None:
-            self._progress = SinkProgress(run.stack, exporter.sink("kafka_topic"), run.target.record)
+            self._progress = SinkProgress(run.sink_reader(exporter))
         progress = self._progress
 
         def measure() -> None:
             try:
-                if run.scenario.sink == "file":
-                    reached = {r.record_id for r in read_lines(Path(exporter.sink("file_sink")))}
-                else:
-                    reached = set(progress.update())
+                reached = set(progress.update())
                 letters = run.dead_letters(exporter)
             except (HarnessError, OSError, redis_errors.RedisError, KafkaException):
                 return  # unreadable now: the figure stays unknown (None), never guessed

@@ -24,7 +24,8 @@ from harness.judge.changelog import Delivers, outstanding, split_changes
 from harness.judge.histories import BeforeImages
 from harness.judge.ledger import Ledger, content_hash
 from harness.judge.reconcile import BufferEvidence
-from harness.judge.sinks import DeadLetterRecord, SinkRecord, read_dead_letters, read_lines, read_topic
+from harness.judge.sink_readers import MESSAGE_SINKS, SinkReader, primary_sink
+from harness.judge.sinks import DeadLetterRecord, SinkRecord, read_dead_letters
 from harness.model.profiles import payloads
 from harness.model.target import TargetDefinition
 from harness.report.journal import Observations, ProcessEvidence
@@ -65,7 +66,7 @@ class Run:
         self.result.names = {"namespace": self.ctx.namespace, "source_table": self.ctx.source_table,
                              "workdir": str(self.ctx.workdir),
                              **{role: self.ctx.fill(value) for role, value in target.sinks.items()
-                                if role in ("kafka_topic", "dead_letter_stream", "buffer_stream", "file_sink")}}
+                                if role in (*MESSAGE_SINKS, "dead_letter_stream", "buffer_stream", "file_sink")}}
         self.env: dict[str, str] = {}  # the exporter's environment: knobs as the target names them, then extras
         self.exporter: ExporterProcess | None = None
         self.t0 = time.monotonic()
@@ -296,10 +297,12 @@ class Run:
         ids |= {int(x.record_id) for x in letters if x.record_id.isdigit()}
         return sink, letters, ids
 
+    def sink_reader(self, exporter: ExporterProcess) -> SinkReader:
+        """The sink this scenario's records are judged in (a topic, a Redis stream, a file)."""
+        return primary_sink(self.stack, exporter, self.target.sinks, self.target.record, self.scenario.sink)
+
     def sink_records(self, exporter: ExporterProcess) -> list[SinkRecord]:
-        if self.scenario.sink == "file":
-            return read_lines(Path(exporter.sink("file_sink")))
-        return list(read_topic(self.stack, exporter.sink("kafka_topic"), fmt=self.target.record))
+        return list(self.sink_reader(exporter).records())
 
     def dead_letters(self, exporter: ExporterProcess) -> list[DeadLetterRecord]:
         """The dead-letter stream now ([] for a target without one: a source connector has none)."""

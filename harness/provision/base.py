@@ -4,6 +4,7 @@ that serialises installs into the cache."""
 from __future__ import annotations
 
 import fcntl
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -73,3 +74,15 @@ class Component:
         return found
 
 
+
+
+def maven() -> str:
+    """Maven, installed through apt-get first when missing and possible."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        if not can_apt_install():
+            raise SetupError("Maven (mvn) is needed to fetch jars from Maven Central; install it "
+                             "(Debian: `apt-get install maven`)")
+        apt_install(["maven"], setup_log(), what="installing maven")
+        mvn = shutil.which("mvn") or "mvn"
+    return mvn

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from harness.errors import SetupError
 from harness.paths import cache_dir
-from harness.provision.base import Component, Installed, Log, cache_lock, setup_log
-from harness.provision.commands import apt_install, can_apt_install, run_logged, version_of
+from harness.provision.base import Component, Installed, Log, cache_lock, maven, setup_log
+from harness.provision.commands import can_apt_install, run_logged, version_of
+from harness.provision.debezium_server import DebeziumServer
 from harness.provision.wallclock import Wallclock
 
 KAFKA_VERSION = "3.9.1"
@@ -171,21 +172,10 @@ class Kafka(Component):
         return "run `faultline setup` (needs Java and Maven) or set KAFKA_HOME to an Apache Kafka install"
 
 
-def _maven() -> str:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        if not can_apt_install():
-            raise SetupError("Maven (mvn) is needed to fetch jars from Maven Central; install it "
-                             "(Debian: `apt-get install maven`)")
-        apt_install(["maven"], setup_log(), what="installing maven")
-        mvn = shutil.which("mvn") or "mvn"
-    return mvn
-
-
 def _resolve_jars(pom: str, target: Path, stamp: str, *, what: str) -> None:
     """Resolve ``pom``'s runtime dependencies into ``target/libs`` with Maven, all or nothing: a
     staging directory is renamed into place once every jar is there (``.complete`` says so)."""
-    mvn = _maven()
+    mvn = maven()
     cache_dir().mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=cache_dir()))
     try:
@@ -304,7 +294,7 @@ class Fuse(Component):
 COMPONENTS: dict[str, Component] = {c.name: c for c in (Postgres(), Redis(), Java(), Kafka(), Toxiproxy(), Wallclock(),
                                                         Fuse())}
 # Installed on request (`faultline setup --with NAME`) or when a target definition needs them.
-OPTIONAL: dict[str, Component] = {c.name: c for c in (Debezium(),)}
+OPTIONAL: dict[str, Component] = {c.name: c for c in (Debezium(), DebeziumServer())}
 
 
 def _chosen(with_: tuple[str, ...]) -> dict[str, Component]:

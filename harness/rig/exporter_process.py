@@ -10,8 +10,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
+import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict
 
@@ -65,13 +67,20 @@ class RunContext:
                     ("database", "dbname"))},
                 **self.components,
                 "postgres_dsn": self.stack.exporter_postgres_dsn(proxied=True),
-                "redis_url": self.stack.exporter_redis_url(proxied=True),
+                "redis_url": self.stack.exporter_redis_url(proxied=True), **self.redis_parts(),
                 **self.sentinel_values(),
                 "kafka_bootstrap": self.stack.kafka_bootstrap(proxied=True),
                 "kafka_client_id": self.stack.kafka_client_id, "http_port": str(self.http_port),
                 "namespace": self.namespace, "source_table": self.source_table, "topic": self.topic,
                 "workdir": str(self.workdir), "python": sys.executable,
                 "api_tokens_file": str(self.api_tokens_file)}
+
+    def redis_parts(self) -> dict[str, str]:
+        """``{redis_url}``'s parts, for a target configured by address and credentials apart
+        (Debezium Server's Redis sink)."""
+        url = urlsplit(self.stack.exporter_redis_url(proxied=True))
+        return {"redis_host": url.hostname or "", "redis_port": str(url.port or 6379),
+                "redis_user": unquote(url.username or "") or "default", "redis_password": unquote(url.password or "")}
 
     def sentinel_values(self) -> dict[str, str]:
         """Where the Sentinel is and the name it monitors the primary by, when the stack runs one."""
@@ -89,15 +98,21 @@ class RunContext:
 
 
 def required_components(target: TargetDefinition) -> dict[str, str]:
-    """Placeholders for what the target requires, installed first when missing: ``{java}`` and,
-    for ``requires.debezium``, ``{debezium_libs}`` (the worker's class path directory)."""
+    """Placeholders for what the target requires, installed first when missing: ``{java}``; for
+    ``requires.debezium``, ``{debezium_libs}`` (the worker's class path directory); for
+    ``requires.debezium-server``, ``{debezium_server}`` (the unpacked distribution), and ``{java}``
+    a Java 21 runtime (its classes need one)."""
     if not target.requires:
         return {}
-    from harness.provision import Debezium, ensure, require
+    from harness.provision import Debezium, DebeziumServer, ensure, require
+    from harness.provision.debezium_server import Java21
 
     found = {"java": require("java").path}
     if "debezium" in target.requires:
         found["debezium_libs"] = ensure(Debezium(target.requires["debezium"]), log=lambda _m: None).path
+    if "debezium-server" in target.requires:
+        found["debezium_server"] = ensure(DebeziumServer(target.requires["debezium-server"]), log=lambda _m: None).path
+        found["java"] = ensure(Java21(), log=lambda _m: None).path
     return found
 
 
@@ -144,7 +159,20 @@ class ExporterProcess:
 
     def _ready(self) -> bool:
         answer = self.http.get(self.target.ready_path, timeout=1)
-        return answer.status_code == 200 and self.target.ready_body in answer.text
+        if answer.status_code != 200 or self.target.ready_body not in answer.text:
+            return False
+        return self._ready_in_source() if self.target.ready_sql else True
+
+    def _ready_in_source(self) -> bool:
+        """The target's ready_sql answers true (asked directly, as the administrator). Postgres
+        unreachable is not ready yet; the start's deadline says when waiting is over."""
+        try:
+            with psycopg.connect(self.ctx.stack.postgres_dsn(proxied=False), connect_timeout=2,
+                                 autocommit=True) as conn:
+                row = conn.execute(self.ctx.fill(self.target.ready_sql)).fetchone()
+        except psycopg.OperationalError:
+            return False
+        return bool(row and row[0])
 
     def running(self) -> bool:
         return self.executor is not None and self.executor.running()

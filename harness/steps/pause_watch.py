@@ -4,20 +4,19 @@ table by Postgres's counters). The ``pause_honoured`` check compares the two, wi
 buffer tap saw appended in between (harness.checks.pauses); a pause is honoured when nothing
 moved, not when the call answered fast.
 
-The marks read the servers directly (a sink's end offsets, a file's lines) and the exporter's
+The marks read the servers directly (a sink's end offsets, a Redis stream's length, a file's lines) and the exporter's
 own account of its pause, so a fault on the exporter's links does not blind them."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from confluent_kafka import KafkaException
+from redis.exceptions import RedisError
 
 from harness.errors import HarnessError
-from harness.judge.sinks import file_ends, topic_ends
 from harness.report.journal import FlowMark, PauseObservation
 from harness.rig.source_reads import source_statements
 
@@ -29,11 +28,8 @@ def flow_mark(run: StepContext) -> FlowMark:
     exporter = run.live_exporter()
     wall = time.time()
     try:
-        if run.scenario.sink == "file":
-            ends = file_ends(Path(exporter.sink("file_sink")))
-        else:
-            ends = topic_ends(run.stack, exporter.sink("kafka_topic"))
-    except (KafkaException, OSError) as exc:
+        ends = run.sink_reader(exporter).ends()
+    except (KafkaException, OSError, RedisError) as exc:
         raise HarnessError(f"scenario {run.scenario.name}: the sink's end could not be read to watch a pause: "
                            f"{exc.__class__.__name__}: {exc}") from exc
     source = source_statements(run.stack, run.ctx.source_table) if run.target.source_reads == "statements" else None

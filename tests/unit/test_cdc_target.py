@@ -119,7 +119,7 @@ def test_debezium_is_optional_and_checked_on_request(tmp_path: Path, monkeypatch
     assert "debezium" not in check_all() and check_all(("debezium",))["debezium"] is None
     with pytest.raises(SetupError, match="no optional component mysql"):
         check_all(("mysql",))
-    assert set(OPTIONAL) == {"debezium"}
+    assert set(OPTIONAL) == {"debezium", "debezium-server"}
     assert "3.5.2.Final" in Debezium("3.5.2.Final").how_to_install()
 
 

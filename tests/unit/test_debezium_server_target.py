@@ -1,0 +1,103 @@
+"""Debezium Server into Redis Streams as a target: its definition loads and says where records are
+judged (a Redis stream), a target with no message sink or a bad ready_sql is named by
+file:line:field, and its provisioning (the distribution unpacked, a Java 21 runtime found or not)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from harness.errors import SetupError
+from harness.judge.sink_readers import FileSink, KafkaTopicSink, RedisStreamSink, primary_sink
+from harness.model.target import TargetDefinition, TargetError
+from harness.provision import DebeziumServer, check_all
+from harness.provision.debezium_server import Java21, _major, _unpack
+
+TARGET = Path(__file__).parents[2] / "targets" / "debezium-server-redis.toml"
+
+
+class Named:
+    """What names a run's sinks (the running exporter, in a run)."""
+
+    def sink(self, role: str) -> str:
+        return f"<{role}>"
+
+
+def test_the_target_is_judged_in_its_redis_stream_and_needs_no_kafka() -> None:
+    target = TargetDefinition.load(TARGET)
+    assert target.uses == ("postgres", "redis") and "kafka_topic" not in target.sinks
+    assert target.requires == {"debezium-server": "3.6.1.Final"}
+    reader = primary_sink(None, Named(), target.sinks, target.record)  # type: ignore[arg-type]
+    assert isinstance(reader, RedisStreamSink) and reader.key == "<redis_stream>" and reader.field == "value"
+    assert isinstance(primary_sink(None, Named(), target.sinks, target.record, "file"),  # type: ignore[arg-type]
+                      FileSink)
+    both = {**target.sinks, "kafka_topic": "t"}
+    assert isinstance(primary_sink(None, Named(), both, target.record), KafkaTopicSink)  # type: ignore[arg-type]
+    assert "{namespace}" in target.ready_sql and target.source_reads == "replication"
+
+
+@pytest.mark.parametrize(("edit", "where"), [
+    (('redis_stream = "{namespace}.public.{source_table}"\nredis_stream_field = "value"', 'other = "x"'),
+     "[sinks] needs 'kafka_topic' (or, for a pipeline into Redis Streams, 'redis_stream')"),
+    (("slot_name = '{namespace}'\"", "slot_name = '{nmespace}'\""), "ready_sql: unknown placeholder {nmespace}"),
+    (('requires = { debezium-server = "3.6.1.Final" }', 'requires = { debezium-servr = "3.6.1.Final" }'),
+     "requires.debezium-servr"),
+])
+def test_a_bad_definition_names_its_line_and_field(tmp_path: Path, edit: tuple[str, str], where: str) -> None:
+    text = TARGET.read_text()
+    assert edit[0] in text
+    (tmp_path / "t.toml").write_text(text.replace(edit[0], edit[1]))
+    with pytest.raises(TargetError) as caught:
+        TargetDefinition.load(tmp_path / "t.toml")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 't.toml'}:") and where in message, message
+    assert message.split(":")[1].isdigit(), message
+
+
+def _archive(path: Path, names: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in names.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_the_distribution_is_unpacked_to_what_the_server_runs_on(tmp_path: Path) -> None:
+    archive = _archive(tmp_path / "d.tar.gz", {
+        "debezium-server/debezium-server-dist-3.6.1.Final-runner.jar": b"jar",
+        "debezium-server/lib/a.jar": b"a", "debezium-server/config/lib/b.jar": b"b",
+        "debezium-server/connectors/cassandra.jar": b"big", "debezium-server/lib_opt/c.jar": b"opt",
+        "elsewhere/lib/x.jar": b"x"})
+    _unpack(archive, tmp_path / "out")
+    kept = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert kept == ["config/lib/b.jar", "lib/a.jar", "runner.jar"]
+
+
+def test_an_archive_that_is_not_a_distribution_is_refused(tmp_path: Path) -> None:
+    archive = _archive(tmp_path / "d.tar.gz", {"debezium-server/README": b"no jars"})
+    with pytest.raises(SetupError, match="not a Debezium Server distribution"):
+        _unpack(archive, tmp_path / "out")
+
+
+@pytest.mark.parametrize(("version", "major"), [
+    ('openjdk version "21.0.8" 2025-07-15 LTS', 21), ('openjdk version "17.0.15" 2025-04-15', 17),
+    ('java version "1.8.0_392"', 8), ("no version here", 0)])
+def test_java_versions_are_read_by_their_major(version: str, major: int) -> None:
+    assert _major(version) == major
+
+
+def test_debezium_server_is_optional_and_missing_until_installed(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAULTLINE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java on PATH: the runtime too must come from the cache
+    monkeypatch.delenv("JAVA21_HOME", raising=False)
+    assert "debezium-server" not in check_all() and check_all(("debezium-server",))["debezium-server"] is None
+    assert Java21().locate() is None
+    (tmp_path / "debezium-server-3.6.1.Final").mkdir()
+    (tmp_path / "debezium-server-3.6.1.Final" / ".complete").write_text("3.6.1.Final\n")
+    assert DebeziumServer().locate() is None  # the distribution without a runtime to run it is not installed
+    assert "faultline setup --with debezium-server" in DebeziumServer("3.6.0.Final").how_to_install()
