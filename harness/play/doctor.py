@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.catalogue.scenario import Expect, Scenario, Step, Workload
 from harness.infra.stack import Stack
+from harness.judge.sink_readers import MESSAGE_SINKS
 from harness.model.target import TargetDefinition
 from harness.play.runner import ScenarioRunner
 from harness.report.result import ScenarioResult
@@ -67,14 +68,19 @@ def findings(target: TargetDefinition, result: ScenarioResult) -> list[Finding]:
     if "exited during start" in error or "cannot be started" in error:
         return [Finding("command", False, f"{error}; its log ends: {' | '.join(log) or '(empty)'}")]
     if "not ready after" in error:
+        # The wait asks the ready path, then ready_sql: which of them never held is in the look's
+        # absence; the path's own answer is named when the run got far enough to take one.
+        field = "ready_path / ready_sql" if target.ready_sql else "ready_path"
         return [Finding("command", True, "started (it ran until the ready wait gave up)"),
-                Finding("ready_path", False, f"{error}; its log ends: {' | '.join(log) or '(empty)'}")]
+                Finding(field, False, f"{error}; its log ends: {' | '.join(log) or '(empty)'}")]
     look = next((s.result for s in result.steps if s.description.startswith("the doctor's look") and s.result), None)
     if look is None:
         return [Finding("run", False, f"the doctor's run ended before its look: {error or result.verdict}")]
     found = [Finding("command", True, f"started ({target.command[0]} ...), ran through the run"),
              _ready(target, look["ready"]), _records(target, look, result), *_metrics(target, look["metrics"]),
              _log(look["log"])]
+    if target.ready_sql:  # the start waited for it: the target started, so it answered true
+        found.insert(2, Finding("ready_sql", True, f"answered true before the first write: {target.ready_sql[:100]}"))
     return found + _apis(target, result)
 
 
@@ -87,18 +93,18 @@ def _ready(target: TargetDefinition, ready: dict[str, Any]) -> Finding:
 
 def _records(target: TargetDefinition, look: dict[str, Any], result: ScenarioResult) -> Finding:
     written, arrived = look["written"], look["arrived"]
+    sink = f"[record] / sinks.{next(role for role in MESSAGE_SINKS if role in target.sinks)}"
     where = f"id at {target.record.id!r}, payload at {target.record.payload!r}"
     samples = "; ".join(f"{s['message'][:160]!r} read as {s['as_record']}" for s in look["topic"][:2]) or "none"
     if arrived < written:
-        return Finding("[record] / sinks.kafka_topic", False,
-                       f"{arrived} of {written} records written to the source found in the topic ({where}); its "
+        return Finding(sink, False,
+                       f"{arrived} of {written} records written to the source found in the sink ({where}); its "
                        f"first messages: {samples}")
     intact = result.ledger.count("delivered_intact") if result.ledger else 0
     if intact < written:
         return Finding("[record].payload", False, f"{written} records arrived, {intact} with the payload written "
                                                   f"({where}); first messages: {samples}")
-    return Finding("[record] / sinks.kafka_topic", True, f"{arrived} of {written} records arrived, every payload "
-                                                         f"intact ({where})")
+    return Finding(sink, True, f"{arrived} of {written} records arrived, every payload intact ({where})")
 
 
 def _metrics(target: TargetDefinition, metrics: dict[str, Any]) -> list[Finding]:

@@ -1,6 +1,7 @@
 """``doctor_look``: what ``faultline doctor`` reads from a running target after records were written
 to its source: the ready answer, every metric its [metrics] names (present? moved?), how much of
-its log its [log] format reads, and the topic's first messages as its [record] format decodes them.
+its log its [log] format reads, and the sink's first messages (a topic's, a Redis stream's) as its
+[record] format decodes them.
 An action, never drawn by explore; its evidence is the doctor's (harness.play.doctor)."""
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from pydantic.dataclasses import dataclass
+from redis.exceptions import RedisError
 
 from harness.errors import HarnessError
-from harness.judge.sinks import read_topic
+from harness.judge.sink_readers import primary_sink
 from harness.model.record_format import NotARecord
 from harness.rig.exporter_process import MetricsUnavailable
 from harness.steps.base import STRICT, StepKind, World
@@ -51,18 +53,18 @@ class DoctorLook(StepKind):
         arrived = _wait_arrived(run, written)
         record.result = {"written": written, "arrived": arrived, "ready": _ready(exporter),
                          "metrics": _metrics(exporter), "log": _log(exporter), "topic": _samples(run)}
-        record.evidence = f"{arrived} of {written} written records in the topic"
+        record.evidence = f"{arrived} of {written} written records in the sink"
 
 
 def _wait_arrived(run: StepContext, written: int) -> int:
-    """How many records the topic holds as [record] reads them: waited for until as many
+    """How many records the sink holds as [record] reads them: waited for until as many
     messages as records written are there (bounded), then counted."""
     deadline, count, messages = time.monotonic() + ARRIVE_WITHIN_S, 0, 0
     while True:
         try:
-            read = list(read_topic(run.stack, run.sink("kafka_topic"), timeout=10, fmt=run.target.record))
+            read = list(run.sink_reader(run.live_exporter()).records())
             messages, count = len(read), sum(1 for r in read if r.record_id is not None)
-        except HarnessError:
+        except (HarnessError, RedisError):
             messages = count = 0
         if count >= written or messages >= written or time.monotonic() > deadline:
             return count
@@ -109,10 +111,12 @@ def _log(exporter: ExporterProcess) -> dict[str, Any]:
 
 
 def _samples(run: StepContext) -> list[dict[str, Any]]:
-    """The topic's first messages, raw and as [record] reads them (or why it cannot)."""
+    """The sink's first messages, raw and as [record] reads them (or why it cannot)."""
     shown = []
+    # Read with the bundled shape, which keeps every message as it is: [record] reads each below.
+    raw_reader = primary_sink(run.stack, run.live_exporter(), run.target.sinks, None, run.scenario.sink)
     try:
-        for message in read_topic(run.stack, run.sink("kafka_topic"), timeout=10):
+        for message in raw_reader.records():
             raw = message.raw or b""
             fmt = run.target.record
             fields = fmt.fields(raw)
@@ -126,6 +130,6 @@ def _samples(run: StepContext) -> list[dict[str, Any]]:
             shown.append({"message": raw[:300].decode(errors="replace"), "as_record": read})
             if len(shown) >= SAMPLES:
                 break
-    except HarnessError as exc:
-        shown.append({"message": "", "as_record": f"the topic cannot be read: {exc}"})
+    except (HarnessError, RedisError) as exc:
+        shown.append({"message": "", "as_record": f"the sink cannot be read: {exc}"})
     return shown
