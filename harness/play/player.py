@@ -131,7 +131,7 @@ class Player:
         """Steady state before any fault: healthy, and the first part of the workload flowing through."""
         run = self.run
         exporter = run.live_exporter()
-        healthy = exporter.get(run.target.ready_path, timeout=5).status_code == 200
+        healthy = exporter.healthy()
         run.write(int(run.scenario.workload.records * run.scenario.workload.before_fraction))
         run.write_changes(run.change_count(run.scenario.workload.before_fraction))
         acknowledged = run.ledger.ids("ok")

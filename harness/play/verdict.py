@@ -110,7 +110,7 @@ def judge(run: Run, healed_at: float, sampler: Sampler | None, monitor: Resource
     exporter = run.live_exporter()
     end_open_pauses(run, "the end of the run")  # a pause never resumed is watched up to here
     seen, recovery = drain(run, healed_at)
-    run.result.steady_state.healthy_after = exporter.get(run.target.ready_path, timeout=5).status_code == 200
+    run.result.steady_state.healthy_after = exporter.healthy()
     if sampler is not None:
         run.result.series = sampler.stop().to_series(*deliveries(seen.sink, run.clock, run.wall_start))
     job_stage = run.target.sinks.get("export_dead_letter_stage")

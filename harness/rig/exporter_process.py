@@ -256,3 +256,12 @@ class ExporterProcess:
 
     def get(self, path: str, *, as_user: str = HARNESS_USER, **kwargs: Any) -> httpx.Response:
         return self.http.get(path, headers=self.auth(as_user), **kwargs)
+
+    def healthy(self, timeout: float = 5) -> bool:
+        """Its ready path answers 200 now. A process that exited, or answers nothing, is not
+        healthy: evidence for the checks, never a harness error (Debezium Server exits when its
+        slot is gone after a failover; asking it once made the whole scenario a harness bug)."""
+        try:
+            return self.get(self.target.ready_path, timeout=timeout).status_code == 200
+        except httpx.HTTPError:
+            return False
