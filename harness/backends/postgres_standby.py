@@ -150,10 +150,13 @@ class PostgresStandby:
             conn.execute("CHECKPOINT")
         # pg_rewind first finishes a killed server's crash recovery in single-user mode, which reads
         # postgresql.conf only (not the -c settings it ran with) and records its settings in the
-        # control file that pg_rewind then checks: the hint-bit logging must be in the file too.
+        # control file that pg_rewind then checks: the hint-bit logging must be in the file too, and
+        # the settings the server ran with (wal_level=logical: a CDC connector's slot on it makes a
+        # recovery at a lower level refuse to start, found against Debezium Server).
         with (old.root / "data" / "postgresql.conf").open("a") as conf:
             conf.write("\n# faultline: the server ran with these; pg_rewind's recovery must too\n"
-                       "wal_log_hints = on\nwal_keep_size = 256MB\n")
+                       "wal_log_hints = on\nwal_keep_size = 256MB\n"
+                       + "".join(f"{setting}\n" for setting in old.settings))
         back = free_port()
         self.toxiproxy.create_proxy(BACK, f"{HOST}:{back}", f"{HOST}:{self.server.port}")
         source = (f"host={HOST} port={back} user={self.server.user} password={self.server.password} "

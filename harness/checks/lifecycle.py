@@ -64,7 +64,10 @@ class SteadyStateAfter(CheckKind):
         healthy = evidence.steady.healthy_after
         if healthy is None:
             return []
-        return [Check(self.name, healthy, "exporter healthy after healing")]
+        # Said both ways: a failure once read "exporter healthy after healing" (against Debezium
+        # Server after a switchover), which a reader took for the opposite.
+        return [Check(self.name, healthy, "exporter healthy after healing" if healthy else
+                      "exporter not healthy after healing: its ready path did not answer 200 (or it had exited)")]
 
 
 @check_kind

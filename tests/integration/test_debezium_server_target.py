@@ -93,3 +93,18 @@ def test_without_ready_sql_the_versions_written_before_its_slot_are_named_lost(f
     assert result.changes is not None and result.changes.counts.get("change_lost", 0) > 0, result.changes
     failed = {c.name for c in result.checks if not c.ok}
     assert "changes_delivered" in failed and "no_loss" not in failed  # the snapshot held every row's state
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_postgres_failover_under_debezium_server_is_judged_not_a_harness_error(fresh_stack: Stack,
+                                                                                 tmp_path: Path) -> None:
+    """Failed before its fixes (harness errors): the old primary's rewind ran its crash recovery at
+    wal_level=replica with a logical slot on it (refused to start), and asking the stopped server
+    for its health raised. Now the loss is named: the slot stayed on the old primary."""
+    result = run(fresh_stack, "postgres_failover_behind", tmp_path)
+    assert result.verdict == "fail" and not result.error, result.error
+    failed = {c.name for c in result.checks if not c.ok}
+    assert "no_loss" in failed and "steady_state_after" in failed, failed
+    after = next(c for c in result.checks if c.name == "steady_state_after")
+    assert "not healthy" in after.detail

@@ -377,3 +377,11 @@ def test_letters_taken_on_trust_and_undeclared_reach_report_json_and_html(tmp_pa
     assert "1 hold, 2 taken on trust, 2 with a reason the target does not declare" in html
     back = read_report(tmp_path / "report.json").scenarios[0].ledger
     assert back is not None and (back.letters_trusted, back.letters_undeclared) == (2, 2)
+
+
+@pytest.mark.parametrize("healthy", [True, False])
+def test_steady_state_after_says_what_it_saw(healthy: bool) -> None:
+    """Its failure once read "exporter healthy after healing": a detail must say the verdict's way."""
+    checks = registered_checks()["steady_state_after"].judge(_evidence(steady=SteadyState(healthy_after=healthy)))
+    assert [c.ok for c in checks] == [healthy]
+    assert ("not healthy" in checks[0].detail) is (not healthy), checks[0].detail
