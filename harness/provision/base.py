@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -86,3 +87,17 @@ def maven() -> str:
         apt_install(["maven"], setup_log(), what="installing maven")
         mvn = shutil.which("mvn") or "mvn"
     return mvn
+
+
+@contextmanager
+def staged(target: Path) -> Iterator[Path]:
+    """A staging directory in the cache, renamed to ``target`` when the block ends without error
+    (what was there before replaced), removed otherwise: a cache entry is all there or absent."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=cache_dir()))
+    try:
+        yield staging
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

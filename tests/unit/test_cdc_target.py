@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from target_edits import refused_at_its_line
 
 from harness.errors import SetupError
 from harness.model.log_format import LogFormat
@@ -103,14 +104,7 @@ def test_the_bundled_target_supports_every_kind_of_step() -> None:
     (('format = "pattern"', 'format = 1.5'), "log.format"),
 ])
 def test_a_bad_cdc_target_names_its_line_and_field(tmp_path: Path, edit: tuple[str, str], where: str) -> None:
-    text = DEBEZIUM.read_text()
-    assert edit[0] in text
-    (tmp_path / "t.toml").write_text(text.replace(edit[0], edit[1]))
-    with pytest.raises(TargetError) as caught:
-        TargetDefinition.load(tmp_path / "t.toml")
-    message = str(caught.value)
-    assert f"{tmp_path / 't.toml'}:" in message and where in message, message
-    line = int(message.split(":")[1])
+    _message, line = refused_at_its_line(DEBEZIUM, tmp_path, edit, where)
     assert edit[1].split("\n")[-1].split(" ")[0] in (tmp_path / "t.toml").read_text().splitlines()[line - 1]
 
 

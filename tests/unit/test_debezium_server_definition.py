@@ -9,10 +9,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from target_edits import refused_at_its_line
 
 from harness.errors import SetupError
 from harness.judge.sink_readers import FileSink, KafkaTopicSink, RedisStreamSink, primary_sink
-from harness.model.target import TargetDefinition, TargetError
+from harness.model.target import TargetDefinition
 from harness.provision import DebeziumServer, check_all
 from harness.provision.debezium_server import Java21, _major, _unpack
 
@@ -47,14 +48,8 @@ def test_the_target_is_judged_in_its_redis_stream_and_needs_no_kafka() -> None:
      "requires.debezium-servr"),
 ])
 def test_a_bad_definition_names_its_line_and_field(tmp_path: Path, edit: tuple[str, str], where: str) -> None:
-    text = TARGET.read_text()
-    assert edit[0] in text
-    (tmp_path / "t.toml").write_text(text.replace(edit[0], edit[1]))
-    with pytest.raises(TargetError) as caught:
-        TargetDefinition.load(tmp_path / "t.toml")
-    message = str(caught.value)
-    assert message.startswith(f"{tmp_path / 't.toml'}:") and where in message, message
-    assert message.split(":")[1].isdigit(), message
+    _message, line = refused_at_its_line(TARGET, tmp_path, edit, where)
+    assert line > 0
 
 
 def _archive(path: Path, names: dict[str, bytes]) -> Path:
