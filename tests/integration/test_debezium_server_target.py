@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.catalogue import incident
 from harness.catalogue.registry import discover
 from harness.cli.pytest_plugin import assert_scenario_passed
 from harness.infra.redis_client import direct_client
@@ -108,3 +109,16 @@ def test_a_postgres_failover_under_debezium_server_is_judged_not_a_harness_error
     assert "no_loss" in failed and "steady_state_after" in failed, failed
     after = next(c for c in result.checks if c.name == "steady_state_after")
     assert "not healthy" in after.detail
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_shipped_incident_reproduces_the_committed_xadd_error(fresh_stack: Stack, tmp_path: Path) -> None:
+    """incidents/debezium-server/xadd_error_committed.toml: Redis answers NOREPLICAS for 3 s and the
+    records of those seconds are lost, named by id, with the hop they never left."""
+    scenario = incident.load(project_root() / "incidents" / "debezium-server" / "xadd_error_committed.toml")
+    result = ScenarioRunner(fresh_stack, TargetDefinition.load(TARGET), scenario, tmp_path).run()
+    assert result.verdict == "fail" and not result.error, result.error
+    lost = result.violation_ids.get("lost", [])
+    assert len(lost) >= 50 and all(isinstance(i, int) for i in lost), lost[:10]
+    assert "source->sink" in next(c.detail for c in result.violations if c.name == "no_loss")
