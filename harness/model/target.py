@@ -144,6 +144,9 @@ class TargetDefinition:
     # is UP before its replication slot exists; what is written before that is a snapshot's
     # state, not a change history).
     ready_sql: Annotated[str, Field(max_length=10_000)] = ""
+    # The Redis commands it sends: explore draws per-command error answers among them (a command
+    # it never sends tests nothing); empty: the bundled exporter's.
+    redis_commands: tuple[Annotated[str, Field(pattern=r"^[A-Za-z]{1,40}$")], ...] = ()
     # Delivery promise: at-least-once targets redeliver after a crash by design; their duplicates
     # are reported and bounded by the scenario, never a loss.
     delivery: Literal["at-least-once", "effectively-once"] = "effectively-once"
@@ -154,7 +157,8 @@ class TargetDefinition:
         data = parse(text, path, "target definition", TargetError)
         where = Locator(text)
         data = _extended(data, path, where)
-        for key in ("defects", "steps", "uses", "apis", "prepare_sql", "cleanup_sql", "paused_statements"):
+        for key in ("defects", "steps", "uses", "apis", "prepare_sql", "cleanup_sql", "paused_statements",
+                    "redis_commands"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         if isinstance(data.get("record"), dict):

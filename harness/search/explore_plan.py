@@ -34,6 +34,7 @@ class ExplorePlan:
     # The change operations the target carries (its [changes]): change workloads are drawn of
     # these; empty: inserts only.
     changes: tuple[str, ...] = ()
+    redis_commands: tuple[str, ...] = ()  # the Redis commands the target sends (its definition's)
     # (i, n): play only runs i, i+n, i+2n, ... of the seed's sequence (``--shard i/n``); None: all.
     shard: tuple[int, int] | None = None
 
@@ -66,7 +67,7 @@ class ExplorePlan:
 
     @property
     def world(self) -> World:
-        return World(links=self.links, during_s=self.during_s)
+        return World(links=self.links, during_s=self.during_s, redis_commands=self.redis_commands)
 
 
 def for_target(plan: ExplorePlan, target: TargetDefinition) -> ExplorePlan:
@@ -76,7 +77,8 @@ def for_target(plan: ExplorePlan, target: TargetDefinition) -> ExplorePlan:
         plan, knobs=frozenset(k for k, setting in target.knobs.items() if setting),
         links=tuple(link for link in plan.links if link in target.uses),
         lacks=lambda step: target.unsupported(step) or target.idle_for(step),
-        changes=target.changes.operations if target.changes is not None else ())
+        changes=target.changes.operations if target.changes is not None else (),
+        redis_commands=tuple(command.upper() for command in target.redis_commands))
 
 
 def drawable(plan: ExplorePlan, world: World) -> tuple[dict[str, type[StepKind]], dict[str, str]]:

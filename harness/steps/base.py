@@ -60,6 +60,7 @@ class World:
 
     links: tuple[str, ...] = ("postgres", "redis", "kafka")
     during_s: float = 6.0  # the run's fault phase: windows are drawn to fit in it
+    redis_commands: tuple[str, ...] = ()  # what the target sends Redis (its definition's); empty: unknown
 
 
 class StepKind:

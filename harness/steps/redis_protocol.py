@@ -45,8 +45,9 @@ class RedisCommandError(TriggeredFault):
     @classmethod
     def draw(cls, rng: random.Random, world: World) -> RedisCommandError:
         answer: RedisAnswer = rng.choice(("OOM", "READONLY", "LOADING", "BUSY", "NOREPLICAS", "MISCONF", "cut"))
-        return cls(command=rng.choice(DRAWN_COMMANDS), answer=answer, nth=rng.choice((1, 1, 2, 5)),
-                   times=rng.choice((1, 3, 0)), probability=rng.choice((1.0, 1.0, 0.5)),
+        # Among the commands the target says it sends: one it never sends would meet nothing.
+        return cls(command=rng.choice(world.redis_commands or DRAWN_COMMANDS), answer=answer,
+                   nth=rng.choice((1, 1, 2, 5)), times=rng.choice((1, 3, 0)), probability=rng.choice((1.0, 1.0, 0.5)),
                    inside_multi=rng.random() < 0.5, seed=rng.randrange(1, 1_000_000))
 
     def describe(self) -> str:

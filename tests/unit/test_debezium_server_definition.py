@@ -96,3 +96,20 @@ def test_debezium_server_is_optional_and_missing_until_installed(tmp_path: Path,
     (tmp_path / "debezium-server-3.6.1.Final" / ".complete").write_text("3.6.1.Final\n")
     assert DebeziumServer().locate() is None  # the distribution without a runtime to run it is not installed
     assert "faultline setup --with debezium-server" in DebeziumServer("3.6.0.Final").how_to_install()
+
+
+def test_explore_draws_redis_errors_among_the_commands_the_target_sends() -> None:
+    """Against this target, explore once drew errors for XDEL and GET (the bundled exporter's
+    commands), which Debezium Server never sends: 6 fault windows that tested nothing."""
+    import random
+
+    from harness.search.explore_plan import ExplorePlan, for_target
+    from harness.steps.redis_protocol import RedisCommandError
+
+    plan = for_target(ExplorePlan(runs=1), TargetDefinition.load(TARGET))
+    assert plan.world.redis_commands == ("XADD", "PING", "INFO") and plan.links == ("postgres", "redis")
+    rng = random.Random(7)
+    drawn = {RedisCommandError.draw(rng, plan.world).command for _ in range(200)}
+    assert drawn == {"XADD", "PING", "INFO"}
+    bundled = {RedisCommandError.draw(rng, ExplorePlan(runs=1).world).command for _ in range(200)}
+    assert "XDEL" in bundled and "INFO" not in bundled  # a target that says nothing: the bundled vocabulary
