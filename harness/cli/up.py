@@ -62,6 +62,12 @@ def up(backend: str, check: bool, start_timeout: float, topology: str, redis_sen
     from harness.infra.stack import LINKS
     from harness.services import probes
 
+    # As `run` does: Ctrl-C stops it even when it was started from a script in the background,
+    # which hands it SIGINT ignored (CI's `bash .ci/run &` left a stack up past its test). Before
+    # anything starts: installed after the endpoints were printed, a Ctrl-C in between was
+    # ignored for good (a test sending SIGINT on the last line waited 60 s, on a busy machine).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     with make_backend(backend, start_timeout=start_timeout, redis_sentinel=redis_sentinel) as stack:
         replicated = start_topology(stack, topology)
         if check:
@@ -100,9 +106,6 @@ def up(backend: str, check: bool, start_timeout: float, topology: str, redis_sen
             described["topology"] = {**replicated, **stack.backend.topology()}
         click.echo(json.dumps(described, indent=2), nl=True)
         console.print("[green]stack is up[/]; Ctrl-C stops it")
-        # As `run` does: Ctrl-C stops it even when it was started from a script in the background,
-        # which hands it SIGINT ignored (CI's `bash .ci/run &` left a stack up past its test).
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         stop = threading.Event()
         while not stop.wait(3600):  # woken by Ctrl-C/SIGTERM as KeyboardInterrupt
             continue

@@ -35,9 +35,18 @@ def leftovers(workdir: str) -> list[str]:
     return found
 
 
+def _sigint_ignored() -> None:
+    # What a non-interactive shell hands a command it runs in the background (CI's `bash .ci/run &`).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def spawn_up(tmp_path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "up"], stdout=subprocess.PIPE,
+                            stderr=(tmp_path / "up.err").open("w"), text=True, preexec_fn=_sigint_ignored)
+
+
 def start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], dict]:
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "up"], stdout=subprocess.PIPE,
-                            stderr=(tmp_path / "up.err").open("w"), text=True)
+    proc = spawn_up(tmp_path)
     assert proc.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 90
@@ -89,6 +98,23 @@ def test_signal_to_the_harness_leaves_nothing_behind(tmp_path: Path, sig: int) -
              describe=lambda: ", ".join(leftovers(workdir)))
     assert not os.path.exists(workdir)
     assert not [p for p in ports_of(described) if port_in_use("127.0.0.1", p)]
+
+
+def test_ctrl_c_while_the_stack_starts_stops_it(tmp_path: Path) -> None:
+    """Failed before its fix (still running after 60 s): started with SIGINT ignored, ``up``
+    listened for Ctrl-C only once its endpoints were printed, so one sent before was lost for
+    good (a busy machine widened that gap until the SIGINT test above met it)."""
+    proc = spawn_up(tmp_path)
+    try:
+        # Sent once the servers are being started (a child process exists), before any endpoint.
+        wait_for(lambda: psutil.Process(proc.pid).children() or proc.poll() is not None, timeout=60,
+                 interval=0.05, what="faultline up to start a server")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        stop_up(proc)
+    assert proc.returncode == 128 + signal.SIGINT, (tmp_path / "up.err").read_text()[-2000:]
+    assert proc.stdout is not None and "}" not in proc.stdout.read()  # stopped before the endpoints
 
 
 def test_a_failing_test_still_tears_the_stack_down(tmp_path: Path) -> None:
