@@ -122,3 +122,15 @@ def test_the_shipped_incident_reproduces_the_committed_xadd_error(fresh_stack: S
     lost = result.violation_ids.get("lost", [])
     assert len(lost) >= 50 and all(isinstance(i, int) for i in lost), lost[:10]
     assert "source->sink" in next(c.detail for c in result.violations if c.name == "no_loss")
+
+
+@pytest.mark.slow
+def test_explores_finding_replays_one_ping_error_stops_the_server_with_exit_code_0(fresh_stack: Stack,
+                                                                                  tmp_path: Path) -> None:
+    """incidents/debezium-server/ping_error_exits.toml (found and shrunk by explore): one error
+    reply to its PING and the process exits 0; nothing lost, nothing flowing."""
+    scenario = incident.load(project_root() / "incidents" / "debezium-server" / "ping_error_exits.toml")
+    result = ScenarioRunner(fresh_stack, TargetDefinition.load(TARGET), scenario, tmp_path).run()
+    assert result.verdict == "fail" and not result.error, result.error
+    assert {c.name for c in result.violations} == {"process_alive"}, result.violations
+    assert "exited by itself with code 0" in result.violations[0].detail
