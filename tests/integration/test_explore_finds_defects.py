@@ -27,6 +27,9 @@ def explorer(stack: Stack, out: Path, plan: ExplorePlan, defect: str | None = No
     return Explorer(stack, target, plan, out, extra_env=env, shrink_failures=False, replays=0, amplify_runs=0)
 
 
+# Slow (18 s): nox -s tests keeps its 12 minutes with the Ctrl-C-during-start test added; CI's
+# mutants session catches this defect through its scenario, and `nox -s mutants-explore` by explore.
+@pytest.mark.slow
 def test_explore_finds_a_seeded_defect_no_scenario_names(fresh_stack: Stack, tmp_path: Path) -> None:
     found = explorer(fresh_stack, tmp_path, PLAN, "read_past_open_transactions").explore()
     assert found.failures, f"no failure in {found.runs} runs: {found.signatures}"
