@@ -38,7 +38,14 @@ class SinkReader(Protocol):
     def name(self) -> str: ...
 
     def records(self, *, incremental: bool = False) -> Iterator[SinkRecord]:
-        """Every record from the beginning; ``incremental``: only those after the last call's."""
+        """Every record from the beginning; ``incremental``: only those after the last call's
+        (all of them again, with ``rewound`` set, when the sink forgot some since)."""
+        ...
+
+    @property
+    def rewound(self) -> bool:
+        """The last incremental read found the sink shorter than before (a file cut back by a
+        crash, a Redis stream wiped) and read it from its start."""
         ...
 
     def ends(self) -> dict[str, int]:
@@ -52,6 +59,7 @@ class KafkaTopicSink:
     topic: str
     fmt: RecordFormat | None = None
     _offsets: dict[int, int] = field(default_factory=dict)
+    rewound: bool = False  # a topic's offsets only grow
 
     @property
     def name(self) -> str:
@@ -68,6 +76,7 @@ class KafkaTopicSink:
 class FileSink:
     path: Path
     _lines: int = 0
+    rewound: bool = False
 
     @property
     def name(self) -> str:
@@ -75,8 +84,13 @@ class FileSink:
 
     def records(self, *, incremental: bool = False) -> Iterator[SinkRecord]:
         lines = read_lines(self.path)
-        start, self._lines = (self._lines if incremental else 0), max(self._lines, len(lines))
-        return iter(lines[start:] if incremental else lines)
+        if not incremental:
+            return iter(lines)
+        count = len(self.path.read_bytes().splitlines()) if self.path.exists() else 0  # as positions count
+        self.rewound = count < self._lines
+        start = 0 if self.rewound else self._lines
+        self._lines = count
+        return iter([r for r in lines if r.position > start])
 
     def ends(self) -> dict[str, int]:
         return file_ends(self.path)
@@ -98,6 +112,7 @@ class RedisStreamSink:
     fmt: RecordFormat | None = None
     _after: str = "-"  # the cursor: the last entry id read, exclusive ("-": from the start)
     _count: int = 0
+    rewound: bool = False
 
     @property
     def name(self) -> str:
@@ -108,6 +123,10 @@ class RedisStreamSink:
         decode = message_decoder(self.fmt)
         client = direct_client(self.stack.redis_url(proxied=False), 10)
         try:
+            if incremental:  # fewer entries than read so far: wiped (or trimmed), read again from the start
+                self.rewound = int(client.xlen(self.key)) < self._count
+                if self.rewound:
+                    start, index = "-", 0
             while True:
                 page = cast(Entries, client.xrange(self.key, min=start, max="+", count=_PAGE))
                 for entry_id, fields in page:
@@ -162,7 +181,10 @@ class SinkProgress:
         self.ids: set[int] = set()
 
     def update(self) -> set[int]:
-        self.ids.update(r.record_id for r in self.reader.records(incremental=True) if r.record_id is not None)
+        new = [r.record_id for r in self.reader.records(incremental=True) if r.record_id is not None]
+        if self.reader.rewound:  # what the sink forgot has not reached it any more
+            self.ids = set()
+        self.ids.update(new)
         return self.ids
 
 

@@ -15,7 +15,7 @@ from harness.catalogue.registry import discover
 from harness.cli.pytest_plugin import assert_scenario_passed
 from harness.infra.redis_client import direct_client
 from harness.infra.stack import Stack
-from harness.judge.sink_readers import RedisStreamSink
+from harness.judge.sink_readers import RedisStreamSink, SinkProgress
 from harness.model.record_format import RecordFormat
 from harness.model.target import TargetDefinition
 from harness.paths import project_root
@@ -52,6 +52,11 @@ def test_a_redis_stream_is_read_entry_by_entry_with_a_cursor(fresh_stack: Stack,
         assert [(r.record_id, r.op, r.position) for r in later] == [(3, "c", 3), (1, "d", 4)]
         assert len(list(sink.records())) == 5 and sink.ends() == {f"redis:{key}": 5}
         assert RedisStreamSink(fresh_stack, f"{key}.none", "value", ENVELOPE).ends() == {}
+        progress = SinkProgress(RedisStreamSink(fresh_stack, key, "value", ENVELOPE))
+        assert progress.update() == {1, 2, 3}
+        client.delete(key)  # a Redis that lost its data (restarted without persistence)
+        client.xadd(key, {"key": json.dumps({"id": 9}), "value": _event(9)})
+        assert progress.update() == {9} and progress.reader.rewound  # what it forgot is in flight again
     finally:
         client.delete(key)
         client.close()

@@ -113,3 +113,19 @@ def test_explore_draws_redis_errors_among_the_commands_the_target_sends() -> Non
     assert drawn == {"XADD", "PING", "INFO"}
     bundled = {RedisCommandError.draw(rng, ExplorePlan(runs=1).world).command for _ in range(200)}
     assert "XDEL" in bundled and "INFO" not in bundled  # a target that says nothing: the bundled vocabulary
+
+
+def test_progress_forgets_what_a_file_sink_lost(tmp_path: Path) -> None:
+    """A crash that cuts a file sink back (unsynced lines lost): the records it forgot are in
+    flight again, not counted as arrived because they once were."""
+    from harness.judge.sink_readers import SinkProgress
+
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(f'{{"id": {i}, "payload": "p"}}\n' for i in (1, 2, 3)))
+    progress = SinkProgress(FileSink(path))
+    assert progress.update() == {1, 2, 3} and not progress.reader.rewound
+    with path.open("a") as sink:
+        sink.write('{"id": 4, "payload": "p"}\n')
+    assert progress.update() == {1, 2, 3, 4}  # read on from where it was
+    path.write_text('{"id": 1, "payload": "p"}\n')  # cut back
+    assert progress.update() == {1} and progress.reader.rewound
