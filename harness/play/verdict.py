@@ -211,7 +211,7 @@ def read_metrics(run: Run, exporter: ExporterProcess, seen: SinkContents, log: l
     if not run.target.has_metrics:
         return None
     try:
-        samples = exporter.metrics()
+        samples = settled_counters(exporter, seen)
     except (MetricsUnavailable, httpx.HTTPError) as exc:
         return MetricsEvidence(None, str(exc))
     snapshot = MetricsSnapshot(exporter.metric_total("delivered", samples),
@@ -223,6 +223,30 @@ def read_metrics(run: Run, exporter: ExporterProcess, seen: SinkContents, log: l
               and (r.get("record_id") is not None or r.get("stage"))]
     restarted = exporter.starts > 1 or run.planned_kills > 0 or run.revived
     return MetricsEvidence(snapshot, None, exporter.error_total(samples), len(errors), restarted)
+
+
+COUNTERS_SETTLE_S = 15.0  # past the longest answer a fault holds back (a produce answer delayed 3 s)
+
+
+def settled_counters(exporter: ExporterProcess, seen: SinkContents,
+                     timeout: float = COUNTERS_SETTLE_S) -> dict[str, float]:
+    """The exporter's counters once they account for every distinct record the sink holds (or as
+    they are when ``timeout`` runs out). A message is in the topic before the exporter hears it was
+    written: with the broker's answer held back (a delayed produce), a scrape right after the
+    drain read 250 delivered of 260 in the sink, a correct exporter judged wrong (CI's explore).
+    Over-counting shows at once: waiting only lets a lagging count catch up."""
+    held = len({r.record_id for r in seen.sink if r.record_id is not None}) + len(seen.letters)
+    last: list[dict[str, float]] = []
+
+    def caught_up() -> bool:
+        last[:] = [exporter.metrics()]
+        return exporter.metric_total("delivered", last[0]) + exporter.metric_total("dead_lettered", last[0]) >= held
+
+    try:
+        wait_for(caught_up, timeout=timeout, interval=0.2, what="the exporter's counters to count what the sink holds")
+    except WaitTimeout:
+        pass  # they never caught up: the check judges them as they are, and says so
+    return last[0]
 
 
 def read_resources(run: Run, monitor: ResourceMonitor | None) -> ResourceEvidence | None:
