@@ -212,6 +212,23 @@ def connect(config: Config, **kwargs: object) -> psycopg.Connection:
                            options=SESSION_OPTIONS, **kwargs)  # type: ignore[arg-type]
 
 
+def within_deadline(conn: psycopg.Connection, fn: Callable[[psycopg.Connection], T], timeout: float,
+                    stage: str) -> T:
+    """``fn`` on ``conn``, its socket shut if the server has not answered within ``timeout``;
+    connection trouble and a missed deadline are a TransientError of ``stage``. A connection
+    whose deadline fired is broken: its owner discards it (a pool does so on its own)."""
+    try:
+        with _watchdog(conn, timeout) as fired:
+            try:
+                return fn(conn)
+            except psycopg.OperationalError as exc:
+                if fired.is_set():
+                    raise QueryTimeout(f"no answer from postgres within {timeout:.1f}s") from exc
+                raise
+    except (psycopg.OperationalError, psycopg.errors.UndefinedTable, QueryTimeout, OSError) as exc:
+        raise TransientError(stage, exc) from exc
+
+
 class Source:
     def __init__(self, config: Config, stage: str = "source") -> None:
         self.config = config
@@ -230,19 +247,11 @@ class Source:
 
     def run(self, fn: Callable[[psycopg.Connection], T], timeout: float | None = None) -> T:
         """Run ``fn`` on the connection under a deadline; connection trouble is a TransientError."""
-        timeout = timeout or self.config.postgres_timeout_s
         try:
-            conn = self._connection()
-            with _watchdog(conn, timeout) as fired:
-                try:
-                    return fn(conn)
-                except psycopg.OperationalError as exc:
-                    if fired.is_set():
-                        raise QueryTimeout(f"no answer from postgres within {timeout:.1f}s") from exc
-                    raise
-        except (psycopg.OperationalError, psycopg.errors.UndefinedTable, QueryTimeout, OSError) as exc:
+            return within_deadline(self._connection(), fn, timeout or self.config.postgres_timeout_s, self.stage)
+        except TransientError:
             self.close()
-            raise TransientError(self.stage, exc) from exc
+            raise
 
     def fetch_after(self, last_id: int, limit: int) -> Page:
         """Rows after ``last_id`` in id order, and who may still add rows below them (see the module
