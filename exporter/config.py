@@ -89,6 +89,9 @@ class Config:
     api_docs: bool = False  # serve /openapi.json and /docs (off: they map the API for anyone)
     jobs_kept_s: float = 3600.0
     log_level: str = "INFO"
+    # Where each worker (reader, deliverer) writes its cProfile statistics when it stops, as
+    # <kind>-<pid>.prof (empty: not profiled). For finding where the pipeline's time goes.
+    profile_dir: str = ""
 
     @property
     def changes(self) -> bool:

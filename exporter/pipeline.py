@@ -314,7 +314,22 @@ def worker_main(kind: str, config: Config, control: Control) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     jsonlog.configure(config.log_level)
-    WORKERS[kind](config, control).run()
+    if config.profile_dir:
+        _profiled(kind, config, control)
+    else:
+        WORKERS[kind](config, control).run()
+
+
+def _profiled(kind: str, config: Config, control: Control) -> None:
+    """The worker under cProfile, its statistics written when it stops (a stop is a return)."""
+    import cProfile
+
+    profile = cProfile.Profile()
+    try:
+        profile.runcall(WORKERS[kind](config, control).run)
+    finally:
+        os.makedirs(config.profile_dir, exist_ok=True)
+        profile.dump_stats(os.path.join(config.profile_dir, f"{kind}-{os.getpid()}.prof"))
 
 
 def _die_with_parent() -> None:
