@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from harness.model.plugins import load_target
+from harness.report.figures import Figure
 
 RUNS = 20
 TARGET_PER_HOUR = 500
@@ -41,6 +42,11 @@ def run() -> dict:
         found = explorer.explore()
     per_hour = found.runs_per_hour
     return {
+        "figures": [Figure(f"explore on one stack (-j 1), {found.runs} runs from seed 1", "runs/hour", (per_hour,),
+                           "higher", TARGET_PER_HOUR),
+                    Figure("stack reset between explore runs, p95", "s",
+                           (round(sorted(resets)[int(0.95 * (len(resets) - 1))], 4) if resets else 1e9,), "lower",
+                           TARGET_RESET_S)],
         "runs": found.runs, "seconds": found.seconds, "runs_per_hour": per_hour,
         "run_seconds": [round(min(durations), 1), round(statistics.median(durations), 1), round(max(durations), 1)],
         "failures": len(found.failures), "harness_errors": found.harness_errors,

@@ -14,6 +14,7 @@ from pathlib import Path
 from harness.backends.local import LocalBackend
 from harness.infra.waiting import wait_for
 from harness.model.plugins import load_target
+from harness.report.figures import Figure
 from harness.report.result import RequestStats
 from harness.rig.exporter_process import ExporterProcess, RunContext
 from harness.rig.load import LoadRun
@@ -61,6 +62,10 @@ def run() -> dict:
     total, submit, poll = _row(rows, "Aggregated"), _row(rows, "POST /exports"), _row(rows, "GET /exports/{id}")
     writes = _row(source_summary.requests, "insert rows")
     return {
+        "figures": [Figure("job API requests (submissions and status polls) from 60 Locust users", "requests/s",
+                           (total.rps or 0.0,), "higher", TARGET_RPS),
+                    Figure("job API: submission p99", "ms", (submit.p99_ms or 1e9,), "lower", TARGET_P99_MS),
+                    Figure("job API: failed requests", "requests", (float(total.failures),), "lower", 0)],
         "duration_s": DURATION_S, "api_users": API_USERS,
         "api_requests_per_s": total.rps, "api_failures": total.failures,
         "submissions_per_s": submit.rps, "submission_p50_ms": submit.p50_ms,

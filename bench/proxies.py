@@ -30,6 +30,7 @@ from harness.backends.local import LocalBackend
 from harness.infra.proxies.kafka import KafkaProxy, PartitionErrorRule
 from harness.infra.proxies.resp import RespProxy
 from harness.infra.stack import Stack
+from harness.report.figures import Figure
 
 ROUNDS = 7
 PINGS = 2_000
@@ -136,6 +137,12 @@ def run() -> dict:
     produce_ratio = max(produces["toxiproxy+kafka_proxy"], produces["toxiproxy+kafka_proxy, idle rule"]) \
         / produces["toxiproxy"]
     return {
+        "figures": [Figure("Redis PING through Toxiproxy and the RESP proxy, over Toxiproxy's alone", "x",
+                           (round(ping_ratio, 3),), "lower", TARGET_PING_RATIO),
+                    Figure("1,000 pipelined XADDs through both, over Toxiproxy's alone", "x",
+                           (round(pipeline_ratio, 3),), "lower", TARGET_PIPELINE_RATIO),
+                    Figure("a Kafka produce through Toxiproxy and the Kafka proxy, over Toxiproxy's alone", "x",
+                           (round(produce_ratio, 3),), "lower", TARGET_PRODUCE_RATIO)],
         "ping_round_trip_us": pings,
         "pipeline_of_1000_xadd_ms": pipelines,
         "proxy_adds_per_ping_us": round(pings["toxiproxy+resp_proxy"] - pings["toxiproxy"], 1),

@@ -49,11 +49,14 @@ def _shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
               help="Play runs I, I+N, I+2N, ... of the seed's runs (--runs counts all N shards' runs): N runners "
                    "share one exploration; `faultline explore merge` joins their reports. Sharded runs are drawn "
                    "from the seed alone, never from results another runner has.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 16), default=None,
+              help="Play this many runs at once, each on a stack of its own (default: chosen from the machine's "
+                   "cores and memory). The same seed draws the same schedules at -j 1, 2 and 3.")
 @click.pass_context
 def explore(ctx: click.Context, seed: int, budget: str | None, runs: int | None, max_overlap: int,
             kinds: str | None, keep_going: bool, no_shrink: bool, replays: int, amplify_runs: int, plan_only: bool,
             defect: str | None, backend: str, target_path: str | None, out: str | None,
-            shard: tuple[int, int] | None) -> None:
+            shard: tuple[int, int] | None, jobs: int | None) -> None:
     """Many short runs of randomly drawn fault schedules, guided by the exporter's reactions.
 
     Exit 0 when every run held, 1 when one violated a check (its incident file, shrunk, and the
@@ -75,7 +78,8 @@ def explore(ctx: click.Context, seed: int, budget: str | None, runs: int | None,
         return
     plan.validate()
     with graceful_interrupt("healing, judging and reporting the current run") as interrupt:
-        code = _explore(plan, interrupt, backend, target_path, out, env, Handing(not no_shrink, replays, amplify_runs))
+        code = _explore(plan, interrupt, backend, target_path, out, env,
+                        Handing(not no_shrink, replays, amplify_runs, jobs))
     sys.exit(code)
 
 
@@ -105,6 +109,7 @@ class Handing:
     shrink: bool = True
     replays: int = 3
     amplify_runs: int = 60
+    jobs: int | None = None  # stacks side by side (-j); None: chosen from the machine
 
 
 def _explore(plan: object, interrupt: object, backend: str, target_path: str | None, out: str | None,
@@ -113,6 +118,7 @@ def _explore(plan: object, interrupt: object, backend: str, target_path: str | N
     from harness.model.target import BUNDLED
     from harness.paths import reports_dir
     from harness.play.gate import new_run_id
+    from harness.play.parallel import beside, choose_jobs, started_pool
     from harness.report.reports import write_all
     from harness.report.result import RunReport, Verdict
     from harness.search.explore import ExplorePlan
@@ -125,21 +131,25 @@ def _explore(plan: object, interrupt: object, backend: str, target_path: str | N
     directory = Path(out) if out else reports_dir() / run_id
     directory.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    with make_backend(backend, logical_replication=target.postgres_logical_replication,
-                      redis_sentinel=target.redis_discovery == "sentinel") as stack:
+    jobs = choose_jobs(handing.jobs, plan.runs, backend)
+    with started_pool(lambda: make_backend(backend, logical_replication=target.postgres_logical_replication,
+                                           redis_sentinel=target.redis_discovery == "sentinel"), jobs) as pool:
+        stack = pool.stacks[0]
         explorer = Explorer(stack, target, against(plan, stack, target), directory,
                             extra_env=env, interrupt=interrupt, on_run=_progress,  # type: ignore[arg-type]
                             log=lambda m: console.print(f"  [dim]{escape(m)}[/]"), shrink_failures=handing.shrink,
-                            replays=handing.replays, amplify_runs=handing.amplify_runs)
+                            replays=handing.replays, amplify_runs=handing.amplify_runs, pool=pool)
         console.print(f"faultline explore: seed {plan.seed}, "
                       + (f"{plan.runs} runs" if plan.runs else f"{plan.budget_s:.0f}s budget")
-                      + (f", shard {plan.shard[0]}/{plan.shard[1]}" if plan.shard else "") + f", on {backend}")
+                      + (f", shard {plan.shard[0]}/{plan.shard[1]}" if plan.shard else "")
+                      + f", on {backend}, {jobs.n} at a time ({escape(jobs.why)})")
         found = explorer.explore()
     code = EXIT_VIOLATION if found.failures else EXIT_HARNESS if found.harness_errors else EXIT_OK
     verdict = {EXIT_OK: Verdict.PASS, EXIT_VIOLATION: Verdict.FAIL, EXIT_HARNESS: Verdict.ERROR}[code]
     write_all(directory, RunReport(run_id=run_id, target=str(target_file), backend=backend, verdict=verdict,
                                    duration_s=round(time.monotonic() - t0, 3), scenarios=explorer.results,
-                                   explore=found, interrupted=interrupt.is_set()))  # type: ignore[attr-defined]
+                                   explore=found, interrupted=interrupt.is_set(),  # type: ignore[attr-defined]
+                                   jobs=jobs.n, jobs_why=jobs.why, beside=beside(explorer.results)))
     _print_summary(found, directory)
     if code == EXIT_OK and interrupt.is_set():  # type: ignore[attr-defined]
         return 130

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -28,6 +27,7 @@ from harness.cli.base import (
     WritableDir,
     graceful_interrupt,
 )
+from harness.cli.bench_command import bench
 from harness.cli.check import check
 from harness.cli.explore import explore
 from harness.cli.incidents import reproduce, shrink, soak
@@ -140,9 +140,12 @@ def list_scenarios(show_steps: bool, show_checks: bool, target_path: str | None)
                    "same way goes into its incident file and the reports (0: not replayed).")
 @click.option("-x", "--fail-fast", is_flag=True,
               help="Stop after the first violated scenario (the rest are reported not started); exit 1.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 16), default=None,
+              help="Play this many scenarios at once, each on a stack of its own (default: chosen from the "
+                   "machine's cores and memory, said in the report).")
 def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: str | None, repeat: int,
-        load_workers: int | None, keep: str, replays: int, fail_fast: bool) -> None:
-    """Run scenarios (all by default) on one stack; write reports/<run-id>/.
+        load_workers: int | None, keep: str, replays: int, fail_fast: bool, jobs: int | None) -> None:
+    """Run scenarios (all by default), side by side on -j stacks; write reports/<run-id>/.
 
     Ctrl-C once: the running scenario is healed, reconciled and reported, the rest are not
     started (exit 130 if nothing was violated). Twice: stop at once (report.json still written)."""
@@ -152,13 +155,16 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
     from harness.catalogue.scenario import with_load_workers
     from harness.model.target import BUNDLED
     from harness.play.gate import run_gate
+    from harness.play.parallel import choose_jobs
 
     chosen = select(list(scenarios))
     if fail_fast and click.get_current_context().get_parameter_source("replays") is ParameterSource.DEFAULT:
         replays = 0  # a quick red: the failure is not replayed unless --replays says so
     if load_workers is not None:
         chosen = [with_load_workers(s, load_workers) for s in chosen]
-    console.print(f"faultline: {len(chosen)} scenario(s) on the {backend} backend")
+    stacks = choose_jobs(jobs, len(chosen), backend)
+    console.print(f"faultline: {len(chosen)} scenario(s) on the {backend} backend, {stacks.n} at a time "
+                  f"({escape(stacks.why)})")
 
     def on_step(name: str, event: str, record) -> None:  # noqa: ANN001
         at = record.applied_at if event in ("applied", "interrupted") else record.removed_at
@@ -179,7 +185,8 @@ def run(scenarios: tuple[str, ...], backend: str, target_path: str | None, out: 
     with graceful_interrupt("healing, reconciling and reporting the running scenario") as interrupt:
         gate = run_gate(chosen, Path(target_path) if target_path else BUNDLED, backend=backend,
                         out_dir=Path(out) if out else None, on_result=collect, repeat=repeat, on_step=on_step,
-                        interrupt=interrupt, keep=keep, on_keep=on_keep, replays=replays, fail_fast=fail_fast)
+                        interrupt=interrupt, keep=keep, on_keep=on_keep, replays=replays, fail_fast=fail_fast,
+                        jobs=stacks)
     console.print(results_table(gate.results))
     print_what_failed(gate.results)
     for result in gate.results:
@@ -209,6 +216,7 @@ main.add_command(soak)
 main.add_command(explore)
 main.add_command(init)
 main.add_command(doctor)
+main.add_command(bench)
 
 
 def _mutants_explore(target: Path, out: Path, backend: str, seed: int, runs: int, only: tuple[str, ...],
@@ -253,8 +261,11 @@ def _mutants_explore(target: Path, out: Path, backend: str, seed: int, runs: int
 @click.option("--defect", "only", multiple=True, help="With --explore: only these defects (repeatable).")
 @click.option("--kinds", default=None,
               help="With --explore: comma-separated step kinds to draw from (default: every one).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 16), default=None,
+              help="Play this many scenarios at once, each on a stack of its own (default: chosen from the "
+                   "machine). --explore plays on one stack.")
 def mutants(backend: str, target_path: str | None, out: str | None, use_explore: bool, seed: int,
-            explore_runs: int, only: tuple[str, ...], kinds: str | None) -> None:
+            explore_runs: int, only: tuple[str, ...], kinds: str | None, jobs: int | None) -> None:
     """Every seeded defect must be caught by a scenario that claims it (or, with --explore, found by
     exploring with no scenario named); the clean exporter must pass."""
     import json as _json
@@ -264,6 +275,7 @@ def mutants(backend: str, target_path: str | None, out: str | None, use_explore:
     from harness.model.target import BUNDLED
     from harness.paths import reports_dir
     from harness.play.gate import new_run_id
+    from harness.play.parallel import choose_jobs
     from harness.search.mutants import run_mutants
 
     out_dir = Path(out) if out else reports_dir() / f"mutants-{new_run_id()}"
@@ -272,8 +284,11 @@ def mutants(backend: str, target_path: str | None, out: str | None, use_explore:
     if use_explore:
         _mutants_explore(Path(target_path) if target_path else BUNDLED, out_dir, backend, seed, explore_runs, only,
                          tuple(k.strip() for k in kinds.split(",")) if kinds else ())
-    result = run_mutants(list(discover().values()), Path(target_path) if target_path else BUNDLED, out_dir,
-                         backend=backend, on_result=lambda label, r: print_result(r, f"[{label}] "))
+    scenarios = list(discover().values())
+    stacks = choose_jobs(jobs, len(scenarios), backend)
+    console.print(f"faultline mutants: {stacks.n} scenario(s) at a time ({escape(stacks.why)})")
+    result = run_mutants(scenarios, Path(target_path) if target_path else BUNDLED, out_dir,
+                         backend=backend, on_result=lambda label, r: print_result(r, f"[{label}] "), jobs=stacks)
     table = table_of("Seeded defects", ("defect", "caught", "caught by", "violation seen"))
     for d in result.defects:
         table.add_row(d.defect, "[green]yes[/]" if d.caught else "[red]NO[/]", ", ".join(d.caught_by) or "-",
@@ -339,19 +354,6 @@ def compare(run_a: str, run_b: str, as_json: bool, fail_on: str | None, recovery
     for line in worse:
         console.print(f"[red]regression[/]: {escape(line)}")
     sys.exit(EXIT_VIOLATION if fail_on == "regression" and worse else EXIT_OK)
-
-
-@main.command()
-@click.argument("name")
-@click.option("--out", type=WritableDir(), default=None, help="Directory for NAME.json.")
-def bench(name: str, out: str | None) -> None:
-    """Run the benchmark bench/NAME.py; writes reports/bench/NAME.json."""
-    from harness.cli.bench import run_benchmark
-
-    t0 = time.monotonic()
-    result, path = run_benchmark(name, out)
-    console.print_json(json.dumps(result))
-    console.print(f"wrote {path} in {time.monotonic() - t0:.1f}s")
 
 
 if __name__ == "__main__":  # pragma: no cover

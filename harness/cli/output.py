@@ -56,8 +56,9 @@ VERDICT_COLOUR = {"pass": "green", "fail": "red", "error": "yellow", "skipped": 
 def print_result(result: ScenarioResult, prefix: str = "") -> None:
     colour = VERDICT_COLOUR[result.verdict]
     rate = f", {escape(result.rate_said)} replays" if result.rate_said else ""
+    where = f", stack {result.stack}" if result.stack > 1 else ""  # -j: which stack played it
     console.print(f"{prefix}[{colour}]{result.verdict.upper():5}[/] {escape(result.name)} "
-                  f"({result.duration_s:.1f}s{rate})")
+                  f"({result.duration_s:.1f}s{rate}{where})")
     for check in result.violations:
         console.print(f"      [red]✗ {escape(check.name)}[/]: {escape(check.detail)}")
     if result.reason:

@@ -26,6 +26,7 @@ from harness.infra.versions import server_versions
 from harness.model.plugins import load_target
 from harness.model.target import TargetDefinition
 from harness.paths import reports_dir
+from harness.play.parallel import Jobs, StackPool, beside, play_all, stamped, started_pool
 from harness.play.runner import ScenarioRunner, scenario_workdir
 from harness.report.journal import StepRecord
 from harness.report.rates import FailureShape, Rate
@@ -54,30 +55,55 @@ def exit_code_of(results: list[ScenarioResult]) -> int:
     return EXIT_VIOLATION if any(r.verdict is Verdict.FAIL for r in results) else EXIT_OK
 
 
-def run_on_stack(stack: Stack, target: TargetDefinition, scenarios: list[Scenario], work: Path,
+def run_on_stack(stack: Stack | StackPool, target: TargetDefinition, scenarios: list[Scenario], work: Path,
                  extra_env: dict[str, str] | None = None,
                  on_result: Callable[[ScenarioResult], None] | None = None,
                  on_step: Callable[[str, str, StepRecord], None] | None = None,
                  interrupt: threading.Event | None = None,
-                 into: list[ScenarioResult] | None = None, fail_fast: bool = False) -> list[ScenarioResult]:
-    """Each scenario in turn; results are appended to ``into`` as they come (so a run stopped at
-    once still has the ones that finished). ``fail_fast``: after the first violated scenario the
-    rest are not started, each reported skipped with the reason."""
+                 into: list[ScenarioResult] | None = None, fail_fast: bool = False,
+                 began: float | None = None) -> list[ScenarioResult]:
+    """Each scenario on whichever of the pool's stacks is free (one stack: in turn). Results are
+    appended to ``into`` as they come (so a run stopped at once still has the ones that finished)
+    and put back in the scenarios' order at the end. ``fail_fast``: after the first violated
+    scenario no other is started (those running beside it finish), each reported skipped with
+    the reason."""
+    pool = stack if isinstance(stack, StackPool) else StackPool([stack])
     results = [] if into is None else into
-    for n, scenario in enumerate(scenarios):
-        if interrupt is not None and interrupt.is_set():
-            break  # interrupted: what ran is reported, the rest is not started
-        if fail_fast and any(r.verdict is Verdict.FAIL for r in results):
-            results.extend(not_started(rest, next(r.name for r in results if r.verdict is Verdict.FAIL))
-                           for rest in scenarios[n:])
-            break
+    first, lock, failed = len(results), threading.Lock(), list[str]()
+    stop_now = interrupt or threading.Event()
+    began = time.monotonic() if began is None else began
+
+    def play(number: int, on: Stack, item: tuple[Scenario, Path]) -> ScenarioResult:
+        scenario, where = item
         step_hook = (lambda event, record, name=scenario.name: on_step(name, event, record)) if on_step else None
-        result = ScenarioRunner(stack, target, scenario, work, extra_env=extra_env,
-                                interrupt=interrupt or threading.Event(), on_step=step_hook).run()
-        results.append(result)
-        if on_result:
-            on_result(result)
+        started = time.monotonic()
+        result = stamped(ScenarioRunner(on, target, scenario, where, extra_env=extra_env, interrupt=stop_now,
+                                        on_step=step_hook).run(), number, began, started)
+        with lock:
+            results.append(result)
+            if result.verdict is Verdict.FAIL:
+                failed.append(result.name)
+            if on_result:
+                on_result(result)
+        return result
+
+    items = list(zip(scenarios, workdirs(work, scenarios), strict=True))
+    played = play_all(pool, items, play, stop=lambda: stop_now.is_set() or (fail_fast and bool(failed)))
+    if fail_fast and failed and not stop_now.is_set():
+        played = [r if r is not None else not_started(s, failed[0]) for s, r in zip(scenarios, played, strict=True)]
+    results[first:] = [r for r in played if r is not None]  # the scenarios' order, whatever finished first
     return results
+
+
+def workdirs(work: Path, scenarios: list[Scenario]) -> list[Path]:
+    """Each scenario's directory: ``work``, and for the second and later plays of one scenario
+    (replays, which may run at the same time on two stacks) ``work/2``, ``work/3``, ..."""
+    seen: dict[str, int] = {}
+    found = []
+    for scenario in scenarios:
+        seen[scenario.name] = seen.get(scenario.name, 0) + 1
+        found.append(work if seen[scenario.name] == 1 else work / str(seen[scenario.name]))
+    return found
 
 
 def not_started(scenario: Scenario, failed: str) -> ScenarioResult:
@@ -86,10 +112,10 @@ def not_started(scenario: Scenario, failed: str) -> ScenarioResult:
                           skipped=f"not started: --fail-fast stopped the run after {failed} failed")
 
 
-def measure_failures(stack: Stack, target: TargetDefinition, scenarios: list[Scenario], results: list[ScenarioResult],
-                     work: Path, replays: int, extra_env: dict[str, str] | None = None,
+def measure_failures(stack: Stack | StackPool, target: TargetDefinition, scenarios: list[Scenario],
+                     results: list[ScenarioResult], work: Path, replays: int, extra_env: dict[str, str] | None = None,
                      interrupt: threading.Event | None = None) -> None:
-    """Each failing scenario replayed ``replays`` times on the same stack before it is written up:
+    """Each failing scenario replayed ``replays`` times (on the run's stacks) before it is written up:
     of those replays, how many failed the same way (its checks, its hop of loss) goes into its
     result (``replayed``), its incident file and every report. A failure that does not replay is
     a rumour; the rate says which it is."""
@@ -184,11 +210,12 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
              repeat: int = 1, on_step: Callable[[str, str, StepRecord], None] | None = None,
              interrupt: threading.Event | None = None, extra_env: dict[str, str] | None = None,
              keep: str = "never", on_keep: Callable[[Path], None] | None = None, replays: int = 0,
-             fail_fast: bool = False) -> GateRun:
-    """Run, judge, report. ``keep``: leave the stack up after the reports are written (always, or
-    only when the gate did not pass) until ``interrupt`` is set, and call ``on_keep`` with the
-    file that says how to reach it. A run stopped at once (a second Ctrl-C, SIGTERM) still
-    writes report.json with the scenarios that finished, marked interrupted."""
+             fail_fast: bool = False, jobs: Jobs | None = None) -> GateRun:
+    """Run, judge, report, on ``jobs`` stacks side by side (default: one). ``keep``: leave the
+    stacks up after the reports are written (always, or only when the gate did not pass) until
+    ``interrupt`` is set, and call ``on_keep`` with the file that says how to reach them. A run
+    stopped at once (a second Ctrl-C, SIGTERM) still writes report.json with the scenarios that
+    finished, marked interrupted."""
     if keep not in KEEP:
         raise HarnessError(f"keep must be one of {KEEP}, not {keep!r}")
     target = load_target(target_path)
@@ -198,33 +225,36 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
     t0 = time.monotonic()
     results: list[ScenarioResult] = []
     gate: GateRun | None = None
+    jobs = jobs or Jobs(1, "")
     try:
-        with make_backend(backend, logical_replication=target.postgres_logical_replication,
-                          redis_sentinel=target.redis_discovery == "sentinel") as stack:
+        with started_pool(lambda: make_backend(backend, logical_replication=target.postgres_logical_replication,
+                                               redis_sentinel=target.redis_discovery == "sentinel"), jobs) as pool:
             for round_ in range(repeat):
                 work = scenario_workdir(out) / (f"round-{round_ + 1}" if repeat > 1 else "")
                 if fail_fast and any(r.verdict is Verdict.FAIL for r in results):
                     break  # the rounds left are not started either
-                run_on_stack(stack, target, scenarios, work, extra_env=extra_env, on_result=on_result,
-                             on_step=on_step, interrupt=interrupt, into=results, fail_fast=fail_fast)
-            measure_failures(stack, target, scenarios, results, scenario_workdir(out), replays, extra_env, interrupt)
+                run_on_stack(pool, target, scenarios, work, extra_env=extra_env, on_result=on_result,
+                             on_step=on_step, interrupt=interrupt, into=results, fail_fast=fail_fast, began=t0)
+            measure_failures(pool, target, scenarios, results, scenario_workdir(out), replays, extra_env, interrupt)
             gate = finish_gate(run_id, out, target, target_path, backend, scenarios, results, repeat,
-                               time.monotonic() - t0, server_versions(stack), extra_env,
-                               interrupted=interrupt is not None and interrupt.is_set())
+                               time.monotonic() - t0, server_versions(pool.stacks[0]), extra_env,
+                               interrupted=interrupt is not None and interrupt.is_set(), jobs=jobs)
             if should_keep(keep, gate.exit_code):
-                hold_stack(stack, gate, interrupt or threading.Event(), on_keep)
+                hold_stack(pool, gate, interrupt or threading.Event(), on_keep)
     except KeyboardInterrupt:
         if gate is None:  # stopped at once: report what finished, then go on unwinding
             write_all(out, RunReport(run_id=run_id, target=str(target_path), backend=backend,
                                      verdict=Verdict.ERROR, duration_s=round(time.monotonic() - t0, 3),
-                                     scenarios=results, repeat=repeat, interrupted=True))
+                                     scenarios=results, repeat=repeat, interrupted=True, jobs=jobs.n,
+                                     jobs_why=jobs.why, beside=beside(results)))
         raise
     return gate
 
 
 def finish_gate(run_id: str, out: Path, target: TargetDefinition, target_path: Path, backend: str,
                 scenarios: list[Scenario], results: list[ScenarioResult], repeat: int, duration_s: float,
-                servers: dict[str, str], extra_env: dict[str, str] | None, interrupted: bool) -> GateRun:
+                servers: dict[str, str], extra_env: dict[str, str] | None, interrupted: bool,
+                jobs: Jobs | None = None) -> GateRun:
     code = exit_code_of(results)
     signatures = consistency(results)
     unstable = {name: sigs for name, sigs in signatures.items() if len(set(sigs)) > 1}
@@ -235,22 +265,29 @@ def finish_gate(run_id: str, out: Path, target: TargetDefinition, target_path: P
                        verdict={EXIT_OK: Verdict.PASS, EXIT_VIOLATION: Verdict.FAIL, EXIT_HARNESS: Verdict.ERROR}[code],
                        duration_s=round(duration_s, 3), scenarios=results, repeat=repeat,
                        repeat_consistent=not unstable, unstable=unstable,
-                       report_errors=[e for r in results for e in r.report_errors], interrupted=interrupted)
+                       report_errors=[e for r in results for e in r.report_errors], interrupted=interrupted,
+                       jobs=jobs.n if jobs else 1, jobs_why=jobs.why if jobs else "", beside=beside(results))
     write_all(out, report)
     return GateRun(run_id, out, results, code, servers, interrupted)
 
 
-def hold_stack(stack: Stack, gate: GateRun, interrupt: threading.Event,
+def described(stack: Stack) -> dict[str, object]:
+    return {**stack.describe(), "postgres_dsn": stack.postgres_dsn(), "redis_url": stack.redis_url(),
+            "kafka_bootstrap": stack.kafka_bootstrap()}
+
+
+def hold_stack(pool: StackPool, gate: GateRun, interrupt: threading.Event,
                on_keep: Callable[[Path], None] | None) -> None:
-    """Leave the stack (and every scenario's table, topic and streams) up for a recount by hand:
+    """Leave the stacks (and every scenario's table, topic and streams) up for a recount by hand:
     ``stack.json`` beside the reports (0600: it holds the administrator's passwords) says how to
-    reach it. Returns when ``interrupt`` is set (Ctrl-C), and the stack is then torn down."""
+    reach them: the first stack at its top, every stack under ``stacks`` and each scenario's
+    stack number beside its names. Returns when ``interrupt`` is set (Ctrl-C), and the stacks
+    are then torn down."""
     where = gate.out / "stack.json"
     where.unlink(missing_ok=True)
-    described = {**stack.describe(), "postgres_dsn": stack.postgres_dsn(), "redis_url": stack.redis_url(),
-                 "kafka_bootstrap": stack.kafka_bootstrap(),
-                 "scenarios": {r.name: r.names for r in gate.results}}
-    write_secret(where, json.dumps(described, indent=2) + "\n")
+    described_ = {**described(pool.stacks[0]), "stacks": [described(s) for s in pool.stacks],
+                  "scenarios": {r.name: {**r.names, "stack": str(r.stack)} for r in gate.results}}
+    write_secret(where, json.dumps(described_, indent=2) + "\n")
     if on_keep is not None:
         on_keep(where)
     while not interrupt.wait(3600):  # only Ctrl-C (or SIGTERM, which unwinds) ends it

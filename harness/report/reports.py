@@ -87,7 +87,7 @@ def summary_markdown(report: RunReport) -> str:
     results = failures_first(report.scenarios)
     lines = [f"# Faultline run {report.run_id}: {report.verdict}", "",
              f"Target `{report.target}`, backend `{report.backend}`, {len(results)} scenario(s), "
-             f"{report.duration_s:.1f}s.", *_first_violations(results)]
+             f"{report.duration_s:.1f}s.", *_side_by_side(report), *_first_violations(results)]
     if report.explore is not None and report.explore.failures:
         lines += ["", "## Explore failures", "", *explore_report.failure_lines(report.explore)]
     lines += ["", "| scenario | verdict | lost | corrupted | dead-lettered | duplicates | out of order | duration |",
@@ -115,6 +115,19 @@ def summary_markdown(report: RunReport) -> str:
             lines += ["", f"## How record {story.record_id} of {r.name} was lost ({story.hop})", "", "```",
                       *story.events, *([f"... {story.more} more"] if story.more else []), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _side_by_side(report: RunReport) -> list[str]:
+    """How many stacks the run played on, why, and what ran beside each failure (where to look
+    first if a failure is suspected of being its neighbour's)."""
+    if report.jobs <= 1:
+        return []
+    lines = ["", f"Played on {report.jobs} stacks side by side ({report.jobs_why}), each scenario on a stack "
+                 "of its own."]
+    for r in failures_first(report.scenarios):
+        if r.verdict in (Verdict.FAIL, Verdict.ERROR) and report.beside.get(r.name):
+            lines.append(f"- {r.name} (stack {r.stack}) ran beside {', '.join(report.beside[r.name])}")
+    return lines
 
 
 def _first_violations(results: list[ScenarioResult]) -> list[str]:

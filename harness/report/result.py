@@ -168,6 +168,8 @@ class ScenarioResult:
     metrics: MetricsSnapshot | None = None
     steady_state: SteadyState = field(default_factory=SteadyState)
     duration_s: float = 0.0
+    stack: int = 1  # which of the run's stacks played it (-j N: 1..N)
+    started_s: float = 0.0  # when it started, seconds into the run: with duration_s, what ran beside it
     error: str | None = None  # verdict error: what went wrong in the harness
     skipped: str | None = None  # verdict skipped: why this backend or target cannot run it
     log_excerpt: list[str] = field(default_factory=list)
@@ -257,6 +259,8 @@ class ExploreSummary:
     not_attributed: list[str] = field(default_factory=list)  # failures set aside as not what was looked for
     shard: str = ""  # "i/n": the part of the seed's runs this explore played ("" for all of them)
     merged_from: list[str] = field(default_factory=list)  # the shards' report directories, once merged
+    jobs: int = 1  # stacks its runs played on side by side (-j)
+    guidance_lag: int = 0  # a run's draw saw the guidance of the runs this many before it and earlier
 
     @property
     def runs_per_hour(self) -> float:
@@ -290,6 +294,9 @@ class RunReport:
     report_errors: list[str] = field(default_factory=list)
     interrupted: bool = False  # stopped before every scenario ran (Ctrl-C, SIGTERM): a partial report
     explore: ExploreSummary | None = None  # faultline explore: coverage, signatures, failures
+    jobs: int = 1  # stacks played on side by side (-j), and why that many
+    jobs_why: str = ""
+    beside: dict[str, list[str]] = field(default_factory=dict)  # scenario: those that ran at the same time
     faultline_version: str = field(default_factory=faultline_version)  # which Faultline judged it
 
     def to_json(self) -> str:

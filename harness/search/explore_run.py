@@ -3,10 +3,11 @@ failure write the incident file, shrink it and say how to replay it (see ``harne
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from harness.infra.versions import server_versions
 from harness.infra.waiting import Deadline
 from harness.model.target import TargetDefinition
 from harness.play.gate import reproduction_record
+from harness.play.parallel import StackPool, stamped
 from harness.play.runner import ScenarioRunner
 from harness.report.rates import FailureShape
 from harness.report.result import ExploreFailure, ExploreSummary, ScenarioResult, Verdict
@@ -33,6 +35,7 @@ from harness.search.explore import (
     signature,
     summary,
 )
+from harness.search.explore_pool import InFlight, Played, executor_for, guidance_lag
 from harness.search.handover import REPLAYS, Measuring, hand_over
 from harness.search.shrink import ShrinkError, shrink
 
@@ -67,6 +70,27 @@ class Progress:
 
 
 @dataclass
+class Tally:
+    """What exploring has counted and learnt so far."""
+
+    coverage: Coverage = field(default_factory=Coverage)
+    corpus: list[Scenario] = field(default_factory=list)
+    drawn: Drawn = field(default_factory=Drawn)
+    failures: list[ExploreFailure] = field(default_factory=list)
+    groups: dict[tuple[frozenset[str], frozenset[str]], int] = field(default_factory=dict)
+    errors: int = 0
+    mutated: int = 0
+    runs: int = 0
+
+    def guide(self, scenario: Scenario, result: ScenarioResult, new_reaction: bool) -> None:
+        """What a judged run teaches the draws (applied when the guidance lag reaches it)."""
+        if result.verdict is not Verdict.ERROR:
+            self.drawn.unreached(scenario, result.steps)
+        if new_reaction:
+            self.corpus.append(scenario)  # a new reaction: worth mutating
+
+
+@dataclass
 class Explorer:
     stack: Stack
     target: TargetDefinition
@@ -86,8 +110,9 @@ class Explorer:
     results: list[ScenarioResult] = field(default_factory=list)
     not_attributed: list[str] = field(default_factory=list)
     _started: float | None = None  # when explore() began: a budget counts from here
+    pool: StackPool | None = None  # stacks to play runs on side by side (-j); None: ``stack`` alone
 
-    def run_once(self, scenario: Scenario, work: Path) -> ScenarioResult:
+    def run_once(self, scenario: Scenario, work: Path, stack: Stack | None = None) -> ScenarioResult:
         """One run, stopped when it overruns: its own bound, and the budget (plus a grace to heal
         and report) when exploring by time. An overrun is healed, reported and counted as a
         harness error: a budget is a promise (explore once sat ten minutes past its own on a
@@ -97,7 +122,7 @@ class Explorer:
             left = self.plan.budget_s - (time.monotonic() - self._started)
             limit = min(limit, max(0.0, left) + OVERRUN_GRACE_S)
         with Deadline(self.interrupt, limit) as deadline:
-            result = ScenarioRunner(self.stack, self.target, scenario, work, extra_env=self.extra_env,
+            result = ScenarioRunner(stack or self.stack, self.target, scenario, work, extra_env=self.extra_env,
                                     interrupt=deadline.event).run()
         if deadline.overran:
             result.verdict = Verdict.ERROR
@@ -107,46 +132,88 @@ class Explorer:
         return result
 
     def explore(self) -> ExploreSummary:
+        """Draw, play (on the pool's stacks, side by side when it has several: see
+        ``harness.search.explore_pool``), judge in run order, until the runs or the budget are
+        spent, Ctrl-C, or a failure when not ``keep_going``."""
         plan = self.plan.validate()
         kinds, never = drawable(plan, plan.world)
-        coverage, corpus, drawn = Coverage(), list[Scenario](), Drawn()
-        failures: list[ExploreFailure] = []
-        groups: dict[tuple[frozenset[str], frozenset[str]], int] = {}
-        errors = mutated_runs = runs = 0
-        started = self._started = time.monotonic()
-        for run, scenario, mutated in schedules(plan, kinds, corpus, drawn):
-            if self._done(run, started):
-                break
-            if not plan.plays(run):
-                continue  # another shard's: drawn all the same, so that what follows is drawn alike
-            runs, mutated_runs = runs + 1, mutated_runs + mutated
-            # Every run's schedule as an incident file: any run, not only a failing one, can be replayed.
-            (self.out / "schedules").mkdir(parents=True, exist_ok=True)
-            incident.write(scenario, self.out / "schedules" / f"{scenario.name}.toml",
-                           comment=f"faultline explore --seed {plan.seed}: run {run}"
-                           + (" (mutated)" if mutated else ""))
-            result = self.run_once(scenario, self.out / "runs")
-            self.results.append(result)
-            if result.verdict is not Verdict.ERROR and not plan.open_loop:
-                drawn.unreached(scenario, result.steps)
-            sig = signature(result) if judged(result) else None
-            if coverage.note(run, scenario, sig, scenario.during_s) and result.verdict is Verdict.PASS \
-                    and not plan.open_loop:
-                corpus.append(scenario)  # a new reaction: worth mutating
-            errors += result.verdict is Verdict.ERROR
-            if result.verdict is Verdict.FAIL:  # an interrupted run is judged on what must never happen
-                refused = self.attribute(scenario, result)
+        tally, started = Tally(), time.monotonic()
+        self._started = started
+        pool = self.pool or StackPool([self.stack])
+        flight = InFlight(pool.size, guidance_lag(pool.size))
+        draws = schedules(plan, kinds, tally.corpus, tally.drawn)
+        next_run = 1
+        with executor_for(pool.size) as executor:
+            while not self._judge_ripe(flight, tally, pool) and not self._done(next_run, started):
+                if flight.blocking(next_run) or flight.busy:
+                    flight.wait_one()
+                    continue
+                flight.teach(next_run)
+                run, scenario, mutated = next(draws)
+                next_run = run + 1
+                if not plan.plays(run):
+                    continue  # another shard's: drawn all the same, so that what follows is drawn alike
+                tally.runs, tally.mutated = tally.runs + 1, tally.mutated + mutated
+                self._write_schedule(run, scenario, mutated)
+                flight.queue.append(Played(run, scenario, mutated, executor.submit(self._play, pool, scenario)))
+            while flight.queue:  # the runs beside the last one: ended and judged like any other
+                flight.wait_one()
+                self._judge_ripe(flight, tally, pool)
+        found = summary(plan, tally.runs, tally.coverage, never, tally.failures, tally.errors, tally.mutated,
+                        time.monotonic() - started)
+        return dataclasses.replace(found, not_attributed=list(self.not_attributed), jobs=pool.size,
+                                   guidance_lag=flight.lag)
+
+    def _write_schedule(self, run: int, scenario: Scenario, mutated: bool) -> None:
+        """Every run's schedule as an incident file: any run, not only a failing one, can be replayed."""
+        (self.out / "schedules").mkdir(parents=True, exist_ok=True)
+        incident.write(scenario, self.out / "schedules" / f"{scenario.name}.toml",
+                       comment=f"faultline explore --seed {self.plan.seed}: run {run}"
+                       + (" (mutated)" if mutated else ""))
+
+    def _play(self, pool: StackPool, scenario: Scenario) -> ScenarioResult:
+        with pool.lease() as (number, stack):
+            began = time.monotonic()
+            return stamped(self.run_once(scenario, self.out / "runs", stack), number, self._started or began, began)
+
+    def _judge_ripe(self, flight: InFlight, tally: Tally, pool: StackPool) -> bool:
+        """Judge the runs that ended (each after every run before it); True once exploring must
+        stop for a failure."""
+        for played in flight.ripe():
+            self._judge(played, flight, tally, pool)
+        return bool(tally.failures) and not self.plan.keep_going
+
+    def _judge(self, played: Played, flight: InFlight, tally: Tally, pool: StackPool) -> None:
+        plan, run, scenario, result = self.plan, played.run, played.scenario, played.future.result()
+        self.results.append(result)
+        sig = signature(result) if judged(result) else None
+        new = tally.coverage.note(run, scenario, sig, scenario.during_s) and result.verdict is Verdict.PASS
+        if not plan.open_loop:
+            flight.guidance.append((run, lambda: tally.guide(scenario, result, new)))
+        tally.errors += result.verdict is Verdict.ERROR
+        if result.verdict is Verdict.FAIL:  # an interrupted run is judged on what must never happen
+            ending = bool(tally.failures) and not plan.keep_going  # a run beside the one that ended it
+            with self._holding(pool):
+                refused = None if ending else self.attribute(scenario, result)
                 if refused is None:
-                    failures.append(self._failure(run, scenario, result, groups))
+                    tally.failures.append(self._failure(run, scenario, result, tally.groups, measure=not ending))
                 else:
                     self.not_attributed.append(f"run {run}: {refused}")
                     self.log(f"run {run} failed, but not as what is looked for: {refused}")
-            left = None if plan.budget_s is None else max(0.0, plan.budget_s - (time.monotonic() - started))
-            self.on_run(Progress(run, len(failures), len(coverage.signatures), left, result, mutated))
-            if failures and not plan.keep_going:
-                break
-        found = summary(plan, runs, coverage, never, failures, errors, mutated_runs, time.monotonic() - started)
-        return dataclasses.replace(found, not_attributed=list(self.not_attributed))
+        left = None if plan.budget_s is None else max(0.0, plan.budget_s - (time.monotonic() - (self._started or 0)))
+        self.on_run(Progress(run, len(tally.failures), len(tally.coverage.signatures), left, result, played.mutated))
+
+    @contextlib.contextmanager
+    def _holding(self, pool: StackPool) -> Iterator[None]:
+        """A stack for the judge's own runs (replays, amplifying, shrinking, attribution): the
+        first free one, while the other stacks finish the runs they play."""
+        mine = self.stack
+        with pool.lease() as (_number, stack):
+            self.stack = stack
+            try:
+                yield
+            finally:
+                self.stack = mine
 
     def _done(self, run: int, started: float) -> bool:
         if self.interrupt.is_set():
@@ -156,7 +223,7 @@ class Explorer:
         return time.monotonic() - started >= (self.plan.budget_s or 0)
 
     def _failure(self, run: int, scenario: Scenario, result: ScenarioResult,
-                 groups: dict[tuple[frozenset[str], frozenset[str]], int]) -> ExploreFailure:
+                 groups: dict[tuple[frozenset[str], frozenset[str]], int], measure: bool = True) -> ExploreFailure:
         group = failure_group(result, scenario)
         directory = self.out / "incidents"
         directory.mkdir(parents=True, exist_ok=True)
@@ -172,7 +239,7 @@ class Explorer:
         found = ExploreFailure(run, scenario.name, violated, sorted(group[1]), str(path),
                                replay=f"faultline reproduce {path} --repeat 5", same_as=groups.get(group))
         groups.setdefault(group, run)
-        if found.same_as is not None or self.interrupt.is_set():
+        if found.same_as is not None or self.interrupt.is_set() or not measure:
             return found
         handed = hand_over(scenario, FailureShape.of(result), path, self._measuring())
         best, best_rate = handed.best

@@ -8,6 +8,8 @@ on inside the exporter.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +17,12 @@ from typing import TYPE_CHECKING
 
 from harness.backends.factory import make_backend
 from harness.catalogue.scenario import Scenario, ScenarioError
+from harness.infra.stack import Stack
 from harness.model.plugins import load_target
 from harness.model.target import TargetDefinition
-from harness.play.gate import run_on_stack, write_incidents
-from harness.play.runner import scenario_workdir
+from harness.play.gate import write_incidents
+from harness.play.parallel import Jobs, play_all, stamped, started_pool
+from harness.play.runner import ScenarioRunner, scenario_workdir
 from harness.report.rates import FailureShape
 from harness.report.result import ExploreSummary, ScenarioResult, Verdict
 from harness.search.explore import ExplorePlan
@@ -69,28 +73,54 @@ def _reporter(on_result: Callable[[str, ScenarioResult], None] | None,
 
 
 def run_mutants(scenarios: list[Scenario], target_path: Path, out: Path, *, backend: str = "local",
-                on_result: Callable[[str, ScenarioResult], None] | None = None) -> MutantsRun:
+                on_result: Callable[[str, ScenarioResult], None] | None = None,
+                jobs: Jobs | None = None) -> MutantsRun:
+    """The clean exporter on every scenario and each defect on the scenarios that claim it, all
+    of them one list played on ``jobs`` stacks side by side (default: one)."""
     target = load_target(target_path)
     by_defect = plan(target, scenarios)
     work = scenario_workdir(out)
-    with make_backend(backend, logical_replication=target.postgres_logical_replication,
-                      redis_sentinel=target.redis_discovery == "sentinel") as stack:
-        clean = run_on_stack(stack, target, scenarios, work / "clean", on_result=_reporter(on_result, "clean"))
-        outcomes = []
-        for defect, claimed in by_defect.items():
-            outcome = DefectOutcome(defect, [s.name for s in claimed])
-            env = {target.defect_env: defect}
-            report = _reporter(on_result, defect)
-            results = run_on_stack(stack, target, claimed, work / defect, extra_env=env, on_result=report)
-            write_incidents(work / defect / "incidents", claimed, results, target, extra_env=env)
-            for result in results:
-                if result.verdict is Verdict.FAIL:
-                    outcome.caught_by.append(result.name)
-                    outcome.violations += [f"{result.name}: {c.name}: {c.detail}" for c in result.violations[:3]]
-                elif result.verdict is Verdict.ERROR:
-                    outcome.errors.append(f"{result.name}: {result.error}")
-            outcomes.append(outcome)
-    return MutantsRun(clean, outcomes)
+    plays = [Play("clean", s, None) for s in scenarios] + [
+        Play(defect, s, {target.defect_env: defect}) for defect, claimed in by_defect.items() for s in claimed]
+    lock, began = threading.Lock(), time.monotonic()
+
+    def play(number: int, stack: Stack, item: Play) -> ScenarioResult:
+        started = time.monotonic()
+        result = stamped(ScenarioRunner(stack, target, item.scenario, work / item.label, extra_env=item.env).run(),
+                         number, began, started)
+        if on_result is not None:
+            with lock:
+                on_result(item.label, result)
+        return result
+
+    with started_pool(lambda: make_backend(backend, logical_replication=target.postgres_logical_replication,
+                                           redis_sentinel=target.redis_discovery == "sentinel"),
+                      jobs or Jobs(1, "")) as pool:
+        played = play_all(pool, plays, play)
+    results = [(item, r) for item, r in zip(plays, played, strict=True) if r is not None]
+    clean = [r for item, r in results if item.label == "clean"]
+    return MutantsRun(clean, [_outcome(target, defect, claimed, [r for item, r in results if item.label == defect],
+                                       work) for defect, claimed in by_defect.items()])
+
+
+@dataclass(frozen=True)
+class Play:
+    label: str  # clean, or the defect switched on
+    scenario: Scenario
+    env: dict[str, str] | None
+
+
+def _outcome(target: TargetDefinition, defect: str, claimed: list[Scenario], results: list[ScenarioResult],
+             work: Path) -> DefectOutcome:
+    outcome = DefectOutcome(defect, [s.name for s in claimed])
+    write_incidents(work / defect / "incidents", claimed, results, target, extra_env={target.defect_env: defect})
+    for result in results:
+        if result.verdict is Verdict.FAIL:
+            outcome.caught_by.append(result.name)
+            outcome.violations += [f"{result.name}: {c.name}: {c.detail}" for c in result.violations[:3]]
+        elif result.verdict is Verdict.ERROR:
+            outcome.errors.append(f"{result.name}: {result.error}")
+    return outcome
 
 
 @dataclass

@@ -34,9 +34,10 @@ class Runs:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     base = tmp_path_factory.mktemp("runs")
-    clean = faultline("run", "baseline", "kafka_send_failures", "--out", str(base / "clean"))
+    # Both play their two scenarios side by side (-j 2; -j 1 in turn: the --fail-fast test below).
+    clean = faultline("run", "baseline", "kafka_send_failures", "--out", str(base / "clean"), "-j", "2")
     defect = faultline("run", "baseline", "kafka_send_failures", "--out", str(base / "defect"), "--replays", "1",
-                       env={"FAULTLINE_EXPORTER_DEFECT": "ack_before_send"}, timeout=240)
+                       "-j", "2", env={"FAULTLINE_EXPORTER_DEFECT": "ack_before_send"}, timeout=240)
     return Runs(base / "clean", base / "defect", clean, defect)
 
 
@@ -58,6 +59,11 @@ def test_clean_run_writes_every_report_and_exits_0(runs: Runs) -> None:
     assert not ET.parse(runs.clean / "junit.xml").getroot().findall(".//failure")
     assert "| baseline | ✅ pass |" in (runs.clean / "summary.md").read_text()
     assert (runs.clean / "summary.md").stat().st_size < 1_000_000
+    # -j 2: each scenario on a stack of its own, at the same time, and the report says so.
+    assert report["jobs"] == 2 and report["jobs_why"] == "asked for (-j 2)"
+    assert sorted(s["stack"] for s in report["scenarios"]) == [1, 2]
+    assert report["beside"] == {"baseline": ["kafka_send_failures"], "kafka_send_failures": ["baseline"]}
+    assert "Played on 2 stacks side by side (asked for (-j 2))" in (runs.clean / "summary.md").read_text()
     # Private: the work directory (logs, exports, the exporter's tokens) and every file in it.
     work = runs.clean / "work"
     assert work.stat().st_mode & 0o777 == 0o700
@@ -72,6 +78,9 @@ def test_seeded_defect_from_the_environment_is_caught_with_lost_ids_and_hop(runs
     report = json.loads((runs.defect / "report.json").read_text())
     verdicts = {s["name"]: s["verdict"] for s in report["scenarios"]}
     assert verdicts == {"baseline": "pass", "kafka_send_failures": "fail"}
+    assert report["jobs"] == 2 and sorted(s["stack"] for s in report["scenarios"]) == [1, 2]
+    # What ran beside the failure, where to look first if it is suspected of being its neighbour's.
+    assert "- kafka_send_failures (stack " in (runs.defect / "summary.md").read_text()
     checks = {c["name"]: c for c in report["scenarios"][1]["checks"]}
     assert not checks["no_loss"]["ok"]
     assert "lost; ids [" in checks["no_loss"]["detail"] and "buffer->sink" in checks["no_loss"]["detail"]
@@ -160,7 +169,8 @@ def test_a_failing_run_writes_an_incident_file_that_reproduces_the_violation(run
 
 def test_fail_fast_stops_after_the_first_violation_and_reports_the_rest_not_started(tmp_path: Path) -> None:
     out = tmp_path / "x"
-    result = faultline("run", "-x", "kafka_send_failures", "baseline", "--out", str(out),
+    # -j 1: in turn, so that baseline waits for kafka_send_failures and is never started.
+    result = faultline("run", "-x", "-j", "1", "kafka_send_failures", "baseline", "--out", str(out),
                        env={"FAULTLINE_EXPORTER_DEFECT": "ack_before_send"})
     assert result.returncode == 1, result.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
@@ -170,3 +180,4 @@ def test_fail_fast_stops_after_the_first_violation_and_reports_the_rest_not_star
                                                "failed")
     assert "1 scenario(s) not started after the first violation" in result.stderr  # the console is stderr
     assert not (out / "work" / "replays").exists()  # a quick red: the failure is not replayed
+    assert report["jobs"] == 1 and report["beside"] == {} and {s["stack"] for s in report["scenarios"]} == {1}

@@ -89,7 +89,8 @@ def test_kept_stack_is_reachable_and_torn_down_on_ctrl_c(tmp_path: Path) -> None
                          ids=["once", "twice"])
 def test_ctrl_c_reports_what_finished_and_leaves_nothing(tmp_path: Path, presses: int) -> None:
     out = tmp_path / "out"
-    run = Faultline("baseline", "kafka_send_failures", "exporter_kill_restart", "--out", str(out))
+    # -j 1: one after another, so that the third is the one Ctrl-C keeps from starting.
+    run = Faultline("baseline", "kafka_send_failures", "exporter_kill_restart", "--out", str(out), "-j", "1")
     try:
         run.wait_line("PASS  baseline")
         run.wait_line("kafka_send_failures t=")  # the second scenario is under way

@@ -15,10 +15,11 @@ pytestmark = pytest.mark.faultline
 SCENARIOS = discover()
 
 
-# One of each family (links, processes, disks, exports, source, each server's refusals, load).
-# kafka_topic_limit_lowered runs against the clean exporter in test_seeded_defects.
-WITH_THE_TESTS = {"baseline", "kafka_send_failures", "exporter_kill_restart", "disk_full_export",
-                  "out_of_order_commits", "redis_refuses_writes_oom", "postgres_table_locked",
+# One of a few families (processes, disks, the source, overlapping links). kafka_send_failures
+# runs in test_gate_cli (side by side with baseline), kafka_topic_limit_lowered in
+# test_seeded_defects; out_of_order_commits and redis_refuses_writes_oom went to the slow ones for
+# the tests' 12 minutes (issue 30), and CI's mutants session runs every scenario clean.
+WITH_THE_TESTS = {"baseline", "exporter_kill_restart", "disk_full_export", "postgres_table_locked",
                   "overlapping_faults"}
 
 

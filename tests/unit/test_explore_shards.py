@@ -24,7 +24,7 @@ RUNS = 7
 TARGET = load_target(BUNDLED)
 
 
-def _played(scenario: Scenario, _work: Path) -> ScenarioResult:
+def _played(scenario: Scenario, _work: Path, _stack: object = None) -> ScenarioResult:
     """A verdict and a reaction that depend on the schedule alone, as a deterministic exporter's."""
     kinds = sorted({type(s.do).__name__ for s in scenario.steps})
     verdict = Verdict.ERROR if int(scenario.name.rsplit("_r", 1)[1]) % 3 == 0 else Verdict.PASS  # runs 3 and 6

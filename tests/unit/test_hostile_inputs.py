@@ -242,6 +242,11 @@ def test_soak_plans_at_the_edges_of_their_ranges_are_valid(tmp_path: Path) -> No
     (["explore", "--plan-only", "--budget", "99999h"], "--budget must be between 1s and 7 days"),
     (["explore", "--plan-only", "--runs", "1", "--defect", "nope"], "--defect 'nope'"),
     (["soak", "--plan-only", "--knob", "batch_size=nan"], "knobs.batch_size must be a whole number"),
+    (["run", "baseline", "-j", "0"], "'-j' / '--jobs': 0 is not in the range 1<=x<=16"),
+    (["explore", "--runs", "1", "-j", "nan"], "'-j' / '--jobs': 'nan' is not a valid integer"),
+    (["mutants", "-j", "17"], "'-j' / '--jobs': 17 is not in the range 1<=x<=16"),
+    (["run", "baseline", "--backend", "external", "-j", "2"], "-j 2 on the external backend: its servers are shared"),
+    (["bench", "--write"], "--table prints README's table"),
 ])
 def test_options_that_would_fail_late_are_refused_first(args: list[str], fragment: str) -> None:
     result = CliRunner().invoke(main, args)
