@@ -94,6 +94,8 @@ def _exporter_rate(stack, base: Path, round_: int | str, profile_dir: Path | Non
         exporter.start()
         wait_for(lambda: exporter.metric_total("delivered") >= RECORDS, timeout=300, interval=1.0,
                  what=f"{RECORDS} records delivered")
+        if profile_dir is not None:
+            exporter.stop()  # a graceful stop: each worker returns and writes its profile
     finally:
         exporter.close()
     # From the first message to the last, as for the raw pipe: starting the worker processes

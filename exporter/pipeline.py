@@ -20,7 +20,7 @@ from exporter.changes import change_value, changed
 from exporter.config import Config
 from exporter.control import Control, backoff, count_dead
 from exporter.delivery import Deliverer
-from exporter.encoding import decode_payload, record_json
+from exporter.encoding import decode_payload, record_bytes
 from exporter.errors import PermanentRecordError, TransientError
 from exporter.source import TIMEOUTS, GapWatch, Page, Row, Source
 
@@ -212,7 +212,7 @@ class Reader:
         for row in rows:
             try:
                 value = (change_value(row) if changes else
-                         record_json(row.id, row.key, decode_payload(row.id, row.payload or b"")).encode("utf-8"))
+                         record_bytes(row.id, row.key, decode_payload(row.id, row.payload or b"")))
                 if len(value) > self.config.max_record_bytes:
                     raise PermanentRecordError(row.id, "too_large", f"{len(value)} bytes, the sink accepts "
                                                                     f"{self.config.max_record_bytes}")
