@@ -30,9 +30,9 @@ def run() -> dict:
     with LocalBackend() as stack, tempfile.TemporaryDirectory() as tmp:
         real_reset = stack.reset
 
-        def timed_reset() -> None:
+        def timed_reset(**options: bool) -> None:  # reset(topology=...) since issue 28
             t0 = time.monotonic()
-            real_reset()
+            real_reset(**options)
             resets.append(time.monotonic() - t0)
 
         stack.reset = timed_reset  # type: ignore[method-assign]
@@ -40,6 +40,8 @@ def run() -> dict:
                                                                         lacks=stack.backend.unsupported),
                             Path(tmp), on_run=lambda p: durations.append(p.result.duration_s), shrink_failures=False)
         found = explorer.explore()
+    if found.harness_errors:  # a run the harness could not judge is not a pace
+        raise RuntimeError(f"{found.harness_errors} of {found.runs} explore runs were harness errors")
     per_hour = found.runs_per_hour
     return {
         "figures": [Figure(f"explore on one stack (-j 1), {found.runs} runs from seed 1", "runs/hour", (per_hour,),

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli.bench import TABLE_BEGIN, TABLE_END, missed, table, write_table
+from harness.cli.bench import TABLE_BEGIN, TABLE_END, last_bench_files, missed, table, write_table
 from harness.errors import HarnessError
+from harness.paths import project_root
 from harness.report.figures import BenchFile, BenchFileError, Figure, Load, Machine, dumps, read_bench_file
 
 MACHINE = Machine(cpu="Example CPU", cores=2, memory_gib=23.4, kernel="6.1", python="3.11.7")
@@ -82,3 +83,10 @@ def test_a_bench_file_is_read_back_or_refused_naming_the_field(tmp_path: Path) -
     with pytest.raises(BenchFileError, match="stack.json"):
         read_bench_file(path)
 
+
+
+def test_readme_table_is_the_one_the_committed_bench_files_give() -> None:
+    """Not hand-typed: `faultline bench --table --write` wrote it from bench/results."""
+    files = last_bench_files(project_root() / "bench" / "results")
+    assert {f.benchmark for f in files} >= {"exporter", "load", "reconcile", "parallel"}
+    assert table(files) in (project_root() / "README.md").read_text()
