@@ -248,7 +248,12 @@ class Source:
     def run(self, fn: Callable[[psycopg.Connection], T], timeout: float | None = None) -> T:
         """Run ``fn`` on the connection under a deadline; connection trouble is a TransientError."""
         try:
-            return within_deadline(self._connection(), fn, timeout or self.config.postgres_timeout_s, self.stage)
+            conn = self._connection()  # a refused or timed-out connect is as transient as a query's
+        except (psycopg.OperationalError, OSError) as exc:
+            self.close()
+            raise TransientError(self.stage, exc) from exc
+        try:
+            return within_deadline(conn, fn, timeout or self.config.postgres_timeout_s, self.stage)
         except TransientError:
             self.close()
             raise
