@@ -109,18 +109,22 @@ def started_pool(start: Callable[[], AbstractContextManager[Stack]], jobs: Jobs)
             yield StackPool([exits.enter_context(start())])
             return
         managers = [start() for _ in range(jobs.n)]
-        with ThreadPoolExecutor(jobs.n, thread_name_prefix="stack-start") as starting:
-            futures = [starting.submit(manager.__enter__) for manager in managers]
-            stacks, failures = [], []
+        starting = ThreadPoolExecutor(jobs.n, thread_name_prefix="stack-start")
+        futures = [starting.submit(manager.__enter__) for manager in managers]
+        try:
+            wait(futures)
+        finally:  # Ctrl-C included: every start ends, and every stack that started is torn down
+            starting.shutdown(wait=True)
             for manager, future in zip(managers, futures, strict=True):
-                try:
-                    stacks.append(future.result())
+                if future.exception() is None:
                     exits.push(manager.__exit__)
-                except Exception as exc:  # noqa: BLE001 (each failure is kept and the first raised below)
-                    failures.append(exc)
+        failures = [exc for future in futures if (exc := future.exception()) is not None]
+        for failure in failures:
+            if not isinstance(failure, Exception):
+                raise failure  # Ctrl-C or an exit during a start: not a stack's fault, passed on as it is
         if failures:
             raise HarnessError(f"{len(failures)} of {jobs.n} stacks did not start: {failures[0]}") from failures[0]
-        yield StackPool(stacks)
+        yield StackPool([future.result() for future in futures])
 
 
 def _waited(futures: set[Future[R]]) -> set[Future[R]]:

@@ -136,6 +136,25 @@ def test_a_stack_that_does_not_start_stops_the_run_after_the_others_are_down() -
     assert sorted(entry for entry in log if entry.startswith("down")) == ["down a", "down c"]
 
 
+class InterruptedBackend(FakeBackend):
+    def __enter__(self) -> Stack:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_stacks_start_tears_down_the_ones_that_started() -> None:
+    log: list[str] = []
+    names = iter(["a", "b", "c"])
+
+    def start() -> FakeBackend:
+        name = next(names)
+        return InterruptedBackend(log, name) if name == "b" else FakeBackend(log, name)
+
+    with pytest.raises(KeyboardInterrupt):
+        with started_pool(start, Jobs(3, "asked")):
+            raise AssertionError("the run must not start")
+    assert sorted(log) == ["down a", "down c", "up a", "up c"]
+
+
 def test_jobs_are_chosen_from_the_machine_and_never_exceed_the_items(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     memory = type("Memory", (), {"available": 5 * 2**30})
