@@ -87,3 +87,21 @@ def load_json(text: str, path: str | Path, what: str, error: type[HarnessError])
     if problem:
         raise error(f"{what} {path}: {problem}")
     return data
+
+
+def unknown_field(raw: Any, known: Any, where: str = "") -> str | None:
+    """The first field of ``raw`` (parsed JSON) that ``known`` (the same document read into the
+    types and dumped back) lacks, as a dotted path: the types ignore fields they do not name, and a
+    misspelt or foreign field must not pass for one they do."""
+    if isinstance(raw, dict) and isinstance(known, dict):
+        for key, value in raw.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key not in known:
+                return path
+            if (found := unknown_field(value, known[key], path)) is not None:
+                return found
+    elif isinstance(raw, list) and isinstance(known, list | tuple):
+        for n, (value, kept) in enumerate(zip(raw, known, strict=False)):
+            if (found := unknown_field(value, kept, f"{where}.{n}" if where else str(n))) is not None:
+                return found
+    return None

@@ -23,7 +23,7 @@ class CheckError(HarnessError):
 def validate(path: Path) -> str:
     """What ``path`` is, once valid; its loader's error otherwise."""
     if path.is_dir() or path.suffix == ".json":
-        from harness.report.result import read_report
+        from harness.report.report_file import read_report
 
         report = read_report(path / "report.json" if path.is_dir() else path)
         return f"report of run {report.run_id}: {len(report.scenarios)} scenario(s), {report.verdict}"

@@ -118,7 +118,7 @@ def _explore(plan: object, interrupt: object, backend: str, target_path: str | N
     from harness.model.target import BUNDLED
     from harness.paths import reports_dir
     from harness.play.gate import new_run_id
-    from harness.play.parallel import beside, choose_jobs, started_pool
+    from harness.play.parallel import choose_jobs, started_pool
     from harness.report.reports import write_all
     from harness.report.result import RunReport, Verdict
     from harness.search.explore import ExplorePlan
@@ -149,7 +149,7 @@ def _explore(plan: object, interrupt: object, backend: str, target_path: str | N
     write_all(directory, RunReport(run_id=run_id, target=str(target_file), backend=backend, verdict=verdict,
                                    duration_s=round(time.monotonic() - t0, 3), scenarios=explorer.results,
                                    explore=found, interrupted=interrupt.is_set(),  # type: ignore[attr-defined]
-                                   jobs=jobs.n, jobs_why=jobs.why, beside=beside(explorer.results)))
+                                   jobs=jobs.n, jobs_why=jobs.why))
     _print_summary(found, directory)
     if code == EXIT_OK and interrupt.is_set():  # type: ignore[attr-defined]
         return 130

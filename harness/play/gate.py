@@ -26,7 +26,7 @@ from harness.infra.versions import server_versions
 from harness.model.plugins import load_target
 from harness.model.target import TargetDefinition
 from harness.paths import reports_dir
-from harness.play.parallel import Jobs, StackPool, beside, play_all, stamped, started_pool
+from harness.play.parallel import Jobs, StackPool, play_all, stamped, started_pool
 from harness.play.runner import ScenarioRunner, scenario_workdir
 from harness.report.journal import StepRecord
 from harness.report.rates import FailureShape, Rate
@@ -246,7 +246,7 @@ def run_gate(scenarios: list[Scenario], target_path: Path, *, backend: str = "lo
             write_all(out, RunReport(run_id=run_id, target=str(target_path), backend=backend,
                                      verdict=Verdict.ERROR, duration_s=round(time.monotonic() - t0, 3),
                                      scenarios=results, repeat=repeat, interrupted=True, jobs=jobs.n,
-                                     jobs_why=jobs.why, beside=beside(results)))
+                                     jobs_why=jobs.why))
         raise
     return gate
 
@@ -266,7 +266,7 @@ def finish_gate(run_id: str, out: Path, target: TargetDefinition, target_path: P
                        duration_s=round(duration_s, 3), scenarios=results, repeat=repeat,
                        repeat_consistent=not unstable, unstable=unstable,
                        report_errors=[e for r in results for e in r.report_errors], interrupted=interrupted,
-                       jobs=jobs.n if jobs else 1, jobs_why=jobs.why if jobs else "", beside=beside(results))
+                       jobs=jobs.n if jobs else 1, jobs_why=jobs.why if jobs else "")
     write_all(out, report)
     return GateRun(run_id, out, results, code, servers, interrupted)
 

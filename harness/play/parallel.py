@@ -181,15 +181,3 @@ def stamped(result: ScenarioResult, stack: int, began: float, started: float) ->
     result.stack = stack
     result.started_s = round(started - began, 3)
     return result
-
-
-def beside(results: Sequence[ScenarioResult]) -> dict[str, list[str]]:
-    """For each scenario, the others that ran at the same time (on other stacks)."""
-    spans = [(r.name, r.stack, r.started_s, r.started_s + r.duration_s) for r in results if r.duration_s > 0]
-    found: dict[str, list[str]] = {}
-    for name, stack, lo, hi in spans:
-        others = sorted({other for other, o_stack, o_lo, o_hi in spans
-                         if o_stack != stack and o_lo < hi and lo < o_hi})
-        if others:
-            found[name] = others
-    return found

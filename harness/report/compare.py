@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.report.result import RunReport, ScenarioResult, read_report
+from harness.report.report_file import read_report
+from harness.report.result import RunReport, ScenarioResult
 
 
 def load(run_dir: Path) -> RunReport:

@@ -9,6 +9,7 @@ round alone is not met). A missed target says by how much.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import platform
@@ -20,6 +21,7 @@ import psutil
 from pydantic import TypeAdapter, ValidationError
 
 from harness.errors import HarnessError
+from harness.inputs import unknown_field
 
 Better = Literal["higher", "lower"]
 
@@ -150,7 +152,8 @@ def dumps(found: BenchFile) -> str:
 
 def read_bench_file(path: Path) -> BenchFile:
     try:
-        return _FILE.validate_json(path.read_bytes(), strict=False)
+        text = path.read_bytes()
+        found = _FILE.validate_json(text, strict=False)
     except OSError as exc:
         raise BenchFileError(f"{path}: cannot be read: {exc}") from exc
     except HarnessError as exc:
@@ -159,3 +162,7 @@ def read_bench_file(path: Path) -> BenchFile:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(file)"
         raise BenchFileError(f"{path}:{where}: {first['msg']}") from exc
+    stray = unknown_field(json.loads(text), _FILE.dump_python(found, mode="json"))
+    if stray is not None:
+        raise BenchFileError(f"{path}:{stray}: not a field of a bench file")
+    return found

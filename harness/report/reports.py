@@ -9,7 +9,8 @@ from pathlib import Path
 
 from harness.report import explore_report
 from harness.report.html_report import render
-from harness.report.result import RunReport, ScenarioResult, Verdict, failures_first, read_report
+from harness.report.report_file import read_report
+from harness.report.result import RunReport, ScenarioResult, Verdict, failures_first
 
 SUMMARY_LIMIT = 1_000_000  # CI step summaries refuse more than 1 MiB
 

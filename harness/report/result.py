@@ -11,15 +11,13 @@ of half-drawn.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from harness import faultline_version
-from harness.errors import HarnessError
-from harness.inputs import JSON_LIMIT, load_json, read_text
 from harness.report.findings import ChangeSummary, FailoverLoss, LossStory
 from harness.report.journal import Check, StepRecord
 from harness.report.resources import Sample, Trend
@@ -259,7 +257,6 @@ class ExploreSummary:
     not_attributed: list[str] = field(default_factory=list)  # failures set aside as not what was looked for
     shard: str = ""  # "i/n": the part of the seed's runs this explore played ("" for all of them)
     merged_from: list[str] = field(default_factory=list)  # the shards' report directories, once merged
-    jobs: int = 1  # stacks its runs played on side by side (-j)
     guidance_lag: int = 0  # a run's draw saw the guidance of the runs this many before it and earlier
 
     @property
@@ -296,91 +293,32 @@ class RunReport:
     explore: ExploreSummary | None = None  # faultline explore: coverage, signatures, failures
     jobs: int = 1  # stacks played on side by side (-j), and why that many
     jobs_why: str = ""
-    beside: dict[str, list[str]] = field(default_factory=dict)  # scenario: those that ran at the same time
+    # Scenario: those that ran at the same time on other stacks. Derived from each result's stack,
+    # start and duration when not given (a merge gives its shards'), stored so that a reader of
+    # report.json need not derive it; reading one back refuses a ``beside`` that contradicts them.
+    beside: dict[str, list[str]] = field(default_factory=dict)
     faultline_version: str = field(default_factory=faultline_version)  # which Faultline judged it
 
+    def __post_init__(self) -> None:
+        if not self.beside:
+            self.beside = ran_beside(self.scenarios)
+
     def to_json(self) -> str:
-        return _REPORT.dump_json(self, indent=2, exclude={"scenarios": {"__all__": {"violation_ids"}}}).decode() + "\n"
+        kept = REPORT_TYPES.dump_json(self, indent=2, exclude={"scenarios": {"__all__": {"violation_ids"}}})
+        return kept.decode() + "\n"
 
 
 _SCENARIO: TypeAdapter[ScenarioResult] = TypeAdapter(ScenarioResult)
-_REPORT: TypeAdapter[RunReport] = TypeAdapter(RunReport)
+REPORT_TYPES: TypeAdapter[RunReport] = TypeAdapter(RunReport)  # report.json validated and dumped
 
 
-class ReportUnreadable(HarnessError):
-    """A report.json that is missing, not JSON, or not of this schema (exit 2)."""
-
-
-def read_report(path: Path) -> RunReport:
-    """A report.json read back into the types; anything else is refused, naming the field. Read
-    with limits (a regular file, 64 MiB), strict numbers (no NaN: JSON has none), an exact schema
-    number (``true`` and ``1.0`` are not 1), and audited: a report that contradicts itself (a
-    "pass" with a failed check, a negative recovery) is not one ``compare`` may trust."""
-    text = read_text(path, "report", ReportUnreadable, JSON_LIMIT) if path.exists() or path.is_symlink() else None
-    if text is None:
-        raise ReportUnreadable(f"{path.parent} holds no report.json; point at a directory a run wrote")
-    raw = load_json(text, path, "report", ReportUnreadable)
-    found = raw.get("schema") if isinstance(raw, dict) else type(raw).__name__
-    if not isinstance(raw, dict) or type(found) is not int or found not in READABLE:
-        raise ReportUnreadable(f"{path}: schema {found!r} is not one this version reads (schemas "
-                               f"{', '.join(map(str, READABLE))})")
-    try:
-        # Strict, from JSON: "no" is not false and 1.5 is not a count (JSON arrays are tuples, strings enums).
-        report = _REPORT.validate_json(text, strict=True)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ReportUnreadable(f"{path}: field {where}: {first['msg']} ({exc.error_count()} problem(s) in all)") \
-            from exc
-    problems = audit(report)
-    if problems:
-        raise ReportUnreadable(f"{path}: field {problems[0]} ({len(problems)} problem(s) in all)")
-    return report
-
-
-REPEAT_MAX = 1000  # faultline run --repeat's bound
-
-
-def audit(report: RunReport) -> list[str]:
-    """What the types cannot say: numbers in their range, and verdicts that agree with their checks."""
-    problems = []
-    if not 1 <= report.repeat <= REPEAT_MAX:
-        problems.append(f"repeat: {report.repeat} is outside 1..{REPEAT_MAX}")
-    if report.duration_s < 0:
-        problems.append(f"duration_s: {report.duration_s} is negative")
-    for n, result in enumerate(report.scenarios):
-        problems += [f"scenarios.{n}.{p}" for p in _audit_scenario(result)]
-    judged = [r.verdict for r in report.scenarios]
-    if report.explore is None and report.verdict is not _verdict_of(judged) \
-            and not (report.verdict is Verdict.FAIL and not report.repeat_consistent):
-        problems.append(f"verdict: {report.verdict}, yet its scenarios' verdicts are "
-                        f"{', '.join(sorted(set(judged))) or 'none (nothing judged)'}")
-    return problems
-
-
-def _verdict_of(judged: list[Verdict]) -> Verdict:
-    """The run's verdict from its scenarios' (harness.play.gate.exit_code_of): nothing judged is no pass."""
-    if Verdict.ERROR in judged or all(v is Verdict.SKIPPED for v in judged):
-        return Verdict.ERROR
-    return Verdict.FAIL if Verdict.FAIL in judged else Verdict.PASS
-
-
-def _audit_scenario(result: ScenarioResult) -> list[str]:
-    problems = [f"{name}: {value} is negative" for name, value in (
-        ("duration_s", result.duration_s), ("recovery_s", result.recovery_s)) if value is not None and value < 0]
-    if result.changes is not None:
-        problems += [f"changes.counts.{name}: {value} is negative" for name, value in result.changes.counts.items()
-                     if value < 0]
-    if result.ledger is not None:
-        ledger = result.ledger
-        problems += [f"ledger.{name}: {value} is negative" for name, value in (
-            *ledger.counts.items(), ("duplicates", ledger.duplicates), ("order_inversions", ledger.order_inversions),
-            ("unexpected", ledger.unexpected)) if value < 0]
-    failed = [c.name for c in result.violations]
-    if result.verdict is Verdict.PASS and (failed or result.error):
-        problems.append(f"verdict: pass, yet {'check ' + failed[0] + ' failed' if failed else 'it has an error'}")
-    if result.verdict is Verdict.FAIL and not failed:
-        problems.append("verdict: fail, yet no check failed")
-    if result.verdict is Verdict.ERROR and not result.error:
-        problems.append("verdict: error, yet no error is given")
-    return problems
+def ran_beside(results: Sequence[ScenarioResult]) -> dict[str, list[str]]:
+    """For each scenario, the others that ran at the same time (on other stacks)."""
+    spans = [(r.name, r.stack, r.started_s, r.started_s + r.duration_s) for r in results if r.duration_s > 0]
+    found: dict[str, list[str]] = {}
+    for name, stack, lo, hi in spans:
+        others = sorted({other for other, o_stack, o_lo, o_hi in spans
+                         if o_stack != stack and o_lo < hi and lo < o_hi})
+        if others:
+            found[name] = others
+    return found

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from harness.catalogue import incident
 from harness.errors import HarnessError
-from harness.report.result import ExploreFailure, ExploreSummary, RunReport, ScenarioResult, Verdict, read_report
+from harness.report.report_file import read_report
+from harness.report.result import ExploreFailure, ExploreSummary, RunReport, ScenarioResult, Verdict
 from harness.search.explore import Coverage, judged, signature
 
 RUN_NAME = re.compile(r"^explore_s(\d+)_r(\d+)$")
@@ -134,4 +135,6 @@ def merge_shards(directories: list[Path], out: Path) -> RunReport:
     first = shards[0][1]
     return RunReport(run_id=f"{first.run_id}-merged", target=first.target, backend=first.backend, verdict=verdict,
                      duration_s=explore.seconds, scenarios=[r for _run, r in results], explore=explore,
-                     interrupted=any(report.interrupted for _d, report in shards))
+                     interrupted=any(report.interrupted for _d, report in shards),
+                     jobs=max(report.jobs for _d, report in shards), jobs_why="the most of any shard",
+                     beside={name: others for _d, report in shards for name, others in report.beside.items()})

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -86,8 +86,6 @@ class InFlight:
 
     def wait_one(self) -> None:
         """Until one more of the runs in flight ends (woken every POLL_S so that Ctrl-C is felt)."""
-        from concurrent.futures import FIRST_COMPLETED, wait
-
         running = {p.future for p in self.queue if not p.future.done()}
         while running and not wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)[0]:
             continue

@@ -161,7 +161,7 @@ class Explorer:
                 self._judge_ripe(flight, tally, pool)
         found = summary(plan, tally.runs, tally.coverage, never, tally.failures, tally.errors, tally.mutated,
                         time.monotonic() - started)
-        return dataclasses.replace(found, not_attributed=list(self.not_attributed), jobs=pool.size,
+        return dataclasses.replace(found, not_attributed=list(self.not_attributed),
                                    guidance_lag=flight.lag)
 
     def _write_schedule(self, run: int, scenario: Scenario, mutated: bool) -> None:

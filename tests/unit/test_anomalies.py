@@ -105,8 +105,9 @@ def test_max_duplicates_bounds_redeliveries() -> None:
 
 def test_each_anomaly_class_reaches_every_report(tmp_path) -> None:  # noqa: ANN001
     from harness.report.journal import Check
+    from harness.report.report_file import read_report
     from harness.report.reports import write_all
-    from harness.report.result import LedgerSummary, RunReport, ScenarioResult, Verdict, read_report
+    from harness.report.result import LedgerSummary, RunReport, ScenarioResult, Verdict
 
     ledger = LedgerSummary(ok=False, counts={"delivered_intact": 9}, duplicates=4, order_inversions=2,
                            inversion_samples=["record 7 of key 'k1' reached kafka:t/0 after record 9"],

@@ -84,6 +84,21 @@ def test_a_bench_file_is_read_back_or_refused_naming_the_field(tmp_path: Path) -
         read_bench_file(path)
 
 
+@pytest.mark.parametrize(("where", "stray"), [((), "targett"), (("figures", 0), "roundz"), (("machine",), "kernal")])
+def test_a_bench_file_with_a_field_the_types_do_not_name_is_refused(tmp_path: Path, where: tuple[object, ...],
+                                                                     stray: str) -> None:
+    raw = json.loads(dumps(bench_file("stack", (Figure("cold start", "s", (3.0,), "lower", 6),))))
+    place = raw
+    for step in where:
+        place = place[step]
+    place[stray] = 1
+    path = tmp_path / "stack.json"
+    path.write_text(json.dumps(raw))
+    dotted = ".".join(map(str, (*where, stray)))
+    with pytest.raises(BenchFileError, match=rf"stack.json:{dotted}: not a field"):
+        read_bench_file(path)
+
+
 
 def test_readme_table_is_the_one_the_committed_bench_files_give() -> None:
     """Not hand-typed: `faultline bench --table --write` wrote it from bench/results."""

@@ -244,8 +244,9 @@ def test_the_bundled_log_is_json_lines_and_keeps_what_it_cannot_parse() -> None:
 
 def test_a_check_that_cannot_be_judged_is_shown_not_applicable_never_held(tmp_path: Path) -> None:
     from harness.report.journal import Check
+    from harness.report.report_file import read_report
     from harness.report.reports import write_all
-    from harness.report.result import RunReport, ScenarioResult, Verdict, read_report
+    from harness.report.result import RunReport, ScenarioResult, Verdict
 
     why = "not applicable: target debezium-postgres names no metrics (no [metrics] table)"
     result = ScenarioResult("demo", "d", None, verdict=Verdict.PASS,

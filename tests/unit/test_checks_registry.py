@@ -363,8 +363,9 @@ def test_a_check_must_name_itself_and_may_not_take_a_builtins_name() -> None:
 
 
 def test_letters_taken_on_trust_and_undeclared_reach_report_json_and_html(tmp_path: Path) -> None:
+    from harness.report.report_file import read_report
     from harness.report.reports import write_all
-    from harness.report.result import LedgerSummary, RunReport, ScenarioResult, Verdict, read_report
+    from harness.report.result import LedgerSummary, RunReport, ScenarioResult, Verdict
 
     ledger = LedgerSummary(ok=False, counts={"dead_lettered": 5}, letters_verified=1, letters_trusted=2,
                            letters_undeclared=2)

@@ -138,8 +138,9 @@ def test_signatures_name_moved_counters_pauses_and_log_kinds() -> None:
 
 
 def test_the_reports_show_explores_coverage(tmp_path: Path) -> None:
+    from harness.report.report_file import read_report
     from harness.report.reports import write_all
-    from harness.report.result import ExploreFailure, ExploreSummary, RunReport, read_report
+    from harness.report.result import ExploreFailure, ExploreSummary, RunReport
 
     found = ExploreSummary(seed=1, runs=3, kinds={"link_down": 2}, overlaps={"link_down + toxic": 1},
                            never_drawn={"export_burst": "its kind does not draw itself"}, signatures={"a | - | -": 3},

@@ -79,7 +79,7 @@ def test_three_stacks_draw_judge_and_learn_what_one_stack_does(tmp_path: Path) -
         assert schedules_of(tmp_path / f"j{jobs}-{timing}") == schedules_of(tmp_path / "j1")
         for field in ("runs", "mutated", "kinds", "overlaps", "inside", "signatures", "distinct_over_time"):
             assert getattr(side_by_side, field) == getattr(serial, field), (jobs, field)
-        assert side_by_side.jobs == jobs and side_by_side.guidance_lag == GUIDANCE_LAG
+        assert side_by_side.guidance_lag == GUIDANCE_LAG
     assert serial.runs == RUNS and serial.mutated > 0  # the corpus was drawn from: guidance was compared
 
 

@@ -20,7 +20,8 @@ from harness.model.target import BUNDLED, TargetDefinition, TargetError
 from harness.play.gate import exit_code_of
 from harness.report.compare import compare, regressions
 from harness.report.journal import Check
-from harness.report.result import ReportUnreadable, RunReport, ScenarioResult, Verdict, read_report
+from harness.report.report_file import ReportUnreadable, read_report
+from harness.report.result import RunReport, ScenarioResult, Verdict
 
 
 def _refused(tmp_path: Path, text: str, fragment: str) -> None:

@@ -25,7 +25,8 @@ from harness.catalogue import incident
 from harness.catalogue.registry import discover
 from harness.cli.main import main
 from harness.model.target import BUNDLED, TargetDefinition, TargetError
-from harness.report.result import ReportUnreadable, RunReport, ScenarioResult, Verdict, read_report
+from harness.report.report_file import ReportUnreadable, read_report
+from harness.report.result import RunReport, ScenarioResult, Verdict
 
 CASES = int(os.environ.get("FAULTLINE_FUZZ_CASES", "60"))
 FUZZ = settings(max_examples=CASES, deadline=None, derandomize=True, database=None,

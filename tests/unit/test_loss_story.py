@@ -7,7 +7,8 @@ from pathlib import Path
 
 from harness.judge.story import MAX_EVENTS, loss_story
 from harness.report.journal import Check, StepRecord
-from harness.report.result import RunReport, ScenarioResult, Verdict, read_report
+from harness.report.report_file import read_report
+from harness.report.result import RunReport, ScenarioResult, Verdict
 
 WALL = 1_000_000.0
 

@@ -16,8 +16,8 @@ from harness.catalogue.scenario import Scenario
 from harness.errors import HarnessError
 from harness.infra.stack import Stack
 from harness.play.gate import workdirs
-from harness.play.parallel import Jobs, StackPool, beside, choose_jobs, play_all, started_pool
-from harness.report.result import ScenarioResult, Verdict
+from harness.play.parallel import Jobs, StackPool, choose_jobs, play_all, started_pool
+from harness.report.result import RunReport, ScenarioResult, Verdict, ran_beside
 
 
 def pool_of(n: int) -> StackPool:
@@ -176,7 +176,10 @@ def result(name: str, stack: int, started: float, duration: float) -> ScenarioRe
 
 def test_beside_names_what_overlapped_on_other_stacks() -> None:
     results = [result("a", 1, 0, 10), result("b", 2, 5, 10), result("c", 1, 10, 4), result("d", 2, 16, 1)]
-    assert beside(results) == {"a": ["b"], "b": ["a", "c"], "c": ["b"]}
+    assert ran_beside(results) == {"a": ["b"], "b": ["a", "c"], "c": ["b"]}
+    report = RunReport(run_id="r", target="t.toml", backend="local", verdict=Verdict.PASS, duration_s=20,
+                       scenarios=results, jobs=2)
+    assert report.beside == ran_beside(results)  # derived when not given
 
 
 def test_a_scenario_played_twice_gets_a_directory_for_each_play() -> None:
