@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from harness.cli.output import console
 from harness.errors import FaultlineError, HarnessError
-from harness.infra.lifecycle import TerminatedBySignal
+from harness.infra.lifecycle import TerminatedBySignal, ignore_stopping_signals, unwind_on, unwinding
 from harness.model.plugins import load_target
 
 EXIT_OK, EXIT_VIOLATION, EXIT_HARNESS = 0, 1, 2
@@ -77,6 +77,7 @@ class FaultlineGroup(click.Group):
         except KeyboardInterrupt as exc:
             # Ctrl-C exits 130; SIGTERM and SIGHUP exit 128 + their number, as a shell expects.
             signum = exc.signum if isinstance(exc, TerminatedBySignal) else signal.SIGINT
+            ignore_stopping_signals()  # the exit status must be 128 + signum, whatever comes after
             console.print(f"[yellow]faultline: {signal.Signals(signum).name}; everything started was stopped[/]")
             sys.exit(128 + signum)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
@@ -96,13 +97,14 @@ def graceful_interrupt(what: str) -> Iterator[threading.Event]:
     def first_ctrl_c(_signum: int, _frame: object) -> None:
         console.print(f"[yellow]interrupted: {what} (Ctrl-C again to stop at once)[/]")
         interrupt.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        unwind_on(signal.SIGINT)
 
     previous = signal.signal(signal.SIGINT, first_ctrl_c)
     try:
         yield interrupt
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if not unwinding():  # once stopping at once, a later Ctrl-C must not cut the teardown short
+            signal.signal(signal.SIGINT, previous)
 
 
 def pairs(items: tuple[str, ...], option: str) -> tuple[tuple[str, str], ...]:

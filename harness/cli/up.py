@@ -15,6 +15,7 @@ import click
 from harness.backends.factory import BACKENDS, make_backend
 from harness.cli.base import EXIT_HARNESS, FiniteFloat
 from harness.cli.output import console
+from harness.infra.lifecycle import unwind_on
 from harness.infra.stack import ServiceControl, Stack
 
 TOPOLOGIES = ("single", "replicated")
@@ -66,7 +67,7 @@ def up(backend: str, check: bool, start_timeout: float, topology: str, redis_sen
     # which hands it SIGINT ignored (CI's `bash .ci/run &` left a stack up past its test). Before
     # anything starts: installed after the endpoints were printed, a Ctrl-C in between was
     # ignored for good (a test sending SIGINT on the last line waited 60 s, on a busy machine).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    unwind_on(signal.SIGINT)
 
     with make_backend(backend, start_timeout=start_timeout, redis_sentinel=redis_sentinel) as stack:
         replicated = start_topology(stack, topology)

@@ -8,6 +8,7 @@ SIGTERM (and SIGHUP, a closed terminal) are made to do the same.
 from __future__ import annotations
 
 import atexit
+import os
 import signal
 import threading
 import weakref
@@ -26,16 +27,56 @@ class TerminatedBySignal(KeyboardInterrupt):
         super().__init__(f"terminated by {signal.Signals(signum).name}")
 
 
-def _raise(signum: int, _frame: FrameType | None) -> None:
+# The signals that stop the harness. Once one has, the others must not interrupt the teardown it
+# started: a supervisor that repeats its signal (pkill twice, a CI runner's cancel, a third
+# Ctrl-C) otherwise raised again inside a ``finally`` that was stopping servers, and left them.
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_unwinding, _told = threading.Event(), threading.Event()
+
+
+def _already_stopping(signum: int, _frame: FrameType | None) -> None:
+    if not _told.is_set():
+        _told.set()
+        # os.write, not print: a handler may run in the middle of another write to stderr.
+        os.write(2, f"faultline: {signal.Signals(signum).name} again: already stopping everything it started "
+                    "(kill -9 would leave it to `faultline clean`)\n".encode())
+
+
+def _unwind(signum: int, _frame: FrameType | None) -> None:
+    _unwinding.set()
+    for sig in STOPPING:
+        signal.signal(sig, _already_stopping)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise TerminatedBySignal(signum)
 
 
+def unwind_on(*signals: int) -> None:
+    """The first of ``signals`` unwinds (KeyboardInterrupt for Ctrl-C, TerminatedBySignal for the
+    others), and every stopping signal after it is noted, not raised. Main thread only; elsewhere
+    it is a no-op by necessity."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in signals:
+            signal.signal(sig, _unwind)
+
+
+def unwinding() -> bool:
+    """Whether a stopping signal has begun the unwinding (a handler then must not be put back)."""
+    return _unwinding.is_set()
+
+
 def unwind_on_termination() -> None:
-    """Install the handlers (main thread only; elsewhere it is a no-op by necessity)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise)
+    """SIGTERM and SIGHUP unwind as Ctrl-C does."""
+    unwind_on(signal.SIGTERM, signal.SIGHUP)
+
+
+def ignore_stopping_signals() -> None:
+    """Everything is stopped or being stopped at exit: later signals are ignored outright. A
+    Python handler would not do, since the interpreter's finalisation restores the default ones,
+    and a signal then ended the process by the signal rather than with its exit status."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOPPING:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 class StopAtExit(Generic[T]):

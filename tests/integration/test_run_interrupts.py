@@ -113,3 +113,27 @@ def test_ctrl_c_reports_what_finished_and_leaves_nothing(tmp_path: Path, presses
                  describe=lambda: str([p.pid for p in started if p.is_running()]))
     finally:
         run.close()
+
+
+def test_sigterm_repeated_while_the_run_unwinds_still_stops_everything(tmp_path: Path) -> None:
+    """Found by pkill: a second SIGTERM that came while `faultline run` was stopping its servers
+    raised again in the middle of that teardown, and Toxiproxy, Redis, Kafka and the exporter
+    were left running for `faultline clean` to find."""
+    out = tmp_path / "out"
+    run = Faultline("kafka_send_failures", "--out", str(out), "-j", "1")
+    try:
+        run.wait_line("kafka_send_failures t=")  # under way: the exporter and every server run
+        started = run.descendants()
+        run.proc.send_signal(signal.SIGTERM)
+        for _ in range(200):  # one every 50 ms, for at most 10 s, while it unwinds
+            if run.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+            run.proc.send_signal(signal.SIGTERM)
+        code = run.proc.wait(timeout=180)
+        assert code == 128 + signal.SIGTERM, "".join(run.seen)[-3000:]
+        assert json.loads((out / "report.json").read_text())["interrupted"] is True
+        wait_for(lambda: gone(started), timeout=30, what="everything the run started to stop",
+                 describe=lambda: str([p.pid for p in started if p.is_running()]))
+    finally:
+        run.close()

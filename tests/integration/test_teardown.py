@@ -100,6 +100,29 @@ def test_signal_to_the_harness_leaves_nothing_behind(tmp_path: Path, sig: int) -
     assert not [p for p in ports_of(described) if port_in_use("127.0.0.1", p)]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signals_that_keep_coming_during_teardown_do_not_cut_it_short(tmp_path: Path, sig: int) -> None:
+    """A supervisor that repeats its signal (pkill twice, a CI runner's cancel, an impatient
+    Ctrl-C) while the harness stops its servers: every server is still stopped, none is left."""
+    proc, described = start_up(tmp_path)
+    workdir = described["workdir"]
+    try:
+        proc.send_signal(sig)
+        for _ in range(100):  # one every 50 ms for at most 5 s, for as long as it is unwinding
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+            proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finally:
+        stop_up(proc)
+    assert proc.returncode == 128 + sig, (tmp_path / "up.err").read_text()[-2000:]
+    wait_for(lambda: not leftovers(workdir), timeout=10, what=f"processes of {workdir} to exit",
+             describe=lambda: ", ".join(leftovers(workdir)))
+    assert not os.path.exists(workdir)
+    assert not [p for p in ports_of(described) if port_in_use("127.0.0.1", p)]
+
+
 def test_ctrl_c_while_the_stack_starts_stops_it(tmp_path: Path) -> None:
     """Failed before its fix (still running after 60 s): started with SIGINT ignored, ``up``
     listened for Ctrl-C only once its endpoints were printed, so one sent before was lost for
