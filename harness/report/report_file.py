@@ -90,8 +90,8 @@ def _verdict_of(judged: list[Verdict]) -> Verdict:
 
 
 def _audit_scenario(result: ScenarioResult) -> list[str]:
-    problems = [f"{name}: {value} is negative" for name, value in (
-        ("duration_s", result.duration_s), ("recovery_s", result.recovery_s)) if value is not None and value < 0]
+    times = (("duration_s", result.duration_s), ("recovery_s", result.recovery_s), ("started_s", result.started_s))
+    problems = [f"{name}: {value} is negative" for name, value in times if value is not None and value < 0]
     if result.changes is not None:
         problems += [f"changes.counts.{name}: {value} is negative" for name, value in result.changes.counts.items()
                      if value < 0]

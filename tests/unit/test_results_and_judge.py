@@ -66,6 +66,9 @@ def test_report_json_round_trips_through_the_types(tmp_path: Path) -> None:
     (lambda r: r["scenarios"][0]["checks"][0].update(okay=True), "scenarios.0.checks.0.okay: not a field"),
     (lambda r: r.update(beside={"wal": ["disk"]}), "beside: {'wal': ['disk']}, yet"),
     (lambda r: r["scenarios"][0].update(stack=2), "scenarios.0.stack: 2, yet the run played on 1"),
+    (lambda r: r.update(jobs=0), "jobs: 0 is not a number of stacks"),
+    (lambda r: r.update(jobs=1.5), "field jobs"),
+    (lambda r: r["scenarios"][0].update(started_s=-1.0), "scenarios.0.started_s: -1.0 is negative"),
 ])
 def test_a_malformed_report_is_refused_naming_the_field(tmp_path: Path, edit, message: str) -> None:  # noqa: ANN001
     raw = json.loads(_report().to_json())
