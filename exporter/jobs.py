@@ -120,6 +120,7 @@ class JobManager:
         self.jobs: dict[str, Job] = {}  # queued or running
         # Finished jobs as summaries, oldest first, bounded by count and age (config.jobs_kept*).
         self.finished: OrderedDict[str, dict] = OrderedDict()
+        self._finished_of: dict[str, deque[str]] = defaultdict(deque)  # user -> their finished ids, oldest first
         self._started: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._quota_lock = threading.RLock()  # taken inside _lock too (submit's second look)
@@ -168,21 +169,25 @@ class JobManager:
     def _finish(self, job: Job) -> None:
         with self._lock:
             self.jobs.pop(job.id, None)
-            self.finished[job.id] = job.to_dict()
-            self._trim(time.time())
+            self.finished[job.id] = summary = job.to_dict()
+            self._finished_of[summary["user"]].append(job.id)
+            self._trim(summary["user"], time.time())
 
-    def _trim(self, now: float) -> None:
+    def _trim(self, user: str, now: float) -> None:
         """Each user's finished jobs are bounded on their own: one user's many jobs never push
-        another's out (whose owner would then get a 404 for a job it just ran)."""
-        mine: dict[str, list[str]] = defaultdict(list)
-        for job_id, summary in self.finished.items():
-            mine[summary["user"]].append(job_id)
-        for ids in mine.values():
-            for job_id in ids[:max(0, len(ids) - self.config.jobs_kept)]:
-                del self.finished[job_id]
+        another's out (whose owner would then get a 404 for a job it just ran). In constant time
+        however many are kept: it runs under the lock every poll takes (walking all of them on
+        each job's end cost milliseconds with thousands kept)."""
+        mine = self._finished_of[user]
+        while len(mine) > self.config.jobs_kept:
+            del self.finished[mine.popleft()]
         while self.finished and (next(iter(self.finished.values()))["finished_at"] or now) < now - \
                 self.config.jobs_kept_s:
-            self.finished.popitem(last=False)
+            _job_id, oldest = self.finished.popitem(last=False)
+            theirs = self._finished_of[oldest["user"]]
+            theirs.popleft()  # the oldest of all is its user's oldest too: both are in finishing order
+            if not theirs:
+                del self._finished_of[oldest["user"]]
 
     def file_path(self, spec: JobSpec) -> str:
         """Each user's exports in a directory of their own (user names are plain names)."""
