@@ -34,6 +34,25 @@ def _row(rows: list[RequestStats], name: str) -> RequestStats:
     return found[0]
 
 
+ROUNDS = 3  # rounds against one exporter: one round said little, successive invocations varying by 100 ms
+
+
+def _round(common: dict, tmp: Path, n: int) -> dict:
+    """One round: the source writers and the API users side by side for DURATION_S."""
+    source = LoadRun(Load("source", users=2, wait_s=0.1, rows_per_write=20), DURATION_S,
+                     tmp / f"source-{n}", key_prefix=f"bench-src{n}", **common).start()
+    api = LoadRun(Load("api", users=API_USERS, spawn_rate=API_USERS, wait_s=0.05, rows_per_write=10),
+                  DURATION_S, tmp / f"api-{n}", key_prefix=f"bench-api{n}", **common).start()
+    api_summary, source_summary = api.finish(), source.finish()
+    rows = api_summary.requests
+    total, submit, poll = _row(rows, "Aggregated"), _row(rows, "POST /exports"), _row(rows, "GET /exports/{id}")
+    writes = _row(source_summary.requests, "insert rows")
+    return {"api_requests_per_s": total.rps or 0.0, "api_failures": total.failures,
+            "submissions_per_s": submit.rps, "submission_p50_ms": submit.p50_ms,
+            "submission_p99_ms": submit.p99_ms or 1e9, "poll_per_s": poll.rps, "poll_p99_ms": poll.p99_ms,
+            "source_writes_per_s": writes.rps}
+
+
 def run() -> dict:
     target = load_target()
     with LocalBackend() as stack, tempfile.TemporaryDirectory() as tmp:
@@ -50,28 +69,20 @@ def run() -> dict:
             common = {"dsn": stack.postgres_dsn(proxied=False), "table": ctx.source_table,
                       "base_url": f"http://127.0.0.1:{ctx.http_port}", "exports_path": target.exports_path,
                       "tokens_file": ctx.api_tokens_file}
-            source = LoadRun(Load("source", users=2, wait_s=0.1, rows_per_write=20), DURATION_S,
-                             Path(tmp) / "source", key_prefix="bench-src", **common).start()
-            api = LoadRun(Load("api", users=API_USERS, spawn_rate=API_USERS, wait_s=0.05, rows_per_write=10),
-                          DURATION_S, Path(tmp) / "api", key_prefix="bench-api", **common).start()
-            api_summary, source_summary = api.finish(), source.finish()
+            rounds = [_round(common, Path(tmp), n) for n in range(1, ROUNDS + 1)]
             delivered = exporter.metric_total("delivered")
         finally:
             exporter.close()
-    rows = api_summary.requests
-    total, submit, poll = _row(rows, "Aggregated"), _row(rows, "POST /exports"), _row(rows, "GET /exports/{id}")
-    writes = _row(source_summary.requests, "insert rows")
+
+    def each(key: str) -> tuple[float, ...]:
+        return tuple(float(r[key]) for r in rounds)
+
     return {
         "figures": [Figure("job API requests (submissions and status polls) from 60 Locust users", "requests/s",
-                           (total.rps or 0.0,), "higher", TARGET_RPS),
-                    Figure("job API: submission p99", "ms", (submit.p99_ms or 1e9,), "lower", TARGET_P99_MS),
-                    Figure("job API: failed requests", "requests", (float(total.failures),), "lower", 0)],
-        "duration_s": DURATION_S, "api_users": API_USERS,
-        "api_requests_per_s": total.rps, "api_failures": total.failures,
-        "submissions_per_s": submit.rps, "submission_p50_ms": submit.p50_ms,
-        "submission_p99_ms": submit.p99_ms, "poll_per_s": poll.rps, "poll_p99_ms": poll.p99_ms,
-        "source_writes_per_s": writes.rps, "records_delivered_meanwhile": delivered,
+                           each("api_requests_per_s"), "higher", TARGET_RPS),
+                    Figure("job API: submission p99", "ms", each("submission_p99_ms"), "lower", TARGET_P99_MS),
+                    Figure("job API: failed requests", "requests", each("api_failures"), "lower", 0)],
+        "duration_s": DURATION_S, "api_users": API_USERS, "rounds": rounds,
+        "records_delivered_meanwhile": delivered,
         "target_requests_per_s": TARGET_RPS, "target_submission_p99_ms": TARGET_P99_MS,
-        "meets_targets": (total.rps or 0) >= TARGET_RPS and (submit.p99_ms or 1e9) < TARGET_P99_MS
-        and total.failures == 0,
     }
