@@ -100,6 +100,9 @@ def test_signal_to_the_harness_leaves_nothing_behind(tmp_path: Path, sig: int) -
     assert not [p for p in ports_of(described) if port_in_use("127.0.0.1", p)]
 
 
+# Slow (10 s each, and `nox -s tests` is near its 12 minutes): test_run_interrupts.py keeps a
+# repeated SIGTERM to `faultline run` in every CI run; these add `up` and Ctrl-C in `nox -s slow`.
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signals_that_keep_coming_during_teardown_do_not_cut_it_short(tmp_path: Path, sig: int) -> None:
     """A supervisor that repeats its signal (pkill twice, a CI runner's cancel, an impatient
