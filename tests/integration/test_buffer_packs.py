@@ -11,7 +11,7 @@ import redis
 
 from exporter.buffer import Buffer, BufferCorrupt, CheckpointMoved, DeadLetter
 from exporter.config import Config
-from exporter.encoding import record_json
+from exporter.encoding import record_bytes
 from harness.infra.stack import Stack
 
 pytestmark = pytest.mark.faultline
@@ -30,7 +30,7 @@ def buffer(stack: Stack) -> Buffer:
 
 def values(n: int) -> list[tuple[int, bytes]]:
     # Newlines and line separators inside the text: JSON escapes them, so the pack split stays exact.
-    return [(i, record_json(i, f"k{i}", f"line one\nline two\u2028{i}").encode()) for i in range(1, n + 1)]
+    return [(i, record_bytes(i, f"k{i}", f"line one\nline two\u2028{i}")) for i in range(1, n + 1)]
 
 
 def test_records_travel_in_packs_and_come_back_exactly(buffer: Buffer) -> None:

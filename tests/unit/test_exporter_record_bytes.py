@@ -9,7 +9,13 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.encoding import record_bytes, record_json
+from exporter.encoding import record_bytes
+
+
+def record_json(record_id: int, key: str, text: str) -> str:
+    """The bytes the reader wrote before (``json.dumps`` of the dict, compact, not ASCII-escaped)."""
+    return json.dumps({"id": record_id, "key": key, "payload": text}, ensure_ascii=False, separators=(",", ":"))
+
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)  # no lone surrogates: not UTF-8 text
 
